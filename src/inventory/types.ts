@@ -1,0 +1,98 @@
+// Cluster state as seen from one node. Sources (manifest files now, the
+// Kubernetes API later) fill it; the policy stage reads it and nothing else.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface NodeInfo {
+  readonly name: string;
+  /** Kubernetes node labels as written (before Cilium's identity-label filter). */
+  readonly labels: Labels;
+  /** All IPs of the node: InternalIP/ExternalIP, CiliumNode addresses, cilium_host IPs. */
+  readonly addresses: readonly string[];
+  /** cilium-health endpoint IPs (CiliumNode spec.health). */
+  readonly healthAddresses: readonly string[];
+  /** Cilium Ingress/Gateway (Envoy) IPs (CiliumNode spec.ingress). */
+  readonly ingressAddresses: readonly string[];
+  /** Pod CIDRs allocated to the node (Node spec.podCIDRs, CiliumNode spec.ipam.podCIDRs). */
+  readonly podCIDRs: readonly string[];
+}
+
+export interface PodInfo {
+  readonly namespace: string;
+  readonly name: string;
+  /**
+   * Cilium identity labels without source prefix for k8s labels, i.e. the pod's
+   * labels plus the ones Cilium derives: io.kubernetes.pod.namespace,
+   * io.cilium.k8s.policy.cluster, io.cilium.k8s.policy.serviceaccount,
+   * io.cilium.k8s.namespace.labels.<k>. Built by the inventory, read by selectors.
+   */
+  readonly labels: Labels;
+  readonly addresses: readonly string[];
+  readonly nodeName?: string;
+}
+
+export interface Inventory {
+  readonly clusterName: string;
+  /** This node. Its addresses include the machine's interface addresses when it is the local machine. */
+  readonly self: NodeInfo;
+  /** Every other node of the cluster. */
+  readonly remoteNodes: readonly NodeInfo[];
+  /** Cilium-managed pods (host-network pods are excluded: they are the host). */
+  readonly pods: readonly PodInfo[];
+  /** Addresses backing default/kubernetes (kube-apiserver entity). */
+  readonly apiServerAddresses: readonly string[];
+  /** Cluster pod CIDRs (config clusterPodCIDRs + every node's podCIDRs). Never world. */
+  readonly clusterPodCIDRs: readonly string[];
+}
+
+export type EnforcementMode = 'default' | 'always' | 'never';
+export type LabelFilter = 'cilium' | 'none';
+export type RunMode = 'enforce' | 'audit' | 'dry-run';
+
+/** The parts of the config that change verdicts (Cilium agent flags). */
+export interface EngineConfig {
+  readonly clusterName: string;
+  readonly policyEnforcement: EnforcementMode;
+  readonly labelFilter: LabelFilter;
+  readonly policyCIDRMatchMode: '' | 'nodes';
+  /** Cilium enable-extended-ip-protocols (default false). */
+  readonly enableExtendedIPProtocols: boolean;
+  /** Cilium enable-node-selector-labels (default false): gates fromNodes/toNodes. */
+  readonly enableNodeSelectorLabels: boolean;
+  /** Cilium enable-icmp-rules (default true). */
+  readonly enableICMPRules: boolean;
+  /** Cilium allow-icmp-frag-needed (default true). */
+  readonly allowICMPFragNeeded: boolean;
+  /** Cilium enable-non-default-deny-policies (default true). */
+  readonly enableNonDefaultDenyPolicies: boolean;
+}
+
+export const defaultEngineConfig: EngineConfig = {
+  clusterName: 'default',
+  policyEnforcement: 'default',
+  labelFilter: 'cilium',
+  policyCIDRMatchMode: '',
+  enableExtendedIPProtocols: false,
+  enableNodeSelectorLabels: false,
+  enableICMPRules: true,
+  allowICMPFragNeeded: true,
+  enableNonDefaultDenyPolicies: true,
+};
+
+/** Whole nodewall config file (/etc/nodewall/nodewall.yaml). */
+export interface NodewallConfig extends EngineConfig {
+  /** Default: the hostname. */
+  readonly nodeName?: string;
+  /** Labels for hosts without a Node object; merged under a Node object's labels. */
+  readonly nodeLabels: Labels;
+  readonly clusterPodCIDRs: readonly string[];
+  readonly apiServerAddresses: readonly string[];
+  /** Manifest files or directories. */
+  readonly sources: readonly string[];
+  readonly mode: RunMode;
+  readonly nft: { readonly path: string; readonly table: string };
+  /** Where the agent keeps state (last good policies, status). */
+  readonly stateDir: string;
+  /** Where this config came from, for messages; undefined = built-in defaults. */
+  readonly file?: string;
+}
