@@ -80,13 +80,17 @@ export interface HostModel {
   readonly exclusions: Readonly<Record<ExclusionName, { readonly v4: readonly string[]; readonly v6: readonly string[] }>>;
   /** Addresses of this node (for `host`-related explanations and the lockout guard). */
   readonly hostAddresses: readonly string[];
-  /** Datapath exceptions (reference §8) in force. */
+  /** Datapath behaviour (reference §8). Applied before policy entries, in every enforcement mode. */
   readonly datapath: {
+    /** ICMPv4 type 3 code 4 (fragmentation needed) passes in both directions whatever the policy. */
     readonly allowICMPFragNeeded: boolean;
-    /** ICMPv6 types always accepted on ingress, before policy. */
+    /** ICMPv6 types accepted before policy in both directions (ingress: Cilium's icmp6_host_handle;
+     *  egress: nodewall's choice so that neighbour discovery keeps working, reference §13). */
     readonly icmpv6AlwaysAllow: readonly number[];
-    /** ICMPv6 types decided by policy (echo request/reply); all other types are dropped on ingress when enforced. */
-    readonly icmpv6PolicyTypes: readonly number[];
+    /** ICMPv6 types left to policy on ingress (echo request/reply). Any other ICMPv6 type arriving at the
+     *  host is dropped whatever the policy. On egress every type outside icmpv6AlwaysAllow goes to policy. */
+    readonly icmpv6IngressPolicyTypes: readonly number[];
+    /** enableExtendedIPProtocols: port-less protocols (VRRP, GRE, ...) can be allowed by `proto` entries. */
     readonly extendedProtocols: boolean;
   };
 }
