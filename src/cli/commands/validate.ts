@@ -1,0 +1,48 @@
+import type { Argv, CommandModule } from 'yargs';
+import { formatProblem } from '../../api/problem.js';
+import { hasErrors } from '../../pipeline.js';
+import type { StateArgs } from '../options.js';
+import { exitCodes, stateOptions } from '../options.js';
+import { loadStateFromArgs } from '../state-args.js';
+
+interface ValidateArgs extends StateArgs {
+  strict: boolean;
+  output: 'text' | 'json';
+}
+
+export const validateCommand: CommandModule<object, ValidateArgs> = {
+  command: 'validate',
+  describe: 'Check policies as Cilium would, and lint for rules that silently fail open',
+  builder: (y: Argv) =>
+    y
+      .options(stateOptions)
+      .option('strict', { type: 'boolean', default: false, describe: 'warnings fail too' })
+      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ValidateArgs>,
+  handler: async (argv) => {
+    const state = await loadStateFromArgs(argv);
+    const failed = hasErrors(state.problems) || (argv.strict && state.problems.length > 0);
+    const selected = new Set(state.model.selectedPolicies);
+    if (argv.output === 'json') {
+      const policies = state.policies.map((p) => ({
+        name: p.name,
+        kind: p.kind,
+        file: p.pos.file,
+        line: p.pos.line,
+        valid: state.valid.includes(p),
+        selectsThisNode: selected.has(p.name),
+      }));
+      process.stdout.write(
+        `${JSON.stringify({ ok: !failed, node: state.nodeName, policies, problems: state.problems }, null, 2)}\n`,
+      );
+    } else {
+      for (const p of state.problems) process.stdout.write(`${formatProblem(p)}\n`);
+      const errors = state.problems.filter((p) => p.severity === 'error').length;
+      const warnings = state.problems.length - errors;
+      process.stderr.write(
+        `${state.policies.length} policies, ${state.valid.length} valid, ${selected.size} select node ${state.nodeName}; ` +
+          `${errors} error(s), ${warnings} warning(s)\n`,
+      );
+    }
+    process.exitCode = failed ? exitCodes.invalidInput : exitCodes.ok;
+  },
+};

@@ -1,0 +1,51 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { formatProblem, InputError } from '../api/problem.js';
+import { traceCommand } from './commands/trace.js';
+import { validateCommand } from './commands/validate.js';
+import { exitCodes, UsageError } from './options.js';
+
+export function buildCli(argv: readonly string[]) {
+  return yargs([...argv])
+    .scriptName('nodewall')
+    .command(validateCommand)
+    .command(traceCommand)
+    .demandCommand(1, 'a command is required')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 110));
+}
+
+/** Maps failures to the documented exit codes: 1 invalid input, 2 usage, 3 anything else. */
+export function reportFailure(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`nodewall: ${err.message}\n`);
+    return exitCodes.usage;
+  }
+  if (err instanceof InputError) {
+    process.stderr.write(`nodewall: ${err.message}\n`);
+    for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`);
+    return exitCodes.invalidInput;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  process.stderr.write(`nodewall: ${e.message}\n`);
+  if (e.cause instanceof Error) process.stderr.write(`  caused by: ${e.cause.message}\n`);
+  return exitCodes.failure;
+}
+
+export async function main(): Promise<void> {
+  let usageFailure = false;
+  try {
+    await buildCli(hideBin(process.argv))
+      .fail((msg, err) => {
+        if (err) throw err;
+        usageFailure = true;
+        process.stderr.write(`nodewall: ${msg}\n(run nodewall --help)\n`);
+      })
+      .parseAsync();
+    if (usageFailure) process.exitCode = exitCodes.usage;
+  } catch (err) {
+    process.exitCode = reportFailure(err);
+  }
+}
