@@ -1,0 +1,374 @@
+// IP prefix algebra over bigint: strict parsing (like Go's netip, which Cilium
+// uses to validate CIDRs), canonical formatting, containment, merge, subtract,
+// and a fast membership matcher. Pure; no dependencies.
+
+import type { Family } from './model.js';
+
+export type { Family };
+
+/** A CIDR prefix. `bits` is the network address (host bits are always zero). */
+export interface Prefix {
+  readonly family: Family;
+  readonly bits: bigint;
+  readonly len: number;
+}
+
+export interface Address {
+  readonly family: Family;
+  readonly bits: bigint;
+}
+
+/** An inclusive address range of one family. */
+export interface AddressRange {
+  readonly family: Family;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+export class CidrError extends Error {
+  override readonly name = 'CidrError';
+  /** The text that failed to parse. */
+  readonly input: string;
+  constructor(message: string, input: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.input = input;
+  }
+}
+
+export function familyWidth(family: Family): number {
+  return family === 'ipv4' ? 32 : 128;
+}
+
+const v4Octet = /^(?:0|[1-9][0-9]{0,2})$/;
+const v6Group = /^[0-9a-fA-F]{1,4}$/;
+const decimalLen = /^(?:0|[1-9][0-9]{0,2})$/;
+
+function parseV4(s: string, input: string): bigint {
+  const parts = s.split('.');
+  if (parts.length !== 4) throw new CidrError(`invalid IPv4 address "${input}": want 4 dotted decimal octets`, input);
+  let bits = 0n;
+  for (const part of parts) {
+    if (!v4Octet.test(part)) {
+      const why = /^0[0-9]+$/.test(part) ? 'octet with leading zero' : `bad octet "${part}"`;
+      throw new CidrError(`invalid IPv4 address "${input}": ${why}`, input);
+    }
+    const n = Number(part);
+    if (n > 255) throw new CidrError(`invalid IPv4 address "${input}": octet ${part} > 255`, input);
+    bits = (bits << 8n) | BigInt(n);
+  }
+  return bits;
+}
+
+function parseV6(s: string, input: string): bigint {
+  const bad = (why: string): CidrError => new CidrError(`invalid IPv6 address "${input}": ${why}`, input);
+  if (s.includes('%')) throw bad('zones are not allowed');
+  const groups: number[] = [];
+  let ellipsis = -1;
+  let i = 0;
+  if (s.startsWith('::')) {
+    ellipsis = 0;
+    i = 2;
+    if (s[i] === ':') throw bad('":::" is not allowed');
+  } else if (s.startsWith(':')) {
+    throw bad('leading single colon');
+  }
+  while (i < s.length) {
+    let j = s.indexOf(':', i);
+    if (j < 0) j = s.length;
+    const token = s.slice(i, j);
+    if (token.includes('.')) {
+      if (j !== s.length) throw bad('embedded IPv4 address must come last');
+      if (groups.length > 6) throw bad('too many groups before the embedded IPv4 address');
+      const v4 = parseV4(token, input);
+      groups.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
+      i = j;
+      break;
+    }
+    if (!v6Group.test(token)) throw bad(token === '' ? 'empty group' : `bad group "${token}"`);
+    groups.push(Number.parseInt(token, 16));
+    if (groups.length > 8) throw bad('more than 8 groups');
+    if (j === s.length) {
+      i = j;
+      break;
+    }
+    if (s[j + 1] === ':') {
+      if (ellipsis >= 0) throw bad('"::" appears more than once');
+      ellipsis = groups.length;
+      i = j + 2;
+      if (s[i] === ':') throw bad('":::" is not allowed');
+    } else {
+      i = j + 1;
+      if (i === s.length) throw bad('trailing single colon');
+    }
+  }
+  if (ellipsis < 0) {
+    if (groups.length !== 8) throw bad(`${groups.length} groups, want 8 or a "::"`);
+  } else {
+    if (groups.length > 7) throw bad('"::" must stand for at least one zero group');
+    groups.splice(ellipsis, 0, ...new Array<number>(8 - groups.length).fill(0));
+  }
+  let bits = 0n;
+  for (const g of groups) bits = (bits << 16n) | BigInt(g);
+  return bits;
+}
+
+/**
+ * Parses a bare IP address strictly: no leading zeros in IPv4 octets, no
+ * zone, no surrounding space. IPv4-mapped IPv6 ("::ffff:10.1.2.3") stays IPv6.
+ */
+export function parseAddress(s: string): Address {
+  if (s.includes(':')) return { family: 'ipv6', bits: parseV6(s, s) };
+  if (s.includes('.')) return { family: 'ipv4', bits: parseV4(s, s) };
+  throw new CidrError(`invalid IP address "${s}"`, s);
+}
+
+/** True when `s` is a valid bare IP address for parseAddress. */
+export function isAddress(s: string): boolean {
+  try {
+    parseAddress(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function maskBits(bits: bigint, len: number, family: Family): bigint {
+  const shift = BigInt(familyWidth(family) - len);
+  return (bits >> shift) << shift;
+}
+
+/**
+ * Parses "ADDR/LEN" strictly like Go's netip.ParsePrefix: the length is
+ * required, decimal without leading zeros, within the family's width.
+ * Host bits are masked off and reported as `hadHostBits`.
+ */
+export function parsePrefixDetailed(s: string): { prefix: Prefix; hadHostBits: boolean } {
+  const slash = s.lastIndexOf('/');
+  if (slash < 0) throw new CidrError(`invalid CIDR "${s}": missing "/length"`, s);
+  const addrText = s.slice(0, slash);
+  const lenText = s.slice(slash + 1);
+  if (addrText.includes('%')) throw new CidrError(`invalid CIDR "${s}": zones are not allowed`, s);
+  let addr: Address;
+  try {
+    addr = parseAddress(addrText);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CidrError(`invalid CIDR "${s}": ${why}`, s, { cause: err });
+  }
+  if (!decimalLen.test(lenText)) throw new CidrError(`invalid CIDR "${s}": bad prefix length "${lenText}"`, s);
+  const len = Number(lenText);
+  const width = familyWidth(addr.family);
+  if (len > width) throw new CidrError(`invalid CIDR "${s}": prefix length ${len} > ${width}`, s);
+  const bits = maskBits(addr.bits, len, addr.family);
+  return { prefix: { family: addr.family, bits, len }, hadHostBits: bits !== addr.bits };
+}
+
+export function parsePrefix(s: string): Prefix {
+  return parsePrefixDetailed(s).prefix;
+}
+
+/** Accepts either "ADDR/LEN" or a bare address (as a host prefix). */
+export function parsePrefixOrAddress(s: string): Prefix {
+  return s.includes('/') ? parsePrefix(s) : hostPrefix(s);
+}
+
+/** The /32 or /128 prefix of one address. */
+export function hostPrefix(addr: string): Prefix {
+  const a = parseAddress(addr);
+  return { family: a.family, bits: a.bits, len: familyWidth(a.family) };
+}
+
+function formatV4(bits: bigint): string {
+  return [24n, 16n, 8n, 0n].map((sh) => String(Number((bits >> sh) & 0xffn))).join('.');
+}
+
+function formatV6(bits: bigint): string {
+  const groups: number[] = [];
+  for (let sh = 112n; sh >= 0n; sh -= 16n) groups.push(Number((bits >> sh) & 0xffffn));
+  // IPv4-mapped addresses keep the dotted tail, as Go's netip, glibc and libuv print them.
+  if (bits >> 32n === 0xffffn) return `::ffff:${formatV4(bits & 0xffffffffn)}`;
+  // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+}
+
+/** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6. */
+export function formatAddress(family: Family, bits: bigint): string {
+  return family === 'ipv4' ? formatV4(bits) : formatV6(bits);
+}
+
+/** Canonical "10.0.0.0/8", "2001:db8::/32". */
+export function formatPrefix(p: Prefix): string {
+  return `${formatAddress(p.family, p.bits)}/${p.len}`;
+}
+
+/** Canonical text of a bare address, e.g. "2001:DB8:0::1" -> "2001:db8::1". Throws CidrError. */
+export function canonicalAddress(s: string): string {
+  const a = parseAddress(s);
+  return formatAddress(a.family, a.bits);
+}
+
+/** Canonical text of a CIDR with host bits masked, e.g. "10.1.2.3/8" -> "10.0.0.0/8". Throws CidrError. */
+export function canonicalPrefix(s: string): string {
+  return formatPrefix(parsePrefix(s));
+}
+
+export function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  return outer.family === inner.family && outer.len <= inner.len && maskBits(inner.bits, outer.len, outer.family) === outer.bits;
+}
+
+export function addressInPrefix(addr: Address, p: Prefix): boolean {
+  return addr.family === p.family && maskBits(addr.bits, p.len, p.family) === p.bits;
+}
+
+export function prefixToRange(p: Prefix): AddressRange {
+  const size = 1n << BigInt(familyWidth(p.family) - p.len);
+  return { family: p.family, start: p.bits, end: p.bits + size - 1n };
+}
+
+function compareRanges(a: AddressRange, b: AddressRange): number {
+  if (a.family !== b.family) return a.family === 'ipv4' ? -1 : 1;
+  if (a.start !== b.start) return a.start < b.start ? -1 : 1;
+  if (a.end !== b.end) return a.end < b.end ? -1 : 1;
+  return 0;
+}
+
+/** Sorted (IPv4 first), non-overlapping, non-adjacent ranges covering exactly the input. */
+export function normalizeRanges(rs: readonly AddressRange[]): AddressRange[] {
+  const sorted = [...rs].sort(compareRanges);
+  const out: AddressRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.family === r.family && r.start <= last.end + 1n) {
+      if (r.end > last.end) out[out.length - 1] = { family: last.family, start: last.start, end: r.end };
+    } else {
+      out.push(r);
+    }
+  }
+  return out;
+}
+
+export function prefixesToRanges(ps: readonly Prefix[]): AddressRange[] {
+  return normalizeRanges(ps.map(prefixToRange));
+}
+
+function bitLength(x: bigint): number {
+  return x === 0n ? 0 : x.toString(2).length;
+}
+
+/** The fewest prefixes covering exactly the given ranges, sorted. */
+export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
+  const out: Prefix[] = [];
+  for (const r of normalizeRanges(rs)) {
+    const width = familyWidth(r.family);
+    let start = r.start;
+    while (start <= r.end) {
+      // Largest aligned block starting at `start` that does not pass `end`.
+      const align = start === 0n ? width : bitLength(start & -start) - 1;
+      const fit = bitLength(r.end - start + 1n) - 1;
+      const k = Math.min(align, fit);
+      out.push({ family: r.family, bits: start, len: width - k });
+      start += 1n << BigInt(k);
+    }
+  }
+  return out;
+}
+
+/**
+ * Minimal equivalent prefix list: sorted (IPv4 first, then by address and
+ * length), no element inside another, adjacent siblings merged.
+ */
+export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
+  return rangesToPrefixes(prefixesToRanges(ps));
+}
+
+/** Addresses in `base` but not in `minus`, as a merged prefix list. */
+export function subtractPrefixes(base: readonly Prefix[], minus: readonly Prefix[]): Prefix[] {
+  const cut = prefixesToRanges(minus);
+  const out: AddressRange[] = [];
+  let ci = 0;
+  for (const r of prefixesToRanges(base)) {
+    // Both lists are sorted by (family, start); cut ranges before r can be skipped for later r too.
+    while (ci < cut.length && compareFamilyEnd(cut[ci]!, r) < 0) ci++;
+    let start = r.start;
+    for (let k = ci; k < cut.length; k++) {
+      const c = cut[k]!;
+      if (c.family !== r.family || c.start > r.end) break;
+      if (c.start > start) out.push({ family: r.family, start, end: c.start - 1n });
+      if (c.end + 1n > start) start = c.end + 1n;
+      if (start > r.end) break;
+    }
+    if (start <= r.end) out.push({ family: r.family, start, end: r.end });
+  }
+  return rangesToPrefixes(out);
+}
+
+/** Orders cut range c against base range r: negative when c lies wholly before r. */
+function compareFamilyEnd(c: AddressRange, r: AddressRange): number {
+  if (c.family !== r.family) return c.family === 'ipv4' ? -1 : 1;
+  return c.end < r.start ? -1 : 0;
+}
+
+/** Canonical strings of a merged prefix list, split by family. */
+export function formatPrefixesByFamily(ps: readonly Prefix[]): { v4: string[]; v6: string[] } {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const p of mergePrefixes(ps)) (p.family === 'ipv4' ? v4 : v6).push(formatPrefix(p));
+  return { v4, v6 };
+}
+
+/**
+ * Fast membership test over a fixed prefix list: merged ranges per family,
+ * binary search. Built once per set, queried per flow.
+ */
+export class AddressMatcher {
+  readonly #starts: Record<Family, bigint[]> = { ipv4: [], ipv6: [] };
+  readonly #ends: Record<Family, bigint[]> = { ipv4: [], ipv6: [] };
+
+  constructor(prefixes: readonly Prefix[]) {
+    for (const r of prefixesToRanges(prefixes)) {
+      this.#starts[r.family].push(r.start);
+      this.#ends[r.family].push(r.end);
+    }
+  }
+
+  /** Number of merged ranges held. */
+  get size(): number {
+    return this.#starts.ipv4.length + this.#starts.ipv6.length;
+  }
+
+  has(addr: Address): boolean {
+    const starts = this.#starts[addr.family];
+    const ends = this.#ends[addr.family];
+    // Last range whose start <= addr.
+    let lo = 0;
+    let hi = starts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= addr.bits) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found >= 0 && addr.bits <= ends[found]!;
+  }
+}
