@@ -1,0 +1,53 @@
+// Model build and trace throughput at cluster scale (issue 2).
+import { performance } from 'node:perf_hooks';
+import { loadManifestText } from '../src/api/load-manifests.js';
+import { parseConfig } from '../src/inventory/config.js';
+import { buildState } from '../src/pipeline.js';
+import { evaluate } from '../src/verdict/evaluate.js';
+import type { Flow } from '../src/verdict/types.js';
+import { generateCluster, type SyntheticSize } from './synthetic.js';
+
+export async function runModelBench(size: SyntheticSize): Promise<Record<string, number>> {
+  const t0 = performance.now();
+  const cluster = generateCluster(size);
+  const tGen = performance.now();
+  const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
+  const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
+  const tParse = performance.now();
+  const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
+  const load = {
+    policies: policies.policies,
+    objects: objects.objects,
+    problems: [...objects.problems, ...policies.problems],
+  };
+  const state = buildState({ config, load, nodeName: cluster.nodeName });
+  const tModel = performance.now();
+  // Warm-up model rebuild: the second build is what the agent pays on each change.
+  buildState({ config, load, nodeName: cluster.nodeName });
+  const tModel2 = performance.now();
+
+  const flows: Flow[] = [];
+  for (let i = 0; i < 20000; i++) {
+    const peer = i % 3 === 0 ? `100.65.${(i >> 8) & 255}.${i & 255}` : i % 3 === 1 ? `198.18.${i & 255}.${(i * 7) & 255}` : `203.0.113.${i & 255}`;
+    flows.push({ direction: i % 2 === 0 ? 'ingress' : 'egress', peer, proto: i % 4 === 0 ? 'udp' : 'tcp', port: 1000 + (i % 5000) });
+  }
+  const tTrace0 = performance.now();
+  let allowed = 0;
+  for (const f of flows) if (evaluate(state.model, f).verdict === 'allow') allowed++;
+  const tTrace = performance.now();
+  const setElements = Object.values(state.model.sets).reduce((n, s) => n + s.v4.length + s.v6.length, 0);
+  return {
+    generateMs: tGen - t0,
+    parseMs: tParse - tGen,
+    firstModelMs: tModel - tParse,
+    rebuildModelMs: tModel2 - tModel,
+    selectedPolicies: state.model.selectedPolicies.length,
+    ingressEntries: state.model.ingress.entries.length,
+    egressEntries: state.model.egress.entries.length,
+    identitySets: Object.keys(state.model.sets).length,
+    setElements,
+    traceFlowsPerSec: Math.round(flows.length / ((tTrace - tTrace0) / 1000)),
+    traceAllowedShare: allowed / flows.length,
+    rssMB: process.memoryUsage().rss / 1e6,
+  };
+}

@@ -1,0 +1,25 @@
+// `npm run bench`: every benchmark of the project, printed as one JSON
+// object per section. Sizes default to the issues' targets; NODEWALL_BENCH_SCALE
+// (e.g. 0.1) shrinks them for a quick look.
+import { runModelBench } from './model-bench.js';
+
+const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
+const size = {
+  policies: Math.round(1000 * scale),
+  nodes: Math.round(5000 * scale),
+  pods: Math.round(100000 * scale),
+};
+
+async function section(name: string, run: () => Promise<Record<string, number>>): Promise<void> {
+  try {
+    const result = await run();
+    const rounded = Object.fromEntries(Object.entries(result).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+    process.stdout.write(`${JSON.stringify({ bench: name, ...rounded })}\n`);
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ bench: name, error: err instanceof Error ? err.message : String(err) })}\n`);
+    process.exitCode = 1;
+  }
+}
+
+process.stdout.write(`${JSON.stringify({ bench: 'size', ...size })}\n`);
+await section('model', () => runModelBench(size));
