@@ -83,7 +83,8 @@ export const defaultEngineConfig: EngineConfig = {
 export interface NodewallConfig extends EngineConfig {
   /** Default: the hostname. */
   readonly nodeName?: string;
-  /** Labels for hosts without a Node object; merged under a Node object's labels. */
+  /** Labels of this node. Layered over the Node object's labels (config wins per key) and under
+   *  command-line labels; for hosts without a Node object they are the only labels. */
   readonly nodeLabels: Labels;
   readonly clusterPodCIDRs: readonly string[];
   readonly apiServerAddresses: readonly string[];

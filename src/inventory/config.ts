@@ -1,0 +1,326 @@
+// The nodewall config file (/etc/nodewall/nodewall.yaml). Every key is
+// optional; an absent key takes the default below.
+//
+//   nodeName: node-a                 # default: the hostname
+//   nodeLabels: {role: edge}         # labels of this node; layered over the Node object's labels
+//   clusterName: default             # Cilium cluster-name (io.cilium.k8s.policy.cluster)
+//   clusterPodCIDRs: [10.0.0.0/8]    # pod CIDRs of the cluster, besides the nodes' own podCIDRs
+//   apiServerAddresses: [192.0.2.50] # kube-apiserver IPs besides the default/kubernetes endpoints
+//   policyEnforcement: default       # default | always | never          (Cilium enable-policy)
+//   labelFilter: cilium              # cilium | none: Cilium's identity-label filter on node labels
+//   policyCIDRMatchMode: ""          # "" | nodes                        (Cilium policy-cidr-match-mode)
+//   enableExtendedIPProtocols: false # Cilium enable-extended-ip-protocols
+//   enableNodeSelectorLabels: false  # Cilium enable-node-selector-labels (fromNodes/toNodes)
+//   enableICMPRules: true            # Cilium enable-icmp-rules
+//   allowICMPFragNeeded: true        # Cilium allow-icmp-frag-needed
+//   enableNonDefaultDenyPolicies: true # Cilium enable-non-default-deny-policies
+//   sources: [policies/]             # manifest files/dirs; relative to this file's directory
+//   mode: dry-run                    # enforce | audit | dry-run (default dry-run: a fresh
+//                                    #   install never locks anyone out)
+//   nft: {path: /usr/sbin/nft, table: nodewall}
+//   stateDir: /var/lib/nodewall
+//
+// Unknown keys and bad values are errors (InputError) naming file:line:col.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
+import { InputError, type Problem } from '../api/problem.js';
+import type { SourcePos } from '../api/types.js';
+import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
+import { defaultEngineConfig, type NodewallConfig } from './types.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/nodewall/nodewall.yaml';
+
+export const defaultConfig: NodewallConfig = {
+  ...defaultEngineConfig,
+  nodeLabels: {},
+  clusterPodCIDRs: [],
+  apiServerAddresses: [],
+  sources: [],
+  mode: 'dry-run',
+  nft: { path: '/usr/sbin/nft', table: 'nodewall' },
+  stateDir: '/var/lib/nodewall',
+};
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What one key handler gets: the value node, its position and a way to report. */
+interface FieldContext {
+  readonly node: YamlNode | null;
+  readonly key: string;
+  readonly at: (n: YamlNode | null | undefined) => SourcePos;
+  readonly fail: (n: YamlNode | null | undefined, field: string, message: string) => undefined;
+  readonly file: string;
+}
+
+function scalarString(ctx: FieldContext, n: YamlNode | null, field: string): string | undefined {
+  if (!isScalar(n) || typeof n.value !== 'string') return ctx.fail(n, field, 'must be a string');
+  return n.value;
+}
+
+function nonEmptyString(ctx: FieldContext): string | undefined {
+  const s = scalarString(ctx, ctx.node, ctx.key);
+  if (s === '') return ctx.fail(ctx.node, ctx.key, 'must not be empty');
+  return s;
+}
+
+function bool(ctx: FieldContext): boolean | undefined {
+  const n = ctx.node;
+  if (!isScalar(n) || typeof n.value !== 'boolean') return ctx.fail(n, ctx.key, 'must be true or false');
+  return n.value;
+}
+
+function oneOf<T extends string>(choices: readonly T[]) {
+  return (ctx: FieldContext): T | undefined => {
+    const n = ctx.node;
+    const v = isScalar(n) ? (n.value === null ? '' : n.value) : undefined;
+    const found = choices.find((c) => c === v);
+    if (found === undefined) {
+      return ctx.fail(n, ctx.key, `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`);
+    }
+    return found;
+  };
+}
+
+function stringList(ctx: FieldContext, each: (s: string, n: YamlNode, field: string) => string | undefined): string[] | undefined {
+  const n = ctx.node;
+  if (n === null || (isScalar(n) && n.value === null)) return [];
+  if (!isSeq(n)) return ctx.fail(n, ctx.key, 'must be a list');
+  const out: string[] = [];
+  let ok = true;
+  n.items.forEach((item, i) => {
+    const field = `${ctx.key}[${i}]`;
+    const itemNode = item as YamlNode;
+    const s = scalarString(ctx, itemNode, field);
+    const v = s === undefined ? undefined : each(s, itemNode, field);
+    if (v === undefined) ok = false;
+    else out.push(v);
+  });
+  return ok ? out : undefined;
+}
+
+function cidrList(ctx: FieldContext): string[] | undefined {
+  return stringList(ctx, (s, n, field) => {
+    try {
+      return canonicalPrefix(s);
+    } catch (err) {
+      if (err instanceof CidrError) return ctx.fail(n, field, err.message);
+      throw err;
+    }
+  });
+}
+
+function addressList(ctx: FieldContext): string[] | undefined {
+  return stringList(ctx, (s, n, field) => {
+    try {
+      return canonicalAddress(s);
+    } catch (err) {
+      if (err instanceof CidrError) return ctx.fail(n, field, err.message);
+      throw err;
+    }
+  });
+}
+
+function absolutePath(ctx: FieldContext, n: YamlNode | null, field: string): string | undefined {
+  const s = scalarString(ctx, n, field);
+  if (s === undefined) return undefined;
+  if (!isAbsolute(s)) return ctx.fail(n, field, `must be an absolute path, got "${s}"`);
+  return s;
+}
+
+function mapEntries(ctx: FieldContext): { key: string; keyNode: YamlNode; value: YamlNode | null }[] | undefined {
+  const n = ctx.node;
+  if (n === null || (isScalar(n) && n.value === null)) return [];
+  if (!isMap(n)) return ctx.fail(n, ctx.key, 'must be a map');
+  return entriesOf(ctx, n, ctx.key);
+}
+
+function entriesOf(ctx: FieldContext, m: YAMLMap, parent: string): { key: string; keyNode: YamlNode; value: YamlNode | null }[] | undefined {
+  const out: { key: string; keyNode: YamlNode; value: YamlNode | null }[] = [];
+  let ok = true;
+  for (const pair of m.items) {
+    const keyNode = pair.key as YamlNode;
+    if (!isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number')) {
+      ctx.fail(keyNode, parent, 'keys must be strings');
+      ok = false;
+      continue;
+    }
+    out.push({ key: String(keyNode.value), keyNode, value: (pair.value as YamlNode | null) ?? null });
+  }
+  return ok ? out : undefined;
+}
+
+const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const labelValue = /^(?:[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+function labels(ctx: FieldContext): Record<string, string> | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out: Record<string, string> = {};
+  let ok = true;
+  for (const e of entries) {
+    const field = `${ctx.key}.${e.key}`;
+    if (!labelKey.test(e.key)) {
+      ctx.fail(e.keyNode, field, 'is not a valid Kubernetes label key');
+      ok = false;
+      continue;
+    }
+    // Unquoted `zone: 1` or `edge: true` are meant as the strings "1" and "true".
+    const v = e.value === null ? '' : isScalar(e.value) && e.value.value !== null && typeof e.value.value !== 'object' ? String(e.value.value) : undefined;
+    if (v === undefined || !labelValue.test(v)) {
+      ctx.fail(e.value ?? e.keyNode, field, 'must be a valid Kubernetes label value (63 characters: letters, digits, "-", "_", ".")');
+      ok = false;
+      continue;
+    }
+    out[e.key] = v;
+  }
+  return ok ? out : undefined;
+}
+
+const nftTable = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out = { ...defaultConfig.nft };
+  let ok = true;
+  for (const e of entries) {
+    const field = `nft.${e.key}`;
+    if (e.key === 'path') {
+      const p = absolutePath(ctx, e.value, field);
+      if (p === undefined) ok = false;
+      else out.path = p;
+    } else if (e.key === 'table') {
+      const t = scalarString(ctx, e.value, field);
+      if (t !== undefined && !nftTable.test(t)) ctx.fail(e.value, field, `"${t}" is not a valid nft table name (letter, then letters, digits, "_", "-")`);
+      if (t === undefined || !nftTable.test(t)) ok = false;
+      else out.table = t;
+    } else {
+      ctx.fail(e.keyNode, field, 'unknown key (known: path, table)');
+      ok = false;
+    }
+  }
+  return ok ? out : undefined;
+}
+
+type Handler = (ctx: FieldContext) => unknown;
+
+const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
+  nodeName: nonEmptyString,
+  nodeLabels: labels,
+  clusterName: nonEmptyString,
+  clusterPodCIDRs: cidrList,
+  apiServerAddresses: addressList,
+  policyEnforcement: oneOf(['default', 'always', 'never'] as const),
+  labelFilter: oneOf(['cilium', 'none'] as const),
+  policyCIDRMatchMode: oneOf(['', 'nodes'] as const),
+  enableExtendedIPProtocols: bool,
+  enableNodeSelectorLabels: bool,
+  enableICMPRules: bool,
+  allowICMPFragNeeded: bool,
+  enableNonDefaultDenyPolicies: bool,
+  sources: (ctx) =>
+    stringList(ctx, (s, n, field) => (s === '' ? ctx.fail(n, field, 'must not be empty') : resolve(dirname(ctx.file), s))),
+  mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
+  nft: nftSettings,
+  stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
+};
+
+const knownKeys = Object.keys(fields);
+
+/**
+ * Parses the text of a config file. `file` names it in problems and anchors
+ * relative `sources`. Throws InputError listing every problem found.
+ */
+export function parseConfig(text: string, file: string): NodewallConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const problems: Problem[] = [];
+  const posAt = (offset: number): SourcePos => {
+    const lp = lineCounter.linePos(offset);
+    return { file, line: lp.line, col: lp.col };
+  };
+  const at = (n: YamlNode | null | undefined): SourcePos => posAt(n?.range?.[0] ?? 0);
+  const fail = (n: YamlNode | null | undefined, field: string, message: string): undefined => {
+    problems.push({ severity: 'error', pos: at(n), field, message, code: 'config/bad-value' });
+    return undefined;
+  };
+  for (const err of doc.errors) {
+    problems.push({ severity: 'error', pos: posAt(err.pos[0]), field: '', message: err.message.split('\n')[0] ?? err.message, code: 'config/syntax' });
+  }
+  if (problems.length > 0) throw configError(file, problems);
+
+  const out: Mutable<NodewallConfig> = { ...defaultConfig, file };
+  const root = doc.contents;
+  if (root !== null && !(isScalar(root) && root.value === null)) {
+    if (!isMap(root)) {
+      fail(root, '', 'the config must be a map of keys');
+    } else {
+      const base: FieldContext = { node: null, key: '', at, fail, file };
+      for (const e of entriesOf(base, root, '') ?? []) {
+        const handler = (fields as Record<string, Handler>)[e.key];
+        if (handler === undefined) {
+          problems.push({
+            severity: 'error',
+            pos: at(e.keyNode),
+            field: e.key,
+            message: `unknown key${suggest(e.key)}`,
+            code: 'config/unknown-key',
+          });
+          continue;
+        }
+        const value = handler({ ...base, node: e.value, key: e.key });
+        if (value !== undefined) (out as Record<string, unknown>)[e.key] = value;
+      }
+    }
+  }
+  if (problems.length > 0) throw configError(file, problems);
+  return out;
+}
+
+function suggest(key: string): string {
+  const lower = key.toLowerCase().replace(/[-_]/g, '');
+  const near = knownKeys.find((k) => k.toLowerCase() === lower);
+  return near === undefined ? ` (known: ${knownKeys.join(', ')})` : ` (did you mean "${near}"?)`;
+}
+
+function configError(file: string, problems: readonly Problem[]): InputError {
+  return new InputError(`${file}: invalid config (${problems.length} problem${problems.length === 1 ? '' : 's'})`, problems);
+}
+
+/**
+ * Reads a config file. Without a path, reads DEFAULT_CONFIG_PATH if it
+ * exists and otherwise returns the built-in defaults.
+ */
+export async function loadConfig(path?: string): Promise<NodewallConfig> {
+  const file = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if (path === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new InputError(
+      `${file}: cannot read config: ${why}`,
+      [{ severity: 'error', pos: { file, line: 1, col: 1 }, field: '', message: `cannot read config: ${why}`, code: 'config/read' }],
+      { cause: err },
+    );
+  }
+  return parseConfig(text, resolve(file));
+}
+
+export type ConfigOverrides = { readonly [K in keyof NodewallConfig]?: NodewallConfig[K] | undefined };
+
+/**
+ * Applies command-line overrides: a given value replaces the config's, except
+ * nodeLabels, which are layered over the config's labels (flag wins per key).
+ */
+export function mergeConfig(base: NodewallConfig, overrides: ConfigOverrides): NodewallConfig {
+  const out: Mutable<NodewallConfig> = { ...base };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) continue;
+    (out as Record<string, unknown>)[k] = k === 'nodeLabels' ? { ...base.nodeLabels, ...(v as Record<string, string>) } : v;
+  }
+  return out;
+}
