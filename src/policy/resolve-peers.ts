@@ -1,0 +1,360 @@
+// Identity resolution (reference §4): every peer of a rule (entity, endpoint
+// selector, node selector, CIDR, CIDRSet) becomes one IdentitySet whose name is
+// derived from what the peer selects, never from the addresses, so address
+// churn changes set elements and never set names.
+//
+// Decisions where the reference is open:
+// - Cluster pod CIDRs (Inventory.clusterPodCIDRs) are cluster addresses: never world, never CIDR-matchable.
+// - kube-apiserver addresses that are not node addresses (an external control plane) carry the
+//   kube-apiserver identity AND stay world/CIDR-matchable: they are in the `cluster` entity set but
+//   not in the `cluster` exclusion.
+// - `cluster-mesh` = `cluster` (one cluster known); `init`/`unmanaged` have no addresses here.
+// - `0.0.0.0/0` / `::/0` (also as a CIDRSet cidr) = that family's world (set world_ipv4 / world_ipv6).
+
+import { createHash } from 'node:crypto';
+import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '../api/types.js';
+import type { Inventory, EngineConfig, NodeInfo } from '../inventory/types.js';
+import {
+  formatPrefix,
+  formatPrefixesByFamily,
+  hostPrefix,
+  mergePrefixes,
+  parsePrefix,
+  parsePrefixOrAddress,
+  subtractPrefixes,
+  type Prefix,
+} from './cidr.js';
+import { filterLabels, hostEndpointLabels, type SourcedLabel } from './label-filter.js';
+import { canonicalSelector, matchSelector, selectorKeys } from './match-selector.js';
+import type { ExclusionName, Family, IdentitySet } from './model.js';
+
+export const entityNames: readonly string[] = [
+  'all', 'world', 'world-ipv4', 'world-ipv6', 'cluster', 'cluster-mesh', 'host', 'init', 'ingress',
+  'unmanaged', 'remote-node', 'health', 'none', 'kube-apiserver',
+];
+
+const namespaceKey = 'io.kubernetes.pod.namespace';
+const clusterKey = 'io.cilium.k8s.policy.cluster';
+
+const worldV4: Prefix = { family: 'ipv4', bits: 0n, len: 0 };
+const worldV6: Prefix = { family: 'ipv6', bits: 0n, len: 0 };
+
+/** A node address may come with an interface prefix length ("192.0.2.1/24"): keep the address. */
+function addressOf(s: string): Prefix | undefined {
+  try {
+    const slash = s.indexOf('/');
+    return hostPrefix(slash < 0 ? s : s.slice(0, slash));
+  } catch {
+    return undefined;
+  }
+}
+
+function prefixOf(s: string): Prefix | undefined {
+  try {
+    return parsePrefixOrAddress(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function defined<T>(xs: readonly (T | undefined)[]): T[] {
+  return xs.filter((x): x is T => x !== undefined);
+}
+
+function nodeAddrs(nodes: readonly NodeInfo[], pick: (n: NodeInfo) => readonly string[]): Prefix[] {
+  return defined(nodes.flatMap((n) => pick(n).map(addressOf)));
+}
+
+/** The address pools of the cluster, computed once per model. */
+export interface AddressPools {
+  readonly host: Prefix[];
+  readonly remoteNodes: Prefix[];
+  readonly health: Prefix[];
+  readonly ingress: Prefix[];
+  readonly apiServer: Prefix[];
+  readonly pods: Prefix[];
+  /** Everything a CIDR/world peer never selects: nodes, health, ingress, pods (pod CIDRs included). */
+  readonly cluster: Prefix[];
+  /** `cluster` minus node addresses (policyCIDRMatchMode: nodes). */
+  readonly clusterNonNode: Prefix[];
+  /** The `cluster` entity: `cluster` plus kube-apiserver addresses. */
+  readonly clusterEntity: Prefix[];
+}
+
+export function addressPools(inv: Inventory): AddressPools {
+  const all = [inv.self, ...inv.remoteNodes];
+  const host = defined(inv.self.addresses.map(addressOf));
+  const remoteNodes = nodeAddrs(inv.remoteNodes, (n) => n.addresses);
+  const health = nodeAddrs(all, (n) => n.healthAddresses);
+  const ingress = nodeAddrs(all, (n) => n.ingressAddresses);
+  const apiServer = defined(inv.apiServerAddresses.map(addressOf));
+  const pods = [
+    ...defined(inv.clusterPodCIDRs.map(prefixOf)),
+    ...defined(all.flatMap((n) => n.podCIDRs.map(prefixOf))),
+    ...defined(inv.pods.flatMap((p) => p.addresses.map(addressOf))),
+  ];
+  const cluster = mergePrefixes([...host, ...remoteNodes, ...health, ...ingress, ...pods]);
+  return {
+    host: mergePrefixes(host),
+    remoteNodes: mergePrefixes(remoteNodes),
+    health: mergePrefixes(health),
+    ingress: mergePrefixes(ingress),
+    apiServer: mergePrefixes(apiServer),
+    pods: mergePrefixes(pods),
+    cluster,
+    clusterNonNode: subtractPrefixes(cluster, [...host, ...remoteNodes]),
+    clusterEntity: mergePrefixes([...cluster, ...apiServer]),
+  };
+}
+
+/** Short stable hash for set names. */
+export function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+}
+
+export interface ResolveContext {
+  readonly inventory: Inventory;
+  readonly cfg: EngineConfig;
+  readonly pools: AddressPools;
+  /** Every set created so far, by name; identical peers share one entry. */
+  readonly sets: Map<string, IdentitySet>;
+}
+
+export function resolveContext(inventory: Inventory, cfg: EngineConfig): ResolveContext {
+  return { inventory, cfg, pools: addressPools(inventory), sets: new Map() };
+}
+
+export interface PeerResolution {
+  /** 'any': no peer field (every peer); 'none': selects nothing; 'sets': the named IdentitySets. */
+  readonly kind: 'any' | 'none' | 'sets';
+  readonly sets: readonly string[];
+  readonly notes: readonly string[];
+}
+
+function makeSet(
+  ctx: ResolveContext,
+  name: string,
+  label: string,
+  kind: IdentitySet['kind'],
+  prefixes: readonly Prefix[],
+  exclude?: ExclusionName,
+): string {
+  if (!ctx.sets.has(name)) {
+    const { v4, v6 } = formatPrefixesByFamily(prefixes);
+    ctx.sets.set(name, exclude === undefined ? { name, label, kind, v4, v6 } : { name, label, kind, v4, v6, exclude });
+  }
+  return name;
+}
+
+/** nft-safe name of an entity's set: "remote-node" -> "remote_node". */
+export function entitySetName(entity: string): string {
+  return entity.replace(/-/g, '_');
+}
+
+function worldFamilySet(ctx: ResolveContext, family: Family): string {
+  const entity = family === 'ipv4' ? 'world-ipv4' : 'world-ipv6';
+  return makeSet(ctx, entitySetName(entity), `entity:${entity}`, 'entity', [family === 'ipv4' ? worldV4 : worldV6], 'cluster');
+}
+
+const entityNotes: Readonly<Record<string, string>> = {
+  init: 'entity init: endpoints without an identity yet have no stable address, so it matches no address here',
+  unmanaged: 'entity unmanaged: pods not managed by Cilium are unknown to nodewall, so it matches no address here',
+  none: 'entity none selects nothing',
+};
+
+function resolveEntity(ctx: ResolveContext, entity: string, notes: string[]): string | undefined {
+  const p = ctx.pools;
+  const mk = (prefixes: readonly Prefix[], exclude?: ExclusionName): string =>
+    makeSet(ctx, entitySetName(entity), `entity:${entity}`, 'entity', prefixes, exclude);
+  const note = entityNotes[entity];
+  if (note !== undefined) notes.push(note);
+  switch (entity) {
+    case 'host': return mk(p.host);
+    case 'remote-node': return mk(p.remoteNodes);
+    case 'kube-apiserver': return mk(p.apiServer);
+    case 'health': return mk(p.health);
+    case 'ingress': return mk(p.ingress);
+    case 'init':
+    case 'unmanaged':
+    case 'none': return mk([]);
+    case 'world': return mk([worldV4, worldV6], 'cluster');
+    case 'world-ipv4': return worldFamilySet(ctx, 'ipv4');
+    case 'world-ipv6': return worldFamilySet(ctx, 'ipv6');
+    case 'cluster':
+    case 'cluster-mesh': return mk(p.clusterEntity);
+    case 'all': return mk([worldV4, worldV6]);
+    default:
+      notes.push(`unknown entity "${entity}" selects nothing`);
+      return undefined;
+  }
+}
+
+interface Candidate {
+  readonly labels: readonly SourcedLabel[];
+  readonly addresses: readonly Prefix[];
+}
+
+function reservedLabel(key: string): SourcedLabel {
+  return { source: 'reserved', key, value: '' };
+}
+
+/** Pods as selector candidates: their labels as k8s: labels, after the label filter. */
+function podCandidates(ctx: ResolveContext): Candidate[] {
+  const inv = ctx.inventory;
+  return inv.pods.map((pod) => {
+    const labels = { [namespaceKey]: pod.namespace, [clusterKey]: inv.clusterName, ...pod.labels };
+    return { labels: filterLabels(labels, ctx.cfg.labelFilter, 'k8s'), addresses: defined(pod.addresses.map(addressOf)) };
+  });
+}
+
+/** Reserved identities an endpoint selector with a `reserved:` key can select. */
+function reservedCandidates(ctx: ResolveContext): Candidate[] {
+  const p = ctx.pools;
+  return [
+    { labels: hostEndpointLabels(ctx.inventory.self.labels, ctx.cfg.labelFilter), addresses: p.host },
+    { labels: [reservedLabel('remote-node')], addresses: p.remoteNodes },
+    { labels: [reservedLabel('health')], addresses: p.health },
+    { labels: [reservedLabel('ingress')], addresses: p.ingress },
+    { labels: [reservedLabel('kube-apiserver')], addresses: p.apiServer },
+  ];
+}
+
+/**
+ * The selector Cilium actually uses for a CCNP endpoint selector (§4.2): unless it
+ * mentions a reserved: key, require a namespace label (pods only) and, unless it
+ * constrains the cluster key, the local cluster.
+ */
+export function effectiveEndpointSelector(sel: LabelSelector, clusterName: string): LabelSelector {
+  const keys = selectorKeys(sel);
+  if (keys.some((k) => k.source === 'reserved')) return sel;
+  const extra: Requirement[] = [];
+  if (!keys.some((k) => k.key === namespaceKey)) extra.push({ key: `k8s:${namespaceKey}`, operator: 'Exists' });
+  if (!keys.some((k) => k.key === clusterKey)) extra.push({ key: `k8s:${clusterKey}`, operator: 'In', values: [clusterName] });
+  if (extra.length === 0) return sel;
+  const out: { matchLabels?: Readonly<Record<string, string>>; matchExpressions: Requirement[] } = {
+    matchExpressions: [...(sel.matchExpressions ?? []), ...extra],
+  };
+  if (sel.matchLabels !== undefined) out.matchLabels = sel.matchLabels;
+  return out;
+}
+
+function resolveEndpoints(ctx: ResolveContext, sel: LabelSelector, notes: string[]): string {
+  const canon = canonicalSelector(sel);
+  const name = `endpoints_${shortHash(`endpoints ${canon}`)}`;
+  if (ctx.sets.has(name)) return name;
+  const eff = effectiveEndpointSelector(sel, ctx.inventory.clusterName);
+  const withReserved = eff === sel && selectorKeys(sel).some((k) => k.source === 'reserved');
+  const candidates = withReserved ? [...reservedCandidates(ctx), ...podCandidates(ctx)] : podCandidates(ctx);
+  const addrs = candidates.filter((c) => matchSelector(eff, c.labels)).flatMap((c) => c.addresses);
+  if (withReserved && matchSelector(eff, [reservedLabel('world')])) {
+    notes.push(`endpoint selector ${canon} also selects reserved:world, which nodewall does not resolve from a selector; use the world entity`);
+  }
+  return makeSet(ctx, name, `endpoints:${canon}`, 'endpoints', addrs);
+}
+
+function resolveNodes(ctx: ResolveContext, sel: LabelSelector): string {
+  const canon = canonicalSelector(sel);
+  const name = `nodes_${shortHash(`nodes ${canon}`)}`;
+  if (ctx.sets.has(name)) return name;
+  // fromNodes/toNodes select remote-node identities by their node: labels; never the local host.
+  const addrs = ctx.inventory.remoteNodes
+    .filter((n) => matchSelector(sel, [reservedLabel('remote-node'), ...filterLabels(n.labels, ctx.cfg.labelFilter, 'node')]))
+    .flatMap((n) => defined(n.addresses.map(addressOf)));
+  return makeSet(ctx, name, `nodes:${canon}`, 'nodes', addrs);
+}
+
+function cidrExclusion(ctx: ResolveContext): ExclusionName {
+  return ctx.cfg.policyCIDRMatchMode === 'nodes' ? 'cluster_non_node' : 'cluster';
+}
+
+function resolveCidr(ctx: ResolveContext, text: string, except: readonly string[], notes: string[]): string | undefined {
+  let base: Prefix;
+  let cuts: Prefix[];
+  try {
+    base = parsePrefix(text);
+    cuts = except.map((e) => parsePrefix(e));
+  } catch (err) {
+    notes.push(`${err instanceof Error ? err.message : String(err)}; this CIDR peer selects nothing`);
+    return undefined;
+  }
+  const canonCuts = [...new Set(cuts.map(formatPrefix))].sort();
+  if (base.len === 0) {
+    // A zero-length prefix is that family's world (§4.4): never cluster addresses, whatever the match mode.
+    if (canonCuts.length === 0) return worldFamilySet(ctx, base.family);
+    const label = `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
+    return makeSet(ctx, `cidr_${shortHash(label)}`, label, 'cidr', subtractPrefixes([base], cuts), 'cluster');
+  }
+  const label = canonCuts.length === 0 ? `cidr:${formatPrefix(base)}` : `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
+  return makeSet(ctx, `cidr_${shortHash(label)}`, label, 'cidr', subtractPrefixes([base], cuts), cidrExclusion(ctx));
+}
+
+function resolveCidrRule(ctx: ResolveContext, r: CIDRRule, notes: string[]): string | undefined {
+  if (r.cidr !== undefined) return resolveCidr(ctx, r.cidr, r.except ?? [], notes);
+  notes.push('cidrGroupRef/cidrGroupSelector (CiliumCIDRGroup) is not supported; this CIDRSet entry selects nothing');
+  return undefined;
+}
+
+/** Direction-specific YAML field name of a peer kind. */
+export function peerFieldName(direction: Direction, kind: keyof PeerRule): string {
+  const from = direction === 'ingress';
+  const names: Partial<Record<keyof PeerRule, string>> = {
+    endpoints: from ? 'fromEndpoints' : 'toEndpoints',
+    cidr: from ? 'fromCIDR' : 'toCIDR',
+    cidrSet: from ? 'fromCIDRSet' : 'toCIDRSet',
+    entities: from ? 'fromEntities' : 'toEntities',
+    nodes: from ? 'fromNodes' : 'toNodes',
+    groups: from ? 'fromGroups' : 'toGroups',
+    services: 'toServices',
+    fqdns: 'toFQDNs',
+    requires: from ? 'fromRequires' : 'toRequires',
+  };
+  return names[kind] ?? kind;
+}
+
+/** Peer kinds that select peers (fromRequires is deprecated and ignored, §1.3). */
+export const peerKinds = ['endpoints', 'cidr', 'cidrSet', 'entities', 'nodes', 'groups', 'services', 'fqdns'] as const;
+export type PeerKind = (typeof peerKinds)[number];
+
+/** Peer fields present in the rule (a null field is absent; an empty list is present). */
+export function presentPeerKinds(rule: PeerRule): PeerKind[] {
+  return peerKinds.filter((k) => rule[k] !== undefined);
+}
+
+/** Resolve the peers of one entry of `direction`. */
+export function resolvePeers(rule: PeerRule, direction: Direction, ctx: ResolveContext): PeerResolution {
+  const present = presentPeerKinds(rule);
+  if (present.length === 0) return { kind: 'any', sets: [], notes: [] };
+  const empty = present.filter((k) => (rule[k] ?? []).length === 0);
+  if (empty.length > 0) {
+    const fields = empty.map((k) => `${peerFieldName(direction, k)}: []`).join(', ');
+    return { kind: 'none', sets: [], notes: [`${fields}: an empty peer list makes the whole rule select nothing`] };
+  }
+  const notes: string[] = [];
+  const names: (string | undefined)[] = [];
+  for (const kind of present) {
+    switch (kind) {
+      case 'entities':
+        for (const e of rule.entities ?? []) names.push(resolveEntity(ctx, e, notes));
+        break;
+      case 'endpoints':
+        for (const s of rule.endpoints ?? []) names.push(resolveEndpoints(ctx, s, notes));
+        break;
+      case 'nodes':
+        for (const s of rule.nodes ?? []) names.push(resolveNodes(ctx, s));
+        break;
+      case 'cidr':
+        for (const c of rule.cidr ?? []) names.push(resolveCidr(ctx, c, [], notes));
+        break;
+      case 'cidrSet':
+        for (const r of rule.cidrSet ?? []) names.push(resolveCidrRule(ctx, r, notes));
+        break;
+      case 'groups':
+      case 'services':
+      case 'fqdns':
+        notes.push(`${peerFieldName(direction, kind)} is not supported by nodewall (needs ${kind === 'fqdns' ? 'DNS observation' : kind === 'services' ? 'service endpoint watching' : 'a cloud provider integration'}); these peers select nothing`);
+        break;
+    }
+  }
+  const sets = [...new Set(defined(names))];
+  return { kind: sets.length === 0 ? 'none' : 'sets', sets, notes: [...new Set(notes)] };
+}

@@ -1,0 +1,157 @@
+// The verdict for one flow, derived from the HostModel alone (reference §6.7 + §8):
+// datapath exceptions, then enforcement, deny entries, allow entries, default deny.
+
+import { AddressMatcher, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
+import type { DirectionPolicy, Entry, ExclusionName, HostModel, L4Match } from '../policy/model.js';
+import type { Flow, MatchedEntry, Verdict } from './types.js';
+
+export class FlowError extends Error {
+  override readonly name = 'FlowError';
+}
+
+interface SetMatcher {
+  readonly matcher: AddressMatcher;
+  readonly exclude?: ExclusionName;
+}
+
+interface ModelMatchers {
+  readonly sets: ReadonlyMap<string, SetMatcher>;
+  readonly exclusions: Readonly<Record<ExclusionName, AddressMatcher>>;
+}
+
+const cache = new WeakMap<HostModel, ModelMatchers>();
+
+function matcherOf(v4: readonly string[], v6: readonly string[]): AddressMatcher {
+  return new AddressMatcher([...v4, ...v6].map((s) => parsePrefix(s)));
+}
+
+function matchersFor(model: HostModel): ModelMatchers {
+  let m = cache.get(model);
+  if (m === undefined) {
+    const sets = new Map<string, SetMatcher>();
+    for (const [name, s] of Object.entries(model.sets)) {
+      const matcher = matcherOf(s.v4, s.v6);
+      sets.set(name, s.exclude === undefined ? { matcher } : { matcher, exclude: s.exclude });
+    }
+    m = {
+      sets,
+      exclusions: {
+        cluster: matcherOf(model.exclusions.cluster.v4, model.exclusions.cluster.v6),
+        cluster_non_node: matcherOf(model.exclusions.cluster_non_node.v4, model.exclusions.cluster_non_node.v6),
+      },
+    };
+    cache.set(model, m);
+  }
+  return m;
+}
+
+/** Names of the identity sets `peer` belongs to (exclusions honoured), sorted. */
+export function peerIdentities(model: HostModel, peer: Address): string[] {
+  const m = matchersFor(model);
+  const out: string[] = [];
+  for (const [name, s] of m.sets) {
+    if (!s.matcher.has(peer)) continue;
+    if (s.exclude !== undefined && m.exclusions[s.exclude].has(peer)) continue;
+    out.push(name);
+  }
+  return out.sort();
+}
+
+export type NormalizedProto = 'tcp' | 'udp' | 'sctp' | 'icmp' | 'icmpv6' | number;
+
+const protoNumbers: Readonly<Record<number, NormalizedProto>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };
+
+/** Protocol numbers 1/6/17/58/132 as their names; other numbers unchanged. */
+export function normalizeProto(p: Flow['proto']): NormalizedProto {
+  return typeof p === 'number' ? (protoNumbers[p] ?? p) : p;
+}
+
+/** Does one L4 match cover the flow? */
+export function l4Matches(m: L4Match, proto: NormalizedProto, flow: Flow): boolean {
+  switch (m.kind) {
+    case 'all':
+      return true;
+    case 'ports': {
+      if (proto !== m.proto) return false;
+      const port = flow.port;
+      if (port === undefined) return m.ranges.some(([lo, hi]) => lo === 0 && hi === 65535);
+      return m.ranges.some(([lo, hi]) => port >= lo && port <= hi);
+    }
+    case 'icmp':
+      return proto === (m.family === 'ipv4' ? 'icmp' : 'icmpv6') && flow.icmpType !== undefined && m.types.includes(flow.icmpType);
+    case 'proto':
+      return proto === m.proto;
+  }
+}
+
+function entryMatches(e: Entry, identities: readonly string[], proto: NormalizedProto, flow: Flow): boolean {
+  if (e.peer !== null && !identities.includes(e.peer)) return false;
+  return e.l4.some((m) => l4Matches(m, proto, flow));
+}
+
+function toMatched(e: Entry): MatchedEntry {
+  return { policy: e.policy, rule: e.rule, action: e.action, peer: e.peer };
+}
+
+const coreProtos: readonly NormalizedProto[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
+
+function datapathVerdict(model: HostModel, dp: DirectionPolicy, flow: Flow, proto: NormalizedProto): { verdict: 'allow' | 'deny'; reason: string } | undefined {
+  const d = model.datapath;
+  if (proto === 'icmp' && d.allowICMPFragNeeded && flow.icmpType === 3 && flow.icmpCode === 4) {
+    return { verdict: 'allow', reason: 'ICMPv4 fragmentation-needed (type 3 code 4) always passes (allowICMPFragNeeded).' };
+  }
+  if (proto === 'icmpv6' && flow.icmpType !== undefined) {
+    if (d.icmpv6AlwaysAllow.includes(flow.icmpType)) {
+      return { verdict: 'allow', reason: `ICMPv6 type ${flow.icmpType} (errors, neighbour discovery, MLD) always passes, whatever the policy.` };
+    }
+    if (flow.direction === 'ingress' && !d.icmpv6IngressPolicyTypes.includes(flow.icmpType)) {
+      return {
+        verdict: 'deny',
+        reason: `ICMPv6 type ${flow.icmpType} arriving at the host is always dropped by the datapath; only types ${d.icmpv6IngressPolicyTypes.join('/')} are left to policy.`,
+      };
+    }
+  }
+  if (dp.enforced && !d.extendedProtocols && !coreProtos.includes(proto)) {
+    return {
+      verdict: 'deny',
+      reason: `IP protocol ${String(proto)} is dropped while ${flow.direction} is enforced because enableExtendedIPProtocols is off.`,
+    };
+  }
+  return undefined;
+}
+
+/** The verdict for `flow` under `model`. Throws FlowError when the peer is not an IP address. */
+export function evaluate(model: HostModel, flow: Flow): Verdict {
+  let addr: Address;
+  try {
+    addr = parseAddress(flow.peer);
+  } catch (err) {
+    throw new FlowError(`flow peer "${flow.peer}" is not an IP address`, { cause: err });
+  }
+  const dp = flow.direction === 'ingress' ? model.ingress : model.egress;
+  const proto = normalizeProto(flow.proto);
+  const identities = peerIdentities(model, addr);
+
+  const dpv = datapathVerdict(model, dp, flow, proto);
+  if (dpv !== undefined) {
+    return { verdict: dpv.verdict, enforced: dp.enforced, reason: dpv.reason, matched: [], peerIdentities: identities, decidedBy: 'datapath' };
+  }
+  if (!dp.enforced) {
+    return { verdict: 'allow', enforced: false, reason: dp.reason, matched: [], peerIdentities: identities, decidedBy: 'not-enforced' };
+  }
+  const hits = dp.entries.filter((e) => entryMatches(e, identities, proto, flow));
+  const denies = hits.filter((e) => e.action === 'deny');
+  const allows = hits.filter((e) => e.action === 'allow');
+  const matched = [...denies, ...allows].map(toMatched);
+  const first = denies[0] ?? allows[0];
+  if (first !== undefined) {
+    const verdict = first.action;
+    const reason = `${first.action === 'deny' ? 'Denied' : 'Allowed'} by policy ${first.policy} ${first.rule}` +
+      (first.action === 'deny' ? ' (deny entries win over allow entries).' : '.');
+    return { verdict, enforced: true, reason, matched, peerIdentities: identities, decidedBy: first.action === 'deny' ? 'deny-entry' : 'allow-entry' };
+  }
+  if (!dp.defaultDeny) {
+    return { verdict: 'allow', enforced: true, reason: `No entry matched and ${flow.direction} has no default deny. ${dp.reason}`, matched, peerIdentities: identities, decidedBy: 'default-allow' };
+  }
+  return { verdict: 'deny', enforced: true, reason: `No allow entry matched; default deny. ${dp.reason}`, matched, peerIdentities: identities, decidedBy: 'default-deny' };
+}
