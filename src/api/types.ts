@@ -5,6 +5,8 @@
 // Cilium gives the two different meanings (reference §4.1), so the decoder
 // must never turn one into the other.
 
+import type { Problem } from './problem.js';
+
 export interface SourcePos {
   readonly file: string;
   /** 1-based */
@@ -35,7 +37,16 @@ export interface PortProtocol {
 export interface PortRule {
   readonly ports?: readonly PortProtocol[];
   /** True when the rule carries L7 content (`rules`, TLS, serverNames, listener). */
-  readonly l7?: { readonly http: boolean; readonly dns: boolean; readonly kafka: boolean; readonly other: readonly string[] };
+  readonly l7?: {
+    readonly http: boolean;
+    readonly dns: boolean;
+    readonly kafka: boolean;
+    readonly other: readonly string[];
+    /** DNS `matchName` / `matchPattern` values, for messages (additive). */
+    readonly dnsPatterns?: readonly string[];
+    /** `serverNames` as written (additive; empty entries are invalid). */
+    readonly serverNames?: readonly string[];
+  };
 }
 
 export interface ICMPField {
@@ -110,6 +121,9 @@ export interface PolicyDocument {
   readonly locate: (fieldPath: string) => SourcePos;
   /** Stable content hash of the object (for change detection and set naming). */
   readonly hash: string;
+  /** Problems found while decoding (wrong types, unknown fields). validatePolicy()
+   *  returns them first; the loader does not repeat them in LoadResult.problems. (additive) */
+  readonly decodeProblems?: readonly Problem[];
 }
 
 /** Any other Kubernetes object read from a source (Node, Pod, ...), as plain JSON. */

@@ -1,0 +1,302 @@
+// Reads Kubernetes manifests (YAML streams, JSON, `kind: List`, policies embedded
+// in ConfigMaps) into decoded policies and plain cluster objects. Never throws on
+// bad input: every failure becomes a Problem with file:line:col.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
+import type { Problem } from './problem.js';
+import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
+import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
+import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
+import { collectPositions } from './yaml-positions.js';
+
+export interface LoadResult {
+  policies: PolicyDocument[];
+  objects: KubeObject[];
+  /** File-level problems (unreadable, YAML syntax, templates, ...). Decode problems of a
+   *  policy are on `policy.decodeProblems` and returned by validatePolicy(). */
+  problems: Problem[];
+  /** Documents of kinds nodewall does not read (additive). */
+  skipped?: number;
+}
+
+export const POLICY_API_VERSION = 'cilium.io/v2';
+const POLICY_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy']);
+export const OBJECT_KINDS: ReadonlySet<string> = new Set([
+  'Node', 'CiliumNode', 'Pod', 'CiliumEndpoint', 'Namespace', 'Endpoints', 'EndpointSlice',
+]);
+const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
+
+type LineColToPos = (line: number, col: number) => SourcePos;
+
+interface Acc {
+  readonly policies: PolicyDocument[];
+  readonly objects: KubeObject[];
+  readonly problems: Problem[];
+  skipped: number;
+}
+
+interface Source {
+  readonly file: string;
+  readonly text: string;
+  readonly lc: LineCounter;
+  readonly doc: Document;
+  /** Offset in `text` → position in the user's file. */
+  readonly toPos: (offset: number) => SourcePos;
+  /** True for manifests read out of a ConfigMap value (no further unwrapping). */
+  readonly embedded: boolean;
+}
+
+function newAcc(): Acc {
+  return { policies: [], objects: [], problems: [], skipped: 0 };
+}
+
+function result(acc: Acc): LoadResult {
+  return { policies: acc.policies, objects: acc.objects, problems: acc.problems, skipped: acc.skipped };
+}
+
+function problem(severity: Problem['severity'], pos: SourcePos, message: string, code: string,
+  policy?: string, field = ''): Problem {
+  return policy === undefined || policy === ''
+    ? { severity, pos, field, message, code }
+    : { severity, pos, policy, field, message, code };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export function loadManifestText(text: string, file: string): LoadResult {
+  const acc = newAcc();
+  loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc);
+  return result(acc);
+}
+
+function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): void {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true });
+  const toPos = (offset: number): SourcePos => {
+    const { line, col } = lc.linePos(offset);
+    return mapLineCol(line, col);
+  };
+  if (!Array.isArray(docs)) {
+    for (const e of docs.errors) acc.problems.push(yamlProblem('error', e, toPos));
+    return;
+  }
+  for (const doc of docs) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) acc.problems.push(yamlProblem('error', e, toPos));
+      continue;
+    }
+    for (const w of doc.warnings) acc.problems.push(yamlProblem('warning', w, toPos));
+    if (doc.contents === null) continue;
+    loadNode(doc.contents, { file, text, lc, doc, toPos, embedded }, acc, undefined);
+  }
+}
+
+function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
+  toPos: (offset: number) => SourcePos): Problem {
+  const firstLine = e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? e.message;
+  return problem(severity, toPos(e.pos[0]), `YAML ${severity === 'error' ? 'error' : 'warning'} ${e.code}: ${firstLine}`,
+    `yaml/${e.code.toLowerCase().replace(/_/g, '-')}`);
+}
+
+interface Inherited {
+  readonly kind?: string;
+  readonly apiVersion?: string;
+}
+
+function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | undefined): void {
+  const js: unknown = node.toJS(src.doc);
+  const start = node.range?.[0] ?? 0;
+  if (!isRecord(js)) {
+    acc.skipped++;
+    return;
+  }
+  const kind = typeof js['kind'] === 'string' ? js['kind'] : inherited?.kind;
+  const apiVersion = typeof js['apiVersion'] === 'string' ? js['apiVersion'] : inherited?.apiVersion;
+  if (kind === undefined) {
+    acc.skipped++;
+    return;
+  }
+  if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(js['items'])) {
+    const items = isMap(node) ? node.get('items', true) : undefined;
+    if (!isSeq(items)) return;
+    const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+    const inheritedItem: Inherited = {
+      ...(itemKind === undefined ? {} : { kind: itemKind }),
+      ...(apiVersion === undefined ? {} : { apiVersion }),
+    };
+    for (const item of items.items) {
+      if (item !== null && typeof item === 'object' && 'range' in item) loadNode(item as Node, src, acc, inheritedItem);
+    }
+    return;
+  }
+  if (POLICY_KINDS.has(kind)) {
+    loadPolicy(node, src, acc, kind as PolicyKind, apiVersion, start);
+  } else if (OBJECT_KINDS.has(kind)) {
+    loadObject(node, src, acc, kind, apiVersion, start);
+  } else if (kind === 'ConfigMap' && !src.embedded && loadEmbedded(node, src, acc)) {
+    return;
+  } else {
+    acc.skipped++;
+  }
+}
+
+function templateWarnings(expansions: readonly PlacedExpansion[], acc: Acc, policy?: string): void {
+  for (const e of expansions) {
+    acc.problems.push(problem('warning', e.pos,
+      `template placeholder ${e.text}: nodewall uses the default ${JSON.stringify(e.value)}, ` +
+        `not the environment (clusterctl/envsubst would use $${e.variable} if it is set)`,
+      'template/default-used', policy));
+  }
+}
+
+function withKind(js: Record<string, unknown>, kind: string, apiVersion: string | undefined): Record<string, unknown> {
+  return {
+    ...js,
+    kind,
+    ...(apiVersion === undefined ? {} : { apiVersion }),
+  };
+}
+
+function loadPolicy(node: Node, src: Source, acc: Acc, kind: PolicyKind, apiVersion: string | undefined,
+  start: number): void {
+  const pos = src.toPos(start);
+  if (apiVersion !== POLICY_API_VERSION) {
+    acc.problems.push(problem('warning', pos,
+      `skipped: ${kind} with apiVersion ${JSON.stringify(apiVersion ?? '')}; nodewall reads ${POLICY_API_VERSION} only`,
+      'load/api-version'));
+    acc.skipped++;
+    return;
+  }
+  const expansions = expandTemplates(node, src.toPos);
+  const json = withKind(node.toJS(src.doc) as Record<string, unknown>, kind, apiVersion);
+  const positions = collectPositions(node, src.toPos);
+  const doc = decodePolicy({ kind, json, pos, positions });
+  templateWarnings(expansions, acc, doc.name);
+  acc.policies.push(doc);
+}
+
+function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion: string | undefined,
+  start: number): void {
+  const pos = src.toPos(start);
+  const expansions = expandTemplates(node, src.toPos);
+  const json = withKind(node.toJS(src.doc) as Record<string, unknown>, kind, apiVersion);
+  const metadata = json['metadata'];
+  const name = isRecord(metadata) ? metadata['name'] : undefined;
+  templateWarnings(expansions, acc, typeof name === 'string' ? name : undefined);
+  if (!isRecord(metadata) || typeof name !== 'string' || name === '') {
+    const at = collectPositions(node, src.toPos).get('metadata') ?? pos;
+    acc.problems.push(problem('error', at,
+      `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
+    return;
+  }
+  acc.objects.push({ ...json, kind, metadata: metadata as KubeObject['metadata'], pos });
+}
+
+const EMBEDDED_KIND = /^\s*kind:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)["']?\s*$/m;
+
+/** Loads policies embedded as strings in a ConfigMap's `data`; false if there are none. */
+function loadEmbedded(node: Node, src: Source, acc: Acc): boolean {
+  const data = isMap(node) ? node.get('data', true) : undefined;
+  if (!isMap(data)) return false;
+  let found = false;
+  for (const pair of data.items) {
+    const value = pair.value;
+    if (!isScalar(value) || typeof value.value !== 'string' || !EMBEDDED_KIND.test(value.value)) continue;
+    found = true;
+    loadStream(value.value, src.file, embeddedMapper(value, src), true, acc);
+  }
+  return found;
+}
+
+/**
+ * Maps a position inside a ConfigMap value back into the outer file. Exact for
+ * literal block scalars (`|`, `|-`): inner line n is the n-th line after the
+ * header, shifted right by the block's indentation. Other scalar styles map
+ * everything to the scalar's start.
+ */
+function embeddedMapper(value: Scalar, src: Source): LineColToPos {
+  const start = value.range?.[0] ?? 0;
+  const startPos = src.toPos(start);
+  if (value.type !== 'BLOCK_LITERAL') return () => startPos;
+  const header = src.lc.linePos(start).line;
+  const end = src.lc.linePos(value.range?.[1] ?? start).line;
+  const lines = src.text.split('\n');
+  let indent = 0;
+  for (let i = header; i < Math.min(lines.length, end + 1); i++) {
+    const l = lines[i] ?? '';
+    if (l.trim() !== '') {
+      indent = l.length - l.trimStart().length;
+      break;
+    }
+  }
+  return (line, col) => src.toPos(offsetOf(src.lc, header + line, indent + col));
+}
+
+/** Offset in the outer text of a 1-based line/col (clamped to that line's start). */
+function offsetOf(lc: LineCounter, line: number, col: number): number {
+  const lineStart = lc.lineStarts[line - 1] ?? lc.lineStarts.at(-1) ?? 0;
+  return lineStart + col - 1;
+}
+
+async function collectFiles(path: string, explicit: boolean, out: string[], acc: Acc): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (cause) {
+    acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
+    return;
+  }
+  if (st.isDirectory()) {
+    let entries: string[];
+    try {
+      entries = (await readdir(path)).sort();
+    } catch (cause) {
+      acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read directory: ${errorText(cause)}`,
+        'load/unreadable'));
+      return;
+    }
+    for (const e of entries) {
+      // Hidden entries include the `..data` / `..2024_*` links of a mounted ConfigMap,
+      // which would otherwise load every file twice.
+      if (e.startsWith('.')) continue;
+      await collectFiles(join(path, e), false, out, acc);
+    }
+    return;
+  }
+  if (explicit || MANIFEST_EXTENSIONS.some((ext) => path.toLowerCase().endsWith(ext))) out.push(path);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Loads files and directories (recursive; .yaml/.yml/.json, sorted). Never rejects for bad input. */
+export async function loadManifestPaths(paths: readonly string[]): Promise<LoadResult> {
+  const acc = newAcc();
+  const seen = new Set<string>();
+  for (const p of paths) {
+    const files: string[] = [];
+    await collectFiles(p, true, files, acc);
+    for (const file of files) {
+      const key = resolve(file);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (cause) {
+        acc.problems.push(problem('error', { file, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
+        continue;
+      }
+      const one = loadManifestText(text, file);
+      acc.policies.push(...one.policies);
+      acc.objects.push(...one.objects);
+      acc.problems.push(...one.problems);
+      acc.skipped += one.skipped ?? 0;
+    }
+  }
+  return result(acc);
+}

@@ -1,0 +1,444 @@
+// Cilium's acceptance checks for a policy object (reference §2): errors mean
+// Cilium (API server or agent) rejects the whole object. Warnings flag content
+// Cilium accepts but nodewall enforces differently, naming the traffic affected.
+import type { EngineConfig } from '../inventory/types.js';
+import type { Problem, Severity } from './problem.js';
+import type {
+  CIDRRule, ICMPRule, LabelSelector, PeerRule, PolicyDocument, PortProtocol, PortRule, Rule, RuleListName,
+} from './types.js';
+import { childPath } from './field-path.js';
+import { isDenyList, peerFieldName, peerFields, type PeerKey } from './peer-fields.js';
+import { parsePrefix, prefixContains, type ParsedPrefix } from './go-netip.js';
+import { CRD_REJECTED_ICMP_NAME, ICMPV4_TYPES, ICMPV6_TYPES, icmpTypeNumber } from './icmp-types.js';
+
+export const VALID_ENTITIES: readonly string[] = [
+  'all', 'world', 'cluster', 'cluster-mesh', 'host', 'init', 'ingress', 'unmanaged', 'remote-node', 'health',
+  'none', 'kube-apiserver',
+];
+export const CRD_PROTOCOLS: readonly string[] = ['TCP', 'UDP', 'SCTP', 'VRRP', 'IGMP', 'GRE', 'IPIP', 'IPV6', 'ESP', 'AH', 'ANY'];
+export const EXTENDED_PROTOCOLS: readonly string[] = ['VRRP', 'IGMP', 'GRE', 'IPIP', 'IPV6', 'ESP', 'AH'];
+const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+const RULE_LISTS: readonly RuleListName[] = ['ingress', 'ingressDeny', 'egress', 'egressDeny'];
+const MAX_PORTS = 40;
+const MAX_ICMP_FIELDS = 40;
+
+// The CRD's `port` pattern; the numeric branch is anchored only at the start and
+// the name branch only at the end, exactly as in the CRD (reference §1.5).
+const CRD_PORT_PATTERN = /^(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})|([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$/;
+
+/** IANA service name: 1..15 of [a-z0-9-], at least one letter, no leading/trailing/double hyphen. */
+export function isServiceName(port: string): boolean {
+  return port.length <= 15 && /^[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*$/.test(port) && /[a-zA-Z]/.test(port);
+}
+
+/** Go strconv.ParseUint(s, 0, 16): decimal, 0x hex, 0o / leading-0 octal, 0b binary, `_` only after a prefix. */
+export function parseGoPort(s: string): number | undefined {
+  let digits = s;
+  let base = 10;
+  const lower = s.toLowerCase();
+  if (lower.startsWith('0x')) { base = 16; digits = s.slice(2); }
+  else if (lower.startsWith('0o')) { base = 8; digits = s.slice(2); }
+  else if (lower.startsWith('0b')) { base = 2; digits = s.slice(2); }
+  else if (s.length > 1 && s.startsWith('0')) { base = 8; digits = s.slice(1); }
+  if (base !== 10) {
+    if (digits.startsWith('_')) digits = digits.slice(1);
+    if (/__|_$/.test(digits)) return undefined;
+    digits = digits.replace(/_/g, '');
+  }
+  const valid = { 2: /^[01]+$/, 8: /^[0-7]+$/, 10: /^[0-9]+$/, 16: /^[0-9a-fA-F]+$/ }[base as 2 | 8 | 10 | 16];
+  if (digits === '' || !valid.test(digits)) return undefined;
+  const n = Number.parseInt(digits, base);
+  return n <= 0xffff ? n : undefined;
+}
+
+interface Ctx {
+  readonly doc: PolicyDocument;
+  readonly cfg: EngineConfig;
+  readonly out: Problem[];
+}
+
+function report(ctx: Ctx, severity: Severity, field: string, message: string, code: string): void {
+  const pos = ctx.doc.locate(field);
+  const base = { severity, pos, field, message, code };
+  ctx.out.push(ctx.doc.name === '' ? base : { ...base, policy: ctx.doc.name });
+}
+
+const err = (ctx: Ctx, field: string, message: string, code: string): void => report(ctx, 'error', field, message, code);
+const warn = (ctx: Ctx, field: string, message: string, code: string): void => report(ctx, 'warning', field, message, code);
+
+/**
+ * All problems of one policy object: its decode problems first, then Cilium's
+ * validation. Any error means Cilium rejects the whole object.
+ */
+export function validatePolicy(doc: PolicyDocument, cfg: EngineConfig): Problem[] {
+  const ctx: Ctx = { doc, cfg, out: [...(doc.decodeProblems ?? [])] };
+  for (const rule of doc.rules) validateRule(ctx, rule);
+  return ctx.out;
+}
+
+function validateRule(ctx: Ctx, rule: Rule): void {
+  const p = rule.path;
+  const nonEmpty = RULE_LISTS.filter((l) => (rule[l]?.length ?? 0) > 0);
+  if (nonEmpty.length === 0) {
+    err(ctx, p, 'rule must have at least one of Ingress, IngressDeny, Egress, EgressDeny', 'rule-empty');
+  }
+  if (rule.endpointSelector === undefined && rule.nodeSelector === undefined) {
+    err(ctx, p, 'rule must have one of EndpointSelector or NodeSelector', 'rule-selector-missing');
+  }
+  if (rule.endpointSelector !== undefined && rule.nodeSelector !== undefined) {
+    err(ctx, p, 'rule cannot have both EndpointSelector and NodeSelector', 'rule-selector-both');
+  }
+  if (ctx.doc.kind === 'CiliumNetworkPolicy' && rule.nodeSelector !== undefined) {
+    err(ctx, childPath(p, 'nodeSelector'),
+      'Invalid CiliumNetworkPolicy spec: rule cannot have NodeSelector (host policies must be CiliumClusterwideNetworkPolicy)',
+      'cnp-node-selector');
+  }
+  if (rule.endpointSelector !== undefined) validateSelector(ctx, rule.endpointSelector, childPath(p, 'endpointSelector'));
+  if (rule.nodeSelector !== undefined) validateSelector(ctx, rule.nodeSelector, childPath(p, 'nodeSelector'));
+  // Pod rules of a CCNP are validated (they can reject the object) but get no nodewall warnings.
+  const host = rule.nodeSelector !== undefined && rule.endpointSelector === undefined;
+  for (const list of RULE_LISTS) {
+    rule[list]?.forEach((pr, i) => validatePeerRule(ctx, pr, childPath(childPath(p, list), i), list, host));
+  }
+}
+
+function validateSelector(ctx: Ctx, sel: LabelSelector, path: string): void {
+  sel.matchExpressions?.forEach((r, i) => {
+    const rp = childPath(childPath(path, 'matchExpressions'), i);
+    const prefix = `invalid label selector: matchExpressions[${i}]`;
+    const hasValues = (r.values?.length ?? 0) > 0;
+    if (!SELECTOR_OPERATORS.includes(r.operator)) {
+      err(ctx, childPath(rp, 'operator'), `${prefix}.operator: Invalid value: ${JSON.stringify(r.operator)}: not a valid selector operator`,
+        'selector-operator');
+    } else if ((r.operator === 'In' || r.operator === 'NotIn') && !hasValues) {
+      err(ctx, rp, `${prefix}.values: Required value: must be specified when \`operator\` is 'In' or 'NotIn'`, 'selector-values');
+    } else if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && hasValues) {
+      err(ctx, childPath(rp, 'values'),
+        `${prefix}.values: Forbidden: may not be specified when \`operator\` is 'Exists' or 'DoesNotExist'`, 'selector-values');
+    }
+  });
+}
+
+const PEER_KIND_GO_NAME: Record<PeerKey, string> = {
+  endpoints: 'Endpoints', cidr: 'CIDR', cidrSet: 'CIDRSet', entities: 'Entities', nodes: 'Nodes', groups: 'Groups',
+  services: 'Services', fqdns: 'FQDNs', requires: 'Requires',
+};
+
+function validatePeerRule(ctx: Ctx, pr: PeerRule, path: string, list: RuleListName, host: boolean): void {
+  const ingress = list === 'ingress' || list === 'ingressDeny';
+  const deny = isDenyList(list);
+  const dir = ingress ? 'From' : 'To';
+  const at = (key: PeerKey): string => childPath(path, peerFieldName(list, key));
+
+  // At most one kind of peer per rule; only non-empty lists count.
+  const used = peerFields(list).filter(([k]) => k !== 'requires' && (pr[k]?.length ?? 0) > 0);
+  const [first, second] = used;
+  if (first !== undefined && second !== undefined) {
+    err(ctx, at(second[0]),
+      `combining ${dir}${PEER_KIND_GO_NAME[first[0]]} and ${dir}${PEER_KIND_GO_NAME[second[0]]} is not supported yet`,
+      'peer-combination');
+  }
+  if ((pr.requires?.length ?? 0) > 0) {
+    err(ctx, at('requires'),
+      `${peerFieldName(list, 'requires')} was removed in Cilium 1.19 (the CRD allows no items); ` +
+        'express the requirement in the peer selectors instead', 'requires-removed');
+  }
+  pr.endpoints?.forEach((s, i) => validateSelector(ctx, s, childPath(at('endpoints'), i)));
+  pr.nodes?.forEach((s, i) => validateSelector(ctx, s, childPath(at('nodes'), i)));
+  if ((pr.nodes?.length ?? 0) > 0 && !ctx.cfg.enableNodeSelectorLabels) {
+    err(ctx, at('nodes'),
+      'FromNodes/ToNodes rules can only be applied when the "enable-node-selector-labels" flag is set', 'nodes-flag');
+  }
+  pr.entities?.forEach((e, i) => validateEntity(ctx, e, childPath(at('entities'), i)));
+  pr.cidr?.forEach((c, i) => validateCIDR(ctx, c, childPath(at('cidr'), i)));
+  pr.cidrSet?.forEach((c, i) => validateCIDRRule(ctx, c, childPath(at('cidrSet'), i), deny, host, ingress));
+
+  const hasPorts = (pr.toPorts?.length ?? 0) > 0;
+  const hasICMPs = (pr.icmps?.length ?? 0) > 0;
+  if (hasICMPs && !ctx.cfg.enableICMPRules) {
+    err(ctx, childPath(path, 'icmps'), 'ICMP rules can only be applied when the "enable-icmp-rules" flag is set', 'icmp-flag');
+  }
+  if (hasICMPs && hasPorts) {
+    err(ctx, childPath(path, 'icmps'),
+      'the ICMPs block may only be present without ToPorts. Define a separate rule to use ToPorts', 'icmp-with-ports');
+  }
+  pr.toPorts?.forEach((r, i) => validatePortRule(ctx, r, childPath(childPath(path, 'toPorts'), i), list, host));
+  pr.icmps?.forEach((r, i) => validateICMPRule(ctx, r, childPath(childPath(path, 'icmps'), i)));
+
+  if (host) unsupportedPeers(ctx, pr, path, list);
+}
+
+function validateEntity(ctx: Ctx, e: string, path: string): void {
+  if (e === 'world-ipv4' || e === 'world-ipv6') {
+    const cidr = e === 'world-ipv4' ? '0.0.0.0/0' : '::/0';
+    err(ctx, path,
+      `entity ${e} is not in the CRD's entity enum, so the API server rejects the policy; ` +
+        `write the CIDR ${cidr} (the ${e === 'world-ipv4' ? 'IPv4' : 'IPv6'} world) or the entity world instead`,
+      'entity-crd');
+  } else if (!VALID_ENTITIES.includes(e)) {
+    err(ctx, path, `unsupported entity: ${e}`, 'entity-unknown');
+  }
+}
+
+function validateCIDR(ctx: Ctx, c: string, path: string): ParsedPrefix | undefined {
+  if (c === '') {
+    err(ctx, path, 'IP must be specified', 'cidr-empty');
+    return undefined;
+  }
+  const r = parsePrefix(c);
+  if (!r.ok) {
+    err(ctx, path, `unable to parse CIDR: ${r.error}`, 'cidr-parse');
+    return undefined;
+  }
+  return r.value;
+}
+
+function validateCIDRRule(ctx: Ctx, c: CIDRRule, path: string, deny: boolean, host: boolean, ingress: boolean): void {
+  const set = [c.cidr !== undefined && c.cidr !== '', c.cidrGroupRef !== undefined && c.cidrGroupRef !== '',
+    c.cidrGroupSelector !== undefined].filter(Boolean).length;
+  if (set === 0) {
+    err(ctx, path, 'one of cidr, cidrGroupRef, or cidrGroupSelector is required', 'cidrset-none');
+    return;
+  }
+  if (set > 1) {
+    err(ctx, path, 'more than one of cidr, cidrGroupRef, or cidrGroupSelector may not be set', 'cidrset-many');
+    return;
+  }
+  if (c.cidr !== undefined && c.cidr !== '') {
+    const r = parsePrefix(c.cidr);
+    if (!r.ok) {
+      err(ctx, childPath(path, 'cidr'), `unable to parse CIDRRule ${JSON.stringify(c.cidr)}: ${r.error}`, 'cidr-parse');
+      return;
+    }
+    c.except?.forEach((x, i) => {
+      const xp = childPath(childPath(path, 'except'), i);
+      const e = parsePrefix(x);
+      if (!e.ok) err(ctx, xp, e.error, 'cidr-parse');
+      else if (!prefixContains(r.value, e.value)) {
+        err(ctx, xp, `allow CIDR prefix ${c.cidr} does not contain exclude CIDR prefix ${x}`, 'cidr-except');
+      }
+    });
+    return;
+  }
+  if (!host) return;
+  const what = c.cidrGroupRef !== undefined ? `cidrGroupRef ${c.cidrGroupRef}` : 'cidrGroupSelector';
+  const peer = `the CIDRs of the CiliumCIDRGroup${c.cidrGroupRef !== undefined ? ` ${c.cidrGroupRef}` : 's it selects'}`;
+  warn(ctx, path, unsupportedText(deny, ingress, `${what} (CiliumCIDRGroup objects are not read)`, peer),
+    'unsupported/cidr-group');
+}
+
+/** The standard "allows nothing here / denies nothing here" text. */
+function unsupportedText(deny: boolean, ingress: boolean, what: string, peer: string, ports = ''): string {
+  const towards = ingress ? `from ${peer}` : `to ${peer}`;
+  return deny
+    ? `${what} is not supported by nodewall: this entry denies nothing here; traffic Cilium would deny ${towards}${ports} will be ALLOWED (if other rules allow it)`
+    : `${what} is not supported by nodewall: this entry allows nothing here; traffic Cilium would allow ${towards}${ports} will be DROPPED (unless other rules allow it)`;
+}
+
+function portsText(pr: PeerRule): string {
+  const ports = (pr.toPorts ?? []).flatMap((r) => r.ports ?? []).map((p) => `${p.port ?? '0'}/${p.protocol ?? 'ANY'}`);
+  return ports.length > 0 ? ` on ${ports.join(', ')}` : '';
+}
+
+function names(items: readonly unknown[] | undefined, keys: readonly string[]): string {
+  const out: string[] = [];
+  for (const item of items ?? []) {
+    if (item === null || typeof item !== 'object') continue;
+    for (const k of keys) {
+      const v = (item as Record<string, unknown>)[k];
+      if (typeof v === 'string') out.push(v);
+      else if (v !== null && typeof v === 'object') out.push(JSON.stringify(v));
+    }
+  }
+  return out.join(', ');
+}
+
+function unsupportedPeers(ctx: Ctx, pr: PeerRule, path: string, list: RuleListName): void {
+  const ingress = list === 'ingress' || list === 'ingressDeny';
+  const deny = isDenyList(list);
+  const ports = portsText(pr);
+  if ((pr.fqdns?.length ?? 0) > 0) {
+    const n = names(pr.fqdns, ['matchName', 'matchPattern']);
+    warn(ctx, childPath(path, 'toFQDNs'),
+      unsupportedText(deny, ingress, 'toFQDNs (needs a DNS proxy)', `the addresses of ${n || 'the FQDNs'}`, ports),
+      'unsupported/fqdns');
+  }
+  if ((pr.services?.length ?? 0) > 0) {
+    const n = names(pr.services, ['k8sService', 'k8sServiceSelector']);
+    warn(ctx, childPath(path, 'toServices'),
+      unsupportedText(deny, ingress, 'toServices (Services are not watched)', `the backends of ${n || 'the services'}`, ports),
+      'unsupported/services');
+  }
+  if ((pr.groups?.length ?? 0) > 0) {
+    const field = peerFieldName(list, 'groups');
+    warn(ctx, childPath(path, field),
+      unsupportedText(deny, ingress, `${field} (cloud security groups are not looked up)`,
+        `the addresses of the groups ${names(pr.groups, ['aws']) || ''}`.trim(), ports),
+      'unsupported/groups');
+  }
+  if (pr.authentication === true && !deny) {
+    warn(ctx, childPath(path, 'authentication'),
+      'authentication (mutual auth) is not enforced by nodewall: unauthenticated traffic that Cilium would drop ' +
+        'for this entry will be ALLOWED', 'unsupported/authentication');
+  }
+}
+
+function validatePortRule(ctx: Ctx, r: PortRule, path: string, list: RuleListName, host: boolean): void {
+  const ingress = list === 'ingress' || list === 'ingressDeny';
+  const deny = isDenyList(list);
+  const portsPath = childPath(path, 'ports');
+  if ((r.ports?.length ?? 0) > MAX_PORTS) err(ctx, portsPath, `too many ports, the max is ${MAX_PORTS}`, 'ports-too-many');
+  r.ports?.forEach((pp, i) => validatePortProtocol(ctx, pp, childPath(portsPath, i), ingress, deny, host));
+  if (r.l7 !== undefined) validateL7(ctx, r, path, ingress, host);
+}
+
+function validatePortProtocol(ctx: Ctx, pp: PortProtocol, path: string, ingress: boolean, deny: boolean, host: boolean): void {
+  const portPath = childPath(path, 'port');
+  const protocol = pp.protocol ?? '';
+  if (pp.protocol !== undefined && !CRD_PROTOCOLS.includes(protocol)) {
+    const upper = protocol.toUpperCase();
+    err(ctx, childPath(path, 'protocol'), CRD_PROTOCOLS.includes(upper)
+      ? `protocol ${JSON.stringify(protocol)} must be upper-case (${upper}): the CRD enum is case-sensitive, so the API server rejects it`
+      : `invalid protocol ${JSON.stringify(protocol)}, must be { tcp | udp | sctp | vrrp | igmp | gre | ipip | ipv6 | esp | ah | any }`,
+    'protocol-invalid');
+  }
+  if (pp.endPort !== undefined && (pp.endPort < 0 || pp.endPort > 65535)) {
+    err(ctx, childPath(path, 'endPort'), `endPort ${pp.endPort} is out of range 0..65535 (CRD)`, 'endport-range');
+  }
+  const port = pp.port ?? '';
+  if (port === '') {
+    if (!ctx.cfg.enableExtendedIPProtocols) err(ctx, portPath, 'port must be specified', 'port-missing');
+    return;
+  }
+  if (!CRD_PORT_PATTERN.test(port)) {
+    err(ctx, portPath, `port ${JSON.stringify(port)} does not match the CRD pattern (a number up to 65535 or a service name)`,
+      'port-pattern');
+    return;
+  }
+  if (isServiceName(port)) {
+    if (host) {
+      warn(ctx, portPath, ingress
+        ? `named port ${JSON.stringify(port)} cannot be resolved for the host endpoint (it has no container ports): ` +
+            `this entry ${deny ? 'denies' : 'allows'} nothing (Cilium most likely behaves the same)`
+        : `named port ${JSON.stringify(port)} is resolved by Cilium against the peer pods' container ports; nodewall cannot ` +
+            `resolve it: this entry ${deny ? 'denies nothing here; traffic Cilium would deny' : 'allows nothing here; traffic Cilium would allow'} ` +
+            `to peer ports named ${port} will be ${deny ? 'ALLOWED' : 'DROPPED'}`,
+      'unsupported/named-port');
+    }
+    return;
+  }
+  const n = parseGoPort(port);
+  const isZero = n === 0;
+  if (EXTENDED_PROTOCOLS.includes(protocol.toUpperCase()) && !isZero) {
+    err(ctx, portPath, 'port must be empty or 0', 'port-extended');
+    return;
+  }
+  if (n === undefined) {
+    err(ctx, portPath, `unable to parse port: strconv.ParseUint: parsing ${JSON.stringify(port)}: ` +
+      (/^[0-9]+$/.test(port) && !port.startsWith('0') ? 'value out of range' : 'invalid syntax'), 'port-parse');
+    return;
+  }
+  const decimal = /^[0-9]+$/.test(port) ? Number.parseInt(port, 10) : undefined;
+  if (decimal !== undefined && decimal !== n) {
+    warn(ctx, portPath, `port ${JSON.stringify(port)} has a leading zero, so Cilium reads it as octal: port ${n}, not ${decimal}`,
+      'lint/octal-port');
+  }
+  if (pp.endPort !== undefined && pp.endPort !== 0 && n !== 0 && pp.endPort < n) {
+    warn(ctx, childPath(path, 'endPort'),
+      `endPort ${pp.endPort} is smaller than port ${n}: Cilium (and nodewall) use the single port ${n}, not a range`,
+      'lint/end-port-below-port');
+  }
+}
+
+function validateL7(ctx: Ctx, r: PortRule, path: string, ingress: boolean, host: boolean): void {
+  const l7 = r.l7;
+  if (l7 === undefined) return;
+  const rulesPath = childPath(path, 'rules');
+  const hasRules = l7.http || l7.dns || l7.kafka || l7.other.includes('l7proto') || l7.other.includes('l7');
+  if (host && ingress && (l7.http || l7.dns)) {
+    err(ctx, rulesPath, 'L7 policy is not supported on host ingress yet', 'l7-host-ingress');
+  } else if (ingress && l7.dns) {
+    err(ctx, rulesPath, 'DNS rules are not allowed on ingress', 'l7-dns-ingress');
+  }
+  if (host && !ingress && l7.http) err(ctx, rulesPath, 'L7 protocol HTTP is not supported on host egress yet', 'l7-host-egress');
+  if (host && !ingress && l7.kafka) err(ctx, rulesPath, 'L7 protocol Kafka is not supported on host egress yet', 'l7-host-egress');
+  const ports = r.ports ?? [];
+  if (l7.dns) {
+    if (ports.length === 0) err(ctx, path, 'port 53 must be specified for DNS rules', 'l7-dns-port');
+    ports.forEach((pp, i) => {
+      if ((pp.endPort ?? 0) > 0) err(ctx, childPath(childPath(childPath(path, 'ports'), i), 'endPort'), 'DNS rules do not support port ranges', 'l7-dns-range');
+    });
+  }
+  if (hasRules) {
+    ports.forEach((pp, i) => {
+      const pp_ = childPath(childPath(path, 'ports'), i);
+      const proto = (pp.protocol ?? 'ANY').toUpperCase();
+      if (!l7.dns && proto !== 'TCP' && proto !== 'ANY') {
+        err(ctx, childPath(pp_, 'protocol'), `L7 rules can only apply to TCP (not ${proto}) except for DNS rules`, 'l7-protocol');
+      }
+      if (pp.port === '0') err(ctx, childPath(pp_, 'port'), 'L7 rules can not be used when a port is 0', 'l7-port-zero');
+    });
+  }
+  if (l7.other.includes('listener')) {
+    if (ingress) err(ctx, childPath(path, 'listener'), 'Listener is not allowed on ingress (listener)', 'l7-listener');
+    else if (hasRules) err(ctx, childPath(path, 'listener'), 'Listener is not allowed with L7 rules (listener)', 'l7-listener');
+  }
+  l7.serverNames?.forEach((s, i) => {
+    if (s === '') err(ctx, childPath(childPath(path, 'serverNames'), i), 'empty server name is not allowed', 'l7-server-name');
+  });
+  if (l7.serverNames !== undefined && hasRules && !l7.other.includes('terminatingTLS')) {
+    err(ctx, childPath(path, 'serverNames'), 'ServerNames are not allowed with L7 rules without TLS termination', 'l7-server-names');
+  }
+  if (!host) return;
+  if (!ingress && l7.dns) {
+    const portsList = ports.map((pp) => `${pp.port ?? '0'}/${pp.protocol ?? 'ANY'}`).join(', ');
+    warn(ctx, rulesPath,
+      `DNS rules are not applied by nodewall (no DNS proxy): the L4 part is honoured, so this entry allows all DNS ` +
+        `queries on ${portsList || 'port 53'} to these peers; Cilium would allow only names matching ` +
+        `${(l7.dnsPatterns ?? []).map((s) => JSON.stringify(s)).join(', ') || '(no pattern)'}`,
+      'unsupported/dns-rules');
+  }
+  const tls = l7.other.filter((o) => o !== 'l7proto' && o !== 'l7');
+  if (tls.length > 0) {
+    warn(ctx, childPath(path, tls[0] ?? 'rules'),
+      `${tls.join(', ')} ${tls.length > 1 ? 'are' : 'is'} not applied by nodewall (L3/L4 only): this entry allows all ` +
+        'traffic on its ports, Cilium would additionally inspect it (TLS/SNI) and drop what does not match',
+      'unsupported/tls');
+  }
+}
+
+function validateICMPRule(ctx: Ctx, r: ICMPRule, path: string): void {
+  const fieldsPath = childPath(path, 'fields');
+  if ((r.fields?.length ?? 0) > MAX_ICMP_FIELDS) err(ctx, fieldsPath, `too many types, the max is ${MAX_ICMP_FIELDS}`, 'icmp-too-many');
+  r.fields?.forEach((f, i) => {
+    const fp = childPath(fieldsPath, i);
+    const family = f.family ?? 'IPv4';
+    if (family !== 'IPv4' && family !== 'IPv6') {
+      err(ctx, childPath(fp, 'family'), `wrong family: ${family}`, 'icmp-family');
+      return;
+    }
+    const tp = childPath(fp, 'type');
+    if (typeof f.type === 'number') {
+      if (f.type < 0 || f.type > 255) {
+        warn(ctx, tp, `ICMP type ${f.type} is outside 0..255: Cilium accepts it but it never matches any packet (nor in nodewall)`,
+          'lint/icmp-type-range');
+      }
+      return;
+    }
+    if (f.type === CRD_REJECTED_ICMP_NAME) {
+      const n = family === 'IPv6' ? ICMPV6_TYPES[f.type] : ICMPV4_TYPES[f.type];
+      err(ctx, tp, `ICMP type name ${f.type} is rejected by the API server (the CRD pattern misspells it); write the number ${n} instead`,
+        'icmp-type-crd');
+      return;
+    }
+    if (/^[0-9]+$/.test(f.type)) {
+      if (!/^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/.test(f.type)) {
+        err(ctx, tp, `ICMP type ${JSON.stringify(f.type)} does not match the CRD pattern (0..255 or a type name)`, 'icmp-type-crd');
+      }
+      return;
+    }
+    if (icmpTypeNumber(f.type, family) === undefined) {
+      err(ctx, tp, `ICMP type ${f.type} not found in ${family}`, 'icmp-type-name');
+    }
+  });
+}

@@ -1,0 +1,66 @@
+// Maps every field path of a YAML node tree to its source position.
+import { isAlias, isMap, isPair, isScalar, isSeq, type LineCounter } from 'yaml';
+import type { SourcePos } from './types.js';
+import { childPath, parentPath } from './field-path.js';
+
+/** Turns an offset in the parsed text into a position in the user's file. */
+export type OffsetToPos = (offset: number) => SourcePos;
+
+export function offsetMapper(file: string, lc: LineCounter): OffsetToPos {
+  return (offset) => {
+    const { line, col } = lc.linePos(offset);
+    return { file, line, col };
+  };
+}
+
+function nodeStart(node: unknown): number | undefined {
+  if (node !== null && typeof node === 'object' && 'range' in node) {
+    const range = (node as { range?: readonly number[] | null }).range;
+    return range?.[0];
+  }
+  return undefined;
+}
+
+/**
+ * Positions of `root` and everything below it, keyed by field path relative to
+ * `root` ("" = root). A map entry points at its value when the value is a
+ * non-null scalar (`port: 80` points at `80`), otherwise at its key.
+ */
+export function collectPositions(root: unknown, toPos: OffsetToPos): Map<string, SourcePos> {
+  const out = new Map<string, SourcePos>();
+  const visit = (node: unknown, path: string, fallback: number | undefined): void => {
+    const start = nodeStart(node) ?? fallback;
+    if (start !== undefined) out.set(path, toPos(start));
+    if (isAlias(node)) return;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+        if (key === undefined) continue;
+        const keyStart = nodeStart(pair.key);
+        const value = pair.value;
+        const useValue = isScalar(value) && value.value !== null && nodeStart(value) !== undefined;
+        const at = useValue ? nodeStart(value) : keyStart;
+        const p = childPath(path, key);
+        if (at !== undefined) out.set(p, toPos(at));
+        if (!isScalar(value)) visit(value, p, keyStart);
+        if (at !== undefined) out.set(p, toPos(at));
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, childPath(path, i), start));
+    }
+  };
+  visit(root, '', undefined);
+  return out;
+}
+
+/** Position of `path`, else of its nearest recorded ancestor, else `fallback`. */
+export function locateIn(positions: ReadonlyMap<string, SourcePos>, path: string, fallback: SourcePos): SourcePos {
+  let p = path;
+  for (;;) {
+    const hit = positions.get(p);
+    if (hit !== undefined) return hit;
+    if (p === '') return fallback;
+    p = parentPath(p);
+  }
+}
