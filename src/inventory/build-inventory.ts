@@ -1,0 +1,413 @@
+// Cluster objects (Node, CiliumNode, Pod, CiliumEndpoint, Namespace,
+// Endpoints, EndpointSlice) + config -> the Inventory the policy stage reads.
+// Pure. Bad addresses become warnings and are left out.
+
+import type { Problem } from '../api/problem.js';
+import type { KubeObject, SourcePos } from '../api/types.js';
+import { CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
+import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
+import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
+
+export interface BuildInventoryOptions {
+  readonly nodeName: string;
+  /** Labels given on the command line; they win over config and Node labels. */
+  readonly nodeLabels?: Labels;
+  /** This machine's interface addresses, added to self when nodewall runs on that node. */
+  readonly localAddresses?: readonly string[];
+}
+
+type Json = Record<string, unknown>;
+
+const rec = (v: unknown): Json | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+function labelsOf(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(rec(v) ?? {})) {
+    // Unquoted YAML values (`zone: 1`) are meant as strings.
+    if (typeof val === 'string' || typeof val === 'number' || typeof val === 'boolean') out[k] = String(val);
+  }
+  return out;
+}
+
+const noPos: SourcePos = { file: '<cluster objects>', line: 1, col: 1 };
+
+/** Collects canonical addresses and prefixes, reporting bad ones as warnings. */
+class Collector {
+  readonly problems: Problem[] = [];
+
+  address(text: unknown, obj: KubeObject | SourcePos, field: string, what: string): string | undefined {
+    if (typeof text !== 'string') {
+      if (text !== undefined && text !== null) this.warn(obj, field, `${what}: expected an IP address string`, 'inventory/bad-address');
+      return undefined;
+    }
+    try {
+      const a = parseAddress(text);
+      return formatAddress(a.family, a.bits);
+    } catch (err) {
+      if (!(err instanceof CidrError)) throw err;
+      this.warn(obj, field, `${what}: ${err.message}; ignored`, 'inventory/bad-address');
+      return undefined;
+    }
+  }
+
+  prefix(text: unknown, obj: KubeObject | SourcePos, field: string, what: string): Prefix | undefined {
+    if (typeof text !== 'string') {
+      if (text !== undefined && text !== null) this.warn(obj, field, `${what}: expected a CIDR string`, 'inventory/bad-cidr');
+      return undefined;
+    }
+    try {
+      return parsePrefix(text);
+    } catch (err) {
+      if (!(err instanceof CidrError)) throw err;
+      this.warn(obj, field, `${what}: ${err.message}; ignored`, 'inventory/bad-cidr');
+      return undefined;
+    }
+  }
+
+  warn(at: KubeObject | SourcePos, field: string, message: string, code: string): void {
+    const pos = 'kind' in at ? (at.pos ?? noPos) : at;
+    this.problems.push({ severity: 'warning', pos, field, message, code });
+  }
+}
+
+function describe(obj: KubeObject): string {
+  const ns = obj.metadata.namespace;
+  return `${obj.kind} ${ns === undefined ? '' : `${ns}/`}${obj.metadata.name}`;
+}
+
+interface NodeAcc {
+  name: string;
+  labels?: Record<string, string>; // from the Node object
+  ciliumLabels?: Record<string, string>; // from the CiliumNode (mirror of the Node's)
+  addresses: Set<string>;
+  health: Set<string>;
+  ingress: Set<string>;
+  podCIDRs: Prefix[];
+  hasNode: boolean;
+}
+
+function nodeAcc(nodes: Map<string, NodeAcc>, name: string): NodeAcc {
+  let n = nodes.get(name);
+  if (n === undefined) {
+    n = { name, addresses: new Set(), health: new Set(), ingress: new Set(), podCIDRs: [], hasNode: false };
+    nodes.set(name, n);
+  }
+  return n;
+}
+
+function addNode(c: Collector, nodes: Map<string, NodeAcc>, obj: KubeObject): void {
+  const n = nodeAcc(nodes, obj.metadata.name);
+  n.hasNode = true;
+  n.labels = { ...n.labels, ...labelsOf(obj.metadata.labels) };
+  const status = rec(obj['status']);
+  arr(status?.['addresses']).forEach((item, i) => {
+    const a = rec(item);
+    const type = a?.['type'];
+    // Hostname entries are names, not IPs; InternalDNS/ExternalDNS likewise.
+    if (type !== 'InternalIP' && type !== 'ExternalIP') return;
+    const ip = c.address(a?.['address'], obj, `status.addresses[${i}].address`, describe(obj));
+    if (ip !== undefined) n.addresses.add(ip);
+  });
+  const spec = rec(obj['spec']);
+  const cidrs = [...arr(spec?.['podCIDRs']).map((v, i) => [v, `spec.podCIDRs[${i}]`] as const), [spec?.['podCIDR'], 'spec.podCIDR'] as const];
+  for (const [v, field] of cidrs) {
+    const p = c.prefix(v, obj, field, describe(obj));
+    if (p !== undefined) n.podCIDRs.push(p);
+  }
+}
+
+function addCiliumNode(c: Collector, nodes: Map<string, NodeAcc>, obj: KubeObject): void {
+  const n = nodeAcc(nodes, obj.metadata.name);
+  n.ciliumLabels = { ...n.ciliumLabels, ...labelsOf(obj.metadata.labels) };
+  const spec = rec(obj['spec']);
+  arr(spec?.['addresses']).forEach((item, i) => {
+    // Every type counts: InternalIP, ExternalIP and CiliumInternalIP (the cilium_host router IP).
+    const ip = c.address(rec(item)?.['ip'], obj, `spec.addresses[${i}].ip`, describe(obj));
+    if (ip !== undefined) n.addresses.add(ip);
+  });
+  for (const [key, set] of [
+    ['health', n.health],
+    ['ingress', n.ingress],
+  ] as const) {
+    const block = rec(spec?.[key]);
+    for (const fam of ['ipv4', 'ipv6'] as const) {
+      const ip = c.address(block?.[fam], obj, `spec.${key}.${fam}`, describe(obj));
+      if (ip !== undefined) set.add(ip);
+    }
+  }
+  arr(rec(spec?.['ipam'])?.['podCIDRs']).forEach((v, i) => {
+    const p = c.prefix(v, obj, `spec.ipam.podCIDRs[${i}]`, describe(obj));
+    if (p !== undefined) n.podCIDRs.push(p);
+  });
+}
+
+interface PodAcc {
+  namespace: string;
+  name: string;
+  labels: Labels;
+  fromPod: boolean;
+  addresses: Set<string>;
+  nodeName?: string;
+  obj: KubeObject;
+}
+
+const podKey = (ns: string, name: string): string => `${ns}/${name}`;
+
+function namespaceOf(obj: KubeObject): string {
+  return obj.metadata.namespace ?? 'default';
+}
+
+function addPod(c: Collector, pods: Map<string, PodAcc>, obj: KubeObject, nsLabels: ReadonlyMap<string, Labels>, cfg: NodewallConfig): void {
+  const spec = rec(obj['spec']);
+  const status = rec(obj['status']);
+  // Host-network pods have the host's identity: they are the host (reference §4.2).
+  if (spec?.['hostNetwork'] === true) return;
+  const phase = status?.['phase'];
+  if (phase === 'Succeeded' || phase === 'Failed') return;
+  const addresses = new Set<string>();
+  const podIPs = arr(status?.['podIPs']);
+  podIPs.forEach((item, i) => {
+    const ip = c.address(rec(item)?.['ip'], obj, `status.podIPs[${i}].ip`, describe(obj));
+    if (ip !== undefined) addresses.add(ip);
+  });
+  if (podIPs.length === 0) {
+    const ip = c.address(status?.['podIP'], obj, 'status.podIP', describe(obj));
+    if (ip !== undefined) addresses.add(ip);
+  }
+  const namespace = namespaceOf(obj);
+  const labels = podIdentityLabels({
+    namespace,
+    podLabels: labelsOf(obj.metadata.labels),
+    serviceAccount: str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']),
+    namespaceLabels: nsLabels.get(namespace),
+    clusterName: cfg.clusterName,
+  });
+  const key = podKey(namespace, obj.metadata.name);
+  const prev = pods.get(key);
+  const nodeName = str(spec?.['nodeName']) ?? prev?.nodeName;
+  pods.set(key, {
+    namespace,
+    name: obj.metadata.name,
+    labels,
+    fromPod: true,
+    addresses: new Set([...(prev?.addresses ?? []), ...addresses]),
+    ...(nodeName === undefined ? {} : { nodeName }),
+    obj,
+  });
+}
+
+function addCiliumEndpoint(c: Collector, pods: Map<string, PodAcc>, obj: KubeObject, nsLabels: ReadonlyMap<string, Labels>, cfg: NodewallConfig): void {
+  const status = rec(obj['status']);
+  const networking = rec(status?.['networking']);
+  const addresses = new Set<string>();
+  arr(networking?.['addressing']).forEach((item, i) => {
+    for (const fam of ['ipv4', 'ipv6'] as const) {
+      const ip = c.address(rec(item)?.[fam], obj, `status.networking.addressing[${i}].${fam}`, describe(obj));
+      if (ip !== undefined) addresses.add(ip);
+    }
+  });
+  const namespace = namespaceOf(obj);
+  const key = podKey(namespace, obj.metadata.name);
+  const prev = pods.get(key);
+  if (prev !== undefined) {
+    for (const a of addresses) prev.addresses.add(a);
+    return;
+  }
+  const identity = arr(rec(status?.['identity'])?.['labels']).filter((v): v is string => typeof v === 'string');
+  // The identity labels are what Cilium computed; without them derive the namespace-based ones.
+  const labels =
+    identity.length > 0
+      ? identityLabelsFromStrings(identity)
+      : podIdentityLabels({ namespace, podLabels: {}, namespaceLabels: nsLabels.get(namespace), clusterName: cfg.clusterName });
+  pods.set(key, { namespace, name: obj.metadata.name, labels, fromPod: false, addresses, obj });
+}
+
+function apiServerFromEndpoints(c: Collector, obj: KubeObject, out: Set<string>): void {
+  arr(obj['subsets']).forEach((subset, i) => {
+    arr(rec(subset)?.['addresses']).forEach((a, j) => {
+      const ip = c.address(rec(a)?.['ip'], obj, `subsets[${i}].addresses[${j}].ip`, describe(obj));
+      if (ip !== undefined) out.add(ip);
+    });
+  });
+}
+
+function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<string>): void {
+  arr(obj['endpoints']).forEach((ep, i) => {
+    arr(rec(ep)?.['addresses']).forEach((a, j) => {
+      const ip = c.address(a, obj, `endpoints[${i}].addresses[${j}]`, describe(obj));
+      if (ip !== undefined) out.add(ip);
+    });
+  });
+}
+
+/** `kind: List` (kubectl get -o yaml) holds its objects in `items`. */
+function flatten(objects: readonly KubeObject[]): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const o of objects) {
+    if (o.kind === 'List' || (o.kind.endsWith('List') && Array.isArray(o['items']))) {
+      for (const item of arr(o['items'])) {
+        const r = rec(item);
+        const md = rec(r?.['metadata']);
+        if (r === undefined || typeof r['kind'] !== 'string' || md === undefined || typeof md['name'] !== 'string') continue;
+        out.push({ ...(r as unknown as KubeObject), ...(o.pos === undefined ? {} : { pos: o.pos }) });
+      }
+    } else {
+      out.push(o);
+    }
+  }
+  return out;
+}
+
+function addressOrder(a: string, b: string): number {
+  const pa = parseAddress(a);
+  const pb = parseAddress(b);
+  if (pa.family !== pb.family) return pa.family === 'ipv4' ? -1 : 1;
+  return pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0;
+}
+
+/** Canonical, de-duplicated, sorted (IPv4 first, numerically). Input must be canonical addresses. */
+function sortedAddresses(xs: Iterable<string>): string[] {
+  return [...new Set(xs)].sort(addressOrder);
+}
+
+function toNodeInfo(n: NodeAcc, labels: Labels, extra: readonly string[] = []): NodeInfo {
+  return {
+    name: n.name,
+    labels,
+    addresses: sortedAddresses([...n.addresses, ...extra]),
+    healthAddresses: sortedAddresses(n.health),
+    ingressAddresses: sortedAddresses(n.ingress),
+    podCIDRs: mergePrefixes(n.podCIDRs).map(formatPrefix),
+  };
+}
+
+/**
+ * Builds the inventory as seen from node `opts.nodeName`.
+ *
+ * Labels of this node, lowest to highest precedence: the Node object's labels
+ * (or, without a Node, the CiliumNode's), then `cfg.nodeLabels`, then
+ * `opts.nodeLabels` (command line). A node without any Node/CiliumNode object
+ * is built from those labels and `opts.localAddresses` alone.
+ */
+export function buildInventory(
+  objects: readonly KubeObject[],
+  cfg: NodewallConfig,
+  opts: BuildInventoryOptions,
+): { inventory: Inventory; problems: Problem[] } {
+  const c = new Collector();
+  const all = flatten(objects);
+  const configPos: SourcePos = { file: cfg.file ?? '<config>', line: 1, col: 1 };
+
+  const nsLabels = new Map<string, Labels>();
+  for (const o of all) if (o.kind === 'Namespace') nsLabels.set(o.metadata.name, labelsOf(o.metadata.labels));
+
+  const nodes = new Map<string, NodeAcc>();
+  const pods = new Map<string, PodAcc>();
+  const apiServer = new Set<string>();
+  for (const o of all) {
+    switch (o.kind) {
+      case 'Node':
+        addNode(c, nodes, o);
+        break;
+      case 'CiliumNode':
+        addCiliumNode(c, nodes, o);
+        break;
+      case 'Pod':
+        addPod(c, pods, o, nsLabels, cfg);
+        break;
+      case 'Endpoints':
+        if (o.metadata.name === 'kubernetes' && namespaceOf(o) === 'default') apiServerFromEndpoints(c, o, apiServer);
+        break;
+      case 'EndpointSlice':
+        if (namespaceOf(o) === 'default' && o.metadata.labels?.['kubernetes.io/service-name'] === 'kubernetes') {
+          apiServerFromEndpointSlice(c, o, apiServer);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  // After the Pods, so a CiliumEndpoint only adds addresses to a pod it shares a name with.
+  for (const o of all) if (o.kind === 'CiliumEndpoint') addCiliumEndpoint(c, pods, o, nsLabels, cfg);
+
+  cfg.apiServerAddresses.forEach((a, i) => {
+    const ip = c.address(a, configPos, `apiServerAddresses[${i}]`, 'config');
+    if (ip !== undefined) apiServer.add(ip);
+  });
+  const local: string[] = [];
+  (opts.localAddresses ?? []).forEach((a, i) => {
+    const ip = c.address(a, noPos, `localAddresses[${i}]`, 'local interface address');
+    if (ip !== undefined) local.push(ip);
+  });
+
+  // Self.
+  const selfAcc = nodes.get(opts.nodeName);
+  if (selfAcc === undefined && nodes.size > 0) {
+    // Point at the config when it names the node, else at the first node object read.
+    const firstNode = all.find((o) => o.kind === 'Node' || o.kind === 'CiliumNode');
+    c.warn(
+      cfg.nodeName !== undefined || firstNode === undefined ? configPos : firstNode,
+      '',
+      `node "${opts.nodeName}" not found among the ${nodes.size} Node/CiliumNode objects; using config labels only`,
+      'inventory/node-not-found',
+    );
+  }
+  const base = selfAcc ?? nodeAcc(new Map(), opts.nodeName);
+  const selfLabels: Labels = { ...(base.hasNode ? base.labels : base.ciliumLabels), ...cfg.nodeLabels, ...opts.nodeLabels };
+  const self = toNodeInfo(base, selfLabels, local);
+
+  const remoteNodes = [...nodes.values()]
+    .filter((n) => n.name !== opts.nodeName)
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+    .map((n) => toNodeInfo(n, (n.hasNode ? n.labels : n.ciliumLabels) ?? {}));
+
+  // A pod address that is also a node address is the node's (host identity wins in Cilium's ipcache).
+  const nodeOwner = new Map<string, string>();
+  for (const n of [self, ...remoteNodes]) for (const a of n.addresses) nodeOwner.set(a, n.name);
+  const podInfos: PodInfo[] = [];
+  for (const p of [...pods.values()].sort((a, b) => (podKey(a.namespace, a.name) < podKey(b.namespace, b.name) ? -1 : 1))) {
+    const kept: string[] = [];
+    for (const a of p.addresses) {
+      const owner = nodeOwner.get(a);
+      if (owner === undefined) {
+        kept.push(a);
+      } else {
+        c.warn(
+          p.obj,
+          '',
+          `${describe(p.obj)}: address ${a} is also an address of node ${owner}; treated as the node's (a host-network pod without hostNetwork: true?)`,
+          'inventory/pod-ip-is-node-ip',
+        );
+      }
+    }
+    if (kept.length === 0) continue; // no IP yet, or only node IPs: nothing a selector can match
+    podInfos.push({
+      namespace: p.namespace,
+      name: p.name,
+      labels: p.labels,
+      addresses: sortedAddresses(kept),
+      ...(p.nodeName === undefined ? {} : { nodeName: p.nodeName }),
+    });
+  }
+
+  const podCIDRs: Prefix[] = [];
+  cfg.clusterPodCIDRs.forEach((s, i) => {
+    const p = c.prefix(s, configPos, `clusterPodCIDRs[${i}]`, 'config');
+    if (p !== undefined) podCIDRs.push(p);
+  });
+  for (const n of [self, ...remoteNodes]) for (const s of n.podCIDRs) podCIDRs.push(parsePrefix(s));
+
+  return {
+    inventory: {
+      clusterName: cfg.clusterName,
+      self,
+      remoteNodes,
+      pods: podInfos,
+      apiServerAddresses: sortedAddresses(apiServer),
+      clusterPodCIDRs: mergePrefixes(podCIDRs).map(formatPrefix),
+    },
+    problems: c.problems,
+  };
+}
