@@ -1,0 +1,38 @@
+// Cheap drift check: hash of `nft -t list table inet T` (terse: set elements
+// are left out, so set churn and the audit sets' timed elements do not count,
+// and the listing stays small at 100k addresses). Counters are stripped.
+// Someone else's `nft flush ruleset`, a firewall reload or a hand edit of a
+// chain changes the hash or makes the table disappear.
+
+import { execFile } from 'node:child_process';
+import { sha256 } from './read-sources.js';
+
+export type TableState = { readonly present: false; readonly error: string } | { readonly present: true; readonly hash: string };
+
+export function structureHash(listing: string): string {
+  const normalized = listing
+    .replace(/counter packets \d+ bytes \d+/g, 'counter')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return sha256(normalized);
+}
+
+export function tableState(nftPath: string, table: string, timeoutMs = 10_000): Promise<TableState> {
+  return new Promise((resolve) => {
+    execFile(nftPath, ['-t', 'list', 'table', 'inet', table], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err !== null) resolve({ present: false, error: (stderr || err.message).trim() });
+      else resolve({ present: true, hash: structureHash(stdout) });
+    });
+  });
+}
+
+/** Delete nodewall's table (removeOnStop, uninstall); a missing table is fine. */
+export function deleteTable(nftPath: string, table: string, timeoutMs = 10_000): Promise<{ deleted: boolean; error?: string }> {
+  return new Promise((resolve) => {
+    execFile(nftPath, ['delete', 'table', 'inet', table], { timeout: timeoutMs }, (err, _stdout, stderr) => {
+      if (err === null) resolve({ deleted: true });
+      else if (/No such file or directory/.test(stderr)) resolve({ deleted: false });
+      else resolve({ deleted: false, error: (stderr || err.message).trim() });
+    });
+  });
+}

@@ -1,0 +1,146 @@
+// "Bad input never weakens the firewall", per policy name:
+// - a policy that is now invalid stays in force in its last good version;
+// - a file that cannot be read or parsed keeps the last good versions of the
+//   policies it held;
+// - a brand-new invalid policy is simply not applied;
+// - a policy whose file was deleted (no error) is gone, as intended.
+// Pure: the state builder is passed in, so tests use a fake.
+
+import type { PolicyDocument, KubeObject } from '../api/types.js';
+import type { Problem } from '../api/problem.js';
+
+/** Same shape as the api helper's LoadResult. */
+export interface Loaded {
+  readonly policies: PolicyDocument[];
+  readonly objects: KubeObject[];
+  readonly problems: Problem[];
+}
+
+/** One source file as read now. */
+export interface LoadedFile {
+  readonly file: string;
+  /** sha256 of the text, the key into the persisted text store. */
+  readonly textHash: string;
+  readonly load: Loaded;
+}
+
+export interface GoodEntry {
+  readonly key: string;
+  readonly file: string;
+  readonly textHash: string;
+  readonly doc: PolicyDocument;
+}
+
+export type LastGood = ReadonlyMap<string, GoodEntry>;
+
+export interface Kept {
+  readonly policy: string;
+  readonly file: string;
+  /** "invalid": the current version has errors; "unreadable": its file could not be read or parsed. */
+  readonly reason: 'invalid' | 'unreadable';
+}
+
+export interface MergeResult<S> {
+  readonly state: S;
+  /** Policies whose last good version is in force instead of the current input. */
+  readonly kept: readonly Kept[];
+  /** Invalid policies with no last good version: not applied. */
+  readonly rejected: readonly { policy: string; file: string }[];
+  readonly lastGood: Map<string, GoodEntry>;
+}
+
+export interface BuiltState {
+  readonly policies: readonly PolicyDocument[];
+  readonly valid: readonly PolicyDocument[];
+}
+
+export function policyKey(doc: Pick<PolicyDocument, 'name' | 'namespace'>): string {
+  return doc.namespace === undefined ? doc.name : `${doc.namespace}/${doc.name}`;
+}
+
+/**
+ * Build the state from the current files, falling back to last good
+ * versions where the input is bad. `unreadable` lists files that exist in
+ * the sources but could not be read. `build` is called once when all input
+ * is good, twice otherwise (the first call finds the invalid policies).
+ */
+export function mergeWithLastGood<S extends BuiltState>(
+  files: readonly LoadedFile[],
+  unreadable: readonly string[],
+  prev: LastGood,
+  build: (load: Loaded) => S,
+): MergeResult<S> {
+  const fileOf = new Map<string, LoadedFile>();
+  const current: Loaded = { policies: [], objects: [], problems: [] };
+  for (const f of files) {
+    for (const p of f.load.policies) fileOf.set(policyKey(p), f);
+    current.policies.push(...f.load.policies);
+    current.objects.push(...f.load.objects);
+    current.problems.push(...f.load.problems);
+  }
+  // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable.
+  const brokenFiles = new Set(unreadable);
+  for (const p of current.problems) {
+    if (p.severity === 'error' && p.policy === undefined) brokenFiles.add(p.pos.file);
+  }
+
+  const first = build(current);
+  const validKeys = new Set(first.valid.map(policyKey));
+  const present = new Map(first.policies.map((p) => [policyKey(p), p] as const));
+  // Invalid: refused by the builder, or named by a load error (a policy the
+  // loader could not decode may be missing from `policies` altogether).
+  const invalid = new Map<string, string>();
+  for (const [key, doc] of present) if (!validKeys.has(key)) invalid.set(key, doc.pos.file);
+  for (const p of current.problems) {
+    if (p.severity === 'error' && p.policy !== undefined && !invalid.has(p.policy)) invalid.set(p.policy, p.pos.file);
+  }
+
+  const kept: Kept[] = [];
+  const rejected: { policy: string; file: string }[] = [];
+  const substitute = new Map<string, GoodEntry>();
+  for (const [key, file] of invalid) {
+    const good = prev.get(key);
+    if (good !== undefined) {
+      substitute.set(key, good);
+      kept.push({ policy: key, file, reason: 'invalid' });
+    } else if (!validKeys.has(key)) {
+      rejected.push({ policy: key, file });
+    }
+  }
+  for (const good of prev.values()) {
+    if (!present.has(good.key) && !substitute.has(good.key) && brokenFiles.has(good.file)) {
+      substitute.set(good.key, good);
+      kept.push({ policy: good.key, file: good.file, reason: 'unreadable' });
+    }
+  }
+
+  let state = first;
+  if (substitute.size > 0) {
+    const merged: Loaded = {
+      policies: [
+        ...current.policies.filter((p) => !substitute.has(policyKey(p))),
+        ...[...substitute.values()].map((g) => g.doc),
+      ],
+      objects: current.objects,
+      // Problems of a replaced version would mark its good version invalid too.
+      problems: current.problems.filter((p) => p.policy === undefined || !substitute.has(p.policy)),
+    };
+    state = build(merged);
+  }
+
+  const lastGood = new Map<string, GoodEntry>();
+  const finalValid = new Set(state.valid.map(policyKey));
+  for (const doc of state.valid) {
+    const key = policyKey(doc);
+    const sub = substitute.get(key);
+    if (sub !== undefined) {
+      lastGood.set(key, sub);
+      continue;
+    }
+    const f = fileOf.get(key);
+    if (f !== undefined) lastGood.set(key, { key, file: f.file, textHash: f.textHash, doc });
+  }
+  // A substituted version the builder still refused (should not happen) is not kept as good.
+  for (const k of kept) if (!finalValid.has(k.policy)) lastGood.delete(k.policy);
+  return { state, kept, rejected, lastGood };
+}

@@ -1,0 +1,61 @@
+// Read nodewall.yaml for the agent: the engine's keys through parseConfig,
+// the agent's own keys through splitAgentConfig, command-line overrides on top.
+
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InputError } from '../api/problem.js';
+import { DEFAULT_CONFIG_PATH, defaultConfig, mergeConfig, parseConfig, type ConfigOverrides } from '../inventory/config.js';
+import type { NodewallConfig } from '../inventory/types.js';
+import { defaultAgentSettings, splitAgentConfig, type AgentSettings } from './agent-config.js';
+import { sha256 } from './read-sources.js';
+
+export interface AgentConfig {
+  readonly config: NodewallConfig;
+  readonly agent: AgentSettings;
+  /** The file read, undefined = built-in defaults. */
+  readonly file?: string;
+  /** Text as read ("" for defaults): persisted as the last good config. */
+  readonly text: string;
+  readonly hash: string;
+}
+
+/** Which file the agent reads: the given path, else the default path when it exists, else none. */
+export function configPathFor(path: string | undefined): string | undefined {
+  if (path !== undefined) return resolve(path);
+  return existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined;
+}
+
+/** Parse a config text (also used for the persisted last good config). Throws InputError. */
+export function parseAgentConfig(text: string, file: string): { config: NodewallConfig; agent: AgentSettings } {
+  const split = splitAgentConfig(text, file);
+  let config: NodewallConfig;
+  try {
+    config = parseConfig(split.rest, file);
+  } catch (err) {
+    if (err instanceof InputError && split.problems.length > 0) {
+      throw new InputError(err.message, [...split.problems, ...err.problems], { cause: err });
+    }
+    throw err;
+  }
+  if (split.problems.length > 0) throw new InputError(`${file}: invalid config (${split.problems.length} problem(s))`, split.problems);
+  return { config, agent: split.agent };
+}
+
+export async function readAgentConfig(file: string | undefined): Promise<AgentConfig> {
+  if (file === undefined) return { config: defaultConfig, agent: defaultAgentSettings, text: '', hash: sha256('') };
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new InputError(`${file}: cannot read config: ${why}`, [
+      { severity: 'error', pos: { file, line: 1, col: 1 }, field: '', message: `cannot read config: ${why}`, code: 'config/read' },
+    ], { cause: err });
+  }
+  return { ...parseAgentConfig(text, file), file, text, hash: sha256(text) };
+}
+
+export function withOverrides(c: AgentConfig, overrides: ConfigOverrides): AgentConfig {
+  return { ...c, config: mergeConfig(c.config, overrides) };
+}

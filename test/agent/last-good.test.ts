@@ -1,0 +1,94 @@
+import test from 'ava';
+import type { Problem } from '../../src/api/problem.js';
+import type { PolicyDocument } from '../../src/api/types.js';
+import { mergeWithLastGood, type GoodEntry, type Loaded, type LoadedFile } from '../../src/agent/last-good.js';
+
+// A policy is "valid" for the fake builder unless its hash starts with "bad".
+function doc(name: string, file: string, hash: string): PolicyDocument {
+  const pos = { file, line: 1, col: 1 };
+  return { kind: 'CiliumClusterwideNetworkPolicy', name, rules: [], pos, locate: () => pos, hash };
+}
+
+function build(load: Loaded) {
+  return { policies: load.policies, valid: load.policies.filter((p) => !p.hash.startsWith('bad')), problems: load.problems };
+}
+
+function file(name: string, textHash: string, policies: PolicyDocument[], problems: Problem[] = []): LoadedFile {
+  return { file: name, textHash, load: { policies, objects: [], problems } };
+}
+
+function good(d: PolicyDocument, textHash: string): GoodEntry {
+  return { key: d.name, file: d.pos.file, textHash, doc: d };
+}
+
+const syntaxError = (f: string): Problem => ({ severity: 'error', pos: { file: f, line: 3, col: 1 }, field: '', message: 'bad YAML', code: 'yaml' });
+
+test('all good: the current versions are used and become last good', (t) => {
+  const a = doc('a', '/p/a.yaml', 'h1');
+  const r = mergeWithLastGood([file('/p/a.yaml', 't1', [a])], [], new Map(), build);
+  t.deepEqual(r.state.valid.map((p) => p.hash), ['h1']);
+  t.deepEqual(r.kept, []);
+  t.deepEqual([...r.lastGood.values()].map((g) => [g.key, g.textHash]), [['a', 't1']]);
+});
+
+test('an invalid new version keeps the last good version in force', (t) => {
+  const old = doc('a', '/p/a.yaml', 'h1');
+  const now = doc('a', '/p/a.yaml', 'bad2');
+  const b = doc('b', '/p/b.yaml', 'h3');
+  let calls = 0;
+  const r = mergeWithLastGood([file('/p/a.yaml', 't2', [now]), file('/p/b.yaml', 't3', [b])], [], new Map([['a', good(old, 't1')]]), (l) => {
+    calls++;
+    return build(l);
+  });
+  t.is(calls, 2);
+  t.deepEqual(r.state.valid.map((p) => p.hash).sort(), ['h1', 'h3']);
+  t.deepEqual(r.kept, [{ policy: 'a', file: '/p/a.yaml', reason: 'invalid' }]);
+  t.is(r.lastGood.get('a')?.textHash, 't1');
+  t.is(r.lastGood.get('b')?.textHash, 't3');
+});
+
+test('a brand-new invalid policy is not applied', (t) => {
+  const r = mergeWithLastGood([file('/p/n.yaml', 't', [doc('n', '/p/n.yaml', 'bad')])], [], new Map(), build);
+  t.deepEqual(r.state.valid, []);
+  t.deepEqual(r.rejected, [{ policy: 'n', file: '/p/n.yaml' }]);
+  t.false(r.lastGood.has('n'));
+});
+
+test('a policy the loader could not decode (named by an error, absent) keeps its last good version', (t) => {
+  const old = doc('a', '/p/a.yaml', 'h1');
+  const decodeError: Problem = { severity: 'error', pos: { file: '/p/a.yaml', line: 7, col: 5 }, policy: 'a', field: 'spec', message: 'not a map', code: 'decode' };
+  const r = mergeWithLastGood([file('/p/a.yaml', 't2', [], [decodeError])], [], new Map([['a', good(old, 't1')]]), build);
+  t.deepEqual(r.state.valid.map((p) => p.hash), ['h1']);
+  t.deepEqual(r.kept, [{ policy: 'a', file: '/p/a.yaml', reason: 'invalid' }]);
+  // the error of the replaced version does not reach the builder
+  t.deepEqual((r.state as ReturnType<typeof build>).problems, []);
+});
+
+test('a file that no longer parses keeps the last good versions of its policies', (t) => {
+  const a = doc('a', '/p/two.yaml', 'h1');
+  const b = doc('b', '/p/two.yaml', 'h2');
+  const prev = new Map([['a', good(a, 't1')], ['b', good(b, 't1')]]);
+  const r = mergeWithLastGood([file('/p/two.yaml', 't9', [], [syntaxError('/p/two.yaml')])], [], prev, build);
+  t.deepEqual(r.state.valid.map((p) => p.name).sort(), ['a', 'b']);
+  t.deepEqual(r.kept.map((k) => k.reason), ['unreadable', 'unreadable']);
+});
+
+test('an unreadable file keeps its policies; a deleted file drops them', (t) => {
+  const a = doc('a', '/p/a.yaml', 'h1');
+  const b = doc('b', '/p/b.yaml', 'h2');
+  const prev = new Map([['a', good(a, 't1')], ['b', good(b, 't2')]]);
+  const r = mergeWithLastGood([], ['/p/a.yaml'], prev, build);
+  t.deepEqual(r.state.valid.map((p) => p.name), ['a']);
+  t.deepEqual([...r.lastGood.keys()], ['a']);
+});
+
+test('a policy moved to another file is taken from its new file', (t) => {
+  const old = doc('a', '/p/a.yaml', 'h1');
+  const moved = doc('a', '/p/other.yaml', 'h5');
+  const r = mergeWithLastGood(
+    [file('/p/a.yaml', 't9', [], [syntaxError('/p/a.yaml')]), file('/p/other.yaml', 't5', [moved])],
+    [], new Map([['a', good(old, 't1')]]), build,
+  );
+  t.deepEqual(r.state.valid.map((p) => p.hash), ['h5']);
+  t.deepEqual(r.kept, []);
+});
