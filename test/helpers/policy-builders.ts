@@ -5,7 +5,7 @@ import { defaultEngineConfig, type EngineConfig, type Inventory, type NodeInfo, 
 
 export type RuleSpec = Omit<Rule, 'path'>;
 
-/** A CCNP; one rule = `spec`, several = `specs[i]`. `locate` reports line = 1 + depth of the path, so tests can see it was used. */
+/** A CCNP; one rule = `spec`, several = `specs[i]`. Every field locates at the object position. */
 export function ccnp(name: string, rules: RuleSpec | readonly RuleSpec[], kind: PolicyDocument['kind'] = 'CiliumClusterwideNetworkPolicy'): PolicyDocument {
   const list = Array.isArray(rules) ? (rules as readonly RuleSpec[]) : [rules as RuleSpec];
   const single = !Array.isArray(rules);
@@ -16,7 +16,7 @@ export function ccnp(name: string, rules: RuleSpec | readonly RuleSpec[], kind: 
     name,
     rules: list.map((r, i) => ({ ...r, path: single ? 'spec' : `specs[${i}]` })),
     pos,
-    locate: (fieldPath: string) => ({ file, line: 1 + fieldPath.split(/[.[]/).length, col: 3 }),
+    locate: () => pos,
     hash: `hash-${name}`,
   };
 }

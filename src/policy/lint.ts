@@ -1,0 +1,285 @@
+// Warnings about valid policies that probably do not do what their author
+// meant (code "lint/..."). Each message says why and how to fix it.
+
+import type { Problem } from '../api/problem.js';
+import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName, SourcePos } from '../api/types.js';
+import type { EngineConfig, Inventory, NodeInfo } from '../inventory/types.js';
+import { evaluate } from '../verdict/evaluate.js';
+import { buildHostModel, ruleDefaultDeny } from './build-model.js';
+import { formatPrefix, parsePrefix, subtractPrefixes, type Prefix } from './cidr.js';
+import { droppingPattern } from './label-filter.js';
+import { parseSelectorKey, selectorRequirements } from './match-selector.js';
+import type { HostModel } from './model.js';
+import { addressPools, peerFieldName, presentPeerKinds, type AddressPools } from './resolve-peers.js';
+import { isHostRule, nodeSelectorMatches } from './select-nodes.js';
+
+const lists: readonly { list: RuleListName; dir: Direction; action: 'allow' | 'deny' }[] = [
+  { list: 'ingress', dir: 'ingress', action: 'allow' },
+  { list: 'ingressDeny', dir: 'ingress', action: 'deny' },
+  { list: 'egress', dir: 'egress', action: 'allow' },
+  { list: 'egressDeny', dir: 'egress', action: 'deny' },
+];
+
+function keyPath(base: string, key: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `${base}.${key}` : `${base}[${JSON.stringify(key)}]`;
+}
+
+class Linter {
+  readonly problems: Problem[] = [];
+  readonly doc: PolicyDocument;
+  constructor(doc: PolicyDocument) {
+    this.doc = doc;
+  }
+  warn(field: string, code: string, message: string): void {
+    this.problems.push({ severity: 'warning', pos: this.doc.locate(field), policy: this.doc.name, field, message, code: `lint/${code}` });
+  }
+}
+
+function knownNodes(inv: Inventory): NodeInfo[] {
+  return [inv.self, ...inv.remoteNodes];
+}
+
+function lintNodeSelector(l: Linter, rule: Rule, cfg: EngineConfig): void {
+  const sel = rule.nodeSelector;
+  if (sel === undefined) return;
+  const base = `${rule.path}.nodeSelector`;
+  const fields: string[] = [
+    ...Object.keys(sel.matchLabels ?? {}).map((k) => keyPath(`${base}.matchLabels`, k)),
+    ...(sel.matchExpressions ?? []).map((_, i) => `${base}.matchExpressions[${i}].key`),
+  ];
+  selectorRequirements(sel).forEach((r, i) => {
+    const k = parseSelectorKey(r.key);
+    if (k.source !== 'any' && k.source !== 'k8s') return;
+    const pattern = droppingPattern(k.key, cfg.labelFilter);
+    if (pattern === undefined) return;
+    const positive = r.operator === 'In' || r.operator === 'Exists';
+    const effect = positive
+      ? 'so this selector matches no node and the rule never applies'
+      : `so the requirement is always true (${r.operator} holds for a missing label)`;
+    l.warn(
+      fields[i] ?? base,
+      'filtered-label',
+      `node label "${k.key}" is dropped by Cilium's identity-label filter (pattern "${pattern}") and is invisible to nodeSelector, ${effect}; ` +
+        'select on a label of your own (e.g. `kubectl label node NAME nodewall.io/role=worker`), a node-role.kubernetes.io/* label, or `nodeSelector: {}`; ' +
+        'set labelFilter: none only if your Cilium runs without the default label filter',
+    );
+  });
+}
+
+function lintSelectsNoNode(l: Linter, doc: PolicyDocument, inv: Inventory, cfg: EngineConfig): void {
+  const host = doc.rules.filter((r) => isHostRule(doc, r));
+  if (host.length === 0) return;
+  const nodes = knownNodes(inv);
+  const any = host.some((r) => r.nodeSelector !== undefined && nodes.some((n) => nodeSelectorMatches(r.nodeSelector!, n.labels, cfg.labelFilter)));
+  if (any) return;
+  const field = host.length === 1 ? `${host[0]!.path}.nodeSelector` : '';
+  l.warn(
+    field,
+    'selects-no-node',
+    `no nodeSelector of this policy selects any known node (${nodes.map((n) => n.name).join(', ')}), so it has no effect here; ` +
+      'check the node labels (`kubectl get node --show-labels`) and remember that kubernetes.io/* and topology.kubernetes.io/* labels are filtered out',
+  );
+}
+
+/** A peer field written with no value (`toEndpoints:`) decodes as absent; find such keys by their source position. */
+function nullPeerFields(doc: PolicyDocument, elemPath: string, pr: PeerRule, list: RuleListName): string[] {
+  const dir: Direction = list.startsWith('ingress') ? 'ingress' : 'egress';
+  const present = new Set(presentPeerKinds(pr));
+  const elemPos = doc.locate(elemPath);
+  const same = (a: SourcePos, b: SourcePos): boolean => a.line === b.line && a.col === b.col && a.file === b.file;
+  const candidates = (['endpoints', 'cidr', 'cidrSet', 'entities', 'nodes'] as const).filter((k) => !present.has(k));
+  const out: string[] = [];
+  for (const k of candidates) {
+    const name = peerFieldName(dir, k);
+    if (!same(doc.locate(`${elemPath}.${name}`), elemPos)) out.push(name);
+  }
+  if (out.length > 0 || doc.pos.file.endsWith('.json')) return out;
+  // The key is the first of its (block-style) map, so it shares the map's position: if no decoded
+  // field starts there or on that line, the first key was a field whose value is null.
+  const decoded = [...presentPeerKinds(pr).map((k) => peerFieldName(dir, k))];
+  if (pr.toPorts !== undefined) decoded.push('toPorts');
+  if (pr.icmps !== undefined) decoded.push('icmps');
+  const onStartLine = decoded.some((f) => doc.locate(`${elemPath}.${f}`).line === elemPos.line);
+  return onStartLine || decoded.length === 0 ? [] : [dir === 'ingress' ? 'fromEndpoints/fromEntities/fromCIDR' : 'toEndpoints/toEntities/toCIDR'];
+}
+
+function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule): void {
+  for (const { list, dir } of lists) {
+    (rule[list] ?? []).forEach((pr, i) => {
+      const elem = `${rule.path}.${list}[${i}]`;
+      const present = presentPeerKinds(pr);
+      const empty = present.filter((k) => (pr[k] ?? []).length === 0);
+      for (const k of empty) {
+        const name = peerFieldName(dir, k);
+        l.warn(
+          `${elem}.${name}`,
+          'empty-peer-list',
+          `${name}: [] is an explicitly empty peer list, which makes this whole ${list} entry select nothing (even with other peers or ports); ` +
+            'remove the field to mean "any peer" or list the peers',
+        );
+      }
+      const hasL4 = (pr.toPorts ?? []).length > 0 || (pr.icmps ?? []).length > 0;
+      if (present.length === 0 && !hasL4) {
+        l.warn(
+          elem,
+          'no-peer-no-port',
+          `this ${list} entry has no peer and no port: it matches nothing and only switches ${dir} to default deny, ` +
+            `so every ${dir} packet not allowed by another entry is dropped; if you meant "allow all", write ${dir === 'ingress' ? 'fromEntities' : 'toEntities'}: [all]`,
+        );
+      }
+      if (present.length === 0 && hasL4 && !list.endsWith('Deny')) {
+        for (const name of nullPeerFields(doc, elem, pr, list)) {
+          l.warn(
+            `${elem}.${name.split('/')[0] ?? name}`,
+            'null-peer',
+            `${name} is written without a value (YAML null), which counts as absent: this entry allows its ports ${dir === 'ingress' ? 'from' : 'to'} ANY peer, ` +
+              'not from no peer and not only from pods; list the peers, or delete the key if "any peer" is meant',
+          );
+        }
+      }
+    });
+  }
+}
+
+function lintRedundantAllows(l: Linter, rule: Rule, all: readonly PolicyDocument[], inv: Inventory, cfg: EngineConfig): void {
+  if (!cfg.enableNonDefaultDenyPolicies || cfg.policyEnforcement !== 'default' || rule.nodeSelector === undefined) return;
+  for (const dir of ['ingress', 'egress'] as const) {
+    if (rule.enableDefaultDeny?.[dir] !== false || (rule[dir] ?? []).length === 0) continue;
+    const nodes = knownNodes(inv).filter((n) => nodeSelectorMatches(rule.nodeSelector!, n.labels, cfg.labelFilter));
+    const ddElsewhere = nodes.some((n) =>
+      all.some((d) =>
+        d.rules.some(
+          (r) =>
+            r !== rule &&
+            isHostRule(d, r) &&
+            nodeSelectorMatches(r.nodeSelector!, n.labels, cfg.labelFilter) &&
+            ruleDefaultDeny(r, dir, cfg) &&
+            ((r[dir] ?? []).length > 0 || (r[dir === 'ingress' ? 'ingressDeny' : 'egressDeny'] ?? []).length > 0),
+        ),
+      ),
+    );
+    if (ddElsewhere) continue;
+    l.warn(
+      `${rule.path}.${dir}`,
+      'redundant-allow',
+      `enableDefaultDeny.${dir} is false and no other rule selecting the same nodes turns ${dir} default deny on, so everything not denied is ` +
+        `already allowed and these ${dir} allow entries change nothing; remove them, or drop enableDefaultDeny.${dir}: false to make them the only allowed traffic`,
+    );
+  }
+}
+
+function overlaps(p: Prefix, pool: readonly Prefix[]): boolean {
+  const rest = subtractPrefixes([p], pool);
+  return !(rest.length === 1 && rest[0]!.len === p.len && rest[0]!.bits === p.bits);
+}
+
+function lintCidrs(l: Linter, rule: Rule, pools: AddressPools, cfg: EngineConfig): void {
+  const nodes = [...pools.host, ...pools.remoteNodes];
+  for (const { list, dir } of lists) {
+    (rule[list] ?? []).forEach((pr, i) => {
+      const elem = `${rule.path}.${list}[${i}]`;
+      const items: { field: string; text: string }[] = [
+        ...(pr.cidr ?? []).map((text, j) => ({ field: `${elem}.${peerFieldName(dir, 'cidr')}[${j}]`, text })),
+        ...(pr.cidrSet ?? []).flatMap((r, j) => (r.cidr === undefined ? [] : [{ field: `${elem}.${peerFieldName(dir, 'cidrSet')}[${j}].cidr`, text: r.cidr }])),
+      ];
+      for (const { field, text } of items) {
+        let p: Prefix;
+        try {
+          p = parsePrefix(text);
+        } catch {
+          continue;
+        }
+        const what: string[] = [];
+        const nodeHit = overlaps(p, nodes);
+        if (nodeHit && cfg.policyCIDRMatchMode !== 'nodes') what.push('node addresses');
+        if (overlaps(p, pools.pods)) what.push('pod addresses');
+        if (overlaps(p, [...pools.health, ...pools.ingress])) what.push('cilium-health/ingress addresses');
+        if (what.length === 0) continue;
+        const fix: string[] = [];
+        if (what.includes('node addresses')) fix.push('use the remote-node/host entities for nodes, or set policyCIDRMatchMode: nodes');
+        if (what.includes('pod addresses')) fix.push(`use ${peerFieldName(dir, 'endpoints')} for pods`);
+        if (what.includes('cilium-health/ingress addresses')) fix.push('use the health/ingress entities');
+        const zero = p.len === 0 ? ` (${formatPrefix(p)} is the ${p.family === 'ipv4' ? 'IPv4' : 'IPv6'} world, which never includes cluster addresses)` : '';
+        l.warn(
+          field,
+          'cidr-covers-cluster',
+          `${formatPrefix(p)} contains ${what.join(' and ')}, which CIDR rules never match${zero}; ${fix.join('; ')}`,
+        );
+      }
+    });
+  }
+}
+
+function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<string, PolicyDocument>): Problem[] {
+  const out: Problem[] = [];
+  const at = (dir: Direction): { doc: PolicyDocument; field: string } | undefined => {
+    const e = (dir === 'ingress' ? model.ingress : model.egress).entries[0];
+    const doc = e === undefined ? byName.get(model.selectedPolicies[0] ?? '') : byName.get(e.policy);
+    if (doc === undefined) return undefined;
+    return { doc, field: e !== undefined && e.policy === doc.name ? e.rule.replace(/\[\d+\]$/, '') : '' };
+  };
+  const warn = (dir: Direction, code: string, message: string): void => {
+    const where = at(dir);
+    if (where === undefined) return;
+    out.push({ severity: 'warning', pos: where.doc.locate(where.field), policy: where.doc.name, field: where.field, message, code: `lint/${code}` });
+  };
+  const ing = model.ingress;
+  if (ing.enforced && ing.defaultDeny) {
+    const sshAllowed = ing.entries.some(
+      (e) =>
+        e.action === 'allow' &&
+        e.l4.some((m) => m.kind === 'all' || (m.kind === 'ports' && m.proto === 'tcp' && m.ranges.some(([lo, hi]) => lo <= 22 && hi >= 22))) &&
+        (e.peer === null || (model.sets[e.peer]?.v4.length ?? 0) + (model.sets[e.peer]?.v6.length ?? 0) > 0),
+    );
+    if (!sshAllowed) {
+      warn(
+        'ingress',
+        'ssh-lockout',
+        `ingress on node ${model.node} is default deny and no allow entry admits SSH (22/TCP) from any peer: enforcing this locks you out of the node; ` +
+          'add e.g. `fromEntities: [world]` (or your management CIDR) with toPorts 22/TCP',
+      );
+    }
+  }
+  const eg = model.egress;
+  if (eg.enforced && eg.defaultDeny && inv.apiServerAddresses.length > 0) {
+    const blocked = inv.apiServerAddresses.filter((a) => {
+      const addr = a.includes('/') ? a.slice(0, a.indexOf('/')) : a;
+      try {
+        return [6443, 443].every((port) => evaluate(model, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
+      } catch {
+        return false;
+      }
+    });
+    if (blocked.length === inv.apiServerAddresses.length) {
+      warn(
+        'egress',
+        'apiserver-blocked',
+        `egress on node ${model.node} is default deny and blocks the kube-apiserver (${blocked.join(', ')} on 6443/TCP and 443/TCP): kubelet and Cilium on this node ` +
+          'lose the control plane; add `toEntities: [kube-apiserver]` with toPorts 6443/TCP (or the API server port)',
+      );
+    }
+  }
+  return out;
+}
+
+/** Lint warnings for the (valid) policies as seen from `inventory`'s node and cluster. */
+export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig): Problem[] {
+  const pools = addressPools(inventory);
+  const out: Problem[] = [];
+  for (const doc of policies) {
+    if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
+    const l = new Linter(doc);
+    lintSelectsNoNode(l, doc, inventory, cfg);
+    for (const rule of doc.rules) {
+      if (!isHostRule(doc, rule)) continue;
+      lintNodeSelector(l, rule, cfg);
+      lintEntries(l, doc, rule);
+      lintRedundantAllows(l, rule, policies, inventory, cfg);
+      lintCidrs(l, rule, pools, cfg);
+    }
+    out.push(...l.problems);
+  }
+  const model = buildHostModel(policies, inventory, cfg, 'enforce');
+  out.push(...lintLockout(inventory, model, new Map(policies.map((p) => [p.name, p]))));
+  return out;
+}

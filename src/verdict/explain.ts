@@ -1,0 +1,69 @@
+// Operator-facing text for one verdict: what decided, which identities the
+// peer resolved to, and why default deny is or is not active.
+
+import type { Entry, HostModel } from '../policy/model.js';
+import type { Flow, MatchedEntry, Verdict } from './types.js';
+
+function flowText(f: Flow): string {
+  const proto = typeof f.proto === 'number' ? `proto ${f.proto}` : f.proto;
+  const l4 =
+    f.port !== undefined ? ` port ${f.port}` : f.icmpType !== undefined ? ` type ${f.icmpType}${f.icmpCode !== undefined ? ` code ${f.icmpCode}` : ''}` : '';
+  const peer = f.direction === 'ingress' ? `from ${f.peer}` : `to ${f.peer}`;
+  return `${f.direction} ${proto}${l4} ${peer}`;
+}
+
+function findEntry(model: HostModel, flow: Flow, m: MatchedEntry): Entry | undefined {
+  const dp = flow.direction === 'ingress' ? model.ingress : model.egress;
+  return dp.entries.find((e) => e.policy === m.policy && e.rule === m.rule && e.action === m.action && e.peer === m.peer);
+}
+
+function peerText(model: HostModel, peer: string | null): string {
+  if (peer === null) return 'any peer';
+  const s = model.sets[peer];
+  return s === undefined ? peer : `${peer} (${s.label})`;
+}
+
+/** Multi-line explanation of `v` for `flow` under `model`. */
+export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
+  const dp = flow.direction === 'ingress' ? model.ingress : model.egress;
+  const lines: string[] = [];
+  lines.push(`${flowText(flow)}: ${v.verdict.toUpperCase()} (node ${model.node})`);
+  if (v.verdict === 'deny' && model.runMode !== 'enforce') {
+    lines.push(`  mode ${model.runMode}: nodewall would drop this packet but lets it pass (and logs it).`);
+  }
+  const first = v.matched[0];
+  switch (v.decidedBy) {
+    case 'datapath':
+      lines.push(`decided by: datapath exception (before any policy): ${v.reason}`);
+      break;
+    case 'not-enforced':
+      lines.push(`decided by: ${flow.direction} is not enforced.`);
+      break;
+    case 'deny-entry':
+    case 'allow-entry':
+      if (first !== undefined) {
+        lines.push(`decided by: policy ${first.policy} ${first.rule} (${first.action} entry, peer ${peerText(model, first.peer)})`);
+        const note = findEntry(model, flow, first)?.note;
+        if (note !== undefined) lines.push(`  note: ${note}`);
+        if (first.action === 'deny') lines.push('  deny entries win over every allow entry, whatever their specificity.');
+      }
+      break;
+    case 'default-deny':
+      lines.push(`decided by: default deny (no allow entry matched this peer and port).`);
+      break;
+    case 'default-allow':
+      lines.push(`decided by: no entry matched and ${flow.direction} has no default deny, so it passes.`);
+      break;
+  }
+  const ids = v.peerIdentities.map((n) => peerText(model, n));
+  lines.push(`peer ${flow.peer} resolves to: ${ids.length === 0 ? 'no identity set used by this node\'s rules' : ids.join(', ')}`);
+  if (model.hostAddresses.includes(flow.peer)) lines.push(`  (${flow.peer} is an address of this node)`);
+  if (v.matched.length > 1) {
+    lines.push('matched entries (deciding first):');
+    for (const m of v.matched) lines.push(`  - ${m.action} ${m.policy} ${m.rule} peer ${peerText(model, m.peer)}`);
+  }
+  lines.push(`${flow.direction} policy: ${dp.enforced ? (dp.defaultDeny ? 'enforced, default deny' : 'enforced, default allow') : 'not enforced'}. ${dp.reason}`);
+  if (model.selectedPolicies.length > 0) lines.push(`policies selecting ${model.node}: ${model.selectedPolicies.join(', ')}`);
+  else lines.push(`no host policy selects ${model.node}.`);
+  return lines.join('\n');
+}
