@@ -8,7 +8,7 @@
 //   apiServerAddresses: [192.0.2.50] # kube-apiserver IPs besides the default/kubernetes endpoints
 //   policyEnforcement: default       # default | always | never          (Cilium enable-policy)
 //   labelFilter: cilium              # cilium | none: Cilium's identity-label filter on node labels
-//   policyCIDRMatchMode: ""          # "" | nodes                        (Cilium policy-cidr-match-mode)
+//   policyCIDRMatchMode: ""          # "" | nodes (or [nodes])           (Cilium policy-cidr-match-mode)
 //   enableExtendedIPProtocols: false # Cilium enable-extended-ip-protocols
 //   enableNodeSelectorLabels: false  # Cilium enable-node-selector-labels (fromNodes/toNodes)
 //   enableICMPRules: true            # Cilium enable-icmp-rules
@@ -204,6 +204,16 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
   return ok ? out : undefined;
 }
 
+// Cilium's flag is a list ("nodes" is its only value): accept `nodes`, `[nodes]`, `""`, `[]`.
+function cidrMatchMode(ctx: FieldContext): '' | 'nodes' | undefined {
+  const n = ctx.node;
+  if (!isSeq(n)) return oneOf(['', 'nodes'] as const)(ctx);
+  const items = n.items.map((i) => (isScalar(i) ? i.value : undefined));
+  if (items.length === 0) return '';
+  if (items.length === 1 && items[0] === 'nodes') return 'nodes';
+  return ctx.fail(n, ctx.key, 'must be "", "nodes" or [nodes]');
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
@@ -214,7 +224,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
   apiServerAddresses: addressList,
   policyEnforcement: oneOf(['default', 'always', 'never'] as const),
   labelFilter: oneOf(['cilium', 'none'] as const),
-  policyCIDRMatchMode: oneOf(['', 'nodes'] as const),
+  policyCIDRMatchMode: cidrMatchMode,
   enableExtendedIPProtocols: bool,
   enableNodeSelectorLabels: bool,
   enableICMPRules: bool,

@@ -74,9 +74,12 @@ stateDir: /run/nodewall
   t.is(c.stateDir, '/run/nodewall');
 });
 
-test('policyCIDRMatchMode accepts an empty string and null', (t) => {
+test('policyCIDRMatchMode accepts an empty string, null and the list form', (t) => {
   t.is(parseConfig('policyCIDRMatchMode: ""', 'c.yaml').policyCIDRMatchMode, '');
   t.is(parseConfig('policyCIDRMatchMode:', 'c.yaml').policyCIDRMatchMode, '');
+  t.is(parseConfig('policyCIDRMatchMode: [nodes]', 'c.yaml').policyCIDRMatchMode, 'nodes');
+  t.is(parseConfig('policyCIDRMatchMode: []', 'c.yaml').policyCIDRMatchMode, '');
+  t.deepEqual(problemsOf('policyCIDRMatchMode: [pods]', 'c.yaml'), ['c.yaml:1:22: error: policyCIDRMatchMode: must be "", "nodes" or [nodes]']);
 });
 
 test('nft settings keep the default for the key not given', (t) => {
