@@ -1,0 +1,111 @@
+// Render, check, load: the only path by which nodewall changes the kernel.
+// Every change is one `nft -f` transaction, so on any failure the kernel keeps
+// the previous ruleset and the NftError says why.
+
+import { performance } from 'node:perf_hooks';
+import type { RunMode } from '../inventory/types.js';
+import type { HostModel } from '../policy/model.js';
+import { NftError, checkScript, loadScript } from './nft-exec.js';
+import { readTable } from './read-kernel.js';
+import { type RenderedRuleset, renderPlan } from './render.js';
+import { type ApplyPlan, type PreviousState, planApply } from './set-delta.js';
+
+export interface ApplyOptions {
+  readonly nftPath: string;
+  readonly table: string;
+  readonly mode: RunMode;
+  /** Plan and check (`nft -c`) only; the kernel is not changed. */
+  readonly dryRun?: boolean;
+  /**
+   * What the kernel held after the last successful apply (ApplyResult.state).
+   * Saves reading the table back; a stale value only costs a fallback to a full replace.
+   */
+  readonly previous?: PreviousState;
+  /**
+   * What `nft -c` checks before a full load: the structure only (default; elements are
+   * checked by the atomic load itself), the whole script, or nothing.
+   */
+  readonly check?: 'structure' | 'full' | 'none';
+  /** Run nft inside this named network namespace (tests, bench). */
+  readonly netns?: string;
+}
+
+export interface ApplyResult {
+  readonly kind: 'full' | 'delta' | 'noop';
+  readonly dryRun: boolean;
+  /** Why this kind was chosen (and, after a failed delta, why it fell back). */
+  readonly reason: string;
+  readonly structureHash: string;
+  readonly rules: number;
+  readonly sets: number;
+  readonly elements: number;
+  readonly added: number;
+  readonly removed: number;
+  /** The script sent (or, in a dry run, that would be sent). */
+  readonly script: string;
+  readonly durationsMs: { readonly render: number; readonly read: number; readonly check: number; readonly load: number; readonly total: number };
+  /** Pass as `previous` to the next apply. */
+  readonly state: PreviousState;
+}
+
+function elementCount(r: RenderedRuleset): number {
+  let n = 0;
+  for (const s of r.sets.values()) n += s.elements.length;
+  return n;
+}
+
+export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
+  const t0 = performance.now();
+  const exec = opts.netns === undefined ? {} : { netns: opts.netns };
+  const rendered = renderPlan(model, { table: opts.table, mode: opts.mode });
+  const t1 = performance.now();
+  const previous = opts.previous ?? (await readTable(opts.nftPath, opts.table, exec));
+  const t2 = performance.now();
+  let plan: ApplyPlan = planApply(previous, rendered);
+  let check = 0;
+  let load = 0;
+  let reason = plan.kind === 'delta' ? `${plan.removed} removed, ${plan.added} added elements` : plan.reason;
+  const dryRun = opts.dryRun === true;
+
+  if (dryRun) {
+    const c0 = performance.now();
+    if (plan.kind === 'full') await checkScript(opts.nftPath, plan.script, exec);
+    check = performance.now() - c0;
+  } else if (plan.kind === 'delta') {
+    const l0 = performance.now();
+    try {
+      await loadScript(opts.nftPath, plan.script, exec);
+    } catch (err) {
+      if (!(err instanceof NftError)) throw err;
+      // The kernel drifted from what we believed (table replaced, elements edited): rewrite it all.
+      reason = `element delta failed (${err.message}); full replace`;
+      plan = { kind: 'full', script: rendered.script, reason };
+    }
+    load = performance.now() - l0;
+  }
+  if (!dryRun && plan.kind === 'full') {
+    const mode = opts.check ?? 'structure';
+    const c0 = performance.now();
+    if (mode !== 'none') await checkScript(opts.nftPath, mode === 'full' ? rendered.script : rendered.structureScript, exec);
+    const l0 = performance.now();
+    check = l0 - c0;
+    await loadScript(opts.nftPath, rendered.script, exec);
+    load += performance.now() - l0;
+  }
+  const t3 = performance.now();
+  const delta = plan.kind === 'delta' ? plan : undefined;
+  return {
+    kind: plan.kind,
+    dryRun,
+    reason,
+    structureHash: rendered.structureHash,
+    rules: rendered.ruleCount,
+    sets: rendered.sets.size,
+    elements: elementCount(rendered),
+    added: delta?.added ?? 0,
+    removed: delta?.removed ?? 0,
+    script: plan.kind === 'noop' ? '' : plan.script,
+    durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },
+    state: dryRun ? (previous ?? { structureHash: null, sets: new Map() }) : rendered,
+  };
+}

@@ -1,0 +1,94 @@
+// The complete nft script for one HostModel. One file, one transaction:
+//   table inet T {} / delete table inet T / table inet T { ... }
+// creates or atomically replaces nodewall's table and nothing else.
+
+import { createHash } from 'node:crypto';
+import type { RunMode } from '../inventory/types.js';
+import type { HostModel } from '../policy/model.js';
+import { auditChainNames, auditChainRules, chainNames, directionRules, renderAuditSet } from './render-rules.js';
+import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
+
+export interface RenderOptions {
+  readonly table: string;
+  readonly mode: RunMode;
+}
+
+export interface RenderedRuleset {
+  readonly table: string;
+  readonly mode: RunMode;
+  /** The complete script for `nft -f -`. */
+  readonly script: string;
+  /** The same script without set elements: cheap to `nft -c`, and what the structure hash covers. */
+  readonly structureScript: string;
+  /** Hash of everything except set elements (sets, set types, chains, rules, comments). */
+  readonly structureHash: string;
+  /** Empty marker set whose name carries the structure hash; element deltas refuse to run without it. */
+  readonly markerSet: string;
+  /** Identity and exclusion sets with their elements, by set name. */
+  readonly sets: ReadonlyMap<string, SetSpec>;
+  /** Rules per base chain and in total (audit chains excluded). */
+  readonly ruleCount: number;
+}
+
+const tableName = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+export function markerSetName(structureHash: string): string {
+  return `${reservedPrefix}structure_${structureHash}`;
+}
+
+function tableBody(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[], withElements: boolean, marker: string | null) {
+  const lines: string[] = [];
+  lines.push(`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`);
+  if (marker !== null) lines.push(`\tset ${marker} {`, '\t\ttype inet_proto', '\t\tcomment "nodewall structure marker"', '\t}');
+  for (const s of sets) lines.push(...renderSet(s, withElements));
+  if (opts.mode === 'audit') {
+    for (const direction of ['ingress', 'egress'] as const) {
+      lines.push(...renderAuditSet(direction, 'ipv4'), ...renderAuditSet(direction, 'ipv6'));
+    }
+    for (const direction of ['ingress', 'egress'] as const) {
+      lines.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
+    }
+  }
+  let ruleCount = 0;
+  for (const direction of ['ingress', 'egress'] as const) {
+    const hook = chainNames[direction];
+    const rules = directionRules(model, direction, opts.mode);
+    ruleCount += rules.length;
+    lines.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, ...rules.map((r) => `\t\t${r}`), '\t}');
+  }
+  return { lines, ruleCount };
+}
+
+function script(table: string, header: string, body: readonly string[]): string {
+  return [header, `table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`, ...body, '}', ''].join('\n');
+}
+
+/** Render the model with everything apply needs to decide between a full replace and an element delta. */
+export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRuleset {
+  if (!tableName.test(opts.table)) throw new RenderError(`table name "${opts.table}" is not a plain nft identifier`);
+  const sets = collectSets(model);
+  const unmarked = tableBody(model, opts, sets, false, null);
+  const hashInput = script(opts.table, '', unmarked.lines);
+  const structureHash = createHash('sha256').update(hashInput).digest('hex').slice(0, 16);
+  const marker = markerSetName(structureHash);
+  const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
+  const full = tableBody(model, opts, sets, true, marker);
+  const bare = tableBody(model, opts, sets, false, marker);
+  return {
+    table: opts.table,
+    mode: opts.mode,
+    script: script(opts.table, header, full.lines),
+    structureScript: script(opts.table, header, bare.lines),
+    structureHash,
+    markerSet: marker,
+    sets: new Map(sets.map((s) => [s.name, s])),
+    ruleCount: full.ruleCount,
+  };
+}
+
+/** The complete script: fed to `nft -f -` it creates or atomically replaces only nodewall's table. */
+export function renderRuleset(model: HostModel, opts: { table: string; mode: RunMode }): string {
+  return renderPlan(model, opts).script;
+}
+
+export { RenderError };
