@@ -1,0 +1,282 @@
+// What the Kubernetes source reads, and the few fields of each object the
+// inventory and the policy loader use. Everything else (managedFields, most
+// annotations, status, unused spec) is dropped as objects arrive, so a node
+// watching 100k pods keeps ~100k small objects instead of full API objects.
+// The kept shape is the API's own (same field names), so the inventory
+// builder reads an object from the API exactly like one from a manifest file.
+
+import type { KubeObject } from '../../api/types.js';
+
+export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
+
+export interface KindSpec {
+  readonly id: KindId;
+  readonly kind: string;
+  readonly apiVersion: string;
+  /** Collection path for list and watch. */
+  readonly path: string;
+  readonly labelSelector?: string;
+  /** A CRD that may not be installed: 404 means "absent", not an error. */
+  readonly optional: boolean;
+  /** Short name used in pos.file ("k8s:<name>/<object>"). */
+  readonly posName: string;
+}
+
+export const kindSpecs: Readonly<Record<KindId, KindSpec>> = {
+  ccnp: {
+    id: 'ccnp',
+    kind: 'CiliumClusterwideNetworkPolicy',
+    apiVersion: 'cilium.io/v2',
+    path: '/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies',
+    optional: true,
+    posName: 'ccnp',
+  },
+  node: { id: 'node', kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes', optional: false, posName: 'node' },
+  namespace: { id: 'namespace', kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces', optional: false, posName: 'namespace' },
+  'apiserver-endpointslice': {
+    id: 'apiserver-endpointslice',
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
+    path: '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices',
+    labelSelector: 'kubernetes.io/service-name=kubernetes',
+    optional: false,
+    posName: 'endpointslice',
+  },
+  ciliumnode: {
+    id: 'ciliumnode',
+    kind: 'CiliumNode',
+    apiVersion: 'cilium.io/v2',
+    path: '/apis/cilium.io/v2/ciliumnodes',
+    optional: true,
+    posName: 'ciliumnode',
+  },
+  ciliumendpoint: {
+    id: 'ciliumendpoint',
+    kind: 'CiliumEndpoint',
+    apiVersion: 'cilium.io/v2',
+    path: '/apis/cilium.io/v2/ciliumendpoints',
+    optional: true,
+    posName: 'ciliumendpoint',
+  },
+  pod: { id: 'pod', kind: 'Pod', apiVersion: 'v1', path: '/api/v1/pods', optional: false, posName: 'pod' },
+};
+
+type Json = Record<string, unknown>;
+
+function obj(v: unknown): Json | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
+}
+
+function stringMap(v: unknown): Record<string, string> | undefined {
+  const o = obj(v);
+  if (o === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(o)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+/** Copies the listed keys that are present (and not null). */
+function pick(o: Json | undefined, keys: readonly string[]): Json | undefined {
+  if (o === undefined) return undefined;
+  const out: Json = {};
+  let any = false;
+  for (const k of keys) {
+    const v = o[k];
+    if (v !== undefined && v !== null) {
+      out[k] = v;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
+}
+
+function compact(o: Json): Json {
+  for (const [k, v] of Object.entries(o)) if (v === undefined) delete o[k];
+  return o;
+}
+
+// Annotations the inventory may read: Cilium's per-node router (cilium_host) and health IPs.
+const keptAnnotationPrefixes = ['network.cilium.io/', 'io.cilium.network.'];
+
+function slimMetadata(m: unknown, keepAnnotations = false): KubeObject['metadata'] {
+  const md = obj(m) ?? {};
+  const out: Json = { name: str(md['name']) ?? '' };
+  const ns = str(md['namespace']);
+  if (ns !== undefined) out['namespace'] = ns;
+  const labels = stringMap(md['labels']);
+  if (labels !== undefined) out['labels'] = labels;
+  const rv = str(md['resourceVersion']);
+  if (rv !== undefined) out['resourceVersion'] = rv;
+  if (keepAnnotations) {
+    const ann = stringMap(md['annotations']);
+    if (ann !== undefined) {
+      const kept = Object.fromEntries(Object.entries(ann).filter(([k]) => keptAnnotationPrefixes.some((p) => k.startsWith(p))));
+      if (Object.keys(kept).length > 0) out['annotations'] = kept;
+    }
+  }
+  return out as KubeObject['metadata'];
+}
+
+export function posFor(spec: KindSpec, metadata: { name: string; namespace?: string }): KubeObject['pos'] {
+  const name = metadata.namespace === undefined ? metadata.name : `${metadata.namespace}/${metadata.name}`;
+  return { file: `k8s:${spec.posName}/${name}`, line: 1, col: 1 };
+}
+
+function base(spec: KindSpec, o: Json, keepAnnotations = false): Json {
+  const metadata = slimMetadata(o['metadata'], keepAnnotations);
+  return { apiVersion: spec.apiVersion, kind: spec.kind, metadata, pos: posFor(spec, metadata) };
+}
+
+function stripNode(spec: KindSpec, o: Json): Json {
+  const out = base(spec, o, true);
+  const s = pick(obj(o['spec']), ['podCIDR', 'podCIDRs']);
+  if (s !== undefined) out['spec'] = s;
+  const addresses = Array.isArray(obj(o['status'])?.['addresses'])
+    ? (obj(o['status'])?.['addresses'] as unknown[]).map((a) => compact({ type: str(obj(a)?.['type']), address: str(obj(a)?.['address']) }))
+    : undefined;
+  if (addresses !== undefined) out['status'] = { addresses };
+  return out;
+}
+
+function stripEndpointSlice(spec: KindSpec, o: Json): Json {
+  const out = base(spec, o);
+  const at = str(o['addressType']);
+  if (at !== undefined) out['addressType'] = at;
+  if (Array.isArray(o['endpoints'])) {
+    out['endpoints'] = (o['endpoints'] as unknown[]).map((e) => {
+      const ep: Json = { addresses: strings(obj(e)?.['addresses']) ?? [] };
+      const cond = pick(obj(obj(e)?.['conditions']), ['ready', 'serving', 'terminating']);
+      if (cond !== undefined) ep['conditions'] = cond;
+      return ep;
+    });
+  }
+  return out;
+}
+
+function stripCiliumNode(spec: KindSpec, o: Json): Json {
+  const out = base(spec, o);
+  const s = obj(o['spec']);
+  if (s !== undefined) {
+    const kept: Json = {};
+    if (Array.isArray(s['addresses'])) {
+      kept['addresses'] = (s['addresses'] as unknown[]).map((a) => compact({ type: str(obj(a)?.['type']), ip: str(obj(a)?.['ip']) }));
+    }
+    const health = pick(obj(s['health']), ['ipv4', 'ipv6']);
+    if (health !== undefined) kept['health'] = health;
+    const ingress = pick(obj(s['ingress']), ['ipv4', 'ipv6']);
+    if (ingress !== undefined) kept['ingress'] = ingress;
+    const podCIDRs = strings(obj(s['ipam'])?.['podCIDRs']);
+    if (podCIDRs !== undefined) kept['ipam'] = { podCIDRs };
+    out['spec'] = kept;
+  }
+  return out;
+}
+
+function stripPod(spec: KindSpec, o: Json): Json {
+  const out = base(spec, o);
+  const s = pick(obj(o['spec']), ['nodeName', 'hostNetwork', 'serviceAccountName']);
+  if (s !== undefined) out['spec'] = s;
+  const st = obj(o['status']);
+  if (st !== undefined) {
+    const kept: Json = {};
+    const podIP = str(st['podIP']);
+    if (podIP !== undefined) kept['podIP'] = podIP;
+    if (Array.isArray(st['podIPs'])) kept['podIPs'] = (st['podIPs'] as unknown[]).map((p) => compact({ ip: str(obj(p)?.['ip']) }));
+    const phase = str(st['phase']);
+    if (phase !== undefined) kept['phase'] = phase;
+    out['status'] = kept;
+  }
+  return out;
+}
+
+function stripCiliumEndpoint(spec: KindSpec, o: Json): Json {
+  const out = base(spec, o);
+  const st = obj(o['status']);
+  if (st !== undefined) {
+    const kept: Json = {};
+    const identity = obj(st['identity']);
+    if (identity !== undefined) kept['identity'] = compact({ id: identity['id'], labels: strings(identity['labels']) });
+    const net = obj(st['networking']);
+    if (net !== undefined) {
+      kept['networking'] = compact({
+        node: str(net['node']),
+        addressing: Array.isArray(net['addressing'])
+          ? (net['addressing'] as unknown[]).map((a) => compact({ ipv4: str(obj(a)?.['ipv4']), ipv6: str(obj(a)?.['ipv6']) }))
+          : undefined,
+      });
+    }
+    out['status'] = kept;
+  }
+  return out;
+}
+
+/** A CCNP keeps its whole spec/specs (the policy loader decodes and validates them), and no
+ *  `pos`: the loader rejects unknown top-level fields and gives the document its own. */
+function stripPolicy(spec: KindSpec, o: Json): Json {
+  const out: Json = { apiVersion: spec.apiVersion, kind: spec.kind, metadata: slimMetadata(o['metadata']) };
+  if (o['spec'] !== undefined) out['spec'] = o['spec'];
+  if (o['specs'] !== undefined) out['specs'] = o['specs'];
+  return out;
+}
+
+function stripNamespace(spec: KindSpec, o: Json): Json {
+  return base(spec, o);
+}
+
+const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json>> = {
+  ccnp: stripPolicy,
+  node: stripNode,
+  namespace: stripNamespace,
+  'apiserver-endpointslice': stripEndpointSlice,
+  ciliumnode: stripCiliumNode,
+  ciliumendpoint: stripCiliumEndpoint,
+  pod: stripPod,
+};
+
+/**
+ * The slim copy of an API object (raw JSON, or a model object of the client
+ * library: both use the API's field names). Keeps metadata.resourceVersion,
+ * which the watch machinery compares.
+ */
+export function stripObject(id: KindId, o: unknown): KubeObject {
+  // Model objects of the client library turn timestamps into Dates; a JSON round
+  // trip is not needed because only plain fields are copied.
+  return strippers[id](kindSpecs[id], obj(o) ?? {}) as unknown as KubeObject;
+}
+
+const peerLists = ['ingress', 'ingressDeny', 'egress', 'egressDeny'] as const;
+
+/**
+ * Whether a CCNP needs pod addresses: an endpoint selector peer
+ * (fromEndpoints/toEndpoints) or the `cluster` entity. An approximation of
+ * "a policy selecting this node needs them" that needs no inventory.
+ */
+export function policyNeedsPods(ccnp: KubeObject): boolean {
+  const rules: unknown[] = [];
+  if (ccnp['spec'] !== undefined) rules.push(ccnp['spec']);
+  if (Array.isArray(ccnp['specs'])) rules.push(...(ccnp['specs'] as unknown[]));
+  for (const r of rules) {
+    const rule = obj(r);
+    if (rule === undefined) continue;
+    for (const list of peerLists) {
+      const entries = rule[list];
+      if (!Array.isArray(entries)) continue;
+      for (const e of entries) {
+        const peer = obj(e);
+        if (peer === undefined) continue;
+        if (peer['fromEndpoints'] !== undefined || peer['toEndpoints'] !== undefined) return true;
+        const entities = [...(strings(peer['fromEntities']) ?? []), ...(strings(peer['toEntities']) ?? [])];
+        if (entities.includes('cluster')) return true;
+      }
+    }
+  }
+  return false;
+}

@@ -1,0 +1,664 @@
+// Kubernetes API source: lists then watches the CCNPs and the cluster state the
+// inventory needs, and hands out whole snapshots in the same shape as the file
+// source (KubeObjects + decoded PolicyDocuments), so everything downstream is
+// unchanged.
+//
+// The client library does the API work: KubeConfig (file, in-cluster), the
+// typed/custom list calls, Watch (the streaming watch), and ListWatch (the
+// list-then-watch loop with resourceVersion resume, bookmark resourceVersions,
+// relist on 410 Gone, and the object store). This module adds what ListWatch
+// leaves to its user: slim objects, bookmarks requested, chunked lists, backoff
+// with jitter after errors, "synced" only once every kind has been listed,
+// optional CRDs, pods only while needed, debouncing, and the disk cache.
+//
+// The library is imported lazily in start(): a file-only node never loads it.
+
+import type * as K8s from '@kubernetes/client-node';
+import { loadManifestText } from '../../api/load-manifests.js';
+import type { Problem } from '../../api/problem.js';
+import type { KubeObject, PolicyDocument } from '../../api/types.js';
+import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+import { readCache, writeCache, type CachedState } from './cache.js';
+import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
+
+export interface SourceLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface KubernetesSourceOptions {
+  /** Kubeconfig file. Neither this nor inCluster: the library's default lookup ($KUBECONFIG, ~/.kube/config, in-cluster). */
+  readonly kubeconfig?: string;
+  /** ServiceAccount token and CA from /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT. */
+  readonly inCluster?: boolean;
+  readonly context?: string;
+  /** Directory of k8s-cache.json; no cache without it. */
+  readonly stateDir?: string;
+  /** Watch pod addresses: always, never, or 'auto' (default): while any CCNP has an endpoint selector peer or the cluster entity. */
+  readonly needPods?: boolean | 'auto';
+  /** Changes within this window become one onChange (default 200 ms). */
+  readonly debounceMs?: number;
+  /** List page size (`limit`, default 500). */
+  readonly pageSize?: number;
+  readonly backoff?: BackoffOptions;
+  /** Server-side watch timeout; default a random 300..600 s per watch, like client-go. */
+  readonly watchTimeoutSeconds?: number;
+  /** How often an absent CRD is looked for again (default 5 min). */
+  readonly absentRecheckMs?: number;
+  /** Minimum time between two cache writes (default 30 s); the first sync is written at once. */
+  readonly cacheIntervalMs?: number;
+  readonly logger?: SourceLogger;
+}
+
+export interface KubernetesSnapshot {
+  readonly objects: KubeObject[];
+  readonly policies: PolicyDocument[];
+  readonly problems: Problem[];
+  /** 'cache': the last state read from the API, loaded from disk at start (stale); 'api': live. */
+  readonly origin: 'api' | 'cache';
+}
+
+export interface KubernetesSourceStatus {
+  /** Every running watch is established. */
+  readonly connected: boolean;
+  readonly lastError?: string;
+  /** When `connected` last changed (ISO 8601). */
+  readonly since: string;
+  /** Last resourceVersion seen per kind (lists, events and bookmarks). */
+  readonly resourceVersions: Record<string, string>;
+  readonly synced: boolean;
+  /** The last snapshot handed out came from the disk cache, not from the API. */
+  readonly stale: boolean;
+  /** When the cached state had been read from the API, if a cache was loaded. */
+  readonly cacheSyncedAt?: string;
+  /** Which kind gives pod addresses, or false while pods are not watched. */
+  readonly pods: 'CiliumEndpoint' | 'Pod' | 'probing' | false;
+  /** Optional CRDs the API does not serve. */
+  readonly absent: string[];
+}
+
+export class KubernetesSourceError extends Error {
+  override readonly name = 'KubernetesSourceError';
+}
+
+type K8sModule = typeof K8s;
+type WatchCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => void;
+type ListResult = K8s.KubernetesListObject<K8s.KubernetesObject>;
+
+interface Apis {
+  readonly core: K8s.CoreV1Api;
+  readonly discovery: K8s.DiscoveryV1Api;
+  readonly custom: K8s.CustomObjectsApi;
+}
+
+interface Runner {
+  readonly spec: KindSpec;
+  lw: K8s.ListWatch<K8s.KubernetesObject>;
+  /** Its first list has been applied to the store. */
+  listed: boolean;
+  /** A list finished and its items are being applied (ListWatch opens the watch right after). */
+  listApplied: boolean;
+  absent: boolean;
+  connected: boolean;
+  /** Consecutive failures, for the backoff. */
+  attempts: number;
+  retryTimer: NodeJS.Timeout | undefined;
+  stopped: boolean;
+}
+
+const noopLogger: SourceLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const baseKinds: readonly KindId[] = ['ccnp', 'node', 'namespace', 'apiserver-endpointslice', 'ciliumnode'];
+/** A watch that lived at least this long, or delivered an event, counts as healthy. */
+const healthyWatchMs = 5_000;
+
+export function errorStatusCode(err: unknown): number | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e.code === 'number') return e.code;
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  return undefined;
+}
+
+export function describeError(err: unknown): string {
+  const code = errorStatusCode(err);
+  if (code !== undefined) {
+    const body = (err as { body?: unknown }).body;
+    let detail: string | undefined;
+    if (typeof body === 'string') {
+      try {
+        const m = (JSON.parse(body) as { message?: unknown }).message;
+        detail = typeof m === 'string' ? m : undefined;
+      } catch {
+        detail = undefined;
+      }
+    } else if (body !== null && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') {
+      detail = (body as { message: string }).message;
+    }
+    detail ??= err instanceof Error ? err.message.split('\n')[0] : undefined;
+    return `HTTP ${code}${detail === undefined || detail === '' ? '' : `: ${detail}`}`;
+  }
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    return `${err.message}${cause}`;
+  }
+  return String(err);
+}
+
+export class KubernetesSource {
+  private readonly opts: KubernetesSourceOptions;
+  private readonly log: SourceLogger;
+  private onChange: ((s: KubernetesSnapshot) => void) | undefined;
+  private k8s: K8sModule | undefined;
+  private apis: Apis | undefined;
+  private watcher: K8s.Watch | undefined;
+  private readonly runners = new Map<KindId, Runner>();
+  private podRunner: Runner | undefined;
+  private podsWanted = false;
+  private podsProbing = false;
+  private needsFromPolicies = false;
+  private needsDirty = true;
+  private readonly decoded = new Map<string, { rv: string; result: { policies: PolicyDocument[]; problems: Problem[] } }>();
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private started = false;
+  private connectedNow = false;
+  private sinceAt: string = new Date().toISOString();
+  private lastError: string | undefined;
+  private stale = false;
+  private cacheSyncedAt: string | undefined;
+  private lastSnapshot: KubernetesSnapshot | undefined;
+  private cacheWrittenAt = 0;
+  private cacheWrite: Promise<void> | undefined;
+  private cacheDirty = false;
+  private cacheTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: KubernetesSourceOptions = {}) {
+    this.opts = opts;
+    this.log = opts.logger ?? noopLogger;
+  }
+
+  /**
+   * Hands out the cached state at once (if there is one), then starts listing and
+   * watching; `onChange` gets a full snapshot after every debounced batch of
+   * changes, and never before every watched kind has been listed.
+   */
+  async start(onChange: (snapshot: KubernetesSnapshot) => void): Promise<void> {
+    if (this.started) throw new KubernetesSourceError('KubernetesSource already started');
+    this.started = true;
+    this.onChange = onChange;
+    await this.emitCache();
+    let k8s: K8sModule;
+    try {
+      k8s = await import('@kubernetes/client-node');
+    } catch (err) {
+      throw new KubernetesSourceError(`cannot load @kubernetes/client-node: ${describeError(err)}`, { cause: err });
+    }
+    this.k8s = k8s;
+    const kc = new k8s.KubeConfig();
+    try {
+      if (this.opts.inCluster === true) kc.loadFromCluster();
+      else if (this.opts.kubeconfig !== undefined) kc.loadFromFile(this.opts.kubeconfig);
+      else kc.loadFromDefault();
+      if (this.opts.context !== undefined) kc.setCurrentContext(this.opts.context);
+      if (kc.getCurrentCluster() === null) throw new Error('no current cluster in the kubeconfig');
+    } catch (err) {
+      const where = this.opts.inCluster === true ? 'in-cluster credentials' : (this.opts.kubeconfig ?? 'the default kubeconfig');
+      throw new KubernetesSourceError(`cannot load ${where}: ${describeError(err)}`, { cause: err });
+    }
+    this.apis = {
+      core: kc.makeApiClient(k8s.CoreV1Api),
+      discovery: kc.makeApiClient(k8s.DiscoveryV1Api),
+      custom: kc.makeApiClient(k8s.CustomObjectsApi),
+    };
+    this.watcher = new k8s.Watch(kc);
+    if (this.stopped) return;
+    for (const id of baseKinds) {
+      const r = this.makeRunner(id);
+      this.runners.set(id, r);
+      void r.lw.start();
+    }
+    this.log.info({ server: kc.getCurrentCluster()?.server }, 'kubernetes source: listing');
+    this.updatePodWatch();
+  }
+
+  /** True once every watched kind (pods included when needed) has completed its first list. */
+  synced(): boolean {
+    if (this.runners.size === 0) return false;
+    for (const r of this.runners.values()) if (!r.listed) return false;
+    if (this.wantPods()) return this.podRunner?.listed === true;
+    return true;
+  }
+
+  /** Switch pod watching on or off at run time (the agent knows which policies select this node). */
+  setNeedPods(need: boolean | 'auto'): void {
+    (this.opts as { needPods?: boolean | 'auto' }).needPods = need;
+    this.updatePodWatch();
+    this.scheduleFlush();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.debounceTimer !== undefined) clearTimeout(this.debounceTimer);
+    if (this.cacheTimer !== undefined) clearTimeout(this.cacheTimer);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    const all = [...this.runners.values(), ...(this.podRunner === undefined ? [] : [this.podRunner])];
+    await Promise.all(all.map((r) => this.stopRunner(r)));
+    if (this.cacheWrite !== undefined) await this.cacheWrite;
+    if (this.cacheDirty) await this.writeCacheNow();
+  }
+
+  status(): KubernetesSourceStatus {
+    const resourceVersions: Record<string, string> = {};
+    const absent: string[] = [];
+    for (const r of this.allRunners()) {
+      resourceVersions[r.spec.kind] = r.lw.latestResourceVersion();
+      if (r.absent) absent.push(r.spec.kind);
+    }
+    const pods = !this.podsWanted ? false : this.podsProbing ? 'probing' : this.podRunner?.spec.kind === 'CiliumEndpoint' ? 'CiliumEndpoint' : 'Pod';
+    return {
+      connected: this.connectedNow,
+      ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
+      since: this.sinceAt,
+      resourceVersions,
+      synced: this.synced(),
+      stale: this.stale,
+      ...(this.cacheSyncedAt === undefined ? {} : { cacheSyncedAt: this.cacheSyncedAt }),
+      pods,
+      absent,
+    };
+  }
+
+  /** The last snapshot handed to onChange (from the API or the cache). */
+  snapshot(): KubernetesSnapshot | undefined {
+    return this.lastSnapshot;
+  }
+
+  // ---- runners ----
+
+  private allRunners(): Runner[] {
+    const out = [...this.runners.values()];
+    if (this.podRunner !== undefined) out.push(this.podRunner);
+    return out;
+  }
+
+  private makeRunner(id: KindId): Runner {
+    const k8s = this.k8s;
+    const watcher = this.watcher;
+    if (k8s === undefined || watcher === undefined) throw new KubernetesSourceError('not started');
+    const spec = kindSpecs[id];
+    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false } as Omit<Runner, 'lw'> as Runner;
+    // ListWatch only needs `watch()`; this one strips objects and adds bookmarks, timeouts and backoff.
+    const slimWatch = { config: watcher.config, watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallback, done: (err: unknown) => void) => this.openWatch(r, path, query, cb, done) };
+    r.lw = new k8s.ListWatch<K8s.KubernetesObject>(spec.path, slimWatch as unknown as K8s.Watch, () => this.listAll(r), false, spec.labelSelector);
+    const changed = (): void => this.changed(r);
+    r.lw.on('add', changed);
+    r.lw.on('update', changed);
+    r.lw.on('delete', changed);
+    r.lw.on('error', (err: unknown) => this.failed(r, err));
+    return r;
+  }
+
+  private async stopRunner(r: Runner): Promise<void> {
+    r.stopped = true;
+    if (r.retryTimer !== undefined) clearTimeout(r.retryTimer);
+    r.retryTimer = undefined;
+    r.connected = false;
+    await r.lw.stop();
+  }
+
+  /** One full list, page by page (one consistent resourceVersion), slimmed as it arrives. */
+  private async listAll(r: Runner): Promise<ListResult> {
+    const items: K8s.KubernetesObject[] = [];
+    let cont: string | undefined;
+    let rv = '';
+    try {
+      do {
+        const page = await this.listPage(r.spec.id, cont);
+        for (const o of page.items) items.push(stripObject(r.spec.id, o) as unknown as K8s.KubernetesObject);
+        const md = (page.metadata ?? {}) as { resourceVersion?: string; _continue?: string; continue?: string };
+        rv = md.resourceVersion ?? rv;
+        cont = md._continue ?? md.continue;
+        if (cont === '') cont = undefined;
+      } while (cont !== undefined && !r.stopped);
+    } catch (err) {
+      if (r.spec.optional && errorStatusCode(err) === 404) {
+        if (!r.absent) this.log.info({ kind: r.spec.kind }, 'kubernetes source: CRD not installed; treated as empty');
+        r.absent = true;
+        r.listApplied = true;
+        return { items: [], metadata: { resourceVersion: '' } };
+      }
+      throw err;
+    }
+    if (r.absent) this.log.info({ kind: r.spec.kind }, 'kubernetes source: CRD now served');
+    r.absent = false;
+    r.listApplied = true;
+    this.log.debug({ kind: r.spec.kind, items: items.length, resourceVersion: rv }, 'kubernetes source: listed');
+    return { items, metadata: { resourceVersion: rv } };
+  }
+
+  private async listPage(id: KindId, cont: string | undefined): Promise<{ items: readonly unknown[]; metadata?: object }> {
+    const apis = this.apis;
+    if (apis === undefined) throw new KubernetesSourceError('not started');
+    const paging = { limit: this.opts.pageSize ?? 500, ...(cont === undefined ? {} : { _continue: cont }) };
+    switch (id) {
+      case 'node':
+        return apis.core.listNode(paging);
+      case 'namespace':
+        return apis.core.listNamespace(paging);
+      case 'pod':
+        return apis.core.listPodForAllNamespaces(paging);
+      case 'apiserver-endpointslice':
+        return apis.discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: kindSpecs[id].labelSelector ?? '', ...paging });
+      case 'ccnp':
+      case 'ciliumnode':
+      case 'ciliumendpoint': {
+        const plural = kindSpecs[id].path.split('/').pop() ?? '';
+        return (await apis.custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural, ...paging })) as { items: unknown[]; metadata?: object };
+      }
+    }
+  }
+
+  private async openWatch(
+    r: Runner,
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    cb: WatchCallback,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    const idle = new AbortController();
+    if (r.stopped) return idle;
+    if (r.listApplied) {
+      // ListWatch calls watch() right after it applied a list to its store.
+      r.listApplied = false;
+      if (!r.listed) this.log.debug({ kind: r.spec.kind }, 'kubernetes source: first list applied');
+      r.listed = true;
+      this.changed(r);
+    }
+    if (r.absent) {
+      // Nothing to watch; look for the CRD again later (done(null) makes ListWatch relist).
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        if (!idle.signal.aborted && !r.stopped) done(null);
+      }, this.opts.absentRecheckMs ?? 300_000);
+      this.timers.add(t);
+      idle.signal.addEventListener('abort', () => clearTimeout(t));
+      this.setConnected(r, true);
+      return idle;
+    }
+    const watcher = this.watcher;
+    if (watcher === undefined) return idle;
+    const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+    const startedAt = Date.now();
+    let events = 0;
+    let finished = false;
+    const controller = await watcher.watch(
+      path,
+      { ...query, allowWatchBookmarks: true, timeoutSeconds },
+      (phase, obj, raw) => {
+        events++;
+        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
+          cb(phase, stripObject(r.spec.id, obj), raw);
+          return;
+        }
+        if (phase === 'ERROR') {
+          const code = errorStatusCode(obj);
+          if (code === 410) this.log.info({ kind: r.spec.kind }, 'kubernetes source: resourceVersion expired (410 Gone), relisting');
+          else this.log.warn({ kind: r.spec.kind, status: obj }, 'kubernetes source: watch error event');
+        }
+        cb(phase, obj, raw);
+      },
+      (err: unknown) => {
+        finished = true;
+        this.setConnected(r, false);
+        if (r.stopped) return;
+        const healthy = events > 0 || Date.now() - startedAt >= healthyWatchMs;
+        if (healthy) r.attempts = 0;
+        if (err === null || err === undefined) {
+          if (healthy) {
+            done(null);
+            return;
+          }
+          // A watch the server ends at once, again and again, must not become a busy loop.
+          r.attempts++;
+          this.later(r, backoffDelay(r.attempts, this.opts.backoff ?? defaultBackoff), () => done(null));
+          return;
+        }
+        if (errorStatusCode(err) === 410) this.log.info({ kind: r.spec.kind }, 'kubernetes source: resourceVersion expired (410 Gone), relisting');
+        done(err);
+      },
+    );
+    if (!finished && !r.stopped) this.setConnected(r, true);
+    return controller;
+  }
+
+  private later(r: Runner, ms: number, fn: () => void): void {
+    if (r.retryTimer !== undefined) clearTimeout(r.retryTimer);
+    r.retryTimer = setTimeout(() => {
+      r.retryTimer = undefined;
+      if (!r.stopped && !this.stopped) fn();
+    }, ms);
+  }
+
+  /** ListWatch gave up (list failed, or the watch failed other than by 410): retry after a backoff. */
+  private failed(r: Runner, err: unknown): void {
+    if (r.stopped || this.stopped) return;
+    this.setConnected(r, false);
+    r.attempts++;
+    const delay = backoffDelay(r.attempts, this.opts.backoff ?? defaultBackoff);
+    this.lastError = `${r.spec.kind}: ${describeError(err)}`;
+    this.log.warn({ kind: r.spec.kind, err: describeError(err), attempt: r.attempts, retryInMs: delay }, 'kubernetes source: API error; keeping the last state, retrying');
+    this.later(r, delay, () => void r.lw.start());
+  }
+
+  private setConnected(r: Runner, up: boolean): void {
+    r.connected = up;
+    const all = this.allRunners().filter((x) => !x.stopped);
+    const now = all.length > 0 && all.every((x) => x.connected);
+    if (now !== this.connectedNow) {
+      this.connectedNow = now;
+      this.sinceAt = new Date().toISOString();
+      if (now) this.log.info({}, 'kubernetes source: connected, all watches established');
+      else this.log.warn({ kind: r.spec.kind }, 'kubernetes source: disconnected');
+    }
+  }
+
+  // ---- pods ----
+
+  private wantPods(): boolean {
+    const need = this.opts.needPods ?? 'auto';
+    if (need !== 'auto') return need;
+    if (this.needsDirty) {
+      const ccnp = this.runners.get('ccnp');
+      this.needsFromPolicies = ccnp !== undefined && ccnp.lw.list().some((o) => policyNeedsPods(o as unknown as KubeObject));
+      this.needsDirty = false;
+    }
+    return this.needsFromPolicies;
+  }
+
+  private updatePodWatch(): void {
+    if (this.stopped || this.apis === undefined) return;
+    // In auto mode the policies decide, so wait until the CCNPs have been listed.
+    const ccnpListed = this.runners.get('ccnp')?.listed === true;
+    const want = (this.opts.needPods ?? 'auto') === 'auto' && !ccnpListed ? this.podsWanted : this.wantPods();
+    if (want && !this.podsWanted) {
+      this.podsWanted = true;
+      this.log.info({}, 'kubernetes source: a policy needs pod addresses; watching pods');
+      void this.startPodRunner();
+    } else if (!want && this.podsWanted) {
+      this.podsWanted = false;
+      this.log.info({}, 'kubernetes source: no policy needs pod addresses; pod watch stopped');
+      const r = this.podRunner;
+      this.podRunner = undefined;
+      if (r !== undefined) void this.stopRunner(r);
+      this.scheduleFlush();
+    }
+  }
+
+  /** CiliumEndpoint where its CRD is served (Cilium runs), else Pod. */
+  private async startPodRunner(): Promise<void> {
+    const apis = this.apis;
+    if (apis === undefined || this.podsProbing || this.podRunner !== undefined) return;
+    this.podsProbing = true;
+    let kind: KindId | undefined;
+    for (let attempt = 1; kind === undefined; attempt++) {
+      if (this.stopped || !this.podsWanted) break;
+      try {
+        await apis.custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumendpoints', limit: 1 });
+        kind = 'ciliumendpoint';
+      } catch (err) {
+        if (errorStatusCode(err) === 404) {
+          kind = 'pod';
+        } else {
+          this.lastError = `CiliumEndpoint: ${describeError(err)}`;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              this.timers.delete(t);
+              resolve();
+            }, backoffDelay(attempt, this.opts.backoff ?? defaultBackoff));
+            this.timers.add(t);
+          });
+        }
+      }
+    }
+    this.podsProbing = false;
+    if (kind === undefined || this.stopped || !this.podsWanted) return;
+    const r = this.makeRunner(kind);
+    this.podRunner = r;
+    this.log.info({ kind: r.spec.kind }, 'kubernetes source: pod addresses from this kind');
+    void r.lw.start();
+  }
+
+  // ---- snapshots ----
+
+  private changed(r: Runner): void {
+    if (r.spec.id === 'ccnp') this.needsDirty = true;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.debounceTimer !== undefined || this.stopped) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.flush();
+    }, this.opts.debounceMs ?? 200);
+  }
+
+  private flush(): void {
+    if (this.stopped) return;
+    this.updatePodWatch();
+    if (!this.synced()) return;
+    const snap = this.buildSnapshot();
+    this.stale = false;
+    this.deliver(snap);
+    this.cacheDirty = true;
+    this.scheduleCacheWrite();
+  }
+
+  private deliver(snap: KubernetesSnapshot): void {
+    this.lastSnapshot = snap;
+    try {
+      this.onChange?.(snap);
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, 'kubernetes source: onChange failed');
+    }
+  }
+
+  private decode(raw: KubeObject): { policies: PolicyDocument[]; problems: Problem[] } {
+    const rv = typeof raw.metadata['resourceVersion'] === 'string' ? raw.metadata['resourceVersion'] : '';
+    const hit = this.decoded.get(raw.metadata.name);
+    if (hit !== undefined && hit.rv === rv && rv !== '') return hit.result;
+    const res = loadManifestText(JSON.stringify(raw, null, 2), `k8s:ccnp/${raw.metadata.name}`);
+    const result = { policies: res.policies, problems: res.problems };
+    this.decoded.set(raw.metadata.name, { rv, result });
+    return result;
+  }
+
+  private decodeAll(raws: readonly KubeObject[]): { policies: PolicyDocument[]; problems: Problem[] } {
+    const policies: PolicyDocument[] = [];
+    const problems: Problem[] = [];
+    const names = new Set<string>();
+    for (const raw of raws) {
+      names.add(raw.metadata.name);
+      const d = this.decode(raw);
+      for (const p of d.policies) policies.push(p);
+      for (const p of d.problems) problems.push(p);
+    }
+    for (const name of this.decoded.keys()) if (!names.has(name)) this.decoded.delete(name);
+    return { policies, problems };
+  }
+
+  private currentObjects(): { objects: KubeObject[]; ccnps: KubeObject[] } {
+    const objects: KubeObject[] = [];
+    let ccnps: KubeObject[] = [];
+    for (const r of this.allRunners()) {
+      const list = r.lw.list() as unknown as readonly KubeObject[];
+      if (r.spec.id === 'ccnp') ccnps = [...list];
+      else for (const o of list) objects.push(o);
+    }
+    return { objects, ccnps };
+  }
+
+  private buildSnapshot(): KubernetesSnapshot {
+    const { objects, ccnps } = this.currentObjects();
+    const { policies, problems } = this.decodeAll(ccnps);
+    return { objects, policies, problems, origin: 'api' };
+  }
+
+  // ---- disk cache ----
+
+  private async emitCache(): Promise<void> {
+    const dir = this.opts.stateDir;
+    if (dir === undefined) return;
+    let cached: CachedState | undefined;
+    try {
+      cached = await readCache(dir);
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'kubernetes source: ignoring unusable cache');
+      return;
+    }
+    if (cached === undefined) return;
+    const { policies, problems } = this.decodeAll(cached.policies);
+    this.stale = true;
+    this.cacheSyncedAt = cached.syncedAt;
+    this.log.info({ syncedAt: cached.syncedAt, objects: cached.objects.length, policies: cached.policies.length }, 'kubernetes source: enforcing the cached cluster state until the API answers');
+    this.deliver({ objects: [...cached.objects], policies, problems, origin: 'cache' });
+  }
+
+  private scheduleCacheWrite(): void {
+    if (this.opts.stateDir === undefined || this.cacheWrite !== undefined || this.cacheTimer !== undefined || this.stopped) return;
+    const wait = this.cacheWrittenAt === 0 ? 0 : Math.max(0, this.cacheWrittenAt + (this.opts.cacheIntervalMs ?? 30_000) - Date.now());
+    this.cacheTimer = setTimeout(() => {
+      this.cacheTimer = undefined;
+      void this.writeCacheNow();
+    }, wait);
+  }
+
+  private async writeCacheNow(): Promise<void> {
+    const dir = this.opts.stateDir;
+    if (dir === undefined || !this.cacheDirty || !this.synced()) return;
+    this.cacheDirty = false;
+    const { objects, ccnps } = this.currentObjects();
+    const resourceVersions: Record<string, string> = {};
+    for (const r of this.allRunners()) resourceVersions[r.spec.kind] = r.lw.latestResourceVersion();
+    const write = writeCache(dir, { syncedAt: new Date().toISOString(), resourceVersions, objects, policies: ccnps })
+      .then(() => {
+        this.cacheWrittenAt = Date.now();
+        this.log.debug({ objects: objects.length, policies: ccnps.length }, 'kubernetes source: cache written');
+      })
+      .catch((err: unknown) => {
+        this.cacheDirty = true;
+        this.log.warn({ err: describeError(err) }, 'kubernetes source: cannot write the cache');
+      })
+      .finally(() => {
+        this.cacheWrite = undefined;
+        if (this.cacheDirty && !this.stopped) this.scheduleCacheWrite();
+      });
+    this.cacheWrite = write;
+    await write;
+  }
+}

@@ -1,0 +1,396 @@
+// The Kubernetes source against the loopback fake API server, through the real
+// client library (TLS, bearer token, list, chunked watch streams).
+
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import type { KubeObject } from '../../../src/api/types.js';
+import { cachePath, readCache } from '../../../src/inventory/sources/cache.js';
+import { KubernetesSource, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
+import { FakeApiServer, type FakeApiServerOptions } from '../../helpers/fake-apiserver.js';
+import { ciliumEndpoint, node, pod, podPeerPolicy, seedBaseCluster, sshPolicy } from '../../helpers/fake-apiserver-cluster.js';
+
+interface Harness {
+  readonly server: FakeApiServer;
+  readonly dir: string;
+  readonly kubeconfig: string;
+  readonly snaps: KubernetesSnapshot[];
+  source: KubernetesSource;
+  start(opts?: KubernetesSourceOptions): Promise<KubernetesSource>;
+}
+
+async function harness(t: ExecutionContext, serverOpts: FakeApiServerOptions = {}, seed = true): Promise<Harness> {
+  const server = await FakeApiServer.start(serverOpts);
+  const dir = await mkdtemp(join(tmpdir(), 'nw-k8s-test-'));
+  const kubeconfig = server.writeKubeconfig(dir);
+  if (seed) seedBaseCluster(server);
+  const h: Harness = {
+    server,
+    dir,
+    kubeconfig,
+    snaps: [],
+    source: new KubernetesSource(),
+    async start(opts = {}) {
+      h.source = new KubernetesSource({ kubeconfig, debounceMs: 50, backoff: { initialMs: 50, maxMs: 400 }, ...opts });
+      await h.source.start((s) => h.snaps.push(s));
+      return h.source;
+    },
+  };
+  t.teardown(async () => {
+    await h.source.stop();
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return h;
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function last(h: Harness): KubernetesSnapshot {
+  const s = h.snaps.at(-1);
+  if (s === undefined) throw new Error('no snapshot yet');
+  return s;
+}
+
+function find(s: KubernetesSnapshot, kind: string, name: string): KubeObject | undefined {
+  return s.objects.find((o) => o.kind === kind && o.metadata.name === name);
+}
+
+function kinds(s: KubernetesSnapshot): string[] {
+  return [...new Set(s.objects.map((o) => o.kind))].sort();
+}
+
+function requestsFor(h: Harness, resource: string, watch: boolean): number {
+  return h.server.requests.filter((r) => r.resource === resource && (r.query['watch'] === 'true') === watch).length;
+}
+
+test('initial list of every kind, then synced, with slim objects and decoded policies', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const src = await h.start();
+  t.false(src.synced());
+  await waitFor('first snapshot', () => h.snaps.length > 0);
+  t.true(src.synced());
+  const s = last(h);
+  t.is(s.origin, 'api');
+  t.deepEqual(kinds(s), ['CiliumNode', 'EndpointSlice', 'Namespace', 'Node']);
+  t.is(s.objects.filter((o) => o.kind === 'Node').length, 3);
+  const a = find(s, 'Node', 'node-a');
+  t.deepEqual(a?.metadata.labels, { 'kubernetes.io/hostname': 'node-a', 'kubernetes.io/os': 'linux', role: 'edge' });
+  t.is(a?.metadata['managedFields'], undefined);
+  // Only Cilium's annotations survive (cilium_host IP); status keeps addresses only.
+  t.deepEqual(a?.metadata['annotations'], { 'network.cilium.io/ipv4-cilium-host': '192.0.2.201' });
+  t.deepEqual(a?.['status'], {
+    addresses: [{ type: 'InternalIP', address: '192.0.2.1' }, { type: 'InternalIP', address: '2001:db8::1' }, { type: 'Hostname', address: 'node-a' }],
+  });
+  t.deepEqual(a?.['spec'], { podCIDR: '198.51.100.0/26', podCIDRs: ['198.51.100.0/26'] });
+  t.deepEqual(a?.pos, { file: 'k8s:node/node-a', line: 1, col: 1 });
+  const slice = find(s, 'EndpointSlice', 'kubernetes');
+  t.deepEqual(slice?.['endpoints'], [
+    { addresses: ['192.0.2.2'], conditions: { ready: true } },
+    { addresses: ['192.0.2.50'], conditions: { ready: true } },
+  ]);
+  t.deepEqual(find(s, 'CiliumNode', 'node-b')?.['spec'], {
+    addresses: [{ type: 'InternalIP', ip: '192.0.2.2' }, { type: 'CiliumInternalIP', ip: '192.0.2.201' }],
+    health: { ipv4: '192.0.2.102' },
+    ipam: { podCIDRs: ['198.51.100.0/26'] },
+  });
+  t.is(s.policies.length, 1);
+  t.is(s.policies[0]?.name, 'ssh');
+  t.is(s.policies[0]?.pos.file, 'k8s:ccnp/ssh');
+  t.is(s.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.0/24');
+  t.deepEqual(s.problems, []);
+  const st = src.status();
+  await waitFor('connected', () => src.status().connected);
+  t.is(st.stale, false);
+  t.is(st.pods, false);
+  t.is(st.resourceVersions['Node'], h.server.resourceVersion);
+  // Every watch asked for bookmarks and a server-side timeout.
+  const watches = h.server.requests.filter((r) => r.query['watch'] === 'true');
+  t.is(watches.length, 5);
+  t.true(watches.every((w) => w.query['allowWatchBookmarks'] === 'true' && Number(w.query['timeoutSeconds']) >= 300));
+  // The API server slice is read with its label selector only.
+  t.true(h.server.requests.filter((r) => r.resource === 'endpointslices').every((r) => r.query['labelSelector'] === 'kubernetes.io/service-name=kubernetes'));
+});
+
+test('nothing is handed out before every kind completed its first list', async (t) => {
+  const h = await harness(t);
+  h.server.setListDelay('namespaces', 600);
+  const src = await h.start();
+  await waitFor('nodes listed', () => requestsFor(h, 'nodes', true) > 0);
+  await sleep(250);
+  t.false(src.synced());
+  t.is(h.snaps.length, 0);
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  t.true(src.synced());
+  t.is(last(h).objects.filter((o) => o.kind === 'Namespace').length, 2);
+});
+
+test('watch events update the snapshot; a burst is debounced into one change', async (t) => {
+  const h = await harness(t);
+  await h.start({ debounceMs: 150 });
+  await waitFor('first snapshot', () => h.snaps.length === 1);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  for (let i = 0; i < 20; i++) h.server.apply('nodes', node(`node-x${i}`, `192.0.2.${20 + i}`, `2001:db8::${20 + i}`));
+  h.server.remove('nodes', 'node-c');
+  await waitFor('second snapshot', () => h.snaps.length >= 2);
+  await sleep(300);
+  t.is(h.snaps.length, 2);
+  const s = last(h);
+  t.is(s.objects.filter((o) => o.kind === 'Node').length, 22);
+  t.is(find(s, 'Node', 'node-c'), undefined);
+  t.is(find(s, 'Node', 'node-x7')?.metadata['managedFields'], undefined);
+});
+
+test('bookmarks advance the resourceVersion, so a reconnect after compaction resumes without relisting', async (t) => {
+  const h = await harness(t);
+  const src = await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  // Writes to another kind move the global resourceVersion past the Node watch's.
+  for (let i = 0; i < 5; i++) h.server.apply('namespaces', { metadata: { name: `ns${i}` } });
+  const before = src.status().resourceVersions['Node'];
+  t.not(before, h.server.resourceVersion);
+  t.is(h.server.bookmark(), 5);
+  await waitFor('bookmark seen', () => src.status().resourceVersions['Node'] === h.server.resourceVersion);
+  h.server.compact();
+  const nodeLists = requestsFor(h, 'nodes', false);
+  h.server.dropWatches();
+  await waitFor('nodes watch back', () => requestsFor(h, 'nodes', true) >= 2 && h.server.openWatches('nodes') === 1);
+  const rewatch = h.server.requests.filter((r) => r.resource === 'nodes' && r.query['watch'] === 'true').at(-1);
+  t.is(rewatch?.query['resourceVersion'], h.server.resourceVersion);
+  t.is(requestsFor(h, 'nodes', false), nodeLists, 'no relist');
+});
+
+test('410 Gone on a too-old resourceVersion relists and catches up with missed changes', async (t) => {
+  const h = await harness(t);
+  await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  await h.server.close();
+  // While the client is away: changes, then history is compacted.
+  h.server.remove('nodes', 'node-b');
+  h.server.apply('nodes', node('node-d', '192.0.2.4', '2001:db8::4'));
+  h.server.compact();
+  await h.server.listen();
+  await waitFor('node-d seen', () => h.snaps.length > 1 && find(last(h), 'Node', 'node-d') !== undefined, 8000);
+  t.is(find(last(h), 'Node', 'node-b'), undefined);
+  t.true(requestsFor(h, 'nodes', false) >= 2, 'relisted');
+  // The watch after the relist starts at the list's resourceVersion.
+  await waitFor('watch after relist', () => h.server.openWatches('nodes') === 1);
+  t.is(h.source.status().resourceVersions['Node'], h.server.resourceVersion);
+});
+
+test('410 as an in-stream ERROR event relists', async (t) => {
+  const h = await harness(t);
+  await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  h.server.apply('namespaces', { metadata: { name: 'later' } });
+  h.server.compact();
+  h.server.dropWatches();
+  // Namespace watch resumes at the last event's version (== compaction point): fine.
+  // Node watch resumes at an older version: ERROR 410 in the stream, then a relist.
+  await waitFor('nodes relisted', () => requestsFor(h, 'nodes', false) >= 2, 8000);
+  t.is(requestsFor(h, 'namespaces', false), 1);
+  await waitFor('connected', () => h.source.status().connected);
+});
+
+test('a dropped connection reconnects and resumes from its resourceVersion', async (t) => {
+  const h = await harness(t);
+  const src = await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  t.is(h.server.dropWatches(), 5);
+  h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'core' }));
+  await waitFor('label change seen', () => find(last(h), 'Node', 'node-a')?.metadata.labels?.['role'] === 'core', 8000);
+  await waitFor('connected again', () => src.status().connected && h.server.openWatches() === 5);
+  t.is(requestsFor(h, 'nodes', false), 1, 'resumed, not relisted');
+});
+
+test('401: status says so, the last snapshot stays, and it recovers when the token is valid again', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const src = await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('connected', () => src.status().connected);
+  const good = last(h);
+  h.server.setToken('rotated');
+  h.server.dropWatches();
+  await waitFor('error reported', () => src.status().lastError?.includes('401') === true);
+  const st = src.status();
+  t.false(st.connected);
+  t.regex(st.lastError ?? '', /HTTP 401/);
+  await sleep(300);
+  t.is(last(h), good);
+  t.is(src.snapshot(), good);
+  t.is(good.policies.length, 1);
+  h.server.setToken('nodewall-test-token');
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'ssh');
+  await waitFor('recovered', () => last(h).policies.length === 0 && src.status().connected, 8000);
+});
+
+test('API unreachable from the start: not synced, no snapshot, error in status', async (t) => {
+  const h = await harness(t);
+  await h.server.close();
+  const src = await h.start();
+  await waitFor('error', () => src.status().lastError !== undefined);
+  t.false(src.synced());
+  t.false(src.status().connected);
+  t.regex(src.status().lastError ?? '', /ECONNREFUSED|connect/);
+  t.is(h.snaps.length, 0);
+  await h.server.listen();
+  await waitFor('snapshot after the API came up', () => h.snaps.length > 0, 8000);
+});
+
+test('absent CRDs are empty kinds, not errors; pods then come from Pod objects', async (t) => {
+  const h = await harness(t, { absent: ['ciliumnodes', 'ciliumendpoints'] }, false);
+  h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1'));
+  h.server.apply('pods', pod('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  const src = await h.start({ absentRecheckMs: 200 });
+  await waitFor('snapshot with pods', () => h.snaps.length > 0);
+  t.true(src.synced());
+  const s = last(h);
+  t.deepEqual(kinds(s), ['Node', 'Pod']);
+  const p = find(s, 'Pod', 'web-1');
+  t.deepEqual(p?.['status'], { podIP: '198.51.100.10', podIPs: [{ ip: '198.51.100.10' }], phase: 'Running' });
+  t.deepEqual(p?.['spec'], { nodeName: 'node-b', serviceAccountName: 'default' });
+  t.deepEqual(src.status().absent.sort(), ['CiliumNode']);
+  t.is(src.status().pods, 'Pod');
+  t.is(src.status().lastError, undefined);
+  await waitFor('connected', () => src.status().connected);
+  // The CRD gets installed: the next recheck finds it.
+  h.server.setAbsent('ciliumnodes', false);
+  h.server.apply('ciliumnodes', { metadata: { name: 'node-a' }, spec: { health: { ipv4: '192.0.2.101' } } });
+  await waitFor('CiliumNode appears', () => find(last(h), 'CiliumNode', 'node-a') !== undefined, 5000);
+  t.deepEqual(src.status().absent, []);
+});
+
+test('chunked lists: every page is read at one resourceVersion', async (t) => {
+  const h = await harness(t);
+  for (let i = 0; i < 7; i++) h.server.apply('nodes', node(`n${i}`, `192.0.2.${30 + i}`, `2001:db8::${30 + i}`));
+  const src = await h.start({ pageSize: 2 });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  t.is(last(h).objects.filter((o) => o.kind === 'Node').length, 10);
+  const lists = h.server.requests.filter((r) => r.resource === 'nodes' && r.query['watch'] === undefined);
+  t.is(lists.length, 5);
+  t.true(lists.every((r) => r.query['limit'] === '2'));
+  t.is(lists.filter((r) => r.query['continue'] !== undefined).length, 4);
+  t.true(src.synced());
+});
+
+test('pods are watched only while a policy needs them (CiliumEndpoint where Cilium runs)', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  h.server.apply('pods', pod('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  const src = await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await sleep(200);
+  t.is(h.server.requests.filter((r) => r.resource === 'pods' || r.resource === 'ciliumendpoints').length, 0);
+  t.is(src.status().pods, false);
+  t.false(kinds(last(h)).includes('CiliumEndpoint'));
+
+  const n = h.snaps.length;
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  await waitFor('pods in snapshot', () => h.snaps.length > n && kinds(last(h)).includes('CiliumEndpoint'));
+  // The snapshot with the new policy already has the pods: never one without the other.
+  for (const s of h.snaps.slice(n)) t.true(kinds(s).includes('CiliumEndpoint'));
+  t.is(src.status().pods, 'CiliumEndpoint');
+  t.is(h.server.requests.filter((r) => r.resource === 'pods').length, 0);
+  const cep = find(last(h), 'CiliumEndpoint', 'web-1');
+  t.deepEqual(cep?.['status'], {
+    identity: { id: 5678, labels: ['k8s:app=web', 'k8s:io.kubernetes.pod.namespace=default'] },
+    networking: { node: '192.0.2.2', addressing: [{ ipv4: '198.51.100.10' }] },
+  });
+
+  // A pod IP change is one event and one snapshot.
+  const m = h.snaps.length;
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.11', { app: 'web' }));
+  await waitFor('new pod IP', () => h.snaps.length > m);
+  t.deepEqual((find(last(h), 'CiliumEndpoint', 'web-1')?.['status'] as { networking: unknown }).networking, {
+    node: '192.0.2.2',
+    addressing: [{ ipv4: '198.51.100.11' }],
+  });
+
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'from-web');
+  await waitFor('pods gone', () => !kinds(last(h)).includes('CiliumEndpoint'));
+  await waitFor('pod watch closed', () => h.server.openWatches('ciliumendpoints') === 0);
+  t.is(src.status().pods, false);
+  t.true(src.synced());
+});
+
+test('needPods: false never reads pods; true reads them with no policy at all', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  const src = await h.start({ needPods: false });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await sleep(200);
+  t.is(h.server.requests.filter((r) => r.resource === 'ciliumendpoints').length, 0);
+  src.setNeedPods(true);
+  await waitFor('pods read', () => kinds(last(h)).includes('CiliumEndpoint'));
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'from-web');
+  await waitFor('policy gone', () => last(h).policies.length === 0);
+  t.true(kinds(last(h)).includes('CiliumEndpoint'));
+});
+
+test('the last good state is cached on disk and enforced from there while the API is down', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const first = await h.start({ stateDir: h.dir });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('cache written', () => existsSync(cachePath(h.dir)));
+  const cached = await readCache(h.dir);
+  t.is(cached?.policies.length, 1);
+  t.is(cached?.objects.filter((o) => o.kind === 'Node').length, 3);
+  t.is(cached?.resourceVersions['Node'], h.server.resourceVersion);
+  const live = last(h);
+  await first.stop();
+  await h.server.close();
+
+  // "Reboot" with the API down.
+  h.snaps.length = 0;
+  const second = await h.start({ stateDir: h.dir });
+  t.is(h.snaps.length, 1, 'the cache is handed out during start()');
+  const s = last(h);
+  t.is(s.origin, 'cache');
+  t.deepEqual(s.objects, live.objects);
+  t.is(s.policies[0]?.name, 'ssh');
+  t.is(s.policies[0]?.hash, live.policies[0]?.hash);
+  t.true(second.status().stale);
+  t.false(second.synced());
+  t.truthy(second.status().cacheSyncedAt);
+
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh2', '198.51.100.0/24'));
+  await h.server.listen();
+  await waitFor('live again', () => last(h).origin === 'api', 8000);
+  t.false(second.status().stale);
+  t.deepEqual(last(h).policies.map((p) => p.name).sort(), ['ssh', 'ssh2']);
+});
+
+test('an invalid CCNP is decoded with its problems located at k8s:ccnp/NAME', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', {
+    metadata: { name: 'bad' },
+    spec: { nodeSelector: {}, ingress: [{ fromCIDR: 'not-a-list' }] },
+  });
+  await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  const s = last(h);
+  const all = [...s.problems, ...s.policies.flatMap((p) => (p as unknown as { decodeProblems?: { pos: { file: string }; field: string }[] }).decodeProblems ?? [])];
+  t.true(all.length > 0);
+  t.true(all.every((p) => p.pos.file === 'k8s:ccnp/bad'));
+  t.true(all.some((p) => p.field.startsWith('spec.ingress[0].fromCIDR')));
+});
