@@ -185,8 +185,11 @@ function formatV4(bits: bigint): string {
 function formatV6(bits: bigint): string {
   const groups: number[] = [];
   for (let sh = 112n; sh >= 0n; sh -= 16n) groups.push(Number((bits >> sh) & 0xffffn));
-  // IPv4-mapped addresses keep the dotted tail, as Go's netip, glibc and libuv print them.
+  // Dotted tail for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, first 96 bits
+  // zero, bits 96-111 not) addresses, exactly as glibc's inet_ntop prints them, so that the text
+  // equals `nft list` output (and node:net's). Go prints the latter as ::102:304.
   if (bits >> 32n === 0xffffn) return `::ffff:${formatV4(bits & 0xffffffffn)}`;
+  if (bits >> 32n === 0n && bits >> 16n !== 0n) return `::${formatV4(bits)}`;
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
@@ -208,7 +211,7 @@ function formatV6(bits: bigint): string {
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
-/** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6. */
+/** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */
 export function formatAddress(family: Family, bits: bigint): string {
   return family === 'ipv4' ? formatV4(bits) : formatV6(bits);
 }

@@ -102,6 +102,13 @@ test('formatAddress follows RFC 5952', (t) => {
   t.is(f('0:0:0:0:0:0:0:0'), '::');
   t.is(f('FFFF:0:0:0:0:0:0:0'), 'ffff::');
   t.is(f('::ffff:0a01:0203'), '::ffff:10.1.2.3');
+  t.is(f('::ffff:0:0'), '::ffff:0.0.0.0');
+  // IPv4-compatible: dotted like glibc's inet_ntop (what `nft list` prints), except below ::1:0
+  t.is(f('::0102:0304'), '::1.2.3.4');
+  t.is(f('::1:0'), '::0.1.0.0');
+  t.is(f('::100'), '::100');
+  t.is(f('::1'), '::1');
+  t.is(f('::1:0:0'), '::1:0:0');
   t.is(formatAddress('ipv4', 0xffffffffn), '255.255.255.255');
 });
 
