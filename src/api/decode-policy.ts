@@ -409,7 +409,11 @@ class Decoder {
     if (description !== undefined) out.description = description;
     this.list(o['labels'], childPath(path, 'labels'), (x) => x);
     const log = this.object(o['log'], childPath(path, 'log'), ['value'], 'log');
-    if (log !== undefined) this.string(log['value'], childPath(childPath(path, 'log'), 'value'));
+    const logValuePath = childPath(childPath(path, 'log'), 'value');
+    const logValue = log === undefined ? undefined : this.string(log['value'], logValuePath);
+    if (logValue !== undefined && (logValue.length > 32 || !/^[\x20-\x7e]*$/.test(logValue))) {
+      this.report('error', logValuePath, 'log.value must be at most 32 printable characters (CRD)', 'log-value');
+    }
     return out;
   }
 
@@ -447,7 +451,7 @@ class Decoder {
       pos,
       locate: (fieldPath: string) => locateIn(positions, fieldPath, pos),
       hash: contentHash(json),
-      decodeProblems: this.problems,
+      decodeProblems: this.problems.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col),
     };
   }
 }

@@ -109,6 +109,7 @@ interface Inherited {
 function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | undefined): void {
   const js: unknown = node.toJS(src.doc);
   const start = node.range?.[0] ?? 0;
+  if (js === null) return; // empty document
   if (!isRecord(js)) {
     acc.skipped++;
     return;

@@ -23,8 +23,8 @@ function nodeStart(node: unknown): number | undefined {
 
 /**
  * Positions of `root` and everything below it, keyed by field path relative to
- * `root` ("" = root). A map entry points at its value when the value is a
- * non-null scalar (`port: 80` points at `80`), otherwise at its key.
+ * `root` ("" = root). A map entry points at its key (`port` in `port: 80`), a
+ * list item at the item.
  */
 export function collectPositions(root: unknown, toPos: OffsetToPos): Map<string, SourcePos> {
   const out = new Map<string, SourcePos>();
@@ -38,13 +38,9 @@ export function collectPositions(root: unknown, toPos: OffsetToPos): Map<string,
         const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
         if (key === undefined) continue;
         const keyStart = nodeStart(pair.key);
-        const value = pair.value;
-        const useValue = isScalar(value) && value.value !== null && nodeStart(value) !== undefined;
-        const at = useValue ? nodeStart(value) : keyStart;
         const p = childPath(path, key);
-        if (at !== undefined) out.set(p, toPos(at));
-        if (!isScalar(value)) visit(value, p, keyStart);
-        if (at !== undefined) out.set(p, toPos(at));
+        if (!isScalar(pair.value)) visit(pair.value, p, keyStart);
+        if (keyStart !== undefined) out.set(p, toPos(keyStart));
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => visit(item, childPath(path, i), start));
