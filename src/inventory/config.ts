@@ -19,6 +19,12 @@
 //                                    #   install never locks anyone out)
 //   nft: {path: /usr/sbin/nft, table: nodewall}
 //   stateDir: /var/lib/nodewall
+//   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
+//   removeOnStop: false              # agent: delete the table when the agent stops
+//   driftCheckSeconds: 5             # agent: kernel table check interval (0 = never)
+//   resyncSeconds: 60                # agent: full re-read interval (0 = never)
+//   debounceMs: 300                  # agent: quiet time after a file event
+//   logLevel: info                   # agent: debug | info | warn | error
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -69,6 +75,16 @@ function bool(ctx: FieldContext): boolean | undefined {
   const n = ctx.node;
   if (!isScalar(n) || typeof n.value !== 'boolean') return ctx.fail(n, ctx.key, 'must be true or false');
   return n.value;
+}
+
+function numberIn(min: number, max: number) {
+  return (ctx: FieldContext): number | undefined => {
+    const n = ctx.node;
+    if (!isScalar(n) || typeof n.value !== 'number' || !Number.isFinite(n.value) || n.value < min || n.value > max) {
+      return ctx.fail(n, ctx.key, `must be a number from ${min} to ${max}`);
+    }
+    return n.value;
+  };
 }
 
 function oneOf<T extends string>(choices: readonly T[]) {
@@ -235,6 +251,12 @@ const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
+  lockoutGuard: oneOf(['warn', 'refuse', 'off'] as const),
+  removeOnStop: bool,
+  driftCheckSeconds: numberIn(0, 86_400),
+  resyncSeconds: numberIn(0, 86_400),
+  debounceMs: numberIn(0, 60_000),
+  logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
 };
 
 const knownKeys = Object.keys(fields);

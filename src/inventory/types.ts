@@ -94,6 +94,18 @@ export interface NodewallConfig extends EngineConfig {
   readonly nft: { readonly path: string; readonly table: string };
   /** Where the agent keeps state (last good policies, status). */
   readonly stateDir: string;
+  // Agent only (src/agent/agent-config.ts has the defaults); absent = default.
+  /** warn | refuse | off: a change that would cut an established inbound session. */
+  readonly lockoutGuard?: 'warn' | 'refuse' | 'off';
+  /** Delete nodewall's table when the agent stops (default false: the ruleset stays in force). */
+  readonly removeOnStop?: boolean;
+  /** Seconds between checks that the kernel table is what was applied (0 = never). */
+  readonly driftCheckSeconds?: number;
+  /** Seconds between full re-reads of config and sources without file events (0 = never). */
+  readonly resyncSeconds?: number;
+  /** Quiet time after a file event before the agent reconciles. */
+  readonly debounceMs?: number;
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }
