@@ -328,8 +328,8 @@ function validatePortProtocol(ctx: Ctx, pp: PortProtocol, path: string, ingress:
     return;
   }
   const n = parseGoPort(port);
-  const isZero = n === 0;
-  if (EXTENDED_PROTOCOLS.includes(protocol.toUpperCase()) && !isZero) {
+  // Cilium compares the string: "00" is not "0" here.
+  if (EXTENDED_PROTOCOLS.includes(protocol.toUpperCase()) && port !== '0') {
     err(ctx, portPath, 'port must be empty or 0', 'port-extended');
     return;
   }
