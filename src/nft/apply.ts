@@ -8,7 +8,7 @@ import type { HostModel } from '../policy/model.js';
 import { NftError, checkScript, loadScript } from './nft-exec.js';
 import { readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
-import { type ApplyPlan, type PreviousState, planApply } from './set-delta.js';
+import { type ApplyPlan, type PlanChanges, type PreviousState, describeChanges, planApply } from './set-delta.js';
 
 export interface ApplyOptions {
   readonly nftPath: string;
@@ -46,6 +46,8 @@ export interface ApplyResult {
   readonly durationsMs: { readonly render: number; readonly read: number; readonly check: number; readonly load: number; readonly total: number };
   /** Pass as `previous` to the next apply. */
   readonly state: PreviousState;
+  /** In a dry run: what would change, by set element and by rule comment. */
+  readonly changes?: PlanChanges;
 }
 
 function elementCount(r: RenderedRuleset): number {
@@ -107,5 +109,6 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     script: plan.kind === 'noop' ? '' : plan.script,
     durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },
     state: dryRun ? (previous ?? { structureHash: null, sets: new Map() }) : rendered,
+    ...(dryRun ? { changes: describeChanges(previous, rendered) } : {}),
   };
 }

@@ -28,6 +28,7 @@ export const fixedComments = {
   icmpv6Allow: 'nodewall datapath icmpv6',
   icmpv6Drop: 'nodewall datapath icmpv6 drop',
   notEnforced: 'nodewall not enforced',
+  extendedProtocols: 'nodewall datapath extended protocols',
   defaultDeny: 'nodewall default-deny',
   audit: 'nodewall audit',
 } as const;
@@ -150,6 +151,11 @@ export function directionRules(model: HostModel, direction: Direction, mode: Run
   if (!policy.enforced) {
     rules.push(`counter accept ${c(fixedComments.notEnforced)}`);
     return rules;
+  }
+  if (!dp.extendedProtocols) {
+    // Without enableExtendedIPProtocols an enforced direction drops every other IP protocol, even where a
+    // peer-only allow would match (as Cilium does).
+    rules.push(`meta l4proto != { tcp, udp, sctp, icmp, ipv6-icmp } counter ${drop} ${c(fixedComments.extendedProtocols)}`);
   }
   const ordered = [...policy.entries.filter((e) => e.action === 'deny'), ...policy.entries.filter((e) => e.action === 'allow')];
   for (const entry of ordered) rules.push(...entryRules(model, entry, direction, entry.action === 'deny' ? drop : 'accept'));

@@ -26,11 +26,23 @@ export interface RenderedRuleset {
   readonly markerSet: string;
   /** Identity and exclusion sets with their elements, by set name. */
   readonly sets: ReadonlyMap<string, SetSpec>;
-  /** Rules per base chain and in total (audit chains excluded). */
+  /** Rules of the base chains (audit chains excluded). */
   readonly ruleCount: number;
+  /** Base-chain rules in order, with their comments (what `list` reads back). */
+  readonly rules: readonly RenderedRule[];
 }
 
-const tableName = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+export interface RenderedRule {
+  readonly chain: string;
+  readonly comment: string;
+  readonly text: string;
+}
+
+function ruleComment(text: string): string {
+  return /comment "([^"]*)"$/.exec(text)?.[1] ?? '';
+}
+
+const tableName = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 export function markerSetName(structureHash: string): string {
   return `${reservedPrefix}structure_${structureHash}`;
@@ -49,14 +61,14 @@ function tableBody(model: HostModel, opts: RenderOptions, sets: readonly SetSpec
       lines.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
     }
   }
-  let ruleCount = 0;
+  const rendered: RenderedRule[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
     const rules = directionRules(model, direction, opts.mode);
-    ruleCount += rules.length;
+    for (const text of rules) rendered.push({ chain: hook, comment: ruleComment(text), text });
     lines.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, ...rules.map((r) => `\t\t${r}`), '\t}');
   }
-  return { lines, ruleCount };
+  return { lines, rules: rendered };
 }
 
 function script(table: string, header: string, body: readonly string[]): string {
@@ -82,7 +94,8 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
     structureHash,
     markerSet: marker,
     sets: new Map(sets.map((s) => [s.name, s])),
-    ruleCount: full.ruleCount,
+    ruleCount: full.rules.length,
+    rules: full.rules,
   };
 }
 

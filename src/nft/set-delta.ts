@@ -115,3 +115,44 @@ export function planApply(prev: PreviousState | null, next: RenderedRuleset): Ap
   const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
   return { kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), deltas, added, removed };
 }
+
+export interface RuleChange {
+  readonly chain: string;
+  /** Rule comment: "POLICY RULEPATH" or one of nodewall's fixed comments. */
+  readonly comment: string;
+  /** Rules with this comment added (positive) or removed (negative). */
+  readonly count: number;
+}
+
+export interface PlanChanges {
+  readonly sets: readonly SetDelta[];
+  readonly setsAdded: readonly string[];
+  readonly setsRemoved: readonly string[];
+  readonly rules: readonly RuleChange[];
+}
+
+/** What would change between the previous state and the next ruleset, by set element and by rule comment. */
+export function describeChanges(
+  prev: (PreviousState & { readonly rules?: readonly { readonly chain: string; readonly comment?: string }[] }) | null,
+  next: RenderedRuleset,
+): PlanChanges {
+  const prevSets = prev?.sets ?? new Map<string, { elements: readonly string[] }>();
+  const isOwnSet = (n: string) => !n.startsWith('nw_structure_') && !n.startsWith('nw_audit_');
+  const setsAdded = [...next.sets.keys()].filter((n) => !prevSets.has(n));
+  const setsRemoved = [...prevSets.keys()].filter((n) => isOwnSet(n) && !next.sets.has(n));
+  const counts = new Map<string, number>();
+  const key = (chain: string, comment: string) => `${chain}\u0000${comment}`;
+  for (const r of next.rules) counts.set(key(r.chain, r.comment), (counts.get(key(r.chain, r.comment)) ?? 0) + 1);
+  for (const r of prev?.rules ?? []) {
+    if (r.chain !== 'input' && r.chain !== 'output') continue;
+    const k = key(r.chain, r.comment ?? '');
+    counts.set(k, (counts.get(k) ?? 0) - 1);
+  }
+  const rules: RuleChange[] = [];
+  for (const [k, count] of counts) {
+    if (count === 0) continue;
+    const [chain = '', comment = ''] = k.split('\u0000');
+    rules.push({ chain, comment, count });
+  }
+  return { sets: computeDeltas(prev ?? { structureHash: null, sets: prevSets }, next), setsAdded, setsRemoved, rules };
+}

@@ -1,0 +1,83 @@
+import type { Argv, CommandModule } from 'yargs';
+import { formatProblem } from '../../api/problem.js';
+import { type ApplyResult, applyModel } from '../../nft/apply.js';
+import type { PlanChanges } from '../../nft/set-delta.js';
+import { hasErrors } from '../../pipeline.js';
+import type { StateArgs } from '../options.js';
+import { exitCodes, stateOptions } from '../options.js';
+import { loadStateFromArgs } from '../state-args.js';
+import { nftMode } from './nft-mode.js';
+
+interface ApplyArgs extends StateArgs {
+  dryRun: boolean;
+  mode?: 'enforce' | 'audit' | undefined;
+  output: 'text' | 'json';
+}
+
+const shown = 20;
+
+function changeLines(c: PlanChanges): string[] {
+  const out: string[] = [];
+  for (const s of c.setsAdded) out.push(`+ set ${s}`);
+  for (const s of c.setsRemoved) out.push(`- set ${s}`);
+  for (const r of c.rules) out.push(`${r.count > 0 ? '+' : '-'} ${Math.abs(r.count)} rule(s) in ${r.chain}: ${r.comment || '(no comment)'}`);
+  for (const d of c.sets) {
+    const more = (list: readonly string[]) => (list.length > shown ? ` ... (${list.length - shown} more)` : '');
+    if (d.remove.length > 0) out.push(`- ${d.set}: ${d.remove.slice(0, shown).join(', ')}${more(d.remove)}`);
+    if (d.add.length > 0) out.push(`+ ${d.set}: ${d.add.slice(0, shown).join(', ')}${more(d.add)}`);
+  }
+  return out;
+}
+
+function summary(r: ApplyResult, table: string): string {
+  const ms = r.durationsMs.total.toFixed(1);
+  const what = `${r.rules} rules, ${r.sets} sets, ${r.elements} elements`;
+  const verb = r.dryRun;
+  switch (r.kind) {
+    case 'noop':
+      return `table inet ${table} is up to date (${what}); nothing ${r.dryRun ? 'would change' : 'changed'}`;
+    case 'delta':
+      return `${verb ? 'would update' : 'updated'} table inet ${table} by element delta: -${r.removed} +${r.added} elements (${what}) in ${ms} ms`;
+    case 'full':
+      return `${verb ? 'would replace' : 'replaced'} table inet ${table} atomically: ${r.reason} (${what}) in ${ms} ms`;
+  }
+}
+
+export const applyCommand: CommandModule<object, ApplyArgs> = {
+  command: 'apply',
+  describe: 'Render, check (nft -c) and load this node\'s ruleset in one transaction (element deltas when only addresses changed)',
+  builder: (y: Argv) =>
+    y
+      .options(stateOptions)
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print what would change; touch nothing' })
+      .option('mode', { choices: ['enforce', 'audit'] as const, describe: 'ruleset flavour (default: config mode)' })
+      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
+  handler: async (argv) => {
+    const state = await loadStateFromArgs(argv);
+    const errors = state.problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) {
+      for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
+      process.stderr.write('nodewall: some policies are invalid; nothing was applied (fix them or remove them from the sources)\n');
+      process.exitCode = exitCodes.invalidInput;
+      return;
+    }
+    // Config mode dry-run means "never touch the kernel" unless the operator names a mode explicitly.
+    const forcedDryRun = !argv.dryRun && state.config.mode === 'dry-run' && argv.mode === undefined;
+    if (forcedDryRun) process.stderr.write('nodewall: config mode is dry-run: showing what would change (pass --mode enforce|audit to apply)\n');
+    const mode = nftMode(argv.mode, state.config.mode);
+    const result = await applyModel(state.model, {
+      nftPath: state.config.nft.path,
+      table: state.config.nft.table,
+      mode,
+      dryRun: argv.dryRun || forcedDryRun,
+    });
+    if (argv.output === 'json') {
+      const { state: _state, script, ...rest } = result;
+      process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${summary(result, state.config.nft.table)}\n`);
+      if (result.changes !== undefined) for (const l of changeLines(result.changes)) process.stdout.write(`  ${l}\n`);
+    }
+    process.exitCode = hasErrors(state.problems) ? exitCodes.invalidInput : exitCodes.ok;
+  },
+};

@@ -1,0 +1,133 @@
+import type { Argv, CommandModule } from 'yargs';
+import { loadConfig } from '../../inventory/config.js';
+import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
+import { fixedComments } from '../../nft/render-rules.js';
+import { exitCodes } from '../options.js';
+
+interface ListArgs {
+  config?: string | undefined;
+  output: 'table' | 'json';
+  sets: boolean;
+}
+
+export interface ListRow {
+  readonly direction: 'ingress' | 'egress';
+  readonly action: string;
+  readonly policy: string | null;
+  readonly rule: string | null;
+  readonly peer: string;
+  readonly protocol: string;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly handle: number;
+}
+
+export interface DirectionStatus {
+  readonly enforced: boolean;
+  readonly defaultDeny: boolean;
+}
+
+const directionOf: Record<string, 'ingress' | 'egress'> = { input: 'ingress', output: 'egress' };
+
+function action(verdict: string): string {
+  return verdict.startsWith('goto nw_audit') ? 'audit' : verdict;
+}
+
+function peerText(r: KernelRule, t: KernelTable): string {
+  if (r.sets.length === 0) return 'any';
+  const count = (name: string) => t.sets.get(name)?.elements.length ?? 0;
+  const main = r.sets.map((s) => `${s} (${count(s)})`).join(', ');
+  const except = r.excludedSets.map((s) => ` except ${s} (${count(s)})`).join('');
+  return `${main}${except}`;
+}
+
+/** One row per base-chain rule, in kernel order. */
+export function listRows(t: KernelTable): ListRow[] {
+  return t.rules
+    .filter((r) => directionOf[r.chain] !== undefined)
+    .map((r) => ({
+      direction: directionOf[r.chain] ?? 'ingress',
+      action: action(r.verdict),
+      policy: r.policy ?? null,
+      rule: r.rule ?? (r.comment ?? null),
+      peer: peerText(r, t),
+      protocol: r.l4,
+      packets: r.packets,
+      bytes: r.bytes,
+      handle: r.handle,
+    }));
+}
+
+export function directionStatus(t: KernelTable, direction: 'ingress' | 'egress'): DirectionStatus {
+  const chain = direction === 'ingress' ? 'input' : 'output';
+  const rules = t.rules.filter((r) => r.chain === chain);
+  return {
+    enforced: rules.length > 0 && !rules.some((r) => r.comment === fixedComments.notEnforced),
+    defaultDeny: rules.some((r) => r.comment === fixedComments.defaultDeny),
+  };
+}
+
+function formatTable(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+}
+
+export function renderListText(t: KernelTable, withSets: boolean): string {
+  const out: string[] = [];
+  const mode = t.rules.some((r) => r.verdict.startsWith('goto nw_audit')) ? 'audit' : 'enforce';
+  out.push(`table inet ${t.table} (mode ${mode}, structure ${t.structureHash ?? 'unknown'})`);
+  for (const d of ['ingress', 'egress'] as const) {
+    const s = directionStatus(t, d);
+    out.push(`${d}: ${s.enforced ? `enforced, default ${s.defaultDeny ? 'deny' : 'allow'}` : 'not enforced (everything passes)'}`);
+  }
+  out.push('');
+  const header = ['DIRECTION', 'ACTION', 'POLICY', 'RULE', 'PEER', 'PROTOCOL', 'PACKETS', 'BYTES'];
+  const rows = listRows(t).map((r) => [r.direction, r.action, r.policy ?? '-', r.rule ?? '-', r.peer, r.protocol, String(r.packets), String(r.bytes)]);
+  out.push(formatTable([header, ...rows]));
+  if (withSets) {
+    out.push('');
+    for (const s of t.sets.values()) {
+      if (s.name.startsWith('nw_structure_')) continue;
+      out.push(`set ${s.name}${s.comment === undefined ? '' : ` (${s.comment})`}: ${s.elements.length} element(s)`);
+      for (const e of s.elements) out.push(`  ${e}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export const listCommand: CommandModule<object, ListArgs> = {
+  command: 'list',
+  describe: 'Show the ruleset nodewall has loaded in the kernel: rules, counters, identity sets (reads nft, not policy files)',
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string', describe: 'config file (for nft.path / nft.table)' })
+      .option('output', { choices: ['table', 'json'] as const, default: 'table' as const })
+      .option('sets', { type: 'boolean', default: false, describe: 'also show the elements of every set' }) as unknown as Argv<ListArgs>,
+  handler: async (argv) => {
+    const config = await loadConfig(argv.config);
+    const t = await readTable(config.nft.path, config.nft.table);
+    if (t === null) {
+      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ table: config.nft.table, enforcing: false }, null, 2)}\n`);
+      else process.stdout.write(`nodewall is not enforcing on this node: there is no table inet ${config.nft.table}\n`);
+      process.exitCode = exitCodes.ok;
+      return;
+    }
+    if (argv.output === 'json') {
+      const doc = {
+        table: t.table,
+        enforcing: true,
+        structureHash: t.structureHash,
+        ingress: directionStatus(t, 'ingress'),
+        egress: directionStatus(t, 'egress'),
+        rules: listRows(t),
+        sets: [...t.sets.values()]
+          .filter((s) => !s.name.startsWith('nw_structure_'))
+          .map((s) => ({ name: s.name, comment: s.comment ?? null, elements: s.elements.length, ...(argv.sets ? { members: s.elements } : {}) })),
+      };
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    } else {
+      process.stdout.write(renderListText(t, argv.sets));
+    }
+    process.exitCode = exitCodes.ok;
+  },
+};
