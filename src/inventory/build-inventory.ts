@@ -159,13 +159,25 @@ function namespaceOf(obj: KubeObject): string {
   return obj.metadata.namespace ?? 'default';
 }
 
-function addPod(c: Collector, pods: Map<string, PodAcc>, obj: KubeObject, nsLabels: ReadonlyMap<string, Labels>, cfg: NodewallConfig): void {
+interface PodContext {
+  readonly c: Collector;
+  readonly pods: Map<string, PodAcc>;
+  /** Host-network and finished pods: a CiliumEndpoint of the same name must not bring them back. */
+  readonly skipped: Set<string>;
+  readonly nsLabels: ReadonlyMap<string, Labels>;
+  readonly cfg: NodewallConfig;
+}
+
+function addPod(ctx: PodContext, obj: KubeObject): void {
+  const { c, pods, nsLabels, cfg } = ctx;
   const spec = rec(obj['spec']);
   const status = rec(obj['status']);
-  // Host-network pods have the host's identity: they are the host (reference §4.2).
-  if (spec?.['hostNetwork'] === true) return;
   const phase = status?.['phase'];
-  if (phase === 'Succeeded' || phase === 'Failed') return;
+  // Host-network pods have the host's identity: they are the host (reference §4.2).
+  if (spec?.['hostNetwork'] === true || phase === 'Succeeded' || phase === 'Failed') {
+    ctx.skipped.add(podKey(namespaceOf(obj), obj.metadata.name));
+    return;
+  }
   const addresses = new Set<string>();
   const podIPs = arr(status?.['podIPs']);
   podIPs.forEach((item, i) => {
@@ -198,7 +210,8 @@ function addPod(c: Collector, pods: Map<string, PodAcc>, obj: KubeObject, nsLabe
   });
 }
 
-function addCiliumEndpoint(c: Collector, pods: Map<string, PodAcc>, obj: KubeObject, nsLabels: ReadonlyMap<string, Labels>, cfg: NodewallConfig): void {
+function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: ReadonlyMap<string, string>): void {
+  const { c, pods, nsLabels, cfg } = ctx;
   const status = rec(obj['status']);
   const networking = rec(status?.['networking']);
   const addresses = new Set<string>();
@@ -210,6 +223,7 @@ function addCiliumEndpoint(c: Collector, pods: Map<string, PodAcc>, obj: KubeObj
   });
   const namespace = namespaceOf(obj);
   const key = podKey(namespace, obj.metadata.name);
+  if (ctx.skipped.has(key)) return;
   const prev = pods.get(key);
   if (prev !== undefined) {
     for (const a of addresses) prev.addresses.add(a);
@@ -221,7 +235,10 @@ function addCiliumEndpoint(c: Collector, pods: Map<string, PodAcc>, obj: KubeObj
     identity.length > 0
       ? identityLabelsFromStrings(identity)
       : podIdentityLabels({ namespace, podLabels: {}, namespaceLabels: nsLabels.get(namespace), clusterName: cfg.clusterName });
-  pods.set(key, { namespace, name: obj.metadata.name, labels, fromPod: false, addresses, obj });
+  // status.networking.node is the hosting node's IP.
+  const nodeIP = c.address(networking?.['node'], obj, 'status.networking.node', describe(obj));
+  const nodeName = nodeIP === undefined ? undefined : nodeByAddress.get(nodeIP);
+  pods.set(key, { namespace, name: obj.metadata.name, labels, fromPod: false, addresses, ...(nodeName === undefined ? {} : { nodeName }), obj });
 }
 
 function apiServerFromEndpoints(c: Collector, obj: KubeObject, out: Set<string>): void {
@@ -305,6 +322,7 @@ export function buildInventory(
 
   const nodes = new Map<string, NodeAcc>();
   const pods = new Map<string, PodAcc>();
+  const podCtx: PodContext = { c, pods, skipped: new Set(), nsLabels, cfg };
   const apiServer = new Set<string>();
   for (const o of all) {
     switch (o.kind) {
@@ -315,7 +333,7 @@ export function buildInventory(
         addCiliumNode(c, nodes, o);
         break;
       case 'Pod':
-        addPod(c, pods, o, nsLabels, cfg);
+        addPod(podCtx, o);
         break;
       case 'Endpoints':
         if (o.metadata.name === 'kubernetes' && namespaceOf(o) === 'default') apiServerFromEndpoints(c, o, apiServer);
@@ -330,7 +348,9 @@ export function buildInventory(
     }
   }
   // After the Pods, so a CiliumEndpoint only adds addresses to a pod it shares a name with.
-  for (const o of all) if (o.kind === 'CiliumEndpoint') addCiliumEndpoint(c, pods, o, nsLabels, cfg);
+  const nodeByAddress = new Map<string, string>();
+  for (const n of nodes.values()) for (const a of n.addresses) nodeByAddress.set(a, n.name);
+  for (const o of all) if (o.kind === 'CiliumEndpoint') addCiliumEndpoint(podCtx, o, nodeByAddress);
 
   cfg.apiServerAddresses.forEach((a, i) => {
     const ip = c.address(a, configPos, `apiServerAddresses[${i}]`, 'config');

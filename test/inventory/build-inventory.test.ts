@@ -203,6 +203,11 @@ status:
 ---
 apiVersion: cilium.io/v2
 kind: CiliumEndpoint
+metadata: {name: done, namespace: shop}
+status: {networking: {addressing: [{ipv4: 198.51.100.71}]}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumEndpoint
 metadata: {name: bare, namespace: shop}
 status: {networking: {addressing: [{ipv6: "2001:db8:100::99"}]}}
 `;
@@ -229,6 +234,7 @@ test('pods from Pod and CiliumEndpoint with Cilium identity labels', (t) => {
       name: 'coredns-1',
       labels: { 'io.cilium.k8s.policy.cluster': 'prod', 'io.kubernetes.pod.namespace': 'kube-system', 'k8s-app': 'kube-dns' },
       addresses: ['198.51.100.130', '2001:db8:100::130'],
+      nodeName: 'node-c',
     },
     {
       namespace: 'shop',
