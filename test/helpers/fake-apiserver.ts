@@ -31,7 +31,7 @@
 // - Faults on demand: `dropWatches()` destroys every open watch socket (a dropped
 //   connection), `compact()` forgets history, `setToken()` revokes credentials,
 //   `close()`/`listen()` take the whole server away and back on the same port,
-//   `setListDelay()` makes a collection slow to list, `setAbsent()` (un)installs a CRD.
+//   `setListDelay()` / `holdLists()` make a collection slow to list, `setAbsent()` (un)installs a CRD.
 //
 // Not reproduced: sendInitialEvents/streaming lists, resourceVersionMatch, set-based
 // selectors (in, notin), protobuf, server-side apply, admission/validation,
@@ -156,6 +156,7 @@ export class FakeApiServer {
   private nextSnapshot = 0;
   private listenPort = 0;
   private readonly listDelays = new Map<ResourceName, number>();
+  private readonly heldLists = new Map<ResourceName, (() => void)[]>();
 
   private constructor(opts: FakeApiServerOptions) {
     this.host = opts.host ?? '127.0.0.1';
@@ -239,6 +240,17 @@ export class FakeApiServer {
   /** Answer lists of `resource` only after `ms` (a slow or large collection). */
   setListDelay(resource: ResourceName, ms: number): void {
     this.listDelays.set(resource, ms);
+  }
+
+  /** Hold every list of `resource` until releaseLists() (a collection that takes long to list). */
+  holdLists(resource: ResourceName): void {
+    if (!this.heldLists.has(resource)) this.heldLists.set(resource, []);
+  }
+
+  releaseLists(resource: ResourceName): void {
+    const held = this.heldLists.get(resource) ?? [];
+    this.heldLists.delete(resource);
+    for (const serve of held) serve();
   }
 
   setAbsent(resource: ResourceName, absent: boolean): void {
@@ -376,7 +388,9 @@ export class FakeApiServer {
       return;
     }
     const delay = this.listDelays.get(route.resource) ?? 0;
-    if (delay > 0) setTimeout(() => this.serveList(route, query, match, res, record), delay);
+    const held = this.heldLists.get(route.resource);
+    if (held !== undefined) held.push(() => this.serveList(route, query, match, res, record));
+    else if (delay > 0) setTimeout(() => this.serveList(route, query, match, res, record), delay);
     else this.serveList(route, query, match, res, record);
   }
 

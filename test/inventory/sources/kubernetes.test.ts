@@ -46,7 +46,7 @@ async function harness(t: ExecutionContext, serverOpts: FakeApiServerOptions = {
   return h;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -125,12 +125,13 @@ test('initial list of every kind, then synced, with slim objects and decoded pol
 
 test('nothing is handed out before every kind completed its first list', async (t) => {
   const h = await harness(t);
-  h.server.setListDelay('namespaces', 600);
+  h.server.holdLists('namespaces');
   const src = await h.start();
-  await waitFor('nodes listed', () => requestsFor(h, 'nodes', true) > 0);
+  await waitFor('other kinds watched', () => h.server.openWatches() === 4);
   await sleep(250);
   t.false(src.synced());
   t.is(h.snaps.length, 0);
+  h.server.releaseLists('namespaces');
   await waitFor('snapshot', () => h.snaps.length > 0);
   t.true(src.synced());
   t.is(last(h).objects.filter((o) => o.kind === 'Namespace').length, 2);
@@ -183,7 +184,7 @@ test('410 Gone on a too-old resourceVersion relists and catches up with missed c
   h.server.apply('nodes', node('node-d', '192.0.2.4', '2001:db8::4'));
   h.server.compact();
   await h.server.listen();
-  await waitFor('node-d seen', () => h.snaps.length > 1 && find(last(h), 'Node', 'node-d') !== undefined, 8000);
+  await waitFor('node-d seen', () => h.snaps.length > 1 && find(last(h), 'Node', 'node-d') !== undefined, 20_000);
   t.is(find(last(h), 'Node', 'node-b'), undefined);
   t.true(requestsFor(h, 'nodes', false) >= 2, 'relisted');
   // The watch after the relist starts at the list's resourceVersion.
@@ -197,11 +198,12 @@ test('410 as an in-stream ERROR event relists', async (t) => {
   await waitFor('snapshot', () => h.snaps.length > 0);
   await waitFor('watches open', () => h.server.openWatches() === 5);
   h.server.apply('namespaces', { metadata: { name: 'later' } });
+  await waitFor('namespace event seen', () => h.source.status().resourceVersions['Namespace'] === h.server.resourceVersion);
   h.server.compact();
   h.server.dropWatches();
   // Namespace watch resumes at the last event's version (== compaction point): fine.
   // Node watch resumes at an older version: ERROR 410 in the stream, then a relist.
-  await waitFor('nodes relisted', () => requestsFor(h, 'nodes', false) >= 2, 8000);
+  await waitFor('nodes relisted', () => requestsFor(h, 'nodes', false) >= 2, 20_000);
   t.is(requestsFor(h, 'namespaces', false), 1);
   await waitFor('connected', () => h.source.status().connected);
 });
@@ -213,7 +215,7 @@ test('a dropped connection reconnects and resumes from its resourceVersion', asy
   await waitFor('watches open', () => h.server.openWatches() === 5);
   t.is(h.server.dropWatches(), 5);
   h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'core' }));
-  await waitFor('label change seen', () => find(last(h), 'Node', 'node-a')?.metadata.labels?.['role'] === 'core', 8000);
+  await waitFor('label change seen', () => find(last(h), 'Node', 'node-a')?.metadata.labels?.['role'] === 'core', 20_000);
   await waitFor('connected again', () => src.status().connected && h.server.openWatches() === 5);
   t.is(requestsFor(h, 'nodes', false), 1, 'resumed, not relisted');
 });
@@ -237,7 +239,7 @@ test('401: status says so, the last snapshot stays, and it recovers when the tok
   t.is(good.policies.length, 1);
   h.server.setToken('nodewall-test-token');
   h.server.remove('ciliumclusterwidenetworkpolicies', 'ssh');
-  await waitFor('recovered', () => last(h).policies.length === 0 && src.status().connected, 8000);
+  await waitFor('recovered', () => last(h).policies.length === 0 && src.status().connected, 20_000);
 });
 
 test('API unreachable from the start: not synced, no snapshot, error in status', async (t) => {
@@ -250,7 +252,7 @@ test('API unreachable from the start: not synced, no snapshot, error in status',
   t.regex(src.status().lastError ?? '', /ECONNREFUSED|connect/);
   t.is(h.snaps.length, 0);
   await h.server.listen();
-  await waitFor('snapshot after the API came up', () => h.snaps.length > 0, 8000);
+  await waitFor('snapshot after the API came up', () => h.snaps.length > 0, 20_000);
 });
 
 test('absent CRDs are empty kinds, not errors; pods then come from Pod objects', async (t) => {
@@ -273,7 +275,7 @@ test('absent CRDs are empty kinds, not errors; pods then come from Pod objects',
   // The CRD gets installed: the next recheck finds it.
   h.server.setAbsent('ciliumnodes', false);
   h.server.apply('ciliumnodes', { metadata: { name: 'node-a' }, spec: { health: { ipv4: '192.0.2.101' } } });
-  await waitFor('CiliumNode appears', () => find(last(h), 'CiliumNode', 'node-a') !== undefined, 5000);
+  await waitFor('CiliumNode appears', () => find(last(h), 'CiliumNode', 'node-a') !== undefined);
   t.deepEqual(src.status().absent, []);
 });
 
@@ -375,7 +377,7 @@ test('the last good state is cached on disk and enforced from there while the AP
 
   h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh2', '198.51.100.0/24'));
   await h.server.listen();
-  await waitFor('live again', () => last(h).origin === 'api', 8000);
+  await waitFor('live again', () => last(h).origin === 'api', 20_000);
   t.false(second.status().stale);
   t.deepEqual(last(h).policies.map((p) => p.name).sort(), ['ssh', 'ssh2']);
 });
