@@ -47,11 +47,14 @@ export interface MergeResult<S> {
   /** Invalid policies with no last good version: not applied. */
   readonly rejected: readonly { policy: string; file: string }[];
   readonly lastGood: Map<string, GoodEntry>;
+  /** Problems of the current (bad) versions that were replaced: the final state no longer contains them. */
+  readonly replacedProblems: readonly Problem[];
 }
 
 export interface BuiltState {
   readonly policies: readonly PolicyDocument[];
   readonly valid: readonly PolicyDocument[];
+  readonly problems: readonly Problem[];
 }
 
 export function policyKey(doc: Pick<PolicyDocument, 'name' | 'namespace'>): string {
@@ -78,7 +81,8 @@ export function mergeWithLastGood<S extends BuiltState>(
     current.objects.push(...f.load.objects);
     current.problems.push(...f.load.problems);
   }
-  // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable.
+  // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable,
+  // and so does every file under a source directory that is missing or unreadable.
   const brokenFiles = new Set(unreadable);
   for (const p of current.problems) {
     if (p.severity === 'error' && p.policy === undefined) brokenFiles.add(p.pos.file);
@@ -108,7 +112,7 @@ export function mergeWithLastGood<S extends BuiltState>(
     }
   }
   for (const good of prev.values()) {
-    if (!present.has(good.key) && !substitute.has(good.key) && brokenFiles.has(good.file)) {
+    if (!present.has(good.key) && !substitute.has(good.key) && isUnder(good.file, brokenFiles)) {
       substitute.set(good.key, good);
       kept.push({ policy: good.key, file: good.file, reason: 'unreadable' });
     }
@@ -142,5 +146,15 @@ export function mergeWithLastGood<S extends BuiltState>(
   }
   // A substituted version the builder still refused (should not happen) is not kept as good.
   for (const k of kept) if (!finalValid.has(k.policy)) lastGood.delete(k.policy);
-  return { state, kept, rejected, lastGood };
+  const replacedProblems = substitute.size === 0
+    ? []
+    : [...current.problems, ...first.problems].filter((p, i, all) => p.policy !== undefined && substitute.has(p.policy) && all.indexOf(p) === i);
+  return { state, kept, rejected, lastGood, replacedProblems };
+}
+
+/** The file itself, or a file inside an unreadable/missing source directory, is broken. */
+function isUnder(file: string, broken: ReadonlySet<string>): boolean {
+  if (broken.has(file)) return true;
+  for (const b of broken) if (file.startsWith(b.endsWith('/') ? b : `${b}/`)) return true;
+  return false;
 }

@@ -97,6 +97,11 @@ export function representativeAddress(set: IdentitySet, family: 4 | 6, model: Ho
   for (const p of prefixes) {
     const parsed = parsePrefix(p);
     if (parsed === undefined) continue;
+    // For "everything" (world, all), a documentation address reads better than 0.0.0.1.
+    if (parsed.len === 0) {
+      const doc = parseAddress(anyPeer[family]);
+      if (doc !== undefined && !excluded.some((e) => contains(e, doc, parsed.bits))) return anyPeer[family];
+    }
     const size = 1n << BigInt(parsed.bits - parsed.len);
     const first = size > 2n ? parsed.base + 1n : parsed.base;
     // Bounded: try a few candidates spread over the prefix to step out of excluded holes.

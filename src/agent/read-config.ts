@@ -1,5 +1,5 @@
-// Read nodewall.yaml for the agent: the engine's keys through parseConfig,
-// the agent's own keys through splitAgentConfig, command-line overrides on top.
+// Read nodewall.yaml for the agent (parseConfig), with the agent's settings
+// resolved and command-line overrides on top.
 
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { InputError } from '../api/problem.js';
 import { DEFAULT_CONFIG_PATH, defaultConfig, mergeConfig, parseConfig, type ConfigOverrides } from '../inventory/config.js';
 import type { NodewallConfig } from '../inventory/types.js';
-import { defaultAgentSettings, splitAgentConfig, type AgentSettings } from './agent-config.js';
+import { agentSettings, defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { sha256 } from './read-sources.js';
 
 export interface AgentConfig {
@@ -28,18 +28,8 @@ export function configPathFor(path: string | undefined): string | undefined {
 
 /** Parse a config text (also used for the persisted last good config). Throws InputError. */
 export function parseAgentConfig(text: string, file: string): { config: NodewallConfig; agent: AgentSettings } {
-  const split = splitAgentConfig(text, file);
-  let config: NodewallConfig;
-  try {
-    config = parseConfig(split.rest, file);
-  } catch (err) {
-    if (err instanceof InputError && split.problems.length > 0) {
-      throw new InputError(err.message, [...split.problems, ...err.problems], { cause: err });
-    }
-    throw err;
-  }
-  if (split.problems.length > 0) throw new InputError(`${file}: invalid config (${split.problems.length} problem(s))`, split.problems);
-  return { config, agent: split.agent };
+  const config = parseConfig(text, file);
+  return { config, agent: agentSettings(config) };
 }
 
 export async function readAgentConfig(file: string | undefined): Promise<AgentConfig> {
@@ -57,5 +47,6 @@ export async function readAgentConfig(file: string | undefined): Promise<AgentCo
 }
 
 export function withOverrides(c: AgentConfig, overrides: ConfigOverrides): AgentConfig {
-  return { ...c, config: mergeConfig(c.config, overrides) };
+  const config = mergeConfig(c.config, overrides);
+  return { ...c, config, agent: agentSettings(config) };
 }

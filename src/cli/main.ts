@@ -1,6 +1,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatProblem, InputError } from '../api/problem.js';
+import { agentCommand } from './commands/agent.js';
+import { auditCommand } from './commands/audit.js';
+import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
 import { validateCommand } from './commands/validate.js';
 import { exitCodes, UsageError } from './options.js';
@@ -10,6 +13,9 @@ export function buildCli(argv: readonly string[]) {
     .scriptName('nodewall')
     .command(validateCommand)
     .command(traceCommand)
+    .command(agentCommand)
+    .command(auditCommand)
+    .command(statusCommand)
     .demandCommand(1, 'a command is required')
     .strict()
     .help()

@@ -1,24 +1,19 @@
 import test from 'ava';
-import { defaultAgentSettings, splitAgentConfig } from '../../src/agent/agent-config.js';
+import { agentSettings, defaultAgentSettings } from '../../src/agent/agent-config.js';
+import { parseAgentConfig } from '../../src/agent/read-config.js';
+import { InputError } from '../../src/api/problem.js';
 
-test('agent keys are read and blanked, other lines keep their positions', (t) => {
-  const text = 'mode: enforce\nlockoutGuard: refuse\nremoveOnStop: true\nsources:\n  - policies/\ndriftCheckSeconds: 2\n';
-  const r = splitAgentConfig(text, '/etc/nodewall/nodewall.yaml');
-  t.deepEqual(r.problems, []);
-  t.like(r.agent, { lockoutGuard: 'refuse', removeOnStop: true, driftCheckSeconds: 2, debounceMs: 300 });
-  t.is(r.rest.length, text.length);
-  t.deepEqual(r.rest.split('\n').map((l) => l.trim()), ['mode: enforce', '', '', 'sources:', '- policies/', '', '']);
+test('agent keys come from the config file, absent ones are defaults', (t) => {
+  const r = parseAgentConfig('mode: enforce\nlockoutGuard: refuse\nremoveOnStop: true\ndriftCheckSeconds: 2\n', '/etc/nodewall/nodewall.yaml');
+  t.is(r.config.mode, 'enforce');
+  t.deepEqual(r.agent, { ...defaultAgentSettings, lockoutGuard: 'refuse', removeOnStop: true, driftCheckSeconds: 2 });
 });
 
-test('bad agent values are problems with line and column', (t) => {
-  const r = splitAgentConfig('mode: audit\nlockoutGuard: maybe\ndebounceMs: -1\n', 'c.yaml');
-  t.deepEqual(r.problems.map((p) => [p.field, p.pos.line, p.pos.col]), [['lockoutGuard', 2, 15], ['debounceMs', 3, 13]]);
-  t.is(r.agent.lockoutGuard, defaultAgentSettings.lockoutGuard);
+test('bad agent values are config problems with line and column', (t) => {
+  const err = t.throws(() => parseAgentConfig('mode: audit\nlockoutGuard: maybe\ndebounceMs: -1\n', '/c.yaml'), { instanceOf: InputError });
+  t.deepEqual(err?.problems.map((p) => [p.field, p.pos.line, p.pos.col]), [['lockoutGuard', 2, 15], ['debounceMs', 3, 13]]);
 });
 
-test('no agent keys: text unchanged, defaults', (t) => {
-  const text = '# comment\nmode: dry-run\n';
-  const r = splitAgentConfig(text, 'c.yaml');
-  t.is(r.rest, text);
-  t.deepEqual(r.agent, defaultAgentSettings);
+test('no agent keys: defaults', (t) => {
+  t.deepEqual(agentSettings(parseAgentConfig('mode: dry-run\n', '/c.yaml').config), defaultAgentSettings);
 });

@@ -92,3 +92,19 @@ test('a policy moved to another file is taken from its new file', (t) => {
   t.deepEqual(r.state.valid.map((p) => p.hash), ['h5']);
   t.deepEqual(r.kept, []);
 });
+
+test('a missing source directory keeps the policies of the files under it', (t) => {
+  const a = doc('a', '/etc/nodewall/policies/a.yaml', 'h1');
+  const r = mergeWithLastGood([], ['/etc/nodewall/policies'], new Map([['a', good(a, 't1')]]), build);
+  t.deepEqual(r.state.valid.map((p) => p.name), ['a']);
+  t.deepEqual(r.kept, [{ policy: 'a', file: '/etc/nodewall/policies/a.yaml', reason: 'unreadable' }]);
+});
+
+test('the problems of a replaced version are handed back for logging', (t) => {
+  const old = doc('a', '/p/a.yaml', 'h1');
+  const err: Problem = { severity: 'error', pos: { file: '/p/a.yaml', line: 9, col: 15 }, policy: 'a', field: 'spec.ingress[0].toPorts[0].ports[0].port', message: 'port out of range', code: 'port' };
+  const buildWithErr = (load: Loaded) => ({ ...build(load), problems: load.policies.some((p) => p.hash === 'bad2') ? [err] : [] });
+  const r = mergeWithLastGood([file('/p/a.yaml', 't2', [doc('a', '/p/a.yaml', 'bad2')])], [], new Map([['a', good(old, 't1')]]), buildWithErr);
+  t.deepEqual(r.replacedProblems, [err]);
+  t.deepEqual(r.state.problems, []);
+});

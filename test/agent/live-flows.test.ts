@@ -42,7 +42,7 @@ test('a listener is reported once per identity set with addresses of its family'
     exclusions: { cluster: { v4: ['0.0.0.0/8'], v6: [] }, cluster_non_node: { v4: [], v6: [] } },
   });
   const flows = liveFlows([sock({ state: 'listen', localAddress: '0.0.0.0', localPort: 22 })], m);
-  t.deepEqual(flows.map((f) => [f.peerSet, f.flow.peer]), [['apiserver', '192.0.2.50'], ['world', '4.0.0.1']]);
+  t.deepEqual(flows.map((f) => [f.peerSet, f.flow.peer]), [['apiserver', '192.0.2.50'], ['world', '203.0.113.1']]);
 });
 
 test('a "::" listener is dual-stack; a family without sets gets one "any" line', (t) => {

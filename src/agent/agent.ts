@@ -1,0 +1,475 @@
+// `nodewall agent`: keep the kernel equal to the policies, unattended.
+//
+// Triggers: start, file events (debounced, content-hashed), SIGHUP, a
+// periodic resync, and the drift check (table changed or gone). Passes run
+// one at a time; a trigger during a pass queues exactly one more pass.
+// Failure rules: bad input keeps the last good version (reconcile.ts), an nft
+// failure leaves the previous ruleset in the kernel (one transaction), and
+// nothing on the input side stops the loop.
+
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { formatProblem } from '../api/problem.js';
+import type { ConfigOverrides } from '../inventory/config.js';
+import type { Labels, RunMode } from '../inventory/types.js';
+import { applyModel, type ApplyResult } from '../nft/apply.js';
+import type { PreviousState } from '../nft/set-delta.js';
+import { renderRuleset } from '../nft/render.js';
+import type { State } from '../pipeline.js';
+import type { HostModel } from '../policy/model.js';
+import { evaluate } from '../verdict/evaluate.js';
+import { auditLines, readAuditRecords } from './audit-records.js';
+import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
+import { debounce, type Debouncer } from './debounce.js';
+import { deleteTable, tableState } from './drift.js';
+import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
+import { loadLastGood, saveLastGood } from './last-good-store.js';
+import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
+import { readProcNet } from './proc-net.js';
+import { configFromStore, NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
+import { readAgentConfig, withOverrides } from './read-config.js';
+import { sha256 } from './read-sources.js';
+import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
+import { Deduper, dedupeKey } from './verdict-line.js';
+import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
+
+export interface AgentOptions {
+  readonly configFile: string | undefined;
+  readonly overrides: ConfigOverrides;
+  readonly nodeLabels?: Labels | undefined;
+  /** Where to look for the persisted last good state before any config could be read. */
+  readonly defaultStateDir?: string;
+  readonly log: Logger;
+}
+
+type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift';
+
+/** Triggers that re-apply even when no input changed. */
+const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift']);
+
+export class Agent {
+  readonly #opts: AgentOptions;
+  readonly #log: Logger;
+  readonly #memory: Memory = { lastGood: new Map(), texts: new Map() };
+  readonly #deduper = new Deduper();
+  readonly #startedAt = new Date().toISOString();
+  #settings: AgentSettings = defaultAgentSettings;
+  #watcher: DirWatcher | undefined;
+  #debouncer: Debouncer | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #running: Promise<void> | undefined;
+  #queued: Trigger | undefined;
+  #stopping = false;
+  #rev = 0;
+
+  // What is in force
+  #lastInputHash: string | undefined;
+  #desired: Desired | undefined;
+  #appliedModelHash: string | undefined;
+  #appliedMode: RunMode | undefined;
+  #appliedModel: HostModel | undefined;
+  #tableHash: string | undefined;
+  #previous: PreviousState | undefined;
+  #refusedModelHash: string | undefined;
+  #lastApply: ApplySummary | undefined;
+  #lastError: { at: string; message: string } | undefined;
+  #loggedRulesetHash: string | undefined;
+  #driftBusy = false;
+  #armedKey: string | undefined;
+
+  constructor(opts: AgentOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  /** First pass, then watchers and timers. Resolves once the first pass is done. */
+  async start(): Promise<void> {
+    this.#log.info({ config: this.#opts.configFile ?? null, overrides: this.#opts.overrides }, 'agent starting');
+    await this.#restorePersisted();
+    this.#watcher = watchDirs(
+      (dir, file) => this.#debouncer?.trigger(`${dir}/${file ?? ''}`),
+      (dir, err) => this.#log.debug({ dir, err }, 'watch ended'),
+    );
+    this.#armTimers();
+    await this.reconcile('start');
+  }
+
+  /** Queue a pass (runs now if idle). */
+  reconcile(trigger: Trigger): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    if (this.#running !== undefined) {
+      // Keep the strongest pending trigger: a forced pass must not become a skippable one.
+      if (this.#queued === undefined || forcing.has(trigger)) this.#queued = trigger;
+      return this.#running;
+    }
+    const run = async (t: Trigger): Promise<void> => {
+      try {
+        await this.#pass(t);
+      } catch (err) {
+        // A bug or an unexpected system error: log, remember, keep running.
+        this.#noteError(err instanceof Error ? err.message : String(err));
+        this.#log.error({ err, trigger: t }, 'reconcile failed');
+      }
+      const next = this.#queued;
+      this.#queued = undefined;
+      if (next !== undefined && !this.#stopping) await run(next);
+    };
+    this.#running = run(trigger).finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async stop(signal: string): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.info({ signal }, 'shutting down');
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.#debouncer?.cancel();
+    this.#watcher?.close();
+    // Let an nft transaction in flight finish (bounded).
+    if (this.#running !== undefined) {
+      await Promise.race([this.#running, new Promise((r) => setTimeout(r, 10_000))]);
+    }
+    const cfg = this.#desired?.cfg.config;
+    if (cfg !== undefined && this.#settings.removeOnStop && this.#appliedModelHash !== undefined) {
+      const r = await deleteTable(cfg.nft.path, cfg.nft.table);
+      if (r.error !== undefined) this.#log.error({ table: cfg.nft.table, error: r.error }, 'could not remove table on stop');
+      else this.#log.warn({ table: cfg.nft.table }, 'removeOnStop: table deleted, host is unfiltered by nodewall');
+    } else if (cfg !== undefined && this.#appliedModelHash !== undefined) {
+      this.#log.info({ table: cfg.nft.table }, 'ruleset left in force');
+    }
+    await this.#writeStatus(true).catch(() => undefined);
+  }
+
+  // --- one pass --------------------------------------------------------------
+
+  async #pass(trigger: Trigger): Promise<void> {
+    const rev = ++this.#rev;
+    const log = this.#log.child({ rev, trigger });
+    let d: Desired;
+    try {
+      d = await readDesired({ configFile: this.#opts.configFile, overrides: this.#opts.overrides, nodeLabels: this.#opts.nodeLabels }, this.#memory);
+    } catch (err) {
+      if (!(err instanceof NoConfigError)) throw err;
+      const problems = err.cause instanceof Error && 'problems' in err.cause ? (err.cause as { problems: Parameters<typeof formatProblem>[0][] }).problems : [];
+      for (const p of problems) log.error({ file: p.pos.file, line: p.pos.line, col: p.pos.col, field: p.field }, formatProblem(p));
+      log.error({ error: err.message }, 'no usable config: nothing applied, waiting for a fix');
+      this.#noteError(err.message);
+      this.#syncWatch(this.#opts.configFile === undefined ? [] : [this.#opts.configFile], []);
+      await this.#writeStatus(false).catch(() => undefined);
+      return;
+    }
+    this.#settings = d.cfg.agent;
+    this.#log.level = d.cfg.agent.logLevel;
+    this.#armTimers();
+    this.#desired = d;
+    this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
+
+    const changed = d.inputHash !== this.#lastInputHash;
+    if (!changed && !forcing.has(trigger)) {
+      log.debug('inputs unchanged');
+      return;
+    }
+    this.#lastInputHash = d.inputHash;
+    if (changed || trigger !== 'drift') this.#logInputProblems(d, log);
+
+    const config = d.cfg.config;
+    const model = d.state.model;
+    const modelHash = sha256(JSON.stringify(model));
+    const counts = policyCounts(d.state);
+
+    if (config.mode === 'dry-run') {
+      this.#logRuleset(model, config.nft.table, config.mode, modelHash, log);
+      await this.#dryRunReport(model, log, true);
+      this.#lastApply = { at: new Date().toISOString(), outcome: 'dry-run', trigger };
+      if (this.#appliedModelHash !== undefined) {
+        log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '`');
+      }
+    } else {
+      if (config.mode === 'enforce' && modelHash !== this.#appliedModelHash) {
+        const refused = await this.#lockoutGuard(model, modelHash, log);
+        if (refused) {
+          this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger };
+          await this.#persist(d);
+          return;
+        }
+      }
+      this.#refusedModelHash = undefined;
+      const t0 = performance.now();
+      let result: ApplyResult;
+      try {
+        result = await applyModel(model, {
+          nftPath: config.nft.path,
+          table: config.nft.table,
+          mode: config.mode,
+          // After drift, or a mode switch, read the kernel instead of trusting memory.
+          ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
+        });
+      } catch (err) {
+        const durationMs = Math.round(performance.now() - t0);
+        const message = err instanceof Error ? err.message : String(err);
+        log.error({ err, table: config.nft.table, durationMs }, 'apply failed: the previous ruleset stays in force');
+        this.#lastApply = { at: new Date().toISOString(), outcome: 'failed', trigger, durationMs, error: message };
+        this.#noteError(message);
+        this.#previous = undefined;
+        await this.#persist(d);
+        return;
+      }
+      const durationMs = Math.round(performance.now() - t0);
+      this.#previous = result.state;
+      this.#appliedModelHash = modelHash;
+      this.#appliedModel = model;
+      this.#appliedMode = config.mode;
+      const ts = await tableState(config.nft.path, config.nft.table);
+      this.#tableHash = ts.present ? ts.hash : undefined;
+      log.info({
+        table: config.nft.table, mode: config.mode, kind: result.kind, reason: result.reason,
+        rules: result.rules, sets: result.sets, elements: result.elements, added: result.added, removed: result.removed,
+        policies: counts, durationMs, durationsMs: result.durationsMs,
+      }, result.kind === 'noop' ? 'ruleset unchanged' : 'ruleset applied');
+      log.debug({ script: result.script }, 'ruleset script');
+      this.#lastApply = {
+        at: new Date().toISOString(), outcome: result.kind === 'noop' ? 'noop' : 'applied', trigger, kind: result.kind, durationMs,
+      };
+      if (config.mode === 'audit') await this.#auditReport(log);
+    }
+    await this.#persist(d);
+  }
+
+  async #lockoutGuard(model: HostModel, modelHash: string, log: Logger): Promise<boolean> {
+    const mode = this.#settings.lockoutGuard;
+    if (mode === 'off') return false;
+    let sockets;
+    try {
+      sockets = await readProcNet();
+    } catch (err) {
+      log.warn({ err }, 'lockout guard: cannot read /proc/net, sessions not checked');
+      return false;
+    }
+    const decision = guardDecision(sessionsCut(model, inboundSessions(sockets), evaluate), mode);
+    for (const c of decision.cut) {
+      log.warn({
+        lockout: true, session: c.text, peer: c.session.peer, peerPort: c.session.peerPort, localPort: c.session.localPort,
+        policy: c.policy, rule: c.rule, reason: c.reason, lockoutGuard: mode,
+      }, `LOCKOUT WARNING: the new ruleset would cut the established session ${c.text} (${c.policy === null ? c.rule : `${c.policy} ${c.rule}`})`);
+    }
+    if (decision.action === 'refuse') {
+      if (this.#refusedModelHash !== modelHash) {
+        log.error({ sessions: decision.cut.map((c) => c.text), lockoutGuard: mode },
+          `lockoutGuard refuse: keeping the previous ruleset; ${decision.cut.length} established session(s) would be cut`);
+      }
+      this.#refusedModelHash = modelHash;
+      this.#noteError(`lockout guard refused a change that would cut ${decision.cut.map((c) => c.text).join(', ')}`);
+      return true;
+    }
+    return false;
+  }
+
+  // --- reports -----------------------------------------------------------------
+
+  #logRuleset(model: HostModel, table: string, mode: RunMode, modelHash: string, log: Logger): void {
+    if (modelHash === this.#loggedRulesetHash) return;
+    this.#loggedRulesetHash = modelHash;
+    let script: string;
+    try {
+      script = renderRuleset(model, { table, mode: 'enforce' });
+    } catch (err) {
+      log.error({ err }, 'dry-run: the ruleset cannot be rendered');
+      return;
+    }
+    const sets = Object.values(model.sets);
+    log.info({
+      table, mode, dryRun: true,
+      rules: script.split('\n').filter((l) => /^\s+(?!type |policy |set |chain |elements|flags|size|timeout|comment|})\S/.test(l)).length,
+      sets: sets.length,
+      addresses: sets.reduce((n, s) => n + s.v4.length + s.v6.length, 0),
+      entries: { ingress: model.ingress.entries.length, egress: model.egress.entries.length },
+      enforced: { ingress: model.ingress.enforced, egress: model.egress.enforced },
+    }, 'dry-run: ruleset that would be applied');
+    log.debug({ script }, 'dry-run: ruleset script');
+  }
+
+  /** Verdict lines for live connections; only the ones not reported before. */
+  async #dryRunReport(model: HostModel, log: Logger, summary: boolean): Promise<void> {
+    const snap = await snapshotConnections();
+    if (snap.siError !== undefined) log.debug({ error: snap.siError }, 'systeminformation failed; using /proc/net only');
+    const lines = verdictReport(model, snap, evaluate);
+    const fresh = freshLines(lines, this.#deduper);
+    for (const l of fresh) log.info({ verdictLine: true, ...l }, `${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+    if (summary || fresh.length > 0) log.info({ ...summarize(lines), new: fresh.length }, 'dry-run: verdicts for live connections');
+  }
+
+  async #auditReport(log: Logger): Promise<void> {
+    const cfg = this.#desired?.cfg.config;
+    const model = this.#appliedModel;
+    if (cfg === undefined || model === undefined) return;
+    let records;
+    try {
+      records = await readAuditRecords(cfg.nft.path, cfg.nft.table);
+    } catch (err) {
+      log.warn({ err }, 'audit: cannot read the audit sets');
+      return;
+    }
+    const lines = auditLines(records, model, evaluate);
+    const fresh = lines.filter((l) => this.#deduper.fresh(dedupeKey(l)));
+    for (const l of fresh) log.warn({ verdictLine: true, ...l }, `audit: ${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+    if (fresh.length > 0) log.info({ records: lines.length, new: fresh.length }, 'audit: would-drop records');
+  }
+
+  // --- drift, timers, watch --------------------------------------------------------
+
+  /** (Re-)arm timers and the debouncer when their settings changed (first pass, config edits). */
+  #armTimers(): void {
+    const s = this.#settings;
+    const key = `${s.driftCheckSeconds}|${s.resyncSeconds}|${s.debounceMs}`;
+    if (key === this.#armedKey || this.#stopping) return;
+    this.#armedKey = key;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    if (s.driftCheckSeconds > 0) this.#timers.push(setInterval(() => void this.#tick(), s.driftCheckSeconds * 1000));
+    if (s.resyncSeconds > 0) this.#timers.push(setInterval(() => void this.reconcile('resync'), s.resyncSeconds * 1000));
+    const pending = this.#debouncer?.pending === true;
+    this.#debouncer?.cancel();
+    this.#debouncer = debounce(() => void this.reconcile('watch'), s.debounceMs);
+    if (pending) this.#debouncer.trigger('rearm');
+  }
+
+  /** Drift check in enforce/audit; new connections in dry-run; new records in audit. */
+  async #tick(): Promise<void> {
+    if (this.#driftBusy || this.#stopping || this.#running !== undefined) return;
+    this.#driftBusy = true;
+    try {
+      const cfg = this.#desired?.cfg.config;
+      if (cfg === undefined) return;
+      const log = this.#log.child({ trigger: 'timer' });
+      if (cfg.mode === 'dry-run') {
+        await this.#dryRunReport(this.#desired!.state.model, log, false);
+        return;
+      }
+      if (this.#appliedModelHash === undefined) return;
+      const ts = await tableState(cfg.nft.path, cfg.nft.table);
+      if (!ts.present || ts.hash !== this.#tableHash) {
+        this.#log.warn({ table: cfg.nft.table, drift: ts.present ? 'changed' : 'missing', detail: ts.present ? undefined : ts.error },
+          ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
+        await this.reconcile('drift');
+        return;
+      }
+      if (cfg.mode === 'audit') await this.#auditReport(log);
+    } catch (err) {
+      this.#log.error({ err }, 'periodic check failed');
+    } finally {
+      this.#driftBusy = false;
+    }
+  }
+
+  #syncWatch(files: readonly string[], dirs: readonly string[]): void {
+    this.#watcher?.sync(dirsToWatch(dirs, files));
+  }
+
+  // --- input problems, persistence, status -------------------------------------------
+
+  #logInputProblems(d: Desired, log: Logger): void {
+    if (d.configError !== undefined) {
+      for (const p of d.configError.problems) log.error({ file: p.pos.file, line: p.pos.line, col: p.pos.col, field: p.field, code: p.code }, formatProblem(p));
+      log.error({ file: d.configError.problems[0]?.pos.file }, 'config unusable: keeping the last good config');
+      this.#noteError(d.configError.message);
+    }
+    for (const p of d.state.problems) {
+      const ctx = { file: p.pos.file, line: p.pos.line, col: p.pos.col, policy: p.policy ?? null, field: p.field, code: p.code };
+      if (p.severity === 'error') log.error(ctx, formatProblem(p));
+      else log.warn(ctx, formatProblem(p));
+    }
+    for (const p of d.merge.replacedProblems) {
+      const ctx = { file: p.pos.file, line: p.pos.line, col: p.pos.col, policy: p.policy ?? null, field: p.field, code: p.code };
+      if (p.severity === 'error') log.error(ctx, formatProblem(p));
+    }
+    for (const k of d.merge.kept) {
+      log.warn({ policy: k.policy, file: k.file, reason: k.reason }, `policy ${k.policy}: ${k.reason === 'invalid' ? 'new version is invalid' : 'file cannot be read'}; its last good version stays in force`);
+    }
+    for (const r of d.merge.rejected) {
+      log.error({ policy: r.policy, file: r.file }, `policy ${r.policy}: invalid and never valid before: not applied`);
+    }
+    const firstError = [...d.merge.replacedProblems, ...d.state.problems].find((p) => p.severity === 'error');
+    if (firstError !== undefined) this.#noteError(formatProblem(firstError));
+  }
+
+  async #persist(d: Desired): Promise<void> {
+    this.#memory.lastGood = d.merge.lastGood;
+    const stateDir = d.cfg.config.stateDir;
+    try {
+      await saveLastGood(stateDir, d.merge.lastGood, (h) => this.#memory.texts.get(h),
+        this.#memory.lastGoodConfig?.file === undefined ? undefined : { file: this.#memory.lastGoodConfig.file, text: this.#memory.lastGoodConfig.text });
+      // Drop texts no policy refers to any more.
+      const used = new Set([...d.merge.lastGood.values()].map((g) => g.textHash));
+      for (const h of [...this.#memory.texts.keys()]) if (!used.has(h)) this.#memory.texts.delete(h);
+    } catch (err) {
+      this.#log.error({ err, stateDir }, 'cannot persist last good policies');
+    }
+    await this.#writeStatus(false).catch((err) => this.#log.error({ err, stateDir }, 'cannot write status file'));
+  }
+
+  async #restorePersisted(): Promise<void> {
+    const stateDir = await this.#guessStateDir();
+    const stored = await loadLastGood(stateDir);
+    if (stored.error !== undefined) this.#log.warn({ stateDir, error: stored.error }, 'persisted last good state unreadable; starting from the current input');
+    for (const [k, g] of stored.policies) this.#memory.lastGood.set(k, g);
+    if (stored.config !== undefined) {
+      const cfg = configFromStore(stored.config);
+      if (cfg !== undefined) this.#memory.lastGoodConfig = cfg;
+    }
+    if (stored.policies.size > 0) this.#log.info({ stateDir, policies: stored.policies.size }, 'restored last good policies');
+  }
+
+  async #guessStateDir(): Promise<string> {
+    try {
+      const d = await readDesiredConfigOnly(this.#opts);
+      return d;
+    } catch {
+      return this.#opts.overrides.stateDir ?? this.#opts.defaultStateDir ?? '/var/lib/nodewall';
+    }
+  }
+
+  #noteError(message: string): void {
+    this.#lastError = { at: new Date().toISOString(), message };
+  }
+
+  async #writeStatus(stopped: boolean): Promise<void> {
+    const d = this.#desired;
+    if (d === undefined) return;
+    const cfg = d.cfg.config;
+    const counts = policyCounts(d.state);
+    const status: AgentStatus = {
+      version: 1,
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      updatedAt: new Date().toISOString(),
+      mode: cfg.mode,
+      table: cfg.nft.table,
+      node: d.nodeName,
+      ...(this.#lastApply === undefined ? {} : { lastApply: this.#lastApply }),
+      policies: { ...counts, keptLastGood: d.merge.kept.length, rejected: d.merge.rejected.length },
+      entries: { ingress: d.state.model.ingress.entries.length, egress: d.state.model.egress.entries.length },
+      enforced: { ingress: d.state.model.ingress.enforced, egress: d.state.model.egress.enforced },
+      ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      ...(stopped ? { stopped: true } : {}),
+    };
+    await writeStatus(cfg.stateDir, status);
+  }
+
+  /** For tests and the bench: the state last enforced. */
+  get state(): State | undefined {
+    return this.#desired?.state;
+  }
+}
+
+function explicitFiles(d: Desired): string[] {
+  // Source paths that are files (not directories read): watch their parent.
+  const dirs = new Set(d.sources.dirs);
+  return d.cfg.config.sources.filter((s) => !dirs.has(s));
+}
+
+async function readDesiredConfigOnly(opts: AgentOptions): Promise<string> {
+  return withOverrides(await readAgentConfig(opts.configFile), opts.overrides).config.stateDir;
+}

@@ -1,0 +1,111 @@
+// One read of everything the agent enforces: config, sources, this machine's
+// addresses -> the State to enforce, with bad input replaced by its last good
+// version (last-good.ts). No kernel access here; agent.ts applies the result.
+
+import { InputError, type Problem } from '../api/problem.js';
+import { loadManifestText } from '../api/load-manifests.js';
+import type { ConfigOverrides } from '../inventory/config.js';
+import { hostName, localAddresses } from '../inventory/host-facts.js';
+import type { Labels } from '../inventory/types.js';
+import { buildState, type State } from '../pipeline.js';
+import { mergeWithLastGood, type GoodEntry, type MergeResult } from './last-good.js';
+import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
+import { readSources, sha256, type SourceError, type SourceRead } from './read-sources.js';
+
+export interface DesiredOptions {
+  /** Config file to read (undefined = built-in defaults). */
+  readonly configFile: string | undefined;
+  readonly overrides: ConfigOverrides;
+  readonly nodeLabels?: Labels | undefined;
+}
+
+/** What the agent remembers between passes. */
+export interface Memory {
+  /** The last config that parsed (from this run or the persisted store). */
+  lastGoodConfig?: AgentConfig;
+  lastGood: Map<string, GoodEntry>;
+  /** Text store for lastGood (textHash -> file text), persisted with it. */
+  readonly texts: Map<string, string>;
+}
+
+export interface Desired {
+  readonly cfg: AgentConfig;
+  /** The current config could not be used; `cfg` is the last good one. */
+  readonly configError?: InputError;
+  readonly sources: SourceRead;
+  /** Hash of every input: unchanged = nothing to do. */
+  readonly inputHash: string;
+  readonly merge: MergeResult<State>;
+  readonly state: State;
+  readonly nodeName: string;
+}
+
+export class NoConfigError extends Error {
+  override readonly name = 'NoConfigError';
+}
+
+/**
+ * Read config (falling back to the last good one) and sources, and build the
+ * state. Throws NoConfigError only when no usable config exists at all.
+ */
+export async function readDesired(opts: DesiredOptions, memory: Memory): Promise<Desired> {
+  let base: AgentConfig;
+  let configError: InputError | undefined;
+  try {
+    base = await readAgentConfig(opts.configFile);
+    memory.lastGoodConfig = base;
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    if (memory.lastGoodConfig === undefined) throw new NoConfigError(err.message, { cause: err });
+    base = memory.lastGoodConfig;
+    configError = err;
+  }
+  const cfg = withOverrides(base, opts.overrides);
+  const config = cfg.config;
+  const sources = await readSources(config.sources);
+  const machine = hostName();
+  const nodeName = config.nodeName ?? machine;
+  const local = nodeName === machine ? localAddresses() : undefined;
+
+  const inputHash = sha256(JSON.stringify({
+    config: cfg.hash,
+    overrides: opts.overrides,
+    nodeLabels: opts.nodeLabels ?? null,
+    files: sources.files.map((f) => [f.file, f.hash]),
+    errors: sources.errors.map((e) => [e.file, e.code ?? e.message]),
+    local: local ?? null,
+  }));
+
+  for (const f of sources.files) memory.texts.set(f.hash, f.text);
+  const files = sources.files.map((f) => ({ file: f.file, textHash: f.hash, load: loadManifestText(f.text, f.file) }));
+  const unreadable = sources.errors.map((e) => e.file);
+  const merge = mergeWithLastGood(files, unreadable, memory.lastGood, (load) =>
+    buildState({
+      config,
+      load: { ...load, problems: [...load.problems, ...sources.errors.map(readProblem)] },
+      nodeName,
+      ...(opts.nodeLabels === undefined ? {} : { nodeLabels: opts.nodeLabels }),
+      ...(local === undefined ? {} : { localAddresses: local }),
+    }),
+  );
+  return { cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName };
+}
+
+function readProblem(e: SourceError): Problem {
+  return { severity: 'error', pos: { file: e.file, line: 1, col: 1 }, field: '', message: `cannot read: ${e.message}`, code: 'load/unreadable' };
+}
+
+/** Parse a persisted config text (the store keeps the text, not the object). */
+export function configFromStore(stored: { file: string; text: string }): AgentConfig | undefined {
+  try {
+    return { ...parseAgentConfig(stored.text, stored.file), file: stored.file, text: stored.text, hash: sha256(stored.text) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Policies (not entries) that have at least one entry per direction, for status and logs. */
+export function policyCounts(state: State): { selected: number; ingress: number; egress: number } {
+  const count = (d: 'ingress' | 'egress') => new Set(state.model[d].entries.map((e) => e.policy)).size;
+  return { selected: state.model.selectedPolicies.length, ingress: count('ingress'), egress: count('egress') };
+}

@@ -1,0 +1,68 @@
+import type { Argv, CommandModule } from 'yargs';
+import { Agent } from '../../agent/agent.js';
+import { configPathFor } from '../../agent/read-config.js';
+import { createAgentLogger, type LogLevel } from '../../agent/log.js';
+import type { RunMode } from '../../inventory/types.js';
+import type { StateArgs } from '../options.js';
+import { parseLabelList, stateOptions } from '../options.js';
+
+interface AgentArgs extends StateArgs {
+  mode?: RunMode | undefined;
+  dryRun: boolean;
+  stateDir?: string | undefined;
+}
+
+export const agentCommand: CommandModule<object, AgentArgs> = {
+  command: 'agent',
+  describe: 'Run the agent: apply, then keep the kernel equal to the policies (watch, drift repair, SIGHUP reload)',
+  builder: (y: Argv) =>
+    y
+      .options(stateOptions)
+      .option('mode', { choices: ['enforce', 'audit', 'dry-run'] as const, describe: 'override the config mode' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'same as --mode dry-run: log verdicts, write nothing to the kernel' })
+      .option('state-dir', { type: 'string', describe: 'override the config stateDir (last good policies, status file)' })
+      // The config's logLevel applies unless --log-level is given.
+      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'log level (default: config logLevel, info)' }) as unknown as Argv<AgentArgs>,
+  handler: async (argv) => {
+    const logLevel = argv.logLevel as LogLevel | undefined;
+    const log = createAgentLogger({ level: logLevel ?? 'info' });
+    const mode: RunMode | undefined = argv.dryRun ? 'dry-run' : argv.mode;
+    const agent = new Agent({
+      configFile: configPathFor(argv.config),
+      overrides: {
+        sources: argv.source === undefined || argv.source.length === 0 ? undefined : argv.source.map(String),
+        nodeName: argv.node,
+        mode,
+        stateDir: argv.stateDir,
+        logLevel,
+      },
+      nodeLabels: argv.nodeLabels === undefined ? undefined : parseLabelList(argv.nodeLabels),
+      log,
+    });
+    // Input never crashes the agent; anything reaching here is a bug: log it (fatal flushes synchronously) and exit 1 for systemd to restart.
+    process.on('uncaughtException', (err) => {
+      log.fatal({ err }, 'crash');
+      process.exit(1);
+    });
+    process.on('unhandledRejection', (err) => {
+      log.fatal({ err }, 'crash (unhandled rejection)');
+      process.exit(1);
+    });
+    const stop = (signal: string) => {
+      // exit() runs pino's exit hook, which flushes the asynchronous stdout stream.
+      agent.stop(signal).then(() => process.exit(0), (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading');
+      void agent.reconcile('sighup');
+    });
+    // Keep the process alive even with every timer disabled by config.
+    setInterval(() => undefined, 1 << 30);
+    await agent.start();
+  },
+};

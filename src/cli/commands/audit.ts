@@ -1,0 +1,39 @@
+import type { Argv, CommandModule } from 'yargs';
+import { formatProblem } from '../../api/problem.js';
+import { formatTable, snapshotConnections, summarize, verdictReport } from '../../agent/dry-run.js';
+import { hasErrors } from '../../pipeline.js';
+import { evaluate } from '../../verdict/evaluate.js';
+import type { StateArgs } from '../options.js';
+import { exitCodes, stateOptions } from '../options.js';
+import { loadStateFromArgs } from '../state-args.js';
+
+interface AuditArgs extends StateArgs {
+  output: 'table' | 'json';
+}
+
+export const auditCommand: CommandModule<object, AuditArgs> = {
+  command: 'audit',
+  describe: 'Dry-run report, once: the verdict the policies would give every live connection and listening socket of this node',
+  builder: (y: Argv) =>
+    y
+      .options(stateOptions)
+      .option('output', { choices: ['table', 'json'] as const, default: 'table' as const }) as unknown as Argv<AuditArgs>,
+  handler: async (argv) => {
+    const state = await loadStateFromArgs(argv, { mode: 'dry-run' });
+    const snap = await snapshotConnections();
+    const lines = verdictReport(state.model, snap, evaluate);
+    const sum = summarize(lines);
+    const errors = state.problems.filter((p) => p.severity === 'error');
+    if (argv.output === 'json') {
+      process.stdout.write(`${JSON.stringify({ node: state.nodeName, policies: state.model.selectedPolicies, summary: sum, verdicts: lines, problems: errors }, null, 2)}\n`);
+    } else {
+      for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
+      process.stdout.write(`node ${state.nodeName}: ${state.model.selectedPolicies.length} policies select this node ` +
+        `(ingress ${state.model.ingress.enforced ? 'enforced' : 'not enforced'}, egress ${state.model.egress.enforced ? 'enforced' : 'not enforced'})\n`);
+      process.stdout.write(`${formatTable(lines)}\n`);
+      process.stdout.write(`${sum.connections} connections, ${sum.listeners} listener verdicts: ${sum.wouldAllow} would-allow, ${sum.wouldDeny} would-deny\n`);
+      if (errors.length > 0) process.stdout.write(`${errors.length} invalid polic${errors.length === 1 ? 'y is' : 'ies are'} left out (see above)\n`);
+    }
+    process.exitCode = hasErrors(state.problems) ? exitCodes.invalidInput : exitCodes.ok;
+  },
+};
