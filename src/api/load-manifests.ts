@@ -90,7 +90,13 @@ function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedd
     }
     for (const w of doc.warnings) acc.problems.push(yamlProblem('warning', w, toPos));
     if (doc.contents === null) continue;
-    loadNode(doc.contents, { file, text, lc, doc, toPos, embedded }, acc, undefined);
+    try {
+      loadNode(doc.contents, { file, text, lc, doc, toPos, embedded }, acc, undefined);
+    } catch (cause) {
+      // yaml's toJS throws on alias bombs ("Excessive alias count"); keep going with the next document.
+      acc.problems.push(problem('error', toPos(doc.contents.range?.[0] ?? 0),
+        `cannot read this document: ${errorText(cause)}`, 'load/document'));
+    }
   }
 }
 
@@ -196,7 +202,7 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
   acc.objects.push({ ...json, kind, metadata: metadata as KubeObject['metadata'], pos });
 }
 
-const EMBEDDED_KIND = /^\s*kind:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)["']?\s*$/m;
+const EMBEDDED_KIND = /["']?kind["']?\s*:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)(List)?\b/;
 
 /** Loads policies embedded as strings in a ConfigMap's `data`; false if there are none. */
 function loadEmbedded(node: Node, src: Source, acc: Acc): boolean {

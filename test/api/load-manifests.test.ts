@@ -97,10 +97,37 @@ test('YAML syntax error in an embedded manifest is reported at the outer positio
   `);
   const r = loadManifestText(text, 'cm.yaml');
   t.is(r.policies.length, 0);
-  const [e] = errorsOf(r.problems);
-  t.is(e?.pos.line, 9);
-  t.true((e?.pos.col ?? 0) >= 5);
-  t.regex(e?.code ?? '', /^yaml\//);
+  t.deepEqual(r.problems.map((p) => [p.severity, p.code, `${p.pos.file}:${p.pos.line}:${p.pos.col}`]),
+    [['error', 'yaml/bad-indent', 'cm.yaml:9:5']]);
+});
+
+test('a ConfigMap value holding JSON policies is loaded too (positions: the value start)', (t) => {
+  const policy = JSON.stringify({ apiVersion: 'cilium.io/v2', kind: 'CiliumClusterwideNetworkPolicy', metadata: { name: 'j' },
+    spec: { nodeSelector: {}, ingress: [{ fromEntities: ['wrold'] }] } });
+  const text = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  other: "not a policy"\n  p.json: ${JSON.stringify(policy)}\n`;
+  const r = loadManifestText(text, 'cm.yaml');
+  t.deepEqual(r.policies.map((p) => [p.name, p.pos.line, p.pos.col]), [['j', 6, 11]]);
+  t.deepEqual(validatePolicy(r.policies[0]!, defaultEngineConfig).map((p) => [p.message, p.pos.line, p.pos.col]),
+    [['unsupported entity: wrold', 6, 11]]);
+  t.is(r.skipped, 0);
+  // A ConfigMap without embedded policies is just skipped.
+  t.is(loadManifestText('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: {a: b}\n', 'c.yaml').skipped, 1);
+});
+
+test('an alias bomb is an error problem for its document only', (t) => {
+  const bomb = [
+    'a: &a [x, x, x, x, x, x, x, x, x, x]',
+    'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
+    'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
+    'kind: CiliumClusterwideNetworkPolicy',
+    '---',
+    'apiVersion: v1',
+    'kind: Node',
+    'metadata: {name: n}',
+  ].join('\n');
+  const r = loadManifestText(bomb, 'b.yaml');
+  t.deepEqual(r.objects.map((o) => o.metadata.name), ['n']);
+  t.deepEqual(r.problems.map((p) => [p.severity, p.code, p.pos.line]), [['error', 'load/document', 1]]);
 });
 
 test('nil vs empty: null and absent lists are undefined, [] stays []', (t) => {
