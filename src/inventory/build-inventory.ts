@@ -387,7 +387,7 @@ export function buildInventory(
   const nodeOwner = new Map<string, string>();
   for (const n of [self, ...remoteNodes]) for (const a of n.addresses) nodeOwner.set(a, n.name);
   const podInfos: PodInfo[] = [];
-  for (const p of [...pods.values()].sort((a, b) => (podKey(a.namespace, a.name) < podKey(b.namespace, b.name) ? -1 : 1))) {
+  for (const [, p] of [...pods.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const kept: string[] = [];
     for (const a of p.addresses) {
       const owner = nodeOwner.get(a);

@@ -10,6 +10,7 @@ export const POLICY_SERVICE_ACCOUNT_LABEL = 'io.cilium.k8s.policy.serviceaccount
 export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
 /** Set on every Namespace by the API server since Kubernetes 1.21. */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+const NAMESPACE_NAME_KEY = NAMESPACE_LABELS_PREFIX + NAMESPACE_NAME_LABEL;
 
 export interface PodLabelInput {
   readonly namespace: string;
@@ -28,12 +29,12 @@ export interface PodLabelInput {
  * labels win over pod labels of the same key, as in Cilium.
  */
 export function podIdentityLabels(input: PodLabelInput): Labels {
-  const out: Record<string, string> = { ...input.podLabels };
-  const nsLabels: Record<string, string> = { ...input.namespaceLabels, [NAMESPACE_NAME_LABEL]: input.namespace };
-  for (const [k, v] of Object.entries(nsLabels)) out[NAMESPACE_LABELS_PREFIX + k] = v;
-  out[POD_NAMESPACE_LABEL] = input.namespace;
-  out[POLICY_CLUSTER_LABEL] = input.clusterName;
-  out[POLICY_SERVICE_ACCOUNT_LABEL] = input.serviceAccount === undefined || input.serviceAccount === '' ? 'default' : input.serviceAccount;
+  const out = new Map<string, string>(Object.entries(input.podLabels));
+  for (const [k, v] of Object.entries(input.namespaceLabels ?? {})) out.set(NAMESPACE_LABELS_PREFIX + k, v);
+  out.set(NAMESPACE_NAME_KEY, input.namespace);
+  out.set(POD_NAMESPACE_LABEL, input.namespace);
+  out.set(POLICY_CLUSTER_LABEL, input.clusterName);
+  out.set(POLICY_SERVICE_ACCOUNT_LABEL, input.serviceAccount === undefined || input.serviceAccount === '' ? 'default' : input.serviceAccount);
   return sortLabels(out);
 }
 
@@ -43,17 +44,19 @@ export function podIdentityLabels(input: PodLabelInput): Labels {
  * ("reserved:init" becomes the key "reserved:init" with value "").
  */
 export function identityLabelsFromStrings(items: readonly string[]): Labels {
-  const out: Record<string, string> = {};
+  const out = new Map<string, string>();
   for (const item of items) {
     const eq = item.indexOf('=');
     const rawKey = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? '' : item.slice(eq + 1);
     const key = rawKey.startsWith('k8s:') ? rawKey.slice(4) : rawKey;
-    if (key !== '') out[key] = value;
+    if (key !== '') out.set(key, value);
   }
   return sortLabels(out);
 }
 
-function sortLabels(l: Record<string, string>): Labels {
-  return Object.fromEntries(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+function sortLabels(l: ReadonlyMap<string, string>): Labels {
+  const out: Record<string, string> = {};
+  for (const k of [...l.keys()].sort()) out[k] = l.get(k) ?? '';
+  return out;
 }
