@@ -355,7 +355,8 @@ function validateL7(ctx: Ctx, r: PortRule, path: string, ingress: boolean, host:
   if (l7 === undefined) return;
   const rulesPath = childPath(path, 'rules');
   const hasRules = l7.http || l7.dns || l7.kafka || l7.other.includes('l7proto') || l7.other.includes('l7');
-  if (host && ingress && (l7.http || l7.dns)) {
+  // Cilium refuses any L7 rule type on host ingress, not only HTTP and DNS.
+  if (host && ingress && hasRules) {
     err(ctx, rulesPath, 'L7 policy is not supported on host ingress yet', 'l7-host-ingress');
   } else if (ingress && l7.dns) {
     err(ctx, rulesPath, 'DNS rules are not allowed on ingress', 'l7-dns-ingress');
@@ -366,18 +367,28 @@ function validateL7(ctx: Ctx, r: PortRule, path: string, ingress: boolean, host:
   if (l7.dns) {
     if (ports.length === 0) err(ctx, path, 'port 53 must be specified for DNS rules', 'l7-dns-port');
     ports.forEach((pp, i) => {
-      if ((pp.endPort ?? 0) > 0) err(ctx, childPath(childPath(childPath(path, 'ports'), i), 'endPort'), 'DNS rules do not support port ranges', 'l7-dns-range');
+      const start = pp.port === undefined || isServiceName(pp.port) ? undefined : parseGoPort(pp.port);
+      if (start !== undefined && (pp.endPort ?? 0) > start) {
+        err(ctx, childPath(childPath(childPath(path, 'ports'), i), 'endPort'), 'DNS rules do not support port ranges', 'l7-dns-range');
+      }
     });
   }
   if (hasRules) {
     ports.forEach((pp, i) => {
       const pp_ = childPath(childPath(path, 'ports'), i);
-      const proto = (pp.protocol ?? 'ANY').toUpperCase();
-      if (!l7.dns && proto !== 'TCP' && proto !== 'ANY') {
-        err(ctx, childPath(pp_, 'protocol'), `L7 rules can only apply to TCP (not ${proto}) except for DNS rules`, 'l7-protocol');
+      // Checked before the protocol is normalised: ANY and an omitted protocol are refused too.
+      if (!l7.dns && pp.protocol !== 'TCP') {
+        err(ctx, childPath(pp_, 'protocol'), `L7 rules can only apply to TCP (not ${pp.protocol ?? ''}) except for DNS rules` +
+          (pp.protocol === undefined ? ' (an omitted protocol means ANY)' : ''), 'l7-protocol');
       }
       if (pp.port === '0') err(ctx, childPath(pp_, 'port'), 'L7 rules can not be used when a port is 0', 'l7-port-zero');
     });
+  }
+  if (l7.other.includes('l7') && !l7.other.includes('l7proto')) {
+    err(ctx, rulesPath, "'l7' may only be specified when a 'l7proto' is also specified", 'l7-proto');
+  }
+  if ([l7.http, l7.kafka, l7.dns, l7.other.includes('l7proto')].filter(Boolean).length > 1) {
+    err(ctx, rulesPath, 'multiple L7 protocol rule types specified in single rule', 'l7-multiple');
   }
   if (l7.other.includes('listener')) {
     if (ingress) err(ctx, childPath(path, 'listener'), 'Listener is not allowed on ingress (listener)', 'l7-listener');

@@ -310,7 +310,18 @@ test('§2.4 no HTTP or DNS rules on host ingress', (t) => {
     'L7 policy is not supported on host ingress yet', 'spec.ingress[0].toPorts[0].rules');
   expectError(t, l7Rule('ingress', 'fromEntities: [world]', '{port: "53", protocol: UDP}', 'rules: {dns: [{matchName: a}]}'),
     'L7 policy is not supported on host ingress yet');
+  expectError(t, l7Rule('ingress', 'fromEntities: [world]', '{port: "80", protocol: TCP}', 'rules: {l7proto: x, l7: [{a: b}]}'),
+    'L7 policy is not supported on host ingress yet');
   expectValid(t, l7Rule('ingress', 'fromEntities: [world]', '{port: "80", protocol: TCP}', 'rules: {http: [{method: GET}]}',
+    'endpointSelector: {}'));
+});
+
+test('§2.4 l7 needs l7proto; one L7 rule type per port rule', (t) => {
+  expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: TCP}', 'rules: {l7: [{a: b}]}', 'endpointSelector: {}'),
+    "'l7' may only be specified when a 'l7proto' is also specified");
+  expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: TCP}', 'rules: {http: [{}], kafka: [{topic: t}]}',
+    'endpointSelector: {}'), 'multiple L7 protocol rule types specified in single rule');
+  expectValid(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: TCP}', 'rules: {l7proto: x, l7: [{a: b}]}',
     'endpointSelector: {}'));
 });
 
@@ -329,6 +340,7 @@ test('§2.4 DNS rules need explicit ports and no ranges; accepted on host egress
     'port 53 must be specified for DNS rules', 'spec.egress[0].toPorts[0]');
   expectError(t, l7Rule('egress', 'toEntities: [world]', '{port: "53", endPort: 54, protocol: UDP}', 'rules: {dns: [{matchName: a}]}'),
     'DNS rules do not support port ranges');
+  expectValid(t, l7Rule('egress', 'toEntities: [world]', '{port: "53", endPort: 53, protocol: UDP}', 'rules: {dns: [{matchName: a}]}'));
   const ok = expectValid(t, l7Rule('egress', 'toCIDR: [192.0.2.53/32]', '{port: "53", protocol: ANY}',
     'rules: {dns: [{matchPattern: "*.example.com"}]}'));
   t.deepEqual(ok.map((p) => [p.severity, p.code, p.field]), [['warning', 'unsupported/dns-rules', 'spec.egress[0].toPorts[0].rules']]);
@@ -339,6 +351,10 @@ test('§2.4 DNS rules need explicit ports and no ranges; accepted on host egress
 test('§2.4 L7 rules only on TCP (except DNS), never with port 0', (t) => {
   expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: UDP}', 'rules: {http: [{}]}', 'endpointSelector: {}'),
     'L7 rules can only apply to TCP (not UDP) except for DNS rules');
+  expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: ANY}', 'rules: {http: [{}]}', 'endpointSelector: {}'),
+    'L7 rules can only apply to TCP (not ANY) except for DNS rules');
+  expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80"}', 'rules: {http: [{}]}', 'endpointSelector: {}'),
+    /^L7 rules can only apply to TCP \(not \) except for DNS rules/);
   expectError(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "0", protocol: TCP}', 'rules: {http: [{}]}', 'endpointSelector: {}'),
     'L7 rules can not be used when a port is 0');
   expectValid(t, l7Rule('egress', 'toEndpoints: [{}]', '{port: "80", protocol: TCP}', 'rules: {http: [{}]}', 'endpointSelector: {}'));
