@@ -1,0 +1,92 @@
+// The agent keeps the kernel equal to the policies: it re-applies on a policy
+// change, restores a flushed table, keeps the last good version of a policy
+// that becomes invalid, never applies a brand-new invalid one, and leaves the
+// ruleset in force when stopped.
+
+import test from 'ava';
+import { writeFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Lab } from './lab.js';
+import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml } from './agent-harness.js';
+
+const peer = '203.0.113.5';
+
+test('reapplies on change, restores a flushed table, keeps last good on invalid input', async (t) => {
+  const lab = await Lab.create(t, 'agt-rec');
+  const dirs = await agentDirs(t, { mode: 'enforce' });
+  const file = join(dirs.policies, 'ssh.yaml');
+  await writeFile(file, policyYaml('ssh', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+
+  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+
+  // 1. policy change (atomic save) -> re-applied by the watcher
+  let mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('ssh', [22, 8080]));
+  const applied = await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 10_000, mark, 'apply after change');
+  t.true(typeof applied['durationMs'] === 'number');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+
+  // 2. someone flushes the ruleset -> restored within a few seconds, and logged
+  mark = agent.lines.length;
+  await lab.nft(['flush', 'ruleset']);
+  const flushedAt = Date.now();
+  await agent.waitFor((l) => /table missing/.test(l.msg), 5_000, mark, 'drift detected');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'drift', 5_000, mark, 'restore');
+  t.true(Date.now() - flushedAt < 5_000);
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'deny');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+
+  // 3. the policy becomes invalid (port out of range) -> error with file, line, policy; last good stays
+  mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('ssh', [22, 99999]));
+  const err = await agent.waitFor((l) => l.level === 50 && l['policy'] === 'ssh' && l['file'] === file, 10_000, mark, 'error for the invalid policy');
+  t.true(typeof err['line'] === 'number' && (err['line'] as number) > 1);
+  await agent.waitFor((l) => l['policy'] === 'ssh' && /last good version stays in force/.test(l.msg), 5_000, mark, 'kept message');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow', 'last good version still in force');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 22 }), 'allow');
+
+  // 4. a brand-new invalid policy is not applied; a YAML syntax error does not stop anything
+  mark = agent.lines.length;
+  await atomicWrite(join(dirs.policies, 'web.yaml'), policyYaml('web', [9090, 70000]));
+  await agent.waitFor((l) => l['policy'] === 'web' && /not applied/.test(l.msg), 10_000, mark, 'rejected new policy');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'deny');
+  mark = agent.lines.length;
+  await atomicWrite(file, ': : not yaml [');
+  await agent.waitFor((l) => l['policy'] === 'ssh' && /file cannot be read/.test(l.msg), 10_000, mark, 'kept on syntax error');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+
+  // 5. fixed again -> applied; deleting the file removes the policy (no error: a delete is intended)
+  mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('ssh', [22]));
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 10_000, mark, 'apply after fix');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+  await unlink(join(dirs.policies, 'web.yaml'));
+
+  // 6. SIGTERM: clean exit, ruleset left in force
+  const code = await agent.stop();
+  t.is(code, 0);
+  t.truthy(agent.find((l) => l.msg === 'ruleset left in force').length);
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 22 }), 'allow');
+});
+
+test('removeOnStop deletes the table; SIGHUP reloads', async (t) => {
+  const lab = await Lab.create(t, 'agt-rm');
+  const dirs = await agentDirs(t, { mode: 'enforce', removeOnStop: true });
+  await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+
+  const mark = agent.lines.length;
+  agent.signal('SIGHUP');
+  await agent.waitFor((l) => isApplied(l) && l['trigger'] === 'sighup', 10_000, mark, 'reload');
+
+  t.is(await agent.stop(), 0);
+  const tables = (await lab.nft(['list', 'tables'])).stdout;
+  t.notRegex(tables, /inet nodewall/);
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+});
