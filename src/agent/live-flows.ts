@@ -31,7 +31,8 @@ const activeTcp = new Set(['established', 'syn-recv', 'syn-sent']);
 
 export function liveFlows(sockets: readonly ProcSocket[], model: HostModel, processes?: ReadonlyMap<string, string>): LiveFlow[] {
   const listeners = sockets.filter(isListener);
-  const listening = new Set(listeners.map((s) => `${s.proto}|${s.family}|${s.localPort}`));
+  // By protocol and port only: a dual-stack "::" listener shows its IPv4 sessions as IPv4 (v4-mapped).
+  const listening = new Set(listeners.map((s) => `${s.proto}|${s.localPort}`));
   const out: LiveFlow[] = [];
   for (const s of sockets) {
     const local = endpoint(s.localAddress, s.localPort);
@@ -46,7 +47,7 @@ export function liveFlows(sockets: readonly ProcSocket[], model: HostModel, proc
     if (isLoopback(s.remoteAddress) || isUnspecified(s.remoteAddress) || s.remotePort === 0) continue;
     if (s.proto === 'tcp' && !activeTcp.has(s.state)) continue;
     if (s.proto === 'udp' && s.state !== 'established') continue;
-    const inbound = s.proto === 'tcp' && listening.has(`tcp|${s.family}|${s.localPort}`);
+    const inbound = s.proto === 'tcp' && listening.has(`tcp|${s.localPort}`);
     const flow: Flow = inbound
       ? { direction: 'ingress', peer: s.remoteAddress, proto: s.proto, port: s.localPort }
       : { direction: 'egress', peer: s.remoteAddress, proto: s.proto, port: s.remotePort };

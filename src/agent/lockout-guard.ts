@@ -34,13 +34,14 @@ export interface GuardDecision {
 /** Established TCP sessions whose local port is a listening TCP port, loopback excluded. */
 export function inboundSessions(sockets: readonly ProcSocket[]): InboundSession[] {
   const listening = new Set(
-    sockets.filter((s) => s.proto === 'tcp' && s.state === 'listen').map((s) => `${s.family}|${s.localPort}`),
+    sockets.filter((s) => s.proto === 'tcp' && s.state === 'listen').map((s) => s.localPort),
   );
   const seen = new Set<string>();
   const out: InboundSession[] = [];
   for (const s of sockets) {
     if (s.proto !== 'tcp' || s.state !== 'established') continue;
-    if (isLoopback(s.remoteAddress) || !listening.has(`${s.family}|${s.localPort}`)) continue;
+    // Port only: a dual-stack "::" listener reports its IPv4 sessions as IPv4 (v4-mapped).
+    if (isLoopback(s.remoteAddress) || !listening.has(s.localPort)) continue;
     const key = `${s.remoteAddress}|${s.remotePort}|${s.localAddress}|${s.localPort}`;
     if (seen.has(key)) continue;
     seen.add(key);

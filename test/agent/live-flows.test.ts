@@ -71,3 +71,11 @@ test('parseAddress handles compressed and embedded-IPv4 forms and rejects junk',
   t.is(parseAddress('192.0.2.256'), undefined);
   t.is(parseAddress('2001:db8::1::2'), undefined);
 });
+
+test('a dual-stack listener makes its IPv4 sessions ingress', (t) => {
+  const flows = liveFlows([
+    sock({ state: 'listen', family: 6, localAddress: '::', localPort: 22 }),
+    sock({ state: 'established', localPort: 22, remoteAddress: '203.0.113.5', remotePort: 50000 }),
+  ], model());
+  t.deepEqual(flows.filter((f) => f.kind === 'connection').map((f) => f.flow.direction), ['ingress']);
+});

@@ -50,3 +50,11 @@ test('guard decision: warn applies, refuse keeps the old ruleset only when somet
   t.is(guardDecision([], 'refuse').action, 'apply');
   t.deepEqual(guardDecision(cut, 'off'), { action: 'apply', cut: [] });
 });
+
+test('a dual-stack "::" listener makes its IPv4 (v4-mapped) sessions inbound', (t) => {
+  const s = inboundSessions([
+    sock({ state: 'listen', family: 6, localAddress: '::', localPort: 22 }),
+    sock({ state: 'established', family: 4, localAddress: '192.0.2.1', localPort: 22, remoteAddress: '203.0.113.5', remotePort: 50000 }),
+  ]);
+  t.deepEqual(s.map(sessionText), ['203.0.113.5:50000 -> local port 22']);
+});

@@ -1,0 +1,58 @@
+// The lockout guard: a change that would cut an established inbound session
+// is logged loudly with the session and rule; with lockoutGuard: refuse the
+// previous ruleset stays; with warn it is applied (and the session is cut).
+
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Lab } from './lab.js';
+import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig } from './agent-harness.js';
+
+const fromOperatorsOnly = [
+  'apiVersion: cilium.io/v2',
+  'kind: CiliumClusterwideNetworkPolicy',
+  'metadata:',
+  '  name: ssh',
+  'spec:',
+  '  nodeSelector: {}',
+  '  ingress:',
+  '    - fromCIDR: [198.51.100.0/24]',
+  '      toPorts:',
+  '        - ports:',
+  '            - { port: "22", protocol: TCP }',
+  '',
+].join('\n');
+
+test('lockout guard: refuse keeps the previous ruleset, warn applies with a loud warning', async (t) => {
+  const lab = await Lab.create(t, 'agt-lck');
+  const dirs = await agentDirs(t, { mode: 'enforce', lockoutGuard: 'refuse' });
+  const file = join(dirs.policies, 'ssh.yaml');
+  await writeFile(file, policyYaml('ssh', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
+
+  // the operator's session
+  const conn = await lab.openIngress('203.0.113.5', 22);
+  t.true(await lab.echo(conn));
+
+  // a change that would cut it
+  let mark = agent.lines.length;
+  await atomicWrite(file, fromOperatorsOnly);
+  const warn = await agent.waitFor((l) => l['lockout'] === true, 10_000, mark, 'lockout warning');
+  t.regex(String(warn['session']), /^203\.0\.113\.5:\d+ -> local port 22$/);
+  t.is(warn['rule'], 'default-deny');
+  t.is(warn.level, 40);
+  await agent.waitFor((l) => /lockoutGuard refuse: keeping the previous ruleset/.test(l.msg), 5_000, mark, 'refusal');
+  t.is(agent.find((l) => l.msg === 'ruleset applied', mark).length, 0);
+  t.true(await lab.echo(conn), 'session still alive');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.6', proto: 'tcp', port: 22 }), 'allow', 'old ruleset in force');
+
+  // lockoutGuard: warn -> applied, warning names the session again, the session is cut
+  mark = agent.lines.length;
+  await writeConfig(dirs, { mode: 'enforce', lockoutGuard: 'warn' });
+  await agent.waitFor((l) => l['lockout'] === true, 10_000, mark, 'warning in warn mode');
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 10_000, mark, 'apply in warn mode');
+  t.false(await lab.echo(conn), 'session cut by the new ruleset');
+  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.7', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await agent.stop(), 0);
+});
