@@ -9,6 +9,7 @@ import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
 import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
+import { childPath } from './field-path.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -199,7 +200,36 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
       `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
     return;
   }
-  acc.objects.push({ ...json, kind, metadata: metadata as KubeObject['metadata'], pos });
+  const bad = badMetadataField(metadata);
+  if (bad !== undefined) {
+    const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
+    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, 'decode/type', undefined, bad.field));
+    return;
+  }
+  const { labels, namespace, ...rest } = metadata;
+  const meta: KubeObject['metadata'] = {
+    ...rest,
+    name,
+    ...(typeof namespace === 'string' ? { namespace } : {}),
+    ...(isRecord(labels) ? { labels: labels as Record<string, string> } : {}),
+  };
+  acc.objects.push({ ...json, kind, metadata: meta, pos });
+}
+
+/** metadata.namespace must be a string and labels a map of strings (null = absent), as the API server requires. */
+function badMetadataField(metadata: Record<string, unknown>): { field: string; message: string } | undefined {
+  const { namespace, labels } = metadata;
+  if (namespace !== undefined && namespace !== null && typeof namespace !== 'string') {
+    return { field: 'metadata.namespace', message: `metadata.namespace must be a string, got ${describeValue(namespace)}` };
+  }
+  if (labels === undefined || labels === null) return undefined;
+  if (!isRecord(labels)) return { field: 'metadata.labels', message: `metadata.labels must be a map, got ${describeValue(labels)}` };
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string') {
+      return { field: childPath('metadata.labels', k), message: `label ${k} must be a string (quote it), got ${describeValue(v)}` };
+    }
+  }
+  return undefined;
 }
 
 const EMBEDDED_KIND = /["']?kind["']?\s*:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)(List)?\b/;

@@ -488,3 +488,23 @@ test('a policy without metadata.name is an error; a cluster object without one i
   t.is(r.objects.length, 0);
   t.deepEqual(r.problems.map((p) => [p.code, p.pos.line]), [['decode/required', 6]]);
 });
+
+test('cluster objects: labels must be strings, null labels are absent', (t) => {
+  const r = loadManifestText(dedent(`
+    kind: Node
+    metadata:
+      name: a
+      labels:
+        zone: 1
+    ---
+    kind: Node
+    metadata: {name: b, labels: null, namespace: null}
+    ---
+    kind: Pod
+    metadata: {name: c, namespace: ns, labels: {app: x}}
+  `), 'o.yaml');
+  t.deepEqual(r.objects.map((o) => [o.metadata.name, o.metadata.labels, o.metadata.namespace]),
+    [['b', undefined, undefined], ['c', { app: 'x' }, 'ns']]);
+  t.deepEqual(r.problems.map((p) => [p.code, p.field, p.pos.line, p.pos.col]), [['decode/type', 'metadata.labels.zone', 5, 5]]);
+  t.regex(r.problems[0]?.message ?? '', /label zone must be a string \(quote it\), got a number \(1\)/);
+});
