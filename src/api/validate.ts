@@ -102,19 +102,19 @@ function validateRule(ctx: Ctx, rule: Rule): void {
   }
 }
 
+// Messages of Kubernetes' LabelSelectorAsSelector / labels.NewRequirement, which Cilium uses.
 function validateSelector(ctx: Ctx, sel: LabelSelector, path: string): void {
   sel.matchExpressions?.forEach((r, i) => {
     const rp = childPath(childPath(path, 'matchExpressions'), i);
-    const prefix = `invalid label selector: matchExpressions[${i}]`;
+    const values = r.values === undefined ? '[]string(nil)' : `[]string{${r.values.map((v) => JSON.stringify(v)).join(', ')}}`;
     const hasValues = (r.values?.length ?? 0) > 0;
     if (!SELECTOR_OPERATORS.includes(r.operator)) {
-      err(ctx, childPath(rp, 'operator'), `${prefix}.operator: Invalid value: ${JSON.stringify(r.operator)}: not a valid selector operator`,
-        'selector-operator');
+      err(ctx, childPath(rp, 'operator'), `${JSON.stringify(r.operator)} is not a valid label selector operator`, 'selector-operator');
     } else if ((r.operator === 'In' || r.operator === 'NotIn') && !hasValues) {
-      err(ctx, rp, `${prefix}.values: Required value: must be specified when \`operator\` is 'In' or 'NotIn'`, 'selector-values');
+      err(ctx, rp, `values: Invalid value: ${values}: for 'in', 'notin' operators, values set can't be empty`, 'selector-values');
     } else if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && hasValues) {
-      err(ctx, childPath(rp, 'values'),
-        `${prefix}.values: Forbidden: may not be specified when \`operator\` is 'Exists' or 'DoesNotExist'`, 'selector-values');
+      err(ctx, childPath(rp, 'values'), `values: Invalid value: ${values}: values set must be empty for exists and does not exist`,
+        'selector-values');
     }
   });
 }
@@ -200,6 +200,7 @@ function validateCIDRRule(ctx: Ctx, c: CIDRRule, path: string, deny: boolean, ho
     err(ctx, path, 'one of cidr, cidrGroupRef, or cidrGroupSelector is required', 'cidrset-none');
     return;
   }
+  if (c.cidrGroupSelector !== undefined) validateSelector(ctx, c.cidrGroupSelector, childPath(path, 'cidrGroupSelector'));
   if (set > 1) {
     err(ctx, path, 'more than one of cidr, cidrGroupRef, or cidrGroupSelector may not be set', 'cidrset-many');
     return;

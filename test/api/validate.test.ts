@@ -93,14 +93,17 @@ test('§2.1 a rule cannot have both selectors', (t) => {
 
 test('§2.1 selector requirements are checked (node, endpoint and peer selectors)', (t) => {
   expectError(t, hostPolicy('ingress: [{}]', 'nodeSelector: {matchExpressions: [{key: a, operator: Equals, values: [x]}]}'),
-    'invalid label selector: matchExpressions[0].operator: Invalid value: "Equals": not a valid selector operator',
-    'spec.nodeSelector.matchExpressions[0].operator');
+    '"Equals" is not a valid label selector operator', 'spec.nodeSelector.matchExpressions[0].operator');
   expectError(t, hostPolicy('ingress: [{fromEndpoints: [{matchExpressions: [{key: a, operator: In}]}]}]'),
-    /^invalid label selector: matchExpressions\[0\]\.values: Required value/, 'spec.ingress[0].fromEndpoints[0].matchExpressions[0]');
+    "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty",
+    'spec.ingress[0].fromEndpoints[0].matchExpressions[0]');
   expectError(t, hostPolicy('ingress: [{fromEndpoints: [{matchExpressions: [{key: a, operator: NotIn, values: []}]}]}]'),
-    /values: Required value/);
-  expectError(t, hostPolicy('egress: [{toNodes: [{matchExpressions: [{key: a, operator: Exists, values: [x]}]}]}]'),
-    /^invalid label selector: matchExpressions\[0\]\.values: Forbidden/, undefined, cfgOf({ enableNodeSelectorLabels: true }));
+    "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty");
+  expectError(t, hostPolicy('egress: [{toNodes: [{matchExpressions: [{key: a, operator: Exists, values: [x, y]}]}]}]'),
+    'values: Invalid value: []string{"x", "y"}: values set must be empty for exists and does not exist',
+    'spec.egress[0].toNodes[0].matchExpressions[0].values', cfgOf({ enableNodeSelectorLabels: true }));
+  expectError(t, hostPolicy('ingress: [{fromCIDRSet: [{cidrGroupSelector: {matchExpressions: [{key: a, operator: in, values: [x]}]}}]}]'),
+    '"in" is not a valid label selector operator');
   expectValid(t, hostPolicy('ingress: [{fromEndpoints: [{matchExpressions: [{key: a, operator: NotIn, values: [x]}, {key: b, operator: DoesNotExist}]}]}]',
     'nodeSelector: {matchExpressions: [{key: a, operator: Exists}]}'));
 });
