@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { runNft, type NftOutput } from '../../src/nft/nft-exec.js';
 import type { Direction } from '../../src/api/types.js';
+import { normalizeElement } from '../../src/nft/set-delta.js';
 
 export const nftPath = '/usr/sbin/nft';
 export const nodeV4 = '192.0.2.1';
@@ -24,6 +25,7 @@ export interface Probe {
   readonly proto: ProbeProto;
   readonly port?: number;
   readonly icmpType?: number;
+  readonly icmpCode?: number;
 }
 
 export type ProbeResult = 'allow' | 'deny' | 'unsendable';
@@ -39,13 +41,67 @@ export function unsendableReason(p: Probe): string | undefined {
   if (!isDocAddress(p.peer)) return `peer ${p.peer} is not a documentation address`;
   if (p.peer === nodeV4 || p.peer === nodeV6) return 'peer is the node itself';
   const v6 = p.peer.includes(':');
-  if (p.proto === 'tcp' || p.proto === 'udp') return p.port === undefined || p.port === 0 ? 'no port' : undefined;
-  if (p.proto === 'icmp') return !v6 && (p.icmpType ?? 8) === 8 ? undefined : 'only ICMP echo request over IPv4';
-  if (p.proto === 'icmpv6') return v6 && (p.icmpType ?? 128) === 128 ? undefined : 'only ICMPv6 echo request over IPv6';
-  return `protocol ${p.proto} is not sendable by the lab`;
+  if (p.proto === 'tcp' || p.proto === 'udp' || p.proto === 'sctp') return p.port === undefined || p.port === 0 ? 'no port' : undefined;
+  if (p.proto === 'icmp') return v6 ? 'ICMPv4 to an IPv6 peer' : undefined;
+  if (p.proto === 'icmpv6') return v6 ? undefined : 'ICMPv6 to an IPv4 peer';
+  if ([1, 6, 17, 58, 132].includes(p.proto)) return `protocol number ${p.proto} without its port or type`;
+  return undefined;
 }
 
-function sh(cmd: string, args: readonly string[], stdin?: string): Promise<string> {
+/** Probes the lab sends as raw IP packets (socat) and detects with an observer table behind nodewall's chains. */
+function isRaw(p: Probe): boolean {
+  if (p.proto === 'icmp') return (p.icmpType ?? 8) !== 8;
+  if (p.proto === 'icmpv6') return (p.icmpType ?? 128) !== 128;
+  return p.proto !== 'tcp' && p.proto !== 'udp';
+}
+
+const rawMarker = 0xabcd;
+
+/** IP payload of a raw probe and the 16 bits the observer records for it (th sport). */
+function rawPacket(p: Probe): { proto: number; payload: Buffer; key: number } {
+  if (p.proto === 'icmp' || p.proto === 'icmpv6') {
+    const type = p.icmpType ?? 0;
+    const code = p.icmpCode ?? 0;
+    const b = Buffer.alloc(16);
+    b.writeUInt8(type, 0);
+    b.writeUInt8(code, 1);
+    b.write('nodewall', 8);
+    if (p.proto === 'icmp') b.writeUInt16BE(inetChecksum(b), 2); // ICMPv6: the kernel fills the checksum
+    return { proto: p.proto === 'icmp' ? 1 : 58, payload: b, key: type * 256 + code };
+  }
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(rawMarker, 0);
+  if (p.proto === 'sctp') b.writeUInt16BE(p.port ?? 0, 2);
+  return { proto: p.proto === 'sctp' ? 132 : Number(p.proto), payload: b, key: rawMarker };
+}
+
+function inetChecksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+const observerScript = [
+  'table inet nwobs {',
+  ...['in_v4', 'in_v6', 'out_v4', 'out_v6'].map(
+    (n) => `\tset ${n} { type ${n.endsWith('v4') ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service; flags dynamic; }`,
+  ),
+  '\tchain in {',
+  '\t\ttype filter hook input priority 100; policy accept;',
+  '\t\tupdate @in_v4 { ip saddr . meta l4proto . th sport }',
+  '\t\tupdate @in_v6 { ip6 saddr . meta l4proto . th sport }',
+  '\t}',
+  '\tchain out {',
+  '\t\ttype filter hook output priority 100; policy accept;',
+  '\t\tupdate @out_v4 { ip daddr . meta l4proto . th sport }',
+  '\t\tupdate @out_v6 { ip6 daddr . meta l4proto . th sport }',
+  '\t}',
+  '}',
+  '',
+].join('\n');
+
+function sh(cmd: string, args: readonly string[], stdin?: string | Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`, { cause: err }));
@@ -137,6 +193,9 @@ export class Lab {
   private peer: Agent | undefined;
   private readonly peerAddrs = new Map<string, Promise<void>>();
   private readonly listening = new Map<string, Promise<void>>();
+  /** Raw probes share the observer table, so they run one at a time. */
+  private rawQueue: Promise<unknown> = Promise.resolve();
+  private observer: Promise<void> | undefined;
 
   private constructor(tag: string) {
     const rand = randomBytes(3).toString('hex');
@@ -242,6 +301,11 @@ export class Lab {
   async probe(p: Probe): Promise<ProbeResult> {
     if (unsendableReason(p) !== undefined) return 'unsendable';
     await this.addPeerAddress(p.peer);
+    if (isRaw(p)) {
+      const run = this.rawQueue.then(() => this.rawProbe(p));
+      this.rawQueue = run.catch(() => undefined);
+      return run;
+    }
     const v6 = p.peer.includes(':');
     const nodeAddr = v6 ? nodeV6 : nodeV4;
     const [client, server] = p.direction === 'ingress' ? (['peer', 'node'] as const) : (['node', 'peer'] as const);
@@ -258,6 +322,35 @@ export class Lab {
     if (outcome === 'connected' || outcome === 'refused' || outcome === 'reply') return 'allow';
     if (outcome === 'timeout') return 'deny';
     throw new Error(`lab probe ${JSON.stringify(p)}: ${outcome}`);
+  }
+
+  /**
+   * Sends one raw IP packet (any ICMP type, SCTP, GRE, VRRP, ...) with socat and reports whether it got past
+   * nodewall's chain: an observer table at priority 100 records (address, protocol, th sport) of every packet
+   * nodewall accepted (accept in one base chain continues to the next; drop ends the packet).
+   */
+  private async rawProbe(p: Probe): Promise<ProbeResult> {
+    this.observer ??= this.nft(['-f', '-'], observerScript).then(() => undefined);
+    await this.observer;
+    const v6 = p.peer.includes(':');
+    const dir = p.direction === 'ingress' ? 'in' : 'out';
+    const set = `${dir}_${v6 ? 'v6' : 'v4'}`;
+    await this.nft(['-f', '-'], ['in_v4', 'in_v6', 'out_v4', 'out_v6'].map((n) => `flush set inet nwobs ${n}`).join('\n') + '\n');
+    const { proto, payload, key } = rawPacket(p);
+    const nodeAddr = v6 ? nodeV6 : nodeV4;
+    const [ns, dst, src] = p.direction === 'ingress' ? [this.peerNs, nodeAddr, p.peer] : [this.nodeNs, p.peer, nodeAddr];
+    const addr = (a: string) => (v6 ? `[${a}]` : a);
+    try {
+      await sh('ip', ['netns', 'exec', ns, 'socat', '-u', 'STDIN', `IP${v6 ? 6 : 4}-SENDTO:${addr(dst)}:${proto},bind=${addr(src)}`], payload);
+    } catch (err) {
+      // A locally generated packet dropped by the output hook fails sendto() with EPERM.
+      if (p.direction === 'egress' && err instanceof Error && err.message.includes('Operation not permitted')) return 'deny';
+      throw err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const listing = (await this.nft(['-n', '-j', 'list', 'set', 'inet', 'nwobs', set])).stdout;
+    const seen = new Set(observedKeys(listing));
+    return seen.has(`${normalizeElement(p.peer)} ${proto} ${key}`) ? 'allow' : 'deny';
   }
 
   /** Open a TCP connection from the peer (src) to the node and keep it; returns its id. */
@@ -284,6 +377,18 @@ export class Lab {
       await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
   }
+}
+
+function observedKeys(json: string): string[] {
+  const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
+  const out: string[] = [];
+  for (const item of doc.nftables ?? []) {
+    for (const e of item.set?.elem ?? []) {
+      const parts = (e as { concat?: unknown[] }).concat;
+      if (Array.isArray(parts) && parts.length === 3) out.push(`${normalizeElement(String(parts[0]))} ${String(parts[1])} ${String(parts[2])}`);
+    }
+  }
+  return out;
 }
 
 /** Run `fn` over `items` with at most `limit` in flight. */
