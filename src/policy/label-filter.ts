@@ -39,9 +39,18 @@ export function droppingPattern(key: string, filter: LabelFilter): string | unde
   return hit === undefined ? undefined : hit.source.replace(/^\^/, '').replace(/\\/g, '').replace(/^\.\*/, '*');
 }
 
+// Label keys repeat across thousands of pods and nodes: remember each decision.
+const keepCache = new Map<string, boolean>();
+
 /** True when the identity-label filter keeps `key`. */
 export function keepsLabel(key: string, filter: LabelFilter): boolean {
-  return droppingPattern(key, filter) === undefined;
+  if (filter === 'none') return true;
+  let keep = keepCache.get(key);
+  if (keep === undefined) {
+    keep = droppingPattern(key, filter) === undefined;
+    if (keepCache.size < 100_000) keepCache.set(key, keep);
+  }
+  return keep;
 }
 
 /** Labels that survive the filter, with the given source. */

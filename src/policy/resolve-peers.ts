@@ -81,7 +81,19 @@ export interface AddressPools {
   readonly clusterEntity: Prefix[];
 }
 
+// Inventories are immutable values; the policy stage and lint share their parsed pools.
+const poolCache = new WeakMap<Inventory, AddressPools>();
+
 export function addressPools(inv: Inventory): AddressPools {
+  let pools = poolCache.get(inv);
+  if (pools === undefined) {
+    pools = computeAddressPools(inv);
+    poolCache.set(inv, pools);
+  }
+  return pools;
+}
+
+function computeAddressPools(inv: Inventory): AddressPools {
   const all = [inv.self, ...inv.remoteNodes];
   const host = defined(inv.self.addresses.map(addressOf));
   const remoteNodes = nodeAddrs(inv.remoteNodes, (n) => n.addresses);
@@ -198,13 +210,41 @@ function reservedLabel(key: string): SourcedLabel {
   return { source: 'reserved', key, value: '' };
 }
 
-/** Pods as selector candidates: their labels as k8s: labels, after the label filter. */
+/**
+ * Pods as selector candidates: their labels as k8s: labels, after the label
+ * filter. Pods with equal labels share an identity, as in Cilium, so each
+ * selector is matched once per identity rather than once per pod.
+ */
+const podIdentityCache = new WeakMap<Inventory, Map<string, Candidate[]>>();
+
 function podCandidates(ctx: ResolveContext): Candidate[] {
   const inv = ctx.inventory;
-  return inv.pods.map((pod) => {
-    const labels = { [namespaceKey]: pod.namespace, [clusterKey]: inv.clusterName, ...pod.labels };
-    return { labels: filterLabels(labels, ctx.cfg.labelFilter, 'k8s'), addresses: defined(pod.addresses.map(addressOf)) };
-  });
+  let perFilter = podIdentityCache.get(inv);
+  if (perFilter === undefined) {
+    perFilter = new Map();
+    podIdentityCache.set(inv, perFilter);
+  }
+  const cached = perFilter.get(ctx.cfg.labelFilter);
+  if (cached !== undefined) return cached;
+  const byLabels = new Map<string, { labels: SourcedLabel[]; addresses: Prefix[] }>();
+  for (const pod of inv.pods) {
+    const raw = { [namespaceKey]: pod.namespace, [clusterKey]: inv.clusterName, ...pod.labels };
+    const labels = filterLabels(raw, ctx.cfg.labelFilter, 'k8s').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    let key = '';
+    for (const l of labels) key += `${l.key}\u0000${l.value}\u0001`;
+    let id = byLabels.get(key);
+    if (id === undefined) {
+      id = { labels, addresses: [] };
+      byLabels.set(key, id);
+    }
+    for (const a of pod.addresses) {
+      const p = addressOf(a);
+      if (p !== undefined) id.addresses.push(p);
+    }
+  }
+  const out = [...byLabels.values()];
+  perFilter.set(ctx.cfg.labelFilter, out);
+  return out;
 }
 
 /** Reserved identities an endpoint selector with a `reserved:` key can select. */
