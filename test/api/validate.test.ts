@@ -1,6 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { loadManifestPaths } from '../../src/api/load-manifests.js';
-import { isServiceName, parseGoPort, validatePolicy } from '../../src/api/validate.js';
+import { validatePolicy } from '../../src/api/validate.js';
+import { isServiceName } from '../../src/api/validate-l4.js';
 import type { Problem } from '../../src/api/problem.js';
 import { defaultEngineConfig, type EngineConfig } from '../../src/inventory/types.js';
 import { corpusFile, corpusFiles } from './corpus.js';
@@ -458,17 +459,4 @@ test('authentication and TLS inspection on host rules are flagged', (t) => {
   t.is(a?.code, 'unsupported/authentication');
   const [tls] = warningsFor(t, l7Rule('egress', 'toEntities: [world]', '{port: "443", protocol: TCP}', 'serverNames: [a.example]'));
   t.is(tls?.code, 'unsupported/tls');
-});
-
-test('Go port parsing (strconv.ParseUint base 0, 16 bits)', (t) => {
-  t.is(parseGoPort('80'), 80);
-  t.is(parseGoPort('010'), 8);
-  t.is(parseGoPort('0x50'), 0x50);
-  t.is(parseGoPort('0o17'), 15);
-  t.is(parseGoPort('0b11'), 3);
-  t.is(parseGoPort('0x_50'), 0x50);
-  t.is(parseGoPort('1_000'), undefined);
-  t.is(parseGoPort('65536'), undefined);
-  t.is(parseGoPort('08'), undefined);
-  t.is(parseGoPort(''), undefined);
 });
