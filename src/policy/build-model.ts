@@ -58,7 +58,7 @@ export function entriesOf(
   ctx: ResolveContext,
 ): Entry[] {
   const peers = resolvePeers(pr, dir, ctx);
-  const l4 = resolveL4(pr, ctx.cfg);
+  const l4 = resolveL4(pr, ctx.cfg, dir);
   const noL4 = (pr.toPorts ?? []).length === 0 && (pr.icmps ?? []).length === 0;
   if (peers.kind === 'any' && noL4) {
     const note = 'no peer and no port: this entry matches nothing; it only switches on default deny for its direction';

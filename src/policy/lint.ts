@@ -213,7 +213,8 @@ function lintCidrs(l: Linter, rule: Rule, pools: AddressPools, cfg: EngineConfig
 function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<string, PolicyDocument>): Problem[] {
   const out: Problem[] = [];
   const at = (dir: Direction): { doc: PolicyDocument; field: string } | undefined => {
-    const e = (dir === 'ingress' ? model.ingress : model.egress).entries[0];
+    const entries = (dir === 'ingress' ? model.ingress : model.egress).entries;
+    const e = entries.find((x) => x.action === 'allow') ?? entries[0];
     const doc = e === undefined ? byName.get(model.selectedPolicies[0] ?? '') : byName.get(e.policy);
     if (doc === undefined) return undefined;
     return { doc, field: e !== undefined && e.policy === doc.name ? e.rule.replace(/\[\d+\]$/, '') : '' };

@@ -2,7 +2,7 @@
 // L4Match values; nothing here looks at peers.
 
 import { icmpTypeNumber } from '../api/icmp-types.js';
-import type { PeerRule, PortProtocol } from '../api/types.js';
+import type { Direction, PeerRule, PortProtocol } from '../api/types.js';
 import type { EngineConfig } from '../inventory/types.js';
 import type { Family, L4Match } from './model.js';
 
@@ -73,7 +73,7 @@ function icmpFamily(f: string | undefined): Family | undefined {
  * L4 matches of one rule. No toPorts and no icmps (absent or empty lists, as
  * Cilium counts by length) = every protocol.
  */
-export function resolveL4(rule: PeerRule, cfg: EngineConfig): L4Result {
+export function resolveL4(rule: PeerRule, cfg: EngineConfig, direction: Direction = 'ingress'): L4Result {
   const toPorts = rule.toPorts ?? [];
   const icmps = rule.icmps ?? [];
   if (toPorts.length === 0 && icmps.length === 0) return { l4: [{ kind: 'all' }], notes: [] };
@@ -105,7 +105,11 @@ export function resolveL4(rule: PeerRule, cfg: EngineConfig): L4Result {
       }
       const text = pp.port ?? '';
       if (isNamedPort(text)) {
-        notes.push(`named port "${text}" cannot resolve for the host endpoint (it has no container ports); this port entry matches nothing`);
+        notes.push(
+          direction === 'ingress'
+            ? `named port "${text}" cannot resolve for the host endpoint (it has no container ports); this port entry matches nothing`
+            : `named port "${text}" would resolve against the peers' container ports, which nodewall does not know; this port entry matches nothing`,
+        );
         continue;
       }
       const range = portRange(pp);

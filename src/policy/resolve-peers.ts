@@ -120,8 +120,18 @@ function computeAddressPools(inv: Inventory): AddressPools {
 }
 
 /** Short stable hash for set names. */
-export function shortHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 8);
+export function shortHash(text: string, length = 8): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/**
+ * `kind_<hash of label>`: stable for the same selector/CIDR text. Should two
+ * different labels ever share the 8-digit hash, the later one gets 16 digits.
+ */
+export function hashedSetName(ctx: ResolveContext, kind: string, label: string): string {
+  const short = `${kind}_${shortHash(label)}`;
+  const taken = ctx.sets.get(short);
+  return taken === undefined || taken.label === label ? short : `${kind}_${shortHash(label, 16)}`;
 }
 
 export interface ResolveContext {
@@ -280,7 +290,7 @@ export function effectiveEndpointSelector(sel: LabelSelector, clusterName: strin
 
 function resolveEndpoints(ctx: ResolveContext, sel: LabelSelector, notes: string[]): string {
   const canon = canonicalSelector(sel);
-  const name = `endpoints_${shortHash(`endpoints ${canon}`)}`;
+  const name = hashedSetName(ctx, 'endpoints', `endpoints:${canon}`);
   if (ctx.sets.has(name)) return name;
   const eff = effectiveEndpointSelector(sel, ctx.inventory.clusterName);
   const withReserved = eff === sel && selectorKeys(sel).some((k) => k.source === 'reserved');
@@ -294,7 +304,7 @@ function resolveEndpoints(ctx: ResolveContext, sel: LabelSelector, notes: string
 
 function resolveNodes(ctx: ResolveContext, sel: LabelSelector): string {
   const canon = canonicalSelector(sel);
-  const name = `nodes_${shortHash(`nodes ${canon}`)}`;
+  const name = hashedSetName(ctx, 'nodes', `nodes:${canon}`);
   if (ctx.sets.has(name)) return name;
   // fromNodes/toNodes select remote-node identities by their node: labels; never the local host.
   const addrs = ctx.inventory.remoteNodes
@@ -322,10 +332,10 @@ function resolveCidr(ctx: ResolveContext, text: string, except: readonly string[
     // A zero-length prefix is that family's world (§4.4): never cluster addresses, whatever the match mode.
     if (canonCuts.length === 0) return worldFamilySet(ctx, base.family);
     const label = `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
-    return makeSet(ctx, `cidr_${shortHash(label)}`, label, 'cidr', subtractPrefixes([base], cuts), 'cluster');
+    return makeSet(ctx, hashedSetName(ctx, 'cidr', label), label, 'cidr', subtractPrefixes([base], cuts), 'cluster');
   }
   const label = canonCuts.length === 0 ? `cidr:${formatPrefix(base)}` : `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
-  return makeSet(ctx, `cidr_${shortHash(label)}`, label, 'cidr', subtractPrefixes([base], cuts), cidrExclusion(ctx));
+  return makeSet(ctx, hashedSetName(ctx, 'cidr', label), label, 'cidr', subtractPrefixes([base], cuts), cidrExclusion(ctx));
 }
 
 function resolveCidrRule(ctx: ResolveContext, r: CIDRRule, notes: string[]): string | undefined {

@@ -57,6 +57,16 @@ export function peerIdentities(model: HostModel, peer: Address): string[] {
   return out.sort();
 }
 
+/** Sets whose prefixes contain `peer` but whose exclusion removes it (a cluster address inside a CIDR/world peer). */
+export function excludedIdentities(model: HostModel, peer: Address): string[] {
+  const m = matchersFor(model);
+  const out: string[] = [];
+  for (const [name, s] of m.sets) {
+    if (s.exclude !== undefined && s.matcher.has(peer) && m.exclusions[s.exclude].has(peer)) out.push(name);
+  }
+  return out.sort();
+}
+
 export type NormalizedProto = 'tcp' | 'udp' | 'sctp' | 'icmp' | 'icmpv6' | number;
 
 const protoNumbers: Readonly<Record<number, NormalizedProto>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };

@@ -1,7 +1,9 @@
 // Operator-facing text for one verdict: what decided, which identities the
 // peer resolved to, and why default deny is or is not active.
 
+import { parseAddress } from '../policy/cidr.js';
 import type { Entry, HostModel } from '../policy/model.js';
+import { excludedIdentities } from './evaluate.js';
 import type { Flow, MatchedEntry, Verdict } from './types.js';
 
 function flowText(f: Flow): string {
@@ -57,6 +59,18 @@ export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
   }
   const ids = v.peerIdentities.map((n) => peerText(model, n));
   lines.push(`peer ${flow.peer} resolves to: ${ids.length === 0 ? 'no identity set used by this node\'s rules' : ids.join(', ')}`);
+  let excluded: string[] = [];
+  try {
+    excluded = excludedIdentities(model, parseAddress(flow.peer));
+  } catch {
+    // evaluate() already rejected unparsable peers; nothing to add here.
+  }
+  if (excluded.length > 0) {
+    lines.push(
+      `  not matched by ${excluded.map((n) => peerText(model, n)).join(', ')}: ${flow.peer} is a cluster address, ` +
+        'which CIDR and world peers never select (use host/remote-node/health entities or endpoint selectors)',
+    );
+  }
   if (model.hostAddresses.includes(flow.peer)) lines.push(`  (${flow.peer} is an address of this node)`);
   if (v.matched.length > 1) {
     lines.push('matched entries (deciding first):');

@@ -149,3 +149,8 @@ testProp('mergeRanges keeps membership and yields sorted disjoint ranges', [fc.a
   t.is(merged.some(([lo, hi]) => p >= lo && p <= hi), rs.some(([lo, hi]) => p >= lo && p <= hi));
   for (let i = 1; i < merged.length; i++) t.true(merged[i]![0] > merged[i - 1]![1] + 1);
 });
+
+test('named port notes depend on the direction', (t) => {
+  t.regex(resolveL4(tp({ port: 'dns', protocol: 'UDP' }), cfg, 'egress').notes.join(), /peers' container ports/);
+  t.regex(resolveL4(tp({ port: 'dns', protocol: 'UDP' }), cfg, 'ingress').notes.join(), /host endpoint/);
+});

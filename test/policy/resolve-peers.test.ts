@@ -3,7 +3,7 @@ import type { Inventory } from '../../src/inventory/types.js';
 import { AddressMatcher, parseAddress, type Prefix } from '../../src/policy/cidr.js';
 import type { PeerRule } from '../../src/api/types.js';
 import type { IdentitySet } from '../../src/policy/model.js';
-import { addressPools, effectiveEndpointSelector, resolveContext, resolvePeers, type ResolveContext } from '../../src/policy/resolve-peers.js';
+import { addressPools, effectiveEndpointSelector, hashedSetName, resolveContext, resolvePeers, shortHash, type ResolveContext } from '../../src/policy/resolve-peers.js';
 import { baseInventory, config, node, pod } from '../helpers/policy-builders.js';
 
 function resolve(rule: PeerRule, ctx: ResolveContext = resolveContext(baseInventory(), config())): { sets: IdentitySet[]; kind: string; notes: readonly string[] } {
@@ -172,4 +172,13 @@ test('unsupported peers select nothing with a note', (t) => {
     t.is(got.kind, 'none');
     t.regex(got.notes.join(), /not supported/);
   }
+});
+
+test('hashed set names: kind + 8 hex digits of the label; a colliding label gets 16 digits', (t) => {
+  const ctx = resolveContext(baseInventory(), config());
+  const label = 'cidr:10.0.0.0/8';
+  const name = hashedSetName(ctx, 'cidr', label);
+  t.is(name, `cidr_${shortHash(label)}`);
+  ctx.sets.set(name, { name, label: 'cidr:something-else', kind: 'cidr', v4: [], v6: [] });
+  t.is(hashedSetName(ctx, 'cidr', label), `cidr_${shortHash(label, 16)}`);
 });

@@ -43,3 +43,12 @@ test('entry notes are shown for the deciding entry', (t) => {
   const f: Flow = { direction: 'egress', peer: '203.0.113.53', proto: 'udp', port: 53 };
   t.regex(explainText(evaluate(m, f), m, f), /note: L7 content \(DNS\)/);
 });
+
+test('cluster addresses inside a CIDR peer are explained', (t) => {
+  const m = buildHostModel([ccnp('nodes', hostRule({ ingress: [{ cidr: ['192.0.2.0/24'], ...ports('22/TCP') }] }))], baseInventory(), config(), 'enforce');
+  const f: Flow = { direction: 'ingress', peer: '192.0.2.2', proto: 'tcp', port: 22 };
+  const text = explainText(evaluate(m, f), m, f);
+  t.regex(text, /not matched by cidr_[0-9a-f]{8} \(cidr:192\.0\.2\.0\/24\): 192\.0\.2\.2 is a cluster address/);
+  const w: Flow = { ...f, peer: '192.0.2.77' };
+  t.notRegex(explainText(evaluate(m, w), m, w), /not matched by cidr_/);
+});
