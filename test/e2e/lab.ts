@@ -87,6 +87,18 @@ const observerScript = [
   ...['in_v4', 'in_v6', 'out_v4', 'out_v6'].map(
     (n) => `\tset ${n} { type ${n.endsWith('v4') ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service; flags dynamic; }`,
   ),
+  // Every probe stands for a new flow (what `trace` evaluates). TCP, UDP and ICMP echo get fresh ports or ids;
+  // other protocols and ICMP types would be tied by conntrack to earlier probes (a GRE probe out to X looks like the
+  // reply to a GRE probe in from X), so they bypass conntrack here.
+  ...['prerouting', 'output'].flatMap((hook) => [
+    `\tchain notrack_${hook} {`,
+    `\t\ttype filter hook ${hook} priority raw; policy accept;`,
+    '\t\tmeta l4proto { tcp, udp } return',
+    '\t\ticmp type { echo-request, echo-reply } return',
+    '\t\ticmpv6 type { echo-request, echo-reply } return',
+    '\t\tnotrack',
+    '\t}',
+  ]),
   '\tchain in {',
   '\t\ttype filter hook input priority 100; policy accept;',
   '\t\tupdate @in_v4 { ip saddr . meta l4proto . th sport }',
