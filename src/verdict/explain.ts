@@ -19,10 +19,13 @@ function findEntry(model: HostModel, flow: Flow, m: MatchedEntry): Entry | undef
   return dp.entries.find((e) => e.policy === m.policy && e.rule === m.rule && e.action === m.action && e.peer === m.peer);
 }
 
-function peerText(model: HostModel, peer: string | null): string {
-  if (peer === null) return 'any peer';
+function peerText(model: HostModel, peer: string): string {
   const s = model.sets[peer];
   return s === undefined ? peer : `${peer} (${s.label})`;
+}
+
+function peerPhrase(model: HostModel, peer: string | null): string {
+  return peer === null ? 'any peer' : `peer ${peerText(model, peer)}`;
 }
 
 /** Multi-line explanation of `v` for `flow` under `model`. */
@@ -30,8 +33,10 @@ export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
   const dp = flow.direction === 'ingress' ? model.ingress : model.egress;
   const lines: string[] = [];
   lines.push(`${flowText(flow)}: ${v.verdict.toUpperCase()} (node ${model.node})`);
-  if (v.verdict === 'deny' && model.runMode !== 'enforce') {
-    lines.push(`  mode ${model.runMode}: nodewall would drop this packet but lets it pass (and logs it).`);
+  if (v.verdict === 'deny' && model.runMode === 'audit') {
+    lines.push('  mode audit: nodewall would drop this packet but lets it pass and records it.');
+  } else if (v.verdict === 'deny' && model.runMode === 'dry-run') {
+    lines.push('  mode dry-run: the ruleset is not applied, so this packet is not dropped yet.');
   }
   const first = v.matched[0];
   switch (v.decidedBy) {
@@ -44,7 +49,7 @@ export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
     case 'deny-entry':
     case 'allow-entry':
       if (first !== undefined) {
-        lines.push(`decided by: policy ${first.policy} ${first.rule} (${first.action} entry, peer ${peerText(model, first.peer)})`);
+        lines.push(`decided by: policy ${first.policy} ${first.rule} (${first.action} entry, ${peerPhrase(model, first.peer)})`);
         const note = findEntry(model, flow, first)?.note;
         if (note !== undefined) lines.push(`  note: ${note}`);
         if (first.action === 'deny') lines.push('  deny entries win over every allow entry, whatever their specificity.');
@@ -74,7 +79,7 @@ export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
   if (model.hostAddresses.includes(flow.peer)) lines.push(`  (${flow.peer} is an address of this node)`);
   if (v.matched.length > 1) {
     lines.push('matched entries (deciding first):');
-    for (const m of v.matched) lines.push(`  - ${m.action} ${m.policy} ${m.rule} peer ${peerText(model, m.peer)}`);
+    for (const m of v.matched) lines.push(`  - ${m.action} ${m.policy} ${m.rule}, ${peerPhrase(model, m.peer)}`);
   }
   lines.push(`${flow.direction} policy: ${dp.enforced ? (dp.defaultDeny ? 'enforced, default deny' : 'enforced, default allow') : 'not enforced'}. ${dp.reason}`);
   if (model.selectedPolicies.length > 0) lines.push(`policies selecting ${model.node}: ${model.selectedPolicies.join(', ')}`);
