@@ -92,6 +92,15 @@ export function valueText(v: Json, family?: 'ipv4' | 'ipv6'): string {
   return JSON.stringify(v);
 }
 
+const protoNames: Readonly<Record<number, string>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 47: 'gre', 58: 'icmpv6', 112: 'vrrp', 132: 'sctp' };
+
+/** Protocol numbers (nft -n prints numbers) with the usual names. */
+function protoText(v: Json): string {
+  if (typeof v === 'number') return protoNames[v] ?? String(v);
+  if (isObj(v) && Array.isArray(v['set'])) return v['set'].map(protoText).join(',');
+  return valueText(v);
+}
+
 const fixed = new Set<string>(Object.values(fixedComments));
 
 /** "demo-host-policy spec.ingress[1]" -> policy + rule; nodewall's own comments -> neither. */
@@ -147,7 +156,7 @@ function parseRule(r: Record<string, Json>): KernelRule {
       }
     } else if (isObj(meta)) {
       const key = str(meta['key']);
-      if (key === 'l4proto') l4.push(`${op === '==' || op === 'in' ? '' : `${op} `}${valueText(right)}`);
+      if (key === 'l4proto') l4.push(`${op === '==' || op === 'in' ? '' : `${op} `}${protoText(right)}`);
       else if (key === 'nfproto') family = right === 'ipv6' ? 'ipv6' : 'ipv4';
     }
   }
@@ -228,7 +237,8 @@ function isMissingTable(err: unknown): boolean {
 /** nodewall's table as the kernel holds it, or null when the table does not exist. */
 export async function readTable(nftPath: string, table: string, opts: { netns?: string } = {}): Promise<KernelTable | null> {
   try {
-    const { stdout } = await runNft(nftPath, ['-j', 'list', 'table', 'inet', table], opts);
+    // -n: ICMP types and protocols as numbers (names like "destination-unreachable" make ranges unreadable).
+    const { stdout } = await runNft(nftPath, ['-n', '-j', 'list', 'table', 'inet', table], opts);
     return parseTableJson(stdout, table);
   } catch (err) {
     if (isMissingTable(err)) return null;
