@@ -127,12 +127,13 @@ function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule): void {
             `so every ${dir} packet not allowed by another entry is dropped; if you meant "allow all", write ${dir === 'ingress' ? 'fromEntities' : 'toEntities'}: [all]`,
         );
       }
-      if (present.length === 0 && hasL4 && !list.endsWith('Deny')) {
+      if (present.length === 0 && hasL4) {
+        const verb = list.endsWith('Deny') ? 'denies' : 'allows';
         for (const name of nullPeerFields(doc, elem, pr, list)) {
           l.warn(
             `${elem}.${name.split('/')[0] ?? name}`,
             'null-peer',
-            `${name} is written without a value (YAML null), which counts as absent: this entry allows its ports ${dir === 'ingress' ? 'from' : 'to'} ANY peer, ` +
+            `${name} is written without a value (YAML null), which counts as absent: this entry ${verb} its ports ${dir === 'ingress' ? 'from' : 'to'} ANY peer, ` +
               'not from no peer and not only from pods; list the peers, or delete the key if "any peer" is meant',
           );
         }

@@ -249,3 +249,20 @@ test('every lint code is prefixed lint/ and every problem is a warning', (t) => 
   }
   t.deepEqual(codes(ps), ['lint/filtered-label', 'lint/no-peer-no-port', 'lint/selects-no-node']);
 });
+
+test('null peer in a deny rule denies the port from everyone', (t) => {
+  const ps = lint(`${head('deny-null')}spec:
+  nodeSelector: {}
+  ingressDeny:
+  - fromCIDR:
+    toPorts:
+    - ports: [{ port: "23", protocol: TCP }]
+  ingress:
+  - fromEntities: [world]
+    toPorts:
+    - ports: [{ port: "22", protocol: TCP }]
+`);
+  const f = byCode(ps, 'null-peer');
+  t.is(f.length, 1);
+  t.regex(f[0]!.message, /denies its ports from ANY peer/);
+});
