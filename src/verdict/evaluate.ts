@@ -1,5 +1,13 @@
 // The verdict for one flow, derived from the HostModel alone (reference §6.7 + §8):
 // datapath exceptions, then enforcement, deny entries, allow entries, default deny.
+//
+// Datapath decisions (the nft renderer does the same):
+// - frag-needed and the ICMPv6 always-allow types pass in both directions, and ICMPv6
+//   types other than echo request/reply arriving at the host are dropped, in every mode
+//   (Cilium's host datapath does this whenever the host firewall runs);
+// - without enableExtendedIPProtocols, protocols other than tcp/udp/sctp/icmp/icmpv6 are
+//   dropped in an enforced direction even where a peer-only allow would match (§5); an
+//   unenforced direction passes them.
 
 import { AddressMatcher, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
 import type { DirectionPolicy, Entry, ExclusionName, HostModel, L4Match } from '../policy/model.js';
