@@ -103,7 +103,7 @@ function nullPeerFields(doc: PolicyDocument, elemPath: string, pr: PeerRule, lis
   return onStartLine || decoded.length === 0 ? [] : [dir === 'ingress' ? 'fromEndpoints/fromEntities/fromCIDR' : 'toEndpoints/toEntities/toCIDR'];
 }
 
-function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule): void {
+function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule, cfg: EngineConfig): void {
   for (const { list, dir } of lists) {
     (rule[list] ?? []).forEach((pr, i) => {
       const elem = `${rule.path}.${list}[${i}]`;
@@ -118,6 +118,20 @@ function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule): void {
             'remove the field to mean "any peer" or list the peers',
         );
       }
+      (pr.nodes ?? []).forEach((sel, j) => {
+        const field = `${elem}.${peerFieldName(dir, 'nodes')}[${j}]`;
+        for (const r of selectorRequirements(sel)) {
+          const k = parseSelectorKey(r.key);
+          const pattern = droppingPattern(k.key, cfg.labelFilter);
+          if (pattern === undefined || k.source === 'reserved') continue;
+          l.warn(
+            field,
+            'filtered-label',
+            `node label "${k.key}" is dropped by the identity-label filter (pattern "${pattern}"), so nodewall never sees it on remote nodes ` +
+              `and this ${peerFieldName(dir, 'nodes')} selector ${r.operator === 'NotIn' || r.operator === 'DoesNotExist' ? 'treats it as absent' : 'selects no node'}; select on a label of your own`,
+          );
+        }
+      });
       const hasL4 = (pr.toPorts ?? []).length > 0 || (pr.icmps ?? []).length > 0;
       if (present.length === 0 && !hasL4) {
         l.warn(
@@ -275,7 +289,7 @@ export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inv
     for (const rule of doc.rules) {
       if (!isHostRule(doc, rule)) continue;
       lintNodeSelector(l, rule, cfg);
-      lintEntries(l, doc, rule);
+      lintEntries(l, doc, rule, cfg);
       lintRedundantAllows(l, rule, policies, inventory, cfg);
       lintCidrs(l, rule, pools, cfg);
     }

@@ -266,3 +266,19 @@ test('null peer in a deny rule denies the port from everyone', (t) => {
   t.is(f.length, 1);
   t.regex(f[0]!.message, /denies its ports from ANY peer/);
 });
+
+test('fromNodes on a filtered node label', (t) => {
+  const ps = lint(`${head('nodes')}spec:
+  nodeSelector: {}
+  ingress:
+  - fromNodes:
+    - matchLabels: { kubernetes.io/hostname: node-b }
+  - fromEntities: [world]
+    toPorts:
+    - ports: [{ port: "22", protocol: TCP }]
+`, { enableNodeSelectorLabels: true });
+  const f = byCode(ps, 'filtered-label');
+  t.is(f.length, 1);
+  t.is(f[0]!.field, 'spec.ingress[0].fromNodes[0]');
+  t.regex(f[0]!.message, /selects no node/);
+});
