@@ -4,7 +4,7 @@
 
 import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName } from '../api/types.js';
 import type { EngineConfig, Inventory, RunMode } from '../inventory/types.js';
-import { formatAddress, hostPrefix } from './cidr.js';
+import { formatAddress, formatPrefixesByFamily, hostPrefix } from './cidr.js';
 import type { DirectionPolicy, Entry, HostModel } from './model.js';
 import { resolveL4 } from './resolve-l4.js';
 import { resolveContext, resolvePeers, type ResolveContext } from './resolve-peers.js';
@@ -181,12 +181,6 @@ export function buildHostModel(policies: readonly PolicyDocument[], inventory: I
   const egress = directionPolicy('egress', collect(selected, 'egress', ctx), node, selected, cfg);
   const used = new Set([...ingress.entries, ...egress.entries].map((e) => e.peer).filter((p): p is string => p !== null));
   const sets = Object.fromEntries([...ctx.sets].filter(([name]) => used.has(name)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const byFamily = (ps: typeof ctx.pools.cluster): { v4: string[]; v6: string[] } => {
-    const v4: string[] = [];
-    const v6: string[] = [];
-    for (const p of ps) (p.family === 'ipv4' ? v4 : v6).push(`${formatAddress(p.family, p.bits)}/${p.len}`);
-    return { v4, v6 };
-  };
   return {
     node,
     enforcementMode: cfg.policyEnforcement,
@@ -195,7 +189,7 @@ export function buildHostModel(policies: readonly PolicyDocument[], inventory: I
     ingress,
     egress,
     sets,
-    exclusions: { cluster: byFamily(ctx.pools.cluster), cluster_non_node: byFamily(ctx.pools.clusterNonNode) },
+    exclusions: { cluster: formatPrefixesByFamily(ctx.pools.cluster), cluster_non_node: formatPrefixesByFamily(ctx.pools.clusterNonNode) },
     hostAddresses: canonicalHostAddresses(inventory.self.addresses),
     datapath: {
       allowICMPFragNeeded: cfg.allowICMPFragNeeded,
