@@ -88,10 +88,13 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   if (!dryRun && plan.kind === 'full') {
     const mode = opts.check ?? 'structure';
     const c0 = performance.now();
-    if (mode !== 'none') await checkScript(opts.nftPath, mode === 'full' ? rendered.script : rendered.structureScript, exec);
+    // The structure check runs in nft while the element text is rendered here.
+    const checking = mode === 'none' ? Promise.resolve() : checkScript(opts.nftPath, mode === 'full' ? rendered.script : rendered.structureScript, exec);
+    const script = rendered.script;
+    await checking;
     const l0 = performance.now();
     check = l0 - c0;
-    await loadScript(opts.nftPath, rendered.script, exec);
+    await loadScript(opts.nftPath, script, exec);
     load += performance.now() - l0;
   }
   const t3 = performance.now();

@@ -26,6 +26,8 @@ export interface RenderedRuleset {
   readonly markerSet: string;
   /** Identity and exclusion sets with their elements, by set name. */
   readonly sets: ReadonlyMap<string, SetSpec>;
+  /** Elements are the model's canonical CIDR strings (no normalisation needed to compare them). */
+  readonly canonical: true;
   /** Rules of the base chains (audit chains excluded). */
   readonly ruleCount: number;
   /** Base-chain rules in order, with their comments (what `list` reads back). */
@@ -48,54 +50,78 @@ export function markerSetName(structureHash: string): string {
   return `${reservedPrefix}structure_${structureHash}`;
 }
 
-function tableBody(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[], withElements: boolean, marker: string | null) {
-  const lines: string[] = [];
-  lines.push(`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`);
-  if (marker !== null) lines.push(`\tset ${marker} {`, '\t\ttype inet_proto', '\t\tcomment "nodewall structure marker"', '\t}');
-  for (const s of sets) lines.push(...renderSet(s, withElements));
+interface Parts {
+  readonly head: readonly string[];
+  readonly sets: readonly SetSpec[];
+  /** Audit sets and chains, base chains. */
+  readonly tail: readonly string[];
+  readonly rules: readonly RenderedRule[];
+}
+
+/** Everything but the set declarations, rendered once. */
+function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]): Parts {
+  const head = [`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`];
+  const tail: string[] = [];
   if (opts.mode === 'audit') {
     for (const direction of ['ingress', 'egress'] as const) {
-      lines.push(...renderAuditSet(direction, 'ipv4'), ...renderAuditSet(direction, 'ipv6'));
+      tail.push(...renderAuditSet(direction, 'ipv4'), ...renderAuditSet(direction, 'ipv6'));
     }
     for (const direction of ['ingress', 'egress'] as const) {
-      lines.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
+      tail.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
     }
   }
-  const rendered: RenderedRule[] = [];
+  const rules: RenderedRule[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
-    const rules = directionRules(model, direction, opts.mode);
-    for (const text of rules) rendered.push({ chain: hook, comment: ruleComment(text), text });
-    lines.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, ...rules.map((r) => `\t\t${r}`), '\t}');
+    const texts = directionRules(model, direction, opts.mode);
+    for (const text of texts) rules.push({ chain: hook, comment: ruleComment(text), text });
+    tail.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, ...texts.map((r) => `\t\t${r}`), '\t}');
   }
-  return { lines, rules: rendered };
+  return { head, sets, tail, rules };
 }
 
-function script(table: string, header: string, body: readonly string[]): string {
-  return [header, `table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`, ...body, '}', ''].join('\n');
+function body(p: Parts, withElements: boolean, marker: string | null): string[] {
+  const lines = [...p.head];
+  if (marker !== null) lines.push(`\tset ${marker} {`, '\t\ttype inet_proto', '\t\tcomment "nodewall structure marker"', '\t}');
+  for (const s of p.sets) lines.push(...renderSet(s, withElements));
+  lines.push(...p.tail);
+  return lines;
 }
 
-/** Render the model with everything apply needs to decide between a full replace and an element delta. */
+function script(table: string, header: string, lines: readonly string[]): string {
+  return [header, `table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`, ...lines, '}', ''].join('\n');
+}
+
+/**
+ * Render the model with everything apply needs to decide between a full replace and an element delta.
+ * The complete script (with every element) is rendered on first access only: an element delta never needs it.
+ */
 export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRuleset {
   if (!tableName.test(opts.table)) throw new RenderError(`table name "${opts.table}" is not a plain nft identifier`);
   const sets = collectSets(model);
-  const unmarked = tableBody(model, opts, sets, false, null);
-  const hashInput = script(opts.table, '', unmarked.lines);
-  const structureHash = createHash('sha256').update(hashInput).digest('hex').slice(0, 16);
+  const p = parts(model, opts, sets);
+  const structureHash = createHash('sha256').update(script(opts.table, '', body(p, false, null))).digest('hex').slice(0, 16);
   const marker = markerSetName(structureHash);
   const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
-  const full = tableBody(model, opts, sets, true, marker);
-  const bare = tableBody(model, opts, sets, false, marker);
+  let full: string | undefined;
+  let bare: string | undefined;
   return {
     table: opts.table,
     mode: opts.mode,
-    script: script(opts.table, header, full.lines),
-    structureScript: script(opts.table, header, bare.lines),
+    get script(): string {
+      full ??= script(opts.table, header, body(p, true, marker));
+      return full;
+    },
+    get structureScript(): string {
+      bare ??= script(opts.table, header, body(p, false, marker));
+      return bare;
+    },
     structureHash,
     markerSet: marker,
     sets: new Map(sets.map((s) => [s.name, s])),
-    ruleCount: full.rules.length,
-    rules: full.rules,
+    canonical: true,
+    ruleCount: p.rules.length,
+    rules: p.rules,
   };
 }
 

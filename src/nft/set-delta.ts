@@ -10,6 +10,8 @@ import { elementText } from './render-sets.js';
 export interface PreviousState {
   readonly structureHash: string | null;
   readonly sets: ReadonlyMap<string, { readonly elements: readonly string[] }>;
+  /** True when the elements are already canonical (a RenderedRuleset); kernel read-backs get normalised. */
+  readonly canonical?: boolean;
 }
 
 export interface SetDelta {
@@ -64,11 +66,22 @@ export function normalizeElement(element: string): string {
   return `${addr}/${len ?? 32}`;
 }
 
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function computeDeltas(prev: PreviousState, next: RenderedRuleset): SetDelta[] {
   const deltas: SetDelta[] = [];
+  const norm = prev.canonical === true ? (e: string) => e : normalizeElement;
   for (const [name, spec] of next.sets) {
-    const before = new Set((prev.sets.get(name)?.elements ?? []).map(normalizeElement));
-    const after = new Set(spec.elements.map(normalizeElement));
+    const old = prev.sets.get(name)?.elements ?? [];
+    // Most sets do not change between two models: an ordered compare avoids building sets for them.
+    if (prev.canonical === true && sameList(old, spec.elements)) continue;
+    const before = new Set(old.map(norm));
+    const after = new Set(spec.elements.map(norm));
     const add = [...after].filter((e) => !before.has(e));
     const remove = [...before].filter((e) => !after.has(e));
     if (add.length > 0 || remove.length > 0) deltas.push({ set: name, family: spec.family, add, remove });
@@ -101,13 +114,21 @@ export function renderDelta(table: string, markerSet: string, deltas: readonly S
 
 /** Delta when the previous state has the same structure, full replace otherwise, noop when nothing changed. */
 export function planApply(prev: PreviousState | null, next: RenderedRuleset): ApplyPlan {
-  if (prev === null) return { kind: 'full', script: next.script, reason: 'no nodewall table in the kernel' };
+  // The full script is rendered only when someone reads it (apply overlaps that with nft -c).
+  const full = (reason: string): ApplyPlan => ({
+    kind: 'full',
+    reason,
+    get script() {
+      return next.script;
+    },
+  });
+  if (prev === null) return full('no nodewall table in the kernel');
   if (prev.structureHash !== next.structureHash) {
     const reason =
       prev.structureHash === null
         ? 'the table has no structure marker'
         : `structure changed (${prev.structureHash} -> ${next.structureHash})`;
-    return { kind: 'full', script: next.script, reason };
+    return full(reason);
   }
   const deltas = computeDeltas(prev, next);
   if (deltas.length === 0) return { kind: 'noop', reason: 'the kernel already holds this ruleset' };
