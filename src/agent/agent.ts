@@ -227,7 +227,7 @@ export class Agent {
       log.info({
         table: config.nft.table, mode: config.mode, kind: result.kind, reason: result.reason,
         rules: result.rules, sets: result.sets, elements: result.elements, added: result.added, removed: result.removed,
-        policies: counts, durationMs, durationsMs: result.durationsMs,
+        policies: counts, durationMs, durationsMs: result.durationsMs, ...memoryMB(),
       }, result.kind === 'noop' ? 'ruleset unchanged' : 'ruleset applied');
       log.debug({ script: result.script }, 'ruleset script');
       this.#lastApply = {
@@ -462,6 +462,11 @@ export class Agent {
   get state(): State | undefined {
     return this.#desired?.state;
   }
+}
+
+function memoryMB(): { rssMB: number; heapUsedMB: number } {
+  const m = process.memoryUsage();
+  return { rssMB: Math.round(m.rss / 1048576), heapUsedMB: Math.round(m.heapUsed / 1048576) };
 }
 
 function explicitFiles(d: Desired): string[] {
