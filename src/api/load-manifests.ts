@@ -80,7 +80,8 @@ function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedd
     const { line, col } = lc.linePos(offset);
     return mapLineCol(line, col);
   };
-  if (!Array.isArray(docs)) {
+  if ('empty' in docs) {
+    // A stream with no document still reports stream-level errors.
     for (const e of docs.errors) acc.problems.push(yamlProblem('error', e, toPos));
     return;
   }
