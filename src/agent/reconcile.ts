@@ -69,6 +69,8 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
 
   const inputHash = sha256(JSON.stringify({
     config: cfg.hash,
+    // The fallback config hashes the same: the current error must count as a change.
+    configError: configError === undefined ? null : [configError.message, configError.problems.map((p) => [p.pos.line, p.pos.col, p.message])],
     overrides: opts.overrides,
     nodeLabels: opts.nodeLabels ?? null,
     files: sources.files.map((f) => [f.file, f.hash]),

@@ -81,12 +81,41 @@ test('removeOnStop deletes the table; SIGHUP reloads', async (t) => {
   await agent.waitFor(isApplied, 20_000, 0, 'first apply');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
 
-  const mark = agent.lines.length;
+  let mark = agent.lines.length;
   agent.signal('SIGHUP');
   await agent.waitFor((l) => isApplied(l) && l['trigger'] === 'sighup', 10_000, mark, 'reload');
+
+  // a broken config keeps the last good config (and its ruleset)
+  mark = agent.lines.length;
+  await atomicWrite(dirs.config, 'mode: bogus\n');
+  await agent.waitFor((l) => /keeping the last good config/.test(l.msg), 10_000, mark, 'config kept');
+  const problem = agent.find((l) => l.level === 50 && l['file'] === dirs.config && l['line'] === 1, mark);
+  t.true(problem.length > 0, 'config problem logged with file and line');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
 
   t.is(await agent.stop(), 0);
   const tables = (await lab.nft(['list', 'tables'])).stdout;
   t.notRegex(tables, /inet nodewall/);
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+});
+
+test('a restarted agent enforces the persisted last good version of a policy that is broken now', async (t) => {
+  const lab = await Lab.create(t, 'agt-per');
+  const dirs = await agentDirs(t, { mode: 'enforce' });
+  const file = join(dirs.policies, 'web.yaml');
+  await writeFile(file, policyYaml('web', [22, 8080]));
+  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await first.waitFor(isApplied, 20_000, 0, 'first apply');
+  t.is(await first.stop(), 0);
+
+  // broken while the agent was down; the kernel is wiped too (a reboot)
+  await writeFile(file, policyYaml('web', [22, 8080, 123456]));
+  await lab.nft(['flush', 'ruleset']);
+  const second = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await second.waitFor((l) => l.msg === 'restored last good policies', 20_000, 0, 'restored');
+  await second.waitFor((l) => l['policy'] === 'web' && /last good version stays in force/.test(l.msg), 20_000, 0, 'kept');
+  await second.waitFor(isApplied, 20_000, 0, 'apply');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'deny');
+  t.is(await second.stop(), 0);
 });
