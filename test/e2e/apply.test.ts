@@ -30,7 +30,7 @@ test('a failing script leaves the previous ruleset in place (same handles, same 
   t.is(first.kind, 'full');
   const before = await handles(lab);
   t.true(before.length > 5);
-  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }, 'allow'), 'allow');
 
   // A script that breaks late (after `delete table`): nothing of it may land.
   const good = renderRuleset(podModel(['198.51.100.9/32'], 80), { table, mode: 'enforce' });
@@ -46,7 +46,7 @@ test('a failing script leaves the previous ruleset in place (same handles, same 
   t.regex(e2?.message ?? '', /not-an-address/);
 
   t.deepEqual(await handles(lab), before);
-  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.9', proto: 'tcp', port: 80 }), 'deny');
 });
 
@@ -56,7 +56,7 @@ test('only pod addresses changed: element delta, no rule handle changes, packets
   const a = await applyModel(podModel(['198.51.100.5/32', '198.51.100.6/32']), opts);
   const before = await handles(lab);
   const kernelBefore = await readTable(nftPath, table, { netns: lab.nodeNs });
-  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.7', proto: 'tcp', port: 22 }), 'deny');
 
   // From the kernel's state (what the CLI does)...
@@ -76,7 +76,7 @@ test('only pod addresses changed: element delta, no rule handle changes, packets
   t.deepEqual(kernelAfter?.sets.get('pods_v4')?.elements, ['198.51.100.7/32', '198.51.100.8/32']);
   t.is(a.structureHash, b2.structureHash);
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 }), 'deny');
-  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.8', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.8', proto: 'tcp', port: 22 }, 'allow'), 'allow');
 });
 
 test('a stale previous state falls back to a full replace instead of corrupting the table', async (t) => {
@@ -94,7 +94,7 @@ test('a stale previous state falls back to a full replace instead of corrupting 
   await applyModel(podModel(['198.51.100.6/32'], 80), opts);
   const r2 = await applyModel(podModel(['198.51.100.7/32']), { ...opts, previous: r.state });
   t.is(r2.kind, 'full');
-  t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.7', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.6', proto: 'tcp', port: 80 }), 'deny');
 });
 

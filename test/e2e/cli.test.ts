@@ -81,7 +81,7 @@ test('apply loads, list reads back rules, counters and sets; dry run and re-appl
   t.is(first.code, 0, first.stderr);
   t.regex(first.stdout, /^replaced table inet nodewall atomically: no nodewall table in the kernel/m);
 
-  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 8080 }), 'deny');
 
   const list = await cli(lab, ['list', '--config', config]);

@@ -23,13 +23,13 @@ test('removing an allow cuts a live TCP connection; unrelated changes keep it', 
   await applyModel(allowPort(['198.51.100.5/32', '198.51.100.6/32'], 7000), opts);
   const c1 = await lab.openIngress('198.51.100.5', 7000);
   const c2 = await lab.openIngress('198.51.100.6', 7000);
-  t.true(await lab.echo(c1));
-  t.true(await lab.echo(c2));
+  t.true(await lab.echo(c1, 2000));
+  t.true(await lab.echo(c2, 2000));
 
   // Element delta: 198.51.100.6 leaves the identity; its established connection stops, the other one lives.
   const d = await applyModel(allowPort(['198.51.100.5/32'], 7000), opts);
   t.is(d.kind, 'delta');
-  t.true(await lab.echo(c1));
+  t.true(await lab.echo(c1, 2000));
   t.false(await lab.echo(c2));
 
   // Full replace that drops the allow: the last connection stops too.
@@ -58,9 +58,9 @@ test('ICMPv6 neighbour discovery survives default deny in both directions', asyn
   await lab.addPeerAddress('2001:db8:100::5');
   await lab.load(renderRuleset(ndModel(b.datapathDefaults.icmpv6AlwaysAllow), { table, mode: 'enforce' }));
   await flush();
-  t.is(await lab.probe({ direction: 'ingress', peer: '2001:db8:100::5', proto: 'icmpv6', icmpType: 128 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '2001:db8:100::5', proto: 'icmpv6', icmpType: 128 }, 'allow'), 'allow');
   await flush();
-  t.is(await lab.probe({ direction: 'ingress', peer: '2001:db8:100::5', proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '2001:db8:100::5', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   const neigh = await lab.exec('node', 'ip', ['-6', 'neigh', 'show', '2001:db8:100::5']);
   t.regex(neigh, /lladdr/);
   // Anything else is still denied, and the node's own egress is under default deny.
@@ -96,7 +96,7 @@ test('audit mode accepts would-be drops and records peer, protocol and port', as
     { direction: 'egress', peer: '203.0.113.9', proto: 'tcp', port: 9999 },
     { direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, // allowed: no record
   ] as const;
-  for (const p of probes) t.is(await lab.probe(p), 'allow', JSON.stringify(p));
+  for (const p of probes) t.is(await lab.probeSure(p, 'allow'), 'allow', JSON.stringify(p));
   const records = (await readAuditRecords(nftPath, table, lab.nodeNs)).map((x) => `${x.direction} ${x.peer} ${x.proto} ${x.port}`).sort();
   t.deepEqual(records, [
     'egress 203.0.113.9 6 9999',

@@ -6,24 +6,11 @@
 import test from 'ava';
 import { renderRuleset } from '../../src/nft/render.js';
 import { buildCaseState, flowLabel, loadConformanceCases, runCaseOn, type ConformanceCase } from '../helpers/conformance.js';
-import { Lab, mapLimit, unsendableReason, type Probe, type ProbeResult } from './lab.js';
+import { Lab, mapLimit, unsendableReason, type Probe } from './lab.js';
 
 const cases = loadConformanceCases();
 const byFile = new Map<string, ConformanceCase[]>();
 for (const c of cases) byFile.set(c.file, [...(byFile.get(c.file) ?? []), c]);
-
-/** A deny that disagrees with the expectation is re-checked with a longer wait, so load never fakes a drop. */
-async function probeSure(lab: Lab, p: Probe, expected: 'allow' | 'deny'): Promise<ProbeResult> {
-  const first = await lab.probe(p);
-  if (first !== 'deny' || expected === 'deny') return first;
-  const saved = lab.timeoutMs;
-  lab.timeoutMs = 1500;
-  try {
-    return await lab.probe(p);
-  } finally {
-    lab.timeoutMs = saved;
-  }
-}
 
 for (const [file, fileCases] of byFile) {
   test(`kernel == trace for the sendable flows of ${file}`, async (t) => {
@@ -41,7 +28,7 @@ for (const [file, fileCases] of byFile) {
       if (sendable.length === 0) continue;
       await lab.load(renderRuleset(state.model, { table: 'nodewall', mode: 'enforce' }));
       await lab.addPeerAddresses(sendable.map((r) => r.flow.peer));
-      const kernel = await mapLimit(sendable, 8, (r) => probeSure(lab, r.flow as Probe, r.actual.verdict));
+      const kernel = await mapLimit(sendable, 8, (r) => lab.probeSure(r.flow as Probe, r.actual.verdict));
       sendable.forEach((r, i) => {
         const where = `${c.file}:${r.line} case "${c.name}": ${flowLabel(r.flow)}`;
         t.is(kernel[i], r.actual.verdict, `${where}: kernel ${kernel[i]}, trace ${r.actual.verdict} (${r.actual.reason})`);
