@@ -41,16 +41,14 @@ export function reportFailure(err: unknown): number {
 }
 
 export async function main(): Promise<void> {
-  let usageFailure = false;
   try {
     await buildCli(hideBin(process.argv))
       .fail((msg, err) => {
+        // yargs calls this for its own validation (msg) and for errors thrown by handlers (err).
         if (err) throw err;
-        usageFailure = true;
-        process.stderr.write(`nodewall: ${msg}\n(run nodewall --help)\n`);
+        throw new UsageError(`${msg} (run nodewall --help)`);
       })
       .parseAsync();
-    if (usageFailure) process.exitCode = exitCodes.usage;
   } catch (err) {
     process.exitCode = reportFailure(err);
   }
