@@ -67,6 +67,19 @@ test('ICMPv6 neighbour discovery survives default deny in both directions', asyn
   t.is(await lab.probe({ direction: 'ingress', peer: '2001:db8:100::5', proto: 'tcp', port: 23 }), 'deny');
   t.is(await lab.probe({ direction: 'egress', peer: '2001:db8:100::5', proto: 'tcp', port: 22 }), 'deny');
 
+  // Between the link-local addresses of the veth pair, with echo allowed from any peer.
+  const linkLocal = async (side: 'node' | 'peer', dev: string) =>
+    /inet6 (fe80::[0-9a-f:]+)\/64/.exec(await lab.exec(side, 'ip', ['-6', 'addr', 'show', 'dev', dev, 'scope', 'link']))?.[1] ?? '';
+  const nodeLL = await linkLocal('node', 'nw0');
+  const peerLL = await linkLocal('peer', 'nw1');
+  t.regex(nodeLL, /^fe80::/);
+  const echoAnyone = b.model({ ingress: b.enforced([b.allow(null, [b.icmp('ipv6', 128)], 'spec.ingress[0]')]), egress: b.enforced([b.allow(null, [b.icmp('ipv6', 128)], 'spec.egress[0]')]) });
+  await lab.load(renderRuleset(echoAnyone, { table, mode: 'enforce' }));
+  await flush();
+  t.regex(await lab.exec('peer', 'ping', ['-6', '-n', '-c1', '-W3', `${nodeLL}%nw1`]), /1 received/);
+  await flush();
+  t.regex(await lab.exec('node', 'ping', ['-6', '-n', '-c1', '-W3', `${peerLL}%nw0`]), /1 received/);
+
   // Control: without the always-allowed ICMPv6 types, the same flow dies once the neighbour cache is empty.
   await lab.load(renderRuleset(ndModel([]), { table, mode: 'enforce' }));
   await flush();
