@@ -24,7 +24,7 @@ const verdictLines = (a: AgentProcess, from = 0) => a.find((l) => l['verdictLine
 
 test('dry-run: verdict lines for live connections and listeners match trace; nothing written; no repeats', async (t) => {
   const lab = await Lab.create(t, 'agt-dry');
-  const dirs = await agentDirs(t, { mode: 'dry-run' });
+  const dirs = await agentDirs(t, { mode: 'dry-run', logLevel: 'debug' });
   await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
   await lab.listen('node', 'udp', 5353);
   const c1 = await lab.openIngress('203.0.113.5', 22);
@@ -40,7 +40,12 @@ test('dry-run: verdict lines for live connections and listeners match trace; not
   // UDP listener: from /proc/net (systeminformation misses UDP)
   t.true(lines.some((l) => l['kind'] === 'listener' && l['proto'] === 'udp' && l['port'] === 5353 && l['verdict'] === 'would-deny'));
   t.true(lines.some((l) => l['kind'] === 'listener' && l['proto'] === 'tcp' && l['port'] === 22 && l['verdict'] === 'would-allow'));
-  t.true(agent.find((l) => l.msg === 'dry-run: ruleset that would be applied').length === 1);
+  const counts = agent.find((l) => l.msg === 'dry-run: ruleset that would be applied');
+  t.is(counts.length, 1);
+  t.like(counts[0], { level: 30, dryRun: true, table: 'nodewall', enforced: { ingress: true, egress: false } });
+  const script = agent.find((l) => l.msg === 'dry-run: ruleset script');
+  t.is(script[0]?.level, 20);
+  t.regex(String(script[0]?.['script']), /table inet nodewall \{/);
 
   // every line agrees with `nodewall trace`
   for (const l of lines.filter((x) => x['proto'] === 'tcp' || x['proto'] === 'udp')) {

@@ -17,11 +17,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
   describe: 'Run the agent: apply, then keep the kernel equal to the policies (watch, drift repair, SIGHUP reload)',
   builder: (y: Argv) =>
     y
-      .options(stateOptions)
+      // stateOptions without its --log-level default: the config's logLevel applies unless the flag is given.
+      .options(Object.fromEntries(Object.entries(stateOptions).filter(([k]) => k !== 'log-level')))
       .option('mode', { choices: ['enforce', 'audit', 'dry-run'] as const, describe: 'override the config mode' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'same as --mode dry-run: log verdicts, write nothing to the kernel' })
       .option('state-dir', { type: 'string', describe: 'override the config stateDir (last good policies, status file)' })
-      // The config's logLevel applies unless --log-level is given.
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'log level (default: config logLevel, info)' }) as unknown as Argv<AgentArgs>,
   handler: async (argv) => {
     const logLevel = argv.logLevel as LogLevel | undefined;
