@@ -132,3 +132,38 @@ test('apply refuses invalid policies and reports nft failures with exit codes', 
   t.is(failed.code, 3);
   t.regex(failed.stderr, /\/bin\/false/);
 });
+
+test('apply refuses to cut an established inbound session unless forced', async (t) => {
+  const lab = await Lab.create(t, 'cliguard');
+  const config = configFile(t);
+  const dir = mkdtempSync(join(tmpdir(), 'nodewall-nft-guard-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const web = join(dir, 'web-only.yaml');
+  writeFileSync(web, [
+    'apiVersion: cilium.io/v2',
+    'kind: CiliumClusterwideNetworkPolicy',
+    'metadata: { name: web-only }',
+    'spec:',
+    '  nodeSelector: {}',
+    '  ingress:',
+    '  - fromEntities: [world]',
+    '    toPorts: [{ ports: [{ port: "80", protocol: TCP }] }]',
+    '',
+  ].join('\n'));
+  t.is((await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', demo])).code, 0);
+  const ssh = await lab.openIngress('203.0.113.7', 22);
+  t.true(await lab.echo(ssh, 2000));
+  const handles = (await lab.nft(['-a', 'list', 'table', 'inet', 'nodewall'])).stdout.replace(/packets \d+ bytes \d+/g, '');
+
+  const refused = await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', web]);
+  t.is(refused.code, 3);
+  t.regex(refused.stderr, /established session 203\.0\.113\.7:\d+ -> local port 22 would be cut \(default-deny\)/);
+  t.regex(refused.stderr, /nothing was changed/);
+  t.is((await lab.nft(['-a', 'list', 'table', 'inet', 'nodewall'])).stdout.replace(/packets \d+ bytes \d+/g, ''), handles);
+  t.true(await lab.echo(ssh, 2000));
+
+  const forced = await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', web, '--force']);
+  t.is(forced.code, 0, forced.stderr);
+  t.false(await lab.echo(ssh));
+  await lab.closeConn(ssh);
+});

@@ -2,7 +2,10 @@ import type { Argv, CommandModule } from 'yargs';
 import { formatProblem } from '../../api/problem.js';
 import { type ApplyResult, applyModel } from '../../nft/apply.js';
 import type { PlanChanges } from '../../nft/set-delta.js';
+import { inboundSessions, sessionsCut } from '../../agent/lockout-guard.js';
+import { readProcNet } from '../../agent/proc-net.js';
 import { hasErrors } from '../../pipeline.js';
+import { evaluate } from '../../verdict/evaluate.js';
 import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs } from '../state-args.js';
@@ -10,6 +13,7 @@ import { nftMode } from './nft-mode.js';
 
 interface ApplyArgs extends StateArgs {
   dryRun: boolean;
+  force: boolean;
   mode?: 'enforce' | 'audit' | undefined;
   output: 'text' | 'json';
 }
@@ -50,6 +54,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     y
       .options(stateOptions)
       .option('dry-run', { type: 'boolean', default: false, describe: 'print what would change; touch nothing' })
+      .option('force', { type: 'boolean', default: false, describe: 'apply even if established inbound sessions (your SSH) would be cut' })
       .option('mode', { choices: ['enforce', 'audit'] as const, describe: 'ruleset flavour (default: config mode)' })
       .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
   handler: async (argv) => {
@@ -65,11 +70,25 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     const forcedDryRun = !argv.dryRun && state.config.mode === 'dry-run' && argv.mode === undefined;
     if (forcedDryRun) process.stderr.write('nodewall: config mode is dry-run: showing what would change (pass --mode enforce|audit to apply)\n');
     const mode = nftMode(argv.mode, state.config.mode);
+    const dryRun = argv.dryRun || forcedDryRun;
+    // Lockout guard: policy applies to forward packets of established connections too, so a missing
+    // allow cuts the operator's own SSH session at once. Audit mode drops nothing.
+    if (mode === 'enforce') {
+      const cut = sessionsCut(state.model, inboundSessions(await readProcNet()), evaluate);
+      for (const c of cut) {
+        process.stderr.write(`nodewall: established session ${c.text} would be cut (${c.policy === null ? c.rule : `${c.policy} ${c.rule}`})\n`);
+      }
+      if (cut.length > 0 && !dryRun && !argv.force) {
+        process.stderr.write(`nodewall: refusing to apply: ${cut.length} established inbound session(s) would be cut; nothing was changed (pass --force to apply anyway)\n`);
+        process.exitCode = exitCodes.failure;
+        return;
+      }
+    }
     const result = await applyModel(state.model, {
       nftPath: state.config.nft.path,
       table: state.config.nft.table,
       mode,
-      dryRun: argv.dryRun || forcedDryRun,
+      dryRun,
     });
     if (argv.output === 'json') {
       const { state: _state, script, ...rest } = result;
