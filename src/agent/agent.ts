@@ -75,6 +75,7 @@ export class Agent {
   #lastError: { at: string; message: string } | undefined;
   #loggedRulesetHash: string | undefined;
   #driftBusy = false;
+  #retry = false;
   #armedKey: string | undefined;
 
   constructor(opts: AgentOptions) {
@@ -191,6 +192,8 @@ export class Agent {
       if (config.mode === 'enforce' && modelHash !== this.#appliedModelHash) {
         const refused = await this.#lockoutGuard(model, modelHash, log);
         if (refused) {
+          // Re-checked on the next resync: the session may be gone by then.
+          this.#lastInputHash = undefined;
           this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger };
           await this.#persist(d);
           return;
@@ -214,10 +217,14 @@ export class Agent {
         this.#lastApply = { at: new Date().toISOString(), outcome: 'failed', trigger, durationMs, error: message };
         this.#noteError(message);
         this.#previous = undefined;
+        // Retried on the next timer tick, even though no input changes.
+        this.#lastInputHash = undefined;
+        this.#retry = true;
         await this.#persist(d);
         return;
       }
       const durationMs = Math.round(performance.now() - t0);
+      this.#retry = false;
       this.#previous = result.state;
       this.#appliedModelHash = modelHash;
       this.#appliedModel = model;
@@ -346,6 +353,10 @@ export class Agent {
       const log = this.#log.child({ trigger: 'timer' });
       if (cfg.mode === 'dry-run') {
         await this.#dryRunReport(this.#desired!.state.model, log, false);
+        return;
+      }
+      if (this.#retry) {
+        await this.reconcile('resync');
         return;
       }
       if (this.#appliedModelHash === undefined) return;

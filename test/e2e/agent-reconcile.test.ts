@@ -7,7 +7,7 @@ import test from 'ava';
 import { writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab } from './lab.js';
-import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml } from './agent-harness.js';
+import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig } from './agent-harness.js';
 
 const peer = '203.0.113.5';
 
@@ -118,4 +118,32 @@ test('a restarted agent enforces the persisted last good version of a policy tha
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'deny');
   t.is(await second.stop(), 0);
+});
+
+test('an nft failure keeps the previous ruleset, is logged, and is retried without any input change', async (t) => {
+  const lab = await Lab.create(t, 'agt-fail');
+  const dirs = await agentDirs(t, {});
+  // nft that fails while the flag file exists
+  const flag = join(dirs.root, 'fail');
+  const wrapper = join(dirs.root, 'nft-wrapper.sh');
+  await writeFile(wrapper, `#!/bin/sh\nif [ -e ${flag} ]; then echo "simulated nft failure" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n`, { mode: 0o755 });
+  await writeConfig(dirs, { mode: 'enforce', nft: { path: wrapper, table: 'nodewall' } });
+  const file = join(dirs.policies, 'ssh.yaml');
+  await writeFile(file, policyYaml('ssh', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
+
+  await writeFile(flag, '');
+  let mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('ssh', [22, 8080]));
+  const failed = await agent.waitFor((l) => /apply failed/.test(l.msg), 10_000, mark, 'apply failure');
+  t.is(failed.level, 50);
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny', 'previous ruleset in force');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 22 }), 'allow');
+
+  mark = agent.lines.length;
+  await unlink(flag);
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 10_000, mark, 'retry after the failure');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  t.is(await agent.stop(), 0);
 });
