@@ -230,9 +230,10 @@ export class Lab {
     const { nodeNs: n, peerNs: p } = this;
     await sh('ip', ['netns', 'add', n]);
     await sh('ip', ['netns', 'add', p]);
+    // No DAD (addresses usable at once), no reverse-path filter (peers hold many source addresses).
+    const sysctls = ['ipv6/conf/all/accept_dad', 'ipv6/conf/default/accept_dad', 'ipv4/conf/all/rp_filter', 'ipv4/conf/default/rp_filter'];
     for (const ns of [n, p]) {
-      await sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0',
-        'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv4.ping_group_range=0 2147483647']);
+      await sh('ip', ['netns', 'exec', ns, 'sh', '-c', sysctls.map((k) => `echo 0 > /proc/sys/net/${k}`).join(' && ')]);
     }
     const batch = [
       `link add nw0 netns ${n} type veth peer name nw1 netns ${p}`,
