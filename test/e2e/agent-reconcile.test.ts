@@ -4,7 +4,7 @@
 // ruleset in force when stopped.
 
 import test from 'ava';
-import { writeFile, unlink } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab } from './lab.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig } from './agent-harness.js';
@@ -145,5 +145,30 @@ test('an nft failure keeps the previous ruleset, is logged, and is retried witho
   await unlink(flag);
   await agent.waitFor((l) => l.msg === 'ruleset applied', 10_000, mark, 'retry after the failure');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  t.is(await agent.stop(), 0);
+});
+
+test('a mounted ConfigMap directory: the ..data symlink swap is picked up', async (t) => {
+  const lab = await Lab.create(t, 'agt-cm');
+  const dirs = await agentDirs(t, { mode: 'enforce' });
+  // kubelet's layout: ..<timestamp>/ssh.yaml, ..data -> ..<timestamp>, ssh.yaml -> ..data/ssh.yaml
+  await mkdir(join(dirs.policies, '..2026_01_01_00_00_00.1'));
+  await writeFile(join(dirs.policies, '..2026_01_01_00_00_00.1', 'ssh.yaml'), policyYaml('ssh', [22]));
+  await symlink('..2026_01_01_00_00_00.1', join(dirs.policies, '..data'));
+  await symlink('..data/ssh.yaml', join(dirs.policies, 'ssh.yaml'));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+
+  const mark = agent.lines.length;
+  await mkdir(join(dirs.policies, '..2026_01_01_00_01_00.2'));
+  await writeFile(join(dirs.policies, '..2026_01_01_00_01_00.2', 'ssh.yaml'), policyYaml('ssh', [22, 8080]));
+  await symlink('..2026_01_01_00_01_00.2', join(dirs.policies, '..data_tmp'));
+  await rename(join(dirs.policies, '..data_tmp'), join(dirs.policies, '..data'));
+  await rm(join(dirs.policies, '..2026_01_01_00_00_00.1'), { recursive: true });
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 10_000, mark, 'apply after the swap');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  // read once through the top-level symlink, not again through ..data/ or the timestamped dir
+  t.deepEqual(agent.find((l) => l['code'] === 'duplicate-policy'), []);
   t.is(await agent.stop(), 0);
 });
