@@ -9,12 +9,12 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { formatProblem } from '../api/problem.js';
+import { formatProblem, InputError } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
 import type { Labels, RunMode } from '../inventory/types.js';
 import { applyModel, type ApplyResult } from '../nft/apply.js';
 import type { PreviousState } from '../nft/set-delta.js';
-import { renderRuleset } from '../nft/render.js';
+import { renderPlan } from '../nft/render.js';
 import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
@@ -154,8 +154,8 @@ export class Agent {
       d = await readDesired({ configFile: this.#opts.configFile, overrides: this.#opts.overrides, nodeLabels: this.#opts.nodeLabels }, this.#memory);
     } catch (err) {
       if (!(err instanceof NoConfigError)) throw err;
-      const problems = err.cause instanceof Error && 'problems' in err.cause ? (err.cause as { problems: Parameters<typeof formatProblem>[0][] }).problems : [];
-      for (const p of problems) log.error({ file: p.pos.file, line: p.pos.line, col: p.pos.col, field: p.field }, formatProblem(p));
+      const problems = err.cause instanceof InputError ? err.cause.problems : [];
+      for (const p of problems) log.error({ file: p.pos.file, line: p.pos.line, col: p.pos.col, field: p.field, code: p.code }, formatProblem(p));
       log.error({ error: err.message }, 'no usable config: nothing applied, waiting for a fix');
       this.#noteError(err.message);
       this.#syncWatch(this.#opts.configFile === undefined ? [] : [this.#opts.configFile], []);
@@ -279,23 +279,23 @@ export class Agent {
   #logRuleset(model: HostModel, table: string, mode: RunMode, modelHash: string, log: Logger): void {
     if (modelHash === this.#loggedRulesetHash) return;
     this.#loggedRulesetHash = modelHash;
-    let script: string;
+    let plan;
     try {
-      script = renderRuleset(model, { table, mode: 'enforce' });
+      // What enforce mode would load (render only: no kernel access).
+      plan = renderPlan(model, { table, mode: 'enforce' });
     } catch (err) {
       log.error({ err }, 'dry-run: the ruleset cannot be rendered');
       return;
     }
-    const sets = Object.values(model.sets);
     log.info({
       table, mode, dryRun: true,
-      rules: script.split('\n').filter((l) => /^\s+(?!type |policy |set |chain |elements|flags|size|timeout|comment|})\S/.test(l)).length,
-      sets: sets.length,
-      addresses: sets.reduce((n, s) => n + s.v4.length + s.v6.length, 0),
+      rules: plan.ruleCount,
+      sets: plan.sets.size,
+      elements: [...plan.sets.values()].reduce((n, s) => n + s.elements.length, 0),
       entries: { ingress: model.ingress.entries.length, egress: model.egress.entries.length },
       enforced: { ingress: model.ingress.enforced, egress: model.egress.enforced },
     }, 'dry-run: ruleset that would be applied');
-    log.debug({ script }, 'dry-run: ruleset script');
+    log.debug({ script: plan.script }, 'dry-run: ruleset script');
   }
 
   /** Verdict lines for live connections; only the ones not reported before. */

@@ -172,3 +172,18 @@ test('a mounted ConfigMap directory: the ..data symlink swap is picked up', asyn
   t.deepEqual(agent.find((l) => l['code'] === 'duplicate-policy'), []);
   t.is(await agent.stop(), 0);
 });
+
+test('no usable config at start: the agent waits (no crash) and applies once the config appears', async (t) => {
+  const lab = await Lab.create(t, 'agt-nocfg');
+  const dirs = await agentDirs(t, { mode: 'enforce' });
+  await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
+  await unlink(dirs.config);
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config, '--state-dir', dirs.state]);
+  const err = await agent.waitFor((l) => /no usable config/.test(l.msg), 20_000, 0, 'no config error');
+  t.is(err.level, 50);
+  const mark = agent.lines.length;
+  await writeConfig(dirs, { mode: 'enforce' });
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 10_000, mark, 'apply once the config exists');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+  t.is(await agent.stop(), 0);
+});
