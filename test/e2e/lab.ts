@@ -82,6 +82,26 @@ function inetChecksum(b: Buffer): number {
   return ~sum & 0xffff;
 }
 
+/**
+ * A raw probe of a protocol the receiver does not speak (GRE, VRRP) makes its kernel answer with "protocol
+ * unreachable"; with the probe untracked that error is not `related` and would be judged (and, in audit mode,
+ * recorded) as a flow of its own. Kernel-generated errors quote an IP header at offset 8, probes do not.
+ */
+const unreachableDrops = [
+  'icmp type destination-unreachable icmp code prot-unreachable @th,64,8 0x45 drop',
+  'icmpv6 type parameter-problem icmpv6 code 1 @th,64,4 6 drop',
+];
+
+const peerQuietScript = [
+  'table inet nwlab {',
+  '\tchain quiet {',
+  '\t\ttype filter hook output priority raw; policy accept;',
+  ...unreachableDrops.map((r) => `\t\t${r}`),
+  '\t}',
+  '}',
+  '',
+].join('\n');
+
 const observerScript = [
   'table inet nwobs {',
   ...['in_v4', 'in_v6', 'out_v4', 'out_v6'].map(
@@ -93,6 +113,7 @@ const observerScript = [
   ...['prerouting', 'output'].flatMap((hook) => [
     `\tchain notrack_${hook} {`,
     `\t\ttype filter hook ${hook} priority raw; policy accept;`,
+    ...(hook === 'output' ? unreachableDrops.map((r) => `\t\t${r}`) : []),
     '\t\tmeta l4proto { tcp, udp } return',
     '\t\ticmp type { echo-request, echo-reply } return',
     '\t\ticmpv6 type { echo-request, echo-reply } return',
@@ -346,7 +367,10 @@ export class Lab {
    * nodewall accepted (accept in one base chain continues to the next; drop ends the packet).
    */
   private async rawProbe(p: Probe): Promise<ProbeResult> {
-    this.observer ??= this.nft(['-f', '-'], observerScript).then(() => undefined);
+    this.observer ??= Promise.all([
+      this.nft(['-f', '-'], observerScript),
+      runNft(nftPath, ['-f', '-'], { netns: this.peerNs, stdin: peerQuietScript }),
+    ]).then(() => undefined);
     await this.observer;
     const v6 = p.peer.includes(':');
     const dir = p.direction === 'ingress' ? 'in' : 'out';
