@@ -462,6 +462,7 @@ export class KubernetesSource {
     if (now !== this.connectedNow) {
       this.connectedNow = now;
       this.sinceAt = new Date().toISOString();
+      if (this.stopped) return;
       if (now) this.log.info({}, 'kubernetes source: connected, all watches established');
       else this.log.warn({ kind: r.spec.kind }, 'kubernetes source: disconnected');
     }

@@ -10,7 +10,7 @@ import { loadManifestText } from '../../../src/api/load-manifests.js';
 import { buildInventory } from '../../../src/inventory/build-inventory.js';
 import { defaultConfig } from '../../../src/inventory/config.js';
 import { KubernetesSource, type KubernetesSnapshot } from '../../../src/inventory/sources/kubernetes.js';
-import { FakeApiServer, type ResourceName } from '../../helpers/fake-apiserver.js';
+import { FakeApiServer, type ResourceName, type StoredObject } from '../../helpers/fake-apiserver.js';
 import { ciliumEndpoint, pod, podPeerPolicy, seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
 
 const resources: ResourceName[] = ['nodes', 'namespaces', 'endpointslices', 'ciliumnodes', 'ciliumendpoints', 'pods'];
@@ -32,7 +32,7 @@ test('same cluster from a file and from the API: same inventory, same policies',
 
   // The file source: every object as the API holds it, in one List manifest.
   const items = resources.flatMap((r) => {
-    const out = [];
+    const out: StoredObject[] = [];
     for (const name of ['node-a', 'node-b', 'node-c', 'default', 'kube-system', 'kubernetes', 'web-1', 'host-1', 'dns-1']) {
       for (const ns of [undefined, 'default', 'kube-system']) {
         const o = server.get(r, name, ns);

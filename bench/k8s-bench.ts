@@ -1,0 +1,138 @@
+// Kubernetes source at cluster scale (issue 5): initial list of 5k nodes / 100k
+// pods / 1k policies from the fake API server (in a child process) through the
+// real client library, then the first model; RSS of this process (the agent
+// side); and the latency from one pod IP change in the API to the rebuilt model.
+
+import { fork } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/inventory/config.js';
+import { KubernetesSource, type KubernetesSnapshot } from '../src/inventory/sources/kubernetes.js';
+import { buildState } from '../src/pipeline.js';
+import type { SyntheticSize } from './synthetic.js';
+
+function defaultSize(): SyntheticSize {
+  const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
+  return { policies: Math.round(1000 * scale), nodes: Math.round(5000 * scale), pods: Math.round(100000 * scale) };
+}
+
+export async function runK8sBench(size: SyntheticSize = defaultSize()): Promise<Record<string, number>> {
+  const child = fork(fileURLToPath(new URL('./k8s-apiserver-child.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const replies: Record<string, unknown>[] = [];
+  let waiter: (() => void) | undefined;
+  let exited = false;
+  child.on('message', (m: Record<string, unknown>) => {
+    replies.push(m);
+    waiter?.();
+  });
+  child.on('exit', (code) => {
+    exited = true;
+    replies.push({ error: `exited with code ${code}` });
+    waiter?.();
+  });
+  const next = async (): Promise<Record<string, unknown>> => {
+    while (replies.length === 0) await new Promise<void>((r) => (waiter = r));
+    const m = replies.shift() ?? {};
+    if (typeof m['error'] === 'string') throw new Error(`fake API server: ${m['error']}`);
+    return m;
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'nw-k8s-bench-'));
+  let source: KubernetesSource | undefined;
+  try {
+    const tSeed0 = performance.now();
+    child.send({ cmd: 'seed', size });
+    const ready = await next();
+    const tSeed = performance.now();
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'b', cluster: { server: ready['url'], 'certificate-authority-data': Buffer.from(String(ready['ca'])).toString('base64') } }],
+        users: [{ name: 'b', user: { token: 'nodewall-test-token' } }],
+        contexts: [{ name: 'b', context: { cluster: 'b', user: 'b' } }],
+        'current-context': 'b',
+      }),
+    );
+    const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
+    const nodeName = String(ready['nodeName']);
+    const rss0 = process.memoryUsage().rss;
+
+    let snap: KubernetesSnapshot | undefined;
+    let notify: (() => void) | undefined;
+    const nextSnapshot = async (): Promise<KubernetesSnapshot> => {
+      snap = undefined;
+      while (snap === undefined) await new Promise<void>((r) => (notify = r));
+      return snap;
+    };
+    const src = new KubernetesSource({ kubeconfig, stateDir: dir });
+    source = src;
+    const t0 = performance.now();
+    const first = nextSnapshot();
+    await src.start((s) => {
+      snap = s;
+      notify?.();
+    });
+    const s1 = await first;
+    const tList = performance.now();
+    const rssListed = process.memoryUsage().rss;
+    const state = buildState({ config, load: { objects: s1.objects, policies: s1.policies, problems: s1.problems }, nodeName });
+    const tModel = performance.now();
+    const rssModel = process.memoryUsage().rss;
+
+    // One pod IP change, API write to rebuilt model; the source's 200 ms debounce is included.
+    const latencies: number[] = [];
+    const snapshotLatencies: number[] = [];
+    const rebuilds: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const pending = nextSnapshot();
+      const a = performance.now();
+      // pod-2 is in namespace "prod" (bench/synthetic.ts: namespaces[p % 8]).
+      child.send({ cmd: 'pod-ip', name: 'pod-2', namespace: 'prod', ip: `100.65.250.${i + 1}` });
+      await next();
+      const s = await pending;
+      const b = performance.now();
+      buildState({ config, load: { objects: s.objects, policies: s.policies, problems: s.problems }, nodeName });
+      const c = performance.now();
+      snapshotLatencies.push(b - a);
+      rebuilds.push(c - b);
+      latencies.push(c - a);
+    }
+    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+    return {
+      nodes: size.nodes,
+      pods: Number(ready['pods']),
+      policies: Number(ready['policies']),
+      fakeServerSeedMs: tSeed - tSeed0,
+      initialListToSnapshotMs: tList - t0,
+      firstModelMs: tModel - tList,
+      listPlusFirstModelMs: tModel - t0,
+      rssBeforeMB: rss0 / 1e6,
+      rssAfterListMB: rssListed / 1e6,
+      rssAfterModelMB: rssModel / 1e6,
+      heapUsedMB: process.memoryUsage().heapUsed / 1e6,
+      selectedPolicies: state.model.selectedPolicies.length,
+      podEventToSnapshotMedianMs: median(snapshotLatencies),
+      podModelRebuildMedianMs: median(rebuilds),
+      podEventToModelMedianMs: median(latencies),
+      debounceMs: 200,
+    };
+  } finally {
+    await source?.stop();
+    if (!exited) {
+      child.send({ cmd: 'stop' });
+      await new Promise((r) => child.once('exit', r));
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// `node dist-x/bench/k8s-bench.js` runs it alone.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const r = await runK8sBench();
+  process.stdout.write(`${JSON.stringify({ bench: 'k8s', ...Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v * 100) / 100])) })}\n`);
+}
