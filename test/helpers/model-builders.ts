@@ -67,7 +67,7 @@ export function model(parts: ModelParts = {}): HostModel {
   };
 }
 
-/** A model whose identity `pods` holds n /32 addresses from 10.x (and n/2 /128s): for scale tests. */
+/** n distinct /32 addresses from 10.0.0.0/8 (offset shifts the window): for scale tests. */
 export function podAddresses(n: number, offset = 0): string[] {
   const out: string[] = [];
   for (let i = offset; i < offset + n; i++) out.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`);
