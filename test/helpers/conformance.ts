@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMap, isScalar, isSeq, parse, parseDocument, stringify } from 'yaml';
+import { isMap, isSeq, parse, parseDocument, stringify } from 'yaml';
 import { loadManifestText, type LoadResult } from '../../src/api/load-manifests.js';
 import { mergeConfig, parseConfig, type ConfigOverrides } from '../../src/inventory/config.js';
 import type { NodewallConfig } from '../../src/inventory/types.js';
