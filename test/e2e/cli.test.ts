@@ -92,12 +92,14 @@ test('apply loads, list reads back rules, counters and sets; dry run and re-appl
 
   const json = JSON.parse((await cli(lab, ['list', '--config', config, '--output', 'json', '--sets'])).stdout) as {
     enforcing: boolean;
+    mode: string;
     ingress: { enforced: boolean; defaultDeny: boolean };
     egress: { enforced: boolean };
     rules: { direction: string; action: string; policy: string | null; rule: string | null; peer: string; protocol: string; packets: number }[];
     sets: { name: string; elements: number; members?: string[] }[];
   };
   t.true(json.enforcing);
+  t.is(json.mode, 'enforce');
   t.deepEqual(json.ingress, { enforced: true, defaultDeny: true });
   t.false(json.egress.enforced);
   const ssh = json.rules.find((r) => r.policy === 'demo-host-policy' && r.rule === 'spec.ingress[1]');

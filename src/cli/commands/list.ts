@@ -72,9 +72,14 @@ function formatTable(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
 }
 
+/** audit when would-drops go to the audit chains, enforce otherwise. */
+export function tableMode(t: KernelTable): 'audit' | 'enforce' {
+  return t.rules.some((r) => r.verdict.startsWith('goto nw_audit')) ? 'audit' : 'enforce';
+}
+
 export function renderListText(t: KernelTable, withSets: boolean): string {
   const out: string[] = [];
-  const mode = t.rules.some((r) => r.verdict.startsWith('goto nw_audit')) ? 'audit' : 'enforce';
+  const mode = tableMode(t);
   out.push(`table inet ${t.table} (mode ${mode}, structure ${t.structureHash ?? 'unknown'})`);
   for (const d of ['ingress', 'egress'] as const) {
     const s = directionStatus(t, d);
@@ -116,6 +121,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
       const doc = {
         table: t.table,
         enforcing: true,
+        mode: tableMode(t),
         structureHash: t.structureHash,
         ingress: directionStatus(t, 'ingress'),
         egress: directionStatus(t, 'egress'),
