@@ -74,12 +74,12 @@ export function ciliumEndpoint(ns: string, name: string, ip: string, labels: Rec
   };
 }
 
-/** A host policy allowing SSH from a CIDR: needs no pod addresses. */
+/** A host policy (every node) allowing SSH from a CIDR: needs no pod addresses. */
 export function sshPolicy(name: string, cidr = '203.0.113.0/24'): JsonObject {
   return {
     metadata: { name, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' }, managedFields, generation: 1 },
     spec: {
-      nodeSelector: { matchLabels: { 'kubernetes.io/os': 'linux' } },
+      nodeSelector: {},
       ingress: [{ fromCIDR: [cidr], toPorts: [{ ports: [{ port: '22', protocol: 'TCP' }] }] }],
     },
   };
