@@ -1,7 +1,10 @@
 // `npm run bench`: every benchmark of the project, printed as one JSON
 // object per section. Sizes default to the issues' targets; NODEWALL_BENCH_SCALE
 // (e.g. 0.1) shrinks them for a quick look.
+import { runAgentBench } from './agent-bench.js';
+import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
+import { runNftBench } from './nft-bench.js';
 
 const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
 const size = {
@@ -22,4 +25,13 @@ async function section(name: string, run: () => Promise<Record<string, number>>)
 }
 
 process.stdout.write(`${JSON.stringify({ bench: 'size', ...size })}\n`);
-await section('model', () => runModelBench(size));
+const only = process.argv[2];
+const sections: Record<string, () => Promise<Record<string, number>>> = {
+  model: () => runModelBench(size),
+  nft: () => runNftBench(size),
+  agent: () => runAgentBench(),
+  k8s: () => runK8sBench(size),
+};
+for (const [name, run] of Object.entries(sections)) {
+  if (only === undefined || only === name) await section(name, run);
+}
