@@ -31,7 +31,8 @@
 // - Faults on demand: `dropWatches()` destroys every open watch socket (a dropped
 //   connection), `compact()` forgets history, `setToken()` revokes credentials,
 //   `close()`/`listen()` take the whole server away and back on the same port,
-//   `setListDelay()` / `holdLists()` make a collection slow to list, `setAbsent()` (un)installs a CRD.
+//   `setListDelay()` / `holdLists()` make a collection slow to list, `stallWatches()`
+//   black-holes watch streams (open, silent, never ending), `setAbsent()` (un)installs a CRD.
 //
 // Not reproduced: sendInitialEvents/streaming lists, resourceVersionMatch, set-based
 // selectors (in, notin), protobuf, server-side apply, admission/validation,
@@ -157,6 +158,7 @@ export class FakeApiServer {
   private listenPort = 0;
   private readonly listDelays = new Map<ResourceName, number>();
   private readonly heldLists = new Map<ResourceName, (() => void)[]>();
+  private stalled = false;
 
   private constructor(opts: FakeApiServerOptions) {
     this.host = opts.host ?? '127.0.0.1';
@@ -242,6 +244,14 @@ export class FakeApiServer {
     this.listDelays.set(resource, ms);
   }
 
+  /**
+   * A black-holed network: open watches stay open but receive nothing (no events,
+   * no bookmarks, no end at timeoutSeconds), like a peer that vanished without a RST.
+   */
+  stallWatches(on: boolean): void {
+    this.stalled = on;
+  }
+
   /** Hold every list of `resource` until releaseLists() (a collection that takes long to list). */
   holdLists(resource: ResourceName): void {
     if (!this.heldLists.has(resource)) this.heldLists.set(resource, []);
@@ -321,6 +331,7 @@ export class FakeApiServer {
   /** Send a BOOKMARK at the current resourceVersion to every watch that allows them. */
   bookmark(): number {
     let n = 0;
+    if (this.stalled) return 0;
     for (const w of this.watches) {
       if (!w.bookmarks) continue;
       const info = resources[w.resource];
@@ -349,6 +360,7 @@ export class FakeApiServer {
 
   private emit(e: WatchEvent): void {
     this.history.push(e);
+    if (this.stalled) return;
     for (const w of this.watches) {
       if (w.resource !== e.resource) continue;
       if (w.namespace !== undefined && e.object.metadata.namespace !== w.namespace) continue;
@@ -461,6 +473,12 @@ export class FakeApiServer {
     record(200);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
+    if (this.stalled) {
+      const silent: OpenWatch = { resource: route.resource, namespace: route.namespace, match: () => false, bookmarks: false, res, socket: req.socket };
+      this.watches.add(silent);
+      res.on('close', () => this.watches.delete(silent));
+      return;
+    }
     const rvParam = query['resourceVersion'];
     if (rvParam !== undefined && rvParam !== '' && rvParam !== '0') {
       const from = Number(rvParam);
@@ -490,7 +508,7 @@ export class FakeApiServer {
     };
     this.watches.add(w);
     const timeout = query['timeoutSeconds'] === undefined ? 0 : Number(query['timeoutSeconds']);
-    const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined;
+    const timer = timeout > 0 ? setTimeout(() => (this.stalled ? undefined : res.end()), timeout * 1000) : undefined;
     const done = (): void => {
       if (timer !== undefined) clearTimeout(timer);
       this.watches.delete(w);

@@ -14,7 +14,8 @@
 // The library is imported lazily in start(): a file-only node never loads it.
 
 import type * as K8s from '@kubernetes/client-node';
-import { loadManifestText } from '../../api/load-manifests.js';
+import { createHash } from 'node:crypto';
+import { loadManifestText, type LoadResult } from '../../api/load-manifests.js';
 import type { Problem } from '../../api/problem.js';
 import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
@@ -45,11 +46,28 @@ export interface KubernetesSourceOptions {
   readonly backoff?: BackoffOptions;
   /** Server-side watch timeout; default a random 300..600 s per watch, like client-go. */
   readonly watchTimeoutSeconds?: number;
+  /**
+   * A watch still open this long after its server-side timeout is presumed dead
+   * (peer gone without a reset) and is dropped and reopened (default 30 s).
+   */
+  readonly watchGraceMs?: number;
+  /** A list page taking longer than this fails the list, which is retried (default 60 s). */
+  readonly listPageTimeoutMs?: number;
   /** How often an absent CRD is looked for again (default 5 min). */
   readonly absentRecheckMs?: number;
   /** Minimum time between two cache writes (default 30 s); the first sync is written at once. */
   readonly cacheIntervalMs?: number;
   readonly logger?: SourceLogger;
+}
+
+/** One CCNP as the policy loader read it: like a manifest file named `k8s:ccnp/NAME`. */
+export interface PolicyFile {
+  readonly file: string;
+  /** The JSON text decoded (the slim object, pretty-printed). */
+  readonly text: string;
+  /** sha256 of `text`. */
+  readonly hash: string;
+  readonly load: LoadResult;
 }
 
 export interface KubernetesSnapshot {
@@ -58,6 +76,10 @@ export interface KubernetesSnapshot {
   readonly problems: Problem[];
   /** 'cache': the last state read from the API, loaded from disk at start (stale); 'api': live. */
   readonly origin: 'api' | 'cache';
+  /** Increases with every snapshot of this source: a cheap change marker for the whole snapshot. */
+  readonly revision: number;
+  /** The CCNPs one by one (same content as `policies`/`problems`), for per-policy last-good handling. */
+  readonly policyFiles: PolicyFile[];
 }
 
 export interface KubernetesSourceStatus {
@@ -159,7 +181,8 @@ export class KubernetesSource {
   private podsProbing = false;
   private needsFromPolicies = false;
   private needsDirty = true;
-  private readonly decoded = new Map<string, { rv: string; result: { policies: PolicyDocument[]; problems: Problem[] } }>();
+  private readonly decoded = new Map<string, { rv: string; file: PolicyFile }>();
+  private revision = 0;
   private debounceTimer: NodeJS.Timeout | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
@@ -318,7 +341,7 @@ export class KubernetesSource {
     let rv = '';
     try {
       do {
-        const page = await this.listPage(r.spec.id, cont);
+        const page = await this.withTimeout(this.listPage(r.spec.id, cont), this.opts.listPageTimeoutMs ?? 60_000, `list of ${r.spec.kind}`);
         for (const o of page.items) items.push(stripObject(r.spec.id, o) as unknown as K8s.KubernetesObject);
         const md = (page.metadata ?? {}) as { resourceVersion?: string; _continue?: string; continue?: string };
         rv = md.resourceVersion ?? rv;
@@ -339,6 +362,18 @@ export class KubernetesSource {
     r.listApplied = true;
     this.log.debug({ kind: r.spec.kind, items: items.length, resourceVersion: rv }, 'kubernetes source: listed');
     return { items, metadata: { resourceVersion: rv } };
+  }
+
+  private async withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new KubernetesSourceError(`${what} took longer than ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async listPage(id: KindId, cont: string | undefined): Promise<{ items: readonly unknown[]; metadata?: object }> {
@@ -432,7 +467,22 @@ export class KubernetesSource {
         done(err);
       },
     );
-    if (!finished && !r.stopped) this.setConnected(r, true);
+    if (!finished && !r.stopped) {
+      this.setConnected(r, true);
+      // The server ends every watch at timeoutSeconds; one still open well after that is a dead peer.
+      const deadline = timeoutSeconds * 1000 + (this.opts.watchGraceMs ?? 30_000);
+      const watchdog = setTimeout(() => {
+        this.timers.delete(watchdog);
+        if (finished || r.stopped) return;
+        this.log.warn({ kind: r.spec.kind, afterMs: deadline }, 'kubernetes source: watch silent past its timeout; reconnecting');
+        controller.abort();
+      }, deadline);
+      this.timers.add(watchdog);
+      controller.signal.addEventListener('abort', () => {
+        clearTimeout(watchdog);
+        this.timers.delete(watchdog);
+      });
+    }
     return controller;
   }
 
@@ -569,28 +619,31 @@ export class KubernetesSource {
     }
   }
 
-  private decode(raw: KubeObject): { policies: PolicyDocument[]; problems: Problem[] } {
+  private decode(raw: KubeObject): PolicyFile {
     const rv = typeof raw.metadata['resourceVersion'] === 'string' ? raw.metadata['resourceVersion'] : '';
     const hit = this.decoded.get(raw.metadata.name);
-    if (hit !== undefined && hit.rv === rv && rv !== '') return hit.result;
-    const res = loadManifestText(JSON.stringify(raw, null, 2), `k8s:ccnp/${raw.metadata.name}`);
-    const result = { policies: res.policies, problems: res.problems };
-    this.decoded.set(raw.metadata.name, { rv, result });
-    return result;
+    if (hit !== undefined && hit.rv === rv && rv !== '') return hit.file;
+    const file = `k8s:ccnp/${raw.metadata.name}`;
+    const text = JSON.stringify(raw, null, 2);
+    const pf: PolicyFile = { file, text, hash: createHash('sha256').update(text).digest('hex'), load: loadManifestText(text, file) };
+    this.decoded.set(raw.metadata.name, { rv, file: pf });
+    return pf;
   }
 
-  private decodeAll(raws: readonly KubeObject[]): { policies: PolicyDocument[]; problems: Problem[] } {
+  private decodeAll(raws: readonly KubeObject[]): { policies: PolicyDocument[]; problems: Problem[]; policyFiles: PolicyFile[] } {
     const policies: PolicyDocument[] = [];
     const problems: Problem[] = [];
+    const policyFiles: PolicyFile[] = [];
     const names = new Set<string>();
-    for (const raw of raws) {
+    for (const raw of [...raws].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0))) {
       names.add(raw.metadata.name);
       const d = this.decode(raw);
-      for (const p of d.policies) policies.push(p);
-      for (const p of d.problems) problems.push(p);
+      policyFiles.push(d);
+      for (const p of d.load.policies) policies.push(p);
+      for (const p of d.load.problems) problems.push(p);
     }
     for (const name of this.decoded.keys()) if (!names.has(name)) this.decoded.delete(name);
-    return { policies, problems };
+    return { policies, problems, policyFiles };
   }
 
   private currentObjects(): { objects: KubeObject[]; ccnps: KubeObject[] } {
@@ -606,8 +659,8 @@ export class KubernetesSource {
 
   private buildSnapshot(): KubernetesSnapshot {
     const { objects, ccnps } = this.currentObjects();
-    const { policies, problems } = this.decodeAll(ccnps);
-    return { objects, policies, problems, origin: 'api' };
+    const { policies, problems, policyFiles } = this.decodeAll(ccnps);
+    return { objects, policies, problems, origin: 'api', revision: ++this.revision, policyFiles };
   }
 
   // ---- disk cache ----
@@ -623,11 +676,11 @@ export class KubernetesSource {
       return;
     }
     if (cached === undefined) return;
-    const { policies, problems } = this.decodeAll(cached.policies);
+    const { policies, problems, policyFiles } = this.decodeAll(cached.policies);
     this.stale = true;
     this.cacheSyncedAt = cached.syncedAt;
     this.log.info({ syncedAt: cached.syncedAt, objects: cached.objects.length, policies: cached.policies.length }, 'kubernetes source: enforcing the cached cluster state until the API answers');
-    this.deliver({ objects: [...cached.objects], policies, problems, origin: 'cache' });
+    this.deliver({ objects: [...cached.objects], policies, problems, origin: 'cache', revision: ++this.revision, policyFiles });
   }
 
   private scheduleCacheWrite(): void {

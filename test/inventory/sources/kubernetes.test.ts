@@ -1,6 +1,7 @@
 // The Kubernetes source against the loopback fake API server, through the real
 // client library (TLS, bearer token, list, chunked watch streams).
 
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -110,6 +111,12 @@ test('initial list of every kind, then synced, with slim objects and decoded pol
   t.is(s.policies[0]?.pos.file, 'k8s:ccnp/ssh');
   t.is(s.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.0/24');
   t.deepEqual(s.problems, []);
+  // The same CCNP as a "file", for per-policy last-good handling.
+  t.is(s.policyFiles.length, 1);
+  t.is(s.policyFiles[0]?.file, 'k8s:ccnp/ssh');
+  t.is(s.policyFiles[0]?.hash, createHash('sha256').update(s.policyFiles[0]?.text ?? '').digest('hex'));
+  t.is(s.policyFiles[0]?.load.policies[0], s.policies[0]);
+  t.is(JSON.parse(s.policyFiles[0]?.text ?? '{}').metadata.name, 'ssh');
   const st = src.status();
   await waitFor('connected', () => src.status().connected);
   t.is(st.stale, false);
@@ -151,6 +158,22 @@ test('watch events update the snapshot; a burst is debounced into one change', a
   t.is(s.objects.filter((o) => o.kind === 'Node').length, 22);
   t.is(find(s, 'Node', 'node-c'), undefined);
   t.is(find(s, 'Node', 'node-x7')?.metadata['managedFields'], undefined);
+  t.true(s.revision > (h.snaps[0]?.revision ?? Infinity));
+});
+
+test('a watch that stays silent past its timeout (dead peer, no reset) is dropped and reopened', async (t) => {
+  const h = await harness(t);
+  const src = await h.start({ watchTimeoutSeconds: 1, watchGraceMs: 300 });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  h.server.stallWatches(true);
+  const before = requestsFor(h, 'nodes', true);
+  await waitFor('watch reopened twice', () => requestsFor(h, 'nodes', true) >= before + 2);
+  h.server.stallWatches(false);
+  h.server.apply('nodes', node('node-z', '192.0.2.99', '2001:db8::99'));
+  await waitFor('change seen after the black hole', () => find(last(h), 'Node', 'node-z') !== undefined);
+  t.is(requestsFor(h, 'nodes', false), 1, 'resumed from its resourceVersion, no relist');
+  t.true(src.synced());
 });
 
 test('bookmarks advance the resourceVersion, so a reconnect after compaction resumes without relisting', async (t) => {
