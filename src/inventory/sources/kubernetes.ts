@@ -467,7 +467,12 @@ export class KubernetesSource {
         done(err);
       },
     );
-    if (!finished && !r.stopped) {
+    if (r.stopped) {
+      // Stopped while the watch was connecting: ListWatch.stop() had nothing to abort yet.
+      controller.abort();
+      return controller;
+    }
+    if (!finished) {
       this.setConnected(r, true);
       // The server ends every watch at timeoutSeconds; one still open well after that is a dead peer.
       const deadline = timeoutSeconds * 1000 + (this.opts.watchGraceMs ?? 30_000);
@@ -714,5 +719,36 @@ export class KubernetesSource {
       });
     this.cacheWrite = write;
     await write;
+  }
+}
+
+/**
+ * One-shot read for the CLI (validate, trace, render): list everything once,
+ * return the first complete snapshot from the API, stop. Never the disk cache.
+ * Throws KubernetesSourceError with the last API error when no complete
+ * snapshot arrives within `timeoutMs` (default 30 s).
+ */
+export async function readKubernetesOnce(opts: Omit<KubernetesSourceOptions, 'stateDir'> & { readonly timeoutMs?: number }): Promise<KubernetesSnapshot> {
+  const { timeoutMs = 30_000, ...rest } = opts;
+  const source = new KubernetesSource({ debounceMs: 0, ...rest });
+  try {
+    return await new Promise<KubernetesSnapshot>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const st = source.status();
+        reject(new KubernetesSourceError(`no complete read of the Kubernetes API within ${timeoutMs} ms${st.lastError === undefined ? '' : `: ${st.lastError}`}`));
+      }, timeoutMs);
+      source
+        .start((s) => {
+          if (s.origin !== 'api') return;
+          clearTimeout(timer);
+          resolve(s);
+        })
+        .catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new KubernetesSourceError(String(err)));
+        });
+    });
+  } finally {
+    await source.stop();
   }
 }

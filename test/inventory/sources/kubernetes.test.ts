@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { KubeObject } from '../../../src/api/types.js';
 import { cachePath, readCache } from '../../../src/inventory/sources/cache.js';
-import { KubernetesSource, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
+import { KubernetesSource, KubernetesSourceError, readKubernetesOnce, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
+import { KUBERNETES_OBJECTS_FILE, snapshotFiles } from '../../../src/inventory/sources/kubernetes-files.js';
 import { FakeApiServer, type FakeApiServerOptions } from '../../helpers/fake-apiserver.js';
 import { ciliumEndpoint, node, pod, podPeerPolicy, seedBaseCluster, sshPolicy } from '../../helpers/fake-apiserver-cluster.js';
 
@@ -418,4 +419,43 @@ test('an invalid CCNP is decoded with its problems located at k8s:ccnp/NAME', as
   t.true(all.length > 0);
   t.true(all.every((p) => p.pos.file === 'k8s:ccnp/bad'));
   t.true(all.some((p) => p.field.startsWith('spec.ingress[0].fromCIDR')));
+});
+
+test('readKubernetesOnce: one complete read for the CLI, then the source is stopped', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const s = await readKubernetesOnce({ kubeconfig: h.kubeconfig });
+  t.is(s.origin, 'api');
+  t.is(s.policies[0]?.name, 'ssh');
+  t.is(s.objects.filter((o) => o.kind === 'Node').length, 3);
+  await waitFor('watches closed', () => h.server.openWatches() === 0);
+  t.pass();
+});
+
+test('readKubernetesOnce: an unreachable API or a bad token is an error naming the cause', async (t) => {
+  const h = await harness(t);
+  h.server.setToken('other');
+  await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 1500 }), { instanceOf: KubernetesSourceError, message: /within 1500 ms: .*HTTP 401/ });
+  await t.throwsAsync(readKubernetesOnce({ kubeconfig: join(h.dir, 'missing'), timeoutMs: 1500 }), { instanceOf: KubernetesSourceError, message: /cannot load .*missing/ });
+});
+
+test('snapshotFiles: one entry per CCNP plus one for the objects; unchanged CCNPs keep their decoded documents', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('b-ssh'));
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('a-ssh', '198.51.100.0/24'));
+  await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  const first = snapshotFiles(last(h));
+  t.deepEqual(first.map((f) => f.file), ['k8s:ccnp/a-ssh', 'k8s:ccnp/b-ssh', KUBERNETES_OBJECTS_FILE]);
+  t.is(first[2]?.load.objects.length, last(h).objects.length);
+  t.deepEqual(first[2]?.load.policies, []);
+  t.is(first[2]?.text, undefined);
+  const n = h.snaps.length;
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('b-ssh', '203.0.113.128/25'));
+  await waitFor('second snapshot', () => h.snaps.length > n);
+  const second = snapshotFiles(last(h));
+  t.is(second[0]?.load, first[0]?.load, 'a-ssh untouched: same decoded result');
+  t.not(second[1]?.textHash, first[1]?.textHash);
+  t.not(second[2]?.textHash, first[2]?.textHash);
+  t.is(second[1]?.load.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.128/25');
 });
