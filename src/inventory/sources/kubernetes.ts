@@ -170,6 +170,7 @@ export function describeError(err: unknown): string {
 
 export class KubernetesSource {
   private readonly opts: KubernetesSourceOptions;
+  private needPods: boolean | 'auto';
   private readonly log: SourceLogger;
   private onChange: ((s: KubernetesSnapshot) => void) | undefined;
   private k8s: K8sModule | undefined;
@@ -200,6 +201,7 @@ export class KubernetesSource {
 
   constructor(opts: KubernetesSourceOptions = {}) {
     this.opts = opts;
+    this.needPods = opts.needPods ?? 'auto';
     this.log = opts.logger ?? noopLogger;
   }
 
@@ -257,7 +259,7 @@ export class KubernetesSource {
 
   /** Switch pod watching on or off at run time (the agent knows which policies select this node). */
   setNeedPods(need: boolean | 'auto'): void {
-    (this.opts as { needPods?: boolean | 'auto' }).needPods = need;
+    this.needPods = need;
     this.updatePodWatch();
     this.scheduleFlush();
   }
@@ -526,7 +528,7 @@ export class KubernetesSource {
   // ---- pods ----
 
   private wantPods(): boolean {
-    const need = this.opts.needPods ?? 'auto';
+    const need = this.needPods;
     if (need !== 'auto') return need;
     if (this.needsDirty) {
       const ccnp = this.runners.get('ccnp');
@@ -540,7 +542,7 @@ export class KubernetesSource {
     if (this.stopped || this.apis === undefined) return;
     // In auto mode the policies decide, so wait until the CCNPs have been listed.
     const ccnpListed = this.runners.get('ccnp')?.listed === true;
-    const want = (this.opts.needPods ?? 'auto') === 'auto' && !ccnpListed ? this.podsWanted : this.wantPods();
+    const want = this.needPods === 'auto' && !ccnpListed ? this.podsWanted : this.wantPods();
     if (want && !this.podsWanted) {
       this.podsWanted = true;
       this.log.info({}, 'kubernetes source: a policy needs pod addresses; watching pods');
