@@ -5,6 +5,7 @@
 
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
@@ -220,6 +221,25 @@ function startAgent(netns: string): Agent {
   return new Agent(child);
 }
 
+/** Labs alive at once in one test process (each holds two namespaces and two node processes). */
+const maxLabs = 6;
+let liveLabs = 0;
+const waiting: (() => void)[] = [];
+
+function acquireLabSlot(): Promise<void> {
+  if (liveLabs < maxLabs) {
+    liveLabs++;
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => waiting.push(() => resolve()));
+}
+
+function releaseLabSlot(): void {
+  const next = waiting.shift();
+  if (next !== undefined) next();
+  else liveLabs--;
+}
+
 export class Lab {
   readonly nodeNs: string;
   readonly peerNs: string;
@@ -239,10 +259,17 @@ export class Lab {
     this.peerNs = `nwt-nft-${tag}-${rand}-p`;
   }
 
-  /** A fresh lab, torn down by t.teardown even when the test fails. */
+  /** A fresh lab, torn down by t.teardown even when the test fails. At most `maxLabs` live per test file. */
   static async create(t: ExecutionContext, tag: string): Promise<Lab> {
+    await acquireLabSlot();
     const lab = new Lab(tag);
-    t.teardown(() => lab.destroy());
+    t.teardown(async () => {
+      try {
+        await lab.destroy();
+      } finally {
+        releaseLabSlot();
+      }
+    });
     await lab.setup();
     return lab;
   }
@@ -387,10 +414,16 @@ export class Lab {
       if (p.direction === 'egress' && err instanceof Error && err.message.includes('Operation not permitted')) return 'deny';
       throw err;
     }
-    await new Promise((r) => setTimeout(r, 100));
-    const listing = (await this.nft(['-n', '-j', 'list', 'set', 'inet', 'nwobs', set])).stdout;
-    const seen = new Set(observedKeys(listing));
-    return seen.has(`${normalizeElement(p.peer)} ${proto} ${key}`) ? 'allow' : 'deny';
+    // The packet is normally through both chains when socat returns; a loaded machine may defer the receive
+    // softirq, so a re-check (probeSure, long timeoutMs) keeps looking until timeoutMs.
+    const wanted = `${normalizeElement(p.peer)} ${proto} ${key}`;
+    const deadline = performance.now() + this.timeoutMs;
+    for (let wait = 100; ; wait = 200) {
+      await new Promise((r) => setTimeout(r, wait));
+      const listing = (await this.nft(['-n', '-j', 'list', 'set', 'inet', 'nwobs', set])).stdout;
+      if (observedKeys(listing).includes(wanted)) return 'allow';
+      if (this.timeoutMs <= 400 || performance.now() >= deadline) return 'deny';
+    }
   }
 
   /**
