@@ -3,7 +3,9 @@
 // real client library, then the first model; RSS of this process (the agent
 // side); and the latency from one pod IP change in the API to the rebuilt model.
 
-import { fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/inventory/config.js';
 import { KubernetesSource, type KubernetesSnapshot } from '../src/inventory/sources/kubernetes.js';
+import { applyModel } from '../src/nft/apply.js';
+import type { PreviousState } from '../src/nft/set-delta.js';
 import { buildState } from '../src/pipeline.js';
 import type { SyntheticSize } from './synthetic.js';
 
@@ -19,7 +23,16 @@ function defaultSize(): SyntheticSize {
   return { policies: Math.round(1000 * scale), nodes: Math.round(5000 * scale), pods: Math.round(100000 * scale) };
 }
 
-export async function runK8sBench(size: SyntheticSize = defaultSize()): Promise<Record<string, number>> {
+const run = promisify(execFile);
+
+/**
+ * `kernel: true` (default when running as root) also loads the rulesets with nft into a
+ * private network namespace: first apply, then one element delta per pod change.
+ */
+export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { kernel?: boolean } = {}): Promise<Record<string, number>> {
+  const kernel = opts.kernel ?? process.getuid?.() === 0;
+  const netns = `nwt-k8s-bench-${randomBytes(3).toString('hex')}`;
+  if (kernel) await run('ip', ['netns', 'add', netns]);
   const child = fork(fileURLToPath(new URL('./k8s-apiserver-child.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
   const replies: Record<string, unknown>[] = [];
   let waiter: (() => void) | undefined;
@@ -83,21 +96,42 @@ export async function runK8sBench(size: SyntheticSize = defaultSize()): Promise<
     const state = buildState({ config, load: { objects: s1.objects, policies: s1.policies, problems: s1.problems }, nodeName });
     const tModel = performance.now();
     const rssModel = process.memoryUsage().rss;
+    let previous: PreviousState | undefined;
+    let firstApplyMs = NaN;
+    let firstApplyElements = NaN;
+    if (kernel) {
+      const r = await applyModel(state.model, { nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce', netns });
+      previous = r.state;
+      firstApplyMs = r.durationsMs.total;
+      firstApplyElements = r.elements;
+    }
+    const tApply = performance.now();
 
     // One pod IP change, API write to rebuilt model; the source's 200 ms debounce is included.
     const latencies: number[] = [];
     const snapshotLatencies: number[] = [];
     const rebuilds: number[] = [];
+    const kernelLatencies: number[] = [];
+    const deltaApplies: number[] = [];
+    let deltas = 0;
     for (let i = 0; i < 5; i++) {
       const pending = nextSnapshot();
       const a = performance.now();
-      // pod-2 is in namespace "prod" (bench/synthetic.ts: namespaces[p % 8]).
-      child.send({ cmd: 'pod-ip', name: 'pod-2', namespace: 'prod', ip: `100.65.250.${i + 1}` });
+      // pod-12 (namespace monitoring, app db, shard s12) is a peer of policy host-12, which
+      // selects every node (bench/synthetic.ts), so its address is a set element here.
+      child.send({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.65.250.${i + 1}` });
       await next();
       const s = await pending;
       const b = performance.now();
-      buildState({ config, load: { objects: s.objects, policies: s.policies, problems: s.problems }, nodeName });
+      const st = buildState({ config, load: { objects: s.objects, policies: s.policies, problems: s.problems }, nodeName });
       const c = performance.now();
+      if (kernel) {
+        const r = await applyModel(st.model, { nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce', netns, ...(previous === undefined ? {} : { previous }) });
+        previous = r.state;
+        if (r.kind === 'delta') deltas++;
+        deltaApplies.push(r.durationsMs.total);
+        kernelLatencies.push(performance.now() - a);
+      }
       snapshotLatencies.push(b - a);
       rebuilds.push(c - b);
       latencies.push(c - a);
@@ -120,6 +154,12 @@ export async function runK8sBench(size: SyntheticSize = defaultSize()): Promise<
       podModelRebuildMedianMs: median(rebuilds),
       podEventToModelMedianMs: median(latencies),
       debounceMs: 200,
+      firstApplyMs,
+      listPlusFirstApplyMs: kernel ? tApply - t0 : NaN,
+      firstApplyElements,
+      podDeltaApplyMedianMs: median(deltaApplies),
+      podEventToKernelMedianMs: median(kernelLatencies),
+      podChangesAppliedAsDelta: kernel ? deltas : NaN,
     };
   } finally {
     await source?.stop();
@@ -128,6 +168,7 @@ export async function runK8sBench(size: SyntheticSize = defaultSize()): Promise<
       await new Promise((r) => child.once('exit', r));
     }
     await rm(dir, { recursive: true, force: true });
+    if (kernel) await run('ip', ['netns', 'delete', netns]).catch(() => undefined);
   }
 }
 
