@@ -75,12 +75,19 @@ export function l4Parts(l4: readonly L4Match[]): L4Part[] {
     else if (m.kind === 'proto') protos.push(m.proto);
   }
   const out: L4Part[] = [];
+  // Protocols with the same ports share one rule (`protocol: ANY` gives tcp, udp and sctp the same ranges):
+  // th dport sits at the same offset in all three.
+  const groups = new Map<string, ('tcp' | 'udp' | 'sctp')[]>();
   for (const proto of ['tcp', 'udp', 'sctp'] as const) {
     const ranges = ports.get(proto);
     if (ranges === undefined) continue;
     const merged = mergeRanges(ranges);
-    if (merged.some(([lo, hi]) => lo <= 0 && hi >= 65535)) out.push({ text: `meta l4proto ${proto}` });
-    else out.push({ text: `${proto} dport ${valueList(merged.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)))}` });
+    const key = merged.some(([lo, hi]) => lo <= 0 && hi >= 65535) ? '' : valueList(merged.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)));
+    groups.set(key, [...(groups.get(key) ?? []), proto]);
+  }
+  for (const [portList, protos] of groups) {
+    if (protos.length === 1) out.push({ text: portList === '' ? `meta l4proto ${protos[0]}` : `${protos[0]} dport ${portList}` });
+    else out.push({ text: `meta l4proto ${valueList(protos)}${portList === '' ? '' : ` th dport ${portList}`}` });
   }
   const v4 = icmp.get('ipv4');
   if (v4 !== undefined) out.push({ family: 'ipv4', text: `icmp type ${numberList(v4)}` });

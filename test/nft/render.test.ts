@@ -130,6 +130,10 @@ test('port lists and protocol numbers are grouped', (t) => {
   t.deepEqual(l4Parts([b.tcp(80), b.tcp(443, 80), b.udp(53)]), [{ text: 'tcp dport { 80, 443 }' }, { text: 'udp dport 53' }]);
   t.deepEqual(l4Parts([{ kind: 'proto', proto: 112, name: 'vrrp' }, { kind: 'proto', proto: 47, name: 'gre' }]), [{ text: 'meta l4proto { 47, 112 }' }]);
   t.deepEqual(l4Parts([b.tcp(80), b.anyL4]), [{ text: '' }]);
+  const any = (lo: number, hi: number) => (['tcp', 'udp', 'sctp'] as const).map((proto) => ({ kind: 'ports' as const, proto, ranges: [[lo, hi] as const] }));
+  t.deepEqual(l4Parts(any(1000, 1010)), [{ text: 'meta l4proto { tcp, udp, sctp } th dport 1000-1010' }]);
+  t.deepEqual(l4Parts([...any(0, 65535), b.udp(53)]), [{ text: 'meta l4proto { tcp, udp, sctp }' }]);
+  t.deepEqual(l4Parts([b.tcp(53), b.udp(53), b.tcp(80)]), [{ text: 'tcp dport { 53, 80 }' }, { text: 'udp dport 53' }]);
   t.is(numberList([1, 2, 3, 4, 130, 131, 128]), '{ 1-4, 128, 130-131 }');
   t.is(numberList([8]), '8');
 });
