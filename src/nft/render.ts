@@ -1,6 +1,21 @@
 // The complete nft script for one HostModel. One file, one transaction:
 //   table inet T {} / delete table inet T / table inet T { ... }
 // creates or atomically replaces nodewall's table and nothing else.
+//
+// Layout of table inet T:
+//   set nw_structure_<hash>      empty; its name is the hash of everything below except set elements.
+//                                Element deltas flush it first, so they fail on any other structure.
+//   set <identity>_v4/_v6        one per IdentitySet and family, declared even when empty; hash sets when
+//                                every element is a single address, interval sets otherwise.
+//   set nw_excl_<exclusion>_v4/6 the cluster addresses CIDR/world identities never match.
+//   chain input / output         filter hooks, priority filter, policy accept:
+//                                loopback, conntrack reply, related, ICMPv4 frag-needed, ICMPv6 always-allow,
+//                                (input) other ICMPv6 except echo dropped, [not enforced: accept],
+//                                extended-protocol drop, deny entries, allow entries, [default deny: drop].
+//                                Every rule: counter + comment "POLICY RULEPATH" or "nodewall <what>".
+//   audit mode only:             would-drop rules `goto nw_audit_in|out`, which records the packet in
+//                                nw_audit_{in,out}_{v4,v6} (peer . l4proto . port, timeout 10m; port =
+//                                type*256+code for ICMP; see auditChainRules) and accepts.
 
 import { createHash } from 'node:crypto';
 import type { RunMode } from '../inventory/types.js';
