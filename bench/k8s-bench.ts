@@ -114,12 +114,14 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
     const kernelLatencies: number[] = [];
     const deltaApplies: number[] = [];
     let deltas = 0;
+    let fulls = 0;
+    let noops = 0;
     for (let i = 0; i < 5; i++) {
       const pending = nextSnapshot();
       const a = performance.now();
       // pod-12 (namespace monitoring, app db, shard s12) is a peer of policy host-12, which
       // selects every node (bench/synthetic.ts), so its address is a set element here.
-      child.send({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.65.250.${i + 1}` });
+      child.send({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.66.250.${i + 1}` }); // an address no synthetic pod has
       await next();
       const s = await pending;
       const b = performance.now();
@@ -129,6 +131,9 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
         const r = await applyModel(st.model, { nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce', netns, ...(previous === undefined ? {} : { previous }) });
         previous = r.state;
         if (r.kind === 'delta') deltas++;
+        else if (r.kind === 'full') fulls++;
+        else noops++;
+        if (r.kind !== 'delta' && process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) process.stderr.write(`k8s bench: pod change applied as ${r.kind}: ${r.reason}\n`);
         deltaApplies.push(r.durationsMs.total);
         kernelLatencies.push(performance.now() - a);
       }
@@ -160,6 +165,8 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
       podDeltaApplyMedianMs: median(deltaApplies),
       podEventToKernelMedianMs: median(kernelLatencies),
       podChangesAppliedAsDelta: kernel ? deltas : NaN,
+      podChangesAppliedAsFull: kernel ? fulls : NaN,
+      podChangesNoop: kernel ? noops : NaN,
     };
   } finally {
     await source?.stop();
