@@ -20,7 +20,9 @@ import type { Problem } from '../../api/problem.js';
 import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { readCache, writeCache, type CachedState } from './cache.js';
+import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
+import { selectedPoliciesNeedPods } from './pod-need.js';
 
 export interface SourceLogger {
   debug(obj: object, msg: string): void;
@@ -37,8 +39,14 @@ export interface KubernetesSourceOptions {
   readonly context?: string;
   /** Directory of k8s-cache.json; no cache without it. */
   readonly stateDir?: string;
-  /** Watch pod addresses: always, never, or 'auto' (default): while any CCNP has an endpoint selector peer or the cluster entity. */
+  /**
+   * Watch pod addresses: always, never, or 'auto' (default): while a CCNP has an endpoint
+   * selector peer or the cluster entity, in a host rule selecting `node` when that is given
+   * (else in any CCNP).
+   */
   readonly needPods?: boolean | 'auto';
+  /** This node, for 'auto' pod watching: its Node object's labels, layered under `labels` (config nodeLabels). */
+  readonly node?: { readonly name: string; readonly labels?: Labels; readonly labelFilter?: LabelFilter };
   /** Changes within this window become one onChange (default 200 ms). */
   readonly debounceMs?: number;
   /** List page size (`limit`, default 500). */
@@ -128,6 +136,8 @@ interface Runner {
   attempts: number;
   retryTimer: NodeJS.Timeout | undefined;
   stopped: boolean;
+  /** The event being handled changes nothing the inventory reads (a status heartbeat). */
+  quiet: boolean;
 }
 
 const noopLogger: SourceLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -166,6 +176,13 @@ export function describeError(err: unknown): string {
     return `${err.message}${cause}`;
   }
   return String(err);
+}
+
+/** Equal apart from metadata.resourceVersion (slim objects are built in a fixed key order). */
+function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
+  if (a === undefined) return false;
+  const withoutRv = (o: KubeObject): string => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return withoutRv(a) === withoutRv(b);
 }
 
 export class KubernetesSource {
@@ -316,13 +333,15 @@ export class KubernetesSource {
     const watcher = this.watcher;
     if (k8s === undefined || watcher === undefined) throw new KubernetesSourceError('not started');
     const spec = kindSpecs[id];
-    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false } as Omit<Runner, 'lw'> as Runner;
+    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false, quiet: false } as Omit<Runner, 'lw'> as Runner;
     // ListWatch only needs `watch()`; this one strips objects and adds bookmarks, timeouts and backoff.
     const slimWatch = { config: watcher.config, watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallback, done: (err: unknown) => void) => this.openWatch(r, path, query, cb, done) };
     r.lw = new k8s.ListWatch<K8s.KubernetesObject>(spec.path, slimWatch as unknown as K8s.Watch, () => this.listAll(r), false, spec.labelSelector);
     const changed = (): void => this.changed(r);
     r.lw.on('add', changed);
-    r.lw.on('update', changed);
+    r.lw.on('update', () => {
+      if (!r.quiet) this.changed(r);
+    });
     r.lw.on('delete', changed);
     r.lw.on('error', (err: unknown) => this.failed(r, err));
     return r;
@@ -439,7 +458,14 @@ export class KubernetesSource {
       (phase, obj, raw) => {
         events++;
         if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
-          cb(phase, stripObject(r.spec.id, obj), raw);
+          const slim = stripObject(r.spec.id, obj);
+          // Most MODIFIED events at scale are status heartbeats: same slim object, new resourceVersion.
+          r.quiet = phase === 'MODIFIED' && sameContent(r.lw.get(slim.metadata.name, slim.metadata.namespace) as unknown as KubeObject | undefined, slim);
+          try {
+            cb(phase, slim, raw);
+          } finally {
+            r.quiet = false;
+          }
           return;
         }
         if (phase === 'ERROR') {
@@ -531,18 +557,30 @@ export class KubernetesSource {
     const need = this.needPods;
     if (need !== 'auto') return need;
     if (this.needsDirty) {
-      const ccnp = this.runners.get('ccnp');
-      this.needsFromPolicies = ccnp !== undefined && ccnp.lw.list().some((o) => policyNeedsPods(o as unknown as KubeObject));
+      this.needsFromPolicies = this.policiesNeedPods();
       this.needsDirty = false;
     }
     return this.needsFromPolicies;
   }
 
+  private policiesNeedPods(): boolean {
+    const ccnp = this.runners.get('ccnp');
+    if (ccnp === undefined) return false;
+    // Cheap test on the raw objects first; only candidates are decoded.
+    const candidates = (ccnp.lw.list() as unknown as readonly KubeObject[]).filter(policyNeedsPods);
+    const node = this.opts.node;
+    if (node === undefined || candidates.length === 0) return candidates.length > 0;
+    const nodeObj = this.runners.get('node')?.lw.get(node.name) as unknown as KubeObject | undefined;
+    const labels: Labels = { ...nodeObj?.metadata.labels, ...node.labels };
+    const docs = candidates.flatMap((raw) => this.decode(raw).load.policies);
+    return selectedPoliciesNeedPods(docs, labels, node.labelFilter ?? 'cilium');
+  }
+
   private updatePodWatch(): void {
     if (this.stopped || this.apis === undefined) return;
-    // In auto mode the policies decide, so wait until the CCNPs have been listed.
-    const ccnpListed = this.runners.get('ccnp')?.listed === true;
-    const want = this.needPods === 'auto' && !ccnpListed ? this.podsWanted : this.wantPods();
+    // In auto mode the policies (and this node's labels) decide, so wait until they have been listed.
+    const inputsListed = this.runners.get('ccnp')?.listed === true && (this.opts.node === undefined || this.runners.get('node')?.listed === true);
+    const want = this.needPods === 'auto' && !inputsListed ? this.podsWanted : this.wantPods();
     if (want && !this.podsWanted) {
       this.podsWanted = true;
       this.log.info({}, 'kubernetes source: a policy needs pod addresses; watching pods');
@@ -594,7 +632,7 @@ export class KubernetesSource {
   // ---- snapshots ----
 
   private changed(r: Runner): void {
-    if (r.spec.id === 'ccnp') this.needsDirty = true;
+    if (r.spec.id === 'ccnp' || (r.spec.id === 'node' && this.opts.node !== undefined)) this.needsDirty = true;
     this.scheduleFlush();
   }
 

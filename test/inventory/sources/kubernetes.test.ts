@@ -459,3 +459,55 @@ test('snapshotFiles: one entry per CCNP plus one for the objects; unchanged CCNP
   t.not(second[2]?.textHash, first[2]?.textHash);
   t.is(second[1]?.load.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.128/25');
 });
+
+test('status-only updates (heartbeats) move the resourceVersion but hand out no snapshot', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  const src = await h.start();
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await waitFor('watches open', () => h.server.openWatches() === 6);
+  const n = h.snaps.length;
+  const busy = node('node-b', '192.0.2.2', '2001:db8::2');
+  (busy['status'] as Record<string, unknown>)['conditions'] = [{ type: 'Ready', status: 'True', lastHeartbeatTime: '2026-11-24T18:00:10Z' }];
+  h.server.apply('nodes', busy);
+  const cep = ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' });
+  (cep['status'] as Record<string, unknown>)['state'] = 'regenerating';
+  h.server.apply('ciliumendpoints', cep);
+  await waitFor('versions seen', () => src.status().resourceVersions['CiliumEndpoint'] === h.server.resourceVersion);
+  await sleep(300);
+  t.is(h.snaps.length, n);
+  t.is(src.status().resourceVersions['Node'], String(Number(h.server.resourceVersion) - 1));
+  // A change the inventory reads still comes through.
+  h.server.apply('nodes', node('node-b', '192.0.2.2', '2001:db8::2', { zone: 'b' }));
+  await waitFor('label change', () => find(last(h), 'Node', 'node-b')?.metadata.labels?.['zone'] === 'b');
+  t.is(h.snaps.length, n + 1);
+});
+
+test('with `node` given, pods are watched only while a rule selecting this node needs them', async (t) => {
+  const h = await harness(t);
+  const edgeOnly = { metadata: { name: 'edge-web' }, spec: { nodeSelector: { matchLabels: { role: 'edge' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'web' } }] }] } };
+  const dbOnly = { metadata: { name: 'db-web' }, spec: { nodeSelector: { matchLabels: { role: 'db' } }, ingress: [{ fromEndpoints: [{}] }] } };
+  h.server.apply('ciliumclusterwidenetworkpolicies', dbOnly);
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  // node-a carries role=edge (seedBaseCluster); no policy selecting it needs pods yet.
+  const src = await h.start({ node: { name: 'node-a' } });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  await sleep(200);
+  t.is(src.status().pods, false);
+  t.is(h.server.requests.filter((r) => r.resource === 'ciliumendpoints').length, 0);
+
+  h.server.apply('ciliumclusterwidenetworkpolicies', edgeOnly);
+  await waitFor('pods read', () => kinds(last(h)).includes('CiliumEndpoint'));
+  t.is(src.status().pods, 'CiliumEndpoint');
+
+  // The node leaves the edge role: no selected rule needs pods any more.
+  h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'db-no' }));
+  await waitFor('pods dropped', () => !kinds(last(h)).includes('CiliumEndpoint') && src.status().pods === false);
+  // Config labels (layered over the Node's) can select it again.
+  await src.stop();
+  h.snaps.length = 0;
+  const again = await h.start({ node: { name: 'node-a', labels: { role: 'db' } } });
+  await waitFor('pods read for role=db', () => h.snaps.length > 0 && kinds(last(h)).includes('CiliumEndpoint'));
+  t.is(again.status().pods, 'CiliumEndpoint');
+});

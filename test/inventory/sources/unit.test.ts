@@ -4,7 +4,9 @@ import test from 'ava';
 import { InputError } from '../../../src/api/problem.js';
 import type { KubeObject } from '../../../src/api/types.js';
 import { backoffDelay } from '../../../src/inventory/sources/backoff.js';
+import { loadManifestText } from '../../../src/api/load-manifests.js';
 import { policyNeedsPods, stripObject } from '../../../src/inventory/sources/kube-kinds.js';
+import { ruleNeedsPods, selectedPoliciesNeedPods } from '../../../src/inventory/sources/pod-need.js';
 import { parseKubernetesSourceConfig } from '../../../src/inventory/sources/kubernetes-config.js';
 import { ciliumEndpoint, node, pod } from '../../helpers/fake-apiserver-cluster.js';
 
@@ -106,4 +108,22 @@ test('config: bad kubernetes entries are InputErrors naming the field', (t) => {
   t.is(fields({ kube: {} }).length, 1);
   t.is(fields(42).length, 1);
   t.deepEqual(fields({ kubernetes: ['x'] }), ['sources[2].kubernetes: must be a map (keys: kubeconfig, inCluster, context, needPods)']);
+});
+
+test('selected-rule pod need: only host rules selecting the node count, after the label filter', (t) => {
+  const load = (spec: unknown) => loadManifestText(JSON.stringify({ apiVersion: 'cilium.io/v2', kind: 'CiliumClusterwideNetworkPolicy', metadata: { name: 'p' }, spec }), 'p.json').policies;
+  const edgeWeb = load({ nodeSelector: { matchLabels: { role: 'edge' } }, ingress: [{ fromEndpoints: [{}] }] });
+  const edgeCidr = load({ nodeSelector: { matchLabels: { role: 'edge' } }, ingress: [{ fromCIDR: ['192.0.2.0/24'] }] });
+  const allCluster = load({ nodeSelector: {}, egress: [{ toEntities: ['cluster'] }] });
+  const byOs = load({ nodeSelector: { matchLabels: { 'kubernetes.io/os': 'linux' } }, ingress: [{ fromEndpoints: [{}] }] });
+  t.true(selectedPoliciesNeedPods(edgeWeb, { role: 'edge' }, 'cilium'));
+  t.false(selectedPoliciesNeedPods(edgeWeb, { role: 'core' }, 'cilium'));
+  t.false(selectedPoliciesNeedPods(edgeCidr, { role: 'edge' }, 'cilium'));
+  t.true(selectedPoliciesNeedPods(allCluster, {}, 'cilium'));
+  // kubernetes.io/ labels are filtered out of identities by Cilium's default filter.
+  t.false(selectedPoliciesNeedPods(byOs, { 'kubernetes.io/os': 'linux' }, 'cilium'));
+  t.true(selectedPoliciesNeedPods(byOs, { 'kubernetes.io/os': 'linux' }, 'none'));
+  const rule = edgeWeb[0]?.rules[0];
+  if (rule === undefined) return t.fail();
+  t.true(ruleNeedsPods(rule));
 });
