@@ -55,7 +55,7 @@ const directionArb = (names: readonly string[], dir: string) =>
     entries: fc.integer({ min: 0, max: 5 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => entryArb(names, dir, i)))),
   }).map((d) => ({
     ...d,
-    // The model lists deny entries first (contract); the renderer must not depend on it, but evaluate's order does not matter.
+    // Entries come in random order: the contract lists denies first, but neither the renderer nor evaluate relies on it.
     entries: d.enforced ? d.entries : [],
     reason: 'random',
   }));
