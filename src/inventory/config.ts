@@ -15,6 +15,8 @@
 //   allowICMPFragNeeded: true        # Cilium allow-icmp-frag-needed
 //   enableNonDefaultDenyPolicies: true # Cilium enable-non-default-deny-policies
 //   sources: [policies/]             # manifest files/dirs; relative to this file's directory
+//                                    #   plus at most one `- kubernetes: {kubeconfig: PATH}` or
+//                                    #   `- kubernetes: {inCluster: true}` (src/inventory/sources/kubernetes-config.ts)
 //   mode: dry-run                    # enforce | audit | dry-run (default dry-run: a fresh
 //                                    #   install never locks anyone out)
 //   nft: {path: /usr/sbin/nft, table: nodewall}
@@ -34,6 +36,7 @@ import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNo
 import { InputError, type Problem } from '../api/problem.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
+import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nodewall/nodewall.yaml';
@@ -230,9 +233,46 @@ function cidrMatchMode(ctx: FieldContext): '' | 'nodes' | undefined {
   return ctx.fail(n, ctx.key, 'must be "", "nodes" or [nodes]');
 }
 
+interface SourceList {
+  readonly paths: string[];
+  readonly kubernetes?: KubernetesSourceConfig;
+}
+
+/** `sources`: manifest paths (relative to the config file), and at most one `{kubernetes: ...}` entry. */
+function sourceList(ctx: FieldContext): SourceList | undefined {
+  const n = ctx.node;
+  if (n === null || (isScalar(n) && n.value === null)) return { paths: [] };
+  if (!isSeq(n)) return ctx.fail(n, ctx.key, 'must be a list');
+  const paths: string[] = [];
+  let kubernetes: KubernetesSourceConfig | undefined;
+  let ok = true;
+  n.items.forEach((item, i) => {
+    const itemNode = item as YamlNode;
+    const field = `${ctx.key}[${i}]`;
+    if (isMap(itemNode)) {
+      try {
+        const k = parseKubernetesSourceConfig(itemNode.toJSON(), ctx.at(itemNode), field, dirname(ctx.file));
+        if (kubernetes !== undefined) ok = ctx.fail(itemNode, field, 'only one kubernetes source is supported') ?? false;
+        else kubernetes = k;
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        for (const p of err.problems) ctx.fail(itemNode, p.field, p.message);
+        ok = false;
+      }
+      return;
+    }
+    const s = scalarString(ctx, itemNode, field);
+    if (s === undefined) ok = false;
+    else if (s === '') ok = ctx.fail(itemNode, field, 'must not be empty') ?? false;
+    else paths.push(resolve(dirname(ctx.file), s));
+  });
+  if (!ok) return undefined;
+  return kubernetes === undefined ? { paths } : { paths, kubernetes };
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
-const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
+const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
   nodeName: nonEmptyString,
   nodeLabels: labels,
   clusterName: nonEmptyString,
@@ -246,8 +286,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file'>, Handler> = {
   enableICMPRules: bool,
   allowICMPFragNeeded: bool,
   enableNonDefaultDenyPolicies: bool,
-  sources: (ctx) =>
-    stringList(ctx, (s, n, field) => (s === '' ? ctx.fail(n, field, 'must not be empty') : resolve(dirname(ctx.file), s))),
+  sources: sourceList,
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
@@ -303,7 +342,14 @@ export function parseConfig(text: string, file: string): NodewallConfig {
           continue;
         }
         const value = handler({ ...base, node: e.value, key: e.key });
-        if (value !== undefined) (out as Record<string, unknown>)[e.key] = value;
+        if (value === undefined) continue;
+        if (e.key === 'sources') {
+          const list = value as SourceList;
+          out.sources = list.paths;
+          if (list.kubernetes !== undefined) out.kubernetes = list.kubernetes;
+        } else {
+          (out as Record<string, unknown>)[e.key] = value;
+        }
       }
     }
   }

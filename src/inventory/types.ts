@@ -1,6 +1,8 @@
 // Cluster state as seen from one node. Sources (manifest files now, the
 // Kubernetes API later) fill it; the policy stage reads it and nothing else.
 
+import type { KubernetesSourceConfig } from './sources/kubernetes-config.js';
+
 export type Labels = Readonly<Record<string, string>>;
 
 export interface NodeInfo {
@@ -90,6 +92,8 @@ export interface NodewallConfig extends EngineConfig {
   readonly apiServerAddresses: readonly string[];
   /** Manifest files or directories. */
   readonly sources: readonly string[];
+  /** The Kubernetes API source (a `- kubernetes: {...}` entry of `sources`), when configured. */
+  readonly kubernetes?: KubernetesSourceConfig;
   readonly mode: RunMode;
   readonly nft: { readonly path: string; readonly table: string };
   /** Where the agent keeps state (last good policies, status). */
