@@ -2,6 +2,7 @@
 // uses to validate CIDRs), canonical formatting, containment, merge, subtract,
 // and a fast membership matcher. Pure; no dependencies.
 
+import { parseAddr as goParseAddr, parsePrefix as goParsePrefix } from '../api/go-netip.js';
 import type { Family } from './model.js';
 
 export type { Family };
@@ -39,87 +40,16 @@ export function familyWidth(family: Family): number {
   return family === 'ipv4' ? 32 : 128;
 }
 
-const v4Octet = /^(?:0|[1-9][0-9]{0,2})$/;
-const v6Group = /^[0-9a-fA-F]{1,4}$/;
-const decimalLen = /^(?:0|[1-9][0-9]{0,2})$/;
-
-function parseV4(s: string, input: string): bigint {
-  const parts = s.split('.');
-  if (parts.length !== 4) throw new CidrError(`invalid IPv4 address "${input}": want 4 dotted decimal octets`, input);
-  let bits = 0n;
-  for (const part of parts) {
-    if (!v4Octet.test(part)) {
-      const why = /^0[0-9]+$/.test(part) ? 'octet with leading zero' : `bad octet "${part}"`;
-      throw new CidrError(`invalid IPv4 address "${input}": ${why}`, input);
-    }
-    const n = Number(part);
-    if (n > 255) throw new CidrError(`invalid IPv4 address "${input}": octet ${part} > 255`, input);
-    bits = (bits << 8n) | BigInt(n);
-  }
-  return bits;
-}
-
-function parseV6(s: string, input: string): bigint {
-  const bad = (why: string): CidrError => new CidrError(`invalid IPv6 address "${input}": ${why}`, input);
-  if (s.includes('%')) throw bad('zones are not allowed');
-  const groups: number[] = [];
-  let ellipsis = -1;
-  let i = 0;
-  if (s.startsWith('::')) {
-    ellipsis = 0;
-    i = 2;
-    if (s[i] === ':') throw bad('":::" is not allowed');
-  } else if (s.startsWith(':')) {
-    throw bad('leading single colon');
-  }
-  while (i < s.length) {
-    let j = s.indexOf(':', i);
-    if (j < 0) j = s.length;
-    const token = s.slice(i, j);
-    if (token.includes('.')) {
-      if (j !== s.length) throw bad('embedded IPv4 address must come last');
-      if (groups.length > 6) throw bad('too many groups before the embedded IPv4 address');
-      const v4 = parseV4(token, input);
-      groups.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
-      i = j;
-      break;
-    }
-    if (!v6Group.test(token)) throw bad(token === '' ? 'empty group' : `bad group "${token}"`);
-    groups.push(Number.parseInt(token, 16));
-    if (groups.length > 8) throw bad('more than 8 groups');
-    if (j === s.length) {
-      i = j;
-      break;
-    }
-    if (s[j + 1] === ':') {
-      if (ellipsis >= 0) throw bad('"::" appears more than once');
-      ellipsis = groups.length;
-      i = j + 2;
-      if (s[i] === ':') throw bad('":::" is not allowed');
-    } else {
-      i = j + 1;
-      if (i === s.length) throw bad('trailing single colon');
-    }
-  }
-  if (ellipsis < 0) {
-    if (groups.length !== 8) throw bad(`${groups.length} groups, want 8 or a "::"`);
-  } else {
-    if (groups.length > 7) throw bad('"::" must stand for at least one zero group');
-    groups.splice(ellipsis, 0, ...new Array<number>(8 - groups.length).fill(0));
-  }
-  let bits = 0n;
-  for (const g of groups) bits = (bits << 16n) | BigInt(g);
-  return bits;
-}
-
 /**
- * Parses a bare IP address strictly: no leading zeros in IPv4 octets, no
- * zone, no surrounding space. IPv4-mapped IPv6 ("::ffff:10.1.2.3") stays IPv6.
+ * Parses a bare IP address strictly, with Go's net/netip rules (api/go-netip.ts,
+ * the one parser of the project): no leading zeros in IPv4 octets, no zone, no
+ * surrounding space. IPv4-mapped IPv6 ("::ffff:10.1.2.3") stays IPv6.
  */
 export function parseAddress(s: string): Address {
-  if (s.includes(':')) return { family: 'ipv6', bits: parseV6(s, s) };
-  if (s.includes('.')) return { family: 'ipv4', bits: parseV4(s, s) };
-  throw new CidrError(`invalid IP address "${s}"`, s);
+  const r = goParseAddr(s);
+  if (!r.ok) throw new CidrError(`invalid IP address: ${r.error}`, s);
+  if (r.value.zone) throw new CidrError(`invalid IP address "${s}": zones are not allowed`, s);
+  return { family: r.value.family === 4 ? 'ipv4' : 'ipv6', bits: r.value.addr };
 }
 
 /** True when `s` is a valid bare IP address for parseAddress. */
@@ -143,24 +73,11 @@ function maskBits(bits: bigint, len: number, family: Family): bigint {
  * Host bits are masked off and reported as `hadHostBits`.
  */
 export function parsePrefixDetailed(s: string): { prefix: Prefix; hadHostBits: boolean } {
-  const slash = s.lastIndexOf('/');
-  if (slash < 0) throw new CidrError(`invalid CIDR "${s}": missing "/length"`, s);
-  const addrText = s.slice(0, slash);
-  const lenText = s.slice(slash + 1);
-  if (addrText.includes('%')) throw new CidrError(`invalid CIDR "${s}": zones are not allowed`, s);
-  let addr: Address;
-  try {
-    addr = parseAddress(addrText);
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new CidrError(`invalid CIDR "${s}": ${why}`, s, { cause: err });
-  }
-  if (!decimalLen.test(lenText)) throw new CidrError(`invalid CIDR "${s}": bad prefix length "${lenText}"`, s);
-  const len = Number(lenText);
-  const width = familyWidth(addr.family);
-  if (len > width) throw new CidrError(`invalid CIDR "${s}": prefix length ${len} > ${width}`, s);
-  const bits = maskBits(addr.bits, len, addr.family);
-  return { prefix: { family: addr.family, bits, len }, hadHostBits: bits !== addr.bits };
+  const r = goParsePrefix(s);
+  if (!r.ok) throw new CidrError(`invalid CIDR: ${r.error}`, s);
+  const family: Family = r.value.family === 4 ? 'ipv4' : 'ipv6';
+  const bits = maskBits(r.value.addr, r.value.bits, family);
+  return { prefix: { family, bits, len: r.value.bits }, hadHostBits: bits !== r.value.addr };
 }
 
 export function parsePrefix(s: string): Prefix {

@@ -349,12 +349,12 @@ status: {podIPs: [{ip: 198.51.100.300}]}
   const config: NodewallConfig = { ...defaultConfig, file: '/etc/nodewall/nodewall.yaml', apiServerAddresses: ['nope'], clusterPodCIDRs: ['10.0.0.0'] };
   const { inventory, problems } = buildInventory(objects(text, 'bad.yaml'), config, { nodeName: 'node-a' });
   t.deepEqual(problems.map(formatProblem), [
-    'bad.yaml:2:1: warning: status.addresses[0].address: Node node-a: invalid IPv4 address "010.0.0.1": octet with leading zero; ignored',
-    'bad.yaml:2:1: warning: spec.podCIDRs[0]: Node node-a: invalid CIDR "10.0.0.0/33": prefix length 33 > 32; ignored',
-    'bad.yaml:11:1: warning: spec.health.ipv4: CiliumNode node-b: invalid IPv6 address "fe80::1%eth0": zones are not allowed; ignored',
-    'bad.yaml:17:1: warning: status.podIPs[0].ip: Pod shop/p: invalid IPv4 address "198.51.100.300": octet 300 > 255; ignored',
-    '/etc/nodewall/nodewall.yaml:1:1: warning: apiServerAddresses[0]: config: invalid IP address "nope"; ignored',
-    '/etc/nodewall/nodewall.yaml:1:1: warning: clusterPodCIDRs[0]: config: invalid CIDR "10.0.0.0": missing "/length"; ignored',
+    'bad.yaml:2:1: warning: status.addresses[0].address: Node node-a: invalid IP address: ParseAddr("010.0.0.1"): IPv4 field has octet with leading zero; ignored',
+    'bad.yaml:2:1: warning: spec.podCIDRs[0]: Node node-a: invalid CIDR: netip.ParsePrefix("10.0.0.0/33"): prefix length out of range; ignored',
+    'bad.yaml:11:1: warning: spec.health.ipv4: CiliumNode node-b: invalid IP address "fe80::1%eth0": zones are not allowed; ignored',
+    'bad.yaml:17:1: warning: status.podIPs[0].ip: Pod shop/p: invalid IP address: ParseAddr("198.51.100.300"): IPv4 field has value >255; ignored',
+    '/etc/nodewall/nodewall.yaml:1:1: warning: apiServerAddresses[0]: config: invalid IP address: ParseAddr("nope"): unable to parse IP; ignored',
+    '/etc/nodewall/nodewall.yaml:1:1: warning: clusterPodCIDRs[0]: config: invalid CIDR: netip.ParsePrefix("10.0.0.0"): no \'/\'; ignored',
   ]);
   t.deepEqual(inventory.self.addresses, ['192.0.2.1']);
   t.deepEqual(inventory.self.podCIDRs, []);

@@ -71,8 +71,8 @@ for (const bad of [
 
 test('CidrError messages say what is wrong', (t) => {
   t.regex(t.throws(() => parsePrefix('010.0.0.1/32'))?.message ?? '', /leading zero/);
-  t.regex(t.throws(() => parsePrefix('10.0.0.0/33'))?.message ?? '', /prefix length 33 > 32/);
-  t.regex(t.throws(() => parsePrefix('10.0.0.1'))?.message ?? '', /missing "\/length"/);
+  t.regex(t.throws(() => parsePrefix('10.0.0.0/33'))?.message ?? '', /prefix length out of range/);
+  t.regex(t.throws(() => parsePrefix('10.0.0.1'))?.message ?? '', /no '\/'/);
   t.regex(t.throws(() => parseAddress('fe80::1%eth0'))?.message ?? '', /zones/);
 });
 
