@@ -97,13 +97,14 @@ export async function loadState(opts: LoadStateOptions): Promise<State> {
     ...(opts.node === undefined ? {} : { nodeName: opts.node }),
     ...(opts.mode === undefined ? {} : { mode: opts.mode }),
   });
-  if (config.sources.length === 0) {
+  if (config.sources.length === 0 && config.kubernetes === undefined) {
     throw new InputError('no policy sources: pass --source PATH or set `sources` in the config file', []);
   }
   const machine = hostName();
   const nodeName = config.nodeName ?? machine;
   const local = opts.local ?? nodeName === machine;
-  const load = await loadManifestPaths(config.sources);
+  const files = config.sources.length === 0 ? { policies: [], objects: [], problems: [] } : await loadManifestPaths(config.sources);
+  const load = config.kubernetes === undefined ? files : mergeLoads(files, await readKubernetes(config, nodeName, opts.nodeLabels));
   return buildState({
     config,
     load,
@@ -111,6 +112,19 @@ export async function loadState(opts: LoadStateOptions): Promise<State> {
     ...(opts.nodeLabels === undefined ? {} : { nodeLabels: opts.nodeLabels }),
     ...(local ? { localAddresses: localAddresses() } : {}),
   });
+}
+
+/** One complete read of the Kubernetes API (the source module, and its client library, loaded only here). */
+async function readKubernetes(config: NodewallConfig, nodeName: string, nodeLabels: Labels | undefined): Promise<LoadResult> {
+  const k = config.kubernetes;
+  if (k === undefined) return { policies: [], objects: [], problems: [] };
+  const { readKubernetesOnce } = await import('./inventory/sources/kubernetes.js');
+  const snap = await readKubernetesOnce({ ...k, node: { name: nodeName, labels: { ...config.nodeLabels, ...nodeLabels }, labelFilter: config.labelFilter } });
+  return { policies: snap.policies, objects: snap.objects, problems: snap.problems };
+}
+
+function mergeLoads(a: LoadResult, b: LoadResult): LoadResult {
+  return { policies: [...a.policies, ...b.policies], objects: [...a.objects, ...b.objects], problems: [...a.problems, ...b.problems] };
 }
 
 export function sortProblems(problems: readonly Problem[]): Problem[] {

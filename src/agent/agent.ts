@@ -1,7 +1,8 @@
 // `nodewall agent`: keep the kernel equal to the policies, unattended.
 //
 // Triggers: start, file events (debounced, content-hashed), SIGHUP, a
-// periodic resync, and the drift check (table changed or gone). Passes run
+// periodic resync, the drift check (table changed or gone), and snapshots of
+// the Kubernetes API source when `sources` has a `kubernetes` entry. Passes run
 // one at a time; a trigger during a pass queues exactly one more pass.
 // Failure rules: bad input keeps the last good version (reconcile.ts), an nft
 // failure leaves the previous ruleset in the kernel (one transaction), and
@@ -11,7 +12,9 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem, InputError } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
-import type { Labels, RunMode } from '../inventory/types.js';
+import type { Labels, NodewallConfig, RunMode } from '../inventory/types.js';
+import { backoffDelay } from '../inventory/sources/backoff.js';
+import type { KubernetesSnapshot, KubernetesSource, KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 import { applyModel, type ApplyResult } from '../nft/apply.js';
 import type { PreviousState } from '../nft/set-delta.js';
 import { renderPlan } from '../nft/render.js';
@@ -42,7 +45,10 @@ export interface AgentOptions {
   readonly log: Logger;
 }
 
-type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift';
+type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift' | 'kubernetes';
+
+/** Retry of a Kubernetes source that could not start (kubeconfig unreadable, ...). */
+const kubeRetryBackoff = { initialMs: 1000, maxMs: 30_000 };
 
 /** Triggers that re-apply even when no input changed. */
 const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift']);
@@ -77,6 +83,21 @@ export class Agent {
   #driftBusy = false;
   #retry = false;
   #armedKey: string | undefined;
+
+  // Kubernetes API source (config.kubernetes)
+  #kube: KubernetesSource | undefined;
+  /** Options the running source was made with; a change restarts it. */
+  #kubeKey: string | undefined;
+  /** Counts source instances: a late snapshot of a replaced one is ignored. */
+  #kubeGeneration = 0;
+  #kubeSnapshot: { readonly snapshot: KubernetesSnapshot; readonly generation: number } | undefined;
+  #kubeStartError: string | undefined;
+  #kubeAttempts = 0;
+  #kubeRetry: NodeJS.Timeout | undefined;
+  #kubeStatusTimer: NodeJS.Timeout | undefined;
+  /** connected/lastError/synced/stale as last written to the status file. */
+  #kubeStatusKey: string | undefined;
+  #loggedWaiting = false;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -129,6 +150,7 @@ export class Agent {
     this.#timers = [];
     this.#debouncer?.cancel();
     this.#watcher?.close();
+    await this.#stopKubernetes();
     // Let an nft transaction in flight finish (bounded).
     if (this.#running !== undefined) {
       await Promise.race([this.#running, new Promise((r) => setTimeout(r, 10_000))]);
@@ -151,7 +173,9 @@ export class Agent {
     const log = this.#log.child({ rev, trigger });
     let d: Desired;
     try {
-      d = await readDesired({ configFile: this.#opts.configFile, overrides: this.#opts.overrides, nodeLabels: this.#opts.nodeLabels }, this.#memory);
+      d = await readDesired({
+        configFile: this.#opts.configFile, overrides: this.#opts.overrides, nodeLabels: this.#opts.nodeLabels, kubernetes: this.#kubeSnapshot,
+      }, this.#memory);
     } catch (err) {
       if (!(err instanceof NoConfigError)) throw err;
       const problems = err.cause instanceof InputError ? err.cause.problems : [];
@@ -167,6 +191,15 @@ export class Agent {
     this.#armTimers();
     this.#desired = d;
     this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
+    await this.#syncKubernetes(d.cfg.config, d.nodeName);
+    if (d.waitingForKubernetes) {
+      // No half-known cluster: whatever is in the kernel stays until the API (or its cache) answers.
+      if (!this.#loggedWaiting) log.warn({}, 'waiting for the first complete read of the Kubernetes API (no cache): nothing applied yet');
+      this.#loggedWaiting = true;
+      await this.#writeStatus(false).catch(() => undefined);
+      return;
+    }
+    this.#loggedWaiting = false;
 
     const changed = d.inputHash !== this.#lastInputHash;
     if (!changed && !forcing.has(trigger)) {
@@ -379,6 +412,92 @@ export class Agent {
     this.#watcher?.sync(dirsToWatch(dirs, files));
   }
 
+  // --- Kubernetes API source ---------------------------------------------------------
+
+  /** Start, restart or stop the source so that it matches the config. */
+  async #syncKubernetes(config: NodewallConfig, nodeName: string): Promise<void> {
+    const k = config.kubernetes;
+    const labels: Labels = { ...config.nodeLabels, ...this.#opts.nodeLabels };
+    const key = k === undefined ? undefined : JSON.stringify({ k, stateDir: config.stateDir, nodeName, labels, labelFilter: config.labelFilter });
+    if (key === this.#kubeKey || this.#stopping) return;
+    await this.#stopKubernetes();
+    this.#kubeKey = key;
+    // The last snapshot stays until the new source hands out its own (a config edit must not unknow the cluster).
+    if (k === undefined || key === undefined) {
+      this.#kubeSnapshot = undefined;
+      return;
+    }
+    this.#kubeAttempts = 0;
+    this.#kubeStatusTimer = setInterval(() => void this.#kubeStatusCheck(), 1000);
+    await this.#startKubernetes(key, {
+      ...k,
+      stateDir: config.stateDir,
+      node: { name: nodeName, labels, labelFilter: config.labelFilter },
+    });
+  }
+
+  async #startKubernetes(key: string, opts: ConstructorParameters<typeof KubernetesSource>[0]): Promise<void> {
+    const generation = ++this.#kubeGeneration;
+    // Loaded only when configured: a file-only node never reads the source (nor the client library).
+    const { KubernetesSource: Source } = await import('../inventory/sources/kubernetes.js');
+    if (this.#stopping || this.#kubeKey !== key) return;
+    const source = new Source({ ...opts, logger: this.#log.child({ component: 'kubernetes' }) });
+    this.#kube = source;
+    try {
+      await source.start((s) => this.#onSnapshot(generation, s));
+      this.#kubeStartError = undefined;
+      this.#kubeAttempts = 0;
+    } catch (err) {
+      if (this.#kube !== source) return;
+      // The cached snapshot (if any) has been handed out already: keep enforcing, retry.
+      const message = err instanceof Error ? err.message : String(err);
+      this.#kubeStartError = message;
+      this.#noteError(`kubernetes source: ${message}`);
+      await source.stop().catch(() => undefined);
+      const delay = backoffDelay(++this.#kubeAttempts, kubeRetryBackoff);
+      this.#log.error({ component: 'kubernetes', error: message, retryInMs: delay }, 'kubernetes source cannot start: the last state stays in force, retrying');
+      if (this.#kubeRetry !== undefined) clearTimeout(this.#kubeRetry);
+      this.#kubeRetry = setTimeout(() => {
+        this.#kubeRetry = undefined;
+        if (!this.#stopping && this.#kubeKey === key && this.#kube === source) void this.#startKubernetes(key, opts);
+      }, delay);
+      await this.#kubeStatusCheck();
+    }
+  }
+
+  #onSnapshot(generation: number, s: KubernetesSnapshot): void {
+    if (this.#stopping || generation !== this.#kubeGeneration) return;
+    // The disk cache only stands in until something better is known (a restarted source re-reads it).
+    if (s.origin === 'cache' && this.#kubeSnapshot !== undefined) return;
+    this.#kubeSnapshot = { snapshot: s, generation };
+    void this.reconcile('kubernetes');
+  }
+
+  async #stopKubernetes(): Promise<void> {
+    if (this.#kubeRetry !== undefined) clearTimeout(this.#kubeRetry);
+    if (this.#kubeStatusTimer !== undefined) clearInterval(this.#kubeStatusTimer);
+    this.#kubeRetry = undefined;
+    this.#kubeStatusTimer = undefined;
+    const source = this.#kube;
+    this.#kube = undefined;
+    this.#kubeKey = undefined;
+    this.#kubeStartError = undefined;
+    if (source !== undefined) await source.stop().catch((err: unknown) => this.#log.error({ err }, 'kubernetes source: error while stopping'));
+  }
+
+  #kubeStatus(): KubernetesSourceStatus | undefined {
+    const st = this.#kube?.status();
+    if (st === undefined) return undefined;
+    return this.#kubeStartError === undefined ? st : { ...st, connected: false, lastError: this.#kubeStartError };
+  }
+
+  /** The status file follows the source's connection state, which changes without any reconcile pass. */
+  async #kubeStatusCheck(): Promise<void> {
+    const st = this.#kubeStatus();
+    if (st === undefined || kubeStatusKey(st) === this.#kubeStatusKey) return;
+    await this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
+  }
+
   // --- input problems, persistence, status -------------------------------------------
 
   #logInputProblems(d: Desired, log: Logger): void {
@@ -451,6 +570,8 @@ export class Agent {
     if (d === undefined) return;
     const cfg = d.cfg.config;
     const counts = policyCounts(d.state);
+    const kubernetes = this.#kubeStatus();
+    if (kubernetes !== undefined) this.#kubeStatusKey = kubeStatusKey(kubernetes);
     const status: AgentStatus = {
       version: 1,
       pid: process.pid,
@@ -464,6 +585,8 @@ export class Agent {
       entries: { ingress: d.state.model.ingress.entries.length, egress: d.state.model.egress.entries.length },
       enforced: { ingress: d.state.model.ingress.enforced, egress: d.state.model.egress.enforced },
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      ...(kubernetes === undefined ? {} : { kubernetes }),
+      ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
       ...(stopped ? { stopped: true } : {}),
     };
     await writeStatus(cfg.stateDir, status);
@@ -478,6 +601,10 @@ export class Agent {
 function memoryMB(): { rssMB: number; heapUsedMB: number } {
   const m = process.memoryUsage();
   return { rssMB: Math.round(m.rss / 1048576), heapUsedMB: Math.round(m.heapUsed / 1048576) };
+}
+
+function kubeStatusKey(s: KubernetesSourceStatus): string {
+  return JSON.stringify([s.connected, s.lastError ?? null, s.synced, s.stale]);
 }
 
 function explicitFiles(d: Desired): string[] {

@@ -8,6 +8,8 @@ import type { ConfigOverrides } from '../inventory/config.js';
 import { hostName, localAddresses } from '../inventory/host-facts.js';
 import type { Labels } from '../inventory/types.js';
 import { buildState, type State } from '../pipeline.js';
+import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
+import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
 import { mergeWithLastGood, type GoodEntry, type MergeResult } from './last-good.js';
 import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
 import { readSources, sha256, type SourceError, type SourceRead } from './read-sources.js';
@@ -17,6 +19,8 @@ export interface DesiredOptions {
   readonly configFile: string | undefined;
   readonly overrides: ConfigOverrides;
   readonly nodeLabels?: Labels | undefined;
+  /** The Kubernetes source's latest snapshot (undefined: none yet) and which source instance gave it. */
+  readonly kubernetes?: { readonly snapshot: KubernetesSnapshot | undefined; readonly generation: number } | undefined;
 }
 
 /** What the agent remembers between passes. */
@@ -38,6 +42,12 @@ export interface Desired {
   readonly merge: MergeResult<State>;
   readonly state: State;
   readonly nodeName: string;
+  /**
+   * The Kubernetes source is configured but has handed out no snapshot yet (no
+   * cache, first list not complete): nothing may be applied, not even the file
+   * sources, so the node never enforces a half-known cluster.
+   */
+  readonly waitingForKubernetes: boolean;
 }
 
 export class NoConfigError extends Error {
@@ -66,6 +76,8 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   const machine = hostName();
   const nodeName = config.nodeName ?? machine;
   const local = nodeName === machine ? localAddresses() : undefined;
+  const snap = config.kubernetes === undefined ? undefined : opts.kubernetes?.snapshot;
+  const kubeFiles = snap === undefined ? [] : snapshotFiles(snap);
 
   const inputHash = sha256(JSON.stringify({
     config: cfg.hash,
@@ -76,10 +88,15 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
     files: sources.files.map((f) => [f.file, f.hash]),
     errors: sources.errors.map((e) => [e.file, e.code ?? e.message]),
     local: local ?? null,
+    kubernetes: snap === undefined ? null : [opts.kubernetes?.generation ?? 0, snap.origin, snap.revision],
   }));
 
   for (const f of sources.files) memory.texts.set(f.hash, f.text);
-  const files = sources.files.map((f) => ({ file: f.file, textHash: f.hash, load: loadManifestText(f.text, f.file) }));
+  for (const f of kubeFiles) if (f.text !== undefined) memory.texts.set(f.textHash, f.text);
+  const files = [
+    ...sources.files.map((f) => ({ file: f.file, textHash: f.hash, load: loadManifestText(f.text, f.file) })),
+    ...kubeFiles.map((f) => ({ file: f.file, textHash: f.textHash, load: f.load })),
+  ];
   const unreadable = sources.errors.map((e) => e.file);
   const merge = mergeWithLastGood(files, unreadable, memory.lastGood, (load) =>
     buildState({
@@ -90,7 +107,8 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
       ...(local === undefined ? {} : { localAddresses: local }),
     }),
   );
-  return { cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName };
+  const waitingForKubernetes = config.kubernetes !== undefined && snap === undefined;
+  return { cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName, waitingForKubernetes };
 }
 
 function readProblem(e: SourceError): Problem {

@@ -4,6 +4,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
+import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 
 export interface ApplySummary {
   readonly at: string;
@@ -36,6 +37,10 @@ export interface AgentStatus {
   readonly entries: { readonly ingress: number; readonly egress: number };
   readonly enforced: { readonly ingress: boolean; readonly egress: boolean };
   readonly lastError?: { readonly at: string; readonly message: string };
+  /** The Kubernetes API source, when configured. */
+  readonly kubernetes?: KubernetesSourceStatus;
+  /** The Kubernetes source has no snapshot yet (no cache, first list not complete): nothing applied. */
+  readonly waitingForKubernetes?: boolean;
   readonly stopped?: boolean;
 }
 

@@ -27,6 +27,12 @@ export function formatStatus(s: AgentStatus, running: boolean): string {
   lines.push(`policies: ${p.selected} select this node; ingress ${p.ingress} (${s.entries.ingress} entries${s.enforced.ingress ? ', enforced' : ', not enforced'}), egress ${p.egress} (${s.entries.egress} entries${s.enforced.egress ? ', enforced' : ', not enforced'})`);
   if (p.keptLastGood > 0 || p.rejected > 0) lines.push(`          ${p.keptLastGood} held at their last good version, ${p.rejected} invalid new not applied`);
   lines.push(`last error: ${s.lastError === undefined ? 'none' : `${s.lastError.at} ${s.lastError.message}`}`);
+  const k = s.kubernetes;
+  if (k !== undefined) {
+    lines.push(`kubernetes: ${k.connected ? 'connected' : 'disconnected'} since ${k.since}${k.synced ? ', synced' : ', not synced'}${k.stale ? `, stale (enforcing the cache read from the API at ${k.cacheSyncedAt ?? 'unknown time'})` : ''}`);
+    if (k.lastError !== undefined) lines.push(`            last API error: ${k.lastError}`);
+    if (s.waitingForKubernetes === true) lines.push('            waiting for the first complete read of the API: nothing applied');
+  }
   lines.push(`updated:  ${s.updatedAt}`);
   return lines.join('\n');
 }

@@ -1,0 +1,226 @@
+// The real agent (`nodewall agent` in the lab's node namespace) with the
+// Kubernetes API source: fake API server in this process, reached from the
+// namespace through netns-api-proxy.ts; the kernel ruleset and real packets
+// are checked from outside the agent.
+
+import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import test, { type ExecutionContext } from 'ava';
+import { cachePath } from '../../src/inventory/sources/cache.js';
+import { FakeApiServer, type JsonObject } from '../helpers/fake-apiserver.js';
+import { ciliumEndpoint, node, podPeerPolicy, seedBaseCluster, sshPolicy } from '../helpers/fake-apiserver-cluster.js';
+import { runCli } from '../helpers/run-cli.js';
+import { AgentProcess, agentDirs, isApplied, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
+import { Lab } from './lab.js';
+import { forwardIntoNetns } from './netns-api-proxy.js';
+
+const table = 'nodewall';
+
+interface Rig {
+  readonly lab: Lab;
+  readonly server: FakeApiServer;
+  readonly dirs: AgentDirs;
+  startAgent(): AgentProcess;
+}
+
+async function rig(t: ExecutionContext, tag: string, seed: (s: FakeApiServer) => void = () => undefined): Promise<Rig> {
+  const lab = await Lab.create(t, tag);
+  const server = await FakeApiServer.start();
+  t.teardown(() => server.close());
+  seedBaseCluster(server);
+  server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  seed(server);
+  await forwardIntoNetns(t, lab.nodeNs, server.port);
+  const dirs = await agentDirs(t, {});
+  const kubeconfig = server.writeKubeconfig(dirs.root);
+  await writeConfig(dirs, {
+    mode: 'enforce',
+    sources: [{ kubernetes: { kubeconfig } }],
+    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
+    // Only the source's own reads and its status: no periodic full re-read muddling the timings.
+    resyncSeconds: 0,
+  });
+  return { lab, server, dirs, startAgent: () => AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]) };
+}
+
+const tcpFrom = (peer: string, port: number) => ({ direction: 'ingress', peer, proto: 'tcp', port }) as const;
+
+/** `nft -j list table`, rules and set elements only, counters removed: what enforcement is made of. */
+async function ruleset(lab: Lab, handles = false): Promise<string> {
+  const out = (await lab.nft(['-j', ...(handles ? ['-a'] : []), 'list', 'table', 'inet', table])).stdout;
+  const doc = JSON.parse(out) as { nftables: Record<string, unknown>[] };
+  const keep = doc.nftables.filter((o) => 'rule' in o || 'set' in o || 'chain' in o);
+  return JSON.stringify(keep).replace(/\{"counter":\{"packets":\d+,"bytes":\d+\}\}/g, '{"counter":null}');
+}
+
+/** Rule handles in chain order (nft -a), to tell an element delta from a reload. */
+async function ruleHandles(lab: Lab): Promise<number[]> {
+  const doc = JSON.parse(await ruleset(lab, true)) as { rule?: { handle: number } }[];
+  return doc.flatMap((o) => (o.rule === undefined ? [] : [o.rule.handle]));
+}
+
+async function status(r: Rig): Promise<{ running: boolean; status: Record<string, unknown> & { kubernetes?: Record<string, unknown> } }> {
+  const res = await runCli(['status', '--state-dir', r.dirs.state, '--output', 'json']);
+  return JSON.parse(res.stdout) as never;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, everyMs));
+  }
+}
+
+const webPolicy: JsonObject = {
+  metadata: { name: 'web' },
+  spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }] }] }] },
+};
+
+const rulesMentionPort = (json: string, port: number): boolean => new RegExp(`"right":${port}[,}]|[\\[,]${port}[\\],]`).test(json);
+
+test.serial('a CCNP created in the API is in the kernel within 1 s; an invalid update keeps its last good version', async (t) => {
+  const r = await rig(t, 'ik8sa');
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'deny'), 'deny');
+  t.false(rulesMentionPort(await ruleset(r.lab), 8080));
+
+  // (a) API write -> rule visible in `nft -j list table` (polled from outside the agent).
+  const t0 = performance.now();
+  r.server.apply('ciliumclusterwidenetworkpolicies', webPolicy);
+  await until('port 8080 in the kernel ruleset', async () => (rulesMentionPort(await ruleset(r.lab), 8080) ? true : undefined), 5_000, 5);
+  const ms = performance.now() - t0;
+  t.log(`CCNP API write -> kernel (nft -j list table): ${ms.toFixed(0)} ms`);
+  t.true(ms < 1000, `took ${ms.toFixed(0)} ms`);
+  const applied = await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 5_000, 0, 'apply by the kubernetes trigger');
+  t.is(typeof applied['durationMs'], 'number');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8081), 'deny'), 'deny');
+
+  // (f) invalid update of `web` (port out of range): error with policy and field path, last good stays.
+  const mark = agent.lines.length;
+  r.server.apply('ciliumclusterwidenetworkpolicies', {
+    metadata: { name: 'web' },
+    spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '99999', protocol: 'TCP' }, { port: '8081', protocol: 'TCP' }] }] }] },
+  });
+  const err = await agent.waitFor((l: LogLine) => l.level === 50 && l['policy'] === 'web', 10_000, mark, 'error naming policy web');
+  t.is(err['file'], 'k8s:ccnp/web');
+  t.regex(String(err['field']), /^spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]/);
+  await agent.waitFor((l) => l['policy'] === 'web' && /last good version stays in force/.test(l.msg), 10_000, mark, 'kept message');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'allow'), 'allow', 'last good version of web still enforced');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8081), 'deny'), 'deny', 'the invalid version is not enforced');
+  const st = await status(r);
+  t.is((st.status['policies'] as { keptLastGood: number }).keptLastGood, 1);
+  t.is(st.status.kubernetes?.['connected'], true);
+
+  // Fixed in the API: the new version replaces the last good one.
+  r.server.apply('ciliumclusterwidenetworkpolicies', {
+    metadata: { name: 'web' },
+    spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }] }] }] },
+  });
+  await until('8081 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8081))) === 'allow' ? true : undefined), 10_000);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'deny'), 'deny');
+  t.is(await agent.stop(), 0);
+});
+
+test('a node label change moves this node into and out of a policy', async (t) => {
+  const r = await rig(t, 'ik8sb', (s) =>
+    s.apply('ciliumclusterwidenetworkpolicies', {
+      metadata: { name: 'edge-https' },
+      spec: { nodeSelector: { matchLabels: { role: 'edge' } }, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '8443', protocol: 'TCP' }] }] }] },
+    }),
+  );
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 8443), 'allow'), 'allow');
+
+  let mark = agent.lines.length;
+  r.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'core' }));
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after relabel');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 8443), 'deny'), 'deny');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 22), 'allow'), 'allow');
+
+  mark = agent.lines.length;
+  r.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'edge' }));
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after relabel back');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 8443), 'allow'), 'allow');
+});
+
+test('a pod IP change is an element delta: rule handles unchanged, packets follow', async (t) => {
+  const r = await rig(t, 'ik8sc', (s) => {
+    s.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+    s.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  });
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  t.is(await r.lab.probeSure(tcpFrom('198.51.100.10', 9100), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('198.51.100.11', 9100), 'deny'), 'deny');
+  const before = await ruleHandles(r.lab);
+  t.true(before.length > 0);
+
+  const mark = agent.lines.length;
+  r.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.11', { app: 'web' }));
+  const a = await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after pod IP change');
+  t.is(a['kind'], 'delta', String(a['reason']));
+  t.true((a['added'] as number) >= 1 && (a['removed'] as number) >= 1);
+  t.deepEqual(await ruleHandles(r.lab), before, 'no rule replaced');
+  t.is(await r.lab.probeSure(tcpFrom('198.51.100.11', 9100), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('198.51.100.10', 9100), 'deny'), 'deny');
+});
+
+test('API gone: enforcement untouched, status says disconnected; a restart with the API down enforces from the cache', async (t) => {
+  const r = await rig(t, 'ik8sd');
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  await until('cache file', async () => (existsSync(cachePath(r.dirs.state)) ? true : undefined), 10_000);
+  const up = await status(r);
+  t.true(up.running);
+  t.like(up.status.kubernetes, { connected: true, synced: true, stale: false });
+  const before = await ruleset(r.lab);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+
+  // (d) the API goes away
+  const mark = agent.lines.length;
+  await r.server.close();
+  const down = await until('status: disconnected with an error', async () => {
+    const s = await status(r);
+    return s.status.kubernetes?.['connected'] === false && typeof s.status.kubernetes['lastError'] === 'string' ? s : undefined;
+  }, 15_000, 250);
+  t.log(`status while the API is down: ${String(down.status.kubernetes?.['lastError'])}`);
+  const text = await runCli(['status', '--state-dir', r.dirs.state]);
+  t.regex(text.stdout, /kubernetes: disconnected since /);
+  t.regex(text.stdout, /last API error: \S+/);
+  await new Promise((res) => setTimeout(res, 1500));
+  t.deepEqual(agent.find((l) => l.msg === 'ruleset applied', mark), [], 'nothing applied while the API is away');
+  t.is(await ruleset(r.lab), before);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 23), 'deny'), 'deny');
+
+  // (e) "reboot" with the API still down: agent stopped, kernel table gone, agent started again.
+  t.is(await agent.stop(), 0);
+  await r.lab.nft(['delete', 'table', 'inet', table]);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 23), 'allow'), 'allow', 'unfiltered without the table');
+  const again = r.startAgent();
+  await again.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, 0, 'apply from the cache');
+  t.truthy(again.find((l) => /enforcing the cached cluster state/.test(l.msg)).length);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 23), 'deny'), 'deny');
+  const cached = await until('status: stale, disconnected', async () => {
+    const s = await status(r);
+    return s.status.kubernetes?.['stale'] === true && s.status.kubernetes['connected'] === false ? s : undefined;
+  }, 10_000, 250);
+  t.true(cached.running);
+
+  // The API comes back: live again, same rules (nothing changed in the cluster).
+  await r.server.listen();
+  await until('status: connected, not stale', async () => {
+    const s = await status(r);
+    return s.status.kubernetes?.['connected'] === true && s.status.kubernetes['stale'] === false ? s : undefined;
+  }, 20_000, 250);
+  t.is(await ruleset(r.lab), before);
+  t.is(await again.stop(), 0);
+});
