@@ -4,6 +4,8 @@
 // are checked from outside the agent.
 
 import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import { cachePath } from '../../src/inventory/sources/cache.js';
@@ -223,4 +225,32 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   }, 20_000, 250);
   t.is(await ruleset(r.lab), before);
   t.is(await again.stop(), 0);
+});
+
+test('kubeconfig unreadable at start: nothing applied, error in status, retried until it can be read', async (t) => {
+  const r = await rig(t, 'ik8se');
+  const kubeconfig = join(r.dirs.root, 'kubeconfig');
+  const later = join(r.dirs.root, 'kubeconfig.later');
+  await rename(kubeconfig, later);
+  const agent = r.startAgent();
+  const err = await agent.waitFor((l) => l.level === 50 && /kubernetes source cannot start/.test(l.msg), 20_000, 0, 'start error');
+  t.regex(String(err['error']), /kubeconfig/);
+  await agent.waitFor((l) => /waiting for the first complete read/.test(l.msg), 5_000, 0, 'waiting message');
+  const s = await until('status with the start error', async () => {
+    const st = await status(r);
+    return typeof st.status.kubernetes?.['lastError'] === 'string' ? st : undefined;
+  }, 10_000, 250);
+  t.like(s.status, { waitingForKubernetes: true });
+  t.is(s.status.kubernetes?.['connected'], false);
+  t.deepEqual(agent.find(isApplied), [], 'no half-known cluster: nothing applied');
+  await t.throwsAsync(r.lab.nft(['list', 'table', 'inet', table]), undefined, 'no table in the kernel');
+
+  await rename(later, kubeconfig);
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, 0, 'apply after the retry');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 23), 'deny'), 'deny');
+  await until('status: connected, no longer waiting', async () => {
+    const st = await status(r);
+    return st.status.kubernetes?.['connected'] === true && st.status['waitingForKubernetes'] === undefined ? st : undefined;
+  }, 10_000, 250);
 });
