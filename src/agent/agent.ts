@@ -98,6 +98,8 @@ export class Agent {
   /** connected/lastError/synced/stale as last written to the status file. */
   #kubeStatusKey: string | undefined;
   #loggedWaiting = false;
+  /** Content key of the last good store last written (skip identical rewrites). */
+  #savedStoreKey: string | undefined;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -529,8 +531,13 @@ export class Agent {
     this.#memory.lastGood = d.merge.lastGood;
     const stateDir = d.cfg.config.stateDir;
     try {
-      await saveLastGood(stateDir, d.merge.lastGood, (h) => this.#memory.texts.get(h),
-        this.#memory.lastGoodConfig?.file === undefined ? undefined : { file: this.#memory.lastGoodConfig.file, text: this.#memory.lastGoodConfig.text });
+      // Kubernetes snapshots can come several times a second: rewrite the store only when its content changes.
+      const storeKey = sha256(JSON.stringify([stateDir, this.#memory.lastGoodConfig?.hash ?? null, [...d.merge.lastGood].map(([k, g]) => [k, g.file, g.textHash])]));
+      if (storeKey !== this.#savedStoreKey) {
+        await saveLastGood(stateDir, d.merge.lastGood, (h) => this.#memory.texts.get(h),
+          this.#memory.lastGoodConfig?.file === undefined ? undefined : { file: this.#memory.lastGoodConfig.file, text: this.#memory.lastGoodConfig.text });
+        this.#savedStoreKey = storeKey;
+      }
       // Drop texts no policy refers to any more.
       const used = new Set([...d.merge.lastGood.values()].map((g) => g.textHash));
       for (const h of [...this.#memory.texts.keys()]) if (!used.has(h)) this.#memory.texts.delete(h);
