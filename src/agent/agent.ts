@@ -195,6 +195,8 @@ export class Agent {
     this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
     await this.#syncKubernetes(d.cfg.config, d.nodeName);
     if (d.waitingForKubernetes) {
+      // Just started, and it handed out its disk cache: the queued 'kubernetes' pass applies that.
+      if (this.#kubeSnapshot !== undefined) return;
       // No half-known cluster: whatever is in the kernel stays until the API (or its cache) answers.
       if (!this.#loggedWaiting) log.warn({}, 'waiting for the first complete read of the Kubernetes API (no cache): nothing applied yet');
       this.#loggedWaiting = true;

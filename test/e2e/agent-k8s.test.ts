@@ -209,6 +209,7 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   const again = r.startAgent();
   await again.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, 0, 'apply from the cache');
   t.truthy(again.find((l) => /enforcing the cached cluster state/.test(l.msg)).length);
+  t.deepEqual(again.find((l) => /waiting for the first complete read/.test(l.msg)), [], 'the cache counts as a complete read');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 23), 'deny'), 'deny');
   const cached = await until('status: stale, disconnected', async () => {
