@@ -2,7 +2,7 @@
 // part in per-policy last-good like manifest files, and nothing is to be applied
 // while the source is configured but has handed out no snapshot.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -101,4 +101,23 @@ test('without a kubernetes source in the config, a snapshot is ignored', async (
   const d = await readDesired({ configFile: file, overrides: {}, kubernetes: { snapshot: snapshot(1, [ccnp('web', '8080')]), generation: 1 } }, memory());
   t.false(d.waitingForKubernetes);
   t.deepEqual(d.state.policies, []);
+});
+
+test('files and the API combine; while the API has no snapshot the file policies wait too', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nwt-int-rd-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const policies = join(dir, 'policies');
+  await mkdir(policies);
+  await writeFile(join(policies, 'ssh.yaml'), [
+    'apiVersion: cilium.io/v2', 'kind: CiliumClusterwideNetworkPolicy', 'metadata: {name: ssh}',
+    'spec: {nodeSelector: {}, ingress: [{fromCIDR: [203.0.113.0/24], toPorts: [{ports: [{port: "22", protocol: TCP}]}]}]}', '',
+  ].join('\n'));
+  const file = join(dir, 'nodewall.yaml');
+  await writeFile(file, `nodeName: node-a\nstateDir: ${join(dir, 'state')}\nsources:\n  - ${policies}\n  - kubernetes: {}\n`);
+  const waiting = await readDesired({ configFile: file, overrides: {} }, memory());
+  t.true(waiting.waitingForKubernetes);
+  const both = await readDesired({ configFile: file, overrides: {}, kubernetes: { snapshot: snapshot(1, [ccnp('web', '8080')]), generation: 1 } }, memory());
+  t.false(both.waitingForKubernetes);
+  t.deepEqual(ports(both), ['ssh:22', 'web:8080']);
+  t.deepEqual([...both.merge.lastGood.values()].map((g) => g.file).sort(), ['k8s:ccnp/web', join(policies, 'ssh.yaml')].sort());
 });
