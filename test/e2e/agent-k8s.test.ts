@@ -255,3 +255,28 @@ test('kubeconfig unreadable at start: nothing applied, error in status, retried 
     return st.status.kubernetes?.['connected'] === true && st.status['waitingForKubernetes'] === undefined ? st : undefined;
   }, 10_000, 250);
 });
+
+test('a config edit of the kubernetes entry restarts the source without dropping what is in force', async (t) => {
+  const r = await rig(t, 'ik8sf');
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  const before = await ruleset(r.lab);
+  const listing = (l: LogLine) => l.msg === 'kubernetes source: listing';
+  t.is(agent.find(listing).length, 1);
+
+  const mark = agent.lines.length;
+  await writeConfig(r.dirs, {
+    mode: 'enforce',
+    sources: [{ kubernetes: { kubeconfig: join(r.dirs.root, 'kubeconfig'), needPods: false } }],
+    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
+    resyncSeconds: 0,
+  });
+  await agent.waitFor(listing, 10_000, mark, 'source restarted');
+  await agent.waitFor((l) => isApplied(l) && l['trigger'] === 'kubernetes', 10_000, mark, 'pass on the new source');
+  t.deepEqual(agent.find((l) => /waiting for the first complete read/.test(l.msg), mark), []);
+  t.is(await ruleset(r.lab), before);
+
+  r.server.apply('ciliumclusterwidenetworkpolicies', webPolicy);
+  await until('8080 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8080))) === 'allow' ? true : undefined), 10_000);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+});
