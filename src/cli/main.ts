@@ -2,7 +2,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatProblem, InputError } from '../api/problem.js';
 import { agentCommand } from './commands/agent.js';
+import { applyCommand } from './commands/apply.js';
 import { auditCommand } from './commands/audit.js';
+import { listCommand } from './commands/list.js';
+import { renderCommand } from './commands/render.js';
 import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
 import { validateCommand } from './commands/validate.js';
@@ -13,6 +16,9 @@ export function buildCli(argv: readonly string[]) {
     .scriptName('nodewall')
     .command(validateCommand)
     .command(traceCommand)
+    .command(renderCommand)
+    .command(applyCommand)
+    .command(listCommand)
     .command(agentCommand)
     .command(auditCommand)
     .command(statusCommand)

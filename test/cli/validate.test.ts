@@ -95,3 +95,15 @@ test('a missing source path is an input error (exit 1) naming the path', async (
   t.is(r.code, 1);
   t.regex(r.stdout + r.stderr, /\/nonexistent\/nodewall-policies/);
 });
+
+test('render prints no script at all when a policy is invalid', async (t) => {
+  const bad = join(corpusDir(), 'cilium-test-ccnp-host-ingress-from-cidr-to-ports.yaml');
+  const r = await runCli(['render', '--config', config, '--source', corpus('cilium-demo-host-policy.yaml'), '--source', bad]);
+  t.is(r.code, 1);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /NODE_WITHOUT_CILIUM_IP/);
+  const good = await runCli(['render', '--config', config, '--source', corpus('cilium-demo-host-policy.yaml')]);
+  t.is(good.code, 0, good.stderr);
+  t.regex(good.stdout, /^table inet nodewall \{\}$/m);
+  t.regex(good.stdout, /comment "demo-host-policy spec\.ingress\[1\]"/);
+});
