@@ -1,33 +1,22 @@
 // render / apply / list end to end, run inside the lab's node namespace.
 
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { checkScript } from '../../src/nft/nft-exec.js';
 import { corpusFile } from '../api/corpus.js';
 import { conformanceDir } from '../helpers/conformance.js';
+import { runCli, type CliResult } from '../helpers/run-cli.js';
 import { Lab, nftPath } from './lab.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const entry = join(dirname(fileURLToPath(import.meta.url)), 'nft-cli.js');
 const cluster = join(conformanceDir(), 'cluster.yaml');
 const demo = corpusFile('cilium-demo-host-policy.yaml');
 const ingressCorpus = corpusFile('cilium-test-ccnp-default-deny-host-ingress.yaml');
 
-function cli(lab: Lab, args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', lab.nodeNs, process.execPath, entry, ...args], { timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 99, stdout, stderr });
-    });
-  });
+/** The real CLI (src/bin/nodewall.js beside this build), run inside the lab's node namespace. */
+function cli(lab: Lab, args: readonly string[]): Promise<CliResult> {
+  return runCli(args, { netns: lab.nodeNs, timeoutMs: 60_000 });
 }
 
 function configFile(t: { teardown(fn: () => void): void }, extra = ''): string {
