@@ -2,6 +2,9 @@
 // datapath exceptions, then enforcement, deny entries, allow entries, default deny.
 //
 // Datapath decisions (the nft renderer does the same):
+// - traffic between this node's own addresses (and 127.0.0.0/8, ::1) travels over the
+//   loopback interface, which is never filtered (Cilium's host firewall is not attached
+//   to lo either); the renderer's first rule accepts iif/oif lo;
 // - frag-needed and the ICMPv6 always-allow types pass in both directions, and ICMPv6
 //   types other than echo request/reply arriving at the host are dropped, in every mode
 //   (Cilium's host datapath does this whenever the host firewall runs);
@@ -9,7 +12,7 @@
 //   dropped in an enforced direction even where a peer-only allow would match (§5); an
 //   unenforced direction passes them.
 
-import { AddressMatcher, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
+import { AddressMatcher, hostPrefix, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
 import type { DirectionPolicy, Entry, ExclusionName, HostModel, L4Match } from '../policy/model.js';
 import type { Flow, MatchedEntry, Verdict } from './types.js';
 
@@ -113,8 +116,27 @@ function toMatched(e: Entry): MatchedEntry {
 
 const coreProtos: readonly NormalizedProto[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
 
-function datapathVerdict(model: HostModel, dp: DirectionPolicy, flow: Flow, proto: NormalizedProto): { verdict: 'allow' | 'deny'; reason: string } | undefined {
+const loopbackNets = [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')];
+const hostMatchers = new WeakMap<HostModel, AddressMatcher>();
+
+/** True for a peer that the kernel reaches over lo: a loopback address or one of this node's own. */
+function isLocalPeer(model: HostModel, peer: Address): boolean {
+  let m = hostMatchers.get(model);
+  if (m === undefined) {
+    m = new AddressMatcher([...loopbackNets, ...model.hostAddresses.map((a) => hostPrefix(a))]);
+    hostMatchers.set(model, m);
+  }
+  return m.has(peer);
+}
+
+function datapathVerdict(model: HostModel, dp: DirectionPolicy, flow: Flow, proto: NormalizedProto, peer: Address): { verdict: 'allow' | 'deny'; reason: string } | undefined {
   const d = model.datapath;
+  if (isLocalPeer(model, peer)) {
+    return {
+      verdict: 'allow',
+      reason: `${flow.peer} is this node's own (or a loopback) address: such traffic travels over the loopback interface, which is not filtered.`,
+    };
+  }
   if (proto === 'icmp' && d.allowICMPFragNeeded && flow.icmpType === 3 && flow.icmpCode === 4) {
     return { verdict: 'allow', reason: 'ICMPv4 fragmentation-needed (type 3 code 4) always passes (allowICMPFragNeeded).' };
   }
@@ -150,7 +172,7 @@ export function evaluate(model: HostModel, flow: Flow): Verdict {
   const proto = normalizeProto(flow.proto);
   const identities = peerIdentities(model, addr);
 
-  const dpv = datapathVerdict(model, dp, flow, proto);
+  const dpv = datapathVerdict(model, dp, flow, proto, addr);
   if (dpv !== undefined) {
     return { verdict: dpv.verdict, enforced: dp.enforced, reason: dpv.reason, matched: [], peerIdentities: identities, decidedBy: 'datapath' };
   }

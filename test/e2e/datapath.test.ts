@@ -5,8 +5,9 @@ import test from 'ava';
 import { readAuditRecords } from '../../src/agent/audit-records.js';
 import { applyModel } from '../../src/nft/apply.js';
 import { renderRuleset } from '../../src/nft/render.js';
+import { evaluate } from '../../src/verdict/evaluate.js';
 import * as b from '../helpers/model-builders.js';
-import { Lab, nftPath, nodeV6 } from './lab.js';
+import { Lab, nftPath, nodeV4, nodeV6 } from './lab.js';
 
 const table = 'nodewall';
 
@@ -123,4 +124,24 @@ test('audit mode accepts would-be drops and records peer, protocol and port', as
   t.is(enforce.kind, 'full');
   t.is(await lab.probe(probes[0]), 'deny');
   t.is(await lab.probe(probes[1]), 'deny');
+});
+
+test("the node's own addresses talk over lo under deny-all, as trace says; a peer does not", async (t) => {
+  const lab = await Lab.create(t, 'lo');
+  const m = b.model({ ingress: b.enforced([]), egress: b.enforced([]) });
+  await lab.load(renderRuleset(m, { table, mode: 'enforce' }));
+  for (const direction of ['ingress', 'egress'] as const) {
+    const v = evaluate(m, { direction, peer: nodeV4, proto: 'tcp', port: 7100 });
+    t.is(v.verdict, 'allow');
+    t.is(v.decidedBy, 'datapath');
+    t.is(evaluate(m, { direction, peer: '198.51.100.5', proto: 'tcp', port: 7100 }).verdict, 'deny');
+  }
+  // One TCP connection from the node to its own address (both hooks see it on lo).
+  const py = `import socket\ns=socket.socket(); s.bind(('${nodeV4}',7100)); s.listen(1)\nc=socket.create_connection(('${nodeV4}',7100),timeout=2)\nprint('connected')`;
+  t.regex(await lab.exec('node', 'python3', ['-c', py]), /connected/);
+  t.regex(await lab.exec('node', 'ping', ['-n', '-c1', '-W2', '-I', nodeV4, nodeV4]), /1 received/);
+  t.regex(await lab.exec('node', 'ping', ['-6', '-n', '-c1', '-W2', nodeV6]), /1 received/);
+  // Control: the same deny-all drops a real peer's ping.
+  await lab.addPeerAddress('198.51.100.5');
+  await t.throwsAsync(lab.exec('peer', 'ping', ['-n', '-c1', '-W1', '-I', '198.51.100.5', nodeV4]));
 });
