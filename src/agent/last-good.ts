@@ -77,9 +77,10 @@ export function mergeWithLastGood<S extends BuiltState>(
   const current: Loaded = { policies: [], objects: [], problems: [] };
   for (const f of files) {
     for (const p of f.load.policies) fileOf.set(policyKey(p), f);
-    current.policies.push(...f.load.policies);
-    current.objects.push(...f.load.objects);
-    current.problems.push(...f.load.problems);
+    // Loops, not push(...spread): one file may hold 100k+ objects.
+    for (const x of f.load.policies) current.policies.push(x);
+    for (const x of f.load.objects) current.objects.push(x);
+    for (const x of f.load.problems) current.problems.push(x);
   }
   // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable,
   // and so does every file under a source directory that is missing or unreadable.

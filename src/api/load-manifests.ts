@@ -330,9 +330,10 @@ export async function loadManifestPaths(paths: readonly string[]): Promise<LoadR
         continue;
       }
       const one = loadManifestText(text, file);
-      acc.policies.push(...one.policies);
-      acc.objects.push(...one.objects);
-      acc.problems.push(...one.problems);
+      // Loops, not push(...spread): one file may hold 100k+ objects.
+      for (const x of one.policies) acc.policies.push(x);
+      for (const x of one.objects) acc.objects.push(x);
+      for (const x of one.problems) acc.problems.push(x);
       acc.skipped += one.skipped ?? 0;
     }
   }

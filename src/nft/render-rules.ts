@@ -165,7 +165,7 @@ export function directionRules(model: HostModel, direction: Direction, mode: Run
     rules.push(`meta l4proto != { tcp, udp, sctp, icmp, ipv6-icmp } counter ${drop} ${c(fixedComments.extendedProtocols)}`);
   }
   const ordered = [...policy.entries.filter((e) => e.action === 'deny'), ...policy.entries.filter((e) => e.action === 'allow')];
-  for (const entry of ordered) rules.push(...entryRules(model, entry, direction, entry.action === 'deny' ? drop : 'accept'));
+  for (const entry of ordered) for (const r of entryRules(model, entry, direction, entry.action === 'deny' ? drop : 'accept')) rules.push(r);
   if (policy.defaultDeny) rules.push(`counter ${drop} ${c(fixedComments.defaultDeny)}`);
   return rules;
 }

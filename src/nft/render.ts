@@ -90,7 +90,9 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
     const hook = chainNames[direction];
     const texts = directionRules(model, direction, opts.mode);
     for (const text of texts) rules.push({ chain: hook, comment: ruleComment(text), text });
-    tail.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, ...texts.map((r) => `\t\t${r}`), '\t}');
+    tail.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`);
+    for (const r of texts) tail.push(`\t\t${r}`);
+    tail.push('\t}');
   }
   return { head, sets, tail, rules };
 }
@@ -98,8 +100,9 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
 function body(p: Parts, withElements: boolean, marker: string | null): string[] {
   const lines = [...p.head];
   if (marker !== null) lines.push(`\tset ${marker} {`, '\t\ttype inet_proto', '\t\tcomment "nodewall structure marker"', '\t}');
-  for (const s of p.sets) lines.push(...renderSet(s, withElements));
-  lines.push(...p.tail);
+  // Loops, not push(...spread): a spread of 100k+ lines overflows the call stack.
+  for (const s of p.sets) for (const l of renderSet(s, withElements)) lines.push(l);
+  for (const l of p.tail) lines.push(l);
   return lines;
 }
 

@@ -107,8 +107,8 @@ function elementStatements(verb: 'add' | 'delete', table: string, d: SetDelta, e
  */
 export function renderDelta(table: string, markerSet: string, deltas: readonly SetDelta[]): string {
   const lines = [`flush set inet ${table} ${markerSet}`];
-  for (const d of deltas) lines.push(...elementStatements('delete', table, d, d.remove));
-  for (const d of deltas) lines.push(...elementStatements('add', table, d, d.add));
+  for (const d of deltas) for (const l of elementStatements('delete', table, d, d.remove)) lines.push(l);
+  for (const d of deltas) for (const l of elementStatements('add', table, d, d.add)) lines.push(l);
   return `${lines.join('\n')}\n`;
 }
 
