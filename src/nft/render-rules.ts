@@ -6,6 +6,7 @@
 import type { Direction } from '../api/types.js';
 import type { RunMode } from '../inventory/types.js';
 import type { Entry, Family, HostModel, L4Match } from '../policy/model.js';
+import { mergeRanges } from '../policy/resolve-l4.js';
 import { RenderError, commentText, exclusionSetName, identitySetName, reservedPrefix } from './render-sets.js';
 
 export const chainNames: Record<Direction, string> = { ingress: 'input', egress: 'output' };
@@ -41,17 +42,6 @@ interface L4Part {
 }
 
 type Range = readonly [number, number];
-
-function mergeRanges(ranges: readonly Range[]): Range[] {
-  const sorted = [...ranges].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const out: [number, number][] = [];
-  for (const [lo, hi] of sorted) {
-    const last = out[out.length - 1];
-    if (last !== undefined && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
-    else out.push([lo, hi]);
-  }
-  return out;
-}
 
 function valueList(values: readonly string[]): string {
   return values.length === 1 ? (values[0] ?? '') : `{ ${values.join(', ')} }`;
