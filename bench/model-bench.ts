@@ -28,6 +28,12 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
 
   const flows: Flow[] = [];
   for (let i = 0; i < 20000; i++) {
+    if (i % 2 === 0) {
+      // Policies host-K with K % 20 == 0 select every node and allow world ingress to port 1000 + K % 5000.
+      const k = (i * 10) % size.policies - (((i * 10) % size.policies) % 20);
+      flows.push({ direction: 'ingress', peer: `203.0.113.${i & 255}`, proto: 'tcp', port: 1000 + (k % 5000) });
+      continue;
+    }
     const peer = i % 3 === 0 ? `100.65.${(i >> 8) & 255}.${i & 255}` : i % 3 === 1 ? `198.18.${i & 255}.${(i * 7) & 255}` : `203.0.113.${i & 255}`;
     flows.push({ direction: i % 2 === 0 ? 'ingress' : 'egress', peer, proto: i % 4 === 0 ? 'udp' : 'tcp', port: 1000 + (i % 5000) });
   }
