@@ -338,11 +338,14 @@ class Decoder {
     const o = this.object(v, path, allowed, `an ${list} rule`);
     if (o === undefined) return undefined;
     const out: { -readonly [K in keyof PeerRule]: PeerRule[K] } = {};
+    const nullPeers: string[] = [];
     for (const [key, name] of fields) {
       const p = childPath(path, name);
       const raw = o[name];
+      if (raw === null && Object.hasOwn(o, name)) nullPeers.push(name);
       this.peerField(out, key, raw, p);
     }
+    if (nullPeers.length > 0) out.nullPeers = nullPeers;
     const deny = isDenyList(list);
     const toPorts = this.list(o['toPorts'], childPath(path, 'toPorts'), (x, p) => this.portRule(x, p, deny));
     if (toPorts !== undefined) out.toPorts = toPorts;

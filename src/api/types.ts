@@ -90,6 +90,9 @@ export interface PeerRule {
   readonly icmps?: readonly ICMPRule[];
   /** `authentication` present (mutual auth; not L3/L4) */
   readonly authentication?: boolean;
+  /** Peer fields written with a null value (`toEndpoints:` and nothing after it), as written.
+   *  They count as absent (reference §4.1); kept only so lint can warn. Absent when there are none. */
+  readonly nullPeers?: readonly string[];
 }
 
 export type Direction = 'ingress' | 'egress';

@@ -2,7 +2,7 @@
 // meant (code "lint/..."). Each message says why and how to fix it.
 
 import type { Problem } from '../api/problem.js';
-import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName, SourcePos } from '../api/types.js';
+import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName } from '../api/types.js';
 import type { EngineConfig, Inventory, NodeInfo } from '../inventory/types.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { buildHostModel, ruleDefaultDeny } from './build-model.js';
@@ -82,28 +82,12 @@ function lintSelectsNoNode(l: Linter, doc: PolicyDocument, inv: Inventory, cfg: 
 }
 
 /** A peer field written with no value (`toEndpoints:`) decodes as absent; find such keys by their source position. */
-function nullPeerFields(doc: PolicyDocument, elemPath: string, pr: PeerRule, list: RuleListName): string[] {
-  const dir: Direction = list.startsWith('ingress') ? 'ingress' : 'egress';
-  const present = new Set(presentPeerKinds(pr));
-  const elemPos = doc.locate(elemPath);
-  const same = (a: SourcePos, b: SourcePos): boolean => a.line === b.line && a.col === b.col && a.file === b.file;
-  const candidates = (['endpoints', 'cidr', 'cidrSet', 'entities', 'nodes'] as const).filter((k) => !present.has(k));
-  const out: string[] = [];
-  for (const k of candidates) {
-    const name = peerFieldName(dir, k);
-    if (!same(doc.locate(`${elemPath}.${name}`), elemPos)) out.push(name);
-  }
-  if (out.length > 0 || doc.pos.file.endsWith('.json')) return out;
-  // The key is the first of its (block-style) map, so it shares the map's position: if no decoded
-  // field starts there or on that line, the first key was a field whose value is null.
-  const decoded = [...presentPeerKinds(pr).map((k) => peerFieldName(dir, k))];
-  if (pr.toPorts !== undefined) decoded.push('toPorts');
-  if (pr.icmps !== undefined) decoded.push('icmps');
-  const onStartLine = decoded.some((f) => doc.locate(`${elemPath}.${f}`).line === elemPos.line);
-  return onStartLine || decoded.length === 0 ? [] : [dir === 'ingress' ? 'fromEndpoints/fromEntities/fromCIDR' : 'toEndpoints/toEntities/toCIDR'];
+/** Peer fields the decoder saw written as null (they count as absent, so the entry has no peer). */
+function nullPeerFields(pr: PeerRule): readonly string[] {
+  return pr.nullPeers ?? [];
 }
 
-function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule, cfg: EngineConfig): void {
+function lintEntries(l: Linter, rule: Rule, cfg: EngineConfig): void {
   for (const { list, dir } of lists) {
     (rule[list] ?? []).forEach((pr, i) => {
       const elem = `${rule.path}.${list}[${i}]`;
@@ -143,7 +127,7 @@ function lintEntries(l: Linter, doc: PolicyDocument, rule: Rule, cfg: EngineConf
       }
       if (present.length === 0 && hasL4) {
         const verb = list.endsWith('Deny') ? 'denies' : 'allows';
-        for (const name of nullPeerFields(doc, elem, pr, list)) {
+        for (const name of nullPeerFields(pr)) {
           l.warn(
             `${elem}.${name.split('/')[0] ?? name}`,
             'null-peer',
@@ -289,7 +273,7 @@ export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inv
     for (const rule of doc.rules) {
       if (!isHostRule(doc, rule)) continue;
       lintNodeSelector(l, rule, cfg);
-      lintEntries(l, doc, rule, cfg);
+      lintEntries(l, rule, cfg);
       lintRedundantAllows(l, rule, policies, inventory, cfg);
       lintCidrs(l, rule, pools, cfg);
     }

@@ -128,6 +128,20 @@ test('null peer field that is not the first key is named', (t) => {
   t.regex(f[0]!.message, /^fromEndpoints is written without a value/);
 });
 
+test('a null peer field in a JSON policy is flagged too', (t) => {
+  const json = JSON.stringify({
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumClusterwideNetworkPolicy',
+    metadata: { name: 'json-null' },
+    spec: { nodeSelector: {}, egress: [{ toEndpoints: null, toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] },
+  }, null, 2);
+  const r = loadManifestText(json, 'p.json');
+  const f = byCode(lintPolicies(r.policies, baseInventory(), config({})), 'null-peer');
+  t.is(f.length, 1);
+  t.is(f[0]!.field, 'spec.egress[0].toEndpoints');
+  t.is(f[0]!.pos.file, 'p.json');
+});
+
 test('a port-only rule without null fields is not flagged (block and flow style)', (t) => {
   const ps = lint(`${head('ports')}spec:
   nodeSelector: {}
