@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { formatProblem } from '../../api/problem.js';
 import { type ApplyResult, applyModel } from '../../nft/apply.js';
 import type { PlanChanges } from '../../nft/set-delta.js';
 import { inboundSessions, sessionsCut } from '../../agent/lockout-guard.js';
@@ -8,7 +7,7 @@ import { hasErrors } from '../../pipeline.js';
 import { evaluate } from '../../verdict/evaluate.js';
 import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
-import { loadStateFromArgs } from '../state-args.js';
+import { loadStateFromArgs, refuseInvalid } from '../state-args.js';
 import { nftMode } from './nft-mode.js';
 
 interface ApplyArgs extends StateArgs {
@@ -59,13 +58,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
   handler: async (argv) => {
     const state = await loadStateFromArgs(argv);
-    const errors = state.problems.filter((p) => p.severity === 'error');
-    if (errors.length > 0) {
-      for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
-      process.stderr.write('nodewall: some policies are invalid; nothing was applied (fix them or remove them from the sources)\n');
-      process.exitCode = exitCodes.invalidInput;
-      return;
-    }
+    if (refuseInvalid(state, 'some policies are invalid; nothing was applied (fix them or remove them from the sources)')) return;
     // Config mode dry-run means "never touch the kernel" unless the operator names a mode explicitly.
     const forcedDryRun = !argv.dryRun && state.config.mode === 'dry-run' && argv.mode === undefined;
     if (forcedDryRun) process.stderr.write('nodewall: config mode is dry-run: showing what would change (pass --mode enforce|audit to apply)\n');
