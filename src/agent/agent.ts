@@ -26,12 +26,13 @@ import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
-import { loadLastGood, saveLastGood } from './last-good-store.js';
+import { saveLastGood } from './last-good-store.js';
 import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
 import { readProcNet } from './proc-net.js';
-import { configFromStore, NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
-import { readAgentConfig, withOverrides } from './read-config.js';
+import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
 import { sha256 } from './read-sources.js';
+import { fallbackStateDir, restorePersisted } from './restore.js';
+import { kubeErrorToNote, noConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
@@ -100,6 +101,14 @@ export class Agent {
   #loggedWaiting = false;
   /** Content key of the last good store last written (skip identical rewrites). */
   #savedStoreKey: string | undefined;
+  /** No usable config (and no last good one): what status reports instead of a ruleset. */
+  #noConfig: NoConfig | undefined;
+  /** The source's status when it was stopped with the agent, for the last status file. */
+  #kubeStatusAtStop: KubernetesSourceStatus | undefined;
+  /** The source error last copied into lastError (each outage is noted once). */
+  #kubeErrorNoted: string | undefined;
+  /** An unexpected error of the first pass: start() rejects with it (the process exits for a restart). */
+  #startFailure: unknown;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -116,6 +125,7 @@ export class Agent {
     );
     this.#armTimers();
     await this.reconcile('start');
+    if (this.#startFailure !== undefined) throw this.#startFailure;
   }
 
   /** Queue a pass (runs now if idle). */
@@ -133,6 +143,7 @@ export class Agent {
         // A bug or an unexpected system error: log, remember, keep running.
         this.#noteError(err instanceof Error ? err.message : String(err));
         this.#log.error({ err, trigger: t }, 'reconcile failed');
+        if (t === 'start') this.#startFailure = err;
       }
       const next = this.#queued;
       this.#queued = undefined;
@@ -152,6 +163,7 @@ export class Agent {
     this.#timers = [];
     this.#debouncer?.cancel();
     this.#watcher?.close();
+    this.#kubeStatusAtStop = this.#kubeStatus();
     await this.#stopKubernetes();
     // Let an nft transaction in flight finish (bounded).
     if (this.#running !== undefined) {
@@ -182,12 +194,15 @@ export class Agent {
       if (!(err instanceof NoConfigError)) throw err;
       const problems = err.cause instanceof InputError ? err.cause.problems : [];
       for (const p of problems) log.error({ file: p.pos.file, line: p.pos.line, col: p.pos.col, field: p.field, code: p.code }, formatProblem(p));
-      log.error({ error: err.message }, 'no usable config: nothing applied, waiting for a fix');
       this.#noteError(err.message);
+      this.#noConfig = { file: this.#opts.configFile ?? '', problems, ...fallbackStateDir(this.#opts) };
+      log.error({ error: err.message, statusDir: this.#noConfig.dir, statusDirFrom: this.#noConfig.from },
+        `no usable config and no last good one: nothing applied, retrying when the config changes (status in ${this.#noConfig.dir}, the ${this.#noConfig.from === 'override' ? '--state-dir override' : 'default state dir'})`);
       this.#syncWatch(this.#opts.configFile === undefined ? [] : [this.#opts.configFile], []);
-      await this.#writeStatus(false).catch(() => undefined);
+      await this.#writeStatus(false).catch((e) => log.error({ err: e }, 'cannot write status file'));
       return;
     }
+    this.#noConfig = undefined;
     this.#settings = d.cfg.agent;
     this.#log.level = d.cfg.agent.logLevel;
     this.#armTimers();
@@ -550,24 +565,10 @@ export class Agent {
   }
 
   async #restorePersisted(): Promise<void> {
-    const stateDir = await this.#guessStateDir();
-    const stored = await loadLastGood(stateDir);
-    if (stored.error !== undefined) this.#log.warn({ stateDir, error: stored.error }, 'persisted last good state unreadable; starting from the current input');
-    for (const [k, g] of stored.policies) this.#memory.lastGood.set(k, g);
-    if (stored.config !== undefined) {
-      const cfg = configFromStore(stored.config);
-      if (cfg !== undefined) this.#memory.lastGoodConfig = cfg;
-    }
-    if (stored.policies.size > 0) this.#log.info({ stateDir, policies: stored.policies.size }, 'restored last good policies');
-  }
-
-  async #guessStateDir(): Promise<string> {
-    try {
-      const d = await readDesiredConfigOnly(this.#opts);
-      return d;
-    } catch {
-      return this.#opts.overrides.stateDir ?? this.#opts.defaultStateDir ?? '/var/lib/nodewall';
-    }
+    const r = await restorePersisted(this.#opts, this.#log);
+    for (const [k, g] of r.policies) this.#memory.lastGood.set(k, g);
+    if (r.config !== undefined) this.#memory.lastGoodConfig = r.config;
+    for (const w of r.warnings) this.#noteError(w);
   }
 
   #noteError(message: string): void {
@@ -576,11 +577,22 @@ export class Agent {
 
   async #writeStatus(stopped: boolean): Promise<void> {
     const d = this.#desired;
-    if (d === undefined) return;
+    if (d === undefined) {
+      if (this.#noConfig !== undefined && this.#lastError !== undefined) {
+        await writeStatus(this.#noConfig.dir, noConfigStatus(this.#noConfig, { pid: process.pid, startedAt: this.#startedAt, lastError: this.#lastError, stopped }));
+      }
+      return;
+    }
     const cfg = d.cfg.config;
     const counts = policyCounts(d.state);
-    const kubernetes = this.#kubeStatus();
-    if (kubernetes !== undefined) this.#kubeStatusKey = kubeStatusKey(kubernetes);
+    const kubernetes = this.#kubeStatus() ?? (stopped ? this.#kubeStatusAtStop : undefined);
+    if (kubernetes !== undefined) {
+      // An API error is the agent's last error too (a revoked token must not read "last error: none").
+      const k = kubeErrorToNote(kubernetes, this.#kubeErrorNoted);
+      this.#kubeErrorNoted = k.noted;
+      if (k.note !== undefined) this.#noteError(k.note);
+      this.#kubeStatusKey = kubeStatusKey(kubernetes);
+    }
     const status: AgentStatus = {
       version: 1,
       pid: process.pid,
@@ -620,8 +632,4 @@ function explicitFiles(d: Desired): string[] {
   // Source paths that are files (not directories read): watch their parent.
   const dirs = new Set(d.sources.dirs);
   return d.cfg.config.sources.filter((s) => !dirs.has(s));
-}
-
-async function readDesiredConfigOnly(opts: AgentOptions): Promise<string> {
-  return withOverrides(await readAgentConfig(opts.configFile), opts.overrides).config.stateDir;
 }

@@ -1,10 +1,11 @@
 // The agent's status file (stateDir/status.json), written after every
 // reconcile and read by `nodewall status`.
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
+import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile, recordOf, StateFileError, str, type Check } from '../inventory/state-files.js';
 
 export interface ApplySummary {
   readonly at: string;
@@ -44,7 +45,30 @@ export interface AgentStatus {
   readonly stopped?: boolean;
 }
 
+/**
+ * Written instead of AgentStatus while the agent has no usable config at all
+ * (first start with an invalid config, no last good one): nothing is applied.
+ */
+export interface NoConfigStatus {
+  readonly version: 1;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly updatedAt: string;
+  readonly noConfig: {
+    /** The config file that could not be used. */
+    readonly file: string;
+    readonly problems: readonly { readonly file: string; readonly line: number; readonly col: number; readonly message: string }[];
+  };
+  readonly lastError: { readonly at: string; readonly message: string };
+  readonly stopped?: boolean;
+}
+
+export type StatusFile = AgentStatus | NoConfigStatus;
+
 export const statusFileName = 'status.json';
+
+/** status.json is a few kB; anything near this is not ours. */
+export const statusMaxBytes = 1024 * 1024;
 
 /** Write atomically (temp file + rename) so a reader never sees half a file. */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
@@ -53,18 +77,108 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await rename(tmp, path);
 }
 
-export async function writeStatus(stateDir: string, status: AgentStatus): Promise<void> {
+export async function writeStatus(stateDir: string, status: StatusFile): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   await writeJsonAtomic(join(stateDir, statusFileName), status);
 }
 
-export async function readStatus(stateDir: string): Promise<AgentStatus | undefined> {
-  try {
-    return JSON.parse(await readFile(join(stateDir, statusFileName), 'utf8')) as AgentStatus;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+export function statusPath(stateDir: string): string {
+  return join(stateDir, statusFileName);
+}
+
+/**
+ * The status file, or undefined when there is none. Throws StateFileError
+ * (naming the file and what is wrong) for a corrupt one; never moves it: the
+ * CLI only reads, the agent replaces it with its next write.
+ */
+export async function readStatus(stateDir: string): Promise<StatusFile | undefined> {
+  const file = statusPath(stateDir);
+  const r = await readStateFile(file, statusMaxBytes, checkStatus);
+  if (r.kind === 'missing') return undefined;
+  if (r.kind === 'corrupt') throw new StateFileError(file, r.reason);
+  return r.value;
+}
+
+const lastErrorCheck: Check<{ at: string; message: string }> = (v, path) => {
+  const o = obj(v, path);
+  return { at: field(o, 'at', str, path), message: field(o, 'message', str, path) };
+};
+
+const modes = literal<RunMode>('enforce', 'audit', 'dry-run');
+const outcomes = literal<ApplySummary['outcome']>('applied', 'noop', 'dry-run', 'refused', 'failed');
+
+function counts<K extends string>(keys: readonly K[]): Check<Record<K, number>> {
+  return (v, path) => {
+    const o = obj(v, path);
+    for (const k of keys) field(o, k, nonNegInt, path);
+    return o as Record<K, number>;
+  };
+}
+
+function flags<K extends string>(keys: readonly K[]): Check<Record<K, boolean>> {
+  return (v, path) => {
+    const o = obj(v, path);
+    for (const k of keys) field(o, k, bool, path);
+    return o as Record<K, boolean>;
+  };
+}
+
+const kubeCheck: Check<KubernetesSourceStatus> = (v, path) => {
+  const o = obj(v, path);
+  field(o, 'connected', bool, path);
+  field(o, 'since', str, path);
+  field(o, 'synced', bool, path);
+  field(o, 'stale', bool, path);
+  optional(o, 'lastError', str, path);
+  optional(o, 'cacheSyncedAt', str, path);
+  optional(o, 'resourceVersions', recordOf(str), path);
+  optional(o, 'absent', arrayOf(str), path);
+  optional(o, 'pods', (x, p) => (x === false ? false : literal('CiliumEndpoint', 'Pod', 'probing')(x, p)), path);
+  return o as unknown as KubernetesSourceStatus;
+};
+
+/** Shape check of a parsed status file (throws ShapeError naming the field). */
+export function checkStatus(v: unknown): StatusFile {
+  const o = obj(v, '');
+  field(o, 'version', literal(1), '');
+  field(o, 'pid', nonNegInt, '');
+  field(o, 'startedAt', str, '');
+  field(o, 'updatedAt', str, '');
+  optional(o, 'stopped', bool, '');
+  if (Object.hasOwn(o, 'noConfig')) {
+    const n = field(o, 'noConfig', obj, '');
+    field(n, 'file', str, 'noConfig');
+    field(n, 'problems', arrayOf((p, path) => {
+      const e = obj(p, path);
+      field(e, 'file', str, path);
+      field(e, 'line', nonNegInt, path);
+      field(e, 'col', nonNegInt, path);
+      field(e, 'message', str, path);
+      return e;
+    }), 'noConfig');
+    field(o, 'lastError', lastErrorCheck, '');
+    return o as unknown as NoConfigStatus;
   }
+  field(o, 'mode', modes, '');
+  field(o, 'table', str, '');
+  field(o, 'node', str, '');
+  optional(o, 'lastApply', (a, path) => {
+    const e = obj(a, path);
+    field(e, 'at', str, path);
+    field(e, 'outcome', outcomes, path);
+    field(e, 'trigger', str, path);
+    optional(e, 'kind', str, path);
+    optional(e, 'durationMs', nonNegInt, path);
+    optional(e, 'error', str, path);
+    return e;
+  }, '');
+  field(o, 'policies', counts(['selected', 'ingress', 'egress', 'keptLastGood', 'rejected'] as const), '');
+  field(o, 'entries', counts(['ingress', 'egress'] as const), '');
+  field(o, 'enforced', flags(['ingress', 'egress'] as const), '');
+  optional(o, 'lastError', lastErrorCheck, '');
+  optional(o, 'kubernetes', kubeCheck, '');
+  optional(o, 'waitingForKubernetes', bool, '');
+  return o as unknown as AgentStatus;
 }
 
 /** True when a process with this pid exists (EPERM: exists, owned by someone else). */

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { Agent } from '../../agent/agent.js';
 import { configPathFor } from '../../agent/read-config.js';
 import { createAgentLogger, type LogLevel } from '../../agent/log.js';
+import { exitOnUncaught, startOrDie } from '../../agent/fatal.js';
 import type { RunMode } from '../../inventory/types.js';
 import type { StateArgs } from '../options.js';
 import { parseLabelList, stateOptions } from '../options.js';
@@ -39,15 +40,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       nodeLabels: argv.nodeLabels === undefined ? undefined : parseLabelList(argv.nodeLabels),
       log,
     });
-    // Input never crashes the agent; anything reaching here is a bug: log it (fatal flushes synchronously) and exit 1 for systemd to restart.
-    process.on('uncaughtException', (err) => {
-      log.fatal({ err }, 'crash');
-      process.exit(1);
-    });
-    process.on('unhandledRejection', (err) => {
-      log.fatal({ err }, 'crash (unhandled rejection)');
-      process.exit(1);
-    });
+    // Input never crashes the agent; anything reaching here is a bug or a broken system: log it and exit non-zero for systemd to restart.
+    exitOnUncaught(log);
     const stop = (signal: string) => {
       // exit() runs pino's exit hook, which flushes the asynchronous stdout stream.
       agent.stop(signal).then(() => process.exit(0), (err: unknown) => {
@@ -63,6 +57,6 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     });
     // Keep the process alive even with every timer disabled by config.
     setInterval(() => undefined, 1 << 30);
-    await agent.start();
+    await startOrDie(() => agent.start(), log);
   },
 };

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { pidAlive, readStatus, type AgentStatus } from '../../agent/status-file.js';
+import { pidAlive, readStatus, type StatusFile } from '../../agent/status-file.js';
+import { StateFileError } from '../../inventory/state-files.js';
 import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
 
@@ -9,12 +10,21 @@ interface StatusArgs {
   output: 'text' | 'json';
 }
 
-/** Exit codes follow `systemctl status`: 0 running, 3 not running. */
+/** Exit codes follow `systemctl status` (LSB): 0 running, 3 not running, 4 status unknown (corrupt status file); 1: running but no usable config (nothing applied). */
 const notRunning = 3;
+const unknownStatus = 4;
+const runningWithoutConfig = 1;
 
-export function formatStatus(s: AgentStatus, running: boolean): string {
+export function formatStatus(s: StatusFile, running: boolean): string {
   const lines: string[] = [];
   lines.push(`agent:    ${running ? `running (pid ${s.pid}, since ${s.startedAt})` : `not running (last pid ${s.pid}${s.stopped === true ? ', stopped cleanly' : ''})`}`);
+  if ('noConfig' in s) {
+    lines.push(`config:   ${s.noConfig.file} is unusable and there is no last good config: nothing applied${running ? '; the agent retries when the file changes' : ''}`);
+    for (const p of s.noConfig.problems) lines.push(`          ${p.file}:${p.line}:${p.col}: ${p.message}`);
+    lines.push(`last error: ${s.lastError.at} ${s.lastError.message}`);
+    lines.push(`updated:  ${s.updatedAt}`);
+    return lines.join('\n');
+  }
   lines.push(`mode:     ${s.mode}`);
   lines.push(`node:     ${s.node}, table inet ${s.table}`);
   const a = s.lastApply;
@@ -29,9 +39,11 @@ export function formatStatus(s: AgentStatus, running: boolean): string {
   lines.push(`last error: ${s.lastError === undefined ? 'none' : `${s.lastError.at} ${s.lastError.message}`}`);
   const k = s.kubernetes;
   if (k !== undefined) {
-    lines.push(`kubernetes: ${k.connected ? 'connected' : 'disconnected'} since ${k.since}${k.synced ? ', synced' : ', not synced'}${k.stale ? `, stale (enforcing the cache read from the API at ${k.cacheSyncedAt ?? 'unknown time'})` : ''}`);
+    const state = `${k.connected ? 'connected' : 'disconnected'} since ${k.since}${k.synced ? ', synced' : ', not synced'}${k.stale ? `, stale (enforcing the cache read from the API at ${k.cacheSyncedAt ?? 'unknown time'})` : ''}`;
+    // Not running: the last state the agent wrote, so it reads as history.
+    lines.push(running ? `kubernetes: ${state}` : `kubernetes: stopped with the agent; last state: ${state}`);
     if (k.lastError !== undefined) lines.push(`            last API error: ${k.lastError}`);
-    if (s.waitingForKubernetes === true) lines.push('            waiting for the first complete read of the API: nothing applied');
+    if (s.waitingForKubernetes === true) lines.push(`            ${running ? '' : 'was '}waiting for the first complete read of the API: nothing applied`);
   }
   lines.push(`updated:  ${s.updatedAt}`);
   return lines.join('\n');
@@ -50,12 +62,22 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     if (stateDir === undefined) {
       try {
         stateDir = (await loadConfig(argv.config)).stateDir;
-      } catch {
-        // A broken config must not hide the agent's status: fall back to the default place.
+      } catch (err) {
+        // A broken config must not hide the agent's status: fall back to the default place (where an agent without a usable config writes it too).
         stateDir = defaultConfig.stateDir;
+        process.stderr.write(`nodewall: config unusable (${err instanceof Error ? err.message : String(err)}): reading the status from the default state dir ${stateDir}\n`);
       }
     }
-    const s = await readStatus(stateDir);
+    let s: StatusFile | undefined;
+    try {
+      s = await readStatus(stateDir);
+    } catch (err) {
+      if (!(err instanceof StateFileError)) throw err;
+      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: null, stateDir, status: null, error: { file: err.file, reason: err.reason } })}\n`);
+      process.stderr.write(`nodewall: status file ${err.file} is corrupt: ${err.reason}; the agent replaces it with its next write (or at its next start)\n`);
+      process.exitCode = unknownStatus;
+      return;
+    }
     if (s === undefined) {
       if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: false, stateDir, status: null })}\n`);
       else process.stdout.write(`agent: never ran (no status file in ${stateDir})\n`);
@@ -65,6 +87,6 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     const running = s.stopped !== true && pidAlive(s.pid);
     if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running, stateDir, status: s }, null, 2)}\n`);
     else process.stdout.write(`${formatStatus(s, running)}\n`);
-    process.exitCode = running ? 0 : notRunning;
+    process.exitCode = !running ? notRunning : 'noConfig' in s ? runningWithoutConfig : 0;
   },
 };

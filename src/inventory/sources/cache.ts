@@ -3,9 +3,10 @@
 // atomically (tmp file + fsync + rename) so a crash leaves the old or the new
 // file, never half of one.
 
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/types.js';
+import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, ShapeError, str, type Check, type StateFileError } from '../state-files.js';
 
 export const CACHE_FILE = 'k8s-cache.json';
 const FORMAT = 'nodewall/k8s-cache/v1';
@@ -47,33 +48,45 @@ export async function writeCache(stateDir: string, state: CachedState): Promise<
   }
 }
 
-/** The cached state, or undefined when there is none. Throws CacheError for an unreadable or foreign file. */
+/** Upper bound for k8s-cache.json (slim objects: a 100k-pod cluster is some 50 MB). */
+export const cacheMaxBytes = 256 * 1024 * 1024;
+
+const kubeObject: Check<KubeObject> = (v, path) => {
+  const o = obj(v, path);
+  field(o, 'kind', str, path);
+  const m = field(o, 'metadata', obj, path);
+  field(m, 'name', str, `${path}.metadata`);
+  optional(m, 'namespace', str, `${path}.metadata`);
+  optional(m, 'labels', recordOf(str), `${path}.metadata`);
+  return o as unknown as KubeObject;
+};
+
+/** Shape check of a parsed cache file (throws ShapeError naming the field). */
+export function checkCache(v: unknown): CachedState {
+  const o = obj(v, '');
+  if (o['format'] !== FORMAT) throw new ShapeError('format', `a ${FORMAT} file`, o['format']);
+  return {
+    syncedAt: optional(o, 'syncedAt', str, '') ?? '',
+    resourceVersions: optional(o, 'resourceVersions', recordOf(str), '') ?? {},
+    objects: field(o, 'objects', arrayOf(kubeObject), ''),
+    policies: field(o, 'policies', arrayOf(kubeObject), ''),
+  };
+}
+
+/**
+ * The cached state, or undefined when there is none. Throws CacheError for an
+ * unusable file (non-regular, too big, truncated, foreign, malformed); the
+ * file is left where it is (see loadCache).
+ */
 export async function readCache(stateDir: string): Promise<CachedState | undefined> {
   const file = cachePath(stateDir);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CacheError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new CacheError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const d = data as Partial<CachedState> & { format?: unknown };
-  if (d === null || typeof d !== 'object' || d.format !== FORMAT || !Array.isArray(d.objects) || !Array.isArray(d.policies)) {
-    throw new CacheError(`${file} is not a ${FORMAT} file`);
-  }
-  const valid = (o: unknown): o is KubeObject =>
-    o !== null && typeof o === 'object' && typeof (o as KubeObject).kind === 'string' && typeof (o as KubeObject).metadata?.name === 'string';
-  if (!d.objects.every(valid) || !d.policies.every(valid)) throw new CacheError(`${file} holds malformed objects`);
-  return {
-    syncedAt: typeof d.syncedAt === 'string' ? d.syncedAt : '',
-    resourceVersions: d.resourceVersions !== null && typeof d.resourceVersions === 'object' ? d.resourceVersions : {},
-    objects: d.objects,
-    policies: d.policies,
-  };
+  const r = await readStateFile(file, cacheMaxBytes, checkCache);
+  if (r.kind === 'missing') return undefined;
+  if (r.kind === 'corrupt') throw new CacheError(`${file}: ${r.reason}`);
+  return r.value;
+}
+
+/** readCache for the source: a corrupt cache is moved aside (k8s-cache.json.corrupt) and reported as `error`. */
+export async function loadCache(stateDir: string): Promise<{ value?: CachedState; error?: StateFileError }> {
+  return loadStateFile(cachePath(stateDir), cacheMaxBytes, checkCache);
 }

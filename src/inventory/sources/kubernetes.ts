@@ -19,7 +19,7 @@ import { loadManifestText, type LoadResult } from '../../api/load-manifests.js';
 import type { Problem } from '../../api/problem.js';
 import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { readCache, writeCache, type CachedState } from './cache.js';
+import { loadCache, writeCache } from './cache.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
 import { selectedPoliciesNeedPods } from './pod-need.js';
@@ -713,13 +713,9 @@ export class KubernetesSource {
   private async emitCache(): Promise<void> {
     const dir = this.opts.stateDir;
     if (dir === undefined) return;
-    let cached: CachedState | undefined;
-    try {
-      cached = await readCache(dir);
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, 'kubernetes source: ignoring unusable cache');
-      return;
-    }
+    // A corrupt cache is moved aside (k8s-cache.json.corrupt): the source then waits for the API.
+    const { value: cached, error } = await loadCache(dir);
+    if (error !== undefined) this.log.warn({ file: error.file, reason: error.reason, movedTo: error.movedTo ?? null }, `kubernetes source: ignoring unusable cache: ${error.message}`);
     if (cached === undefined) return;
     const { policies, problems, policyFiles } = this.decodeAll(cached.policies);
     this.stale = true;
