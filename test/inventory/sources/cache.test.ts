@@ -37,9 +37,9 @@ test('a truncated, foreign or malformed file is a CacheError, never a partial st
   await writeFile(cachePath(dir), full.slice(0, full.length / 2));
   await t.throwsAsync(readCache(dir), { instanceOf: CacheError, message: /not valid JSON/ });
   await writeFile(cachePath(dir), JSON.stringify({ objects: [], policies: [] }));
-  await t.throwsAsync(readCache(dir), { instanceOf: CacheError, message: /format: expected a nodewall\/k8s-cache\/v1 file, got undefined/ });
+  await t.throwsAsync(readCache(dir), { instanceOf: CacheError, message: /format: expected a nodewall\/k8s-cache\/v1 file, got nothing/ });
   await writeFile(cachePath(dir), JSON.stringify({ format: 'nodewall/k8s-cache/v1', objects: [{ kind: 'Node' }], policies: [] }));
-  await t.throwsAsync(readCache(dir), { instanceOf: CacheError, message: /objects\[0\]\.metadata: expected a value/ });
+  await t.throwsAsync(readCache(dir), { instanceOf: CacheError, message: /objects\[0\]\.metadata: expected a value \(missing\)/ });
 });
 
 test('a write into a missing directory fails with CacheError and leaves nothing', async (t) => {
