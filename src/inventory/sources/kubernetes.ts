@@ -66,6 +66,8 @@ export interface KubernetesSourceOptions {
   /** Minimum time between two cache writes (default 30 s); the first sync is written at once. */
   readonly cacheIntervalMs?: number;
   readonly logger?: SourceLogger;
+  /** Called on every API error a watched kind gets (after logging; it is retried anyway). */
+  readonly onApiError?: (error: { readonly kind: string; readonly status: number | undefined; readonly message: string }) => void;
 }
 
 /** One CCNP as the policy loader read it: like a manifest file named `k8s:ccnp/NAME`. */
@@ -215,6 +217,12 @@ export class KubernetesSource {
   private cacheWrite: Promise<void> | undefined;
   private cacheDirty = false;
   private cacheTimer: NodeJS.Timeout | undefined;
+  /** selectionKey of the last snapshot whose cache write was forced. */
+  private cacheSelectionKey: string | undefined;
+  /** Snapshots that wait for their cache write are delivered in order. */
+  private orderedDelivery: Promise<void> = Promise.resolve();
+  /** Snapshots queued on orderedDelivery. */
+  private ordered = 0;
 
   constructor(opts: KubernetesSourceOptions = {}) {
     this.opts = opts;
@@ -536,6 +544,7 @@ export class KubernetesSource {
     this.lastError = `${r.spec.kind}: ${describeError(err)}`;
     this.log.warn({ kind: r.spec.kind, err: describeError(err), attempt: r.attempts, retryInMs: delay }, 'kubernetes source: API error; keeping the last state, retrying');
     this.later(r, delay, () => void r.lw.start());
+    this.opts.onApiError?.({ kind: r.spec.kind, status: errorStatusCode(err), message: this.lastError });
   }
 
   private setConnected(r: Runner, up: boolean): void {
@@ -650,9 +659,44 @@ export class KubernetesSource {
     if (!this.synced()) return;
     const snap = this.buildSnapshot();
     this.stale = false;
-    this.deliver(snap);
     this.cacheDirty = true;
-    this.scheduleCacheWrite();
+    const key = this.selectionKey(snap);
+    const forced = this.opts.stateDir !== undefined && key !== this.cacheSelectionKey;
+    if (!forced && this.ordered === 0) {
+      // Only pod and address churn: the cache write is rate-limited.
+      this.deliver(snap);
+      this.scheduleCacheWrite();
+      return;
+    }
+    // Policies or this node's labels changed: on disk before anyone enforces it, so that a
+    // crash right after the apply cannot bring back a deleted policy from an older cache.
+    // Later snapshots queue behind it (they contain the change too).
+    this.cacheSelectionKey = key;
+    this.ordered++;
+    this.orderedDelivery = this.orderedDelivery
+      .then(() => (forced ? this.writeCacheSoon() : this.scheduleCacheWrite()))
+      .then(() => {
+        this.ordered--;
+        if (!this.stopped) this.deliver(snap);
+      });
+  }
+
+  /** What decides this node's policies: the CCNPs as decoded, and this node's Node labels. */
+  private selectionKey(snap: KubernetesSnapshot): string {
+    const name = this.opts.node?.name;
+    const nodeObj = name === undefined ? undefined : this.runners.get('node')?.lw.get(name) as unknown as KubeObject | undefined;
+    return createHash('sha256').update(JSON.stringify([snap.policyFiles.map((f) => f.hash), nodeObj?.metadata.labels ?? null])).digest('hex');
+  }
+
+  /** Write the cache now (after a write in flight), not after the rate limit. */
+  private async writeCacheSoon(): Promise<void> {
+    if (this.cacheTimer !== undefined) {
+      clearTimeout(this.cacheTimer);
+      this.cacheTimer = undefined;
+    }
+    while (this.cacheWrite !== undefined) await this.cacheWrite;
+    this.cacheDirty = true;
+    await this.writeCacheNow();
   }
 
   private deliver(snap: KubernetesSnapshot): void {
@@ -762,13 +806,27 @@ export class KubernetesSource {
  * One-shot read for the CLI (validate, trace, render): list everything once,
  * return the first complete snapshot from the API, stop. Never the disk cache.
  * Throws KubernetesSourceError with the last API error when no complete
- * snapshot arrives within `timeoutMs` (default 30 s).
+ * snapshot arrives within `timeoutMs` (default 30 s), and at once when the API
+ * refuses the credentials (401, 403).
  */
 export async function readKubernetesOnce(opts: Omit<KubernetesSourceOptions, 'stateDir'> & { readonly timeoutMs?: number }): Promise<KubernetesSnapshot> {
   const { timeoutMs = 30_000, ...rest } = opts;
-  const source = new KubernetesSource({ debounceMs: 0, ...rest });
+  let refused: ((err: Error) => void) | undefined;
+  const source = new KubernetesSource({
+    debounceMs: 0,
+    ...rest,
+    // Refused credentials do not heal within one CLI run: fail at once, naming the cause.
+    onApiError: (e) => {
+      rest.onApiError?.(e);
+      if (e.status === 401 || e.status === 403) refused?.(new KubernetesSourceError(`the Kubernetes API refused the credentials: ${e.message}`));
+    },
+  });
   try {
     return await new Promise<KubernetesSnapshot>((resolve, reject) => {
+      refused = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
       const timer = setTimeout(() => {
         const st = source.status();
         reject(new KubernetesSourceError(`no complete read of the Kubernetes API within ${timeoutMs} ms${st.lastError === undefined ? '' : `: ${st.lastError}`}`));

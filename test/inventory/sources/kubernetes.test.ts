@@ -2,7 +2,7 @@
 // client library (TLS, bearer token, list, chunked watch streams).
 
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -432,11 +432,59 @@ test('readKubernetesOnce: one complete read for the CLI, then the source is stop
   t.pass();
 });
 
+// No wall-clock margin: the 401 ends the read as soon as it arrives; the bound (60 s) only stops a hang.
 test('readKubernetesOnce: an unreachable API or a bad token is an error naming the cause', async (t) => {
   const h = await harness(t);
   h.server.setToken('other');
-  await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 1500 }), { instanceOf: KubernetesSourceError, message: /within 1500 ms: .*HTTP 401/ });
-  await t.throwsAsync(readKubernetesOnce({ kubeconfig: join(h.dir, 'missing'), timeoutMs: 1500 }), { instanceOf: KubernetesSourceError, message: /cannot load .*missing/ });
+  await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 60_000 }), { instanceOf: KubernetesSourceError, message: /refused the credentials: .*HTTP 401/ });
+  await t.throwsAsync(readKubernetesOnce({ kubeconfig: join(h.dir, 'missing'), timeoutMs: 60_000 }), { instanceOf: KubernetesSourceError, message: /cannot load .*missing/ });
+  // Unreachable: retried until the deadline, whatever the machine's speed (the deadline is the event).
+  await h.server.close();
+  await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 2_000 }), { instanceOf: KubernetesSourceError, message: /no complete read of the Kubernetes API within 2000 ms/ });
+});
+
+test('a CCNP change or this node\'s relabel is in the cache before the snapshot is handed out; pod churn is rate-limited', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.10', { app: 'web' }));
+  // What the cache holds at the moment each snapshot is handed out (read synchronously in onChange).
+  const onDisk: { policies: string[]; nodeRole: unknown; podIps: string; snapPolicies: string[]; snapRole: unknown; snapPodIps: string }[] = [];
+  const ips = (objs: readonly KubeObject[]) => JSON.stringify(objs.filter((o) => o.kind === 'CiliumEndpoint').map((o) => o['status']));
+  h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, backoff: { initialMs: 50, maxMs: 400 }, stateDir: h.dir, cacheIntervalMs: 3_600_000, node: { name: 'node-a' } });
+  await h.source.start((s) => {
+    h.snaps.push(s);
+    if (!existsSync(cachePath(h.dir))) return;
+    const c = JSON.parse(readFileSync(cachePath(h.dir), 'utf8')) as { policies: KubeObject[]; objects: KubeObject[] };
+    onDisk.push({
+      policies: c.policies.map((p) => p.metadata.name).sort(),
+      nodeRole: c.objects.find((o) => o.kind === 'Node' && o.metadata.name === 'node-a')?.metadata.labels?.['role'],
+      podIps: ips(c.objects),
+      snapPolicies: s.policies.map((p) => p.name).sort(),
+      snapRole: find(s, 'Node', 'node-a')?.metadata.labels?.['role'],
+      snapPodIps: ips(s.objects),
+    });
+  });
+  await waitFor('first snapshot with pods', () => h.snaps.length > 0 && kinds(last(h)).includes('CiliumEndpoint'));
+  await waitFor('first cache', () => existsSync(cachePath(h.dir)));
+
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'ssh');
+  await waitFor('snapshot without ssh', () => !last(h).policies.some((p) => p.name === 'ssh'));
+  const del = onDisk.at(-1);
+  t.deepEqual(del?.policies, ['from-web'], 'the deletion was on disk when the snapshot was handed out');
+  t.deepEqual(del?.snapPolicies, ['from-web']);
+
+  h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'edge' }));
+  await waitFor('snapshot with the new label', () => find(last(h), 'Node', 'node-a')?.metadata.labels?.['role'] === 'edge');
+  t.is(onDisk.at(-1)?.nodeRole, 'edge', 'this node\'s labels were on disk first');
+
+  // Pod churn only: handed out at once, the cache is not rewritten (rate limit of an hour here).
+  const before = readFileSync(cachePath(h.dir), 'utf8');
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.11', { app: 'web' }));
+  await waitFor('snapshot with the new pod address', () => ips(last(h).objects).includes('198.51.100.11'));
+  t.true(onDisk.at(-1)?.snapPodIps.includes('198.51.100.11'));
+  t.false(onDisk.at(-1)?.podIps.includes('198.51.100.11'));
+  t.is(readFileSync(cachePath(h.dir), 'utf8'), before);
 });
 
 test('snapshotFiles: one entry per CCNP plus one for the objects; unchanged CCNPs keep their decoded documents', async (t) => {
