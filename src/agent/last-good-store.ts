@@ -87,8 +87,9 @@ export async function loadLastGood(stateDir: string): Promise<StoredLastGood & {
     }
     const doc = load.policies.find((p) => policyKey(p) === key);
     // Only a version that still decodes cleanly counts as good.
-    const broken = load.problems.some((p) => p.severity === 'error' && doc !== undefined && p.policy === doc.name);
-    if (doc !== undefined && !broken) policies.set(key, { key, file: ref.file, textHash: ref.textHash, doc });
+    const broken = doc === undefined || (doc.decodeProblems ?? []).some((p) => p.severity === 'error')
+      || load.problems.some((p) => p.severity === 'error' && p.policy === doc.name);
+    if (!broken) policies.set(key, { key, file: ref.file, textHash: ref.textHash, doc });
   }
   return { policies, ...(raw.config === undefined ? {} : { config: raw.config }) };
 }
