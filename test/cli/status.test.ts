@@ -1,0 +1,63 @@
+// `nodewall status` on a corrupt status file names the file and what is wrong
+// (exit 4, status unknown); a stopped agent still shows its last Kubernetes state.
+
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import type { AgentStatus } from '../../src/agent/status-file.js';
+import { checkStatus } from '../../src/agent/status-file.js';
+import { formatStatus } from '../../src/cli/commands/status.js';
+import { runCli } from '../helpers/run-cli.js';
+
+async function tmp(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'nwt-status-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const base: AgentStatus = {
+  version: 1, pid: 2 ** 22 + 12345, startedAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:05.000Z',
+  mode: 'enforce', table: 'nodewall', node: 'node-a',
+  policies: { selected: 1, ingress: 1, egress: 0, keptLastGood: 0, rejected: 0 },
+  entries: { ingress: 1, egress: 0 }, enforced: { ingress: true, egress: false },
+};
+
+const corrupt: [string, (file: string) => Promise<void>, RegExp][] = [
+  ['null', (f) => writeFile(f, 'null'), /expected an object, got null/],
+  ['truncated', (f) => writeFile(f, JSON.stringify(base).slice(0, 40)), /not valid JSON/],
+  ['wrong types', (f) => writeFile(f, JSON.stringify({ ...base, policies: { ...base.policies, selected: 'many' } })), /policies\.selected: expected a non-negative integer, got "many"/],
+  ['unknown mode', (f) => writeFile(f, JSON.stringify({ ...base, mode: 'yolo' })), /mode: expected "enforce" or "audit" or "dry-run"/],
+  ['a directory', (f) => mkdir(f), /not a regular file \(a directory\)/],
+  ['a FIFO', async (f) => void execFileSync('mkfifo', [f]), /not a regular file \(a FIFO\)/],
+  ['huge', (f) => writeFile(f, Buffer.alloc(2 * 1024 * 1024, 0x20)), /over the limit/],
+];
+
+for (const [what, make, reason] of corrupt) {
+  test(`status on a corrupt status file (${what}) names the file and the problem, exit 4`, async (t) => {
+    const dir = await tmp(t);
+    const file = join(dir, 'status.json');
+    await make(file);
+    const r = await runCli(['status', '--state-dir', dir]);
+    t.is(r.code, 4);
+    t.true(r.stderr.includes(`status file ${file} is corrupt`), r.stderr);
+    t.regex(r.stderr, reason);
+    const j = await runCli(['status', '--state-dir', dir, '--output', 'json']);
+    t.is(j.code, 4);
+    t.like(JSON.parse(j.stdout), { running: null, error: { file } });
+  });
+}
+
+test('a valid status file passes the shape check unchanged', (t) => {
+  const full = { ...base, lastApply: { at: 'x', outcome: 'applied', trigger: 'start', kind: 'full', durationMs: 3 }, lastError: { at: 'y', message: 'z' },
+    kubernetes: { connected: false, since: 's', synced: true, stale: false, lastError: 'Node: HTTP 401', resourceVersions: { Node: '3' }, pods: false, absent: [] }, stopped: true };
+  t.deepEqual(checkStatus(JSON.parse(JSON.stringify(full))), full);
+});
+
+test('stopped agent: the kubernetes line is still shown, marked as the last state', (t) => {
+  const kube = { connected: false, since: '2026-01-01T00:00:03.000Z', resourceVersions: {}, synced: true, stale: false, pods: false, absent: [], lastError: 'Node: HTTP 401 Unauthorized' } as const;
+  const text = formatStatus({ ...base, stopped: true, kubernetes: { ...kube, absent: [] } }, false);
+  t.regex(text, /^kubernetes: stopped with the agent; last state: disconnected since 2026-01-01T00:00:03.000Z, synced$/m);
+  t.regex(text, /last API error: Node: HTTP 401 Unauthorized/);
+});
