@@ -4,7 +4,7 @@
 // are checked from outside the agent.
 
 import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
@@ -279,4 +279,59 @@ test('a config edit of the kubernetes entry restarts the source without dropping
   r.server.apply('ciliumclusterwidenetworkpolicies', webPolicy);
   await until('8080 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8080))) === 'allow' ? true : undefined), 10_000);
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+});
+
+test('a CCNP deleted just before a crash stays deleted after a restart with the API down; a corrupt cache is moved aside', async (t) => {
+  // `web` is in the first cache written; its deletion comes seconds later, well inside the old 30 s cache interval.
+  const r = await rig(t, 'ik8sg', (s) => s.apply('ciliumclusterwidenetworkpolicies', webPolicy));
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  await until('cache file', async () => (existsSync(cachePath(r.dirs.state)) ? true : undefined), 30_000);
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'allow'), 'allow');
+
+  r.server.remove('ciliumclusterwidenetworkpolicies', 'web');
+  await until('web gone from the kernel', async () => (rulesMentionPort(await ruleset(r.lab), 8080) ? undefined : true), 30_000, 20);
+  agent.signal('SIGKILL');
+  await r.server.close();
+  await r.lab.nft(['delete', 'table', 'inet', table]);
+
+  const again = r.startAgent();
+  await again.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, 0, 'apply from the cache');
+  t.truthy(again.find((l) => /enforcing the cached cluster state/.test(l.msg)).length);
+  t.false(rulesMentionPort(await ruleset(r.lab), 8080), 'the deleted policy did not come back');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'deny'), 'deny');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+  t.is(await again.stop(), 0);
+
+  // A corrupt cache (truncated) with the API down: moved aside with a warning; nothing half-known is applied.
+  const full = await readFile(cachePath(r.dirs.state), 'utf8');
+  await writeFile(cachePath(r.dirs.state), full.slice(0, Math.floor(full.length / 2)));
+  const third = r.startAgent();
+  const warn = await third.waitFor((l) => /ignoring unusable cache/.test(l.msg), 30_000, 0, 'cache warning');
+  t.is(warn['movedTo'], `${cachePath(r.dirs.state)}.corrupt`);
+  await third.waitFor((l) => /waiting for the first complete read/.test(l.msg), 30_000, 0, 'waiting for the API');
+  t.deepEqual(third.find(isApplied), []);
+  await r.server.listen();
+  await third.waitFor((l) => isApplied(l) && l['trigger'] === 'kubernetes', 30_000, 0, 'apply once the API answers');
+  t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
+});
+
+test('a revoked token is the last error of `status`; after a stop the kubernetes line is still shown', async (t) => {
+  const r = await rig(t, 'ik8sh');
+  const agent = r.startAgent();
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  r.server.setToken('revoked');
+  r.server.dropWatches();
+  const down = await until('status: last error is the 401', async () => {
+    const res = await runCli(['status', '--state-dir', r.dirs.state]);
+    return /^last error: \S+ kubernetes API: .*401/m.test(res.stdout) ? res : undefined;
+  }, 30_000, 250);
+  t.is(down.code, 0);
+  t.regex(down.stdout, /^kubernetes: disconnected since /m);
+  t.is(await agent.stop(), 0);
+  const after = await runCli(['status', '--state-dir', r.dirs.state]);
+  t.is(after.code, 3);
+  t.regex(after.stdout, /not running \(last pid \d+, stopped cleanly\)/);
+  t.regex(after.stdout, /^kubernetes: stopped with the agent; last state: disconnected since \S+, synced$/m);
+  t.regex(after.stdout, /last API error: .*401/);
 });
