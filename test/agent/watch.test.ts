@@ -4,15 +4,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirsToWatch, watchDirs } from '../../src/agent/watch.js';
 
-/** Resolves with the events seen within `ms` after `act` ran. */
-async function eventsDuring(dir: string, act: () => Promise<void>, ms = 300): Promise<string[]> {
+/**
+ * Resolves with the events seen after `act` ran, once one named `expected` arrived
+ * (bounded by 30 s): waits for the event, not for a wall-clock margin.
+ */
+async function eventsDuring(dir: string, act: () => Promise<void>, expected: string): Promise<string[]> {
   const seen: string[] = [];
-  const w = watchDirs((_d, f) => seen.push(f ?? ''), () => undefined);
+  let arrived: () => void = () => undefined;
+  const got = new Promise<void>((resolve) => (arrived = resolve));
+  const w = watchDirs((_d, f) => {
+    seen.push(f ?? '');
+    if (f === expected) arrived();
+  }, () => undefined);
   w.sync([dir]);
+  let timer: NodeJS.Timeout | undefined;
   try {
     await act();
-    await new Promise((r) => setTimeout(r, ms));
+    await Promise.race([got, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
   } finally {
+    clearTimeout(timer);
     w.close();
   }
   return seen;
@@ -30,7 +40,7 @@ test('atomic save, delete and a ConfigMap ..data swap all produce events on the 
   const save = await eventsDuring(dir, async () => {
     await writeFile(join(dir, '.b.yaml.tmp'), 'v2');
     await rename(join(dir, '.b.yaml.tmp'), join(dir, 'b.yaml'));
-  });
+  }, 'b.yaml');
   t.true(save.includes('b.yaml'), save.join(','));
 
   const swap = await eventsDuring(dir, async () => {
@@ -38,10 +48,10 @@ test('atomic save, delete and a ConfigMap ..data swap all produce events on the 
     await writeFile(join(dir, '..2024_02', 'a.yaml'), 'v2');
     await symlink('..2024_02', join(dir, '..data_tmp'));
     await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-  });
+  }, '..data');
   t.true(swap.includes('..data'), swap.join(','));
 
-  const del = await eventsDuring(dir, () => unlink(join(dir, 'b.yaml')));
+  const del = await eventsDuring(dir, () => unlink(join(dir, 'b.yaml')), 'b.yaml');
   t.true(del.includes('b.yaml'), del.join(','));
 });
 

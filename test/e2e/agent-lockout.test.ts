@@ -42,7 +42,7 @@ test('lockout guard: refuse keeps the previous ruleset, warn applies with a loud
   t.regex(String(warn['session']), /^203\.0\.113\.5:\d+ -> local port 22$/);
   t.is(warn['rule'], 'default-deny');
   t.is(warn.level, 40);
-  await agent.waitFor((l) => /lockoutGuard refuse: keeping the previous ruleset/.test(l.msg), 5_000, mark, 'refusal');
+  await agent.waitFor((l) => /lockoutGuard refuse: keeping the previous ruleset/.test(l.msg), 30_000, mark, 'refusal');
   t.is(agent.find((l) => l.msg === 'ruleset applied', mark).length, 0);
   t.true(await lab.echo(conn), 'session still alive');
   t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.6', proto: 'tcp', port: 22 }), 'allow', 'old ruleset in force');

@@ -196,7 +196,8 @@ test('AddressMatcher answers membership at the range edges', (t) => {
   t.false(new AddressMatcher([]).has(parseAddress('0.0.0.0')));
 });
 
-test('AddressMatcher over 100k host addresses is fast', (t) => {
+// Correctness at scale; its speed is measured by `npm run bench`, not asserted here (no wall-clock margins in tests).
+test('AddressMatcher over 100k host addresses answers every lookup', (t) => {
   const base = parseAddress('10.0.0.0').bits;
   const ps = Array.from({ length: 100_000 }, (_, i) => ({ family: 'ipv4' as const, bits: base + BigInt(i * 3), len: 32 }));
   const t0 = performance.now();
@@ -208,5 +209,4 @@ test('AddressMatcher over 100k host addresses is fast', (t) => {
   const queried = performance.now() - t1;
   t.is(hits, Math.ceil(100_000 / 3));
   t.log(`build ${built.toFixed(0)} ms, 100k lookups ${queried.toFixed(0)} ms`);
-  t.true(built < 5000 && queried < 5000);
 });

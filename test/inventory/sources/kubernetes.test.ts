@@ -48,7 +48,7 @@ async function harness(t: ExecutionContext, serverOpts: FakeApiServerOptions = {
   return h;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

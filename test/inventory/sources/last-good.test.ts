@@ -30,7 +30,7 @@ test('an invalid new version of a CCNP keeps its last good version in force', as
   server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
   await source.start((s) => snaps.push(s));
   const until = async (n: number) => {
-    const end = Date.now() + 15_000;
+    const end = Date.now() + 60_000;
     while (snaps.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     const s = snaps[n - 1];
     if (s === undefined) throw new Error(`no snapshot ${n}`);

@@ -46,7 +46,7 @@ test('same cluster from a file and from the API: same inventory, same policies',
 
   let snap: KubernetesSnapshot | undefined;
   await source.start((s) => (snap = s));
-  const end = Date.now() + 15_000;
+  const end = Date.now() + 60_000;
   while (snap === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
   if (snap === undefined) return t.fail('no snapshot');
   t.is(snap.policies[0]?.name, 'from-web');
@@ -72,7 +72,7 @@ test('same cluster from a file and from the API: same inventory, same policies',
   let snap2: KubernetesSnapshot | undefined;
   await podSource.start((s) => (snap2 = s));
   t.teardown(() => podSource.stop());
-  const end2 = Date.now() + 15_000;
+  const end2 = Date.now() + 60_000;
   while (snap2 === undefined && Date.now() < end2) await new Promise((r) => setTimeout(r, 10));
   if (snap2 === undefined) return t.fail('no snapshot');
   const filePods = fromFile.objects.filter((o) => o.kind !== 'CiliumEndpoint');
