@@ -40,7 +40,7 @@ export async function saveLastGood(
     out.policies[key] = { file: g.file, textHash: g.textHash };
   }
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  await writeJsonAtomic(join(stateDir, lastGoodFileName), out);
+  await writeJsonAtomic(join(stateDir, lastGoodFileName), out, { durable: true });
 }
 
 /** Upper bound for last-good.json: policy texts of a large cluster, far below what would exhaust memory. */

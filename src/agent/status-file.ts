@@ -1,7 +1,7 @@
 // The agent's status file (stateDir/status.json), written after every
 // reconcile and read by `nodewall status`.
 
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
@@ -70,11 +70,31 @@ export const statusFileName = 'status.json';
 /** status.json is a few kB; anything near this is not ours. */
 export const statusMaxBytes = 1024 * 1024;
 
-/** Write atomically (temp file + rename) so a reader never sees half a file. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+/**
+ * Write atomically (temp file + rename) so a reader never sees half a file.
+ * `durable`: fsync before the rename, so a power loss leaves the old or the
+ * new file, never an empty one (the last good store; the status file is
+ * rewritten too often for that and is only informative).
+ */
+export async function writeJsonAtomic(path: string, value: unknown, opts: { durable?: boolean } = {}): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-  await rename(tmp, path);
+  try {
+    if (opts.durable === true) {
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } else {
+      await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 export async function writeStatus(stateDir: string, status: StatusFile): Promise<void> {
