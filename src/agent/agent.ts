@@ -32,7 +32,7 @@ import { readProcNet } from './proc-net.js';
 import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
 import { sha256 } from './read-sources.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
-import { kubeErrorToNote, noConfigStatus, type NoConfig } from './status-report.js';
+import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
@@ -140,7 +140,7 @@ export class Agent {
       try {
         await this.#pass(t);
       } catch (err) {
-        // A bug or an unexpected system error: log, remember, keep running.
+        // A bug or an unexpected system error: log, remember, keep running (in the first pass: start() rejects and the process exits).
         this.#noteError(err instanceof Error ? err.message : String(err));
         this.#log.error({ err, trigger: t }, 'reconcile failed');
         if (t === 'start') this.#startFailure = err;
@@ -201,6 +201,9 @@ export class Agent {
       this.#syncWatch(this.#opts.configFile === undefined ? [] : [this.#opts.configFile], []);
       await this.#writeStatus(false).catch((e) => log.error({ err: e }, 'cannot write status file'));
       return;
+    }
+    if (this.#noConfig !== undefined && this.#noConfig.dir !== d.cfg.config.stateDir) {
+      await retireNoConfigStatus(this.#noConfig.dir, process.pid).catch((err) => log.warn({ err }, 'cannot remove the no-config status file'));
     }
     this.#noConfig = undefined;
     this.#settings = d.cfg.agent;

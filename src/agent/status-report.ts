@@ -4,7 +4,8 @@
 
 import type { Problem } from '../api/problem.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
-import type { NoConfigStatus } from './status-file.js';
+import { rm } from 'node:fs/promises';
+import { readStatus, statusPath, type NoConfigStatus } from './status-file.js';
 
 /** No usable config and no last good one: nothing is applied. */
 export interface NoConfig {
@@ -43,4 +44,14 @@ export function kubeErrorToNote(st: KubernetesSourceStatus, noted: string | unde
   if (st.connected || st.lastError === undefined) return { noted: undefined };
   if (st.lastError === noted) return { noted };
   return { note: `kubernetes API: ${st.lastError}`, noted: st.lastError };
+}
+
+/**
+ * The config became usable and names another state dir: the no-config status
+ * this process left in `dir` would read as a live agent enforcing nothing, so
+ * it is removed (only when it is still this process's own).
+ */
+export async function retireNoConfigStatus(dir: string, pid: number): Promise<void> {
+  const s = await readStatus(dir).catch(() => undefined);
+  if (s !== undefined && 'noConfig' in s && s.pid === pid) await rm(statusPath(dir), { force: true });
 }

@@ -138,3 +138,25 @@ test('agent: invalid config at first start applies nothing, logs file:line:col a
   t.regex(formatStatus(stopped!, false), /not running .*stopped cleanly[\s\S]*nothing applied$/m);
   t.regex(await readFile(join(dir, 'status.json'), 'utf8'), /"noConfig"/);
 });
+
+test('agent without --state-dir: the no-config status goes to the default state dir (and says so); once the config is fixed it moves to the config\'s stateDir', async (t) => {
+  const root = await tmp(t);
+  const defaultDir = join(root, 'default');
+  const config = join(root, 'nodewall.yaml');
+  await mkdir(join(root, 'policies'));
+  await writeFile(config, 'mode: dry-run\nbogusKey: 1\n');
+  const { log, lines } = logger();
+  const agent = new Agent({ configFile: config, overrides: { nodeName: 'node-a' }, defaultStateDir: defaultDir, log });
+  t.teardown(() => agent.stop('test'));
+  await agent.start();
+  t.true(lines.some((l) => /status in .*default, the default state dir/.test(String(l['msg']))));
+  const s = await readStatus(defaultDir);
+  t.true(s !== undefined && 'noConfig' in s);
+
+  await writeFile(config, `mode: dry-run\nsources: [${join(root, 'policies')}]\nstateDir: ${join(root, 'state')}\n`);
+  await agent.reconcile('sighup');
+  t.truthy(agent.state, 'the fixed config is in use');
+  t.is(await readStatus(defaultDir), undefined, 'the stale no-config status is gone');
+  const now = await readStatus(join(root, 'state'));
+  t.true(now !== undefined && !('noConfig' in now) && now.mode === 'dry-run');
+});
