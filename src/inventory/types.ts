@@ -95,7 +95,8 @@ export interface NodewallConfig extends EngineConfig {
   /** The Kubernetes API source (a `- kubernetes: {...}` entry of `sources`), when configured. */
   readonly kubernetes?: KubernetesSourceConfig;
   readonly mode: RunMode;
-  readonly nft: { readonly path: string; readonly table: string };
+  /** timeoutSeconds: nft runs longer than this are killed (the previous ruleset stays in force). */
+  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number };
   /** Where the agent keeps state (last good policies, status). */
   readonly stateDir: string;
   // Agent only (src/agent/agent-config.ts has the defaults); absent = default.
