@@ -85,6 +85,10 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     adopted = true;
   };
   let plan: ApplyPlan = planApply(previous, rendered);
+  if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
+    // An older nodewall's table: rewrite it once so that it carries the ownership mark.
+    plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
+  }
   let check = 0;
   let load = 0;
   let reason = plan.kind === 'delta' ? `${plan.removed} removed, ${plan.added} added elements` : plan.reason;
