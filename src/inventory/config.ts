@@ -22,6 +22,7 @@
 //   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120}
 //                                    # timeoutSeconds: an nft run taking longer is killed (SIGKILL);
 //                                    #   the previous ruleset stays in force
+//   maxSetElements: 250000           # most nft set elements one rule's CIDR list may make (larger: invalid policy)
 //   stateDir: /var/lib/nodewall
 //   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
 //   removeOnStop: false              # agent: delete the table when the agent stops
@@ -295,6 +296,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   sources: sourceList,
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
+  maxSetElements: numberIn(1, 10_000_000),
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
   lockoutGuard: oneOf(['warn', 'refuse', 'off'] as const),
   removeOnStop: bool,

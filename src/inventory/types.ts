@@ -67,6 +67,11 @@ export interface EngineConfig {
   readonly allowICMPFragNeeded: boolean;
   /** Cilium enable-non-default-deny-policies (default true). */
   readonly enableNonDefaultDenyPolicies: boolean;
+  /**
+   * nodewall: the most nft set elements one rule's CIDR field (fromCIDR, toCIDR, fromCIDRSet,
+   * toCIDRSet) may produce; a policy over it is invalid (default 250000).
+   */
+  readonly maxSetElements: number;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -79,6 +84,7 @@ export const defaultEngineConfig: EngineConfig = {
   enableICMPRules: true,
   allowICMPFragNeeded: true,
   enableNonDefaultDenyPolicies: true,
+  maxSetElements: 250_000,
 };
 
 /** Whole nodewall config file (/etc/nodewall/nodewall.yaml). */
