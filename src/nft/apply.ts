@@ -96,8 +96,10 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
 
   if (dryRun) {
     const c0 = performance.now();
-    if (plan.kind === 'full') await ensureOwned();
-    if (plan.kind === 'full') await checkScript(opts.nftPath, plan.script, exec);
+    if (plan.kind === 'full') {
+      await ensureOwned();
+      await checkScript(opts.nftPath, plan.script, exec);
+    }
     check = performance.now() - c0;
   } else if (plan.kind === 'delta') {
     const l0 = performance.now();

@@ -114,7 +114,8 @@ function spawnHint(cause: NodeJS.ErrnoException, program: string, viaNsenter: bo
 export function runNft(nftPath: string, args: readonly string[], opts: NftExecOptions = {}): Promise<NftOutput> {
   const argv = netnsArgv(nftPath, args, opts.netns);
   const [cmd, ...rest] = argv as [string, ...string[]];
-  const timeoutMs = opts.timeoutMs ?? defaultNftTimeoutMs;
+  // A NaN or non-positive timeout would kill nft at once: fall back to the default instead.
+  const timeoutMs = opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0 ? opts.timeoutMs : defaultNftTimeoutMs;
   const command = `\`${commandText(args)}\``;
   return new Promise((resolve, reject) => {
     let child;

@@ -125,3 +125,8 @@ test('stderrTail prefers nft\'s Error line and bounds what it quotes', (t) => {
   t.is(stderrTail(''), '');
   t.true(stderrTail('x'.repeat(10_000)).length <= 303);
 });
+
+test('a timeout that is not a positive number falls back to the default instead of killing nft at once', async (t) => {
+  const slowish = fakeProgram(t, 'sleep 0.3; echo ok');
+  for (const timeoutMs of [Number.NaN, 0, -5]) t.is((await runNft(slowish, ['list', 'tables'], { timeoutMs })).stdout, 'ok\n');
+});
