@@ -361,6 +361,9 @@ const mergedKeys = new WeakMap<Map<string, IdentitySet>, Map<string, string>>();
  * subtracted from that member alone before the union, and all members of a set share its exclusion,
  * so "in some member and not excluded" equals "in the union and not excluded" — the same test the
  * verdict and the kernel run per set. A field with a single CIDR keeps the single-CIDR set name.
+ * A merged set is named after its sorted member list, so identical lists share one set and an edit
+ * of the list renames it: a full replace, not an element delta (a list edit is a policy change;
+ * address churn, which deltas are for, never changes a CIDR set).
  */
 function resolveCidrField(ctx: ResolveContext, peers: readonly (CidrPeer | string | undefined)[]): string[] {
   const names: string[] = [];
