@@ -47,8 +47,13 @@ uninstall() {
     table=$(node -e "import('$PREFIX/dist/src/inventory/config.js').then(async (m) => console.log((await m.loadConfig('$ETC/nodewall.yaml')).nft.table)).catch(() => console.log('nodewall'))")
   fi
   if [ -x "$NFT" ] && "$NFT" list table inet "$table" >/dev/null 2>&1; then
-    "$NFT" delete table inet "$table"
-    say "deleted nft table inet $table"
+    # Only a table nodewall made (its ownership mark, or an older version's structure marker): never someone else's.
+    if "$NFT" -t list table inet "$table" | grep -Eq 'comment "nodewall (ownership mark|structure marker)'; then
+      "$NFT" delete table inet "$table"
+      say "deleted nft table inet $table"
+    else
+      say "left table inet $table alone: it has no nodewall ownership mark, so nodewall did not create it"
+    fi
   fi
   rm -f "$BIN" "$UNIT"
   have_systemd && systemctl daemon-reload || true

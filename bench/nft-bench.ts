@@ -2,6 +2,8 @@
 // - full apply of a 1k policy / 5k node / 100k pod cluster: render, nft -f, and
 //   nodewall's whole apply against a bare `nft -f` of the same script;
 // - one pod address change: element delta latency vs a full reload;
+// - large CIDR lists (issue 8): one fromCIDR rule of 8k and 100k CIDRs, from YAML to the kernel, against
+//   a bare `nft -f` of a table holding only one interval set with the same elements;
 // - packet path: per-packet cost of a default-deny input chain whose identity
 //   sets hold 10 vs 10k addresses, against a naive ruleset with one rule per address.
 
@@ -41,6 +43,10 @@ async function withNetns<T>(tag: string, fn: (ns: string) => Promise<T>): Promis
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+function scale(): number {
+  return Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
 }
 
 function benchSize(): SyntheticSize {
@@ -264,7 +270,80 @@ async function packetPath(): Promise<Record<string, number>> {
   }
 }
 
+/** The i-th CIDR of a large list: /30s eight addresses apart, so none merge and the set stays interval-typed. */
+function spacedCidr(i: number): string {
+  const n = 0x14000000 + i * 8; // from 20.0.0.0
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/30`;
+}
+
+function cidrPolicyYaml(count: number): string {
+  const lines = [
+    'apiVersion: cilium.io/v2',
+    'kind: CiliumClusterwideNetworkPolicy',
+    'metadata: {name: big-cidr-list}',
+    'spec:',
+    '  nodeSelector: {}',
+    '  ingress:',
+    '  - toPorts: [{ports: [{port: "22", protocol: TCP}]}]',
+    '  - fromCIDR:',
+  ];
+  for (let i = 0; i < count; i++) lines.push(`    - ${spacedCidr(i)}`);
+  lines.push('    toPorts: [{ports: [{port: "443", protocol: TCP}]}]', '');
+  return lines.join('\n');
+}
+
+/** One fromCIDR rule of `count` CIDRs: YAML -> model -> script -> kernel, vs a bare set of as many elements. */
+async function cidrList(count: number): Promise<Record<string, number>> {
+  const yaml = cidrPolicyYaml(count);
+  const config = parseConfig('mode: enforce\nnodeName: bench\n', 'bench.yaml');
+  const m0 = performance.now();
+  const policies = loadManifestText(yaml, 'big.yaml');
+  const model = buildState({ config, load: { policies: policies.policies, objects: [], problems: policies.problems }, nodeName: 'bench' }).model;
+  const modelMs = performance.now() - m0;
+  const r0 = performance.now();
+  const plan = renderPlan(model, { table, mode: 'enforce' });
+  const script = plan.script;
+  const renderMs = performance.now() - r0;
+  const elements = [...plan.sets.values()].reduce((n, x) => n + x.elements.length, 0);
+  if (elements < count) throw new Error(`bench: expected at least ${count} set elements, got ${elements}`);
+  const bareScript = ['table inet bare {', '\tset s {', '\t\ttype ipv4_addr', '\t\tflags interval',
+    `\t\telements = { ${Array.from({ length: count }, (_, i) => spacedCidr(i)).join(', ')} }`, '\t}', '}', ''].join('\n');
+  return withNetns('cidr', async (ns) => {
+    const exec = { netns: ns };
+    const bare: number[] = [];
+    const apply: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await runNft(nft, ['flush', 'ruleset'], exec);
+      const b0 = performance.now();
+      await loadScript(nft, bareScript, exec);
+      bare.push(performance.now() - b0);
+      await runNft(nft, ['flush', 'ruleset'], exec);
+      const a0 = performance.now();
+      const r = await applyModel(model, { nftPath: nft, table, mode: 'enforce', netns: ns });
+      apply.push(performance.now() - a0);
+      if (r.kind !== 'full') throw new Error(`bench: expected a full apply, got ${r.kind}`);
+    }
+    return {
+      cidrs: count,
+      rules: plan.ruleCount,
+      sets: plan.sets.size,
+      elements,
+      scriptLines: script.split('\n').length,
+      yamlToModelMs: modelMs,
+      renderMs,
+      applyFullMs: median(apply),
+      bareSetNftFMs: median(bare),
+      applyOverBareRatio: median(apply) / median(bare),
+    };
+  });
+}
+
 /** Called by bench/run.ts; sizes follow NODEWALL_BENCH_SCALE like the other benchmarks. */
+/** Only the CIDR-list figures: `node dist/bench/nft-bench.js cidr` (npm run bench nft runs them with the rest). */
+export async function runCidrListBench(): Promise<Record<string, number>> {
+  return { ...prefixed('cidrList8k', await cidrList(Math.max(1, Math.round(8000 * scale())))), ...prefixed('cidrList100k', await cidrList(Math.max(1, Math.round(100_000 * scale())))) };
+}
+
 export async function runNftBench(size: SyntheticSize = benchSize()): Promise<Record<string, number>> {
   const t0 = performance.now();
   const cluster = clusterModel(size);
@@ -273,6 +352,11 @@ export async function runNftBench(size: SyntheticSize = benchSize()): Promise<Re
   const cp = await controlPlane(cluster);
   // ... and a model whose identity sets hold every pod address of the cluster size (hash sets).
   const pods = await controlPlane(identityModel(size.pods));
+  const cidr8k = await cidrList(Math.max(1, Math.round(8000 * scale())));
+  const cidr100k = await cidrList(Math.max(1, Math.round(100_000 * scale())));
   const pp = await packetPath();
-  return { policies: size.policies, nodes: size.nodes, pods: size.pods, modelBuildMs, ...cp, ...prefixed('allPods', pods), ...pp };
+  return {
+    policies: size.policies, nodes: size.nodes, pods: size.pods, modelBuildMs, ...cp, ...prefixed('allPods', pods),
+    ...prefixed('cidrList8k', cidr8k), ...prefixed('cidrList100k', cidr100k), ...pp,
+  };
 }

@@ -262,6 +262,7 @@ export class Agent {
           nftPath: config.nft.path,
           table: config.nft.table,
           mode: config.mode,
+          timeoutMs: config.nft.timeoutSeconds * 1000,
           // After drift, or a mode switch, read the kernel instead of trusting memory.
           ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
         });

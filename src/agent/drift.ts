@@ -5,6 +5,7 @@
 // chain changes the hash or makes the table disappear.
 
 import { execFile } from 'node:child_process';
+import { ForeignTableError, readOwnership } from '../nft/ownership.js';
 import { sha256 } from './read-sources.js';
 
 export type TableState = { readonly present: false; readonly error: string } | { readonly present: true; readonly hash: string };
@@ -26,8 +27,13 @@ export function tableState(nftPath: string, table: string, timeoutMs = 10_000): 
   });
 }
 
-/** Delete nodewall's table (removeOnStop, uninstall); a missing table is fine. */
-export function deleteTable(nftPath: string, table: string, timeoutMs = 10_000): Promise<{ deleted: boolean; error?: string }> {
+/** Delete nodewall's table (removeOnStop, uninstall); a missing table is fine, a foreign one is never deleted. */
+export async function deleteTable(nftPath: string, table: string, timeoutMs = 10_000): Promise<{ deleted: boolean; error?: string }> {
+  try {
+    if ((await readOwnership(nftPath, table, { timeoutMs })) === 'foreign') return { deleted: false, error: new ForeignTableError(table, 'delete').message };
+  } catch (err) {
+    return { deleted: false, error: err instanceof Error ? err.message : String(err) };
+  }
   return new Promise((resolve) => {
     execFile(nftPath, ['delete', 'table', 'inet', table], { timeout: timeoutMs }, (err, _stdout, stderr) => {
       if (err === null) resolve({ deleted: true });

@@ -107,6 +107,15 @@ function validatePeerRule(ctx: Ctx, pr: PeerRule, path: string, list: RuleListNa
   pr.entities?.forEach((e, i) => validateEntity(ctx, e, childPath(at('entities'), i)));
   pr.cidr?.forEach((c, i) => validateCIDR(ctx, c, childPath(at('cidr'), i)));
   pr.cidrSet?.forEach((c, i) => validateCIDRRule(ctx, c, childPath(at('cidrSet'), i), deny, host, ingress));
+  for (const key of ['cidr', 'cidrSet'] as const) {
+    const elements = key === 'cidr' ? (pr.cidr?.length ?? 0) : cidrSetElementBound(pr.cidrSet ?? []);
+    if (elements > ctx.cfg.maxSetElements) {
+      err(ctx, at(key),
+        `${key === 'cidr' ? `${elements} CIDRs` : `these CIDRs with their excepts (up to ${elements} prefixes)`} would make one nft set ` +
+          `larger than maxSetElements (${ctx.cfg.maxSetElements}); nodewall refuses the policy rather than load an unbounded set. ` +
+          'Summarise the list into wider prefixes, or raise maxSetElements in the nodewall config', 'set-too-large');
+    }
+  }
 
   const hasPorts = (pr.toPorts?.length ?? 0) > 0;
   const hasICMPs = (pr.icmps?.length ?? 0) > 0;
@@ -146,6 +155,27 @@ function validateCIDR(ctx: Ctx, c: string, path: string): ParsedPrefix | undefin
     return undefined;
   }
   return r.value;
+}
+
+/**
+ * Upper bound of the set elements a CIDRSet list makes: an entry is one prefix, and each except of
+ * length L cut from a cidr of length B leaves at most L - B prefixes. Unparsable entries count 1
+ * (they are reported elsewhere). Cheap: no prefix arithmetic, so a hostile list cannot stall it.
+ */
+function cidrSetElementBound(rules: readonly CIDRRule[]): number {
+  let n = 0;
+  for (const r of rules) {
+    const base = r.cidr === undefined ? undefined : parsePrefix(r.cidr);
+    if (base === undefined || !base.ok || (r.except?.length ?? 0) === 0) {
+      n += 1;
+      continue;
+    }
+    for (const x of r.except ?? []) {
+      const e = parsePrefix(x);
+      n += e.ok ? Math.max(1, e.value.bits - base.value.bits) : 1;
+    }
+  }
+  return n;
 }
 
 function validateCIDRRule(ctx: Ctx, c: CIDRRule, path: string, deny: boolean, host: boolean, ingress: boolean): void {

@@ -19,7 +19,10 @@
 //                                    #   `- kubernetes: {inCluster: true}` (src/inventory/sources/kubernetes-config.ts)
 //   mode: dry-run                    # enforce | audit | dry-run (default dry-run: a fresh
 //                                    #   install never locks anyone out)
-//   nft: {path: /usr/sbin/nft, table: nodewall}
+//   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120}
+//                                    # timeoutSeconds: an nft run taking longer is killed (SIGKILL);
+//                                    #   the previous ruleset stays in force
+//   maxSetElements: 250000           # most nft set elements one rule's CIDR list may make (larger: invalid policy)
 //   stateDir: /var/lib/nodewall
 //   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
 //   removeOnStop: false              # agent: delete the table when the agent stops
@@ -48,7 +51,7 @@ export const defaultConfig: NodewallConfig = {
   apiServerAddresses: [],
   sources: [],
   mode: 'dry-run',
-  nft: { path: '/usr/sbin/nft', table: 'nodewall' },
+  nft: { path: '/usr/sbin/nft', table: 'nodewall', timeoutSeconds: 120 },
   stateDir: '/var/lib/nodewall',
 };
 
@@ -215,8 +218,12 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
       if (t !== undefined && !nftTable.test(t)) ctx.fail(e.value, field, `"${t}" is not a valid nft table name (letter, then letters, digits, "_", "-")`);
       if (t === undefined || !nftTable.test(t)) ok = false;
       else out.table = t;
+    } else if (e.key === 'timeoutSeconds') {
+      const n = numberIn(1, 3600)({ ...ctx, node: e.value, key: field });
+      if (n === undefined) ok = false;
+      else out.timeoutSeconds = n;
     } else {
-      ctx.fail(e.keyNode, field, 'unknown key (known: path, table)');
+      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds)');
       ok = false;
     }
   }
@@ -289,6 +296,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   sources: sourceList,
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
+  maxSetElements: numberIn(1, 10_000_000),
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
   lockoutGuard: oneOf(['warn', 'refuse', 'off'] as const),
   removeOnStop: bool,

@@ -67,6 +67,11 @@ export interface EngineConfig {
   readonly allowICMPFragNeeded: boolean;
   /** Cilium enable-non-default-deny-policies (default true). */
   readonly enableNonDefaultDenyPolicies: boolean;
+  /**
+   * nodewall: the most nft set elements one rule's CIDR field (fromCIDR, toCIDR, fromCIDRSet,
+   * toCIDRSet) may produce; a policy over it is invalid (default 250000).
+   */
+  readonly maxSetElements: number;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -79,6 +84,7 @@ export const defaultEngineConfig: EngineConfig = {
   enableICMPRules: true,
   allowICMPFragNeeded: true,
   enableNonDefaultDenyPolicies: true,
+  maxSetElements: 250_000,
 };
 
 /** Whole nodewall config file (/etc/nodewall/nodewall.yaml). */
@@ -95,7 +101,8 @@ export interface NodewallConfig extends EngineConfig {
   /** The Kubernetes API source (a `- kubernetes: {...}` entry of `sources`), when configured. */
   readonly kubernetes?: KubernetesSourceConfig;
   readonly mode: RunMode;
-  readonly nft: { readonly path: string; readonly table: string };
+  /** timeoutSeconds: nft runs longer than this are killed (the previous ruleset stays in force). */
+  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number };
   /** Where the agent keeps state (last good policies, status). */
   readonly stateDir: string;
   // Agent only (src/agent/agent-config.ts has the defaults); absent = default.

@@ -6,7 +6,8 @@ import { performance } from 'node:perf_hooks';
 import type { RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
 import { NftError, checkScript, loadScript } from './nft-exec.js';
-import { readTable } from './read-kernel.js';
+import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
+import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
 import { type ApplyPlan, type PlanChanges, type PreviousState, describeChanges, planApply } from './set-delta.js';
 
@@ -28,6 +29,13 @@ export interface ApplyOptions {
   readonly check?: 'structure' | 'full' | 'none';
   /** Run nft inside this named network namespace (tests, bench). */
   readonly netns?: string;
+  /** Kill nft after this long (config nft.timeoutSeconds). */
+  readonly timeoutMs?: number;
+  /**
+   * Replace the table even when it lacks nodewall's ownership mark (`nodewall apply --adopt`).
+   * Without it a full replace of a foreign table throws ForeignTableError. The agent never sets it.
+   */
+  readonly adopt?: boolean;
 }
 
 export interface ApplyResult {
@@ -46,6 +54,8 @@ export interface ApplyResult {
   readonly durationsMs: { readonly render: number; readonly read: number; readonly check: number; readonly load: number; readonly total: number };
   /** Pass as `previous` to the next apply. */
   readonly state: PreviousState;
+  /** True when a table without nodewall's mark was (or, in a dry run, would be) taken over (`adopt`). */
+  readonly adopted: boolean;
   /** In a dry run: what would change, by set element and by rule comment. */
   readonly changes?: PlanChanges;
 }
@@ -58,12 +68,27 @@ function elementCount(r: RenderedRuleset): number {
 
 export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
   const t0 = performance.now();
-  const exec = opts.netns === undefined ? {} : { netns: opts.netns };
+  const exec = { ...(opts.netns === undefined ? {} : { netns: opts.netns }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) };
   const rendered = renderPlan(model, { table: opts.table, mode: opts.mode });
   const t1 = performance.now();
-  const previous = opts.previous ?? (await readTable(opts.nftPath, opts.table, exec));
+  const kernel: KernelTable | null | undefined = opts.previous === undefined ? await readTable(opts.nftPath, opts.table, exec) : undefined;
+  const previous = opts.previous ?? kernel ?? null;
   const t2 = performance.now();
+  let adopted = false;
+  // Before anything that replaces the table (a full load, or its dry run): is it ours to replace?
+  // An element delta needs no check: it flushes nodewall's structure marker first, so it fails on any
+  // other table, and its fallback is a full load, which is checked.
+  const ensureOwned = async (): Promise<void> => {
+    const owner: Ownership = kernel === undefined ? await readOwnership(opts.nftPath, opts.table, exec) : kernel === null ? 'absent' : kernel.ownership;
+    if (owner !== 'foreign') return;
+    if (opts.adopt !== true) throw new ForeignTableError(opts.table);
+    adopted = true;
+  };
   let plan: ApplyPlan = planApply(previous, rendered);
+  if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
+    // An older nodewall's table: rewrite it once so that it carries the ownership mark.
+    plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
+  }
   let check = 0;
   let load = 0;
   let reason = plan.kind === 'delta' ? `${plan.removed} removed, ${plan.added} added elements` : plan.reason;
@@ -71,7 +96,10 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
 
   if (dryRun) {
     const c0 = performance.now();
-    if (plan.kind === 'full') await checkScript(opts.nftPath, plan.script, exec);
+    if (plan.kind === 'full') {
+      await ensureOwned();
+      await checkScript(opts.nftPath, plan.script, exec);
+    }
     check = performance.now() - c0;
   } else if (plan.kind === 'delta') {
     const l0 = performance.now();
@@ -86,6 +114,8 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     load = performance.now() - l0;
   }
   if (!dryRun && plan.kind === 'full') {
+    await ensureOwned();
+    if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
     const mode = opts.check ?? 'structure';
     const c0 = performance.now();
     // The structure check runs in nft while the element text is rendered here.
@@ -110,6 +140,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     added: delta?.added ?? 0,
     removed: delta?.removed ?? 0,
     script: plan.kind === 'noop' ? '' : plan.script,
+    adopted,
     durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },
     state: dryRun ? (previous ?? { structureHash: null, sets: new Map() }) : rendered,
     ...(dryRun ? { changes: describeChanges(previous, rendered) } : {}),

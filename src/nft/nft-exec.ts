@@ -1,5 +1,8 @@
-// Runs the nft binary. Scripts go in on stdin (`-f -`); errors come back as
-// NftError with the line of the script nft complained about.
+// Runs the nft binary. Scripts go in on stdin (`-f -`); every failure comes
+// back as an NftError whose message says what ran, how it failed and what to
+// do: spawn errors name the path and the config key (nft.path), a timeout
+// says it was killed and that an nft transaction never lands half-way, a
+// non-zero exit carries nft's error line and the script line it refers to.
 
 import { spawn } from 'node:child_process';
 
@@ -8,6 +11,7 @@ export interface NftExecOptions {
   readonly stdin?: string;
   /** Run inside this named network namespace (tests, bench): `nsenter --net=/run/netns/NAME`. */
   readonly netns?: string;
+  /** Kill nft (SIGKILL) after this long. Default defaultNftTimeoutMs (config nft.timeoutSeconds). */
   readonly timeoutMs?: number;
 }
 
@@ -15,6 +19,14 @@ export interface NftOutput {
   readonly stdout: string;
   readonly stderr: string;
 }
+
+/** Default of config key nft.timeoutSeconds, in ms. */
+export const defaultNftTimeoutMs = 120_000;
+/** Output above this is not nft's (100k-element listings are a few MB): the program is killed. */
+export const maxNftOutputBytes = 256 << 20;
+
+/** spawn: the program could not be started; exit: non-zero exit or a signal; timeout: killed by us; output: unusable output. */
+export type NftFailure = 'spawn' | 'exit' | 'timeout' | 'output';
 
 export class NftError extends Error {
   override readonly name = 'NftError';
@@ -25,10 +37,21 @@ export class NftError extends Error {
   readonly line: number | undefined;
   /** That line's text. */
   readonly scriptLine: string | undefined;
+  readonly failure: NftFailure;
+  /** Signal that ended nft, if any ("SIGKILL" after a timeout). */
+  readonly signal: string | null;
 
   constructor(
     message: string,
-    fields: { argv: readonly string[]; exitCode: number | null; stderr: string; line?: number | undefined; scriptLine?: string | undefined },
+    fields: {
+      argv: readonly string[];
+      exitCode: number | null;
+      stderr: string;
+      line?: number | undefined;
+      scriptLine?: string | undefined;
+      failure?: NftFailure;
+      signal?: string | null;
+    },
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -37,6 +60,8 @@ export class NftError extends Error {
     this.stderr = fields.stderr;
     this.line = fields.line;
     this.scriptLine = fields.scriptLine;
+    this.failure = fields.failure ?? 'exit';
+    this.signal = fields.signal ?? null;
   }
 }
 
@@ -46,50 +71,125 @@ export function errorLine(stderr: string): number | undefined {
   return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
-function firstError(stderr: string): string {
-  const line = stderr.split('\n').find((l) => l.includes('Error:'));
-  return (line ?? stderr.split('\n')[0] ?? '').trim();
+/** nft's first "Error:" line, else the last lines of stderr (bounded): what a human needs to see. */
+export function stderrTail(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const error = lines.find((l) => l.includes('Error:'));
+  const text = error ?? lines.slice(-3).join(' | ');
+  return text.length > 300 ? `${text.slice(0, 300)}...` : text;
 }
 
 export function netnsArgv(nftPath: string, args: readonly string[], netns: string | undefined): string[] {
   return netns === undefined ? [nftPath, ...args] : ['nsenter', `--net=/run/netns/${netns}`, nftPath, ...args];
 }
 
-/** Run nft with `args`; rejects with NftError on a non-zero exit, a spawn failure or a timeout. */
+/** "nft -f -" style text of a command, for messages. */
+export function commandText(args: readonly string[]): string {
+  return ['nft', ...args].join(' ');
+}
+
+/** What a failed or killed command left behind, so the operator knows whether anything changed. */
+function consequence(args: readonly string[]): string {
+  if (args.includes('-c')) return 'nothing was changed (a check never commits)';
+  if (args.includes('-f')) return 'an nft transaction is all or nothing, so the previous ruleset stays in force';
+  return 'nothing was changed';
+}
+
+function spawnHint(cause: NodeJS.ErrnoException, program: string, viaNsenter: boolean): string {
+  const what = viaNsenter ? `nsenter (running ${program})` : `\`${program}\` (nft.path)`;
+  const fix = viaNsenter ? 'install util-linux (nsenter)' : 'set nft.path in the config to the nft binary (usually /usr/sbin/nft) or install nftables';
+  switch (cause.code) {
+    case 'ENOENT':
+      return `${what} does not exist; ${fix}`;
+    case 'EACCES':
+      return `${what} is not executable by this user (permission denied); ${fix}, or fix its permissions`;
+    case 'ENOTDIR':
+      return `${what}: a component of the path is not a directory; ${fix}`;
+    default:
+      return `${what} could not be started (${cause.code ?? cause.message}); ${fix}`;
+  }
+}
+
+/** Run nft with `args`; rejects with NftError on a spawn failure, a non-zero exit, a signal, a timeout or runaway output. */
 export function runNft(nftPath: string, args: readonly string[], opts: NftExecOptions = {}): Promise<NftOutput> {
   const argv = netnsArgv(nftPath, args, opts.netns);
   const [cmd, ...rest] = argv as [string, ...string[]];
+  // A NaN or non-positive timeout would kill nft at once: fall back to the default instead.
+  const timeoutMs = opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0 ? opts.timeoutMs : defaultNftTimeoutMs;
+  const command = `\`${commandText(args)}\``;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let child;
+    try {
+      child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (cause) {
+      // spawn throws synchronously for e.g. a path with a NUL byte.
+      const err = cause as NodeJS.ErrnoException;
+      reject(new NftError(`cannot run ${command}: ${spawnHint(err, nftPath, false)}`, { argv, exitCode: null, stderr: '', failure: 'spawn' }, { cause }));
+      return;
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    let outBytes = 0;
+    let killedFor: 'timeout' | 'output' | undefined;
+    const kill = (why: 'timeout' | 'output') => {
+      if (killedFor !== undefined) return;
+      killedFor = why;
       child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 120_000);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    };
+    const timer = setTimeout(() => kill('timeout'), timeoutMs);
+    const collect = (into: Buffer[]) => (b: Buffer) => {
+      outBytes += b.length;
+      if (outBytes > maxNftOutputBytes) {
+        kill('output');
+        return;
+      }
+      into.push(b);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
     child.stdin.on('error', () => {
       /* nft may exit before reading all of stdin; the exit code tells what happened */
     });
-    child.on('error', (cause) => {
+    child.on('error', (cause: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new NftError(`cannot run ${cmd}: ${cause.message}`, { argv, exitCode: null, stderr: '' }, { cause }));
+      const message = `cannot run ${command}: ${spawnHint(cause, nftPath, opts.netns !== undefined && cause.path === 'nsenter')}`;
+      reject(new NftError(message, { argv, exitCode: null, stderr: '', failure: 'spawn' }, { cause }));
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
-      if (code === 0 && !timedOut) {
+      if (code === 0 && killedFor === undefined) {
         resolve({ stdout, stderr });
+        return;
+      }
+      const tail = stderrTail(stderr);
+      const stderrText = tail === '' ? '' : `; stderr: ${tail}`;
+      if (killedFor === 'timeout') {
+        const s = timeoutMs / 1000;
+        reject(new NftError(
+          `${command} (${nftPath}) timed out after ${s} s and was killed (SIGKILL); ${consequence(args)}` +
+            `${stderrText}. A very large ruleset needs a longer nft.timeoutSeconds; a hanging nft points at the kernel or another nft holding the lock`,
+          { argv, exitCode: code, stderr, failure: 'timeout', signal: signal ?? 'SIGKILL' },
+        ));
+        return;
+      }
+      if (killedFor === 'output') {
+        reject(new NftError(
+          `${command}: \`${nftPath}\` (nft.path) printed more than ${maxNftOutputBytes >> 20} MB and was killed; ${consequence(args)}. Is nft.path really nft?`,
+          { argv, exitCode: code, stderr, failure: 'output', signal: signal ?? 'SIGKILL' },
+        ));
         return;
       }
       const line = errorLine(stderr);
       const scriptLine = line === undefined || opts.stdin === undefined ? undefined : opts.stdin.split('\n')[line - 1];
-      const what = timedOut ? `timed out after ${opts.timeoutMs ?? 120_000} ms` : `exited with ${code}`;
+      const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with status ${code}`;
       const where = line === undefined ? '' : ` (script line ${line}${scriptLine === undefined ? '' : `: ${scriptLine.trim().slice(0, 200)}`})`;
-      reject(new NftError(`${argv.join(' ')} ${what}: ${firstError(stderr)}${where}`, { argv, exitCode: code, stderr, line, scriptLine }));
+      const detail = tail === '' ? ' and printed nothing on stderr' : `: ${tail}`;
+      reject(new NftError(
+        `${command} (${nftPath}) ${how}${detail}${where}; ${consequence(args)}`,
+        { argv, exitCode: code, stderr, line, scriptLine, failure: 'exit', signal },
+      ));
     });
     child.stdin.end(opts.stdin ?? '');
   });
@@ -103,4 +203,33 @@ export function loadScript(nftPath: string, script: string, opts: Omit<NftExecOp
 /** `nft -c -f -`: the kernel checks the whole transaction and commits nothing. */
 export function checkScript(nftPath: string, script: string, opts: Omit<NftExecOptions, 'stdin'> = {}): Promise<NftOutput> {
   return runNft(nftPath, ['-c', '-f', '-'], { ...opts, stdin: script });
+}
+
+/**
+ * Parse nft's JSON output. An empty or non-JSON answer means nft.path is not nft (or a broken one):
+ * an NftError that says so instead of "Unexpected end of JSON input".
+ */
+export function parseNftJson(stdout: string, nftPath: string, args: readonly string[]): unknown {
+  const argv = [nftPath, ...args];
+  const command = `\`${commandText(args)}\``;
+  if (stdout.trim() === '') {
+    throw new NftError(`\`${nftPath}\` (nft.path) printed no JSON for ${command}: is it nft? Set nft.path to the nft binary (usually /usr/sbin/nft)`, {
+      argv, exitCode: 0, stderr: '', failure: 'output',
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch (cause) {
+    const start = stdout.trim().slice(0, 80).replace(/\s+/g, ' ');
+    throw new NftError(`\`${nftPath}\` (nft.path) printed something that is not JSON for ${command} ("${start}"): is it nft? Set nft.path to the nft binary (usually /usr/sbin/nft)`, {
+      argv, exitCode: 0, stderr: '', failure: 'output',
+    }, { cause });
+  }
+  if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as Record<string, unknown>)['nftables'])) {
+    throw new NftError(`\`${nftPath}\` (nft.path) printed JSON without an "nftables" list for ${command}: is it nft (1.0 or later)?`, {
+      argv, exitCode: 0, stderr: '', failure: 'output',
+    });
+  }
+  return doc;
 }

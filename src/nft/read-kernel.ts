@@ -4,7 +4,8 @@
 
 import { fixedComments } from './render-rules.js';
 import { reservedPrefix } from './render-sets.js';
-import { NftError, runNft } from './nft-exec.js';
+import { parseNftJson, runNft } from './nft-exec.js';
+import { type Ownership, isMissingTableError, ownershipOfSets } from './ownership.js';
 
 export interface KernelSet {
   readonly name: string;
@@ -49,6 +50,8 @@ export interface KernelTable {
   readonly comment?: string;
   /** From the structure marker set; null when the table was not written by this nodewall version. */
   readonly structureHash: string | null;
+  /** Whether nodewall made this table (ownership.ts): its mark, an older nodewall's structure marker, or neither. */
+  readonly ownership: Exclude<Ownership, 'absent'>;
   readonly sets: ReadonlyMap<string, KernelSet>;
   readonly chains: readonly KernelChain[];
   readonly rules: readonly KernelRule[];
@@ -183,7 +186,11 @@ function setFamily(type: Json): 'ipv4' | 'ipv6' | undefined {
 
 /** Parse `nft -j list table inet T` output. Pure. */
 export function parseTableJson(json: string, table: string): KernelTable {
-  const doc: Json = JSON.parse(json);
+  return parseTableDoc(JSON.parse(json), table);
+}
+
+/** The same, from the parsed document. Pure. */
+export function parseTableDoc(doc: Json, table: string): KernelTable {
   const items = isObj(doc) && Array.isArray(doc['nftables']) ? doc['nftables'] : [];
   const sets = new Map<string, KernelSet>();
   const chains: KernelChain[] = [];
@@ -224,26 +231,28 @@ export function parseTableJson(json: string, table: string): KernelTable {
     table,
     ...(comment === undefined ? {} : { comment }),
     structureHash: marker === undefined ? null : marker.slice(markerPrefix.length),
+    ownership: ownershipOfSets(sets.values()),
     sets,
     chains,
     rules,
   };
 }
 
-function isMissingTable(err: unknown): boolean {
-  return err instanceof NftError && /No such file or directory/.test(err.stderr);
-}
-
-/** nodewall's table as the kernel holds it, or null when the table does not exist. */
-export async function readTable(nftPath: string, table: string, opts: { netns?: string } = {}): Promise<KernelTable | null> {
+/**
+ * nodewall's table as the kernel holds it, or null when the table does not exist.
+ * Output that is not nft JSON (nft.path is some other program) is an NftError saying so.
+ */
+export async function readTable(nftPath: string, table: string, opts: { netns?: string; timeoutMs?: number } = {}): Promise<KernelTable | null> {
+  // -n: ICMP types and protocols as numbers (names like "destination-unreachable" make ranges unreadable).
+  const args = ['-n', '-j', 'list', 'table', 'inet', table];
+  let stdout: string;
   try {
-    // -n: ICMP types and protocols as numbers (names like "destination-unreachable" make ranges unreadable).
-    const { stdout } = await runNft(nftPath, ['-n', '-j', 'list', 'table', 'inet', table], opts);
-    return parseTableJson(stdout, table);
+    ({ stdout } = await runNft(nftPath, args, opts));
   } catch (err) {
-    if (isMissingTable(err)) return null;
+    if (isMissingTableError(err)) return null;
     throw err;
   }
+  return parseTableDoc(parseNftJson(stdout, nftPath, args), table);
 }
 
 /** Rule handles per chain, in order: what `list` shows and what element-only updates must keep. */

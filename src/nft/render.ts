@@ -3,6 +3,7 @@
 // creates or atomically replaces nodewall's table and nothing else.
 //
 // Layout of table inet T:
+//   set nw_owner                 empty; nodewall's ownership mark (ownership.ts).
 //   set nw_structure_<hash>      empty; its name is the hash of everything below except set elements.
 //                                Element deltas flush it first, so they fail on any other structure.
 //   set <identity>_v4/_v6        one per IdentitySet and family, declared even when empty; hash sets when
@@ -20,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
+import { ownerMarkLines } from './ownership.js';
 import { auditChainNames, auditChainRules, chainNames, directionRules, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
 
@@ -75,7 +77,8 @@ interface Parts {
 
 /** Everything but the set declarations, rendered once. */
 function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]): Parts {
-  const head = [`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`];
+  // The ownership mark (ownership.ts) comes first: apply and delete refuse tables without it.
+  const head = [`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`, ...ownerMarkLines()];
   const tail: string[] = [];
   if (opts.mode === 'audit') {
     for (const direction of ['ingress', 'egress'] as const) {

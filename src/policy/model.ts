@@ -16,7 +16,10 @@ export type Family = 'ipv4' | 'ipv6';
 export interface IdentitySet {
   /** Stable nft-safe name derived from what the peer selects, e.g. "world", "cidr_3f2a9c1e". Max 40 chars, [a-z0-9_]. */
   readonly name: string;
-  /** What it selects, for humans: "entity:world", "cidr:10.0.0.0/8 except 10.1.0.0/16", "endpoints:{k8s-app=kube-dns}". */
+  /**
+   * What it selects, for humans: "entity:world", "cidr:10.0.0.0/8 except 10.1.0.0/16", "endpoints:{k8s-app=kube-dns}";
+   * a whole CIDR list is one set: "cidr:10.0.0.0/8, 192.0.2.0/24, 203.0.113.0/24 and 7997 more (8000 CIDRs)".
+   */
   readonly label: string;
   readonly kind: 'entity' | 'cidr' | 'endpoints' | 'nodes' | 'any';
   readonly v4: readonly string[];

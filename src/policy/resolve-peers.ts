@@ -317,7 +317,19 @@ function cidrExclusion(ctx: ResolveContext): ExclusionName {
   return ctx.cfg.policyCIDRMatchMode === 'nodes' ? 'cluster_non_node' : 'cluster';
 }
 
-function resolveCidr(ctx: ResolveContext, text: string, except: readonly string[], notes: string[]): string | undefined {
+/** One written CIDR peer (a fromCIDR item or a CIDRSet entry), parsed, before it becomes a set. */
+interface CidrPeer {
+  /** "cidr:10.0.0.0/8" or "cidr:10.0.0.0/8 except 10.1.0.0/16": what the single-peer set is named after. */
+  readonly label: string;
+  readonly prefixes: readonly Prefix[];
+  readonly exclude: ExclusionName;
+}
+
+/**
+ * A parsed CIDR peer, or the family's world set name for a bare zero-length prefix (which is the
+ * world entity, shared with world-ipv4/world-ipv6), or undefined when it does not parse.
+ */
+function parseCidrPeer(ctx: ResolveContext, text: string, except: readonly string[], notes: string[]): CidrPeer | string | undefined {
   let base: Prefix;
   let cuts: Prefix[];
   try {
@@ -328,18 +340,76 @@ function resolveCidr(ctx: ResolveContext, text: string, except: readonly string[
     return undefined;
   }
   const canonCuts = [...new Set(cuts.map(formatPrefix))].sort();
-  if (base.len === 0) {
-    // A zero-length prefix is that family's world (§4.4): never cluster addresses, whatever the match mode.
-    if (canonCuts.length === 0) return worldFamilySet(ctx, base.family);
-    const label = `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
-    return makeSet(ctx, hashedSetName(ctx, 'cidr', label), label, 'cidr', subtractPrefixes([base], cuts), 'cluster');
-  }
+  if (base.len === 0 && canonCuts.length === 0) return worldFamilySet(ctx, base.family);
   const label = canonCuts.length === 0 ? `cidr:${formatPrefix(base)}` : `cidr:${formatPrefix(base)} except ${canonCuts.join(',')}`;
-  return makeSet(ctx, hashedSetName(ctx, 'cidr', label), label, 'cidr', subtractPrefixes([base], cuts), cidrExclusion(ctx));
+  const prefixes = canonCuts.length === 0 ? [base] : subtractPrefixes([base], cuts);
+  // A zero-length prefix is that family's world (§4.4): never cluster addresses, whatever the match mode.
+  return { label, prefixes, exclude: base.len === 0 ? 'cluster' : cidrExclusion(ctx) };
 }
 
-function resolveCidrRule(ctx: ResolveContext, r: CIDRRule, notes: string[]): string | undefined {
-  if (r.cidr !== undefined) return resolveCidr(ctx, r.cidr, r.except ?? [], notes);
+/** Labels shown for a merged set: the first few members, then a count (a 100k-CIDR label helps nobody). */
+const labelMembers = 3;
+
+// Full identity keys of merged CIDR sets by name, per resolve context: their labels are abbreviated,
+// so a hash collision must be detected on the key, not on the label.
+const mergedKeys = new WeakMap<Map<string, IdentitySet>, Map<string, string>>();
+
+/**
+ * The CIDR peers of one rule field (fromCIDR / toCIDR / fromCIDRSet / toCIDRSet) as few sets as the
+ * semantics allow: one set per exclusion (the cluster-address exclusion differs only for a zero-length
+ * CIDRSet entry under policyCIDRMatchMode: nodes). The union is exact: every member's `except` is
+ * subtracted from that member alone before the union, and all members of a set share its exclusion,
+ * so "in some member and not excluded" equals "in the union and not excluded" — the same test the
+ * verdict and the kernel run per set. A field with a single CIDR keeps the single-CIDR set name.
+ * A merged set is named after its sorted member list, so identical lists share one set and an edit
+ * of the list renames it: a full replace, not an element delta (a list edit is a policy change;
+ * address churn, which deltas are for, never changes a CIDR set).
+ */
+function resolveCidrField(ctx: ResolveContext, peers: readonly (CidrPeer | string | undefined)[]): string[] {
+  const names: string[] = [];
+  const groups = new Map<ExclusionName, Map<string, CidrPeer>>();
+  for (const p of peers) {
+    if (p === undefined) continue;
+    if (typeof p === 'string') {
+      names.push(p);
+      continue;
+    }
+    let g = groups.get(p.exclude);
+    if (g === undefined) {
+      g = new Map();
+      groups.set(p.exclude, g);
+    }
+    g.set(p.label, p);
+  }
+  for (const [exclude, group] of groups) {
+    const members = [...group.values()];
+    const only = members.length === 1 ? members[0] : undefined;
+    if (only !== undefined) {
+      names.push(makeSet(ctx, hashedSetName(ctx, 'cidr', only.label), only.label, 'cidr', only.prefixes, exclude));
+      continue;
+    }
+    const labels = [...group.keys()].sort();
+    const key = `cidrs:${exclude}\n${labels.join('\n')}`;
+    let keys = mergedKeys.get(ctx.sets);
+    if (keys === undefined) {
+      keys = new Map();
+      mergedKeys.set(ctx.sets, keys);
+    }
+    const short = `cidr_${shortHash(key)}`;
+    // Single-CIDR sets share the cidr_ namespace: any other holder of the short name is a collision.
+    const name = !ctx.sets.has(short) || keys.get(short) === key ? short : `cidr_${shortHash(key, 16)}`;
+    keys.set(name, key);
+    const shown = labels.slice(0, labelMembers).map((l) => l.slice('cidr:'.length)).join(', ');
+    const label = `cidr:${shown}${labels.length > labelMembers ? ` and ${labels.length - labelMembers} more` : ''} (${labels.length} CIDRs)`;
+    const prefixes: Prefix[] = [];
+    for (const m of members) for (const x of m.prefixes) prefixes.push(x);
+    names.push(makeSet(ctx, name, label, 'cidr', prefixes, exclude));
+  }
+  return names;
+}
+
+function resolveCidrRule(ctx: ResolveContext, r: CIDRRule, notes: string[]): CidrPeer | string | undefined {
+  if (r.cidr !== undefined) return parseCidrPeer(ctx, r.cidr, r.except ?? [], notes);
   notes.push('cidrGroupRef/cidrGroupSelector (CiliumCIDRGroup) is not supported; this CIDRSet entry selects nothing');
   return undefined;
 }
@@ -392,11 +462,12 @@ export function resolvePeers(rule: PeerRule, direction: Direction, ctx: ResolveC
       case 'nodes':
         for (const s of rule.nodes ?? []) names.push(resolveNodes(ctx, s));
         break;
+      // A whole CIDR field is one set (per exclusion), not one set and one rule per CIDR.
       case 'cidr':
-        for (const c of rule.cidr ?? []) names.push(resolveCidr(ctx, c, [], notes));
+        names.push(...resolveCidrField(ctx, (rule.cidr ?? []).map((c) => parseCidrPeer(ctx, c, [], notes))));
         break;
       case 'cidrSet':
-        for (const r of rule.cidrSet ?? []) names.push(resolveCidrRule(ctx, r, notes));
+        names.push(...resolveCidrField(ctx, (rule.cidrSet ?? []).map((r) => resolveCidrRule(ctx, r, notes))));
         break;
       case 'groups':
       case 'services':

@@ -22,7 +22,7 @@ test('empty text gives the defaults, dry-run mode first of all', (t) => {
   const c = parseConfig('', '/etc/nodewall/nodewall.yaml');
   t.is(c.mode, 'dry-run');
   t.is(c.file, '/etc/nodewall/nodewall.yaml');
-  t.deepEqual(c.nft, { path: '/usr/sbin/nft', table: 'nodewall' });
+  t.deepEqual(c.nft, { path: '/usr/sbin/nft', table: 'nodewall', timeoutSeconds: 120 });
   t.is(c.stateDir, '/var/lib/nodewall');
   t.is(c.clusterName, 'default');
   t.is(c.policyEnforcement, 'default');
@@ -50,7 +50,7 @@ allowICMPFragNeeded: false
 enableNonDefaultDenyPolicies: false
 sources: [policies, /srv/extra.yaml, ../shared/p.yaml]
 mode: enforce
-nft: {path: /usr/local/sbin/nft, table: hostfw}
+nft: {path: /usr/local/sbin/nft, table: hostfw, timeoutSeconds: 30}
 stateDir: /run/nodewall
 `,
     '/etc/nodewall/nodewall.yaml',
@@ -70,7 +70,7 @@ stateDir: /run/nodewall
   t.false(c.enableNonDefaultDenyPolicies);
   t.deepEqual(c.sources, ['/etc/nodewall/policies', '/srv/extra.yaml', '/etc/shared/p.yaml']);
   t.is(c.mode, 'enforce');
-  t.deepEqual(c.nft, { path: '/usr/local/sbin/nft', table: 'hostfw' });
+  t.deepEqual(c.nft, { path: '/usr/local/sbin/nft', table: 'hostfw', timeoutSeconds: 30 });
   t.is(c.stateDir, '/run/nodewall');
 });
 
@@ -83,7 +83,7 @@ test('policyCIDRMatchMode accepts an empty string, null and the list form', (t) 
 });
 
 test('nft settings keep the default for the key not given', (t) => {
-  t.deepEqual(parseConfig('nft: {table: fw}', 'c.yaml').nft, { path: '/usr/sbin/nft', table: 'fw' });
+  t.deepEqual(parseConfig('nft: {table: fw}', 'c.yaml').nft, { path: '/usr/sbin/nft', table: 'fw', timeoutSeconds: 120 });
 });
 
 test('unknown keys are errors with file:line:col and a suggestion', (t) => {
@@ -91,7 +91,7 @@ test('unknown keys are errors with file:line:col and a suggestion', (t) => {
   t.is(ps.length, 2);
   t.is(ps[0], '/c/nodewall.yaml:2:1: error: nodename: unknown key (did you mean "nodeName"?)');
   t.regex(ps[1] ?? '', /^\/c\/nodewall\.yaml:3:1: error: foo: unknown key \(known: nodeName, nodeLabels, .*, stateDir\b.*\)$/);
-  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table)']);
+  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table, timeoutSeconds)']);
 });
 
 test('bad values are errors at the value position', (t) => {

@@ -2,7 +2,8 @@ import test from 'ava';
 import { renderRuleset } from '../../src/nft/render.js';
 import * as b from '../helpers/model-builders.js';
 
-// 150k CIDR peers (one set and one rule each, as a 150k-entry fromCIDR list gives) must render:
+// 150k identity sets with one rule each must render (a fromCIDR list no longer makes one per CIDR, but
+// many endpoint selectors still can):
 // spreading that many lines into push() overflowed the call stack.
 test('a model with 150k rules and sets renders without overflowing the stack', (t) => {
   const n = 150_000;

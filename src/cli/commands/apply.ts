@@ -12,6 +12,7 @@ import { nftMode } from './nft-mode.js';
 
 interface ApplyArgs extends StateArgs {
   dryRun: boolean;
+  adopt: boolean;
   force: boolean;
   mode?: 'enforce' | 'audit' | undefined;
   output: 'text' | 'json';
@@ -53,6 +54,11 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     y
       .options(stateOptions)
       .option('dry-run', { type: 'boolean', default: false, describe: 'print what would change; touch nothing' })
+      .option('adopt', {
+        type: 'boolean',
+        default: false,
+        describe: 'take over nft.table even if nodewall did not create it (no ownership mark): its rules are replaced',
+      })
       .option('force', { type: 'boolean', default: false, describe: 'apply even if established inbound sessions (your SSH) would be cut' })
       .option('mode', { choices: ['enforce', 'audit'] as const, describe: 'ruleset flavour (default: config mode)' })
       .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
@@ -82,7 +88,12 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       table: state.config.nft.table,
       mode,
       dryRun,
+      adopt: argv.adopt,
+      timeoutMs: state.config.nft.timeoutSeconds * 1000,
     });
+    if (result.adopted) {
+      process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);
+    }
     if (argv.output === 'json') {
       const { state: _state, script, ...rest } = result;
       process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length }, null, 2)}\n`);

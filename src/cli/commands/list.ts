@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../../inventory/config.js';
 import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
 import { fixedComments } from '../../nft/render-rules.js';
+import { ownerMarkSet } from '../../nft/ownership.js';
 import { exitCodes } from '../options.js';
 
 interface ListArgs {
@@ -92,12 +93,17 @@ export function renderListText(t: KernelTable, withSets: boolean): string {
   if (withSets) {
     out.push('');
     for (const s of t.sets.values()) {
-      if (s.name.startsWith('nw_structure_')) continue;
+      if (isMarkerSet(s.name)) continue;
       out.push(`set ${s.name}${s.comment === undefined ? '' : ` (${s.comment})`}: ${s.elements.length} element(s)`);
       for (const e of s.elements) out.push(`  ${e}`);
     }
   }
   return `${out.join('\n')}\n`;
+}
+
+/** nodewall's empty marker sets (structure, ownership): not worth a line. */
+function isMarkerSet(name: string): boolean {
+  return name.startsWith('nw_structure_') || name === ownerMarkSet;
 }
 
 export const listCommand: CommandModule<object, ListArgs> = {
@@ -110,7 +116,15 @@ export const listCommand: CommandModule<object, ListArgs> = {
       .option('sets', { type: 'boolean', default: false, describe: 'also show the elements of every set' }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
     const config = await loadConfig(argv.config);
-    const t = await readTable(config.nft.path, config.nft.table);
+    const t = await readTable(config.nft.path, config.nft.table, { timeoutMs: config.nft.timeoutSeconds * 1000 });
+    if (t !== null && t.ownership === 'foreign') {
+      // Someone else's table under nodewall's configured name: not nodewall's rules, so not listed as such.
+      const message = `table inet ${config.nft.table} exists but was not created by nodewall (no ${ownerMarkSet} ownership mark); nodewall is not enforcing with it. Set nft.table to a table of nodewall's own, or take it over with \`nodewall apply --adopt\``;
+      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ table: config.nft.table, enforcing: false, foreign: true, message }, null, 2)}\n`);
+      else process.stdout.write(`nodewall: ${message}\n`);
+      process.exitCode = exitCodes.failure;
+      return;
+    }
     if (t === null) {
       if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ table: config.nft.table, enforcing: false }, null, 2)}\n`);
       else process.stdout.write(`nodewall is not enforcing on this node: there is no table inet ${config.nft.table}\n`);
@@ -127,7 +141,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
         egress: directionStatus(t, 'egress'),
         rules: listRows(t),
         sets: [...t.sets.values()]
-          .filter((s) => !s.name.startsWith('nw_structure_'))
+          .filter((s) => !isMarkerSet(s.name))
           .map((s) => ({ name: s.name, comment: s.comment ?? null, elements: s.elements.length, ...(argv.sets ? { members: s.elements } : {}) })),
       };
       process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
