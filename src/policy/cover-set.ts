@@ -1,0 +1,378 @@
+// An address set kept in the model's canonical form while its inputs change one
+// at a time: the output is always mergePrefixes(inputs) minus holes (the largest
+// aligned blocks fully covered), as formatPrefixesByFamily would print it, but an
+// input added or removed costs O(address width + log n) instead of a re-merge of
+// every input. Used by the incremental model (incremental-model.ts).
+//
+// Inputs are refcounted (two pods may briefly share an address; a pod address may
+// also lie in a pod CIDR). Holes are single addresses that never appear in the
+// output (node addresses in cluster_non_node). Keys are bigint: (bits << 8) | len.
+//
+// Why the local updates are exact: output blocks are the maximal aligned blocks
+// inside (inputs minus holes). A change at prefix P only changes coverage inside
+// P, so only blocks that contain P or lie inside P change, and the blocks merged
+// up from P along its ancestors (each one's sibling must already be an output).
+
+import { formatPrefix, mergePrefixes, subtractPrefixes, type Prefix } from './cidr.js';
+import type { Family } from './model.js';
+
+export class CoverSetError extends Error {
+  override readonly name = 'CoverSetError';
+}
+
+const keyOf = (bits: bigint, len: number): bigint => (bits << 8n) | BigInt(len);
+
+/** Receives every output block a half adds or removes (removals before additions within one change). */
+export interface CoverListener {
+  added(family: Family, bits: bigint, len: number): void;
+  removed(family: Family, bits: bigint, len: number): void;
+}
+
+export interface ElementChanges {
+  readonly add: readonly string[];
+  readonly remove: readonly string[];
+}
+
+/** One family of a CoverSet. */
+export class CoverHalf {
+  readonly family: Family;
+  private readonly width: number;
+  /** blockSize[l]: addresses in a block of length l. */
+  private readonly blockSize: bigint[] = [];
+  /** netMask[l]: network mask of length l. */
+  private readonly netMask: bigint[] = [];
+  private readonly inputs = new Map<bigint, number>();
+  /** Distinct inputs per prefix length: ancestor lookups skip the (many) empty lengths. */
+  private readonly perLength: number[] = [];
+  private readonly holeCounts = new Map<bigint, number>();
+  private holes: bigint[] = [];
+  // Output blocks, sorted by start (they are disjoint), with their canonical text.
+  private starts: bigint[] = [];
+  private lens: number[] = [];
+  private texts: string[] = [];
+  private published: readonly string[] | null = [];
+  private readonly changes = new Map<bigint, { d: 1 | -1; text: string }>();
+  /** True when inputs never nest (they are another set's output blocks): no descendant scan on removal. */
+  disjointInputs = false;
+  readonly listeners: CoverListener[] = [];
+
+  constructor(family: Family) {
+    this.family = family;
+    this.width = family === 'ipv4' ? 32 : 128;
+    const all = (1n << BigInt(this.width)) - 1n;
+    for (let l = 0; l <= this.width; l++) {
+      this.perLength.push(0);
+      const size = 1n << BigInt(this.width - l);
+      this.blockSize.push(size);
+      this.netMask.push(all ^ (size - 1n));
+    }
+  }
+
+  /** Replaces everything (no changes recorded): the output of a full merge. */
+  load(inputs: readonly Prefix[], holes: readonly bigint[]): void {
+    this.inputs.clear();
+    this.holeCounts.clear();
+    this.perLength.fill(0);
+    for (const p of inputs) {
+      const k = keyOf(p.bits, p.len);
+      const c = this.inputs.get(k) ?? 0;
+      this.inputs.set(k, c + 1);
+      if (c === 0) this.perLength[p.len] = (this.perLength[p.len] ?? 0) + 1;
+    }
+    for (const h of holes) this.holeCounts.set(h, (this.holeCounts.get(h) ?? 0) + 1);
+    this.holes = [...this.holeCounts.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const merged = mergePrefixes(inputs);
+    const blocks = this.holes.length === 0 ? merged : subtractPrefixes(merged, this.holes.map((h) => this.host(h)));
+    this.starts = blocks.map((b) => b.bits);
+    this.lens = blocks.map((b) => b.len);
+    this.texts = blocks.map(formatPrefix);
+    this.published = null;
+    this.changes.clear();
+  }
+
+  /** The canonical elements, sorted; a new array after every change, so earlier results never change. */
+  elements(): readonly string[] {
+    this.published ??= this.texts.slice();
+    return this.published;
+  }
+
+  get size(): number {
+    return this.starts.length;
+  }
+
+  get inputCount(): number {
+    return this.inputs.size;
+  }
+
+  /** Output elements added and removed since the last call (net). */
+  takeChanges(): ElementChanges {
+    const add: string[] = [];
+    const remove: string[] = [];
+    for (const c of this.changes.values()) (c.d === 1 ? add : remove).push(c.text);
+    this.changes.clear();
+    return { add, remove };
+  }
+
+  get changed(): boolean {
+    return this.changes.size > 0;
+  }
+
+  addInput(bits: bigint, len: number): void {
+    const k = keyOf(bits, len);
+    const c = this.inputs.get(k) ?? 0;
+    this.inputs.set(k, c + 1);
+    if (c > 0) return;
+    this.perLength[len] = (this.perLength[len] ?? 0) + 1;
+    this.cover(bits, len);
+  }
+
+  removeInput(bits: bigint, len: number): void {
+    const k = keyOf(bits, len);
+    const c = this.inputs.get(k);
+    if (c === undefined) throw new CoverSetError(`${formatPrefix({ family: this.family, bits, len })} removed but never added`);
+    if (c > 1) {
+      this.inputs.set(k, c - 1);
+      return;
+    }
+    this.inputs.delete(k);
+    this.perLength[len] = (this.perLength[len] ?? 1) - 1;
+    this.uncover(bits, len);
+  }
+
+  addHole(h: bigint): void {
+    const c = this.holeCounts.get(h) ?? 0;
+    this.holeCounts.set(h, c + 1);
+    if (c > 0) return;
+    this.holes.splice(this.lowerBound(this.holes, h), 0, h);
+    const i = this.containing(h);
+    if (i < 0) return;
+    const bLen = this.lens[i] ?? 0;
+    this.removeAt(i);
+    this.addSiblings(h, this.width, bLen);
+  }
+
+  removeHole(h: bigint): void {
+    const c = this.holeCounts.get(h);
+    if (c === undefined) throw new CoverSetError(`hole ${formatPrefix(this.host(h))} removed but never added`);
+    if (c > 1) {
+      this.holeCounts.set(h, c - 1);
+      return;
+    }
+    this.holeCounts.delete(h);
+    this.holes.splice(this.lowerBound(this.holes, h), 1);
+    if (this.coveredByInput(h, this.width + 1)) this.mergeUp(h, this.width);
+  }
+
+  /** Is some input of length < `below` an ancestor of address/prefix start `bits`? */
+  private coveredByInput(bits: bigint, below: number): boolean {
+    for (let l = below - 1; l >= 0; l--) {
+      if ((this.perLength[l] ?? 0) > 0 && this.inputs.has(keyOf(bits & (this.netMask[l] ?? 0n), l))) return true;
+    }
+    return false;
+  }
+
+  private host(bits: bigint): Prefix {
+    return { family: this.family, bits, len: this.width };
+  }
+
+  /** First index whose value is >= x. */
+  private lowerBound(xs: readonly bigint[], x: bigint): number {
+    let lo = 0;
+    let hi = xs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((xs[mid] ?? 0n) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Index of the output block containing address `a`, or -1. */
+  private containing(a: bigint): number {
+    const i = this.lowerBound(this.starts, a + 1n) - 1;
+    if (i < 0) return -1;
+    const start = this.starts[i] ?? 0n;
+    return a - start < (this.blockSize[this.lens[i] ?? 0] ?? 0n) ? i : -1;
+  }
+
+  private hasBlock(bits: bigint, len: number): number {
+    const i = this.lowerBound(this.starts, bits);
+    return i < this.starts.length && this.starts[i] === bits && this.lens[i] === len ? i : -1;
+  }
+
+  private addBlock(bits: bigint, len: number): void {
+    const i = this.lowerBound(this.starts, bits);
+    const text = formatPrefix({ family: this.family, bits, len });
+    this.starts.splice(i, 0, bits);
+    this.lens.splice(i, 0, len);
+    this.texts.splice(i, 0, text);
+    this.published = null;
+    this.record(keyOf(bits, len), 1, text);
+    for (const l of this.listeners) l.added(this.family, bits, len);
+  }
+
+  private removeAt(i: number): void {
+    const bits = this.starts[i] ?? 0n;
+    const len = this.lens[i] ?? 0;
+    const text = this.texts[i] ?? '';
+    this.starts.splice(i, 1);
+    this.lens.splice(i, 1);
+    this.texts.splice(i, 1);
+    this.published = null;
+    this.record(keyOf(bits, len), -1, text);
+    for (const l of this.listeners) l.removed(this.family, bits, len);
+  }
+
+  private record(k: bigint, d: 1 | -1, text: string): void {
+    const prev = this.changes.get(k);
+    if (prev !== undefined && prev.d !== d) this.changes.delete(k);
+    else this.changes.set(k, { d, text });
+  }
+
+  /** Adds block (bits, len), first absorbing every sibling already in the output. */
+  private mergeUp(bits: bigint, len: number): void {
+    let b = bits;
+    let l = len;
+    while (l > 0) {
+      const sib = b ^ (this.blockSize[l] ?? 0n);
+      const j = this.hasBlock(sib, l);
+      if (j < 0) break;
+      this.removeAt(j);
+      l--;
+      b &= this.netMask[l] ?? 0n;
+    }
+    this.addBlock(b, l);
+  }
+
+  /** Adds the sibling of every block on the path from (bits, len) up to, not including, length `top`. */
+  private addSiblings(bits: bigint, len: number, top: number): void {
+    for (let l = len; l > top; l--) this.addBlock((bits & (this.netMask[l] ?? 0n)) ^ (this.blockSize[l] ?? 0n), l);
+  }
+
+  private removeInside(bits: bigint, len: number): void {
+    const end = bits + (this.blockSize[len] ?? 0n);
+    const i = this.lowerBound(this.starts, bits);
+    while (i < this.starts.length && (this.starts[i] ?? 0n) < end) this.removeAt(i);
+  }
+
+  private holesInside(bits: bigint, len: number): bigint[] {
+    const end = bits + (this.blockSize[len] ?? 0n);
+    const out: bigint[] = [];
+    for (let i = this.lowerBound(this.holes, bits); i < this.holes.length && (this.holes[i] ?? 0n) < end; i++) out.push(this.holes[i] ?? 0n);
+    return out;
+  }
+
+  /** Adds blocks for `covered` (prefixes inside P) minus the holes inside P; maximal within P. */
+  private addCovered(bits: bigint, len: number, covered: readonly Prefix[]): void {
+    const holes = this.holesInside(bits, len);
+    const blocks = holes.length === 0 ? mergePrefixes(covered) : subtractPrefixes(covered, holes.map((h) => this.host(h)));
+    const only = blocks[0];
+    if (blocks.length === 1 && only !== undefined && only.len === len) {
+      this.mergeUp(bits, len);
+      return;
+    }
+    for (const b of blocks) this.addBlock(b.bits, b.len);
+  }
+
+  /** P = (bits, len) became an input: make it covered. */
+  private cover(bits: bigint, len: number): void {
+    const i = this.containing(bits);
+    if (i >= 0 && (this.lens[i] ?? 0) <= len) return; // already inside an output block
+    if (len === this.width) {
+      if (!this.holeCounts.has(bits)) this.mergeUp(bits, len);
+      return;
+    }
+    this.removeInside(bits, len);
+    this.addCovered(bits, len, [{ family: this.family, bits, len }]);
+  }
+
+  /** P = (bits, len) is no longer an input: drop what nothing else covers. */
+  private uncover(bits: bigint, len: number): void {
+    // An input containing P keeps all of P covered: nothing changes.
+    if (this.coveredByInput(bits, len)) return;
+    const i = this.containing(bits);
+    const bLen = i < 0 ? -1 : (this.lens[i] ?? 0);
+    if (i >= 0 && bLen < len) {
+      // An output block B strictly contains P: B minus P stays.
+      this.removeAt(i);
+      this.addSiblings(bits, len, bLen);
+    } else if (i >= 0 && bLen === len) {
+      this.removeAt(i);
+    } else if (len === this.width) {
+      return; // a hole: it was not in the output
+    } else {
+      this.removeInside(bits, len);
+    }
+    if (len < this.width) this.addCovered(bits, len, this.descendants(bits, len));
+  }
+
+  private descendants(bits: bigint, len: number): Prefix[] {
+    if (this.disjointInputs) return [];
+    const out: Prefix[] = [];
+    const mask = this.netMask[len] ?? 0n;
+    for (const k of this.inputs.keys()) {
+      const l = Number(k & 0xffn);
+      if (l <= len) continue;
+      const b = k >> 8n;
+      if ((b & mask) === bits) out.push({ family: this.family, bits: b, len: l });
+    }
+    return out;
+  }
+}
+
+/** Both families of one address set. */
+export class CoverSet {
+  readonly v4 = new CoverHalf('ipv4');
+  readonly v6 = new CoverHalf('ipv6');
+
+  half(family: Family): CoverHalf {
+    return family === 'ipv4' ? this.v4 : this.v6;
+  }
+
+  load(inputs: readonly Prefix[], holes: readonly Prefix[] = []): void {
+    for (const h of [this.v4, this.v6]) {
+      h.load(
+        inputs.filter((p) => p.family === h.family),
+        holes.filter((p) => p.family === h.family).map((p) => p.bits),
+      );
+    }
+  }
+
+  add(p: Prefix): void {
+    this.half(p.family).addInput(p.bits, p.len);
+  }
+
+  remove(p: Prefix): void {
+    this.half(p.family).removeInput(p.bits, p.len);
+  }
+
+  addHole(p: Prefix): void {
+    this.half(p.family).addHole(p.bits);
+  }
+
+  removeHole(p: Prefix): void {
+    this.half(p.family).removeHole(p.bits);
+  }
+
+  get changed(): boolean {
+    return this.v4.changed || this.v6.changed;
+  }
+
+  /**
+   * This set's output blocks become inputs of `downstream`. `only`: they are its only inputs, so they
+   * never nest and a removal needs no scan for nested inputs.
+   */
+  feeds(downstream: CoverSet, only: boolean): void {
+    const listener: CoverListener = {
+      added: (family, bits, len) => downstream.half(family).addInput(bits, len),
+      removed: (family, bits, len) => downstream.half(family).removeInput(bits, len),
+    };
+    for (const h of [this.v4, this.v6]) h.listeners.push(listener);
+    downstream.v4.disjointInputs = only;
+    downstream.v6.disjointInputs = only;
+  }
+
+  elements(): { v4: readonly string[]; v6: readonly string[] } {
+    return { v4: this.v4.elements(), v6: this.v6.elements() };
+  }
+}

@@ -1,0 +1,104 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { formatPrefixesByFamily, mergePrefixes, subtractPrefixes, type Prefix } from '../../src/policy/cidr.js';
+import { CoverSet, CoverSetError } from '../../src/policy/cover-set.js';
+
+// A small corner of each family, so that inputs nest, touch and merge often.
+const v4Base = 0xc0000200n; // 192.0.2.0
+const v6Base = 0x20010db8n << 96n;
+const prefixIn = (family: 'ipv4' | 'ipv6'): fc.Arbitrary<Prefix> => {
+  const width = family === 'ipv4' ? 32 : 128;
+  const base = family === 'ipv4' ? v4Base : v6Base;
+  return fc.tuple(fc.integer({ min: 0, max: 31 }), fc.integer({ min: width - 5, max: width })).map(([off, len]) => {
+    const bits = ((base + BigInt(off)) >> BigInt(width - len)) << BigInt(width - len);
+    return { family, bits, len };
+  });
+};
+const anyPrefix = fc.oneof(prefixIn('ipv4'), prefixIn('ipv6'));
+const hostIn = fc.oneof(
+  fc.integer({ min: 0, max: 31 }).map((o): Prefix => ({ family: 'ipv4', bits: v4Base + BigInt(o), len: 32 })),
+  fc.integer({ min: 0, max: 31 }).map((o): Prefix => ({ family: 'ipv6', bits: v6Base + BigInt(o), len: 128 })),
+);
+
+type Op = { op: 'add' | 'remove' | 'hole' | 'unhole'; p: Prefix; pick: number };
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ op: fc.constant('add' as const), p: anyPrefix, pick: fc.nat() }),
+  fc.record({ op: fc.constant('remove' as const), p: anyPrefix, pick: fc.nat() }),
+  fc.record({ op: fc.constant('hole' as const), p: hostIn, pick: fc.nat() }),
+  fc.record({ op: fc.constant('unhole' as const), p: hostIn, pick: fc.nat() }),
+);
+
+function expected(inputs: readonly Prefix[], holes: readonly Prefix[]): { v4: string[]; v6: string[] } {
+  return formatPrefixesByFamily(holes.length === 0 ? mergePrefixes(inputs) : subtractPrefixes(mergePrefixes(inputs), holes));
+}
+
+test('after every add, remove, hole and unhole the elements equal a full merge minus the holes, and the changes are the difference', (t) => {
+  fc.assert(
+    fc.property(fc.array(prefixIn('ipv4'), { maxLength: 12 }), fc.array(opArb, { minLength: 1, maxLength: 60 }), (initial, ops) => {
+      const set = new CoverSet();
+      const inputs = [...initial];
+      const holes: Prefix[] = [];
+      set.load(inputs, holes);
+      // A chained set that takes this one's output as its only input, with node-address holes of its own.
+      const chained = new CoverSet();
+      set.feeds(chained, true);
+      chained.load(mergePrefixes(inputs));
+      const chainedHoles: Prefix[] = [];
+      let before = expected(inputs, holes);
+      for (const { op, p, pick } of ops) {
+        if (op === 'add') inputs.push(p);
+        if (op === 'hole') {
+          holes.push(p);
+          set.addHole(p);
+          chainedHoles.push(p);
+          chained.addHole(p);
+        }
+        if (op === 'add') set.add(p);
+        if (op === 'remove') {
+          if (inputs.length === 0) continue;
+          const [q] = inputs.splice(pick % inputs.length, 1);
+          if (q !== undefined) set.remove(q);
+        }
+        if (op === 'unhole') {
+          if (holes.length === 0) continue;
+          const [q] = holes.splice(pick % holes.length, 1);
+          if (q !== undefined) set.removeHole(q);
+          const [r] = chainedHoles.splice(chainedHoles.findIndex((h) => h.family === q?.family && h.bits === q.bits), 1);
+          if (r !== undefined) chained.removeHole(r);
+        }
+        const want = expected(inputs, holes);
+        const got = set.elements();
+        if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+        const chainedWant = expected(mergePrefixes(inputs).filter(() => true), [...holes, ...chainedHoles]);
+        if (JSON.stringify(chained.elements()) !== JSON.stringify(chainedWant)) return false;
+        for (const fam of ['v4', 'v6'] as const) {
+          const ch = set[fam].takeChanges();
+          const wantAdd = want[fam].filter((x) => !before[fam].includes(x)).sort();
+          const wantRemove = before[fam].filter((x) => !want[fam].includes(x)).sort();
+          if (JSON.stringify([...ch.add].sort()) !== JSON.stringify(wantAdd)) return false;
+          if (JSON.stringify([...ch.remove].sort()) !== JSON.stringify(wantRemove)) return false;
+        }
+        before = want;
+      }
+      return true;
+    }),
+    { seed: Number(process.env["SEED"] ?? 9), numRuns: Number(process.env["RUNS"] ?? 400) },
+  );
+  t.pass();
+});
+
+test('an element array handed out never changes afterwards', (t) => {
+  const set = new CoverSet();
+  set.load([{ family: 'ipv4', bits: v4Base, len: 32 }]);
+  const first = set.elements().v4;
+  set.add({ family: 'ipv4', bits: v4Base + 1n, len: 32 });
+  t.deepEqual(first, ['192.0.2.0/32']);
+  t.deepEqual(set.elements().v4, ['192.0.2.0/31']);
+});
+
+test('removing what was never added is a typed error', (t) => {
+  const set = new CoverSet();
+  const err = t.throws(() => set.remove({ family: 'ipv4', bits: v4Base, len: 32 }));
+  t.true(err instanceof CoverSetError);
+  t.regex(err?.message ?? '', /192\.0\.2\.0\/32 removed but never added/);
+});
