@@ -27,7 +27,7 @@ export function comparePaths(a: string, b: string): number {
   return ai - bi;
 }
 
-function compareSelected(a: SelectedRule, b: SelectedRule): number {
+export function compareSelected(a: SelectedRule, b: SelectedRule): number {
   if (a.policy.name !== b.policy.name) return a.policy.name < b.policy.name ? -1 : 1;
   return comparePaths(a.rule.path, b.rule.path);
 }
@@ -38,7 +38,7 @@ export function ruleDefaultDeny(rule: Rule, dir: Direction, cfg: EngineConfig): 
   return rule.enableDefaultDeny?.[dir] ?? true;
 }
 
-interface EntryWithFlag {
+export interface EntryWithFlag {
   readonly entry: Entry;
   readonly defaultDeny: boolean;
   readonly origin: string;
@@ -76,7 +76,8 @@ function listNames(dir: Direction): { deny: RuleListName; allow: RuleListName } 
   return dir === 'ingress' ? { deny: 'ingressDeny', allow: 'ingress' } : { deny: 'egressDeny', allow: 'egress' };
 }
 
-function collect(selected: readonly SelectedRule[], dir: Direction, ctx: ResolveContext): EntryWithFlag[] {
+/** Entries of the selected rules in one direction: deny entries first, then allow, each in `selected` order. */
+export function collect(selected: readonly SelectedRule[], dir: Direction, ctx: ResolveContext): EntryWithFlag[] {
   const names = listNames(dir);
   const out: EntryWithFlag[] = [];
   for (const [action, list] of [['deny', names.deny], ['allow', names.allow]] as const) {
@@ -98,7 +99,7 @@ function listSome(xs: readonly string[]): string {
   return uniq.length <= 3 ? uniq.join(', ') : `${uniq.slice(0, 3).join(', ')} and ${uniq.length - 3} more`;
 }
 
-function directionPolicy(
+export function directionPolicy(
   dir: Direction,
   collected: readonly EntryWithFlag[],
   node: string,
@@ -157,7 +158,7 @@ function directionPolicy(
   };
 }
 
-function canonicalHostAddresses(addrs: readonly string[]): string[] {
+export function canonicalHostAddresses(addrs: readonly string[]): string[] {
   const out: { family: string; bits: bigint; text: string }[] = [];
   for (const s of addrs) {
     try {

@@ -100,6 +100,10 @@ export class CoverHalf {
     return this.starts.length;
   }
 
+  blocks(): Prefix[] {
+    return this.starts.map((bits, i) => ({ family: this.family, bits, len: this.lens[i] ?? 0 }));
+  }
+
   get inputCount(): number {
     return this.inputs.size;
   }
@@ -362,7 +366,7 @@ export class CoverSet {
    * This set's output blocks become inputs of `downstream`. `only`: they are its only inputs, so they
    * never nest and a removal needs no scan for nested inputs.
    */
-  feeds(downstream: CoverSet, only: boolean): void {
+  feeds(downstream: CoverSet, only: boolean): () => void {
     const listener: CoverListener = {
       added: (family, bits, len) => downstream.half(family).addInput(bits, len),
       removed: (family, bits, len) => downstream.half(family).removeInput(bits, len),
@@ -370,6 +374,14 @@ export class CoverSet {
     for (const h of [this.v4, this.v6]) h.listeners.push(listener);
     downstream.v4.disjointInputs = only;
     downstream.v6.disjointInputs = only;
+    return () => {
+      for (const h of [this.v4, this.v6]) h.listeners.splice(h.listeners.indexOf(listener), 1);
+    };
+  }
+
+  /** The output blocks (both families). */
+  blocks(): Prefix[] {
+    return [...this.v4.blocks(), ...this.v6.blocks()];
   }
 
   elements(): { v4: readonly string[]; v6: readonly string[] } {

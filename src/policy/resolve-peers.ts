@@ -13,7 +13,7 @@
 
 import { createHash } from 'node:crypto';
 import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '../api/types.js';
-import type { Inventory, EngineConfig, NodeInfo } from '../inventory/types.js';
+import type { Inventory, EngineConfig, LabelFilter, NodeInfo, PodInfo } from '../inventory/types.js';
 import {
   formatPrefix,
   formatPrefixesByFamily,
@@ -40,7 +40,7 @@ const worldV4: Prefix = { family: 'ipv4', bits: 0n, len: 0 };
 const worldV6: Prefix = { family: 'ipv6', bits: 0n, len: 0 };
 
 /** A node address may come with an interface prefix length ("192.0.2.1/24"): keep the address. */
-function addressOf(s: string): Prefix | undefined {
+export function addressOf(s: string): Prefix | undefined {
   try {
     const slash = s.indexOf('/');
     return hostPrefix(slash < 0 ? s : s.slice(0, slash));
@@ -49,7 +49,7 @@ function addressOf(s: string): Prefix | undefined {
   }
 }
 
-function prefixOf(s: string): Prefix | undefined {
+export function prefixOf(s: string): Prefix | undefined {
   try {
     return parsePrefixOrAddress(s);
   } catch {
@@ -216,7 +216,7 @@ interface Candidate {
   readonly addresses: readonly Prefix[];
 }
 
-function reservedLabel(key: string): SourcedLabel {
+export function reservedLabel(key: string): SourcedLabel {
   return { source: 'reserved', key, value: '' };
 }
 
@@ -238,10 +238,7 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
   if (cached !== undefined) return cached;
   const byLabels = new Map<string, { labels: SourcedLabel[]; addresses: Prefix[] }>();
   for (const pod of inv.pods) {
-    const raw = { [namespaceKey]: pod.namespace, [clusterKey]: inv.clusterName, ...pod.labels };
-    const labels = filterLabels(raw, ctx.cfg.labelFilter, 'k8s').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    let key = '';
-    for (const l of labels) key += `${l.key}\u0000${l.value}\u0001`;
+    const { labels, key } = podSelectorLabels(pod, inv.clusterName, ctx.cfg.labelFilter);
     let id = byLabels.get(key);
     if (id === undefined) {
       id = { labels, addresses: [] };
@@ -255,6 +252,23 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
   const out = [...byLabels.values()];
   perFilter.set(ctx.cfg.labelFilter, out);
   return out;
+}
+
+/**
+ * A pod's labels as endpoint selectors see them (k8s: source, after the label filter, sorted by key),
+ * and a text key equal for pods that share an identity.
+ */
+export function podSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
+  const raw = { [namespaceKey]: pod.namespace, [clusterKey]: clusterName, ...pod.labels };
+  const labels = filterLabels(raw, filter, 'k8s').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  let key = '';
+  for (const l of labels) key += `${l.key}\u0000${l.value}\u0001`;
+  return { labels, key };
+}
+
+/** A remote node's labels as fromNodes/toNodes selectors see them. */
+export function remoteNodeSelectorLabels(node: NodeInfo, filter: LabelFilter): SourcedLabel[] {
+  return [reservedLabel('remote-node'), ...filterLabels(node.labels, filter, 'node')];
 }
 
 /** Reserved identities an endpoint selector with a `reserved:` key can select. */
@@ -291,14 +305,16 @@ export function effectiveEndpointSelector(sel: LabelSelector, clusterName: strin
 function resolveEndpoints(ctx: ResolveContext, sel: LabelSelector, notes: string[]): string {
   const canon = canonicalSelector(sel);
   const name = hashedSetName(ctx, 'endpoints', `endpoints:${canon}`);
-  if (ctx.sets.has(name)) return name;
   const eff = effectiveEndpointSelector(sel, ctx.inventory.clusterName);
   const withReserved = eff === sel && selectorKeys(sel).some((k) => k.source === 'reserved');
-  const candidates = withReserved ? [...reservedCandidates(ctx), ...podCandidates(ctx)] : podCandidates(ctx);
-  const addrs = candidates.filter((c) => matchSelector(eff, c.labels)).flatMap((c) => c.addresses);
+  // The note belongs to every entry with this selector, not only to the first one resolved
+  // (an entry's notes must not depend on other rules or policies).
   if (withReserved && matchSelector(eff, [reservedLabel('world')])) {
     notes.push(`endpoint selector ${canon} also selects reserved:world, which nodewall does not resolve from a selector; use the world entity`);
   }
+  if (ctx.sets.has(name)) return name;
+  const candidates = withReserved ? [...reservedCandidates(ctx), ...podCandidates(ctx)] : podCandidates(ctx);
+  const addrs = candidates.filter((c) => matchSelector(eff, c.labels)).flatMap((c) => c.addresses);
   return makeSet(ctx, name, `endpoints:${canon}`, 'endpoints', addrs);
 }
 
@@ -308,7 +324,7 @@ function resolveNodes(ctx: ResolveContext, sel: LabelSelector): string {
   if (ctx.sets.has(name)) return name;
   // fromNodes/toNodes select remote-node identities by their node: labels; never the local host.
   const addrs = ctx.inventory.remoteNodes
-    .filter((n) => matchSelector(sel, [reservedLabel('remote-node'), ...filterLabels(n.labels, ctx.cfg.labelFilter, 'node')]))
+    .filter((n) => matchSelector(sel, remoteNodeSelectorLabels(n, ctx.cfg.labelFilter)))
     .flatMap((n) => defined(n.addresses.map(addressOf)));
   return makeSet(ctx, name, `nodes:${canon}`, 'nodes', addrs);
 }
