@@ -13,6 +13,9 @@ import { loadConfig, mergeConfig } from './inventory/config.js';
 import { hostName, localAddresses } from './inventory/host-facts.js';
 import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/types.js';
 import { buildHostModel } from './policy/build-model.js';
+import { CoverSetError } from './policy/cover-set.js';
+import { IncrementalModel, IncrementalModelError } from './policy/incremental-model.js';
+import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
 import type { HostModel } from './policy/model.js';
 
@@ -38,6 +41,11 @@ export interface State {
 }
 
 export function buildState(input: StateInput): State {
+  return assembleState(input, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode));
+}
+
+/** Validation, inventory and lint around a model built by `model`. */
+function assembleState(input: StateInput, model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel): State {
   const problems: Problem[] = [...input.load.problems];
   const seen = new Map<string, PolicyDocument>();
   const valid: PolicyDocument[] = [];
@@ -66,8 +74,8 @@ export function buildState(input: StateInput): State {
     ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
   });
   problems.push(...inv.problems);
-  problems.push(...lintPolicies(valid, inv.inventory, input.config));
-  const model = buildHostModel(valid, inv.inventory, input.config, input.config.mode);
+  const built = model(valid, inv.inventory);
+  problems.push(...lintPolicies(valid, inv.inventory, input.config, built));
   return {
     config: input.config,
     nodeName: input.nodeName,
@@ -75,8 +83,52 @@ export function buildState(input: StateInput): State {
     policies: input.load.policies,
     valid,
     problems: sortProblems(problems),
-    model,
+    model: built,
   };
+}
+
+/**
+ * buildState with memory: the model of the previous build is kept as an IncrementalModel and taken
+ * to the new state by the events between the two inventories and policy lists, instead of being
+ * rebuilt. The result equals buildState(input) (test/pipeline-state-builder.test.ts). A different
+ * config, node name or own node (labels, addresses) builds the model anew, as does the first call.
+ */
+export class StateBuilder {
+  #prev: { readonly configKey: string; readonly inventory: Inventory; readonly valid: readonly PolicyDocument[]; readonly model: IncrementalModel } | undefined;
+  /** How the last model was made, for logs and tests. */
+  lastModel: 'full' | 'incremental' | undefined;
+
+  build(input: StateInput): State {
+    return assembleState(input, (valid, inventory) => this.#model(input.config, valid, inventory));
+  }
+
+  /** Forget the previous model (the next build is a full one). */
+  reset(): void {
+    this.#prev = undefined;
+  }
+
+  #model(config: NodewallConfig, valid: readonly PolicyDocument[], inventory: Inventory): HostModel {
+    const configKey = JSON.stringify(config);
+    const prev = this.#prev;
+    if (prev !== undefined && prev.configKey === configKey) {
+      const events = inventoryEvents(prev.inventory, inventory);
+      if (events !== undefined) {
+        try {
+          const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
+          this.#prev = { configKey, inventory, valid, model: prev.model };
+          this.lastModel = 'incremental';
+          return update.model;
+        } catch (err) {
+          if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
+          // An inconsistency between events and the kept model: build anew below.
+        }
+      }
+    }
+    const model = new IncrementalModel(valid, inventory, config, config.mode);
+    this.#prev = { configKey, inventory, valid, model };
+    this.lastModel = 'full';
+    return model.model;
+  }
 }
 
 export interface LoadStateOptions {

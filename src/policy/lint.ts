@@ -262,8 +262,11 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
   return out;
 }
 
-/** Lint warnings for the (valid) policies as seen from `inventory`'s node and cluster. */
-export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig): Problem[] {
+/**
+ * Lint warnings for the (valid) policies as seen from `inventory`'s node and cluster. `model`: the
+ * model of exactly these policies, inventory and config, when the caller has it (saves a build).
+ */
+export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, model?: HostModel): Problem[] {
   const pools = addressPools(inventory);
   const out: Problem[] = [];
   for (const doc of policies) {
@@ -279,7 +282,7 @@ export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inv
     }
     out.push(...l.problems);
   }
-  const model = buildHostModel(policies, inventory, cfg, 'enforce');
-  out.push(...lintLockout(inventory, model, new Map(policies.map((p) => [p.name, p]))));
+  const enforced = model === undefined ? buildHostModel(policies, inventory, cfg, 'enforce') : { ...model, runMode: 'enforce' as const };
+  out.push(...lintLockout(inventory, enforced, new Map(policies.map((p) => [p.name, p]))));
   return out;
 }
