@@ -2,6 +2,7 @@
 // object per section. Sizes default to the issues' targets; NODEWALL_BENCH_SCALE
 // (e.g. 0.1) shrinks them for a quick look.
 import { runAgentBench } from './agent-bench.js';
+import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
 import { runNftBench } from './nft-bench.js';
@@ -31,6 +32,7 @@ const sections: Record<string, () => Promise<Record<string, number>>> = {
   nft: () => runNftBench(size),
   agent: () => runAgentBench(),
   k8s: () => runK8sBench(size),
+  incremental: () => runIncrementalBench(size),
 };
 for (const [name, run] of Object.entries(sections)) {
   if (only === undefined || only === name) await section(name, run);
