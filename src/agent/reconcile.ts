@@ -7,7 +7,7 @@ import { loadManifestText } from '../api/load-manifests.js';
 import type { ConfigOverrides } from '../inventory/config.js';
 import { hostName, localAddresses } from '../inventory/host-facts.js';
 import type { Labels } from '../inventory/types.js';
-import { buildState, type State } from '../pipeline.js';
+import { StateBuilder, type State } from '../pipeline.js';
 import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
 import { mergeWithLastGood, type GoodEntry, type MergeResult } from './last-good.js';
@@ -30,6 +30,8 @@ export interface Memory {
   lastGood: Map<string, GoodEntry>;
   /** Text store for lastGood (textHash -> file text), persisted with it. */
   readonly texts: Map<string, string>;
+  /** Builds each pass's state from the previous model where it can (pipeline.ts); made on first use. */
+  stateBuilder?: StateBuilder;
 }
 
 export interface Desired {
@@ -98,8 +100,9 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
     ...kubeFiles.map((f) => ({ file: f.file, textHash: f.textHash, load: f.load })),
   ];
   const unreadable = sources.errors.map((e) => e.file);
+  const builder = (memory.stateBuilder ??= new StateBuilder());
   const merge = mergeWithLastGood(files, unreadable, memory.lastGood, (load) =>
-    buildState({
+    builder.build({
       config,
       load: { ...load, problems: [...load.problems, ...sources.errors.map(readProblem)] },
       nodeName,
