@@ -7,13 +7,13 @@
 
 import { performance } from 'node:perf_hooks';
 import { loadManifestText } from '../src/api/load-manifests.js';
-import type { PolicyDocument } from '../src/api/types.js';
+import type { KubeObject, PolicyDocument } from '../src/api/types.js';
 import { parseConfig } from '../src/inventory/config.js';
 import type { Inventory, PodInfo } from '../src/inventory/types.js';
 import { buildHostModel } from '../src/policy/build-model.js';
 import { IncrementalModel, type ModelEvent } from '../src/policy/incremental-model.js';
 import { inventoryEvents } from '../src/policy/inventory-events.js';
-import { buildState } from '../src/pipeline.js';
+import { buildState, StateBuilder, type StateInput } from '../src/pipeline.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -101,6 +101,21 @@ async function oneSize(size: SyntheticSize, out: Record<string, number>): Promis
     const ev: ModelEvent = { kind: 'policy', policy: { ...p, hash: `${p.hash}-bench-${i}` } };
     inc.applyEvent(ev);
   });
+  // The agent's path (reconcile.ts): a whole state from the snapshot's objects, one pod's address changed.
+  const podIndex = objects.objects.findIndex((o) => o.kind === 'Pod');
+  const stateInput = (i: number): StateInput => {
+    const changed = [...objects.objects];
+    const o = changed[podIndex] as KubeObject;
+    changed[podIndex] = { ...o, status: { phase: 'Running', podIPs: [{ ip: freeV4(3000 + i) }] } };
+    return { config, load: { policies: policies.policies, objects: changed, problems: [] }, nodeName: cluster.nodeName };
+  };
+  const builder = new StateBuilder();
+  builder.build(stateInput(0));
+  const viaBuilder = measure(3, (i) => builder.build(stateInput(i + 1)));
+  const viaBuildState = measure(3, (i) => buildState(stateInput(i + 10)));
+  out[`${tag}StateBuilderPodChangeMs`] = viaBuilder.p50;
+  out[`${tag}BuildStatePodChangeMs`] = viaBuildState.p50;
+
   const next: Inventory = { ...inv, pods: [...inv.pods.slice(1), { ...(inv.pods[0] as PodInfo), addresses: [freeV4(5000)] }] };
   const diff = measure(5, () => inventoryEvents(inv, next));
 

@@ -8,13 +8,13 @@ import type { Problem } from './api/problem.js';
 import { InputError } from './api/problem.js';
 import type { PolicyDocument } from './api/types.js';
 import { validatePolicy } from './api/validate.js';
-import { buildInventory } from './inventory/build-inventory.js';
+import { buildInventory, podObjectChanges, updatePodObjects, type PodIndex } from './inventory/build-inventory.js';
 import { loadConfig, mergeConfig } from './inventory/config.js';
 import { hostName, localAddresses } from './inventory/host-facts.js';
 import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/types.js';
 import { buildHostModel } from './policy/build-model.js';
 import { CoverSetError } from './policy/cover-set.js';
-import { IncrementalModel, IncrementalModelError } from './policy/incremental-model.js';
+import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
 import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
 import type { HostModel } from './policy/model.js';
@@ -41,11 +41,25 @@ export interface State {
 }
 
 export function buildState(input: StateInput): State {
-  return assembleState(input, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode));
+  return assembleState(input, inventoryOf, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode));
 }
 
-/** Validation, inventory and lint around a model built by `model`. */
-function assembleState(input: StateInput, model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel): State {
+function inventoryOf(input: StateInput): InventoryBuild {
+  return buildInventory(input.load.objects, input.config, {
+    nodeName: input.nodeName,
+    ...(input.nodeLabels === undefined ? {} : { nodeLabels: input.nodeLabels }),
+    ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
+  });
+}
+
+type InventoryBuild = { readonly inventory: Inventory; readonly problems: readonly Problem[] };
+
+/** Validation, inventory and lint around an inventory made by `inventory` and a model made by `model`. */
+function assembleState(
+  input: StateInput,
+  inventory: (input: StateInput) => InventoryBuild,
+  model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
+): State {
   const problems: Problem[] = [...input.load.problems];
   const seen = new Map<string, PolicyDocument>();
   const valid: PolicyDocument[] = [];
@@ -68,12 +82,8 @@ function assembleState(input: StateInput, model: (valid: readonly PolicyDocument
     seen.set(doc.name, doc);
     if (!found.some((p) => p.severity === 'error')) valid.push(doc);
   }
-  const inv = buildInventory(input.load.objects, input.config, {
-    nodeName: input.nodeName,
-    ...(input.nodeLabels === undefined ? {} : { nodeLabels: input.nodeLabels }),
-    ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
-  });
-  problems.push(...inv.problems);
+  const inv = inventory(input);
+  for (const p of inv.problems) problems.push(p);
   const built = model(valid, inv.inventory);
   problems.push(...lintPolicies(valid, inv.inventory, input.config, built));
   return {
@@ -88,48 +98,91 @@ function assembleState(input: StateInput, model: (valid: readonly PolicyDocument
 }
 
 /**
- * buildState with memory: the model of the previous build is kept as an IncrementalModel and taken
- * to the new state by the events between the two inventories and policy lists, instead of being
- * rebuilt. The result equals buildState(input) (test/pipeline-state-builder.test.ts). A different
- * config, node name or own node (labels, addresses) builds the model anew, as does the first call.
+ * buildState with memory (the agent keeps one). The model of the previous build is kept as an
+ * IncrementalModel and taken to the new state by the events between the two inventories and policy
+ * lists instead of being rebuilt. When only Pod and CiliumEndpoint objects changed (by object
+ * identity: the Kubernetes source hands out the same objects for what did not change), the
+ * inventory is updated for those pods alone too. A different config, node name, labels or local
+ * addresses, or a change to this node itself, builds anew, as does the first call. The result
+ * always equals buildState(input) (test/pipeline.test.ts).
  */
 export class StateBuilder {
-  #prev: { readonly configKey: string; readonly inventory: Inventory; readonly valid: readonly PolicyDocument[]; readonly model: IncrementalModel } | undefined;
+  #prev:
+    | {
+        readonly configKey: string;
+        readonly inputKey: string;
+        readonly inventory: { readonly inventory: Inventory; readonly index: PodIndex };
+        readonly valid: readonly PolicyDocument[];
+        readonly model: IncrementalModel;
+      }
+    | undefined;
   /** How the last model was made, for logs and tests. */
   lastModel: 'full' | 'incremental' | undefined;
+  /** How the last inventory was made. */
+  lastInventory: 'full' | 'pods' | undefined;
 
   build(input: StateInput): State {
-    return assembleState(input, (valid, inventory) => this.#model(input.config, valid, inventory));
+    const configKey = JSON.stringify(input.config);
+    const inputKey = JSON.stringify([input.nodeName, input.nodeLabels ?? null, input.localAddresses ?? null]);
+    const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
+    let built: { inventory: Inventory; problems: Problem[]; index: PodIndex } | undefined;
+    let podEvents: ModelEvent[] | undefined;
+    const inventory = (): InventoryBuild => {
+      if (prev !== undefined) {
+        const change = podObjectChanges(prev.inventory.index.objects, input.load.objects, podChangeLimit);
+        const update = change === undefined ? undefined : updatePodObjects(prev.inventory, input.load.objects, change);
+        if (update !== undefined) {
+          built = update;
+          podEvents = [];
+          for (const [key, pod] of update.changed) {
+            const slash = key.indexOf('/');
+            podEvents.push(pod === undefined ? { kind: 'pod-deleted', namespace: key.slice(0, slash), name: key.slice(slash + 1) } : { kind: 'pod', pod });
+          }
+          this.lastInventory = 'pods';
+          return update;
+        }
+      }
+      built = buildInventory(input.load.objects, input.config, {
+        nodeName: input.nodeName,
+        ...(input.nodeLabels === undefined ? {} : { nodeLabels: input.nodeLabels }),
+        ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
+      });
+      this.lastInventory = 'full';
+      return built;
+    };
+    const model = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
+      const index = built?.index;
+      if (index === undefined) throw new Error('StateBuilder: the inventory step did not run');
+      if (prev !== undefined) {
+        const events = podEvents ?? inventoryEvents(prev.inventory.inventory, inv);
+        if (events !== undefined) {
+          try {
+            const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
+            this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
+            this.lastModel = 'incremental';
+            return update.model;
+          } catch (err) {
+            if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
+            // An inconsistency between events and the kept model: build anew below.
+          }
+        }
+      }
+      const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
+      this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh };
+      this.lastModel = 'full';
+      return fresh.model;
+    };
+    return assembleState(input, inventory, model);
   }
 
-  /** Forget the previous model (the next build is a full one). */
+  /** Forget the previous build (the next one is a full one). */
   reset(): void {
     this.#prev = undefined;
   }
-
-  #model(config: NodewallConfig, valid: readonly PolicyDocument[], inventory: Inventory): HostModel {
-    const configKey = JSON.stringify(config);
-    const prev = this.#prev;
-    if (prev !== undefined && prev.configKey === configKey) {
-      const events = inventoryEvents(prev.inventory, inventory);
-      if (events !== undefined) {
-        try {
-          const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
-          this.#prev = { configKey, inventory, valid, model: prev.model };
-          this.lastModel = 'incremental';
-          return update.model;
-        } catch (err) {
-          if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
-          // An inconsistency between events and the kept model: build anew below.
-        }
-      }
-    }
-    const model = new IncrementalModel(valid, inventory, config, config.mode);
-    this.#prev = { configKey, inventory, valid, model };
-    this.lastModel = 'full';
-    return model.model;
-  }
 }
+
+/** More changed Pod/CiliumEndpoint objects than this in one build: a full inventory build is as cheap. */
+const podChangeLimit = 5000;
 
 export interface LoadStateOptions {
   readonly config?: string | undefined;
@@ -185,7 +238,11 @@ export function sortProblems(problems: readonly Problem[]): Problem[] {
       a.pos.file.localeCompare(b.pos.file) ||
       a.pos.line - b.pos.line ||
       a.pos.col - b.pos.col ||
-      a.message.localeCompare(b.message),
+      a.message.localeCompare(b.message) ||
+      // Ties broken on the remaining fields, so the order never depends on how the list was assembled.
+      a.field.localeCompare(b.field) ||
+      a.code.localeCompare(b.code) ||
+      (a.policy ?? '').localeCompare(b.policy ?? ''),
   );
 }
 

@@ -30,23 +30,46 @@ test('for every conformance case and a sequence of cluster, policy and config ch
     const base = cluster.objects;
     const withPod = [...base, pod('extra', 'default', { app: 'web' }, '198.51.100.99')];
     const relabelled = [...base, pod('extra', 'default', { app: 'server', zgroup: 'testServer' }, '198.51.100.100')];
+    const cep: KubeObject = {
+      kind: 'CiliumEndpoint',
+      metadata: { name: 'cep-only', namespace: 'team-a' },
+      status: { identity: { labels: ['k8s:app=web', 'k8s:io.kubernetes.pod.namespace=team-a'] }, networking: { node: '192.0.2.3', addressing: [{ ipv4: '198.51.100.101' }] } },
+    };
+    const withCep = [...relabelled, cep];
+    // Warnings about a pod: an address that does not parse, an address of a node.
+    const badPods = [...withCep, pod('bad-ip', 'default', { app: 'web' }, '198.51.100.300'), pod('node-ip', 'default', { app: 'web' }, '192.0.2.2')];
+    const badGone = withCep;
+    // A Pod and a CiliumEndpoint of the same pod: not a pod-only update.
+    const tangled = [...withCep, { ...cep, kind: 'Pod', spec: {}, status: { phase: 'Running', podIPs: [{ ip: '198.51.100.102' }] } } as KubeObject];
     const noNodeC = relabelled.filter((o) => !((o.kind === 'Node' || o.kind === 'CiliumNode') && o.metadata.name === 'node-c'));
-    const steps: { what: string; input: StateInput; expect: 'full' | 'incremental' }[] = [
-      { what: 'first build', input: { config, load: load(base), nodeName: CONFORMANCE_NODE }, expect: 'full' },
-      { what: 'pod added', input: { config, load: load(withPod), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'pod relabelled and readdressed', input: { config, load: load(relabelled), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'node-c gone', input: { config, load: load(noNodeC), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'config re-read, same content', input: { config: { ...config }, load: load(noNodeC), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'policies removed', input: { config, load: load(noNodeC, own.policies.slice(1)), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'policies back', input: { config, load: load(noNodeC), nodeName: CONFORMANCE_NODE }, expect: 'incremental' },
-      { what: 'own labels changed', input: { config, load: load(noNodeC), nodeName: CONFORMANCE_NODE, nodeLabels: { type: 'infra' } }, expect: 'full' },
-      { what: 'config changed', input: { config: { ...config, mode: 'audit' }, load: load(noNodeC), nodeName: CONFORMANCE_NODE, nodeLabels: { type: 'infra' } }, expect: 'full' },
+    type Step = { what: string; input: StateInput; model: 'full' | 'incremental'; inventory: 'full' | 'pods' };
+    const at = (objects: readonly KubeObject[], policies = own.policies, extra: Partial<StateInput> = {}): StateInput => ({ config, load: load(objects, policies), nodeName: CONFORMANCE_NODE, ...extra });
+    const steps: Step[] = [
+      { what: 'first build', input: at(base), model: 'full', inventory: 'full' },
+      { what: 'pod added', input: at(withPod), model: 'incremental', inventory: 'pods' },
+      { what: 'pod relabelled and readdressed', input: at(relabelled), model: 'incremental', inventory: 'pods' },
+      { what: 'CiliumEndpoint of a pod without a Pod object', input: at(withCep), model: 'incremental', inventory: 'pods' },
+      { what: 'pods with warnings', input: at(badPods), model: 'incremental', inventory: 'pods' },
+      { what: 'pods with warnings gone', input: at(badGone), model: 'incremental', inventory: 'pods' },
+      { what: 'a Pod and a CiliumEndpoint of one pod', input: at(tangled), model: 'incremental', inventory: 'full' },
+      { what: 'node-c gone', input: at(noNodeC), model: 'incremental', inventory: 'full' },
+      { what: 'config re-read, same content', input: { ...at(noNodeC), config: { ...config } }, model: 'incremental', inventory: 'pods' },
+      { what: 'policies removed', input: at(noNodeC, own.policies.slice(1)), model: 'incremental', inventory: 'pods' },
+      { what: 'policies back', input: at(noNodeC), model: 'incremental', inventory: 'pods' },
+      { what: 'own labels changed', input: at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), model: 'full', inventory: 'full' },
+      { what: 'config changed', input: { ...at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), config: { ...config, mode: 'audit' } }, model: 'full', inventory: 'full' },
     ];
     const builder = new StateBuilder();
     for (const s of steps) {
       const got = builder.build(s.input);
       t.deepEqual(got, buildState(s.input), `${c.name}: ${s.what}`);
-      t.is(builder.lastModel, s.expect, `${c.name}: ${s.what}`);
+      t.is(builder.lastModel, s.model, `${c.name}: ${s.what}`);
+      t.is(builder.lastInventory, s.inventory, `${c.name}: ${s.what}`);
+      if (s.what === 'pods with warnings') {
+        // So that the next step tests their removal.
+        t.true(got.problems.some((p) => p.code === 'inventory/pod-ip-is-node-ip' && p.message.includes('Pod default/node-ip')));
+        t.true(got.problems.some((p) => p.code === 'inventory/bad-address' && p.message.includes('Pod default/bad-ip')));
+      }
       if (builder.lastModel === 'incremental') incremental++;
     }
   }

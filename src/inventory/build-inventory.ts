@@ -68,8 +68,18 @@ class Collector {
 
   warn(at: KubeObject | SourcePos, field: string, message: string, code: string): void {
     const pos = 'kind' in at ? (at.pos ?? noPos) : at;
-    this.problems.push({ severity: 'warning', pos, field, message, code });
+    const problem: Problem = { severity: 'warning', pos, field, message, code };
+    this.problems.push(problem);
+    if ('kind' in at && (at.kind === 'Pod' || at.kind === 'CiliumEndpoint')) {
+      const key = podKey(namespaceOf(at), at.metadata.name);
+      const list = this.byPod.get(key);
+      if (list === undefined) this.byPod.set(key, [problem]);
+      else list.push(problem);
+    }
   }
+
+  /** Warnings about Pod and CiliumEndpoint objects, by pod key (for PodIndex). */
+  readonly byPod = new Map<string, Problem[]>();
 }
 
 function describe(obj: KubeObject): string {
@@ -312,7 +322,7 @@ export function buildInventory(
   objects: readonly KubeObject[],
   cfg: NodewallConfig,
   opts: BuildInventoryOptions,
-): { inventory: Inventory; problems: Problem[] } {
+): { inventory: Inventory; problems: Problem[]; index: PodIndex } {
   const c = new Collector();
   const all = flatten(objects);
   const configPos: SourcePos = { file: cfg.file ?? '<config>', line: 1, col: 1 };
@@ -388,28 +398,8 @@ export function buildInventory(
   for (const n of [self, ...remoteNodes]) for (const a of n.addresses) nodeOwner.set(a, n.name);
   const podInfos: PodInfo[] = [];
   for (const [, p] of [...pods.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const kept: string[] = [];
-    for (const a of p.addresses) {
-      const owner = nodeOwner.get(a);
-      if (owner === undefined) {
-        kept.push(a);
-      } else {
-        c.warn(
-          p.obj,
-          '',
-          `${describe(p.obj)}: address ${a} is also an address of node ${owner}; treated as the node's (a host-network pod without hostNetwork: true?)`,
-          'inventory/pod-ip-is-node-ip',
-        );
-      }
-    }
-    if (kept.length === 0) continue; // no IP yet, or only node IPs: nothing a selector can match
-    podInfos.push({
-      namespace: p.namespace,
-      name: p.name,
-      labels: p.labels,
-      addresses: sortedAddresses(kept),
-      ...(p.nodeName === undefined ? {} : { nodeName: p.nodeName }),
-    });
+    const info = finishPod(c, p, nodeOwner);
+    if (info !== undefined) podInfos.push(info);
   }
 
   const podCIDRs: Prefix[] = [];
@@ -419,6 +409,9 @@ export function buildInventory(
   });
   for (const n of [self, ...remoteNodes]) for (const s of n.podCIDRs) podCIDRs.push(parsePrefix(s));
 
+  const byPod = c.byPod;
+  const podProblems = new Set<Problem>();
+  for (const list of byPod.values()) for (const p of list) podProblems.add(p);
   return {
     inventory: {
       clusterName: cfg.clusterName,
@@ -429,5 +422,179 @@ export function buildInventory(
       clusterPodCIDRs: mergePrefixes(podCIDRs).map(formatPrefix),
     },
     problems: c.problems,
+    index: {
+      objects,
+      podObjects: podObjectsOf(all),
+      nsLabels,
+      nodeOwner,
+      nodeByAddress,
+      cfg,
+      problemsByPod: byPod,
+      otherProblems: c.problems.filter((p) => !podProblems.has(p)),
+    },
+  };
+}
+
+function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, string>): PodInfo | undefined {
+  const kept: string[] = [];
+  for (const a of p.addresses) {
+    const owner = nodeOwner.get(a);
+    if (owner === undefined) {
+      kept.push(a);
+    } else {
+      c.warn(
+        p.obj,
+        '',
+        `${describe(p.obj)}: address ${a} is also an address of node ${owner}; treated as the node's (a host-network pod without hostNetwork: true?)`,
+        'inventory/pod-ip-is-node-ip',
+      );
+    }
+  }
+  if (kept.length === 0) return undefined; // no IP yet, or only node IPs: nothing a selector can match
+  return {
+    namespace: p.namespace,
+    name: p.name,
+    labels: p.labels,
+    addresses: sortedAddresses(kept),
+    ...(p.nodeName === undefined ? {} : { nodeName: p.nodeName }),
+  };
+}
+
+/**
+ * What an update of Pod and CiliumEndpoint objects alone needs from the last full build: the
+ * objects it read, the pod objects by pod key, the namespace labels and node addresses pods are
+ * resolved against, and its warnings split by pod.
+ */
+export interface PodIndex {
+  /** The objects of that build, as given. */
+  readonly objects: readonly KubeObject[];
+  readonly podObjects: ReadonlyMap<string, readonly KubeObject[]>;
+  readonly nsLabels: ReadonlyMap<string, Labels>;
+  readonly nodeOwner: ReadonlyMap<string, string>;
+  readonly nodeByAddress: ReadonlyMap<string, string>;
+  readonly cfg: NodewallConfig;
+  readonly problemsByPod: ReadonlyMap<string, readonly Problem[]>;
+  readonly otherProblems: readonly Problem[];
+}
+
+const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === 'CiliumEndpoint';
+const objectPodKey = (o: KubeObject): string => podKey(namespaceOf(o), o.metadata.name);
+
+function podObjectsOf(all: readonly KubeObject[]): Map<string, KubeObject[]> {
+  const out = new Map<string, KubeObject[]>();
+  for (const o of all) {
+    if (!isPodObject(o)) continue;
+    const k = objectPodKey(o);
+    const list = out.get(k);
+    if (list === undefined) out.set(k, [o]);
+    else list.push(o);
+  }
+  return out;
+}
+
+/** The changes between two object lists, by identity; undefined when it is not only Pods and CiliumEndpoints. */
+export function podObjectChanges(prev: readonly KubeObject[], next: readonly KubeObject[], limit: number): { gone: KubeObject[]; come: KubeObject[] } | undefined {
+  const gone: KubeObject[] = [];
+  const come: KubeObject[] = [];
+  if (prev.length === next.length) {
+    // The common case: the same list with a few objects replaced in place.
+    let ok = true;
+    for (let i = 0; i < next.length && ok; i++) {
+      const a = prev[i] as KubeObject;
+      const b = next[i] as KubeObject;
+      if (a === b) continue;
+      gone.push(a);
+      come.push(b);
+      if (gone.length > limit) ok = false;
+    }
+    if (ok) return gone.every(isPodObject) && come.every(isPodObject) ? { gone, come } : undefined;
+    gone.length = 0;
+    come.length = 0;
+  }
+  const before = new Set(prev);
+  const after = new Set(next);
+  for (const o of prev) if (!after.has(o) && gone.push(o) > limit) return undefined;
+  for (const o of next) if (!before.has(o) && come.push(o) > limit) return undefined;
+  return gone.every(isPodObject) && come.every(isPodObject) ? { gone, come } : undefined;
+}
+
+function comparePodInfo(a: PodInfo, b: PodInfo): number {
+  const ka = podKey(a.namespace, a.name);
+  const kb = podKey(b.namespace, b.name);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/**
+ * The inventory after only Pod and CiliumEndpoint objects changed (`gone` replaced by `come`),
+ * equal to buildInventory of the new objects, without reading every object again. Undefined when
+ * a changed pod is not one object alone (a Pod with a CiliumEndpoint, or a duplicate): the caller
+ * builds in full. `objects`: the new objects, as given. `changed`: the new PodInfo of every pod key
+ * whose objects changed (undefined: no pod any more).
+ */
+export function updatePodObjects(
+  prev: { readonly inventory: Inventory; readonly index: PodIndex },
+  objects: readonly KubeObject[],
+  change: { readonly gone: readonly KubeObject[]; readonly come: readonly KubeObject[] },
+): { inventory: Inventory; problems: Problem[]; index: PodIndex; changed: Map<string, PodInfo | undefined> } | undefined {
+  const idx = prev.index;
+  if (change.gone.length === 0 && change.come.length === 0) {
+    return { inventory: prev.inventory, problems: [...idx.otherProblems, ...[...idx.problemsByPod.values()].flat()], index: { ...idx, objects }, changed: new Map() };
+  }
+  const podObjects = new Map(idx.podObjects);
+  const keys = new Set<string>();
+  for (const o of change.gone) {
+    const k = objectPodKey(o);
+    keys.add(k);
+    const list = (podObjects.get(k) ?? []).filter((x) => x !== o);
+    if (list.length === 0) podObjects.delete(k);
+    else podObjects.set(k, list);
+  }
+  for (const o of change.come) {
+    const k = objectPodKey(o);
+    keys.add(k);
+    podObjects.set(k, [...(podObjects.get(k) ?? []), o]);
+  }
+  const problemsByPod = new Map(idx.problemsByPod);
+  const infos = new Map<string, PodInfo | undefined>();
+  for (const k of keys) {
+    const list = podObjects.get(k) ?? [];
+    const before = idx.podObjects.get(k) ?? [];
+    // One object per pod before and after: its PodInfo depends on nothing else that changed.
+    if (list.length > 1 || before.length > 1) return undefined;
+    const c = new Collector();
+    const ctx: PodContext = { c, pods: new Map(), skipped: new Set(), nsLabels: idx.nsLabels, cfg: idx.cfg };
+    const o = list[0];
+    if (o?.kind === 'Pod') addPod(ctx, o);
+    else if (o?.kind === 'CiliumEndpoint') addCiliumEndpoint(ctx, o, idx.nodeByAddress);
+    const acc = ctx.pods.get(k);
+    infos.set(k, acc === undefined ? undefined : finishPod(c, acc, idx.nodeOwner));
+    if (c.problems.length === 0) problemsByPod.delete(k);
+    else problemsByPod.set(k, c.problems);
+  }
+  const pods = [...prev.inventory.pods];
+  for (const [k, info] of infos) {
+    const slash = k.indexOf('/');
+    const probe: PodInfo = info ?? { namespace: k.slice(0, slash), name: k.slice(slash + 1), labels: {}, addresses: [] };
+    let lo = 0;
+    let hi = pods.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (comparePodInfo(pods[mid] as PodInfo, probe) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const present = lo < pods.length && comparePodInfo(pods[lo] as PodInfo, probe) === 0;
+    if (info === undefined) {
+      if (present) pods.splice(lo, 1);
+    } else {
+      pods.splice(lo, present ? 1 : 0, info);
+    }
+  }
+  const problems = [...idx.otherProblems];
+  for (const list of problemsByPod.values()) for (const p of list) problems.push(p);
+  return {
+    inventory: { ...prev.inventory, pods },
+    problems,
+    index: { ...idx, objects, podObjects, problemsByPod },
+    changed: infos,
   };
 }
