@@ -17,6 +17,7 @@ import { CoverSetError } from './policy/cover-set.js';
 import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
 import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
+import { seedAddressPools } from './policy/resolve-peers.js';
 import type { HostModel } from './policy/model.js';
 
 export interface StateInput {
@@ -160,6 +161,8 @@ export class StateBuilder {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
             this.lastModel = 'incremental';
+            // Lint reads the address pools: the model has them, no pass over every pod needed.
+            seedAddressPools(inv, prev.model.addressPools());
             return update.model;
           } catch (err) {
             if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
@@ -170,6 +173,7 @@ export class StateBuilder {
       const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
       this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh };
       this.lastModel = 'full';
+      seedAddressPools(inv, fresh.addressPools());
       return fresh.model;
     };
     return assembleState(input, inventory, model);

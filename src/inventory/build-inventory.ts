@@ -468,19 +468,19 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
 export interface PodIndex {
   /** The objects of that build, as given. */
   readonly objects: readonly KubeObject[];
-  readonly podObjects: ReadonlyMap<string, readonly KubeObject[]>;
+  readonly podObjects: Map<string, readonly KubeObject[]>;
   readonly nsLabels: ReadonlyMap<string, Labels>;
   readonly nodeOwner: ReadonlyMap<string, string>;
   readonly nodeByAddress: ReadonlyMap<string, string>;
   readonly cfg: NodewallConfig;
-  readonly problemsByPod: ReadonlyMap<string, readonly Problem[]>;
+  readonly problemsByPod: Map<string, readonly Problem[]>;
   readonly otherProblems: readonly Problem[];
 }
 
 const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === 'CiliumEndpoint';
 const objectPodKey = (o: KubeObject): string => podKey(namespaceOf(o), o.metadata.name);
 
-function podObjectsOf(all: readonly KubeObject[]): Map<string, KubeObject[]> {
+function podObjectsOf(all: readonly KubeObject[]): Map<string, readonly KubeObject[]> {
   const out = new Map<string, KubeObject[]>();
   for (const o of all) {
     if (!isPodObject(o)) continue;
@@ -526,7 +526,8 @@ function comparePodInfo(a: PodInfo, b: PodInfo): number {
 
 /**
  * The inventory after only Pod and CiliumEndpoint objects changed (`gone` replaced by `come`),
- * equal to buildInventory of the new objects, without reading every object again. Undefined when
+ * equal to buildInventory of the new objects, without reading every object again. `prev.index` is
+ * updated in place: only the result's index may be used afterwards. Undefined when
  * a changed pod is not one object alone (a Pod with a CiliumEndpoint, or a duplicate): the caller
  * builds in full. `objects`: the new objects, as given. `changed`: the new PodInfo of every pod key
  * whose objects changed (undefined: no pod any more).
@@ -540,27 +541,27 @@ export function updatePodObjects(
   if (change.gone.length === 0 && change.come.length === 0) {
     return { inventory: prev.inventory, problems: [...idx.otherProblems, ...[...idx.problemsByPod.values()].flat()], index: { ...idx, objects }, changed: new Map() };
   }
-  const podObjects = new Map(idx.podObjects);
-  const keys = new Set<string>();
+  // The objects of each changed pod key after the change; checked before anything is changed.
+  const after = new Map<string, KubeObject[]>();
   for (const o of change.gone) {
     const k = objectPodKey(o);
-    keys.add(k);
-    const list = (podObjects.get(k) ?? []).filter((x) => x !== o);
-    if (list.length === 0) podObjects.delete(k);
-    else podObjects.set(k, list);
+    after.set(k, (after.get(k) ?? [...(idx.podObjects.get(k) ?? [])]).filter((x) => x !== o));
   }
   for (const o of change.come) {
     const k = objectPodKey(o);
-    keys.add(k);
-    podObjects.set(k, [...(podObjects.get(k) ?? []), o]);
+    const list = after.get(k) ?? [...(idx.podObjects.get(k) ?? [])];
+    list.push(o);
+    after.set(k, list);
   }
-  const problemsByPod = new Map(idx.problemsByPod);
+  // One object per pod before and after: its PodInfo depends on nothing else that changed.
+  for (const [k, list] of after) if (list.length > 1 || (idx.podObjects.get(k) ?? []).length > 1) return undefined;
+  // The index is the builder's own and is updated in place (maps of every pod are not copied).
+  const podObjects = idx.podObjects as Map<string, readonly KubeObject[]>;
+  const problemsByPod = idx.problemsByPod as Map<string, readonly Problem[]>;
   const infos = new Map<string, PodInfo | undefined>();
-  for (const k of keys) {
-    const list = podObjects.get(k) ?? [];
-    const before = idx.podObjects.get(k) ?? [];
-    // One object per pod before and after: its PodInfo depends on nothing else that changed.
-    if (list.length > 1 || before.length > 1) return undefined;
+  for (const [k, list] of after) {
+    if (list.length === 0) podObjects.delete(k);
+    else podObjects.set(k, list);
     const c = new Collector();
     const ctx: PodContext = { c, pods: new Map(), skipped: new Set(), nsLabels: idx.nsLabels, cfg: idx.cfg };
     const o = list[0];
@@ -594,7 +595,7 @@ export function updatePodObjects(
   return {
     inventory: { ...prev.inventory, pods },
     problems,
-    index: { ...idx, objects, podObjects, problemsByPod },
+    index: { ...idx, objects },
     changed: infos,
   };
 }

@@ -43,6 +43,7 @@ import {
   remoteNodeSelectorLabels,
   reservedLabel,
   resolveContext,
+  type AddressPools,
 } from './resolve-peers.js';
 import { selectingRules, type SelectedRule } from './select-nodes.js';
 
@@ -84,7 +85,7 @@ export class IncrementalModelError extends Error {
   override readonly name = 'IncrementalModelError';
 }
 
-type PoolName = 'host' | 'remoteNodes' | 'health' | 'ingress' | 'apiServer' | 'cluster' | 'clusterNonNode' | 'clusterEntity';
+type PoolName = 'host' | 'remoteNodes' | 'health' | 'ingress' | 'apiServer' | 'pods' | 'cluster' | 'clusterNonNode' | 'clusterEntity';
 
 /** Entities whose set is a pool's content; every other entity's set never changes. */
 const entityPools: Readonly<Record<string, PoolName>> = {
@@ -265,13 +266,13 @@ export class IncrementalModel {
     for (const n of inventory.remoteNodes) this.nodes.set(n.name, n);
 
     // Pods and identities first: every set and pool is then loaded in one merge.
-    const clusterInputs: Prefix[] = [];
+    const podInputs: Prefix[] = [];
     for (const pod of inventory.pods) {
       const identity = this.identityOf(pod, false);
       identity.pods++;
       for (const p of addresses(pod.addresses)) {
         this.identityAddress(identity, p, +1, false);
-        clusterInputs.push(p);
+        podInputs.push(p);
       }
       this.pods.set(podKey(pod.namespace, pod.name), { info: pod, identity });
     }
@@ -281,23 +282,28 @@ export class IncrementalModel {
     const health = all.flatMap((n) => addresses(n.healthAddresses));
     const ingress = all.flatMap((n) => addresses(n.ingressAddresses));
     const api = addresses(inventory.apiServerAddresses);
-    clusterInputs.push(...hostAddrs, ...remoteAddrs, ...health, ...ingress, ...prefixes(inventory.clusterPodCIDRs), ...all.flatMap((n) => prefixes(n.podCIDRs)));
+    for (const p of prefixes(inventory.clusterPodCIDRs)) podInputs.push(p);
+    for (const n of all) for (const p of prefixes(n.podCIDRs)) podInputs.push(p);
     const pool = (inputs: readonly Prefix[], holes: readonly Prefix[] = []): CoverSet => {
       const c = new CoverSet();
       c.load(inputs, holes);
       return c;
     };
-    const cluster = pool(clusterInputs);
+    // Chained: pods -> cluster -> cluster_non_node and the cluster entity, each fed the merged output of the one before.
+    const pods = pool(podInputs);
+    const cluster = pool([...pods.blocks(), ...hostAddrs, ...remoteAddrs, ...health, ...ingress]);
     this.pools = {
       host: pool(hostAddrs),
       remoteNodes: pool(remoteAddrs),
       health: pool(health),
       ingress: pool(ingress),
       apiServer: pool(api),
+      pods,
       cluster,
       clusterNonNode: pool(cluster.blocks(), [...hostAddrs, ...remoteAddrs]),
       clusterEntity: pool([...cluster.blocks(), ...api]),
     };
+    pods.feeds(cluster, false);
     cluster.feeds(this.pools.clusterNonNode, true);
     cluster.feeds(this.pools.clusterEntity, false);
 
@@ -331,6 +337,22 @@ export class IncrementalModel {
     };
   }
 
+  /** The cluster's address pools, equal to addressPools(this.inventory()) (lint reads them). */
+  addressPools(): AddressPools {
+    const p = this.pools;
+    return {
+      host: p.host.blocks(),
+      remoteNodes: p.remoteNodes.blocks(),
+      health: p.health.blocks(),
+      ingress: p.ingress.blocks(),
+      apiServer: p.apiServer.blocks(),
+      pods: p.pods.blocks(),
+      cluster: p.cluster.blocks(),
+      clusterNonNode: p.clusterNonNode.blocks(),
+      clusterEntity: p.clusterEntity.blocks(),
+    };
+  }
+
   /** The policies the model currently holds, by name. */
   policyDocuments(): PolicyDocument[] {
     return this.policyOrder.map((n) => this.policies.get(n)?.doc).filter((d): d is PolicyDocument => d !== undefined);
@@ -360,7 +382,7 @@ export class IncrementalModel {
           this.setApiServer(e.addresses);
           break;
         case 'cluster-pod-cidrs':
-          this.changeInputs([this.pools.cluster], prefixes(this.clusterPodCIDRs), prefixes(e.cidrs));
+          this.changeInputs([this.pools.pods], prefixes(this.clusterPodCIDRs), prefixes(e.cidrs));
           this.clusterPodCIDRs = e.cidrs;
           break;
         case 'policy':
@@ -444,7 +466,7 @@ export class IncrementalModel {
     identity.pods++;
     for (const p of addresses(pod.addresses)) {
       this.identityAddress(identity, p, +1, true);
-      this.pools.cluster.add(p);
+      this.pools.pods.add(p);
     }
     this.pods.set(key, { info: pod, identity });
   }
@@ -457,7 +479,7 @@ export class IncrementalModel {
     if (id === undefined) return;
     for (const p of addresses(old.info.addresses)) {
       this.identityAddress(id, p, -1, true);
-      this.pools.cluster.remove(p);
+      this.pools.pods.remove(p);
     }
     if (--id.pods === 0) this.identities.delete(id.key);
   }
@@ -492,7 +514,7 @@ export class IncrementalModel {
       this.changeInputs([p.ingress, p.cluster], addresses(old?.ingressAddresses ?? none), addresses(node?.ingressAddresses ?? none));
     }
     if (!sameStrings(old?.podCIDRs ?? none, node?.podCIDRs ?? none)) {
-      this.changeInputs([p.cluster], prefixes(old?.podCIDRs ?? none), prefixes(node?.podCIDRs ?? none));
+      this.changeInputs([p.pods], prefixes(old?.podCIDRs ?? none), prefixes(node?.podCIDRs ?? none));
     }
     for (const s of this.nodeSets) {
       if (s.source.kind !== 'nodes') continue;

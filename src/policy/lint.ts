@@ -35,8 +35,15 @@ class Linter {
   }
 }
 
-function knownNodes(inv: Inventory): NodeInfo[] {
-  return [inv.self, ...inv.remoteNodes];
+// Lint asks for the node list once per policy and rule: one array per node list, not one per call.
+const knownNodesCache = new WeakMap<readonly NodeInfo[], { readonly self: NodeInfo; readonly nodes: readonly NodeInfo[] }>();
+
+function knownNodes(inv: Inventory): readonly NodeInfo[] {
+  const hit = knownNodesCache.get(inv.remoteNodes);
+  if (hit !== undefined && hit.self === inv.self) return hit.nodes;
+  const nodes = [inv.self, ...inv.remoteNodes];
+  knownNodesCache.set(inv.remoteNodes, { self: inv.self, nodes });
+  return nodes;
 }
 
 function lintNodeSelector(l: Linter, rule: Rule, cfg: EngineConfig): void {

@@ -16,6 +16,7 @@ import { buildHostModel } from '../../src/policy/build-model.js';
 import { IncrementalModel, IncrementalModelError, type ModelUpdate } from '../../src/policy/incremental-model.js';
 import { inventoryEvents, policyEvents } from '../../src/policy/inventory-events.js';
 import type { HostModel } from '../../src/policy/model.js';
+import { addressPools } from '../../src/policy/resolve-peers.js';
 import { buildCaseState, loadConformanceCases } from '../helpers/conformance.js';
 import { ccnp, type RuleSpec } from '../helpers/policy-builders.js';
 
@@ -279,6 +280,8 @@ test('after every event the incremental model, its ruleset and its deltas equal 
         valid = nextValid;
         const want = reference(w, inv);
         deepStrictEqual(inc.model, want, `model after ${JSON.stringify(o)}`);
+        // A fresh inventory object: addressPools caches per object.
+        deepStrictEqual(inc.addressPools(), addressPools({ ...inv }), `address pools after ${JSON.stringify(o)}`);
         check(!inc.degraded, 'not degraded');
         const opts = { table: 'nodewall', mode: 'enforce' as const };
         deepStrictEqual(renderPlan(inc.model, opts).script, renderPlan(want, opts).script, `ruleset after ${JSON.stringify(o)}`);
