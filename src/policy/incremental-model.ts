@@ -115,8 +115,8 @@ interface Identity {
   readonly key: string;
   readonly labels: readonly SourcedLabel[];
   pods: number;
-  /** Distinct addresses of its pods, with the number of pods holding each. */
-  readonly addrs: Map<string, { readonly p: Prefix; n: number }>;
+  /** Distinct addresses of its pods (addrKey), with the number of pods holding each. */
+  readonly addrs: Map<bigint, number>;
   /** Endpoint sets selecting it. */
   readonly sets: Set<LiveSet>;
 }
@@ -182,6 +182,10 @@ function prefixes(xs: readonly string[]): Prefix[] {
 }
 
 const prefixKey = (p: Prefix): string => `${p.family === 'ipv4' ? 4 : 6}:${p.bits.toString(16)}/${p.len}`;
+
+/** An address as one bigint (bits, family flag, length): no object per pod address per identity. */
+const addrKey = (p: Prefix): bigint => (p.bits << 9n) | (p.family === 'ipv6' ? 256n : 0n) | BigInt(p.len);
+const addrOfKey = (k: bigint): Prefix => ({ family: (k & 256n) === 0n ? 'ipv4' : 'ipv6', bits: k >> 9n, len: Number(k & 255n) });
 
 /** a minus b, as multisets of prefixes. */
 function minus(a: readonly Prefix[], b: readonly Prefix[]): Prefix[] {
@@ -437,19 +441,22 @@ export class IncrementalModel {
 
   /** One more (+1) or one fewer (-1) pod of `id` holds address p. */
   private identityAddress(id: Identity, p: Prefix, d: 1 | -1, live: boolean): void {
-    const k = prefixKey(p);
-    const e = id.addrs.get(k);
+    const k = addrKey(p);
+    const n = id.addrs.get(k);
     if (d === 1) {
-      if (e !== undefined) {
-        e.n++;
+      if (n !== undefined) {
+        id.addrs.set(k, n + 1);
         return;
       }
-      id.addrs.set(k, { p, n: 1 });
+      id.addrs.set(k, 1);
       if (live) for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.add(p);
       return;
     }
-    if (e === undefined) throw new IncrementalModelError(`address ${k} of identity ${id.key} removed but never added`);
-    if (--e.n > 0) return;
+    if (n === undefined) throw new IncrementalModelError(`address ${prefixKey(p)} of identity ${id.key} removed but never added`);
+    if (n > 1) {
+      id.addrs.set(k, n - 1);
+      return;
+    }
     id.addrs.delete(k);
     for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.remove(p);
   }
@@ -628,7 +635,7 @@ export class IncrementalModel {
       for (const id of this.identities.values()) {
         if (!matchSelector(eff, id.labels)) continue;
         id.sets.add(s);
-        for (const { p } of id.addrs.values()) inputs.push(p);
+        for (const k of id.addrs.keys()) inputs.push(addrOfKey(k));
       }
       // A selector with a reserved: key also selects reserved identities (never narrowed to pods).
       const feeding: CoverSet[] = [];
