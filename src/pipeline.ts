@@ -8,7 +8,7 @@ import type { Problem } from './api/problem.js';
 import { InputError } from './api/problem.js';
 import type { PolicyDocument } from './api/types.js';
 import { validatePolicy } from './api/validate.js';
-import { buildInventory, podObjectChanges, updatePodObjects, type PodIndex } from './inventory/build-inventory.js';
+import { buildInventory, objectChanges, updateChangedObjects, type ObjectIndex } from './inventory/build-inventory.js';
 import { loadConfig, mergeConfig } from './inventory/config.js';
 import { hostName, localAddresses } from './inventory/host-facts.js';
 import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/types.js';
@@ -101,9 +101,10 @@ function assembleState(
 /**
  * buildState with memory (the agent keeps one). The model of the previous build is kept as an
  * IncrementalModel and taken to the new state by the events between the two inventories and policy
- * lists instead of being rebuilt. When only Pod and CiliumEndpoint objects changed (by object
- * identity: the Kubernetes source hands out the same objects for what did not change), the
- * inventory is updated for those pods alone too. A different config, node name, labels or local
+ * lists instead of being rebuilt. When only Pods, CiliumEndpoints or other nodes' labels changed
+ * (found by object identity: the Kubernetes source hands out the same objects for what did not
+ * change), the inventory is updated for those objects alone too (build-inventory.ts
+ * updateChangedObjects). A different config, node name, labels or local
  * addresses, or a change to this node itself, builds anew, as does the first call. The result
  * always equals buildState(input) (test/pipeline.test.ts).
  */
@@ -112,34 +113,34 @@ export class StateBuilder {
     | {
         readonly configKey: string;
         readonly inputKey: string;
-        readonly inventory: { readonly inventory: Inventory; readonly index: PodIndex };
+        readonly inventory: { readonly inventory: Inventory; readonly index: ObjectIndex };
         readonly valid: readonly PolicyDocument[];
         readonly model: IncrementalModel;
       }
     | undefined;
   /** How the last model was made, for logs and tests. */
   lastModel: 'full' | 'incremental' | undefined;
-  /** How the last inventory was made. */
-  lastInventory: 'full' | 'pods' | undefined;
+  /** How the last inventory was made: in full, or from the objects that changed. */
+  lastInventory: 'full' | 'objects' | undefined;
 
   build(input: StateInput): State {
     const configKey = JSON.stringify(input.config);
     const inputKey = JSON.stringify([input.nodeName, input.nodeLabels ?? null, input.localAddresses ?? null]);
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
-    let built: { inventory: Inventory; problems: Problem[]; index: PodIndex } | undefined;
-    let podEvents: ModelEvent[] | undefined;
+    let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
+    let objectEvents: ModelEvent[] | undefined;
     const inventory = (): InventoryBuild => {
       if (prev !== undefined) {
-        const change = podObjectChanges(prev.inventory.index.objects, input.load.objects, podChangeLimit);
-        const update = change === undefined ? undefined : updatePodObjects(prev.inventory, input.load.objects, change);
+        const change = objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
+        const update = change === undefined ? undefined : updateChangedObjects(prev.inventory, input.load.objects, change);
         if (update !== undefined) {
           built = update;
-          podEvents = [];
-          for (const [key, pod] of update.changed) {
+          objectEvents = update.nodes.map((node): ModelEvent => ({ kind: 'node', node }));
+          for (const [key, pod] of update.pods) {
             const slash = key.indexOf('/');
-            podEvents.push(pod === undefined ? { kind: 'pod-deleted', namespace: key.slice(0, slash), name: key.slice(slash + 1) } : { kind: 'pod', pod });
+            objectEvents.push(pod === undefined ? { kind: 'pod-deleted', namespace: key.slice(0, slash), name: key.slice(slash + 1) } : { kind: 'pod', pod });
           }
-          this.lastInventory = 'pods';
+          this.lastInventory = 'objects';
           return update;
         }
       }
@@ -155,7 +156,7 @@ export class StateBuilder {
       const index = built?.index;
       if (index === undefined) throw new Error('StateBuilder: the inventory step did not run');
       if (prev !== undefined) {
-        const events = podEvents ?? inventoryEvents(prev.inventory.inventory, inv);
+        const events = objectEvents ?? inventoryEvents(prev.inventory.inventory, inv);
         if (events !== undefined) {
           try {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
@@ -185,8 +186,8 @@ export class StateBuilder {
   }
 }
 
-/** More changed Pod/CiliumEndpoint objects than this in one build: a full inventory build is as cheap. */
-const podChangeLimit = 5000;
+/** More changed objects than this in one build: a full inventory build is about as cheap. */
+const objectChangeLimit = 5000;
 
 export interface LoadStateOptions {
   readonly config?: string | undefined;

@@ -41,21 +41,32 @@ test('for every conformance case and a sequence of cluster, policy and config ch
     const badGone = withCep;
     // A Pod and a CiliumEndpoint of the same pod: not a pod-only update.
     const tangled = [...withCep, { ...cep, kind: 'Pod', spec: {}, status: { phase: 'Running', podIPs: [{ ip: '198.51.100.102' }] } } as KubeObject];
+    const replaceObject = (objects: readonly KubeObject[], kind: string, name: string, f: (o: KubeObject) => KubeObject): KubeObject[] =>
+      objects.map((o) => (o.kind === kind && o.metadata.name === name ? f(o) : o));
+    const relabelNode = (o: KubeObject): KubeObject => ({ ...o, metadata: { ...o.metadata, labels: { ...o.metadata.labels, tier: 'edge', zone: 'z9' } } });
+    const nodeBRelabelled = replaceObject(badGone, 'Node', 'node-b', relabelNode);
+    const ciliumNodeBRelabelled = replaceObject(nodeBRelabelled, 'CiliumNode', 'node-b', relabelNode);
+    const nodeBReaddressed = replaceObject(ciliumNodeBRelabelled, 'Node', 'node-b', (o) => ({ ...o, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.12' }] } }));
+    const selfRelabelled = replaceObject(nodeBReaddressed, 'Node', 'node-a', relabelNode);
     const noNodeC = relabelled.filter((o) => !((o.kind === 'Node' || o.kind === 'CiliumNode') && o.metadata.name === 'node-c'));
-    type Step = { what: string; input: StateInput; model: 'full' | 'incremental'; inventory: 'full' | 'pods' };
+    type Step = { what: string; input: StateInput; model: 'full' | 'incremental'; inventory: 'full' | 'objects' };
     const at = (objects: readonly KubeObject[], policies = own.policies, extra: Partial<StateInput> = {}): StateInput => ({ config, load: load(objects, policies), nodeName: CONFORMANCE_NODE, ...extra });
     const steps: Step[] = [
       { what: 'first build', input: at(base), model: 'full', inventory: 'full' },
-      { what: 'pod added', input: at(withPod), model: 'incremental', inventory: 'pods' },
-      { what: 'pod relabelled and readdressed', input: at(relabelled), model: 'incremental', inventory: 'pods' },
-      { what: 'CiliumEndpoint of a pod without a Pod object', input: at(withCep), model: 'incremental', inventory: 'pods' },
-      { what: 'pods with warnings', input: at(badPods), model: 'incremental', inventory: 'pods' },
-      { what: 'pods with warnings gone', input: at(badGone), model: 'incremental', inventory: 'pods' },
-      { what: 'a Pod and a CiliumEndpoint of one pod', input: at(tangled), model: 'incremental', inventory: 'full' },
+      { what: 'pod added', input: at(withPod), model: 'incremental', inventory: 'objects' },
+      { what: 'pod relabelled and readdressed', input: at(relabelled), model: 'incremental', inventory: 'objects' },
+      { what: 'CiliumEndpoint of a pod without a Pod object', input: at(withCep), model: 'incremental', inventory: 'objects' },
+      { what: 'pods with warnings', input: at(badPods), model: 'incremental', inventory: 'objects' },
+      { what: 'pods with warnings gone', input: at(badGone), model: 'incremental', inventory: 'objects' },
+      { what: 'node-b relabelled', input: at(nodeBRelabelled), model: 'incremental', inventory: 'objects' },
+      { what: 'the CiliumNode of node-b relabelled', input: at(ciliumNodeBRelabelled), model: 'incremental', inventory: 'objects' },
+      { what: 'node-b readdressed', input: at(nodeBReaddressed), model: 'incremental', inventory: 'full' },
+      { what: 'this node relabelled', input: at(selfRelabelled), model: 'full', inventory: 'full' },
+      { what: 'a Pod and a CiliumEndpoint of one pod', input: at(tangled), model: 'full', inventory: 'full' },
       { what: 'node-c gone', input: at(noNodeC), model: 'incremental', inventory: 'full' },
-      { what: 'config re-read, same content', input: { ...at(noNodeC), config: { ...config } }, model: 'incremental', inventory: 'pods' },
-      { what: 'policies removed', input: at(noNodeC, own.policies.slice(1)), model: 'incremental', inventory: 'pods' },
-      { what: 'policies back', input: at(noNodeC), model: 'incremental', inventory: 'pods' },
+      { what: 'config re-read, same content', input: { ...at(noNodeC), config: { ...config } }, model: 'incremental', inventory: 'objects' },
+      { what: 'policies removed', input: at(noNodeC, own.policies.slice(1)), model: 'incremental', inventory: 'objects' },
+      { what: 'policies back', input: at(noNodeC), model: 'incremental', inventory: 'objects' },
       { what: 'own labels changed', input: at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), model: 'full', inventory: 'full' },
       { what: 'config changed', input: { ...at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), config: { ...config, mode: 'audit' } }, model: 'full', inventory: 'full' },
     ];

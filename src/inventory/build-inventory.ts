@@ -66,20 +66,21 @@ class Collector {
     }
   }
 
-  warn(at: KubeObject | SourcePos, field: string, message: string, code: string): void {
+  /** `perObject`: the warning is about `at` alone (it goes with that object in an ObjectIndex). */
+  warn(at: KubeObject | SourcePos, field: string, message: string, code: string, perObject = true): void {
     const pos = 'kind' in at ? (at.pos ?? noPos) : at;
     const problem: Problem = { severity: 'warning', pos, field, message, code };
     this.problems.push(problem);
-    if ('kind' in at && (at.kind === 'Pod' || at.kind === 'CiliumEndpoint')) {
-      const key = podKey(namespaceOf(at), at.metadata.name);
-      const list = this.byPod.get(key);
-      if (list === undefined) this.byPod.set(key, [problem]);
+    if (perObject && 'kind' in at && (at.kind === 'Pod' || at.kind === 'CiliumEndpoint' || at.kind === 'Node' || at.kind === 'CiliumNode')) {
+      const key = objectKey(at);
+      const list = this.byObject.get(key);
+      if (list === undefined) this.byObject.set(key, [problem]);
       else list.push(problem);
     }
   }
 
-  /** Warnings about Pod and CiliumEndpoint objects, by pod key (for PodIndex). */
-  readonly byPod = new Map<string, Problem[]>();
+  /** Warnings about pod and node objects, by objectKey (for ObjectIndex). */
+  readonly byObject = new Map<string, Problem[]>();
 }
 
 function describe(obj: KubeObject): string {
@@ -322,7 +323,7 @@ export function buildInventory(
   objects: readonly KubeObject[],
   cfg: NodewallConfig,
   opts: BuildInventoryOptions,
-): { inventory: Inventory; problems: Problem[]; index: PodIndex } {
+): { inventory: Inventory; problems: Problem[]; index: ObjectIndex } {
   const c = new Collector();
   const all = flatten(objects);
   const configPos: SourcePos = { file: cfg.file ?? '<config>', line: 1, col: 1 };
@@ -382,6 +383,7 @@ export function buildInventory(
       '',
       `node "${opts.nodeName}" not found among the ${nodes.size} Node/CiliumNode objects; using config labels only`,
       'inventory/node-not-found',
+      false,
     );
   }
   const base = selfAcc ?? nodeAcc(new Map(), opts.nodeName);
@@ -409,9 +411,9 @@ export function buildInventory(
   });
   for (const n of [self, ...remoteNodes]) for (const s of n.podCIDRs) podCIDRs.push(parsePrefix(s));
 
-  const byPod = c.byPod;
-  const podProblems = new Set<Problem>();
-  for (const list of byPod.values()) for (const p of list) podProblems.add(p);
+  const byObject = c.byObject;
+  const objectProblems = new Set<Problem>();
+  for (const list of byObject.values()) for (const p of list) objectProblems.add(p);
   return {
     inventory: {
       clusterName: cfg.clusterName,
@@ -424,13 +426,14 @@ export function buildInventory(
     problems: c.problems,
     index: {
       objects,
-      podObjects: podObjectsOf(all),
+      byKey: objectsByKey(all),
+      selfName: opts.nodeName,
       nsLabels,
       nodeOwner,
       nodeByAddress,
       cfg,
-      problemsByPod: byPod,
-      otherProblems: c.problems.filter((p) => !podProblems.has(p)),
+      problemsByKey: byObject,
+      otherProblems: c.problems.filter((p) => !objectProblems.has(p)),
     },
   };
 }
@@ -461,30 +464,35 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
 }
 
 /**
- * What an update of Pod and CiliumEndpoint objects alone needs from the last full build: the
- * objects it read, the pod objects by pod key, the namespace labels and node addresses pods are
- * resolved against, and its warnings split by pod.
+ * What an update of Pod, CiliumEndpoint, Node and CiliumNode objects alone needs from the last full
+ * build: the objects it read, the pod and node objects by objectKey, the namespace labels and node
+ * addresses pods are resolved against, and its warnings split by objectKey.
  */
-export interface PodIndex {
+export interface ObjectIndex {
   /** The objects of that build, as given. */
   readonly objects: readonly KubeObject[];
-  readonly podObjects: Map<string, readonly KubeObject[]>;
+  readonly byKey: Map<string, readonly KubeObject[]>;
+  readonly selfName: string;
   readonly nsLabels: ReadonlyMap<string, Labels>;
   readonly nodeOwner: ReadonlyMap<string, string>;
   readonly nodeByAddress: ReadonlyMap<string, string>;
   readonly cfg: NodewallConfig;
-  readonly problemsByPod: Map<string, readonly Problem[]>;
+  readonly problemsByKey: Map<string, readonly Problem[]>;
   readonly otherProblems: readonly Problem[];
 }
 
 const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === 'CiliumEndpoint';
-const objectPodKey = (o: KubeObject): string => podKey(namespaceOf(o), o.metadata.name);
+const isNodeObject = (o: KubeObject): boolean => o.kind === 'Node' || o.kind === 'CiliumNode';
+/** "pod:NS/NAME" for Pods and CiliumEndpoints, "node:NAME" for Nodes and CiliumNodes. */
+function objectKey(o: KubeObject): string {
+  return isNodeObject(o) ? `node:${o.metadata.name}` : `pod:${podKey(namespaceOf(o), o.metadata.name)}`;
+}
 
-function podObjectsOf(all: readonly KubeObject[]): Map<string, readonly KubeObject[]> {
+function objectsByKey(all: readonly KubeObject[]): Map<string, readonly KubeObject[]> {
   const out = new Map<string, KubeObject[]>();
   for (const o of all) {
-    if (!isPodObject(o)) continue;
-    const k = objectPodKey(o);
+    if (!isPodObject(o) && !isNodeObject(o)) continue;
+    const k = objectKey(o);
     const list = out.get(k);
     if (list === undefined) out.set(k, [o]);
     else list.push(o);
@@ -492,22 +500,21 @@ function podObjectsOf(all: readonly KubeObject[]): Map<string, readonly KubeObje
   return out;
 }
 
-/** The changes between two object lists, by identity; undefined when it is not only Pods and CiliumEndpoints. */
-export function podObjectChanges(prev: readonly KubeObject[], next: readonly KubeObject[], limit: number): { gone: KubeObject[]; come: KubeObject[] } | undefined {
+/** The objects replaced between two lists, by identity; undefined when more than `limit` changed. */
+export function objectChanges(prev: readonly KubeObject[], next: readonly KubeObject[], limit: number): { gone: KubeObject[]; come: KubeObject[] } | undefined {
   const gone: KubeObject[] = [];
   const come: KubeObject[] = [];
   if (prev.length === next.length) {
     // The common case: the same list with a few objects replaced in place.
-    let ok = true;
-    for (let i = 0; i < next.length && ok; i++) {
+    let i = 0;
+    for (; i < next.length && gone.length <= limit; i++) {
       const a = prev[i] as KubeObject;
       const b = next[i] as KubeObject;
       if (a === b) continue;
       gone.push(a);
       come.push(b);
-      if (gone.length > limit) ok = false;
     }
-    if (ok) return gone.every(isPodObject) && come.every(isPodObject) ? { gone, come } : undefined;
+    if (gone.length <= limit) return { gone, come };
     gone.length = 0;
     come.length = 0;
   }
@@ -515,7 +522,7 @@ export function podObjectChanges(prev: readonly KubeObject[], next: readonly Kub
   const after = new Set(next);
   for (const o of prev) if (!after.has(o) && gone.push(o) > limit) return undefined;
   for (const o of next) if (!before.has(o) && come.push(o) > limit) return undefined;
-  return gone.every(isPodObject) && come.every(isPodObject) ? { gone, come } : undefined;
+  return { gone, come };
 }
 
 function comparePodInfo(a: PodInfo, b: PodInfo): number {
@@ -524,56 +531,83 @@ function comparePodInfo(a: PodInfo, b: PodInfo): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
 /**
- * The inventory after only Pod and CiliumEndpoint objects changed (`gone` replaced by `come`),
- * equal to buildInventory of the new objects, without reading every object again. `prev.index` is
- * updated in place: only the result's index may be used afterwards. Undefined when
- * a changed pod is not one object alone (a Pod with a CiliumEndpoint, or a duplicate): the caller
- * builds in full. `objects`: the new objects, as given. `changed`: the new PodInfo of every pod key
- * whose objects changed (undefined: no pod any more).
+ * The inventory after `gone` objects were replaced by `come`, equal to buildInventory of the new
+ * objects, without reading every object again; for changes of Pods and CiliumEndpoints, and of
+ * other nodes' labels (Node/CiliumNode objects whose addresses and pod CIDRs stay). Undefined for
+ * anything else (other kinds, this node, a node added, removed or readdressed, a pod that is more
+ * than one object): the caller builds in full. `prev.index` is updated in place: only the result's
+ * index may be used afterwards. `pods`/`nodes`: the new PodInfo of every changed pod key (undefined:
+ * no pod any more) and NodeInfo of every changed node.
  */
-export function updatePodObjects(
-  prev: { readonly inventory: Inventory; readonly index: PodIndex },
+export function updateChangedObjects(
+  prev: { readonly inventory: Inventory; readonly index: ObjectIndex },
   objects: readonly KubeObject[],
   change: { readonly gone: readonly KubeObject[]; readonly come: readonly KubeObject[] },
-): { inventory: Inventory; problems: Problem[]; index: PodIndex; changed: Map<string, PodInfo | undefined> } | undefined {
+): { inventory: Inventory; problems: Problem[]; index: ObjectIndex; pods: Map<string, PodInfo | undefined>; nodes: NodeInfo[] } | undefined {
   const idx = prev.index;
-  if (change.gone.length === 0 && change.come.length === 0) {
-    return { inventory: prev.inventory, problems: [...idx.otherProblems, ...[...idx.problemsByPod.values()].flat()], index: { ...idx, objects }, changed: new Map() };
-  }
-  // The objects of each changed pod key after the change; checked before anything is changed.
+  if (![...change.gone, ...change.come].every((o) => isPodObject(o) || isNodeObject(o))) return undefined;
+  // The objects of each changed key after the change; checked before anything is changed.
   const after = new Map<string, KubeObject[]>();
   for (const o of change.gone) {
-    const k = objectPodKey(o);
-    after.set(k, (after.get(k) ?? [...(idx.podObjects.get(k) ?? [])]).filter((x) => x !== o));
+    const k = objectKey(o);
+    after.set(k, (after.get(k) ?? [...(idx.byKey.get(k) ?? [])]).filter((x) => x !== o));
   }
   for (const o of change.come) {
-    const k = objectPodKey(o);
-    const list = after.get(k) ?? [...(idx.podObjects.get(k) ?? [])];
+    const k = objectKey(o);
+    const list = after.get(k) ?? [...(idx.byKey.get(k) ?? [])];
     list.push(o);
     after.set(k, list);
   }
-  // One object per pod before and after: its PodInfo depends on nothing else that changed.
-  for (const [k, list] of after) if (list.length > 1 || (idx.podObjects.get(k) ?? []).length > 1) return undefined;
-  // The index is the builder's own and is updated in place (maps of every pod are not copied).
-  const podObjects = idx.podObjects as Map<string, readonly KubeObject[]>;
-  const problemsByPod = idx.problemsByPod as Map<string, readonly Problem[]>;
-  const infos = new Map<string, PodInfo | undefined>();
+  const podInfos = new Map<string, PodInfo | undefined>();
+  const nodeInfos = new Map<string, NodeInfo>();
+  const problems = new Map<string, Problem[]>();
+  const remoteByName = new Map(prev.inventory.remoteNodes.map((n) => [n.name, n]));
   for (const [k, list] of after) {
-    if (list.length === 0) podObjects.delete(k);
-    else podObjects.set(k, list);
+    const before = idx.byKey.get(k) ?? [];
     const c = new Collector();
-    const ctx: PodContext = { c, pods: new Map(), skipped: new Set(), nsLabels: idx.nsLabels, cfg: idx.cfg };
-    const o = list[0];
-    if (o?.kind === 'Pod') addPod(ctx, o);
-    else if (o?.kind === 'CiliumEndpoint') addCiliumEndpoint(ctx, o, idx.nodeByAddress);
-    const acc = ctx.pods.get(k);
-    infos.set(k, acc === undefined ? undefined : finishPod(c, acc, idx.nodeOwner));
-    if (c.problems.length === 0) problemsByPod.delete(k);
-    else problemsByPod.set(k, c.problems);
+    if (k.startsWith('pod:')) {
+      // One object per pod before and after: its PodInfo depends on nothing else that changed.
+      if (list.length > 1 || before.length > 1) return undefined;
+      const ctx: PodContext = { c, pods: new Map(), skipped: new Set(), nsLabels: idx.nsLabels, cfg: idx.cfg };
+      const o = list[0];
+      if (o?.kind === 'Pod') addPod(ctx, o);
+      else if (o?.kind === 'CiliumEndpoint') addCiliumEndpoint(ctx, o, idx.nodeByAddress);
+      const acc = ctx.pods.get(k.slice('pod:'.length));
+      podInfos.set(k.slice('pod:'.length), acc === undefined ? undefined : finishPod(c, acc, idx.nodeOwner));
+    } else {
+      // Another node's labels: at most one Node and one CiliumNode, addresses and pod CIDRs unchanged.
+      const name = k.slice('node:'.length);
+      const old = remoteByName.get(name);
+      if (name === idx.selfName || old === undefined || list.length === 0) return undefined;
+      if (list.filter((o) => o.kind === 'Node').length > 1 || list.filter((o) => o.kind === 'CiliumNode').length > 1) return undefined;
+      const accs = new Map<string, NodeAcc>();
+      for (const o of list) (o.kind === 'Node' ? addNode : addCiliumNode)(c, accs, o);
+      const acc = accs.get(name);
+      if (acc === undefined) return undefined;
+      const info = toNodeInfo(acc, (acc.hasNode ? acc.labels : acc.ciliumLabels) ?? {});
+      const same =
+        sameList(info.addresses, old.addresses) &&
+        sameList(info.healthAddresses, old.healthAddresses) &&
+        sameList(info.ingressAddresses, old.ingressAddresses) &&
+        sameList(info.podCIDRs, old.podCIDRs);
+      if (!same) return undefined;
+      nodeInfos.set(name, info);
+    }
+    problems.set(k, c.problems);
   }
-  const pods = [...prev.inventory.pods];
-  for (const [k, info] of infos) {
+  // Checked: now the index is brought up to date.
+  for (const [k, list] of after) {
+    if (list.length === 0) idx.byKey.delete(k);
+    else idx.byKey.set(k, list);
+    const found = problems.get(k) ?? [];
+    if (found.length === 0) idx.problemsByKey.delete(k);
+    else idx.problemsByKey.set(k, found);
+  }
+  const pods = podInfos.size === 0 ? prev.inventory.pods : [...prev.inventory.pods];
+  for (const [k, info] of podInfos) {
     const slash = k.indexOf('/');
     const probe: PodInfo = info ?? { namespace: k.slice(0, slash), name: k.slice(slash + 1), labels: {}, addresses: [] };
     let lo = 0;
@@ -583,19 +617,22 @@ export function updatePodObjects(
       if (comparePodInfo(pods[mid] as PodInfo, probe) < 0) lo = mid + 1;
       else hi = mid;
     }
-    const present = lo < pods.length && comparePodInfo(pods[lo] as PodInfo, probe) === 0;
+    const arr = pods as PodInfo[];
+    const present = lo < arr.length && comparePodInfo(arr[lo] as PodInfo, probe) === 0;
     if (info === undefined) {
-      if (present) pods.splice(lo, 1);
+      if (present) arr.splice(lo, 1);
     } else {
-      pods.splice(lo, present ? 1 : 0, info);
+      arr.splice(lo, present ? 1 : 0, info);
     }
   }
-  const problems = [...idx.otherProblems];
-  for (const list of problemsByPod.values()) for (const p of list) problems.push(p);
+  const remoteNodes = nodeInfos.size === 0 ? prev.inventory.remoteNodes : prev.inventory.remoteNodes.map((n) => nodeInfos.get(n.name) ?? n);
+  const all = [...idx.otherProblems];
+  for (const list of idx.problemsByKey.values()) for (const p of list) all.push(p);
   return {
-    inventory: { ...prev.inventory, pods },
-    problems,
+    inventory: podInfos.size === 0 && nodeInfos.size === 0 ? prev.inventory : { ...prev.inventory, remoteNodes, pods },
+    problems: all,
     index: { ...idx, objects },
-    changed: infos,
+    pods: podInfos,
+    nodes: [...nodeInfos.values()],
   };
 }
