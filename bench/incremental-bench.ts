@@ -132,6 +132,26 @@ async function oneSize(size: SyntheticSize, out: Record<string, number>): Promis
   const viaBuildState = measure(3, (i) => buildState(stateInput(i + 10)));
   out[`${tag}StateBuilderPodChangeMs`] = viaBuilder.p50;
   out[`${tag}BuildStatePodChangeMs`] = viaBuildState.p50;
+  // A remote node relabelled, and one CCNP changed, through the same builder.
+  const nodeIndex = objects.objects.findIndex((o) => o.kind === 'Node' && o.metadata.name !== cluster.nodeName);
+  const settled = stateInput(99);
+  const nodeInput = (i: number): StateInput => {
+    const changed = [...settled.load.objects];
+    const o = changed[nodeIndex] as KubeObject;
+    changed[nodeIndex] = { ...o, metadata: { ...o.metadata, labels: { ...o.metadata.labels, bench: `b${i}` } } };
+    return { ...settled, load: { policies: policies.policies, objects: changed, problems: [] } };
+  };
+  builder.build(settled);
+  out[`${tag}StateBuilderNodeLabelMs`] = measure(3, (i) => builder.build(nodeInput(i))).p50;
+  const lastNode = nodeInput(2);
+  const policyInput = (i: number): StateInput => {
+    const base = lastNode;
+    const docs = [...policies.policies];
+    const d = docs[0] as PolicyDocument;
+    docs[0] = { ...d, hash: `${d.hash}-b${i}` };
+    return { ...base, load: { ...base.load, policies: docs } };
+  };
+  out[`${tag}StateBuilderPolicyChangeMs`] = measure(3, (i) => builder.build(policyInput(i))).p50;
 
   const next: Inventory = { ...inv, pods: [...inv.pods.slice(1), { ...(inv.pods[0] as PodInfo), addresses: [freeV4(5000)] }] };
   const diff = measure(5, () => inventoryEvents(inv, next));
