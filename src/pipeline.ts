@@ -42,7 +42,7 @@ export interface State {
 }
 
 export function buildState(input: StateInput): State {
-  return assembleState(input, inventoryOf, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode));
+  return assembleState(input, inventoryOf, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode), validatePolicy);
 }
 
 function inventoryOf(input: StateInput): InventoryBuild {
@@ -60,12 +60,13 @@ function assembleState(
   input: StateInput,
   inventory: (input: StateInput) => InventoryBuild,
   model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
+  validate: (doc: PolicyDocument, config: NodewallConfig) => readonly Problem[],
 ): State {
   const problems: Problem[] = [...input.load.problems];
   const seen = new Map<string, PolicyDocument>();
   const valid: PolicyDocument[] = [];
   for (const doc of input.load.policies) {
-    const found = validatePolicy(doc, input.config);
+    const found = validate(doc, input.config);
     problems.push(...found);
     if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
     const first = seen.get(doc.name);
@@ -177,8 +178,26 @@ export class StateBuilder {
       seedAddressPools(inv, fresh.addressPools());
       return fresh.model;
     };
-    return assembleState(input, inventory, model);
+    // Policy documents of unchanged CCNPs are the same objects from pass to pass (the Kubernetes source
+    // keeps them decoded): their validation is kept for as long as the config is the same.
+    if (this.#validatedFor !== configKey) {
+      this.#validated = new WeakMap();
+      this.#validatedFor = configKey;
+    }
+    const cache = this.#validated;
+    const validate = (doc: PolicyDocument, config: NodewallConfig): readonly Problem[] => {
+      let found = cache.get(doc);
+      if (found === undefined) {
+        found = validatePolicy(doc, config);
+        cache.set(doc, found);
+      }
+      return found;
+    };
+    return assembleState(input, inventory, model, validate);
   }
+
+  #validated = new WeakMap<PolicyDocument, readonly Problem[]>();
+  #validatedFor: string | undefined;
 
   /** Forget the previous build (the next one is a full one). */
   reset(): void {
