@@ -208,12 +208,18 @@ const config: NodewallConfig = parseConfig(
   'incremental.yaml',
 );
 
-function inventoryOf(w: World): Inventory {
-  return buildInventory(w.objects(), config, { nodeName: SELF }).inventory;
+// The other verdict-changing settings: CIDR peers match node addresses, no label filter, always enforced, audit.
+const otherConfig: NodewallConfig = parseConfig(
+  'mode: audit\nenableNodeSelectorLabels: true\npolicyCIDRMatchMode: nodes\nlabelFilter: none\npolicyEnforcement: always\nenableNonDefaultDenyPolicies: false\n',
+  'incremental-other.yaml',
+);
+
+function inventoryOf(w: World, cfg: NodewallConfig = config): Inventory {
+  return buildInventory(w.objects(), cfg, { nodeName: SELF }).inventory;
 }
 
-function reference(w: World, inv: Inventory): HostModel {
-  return buildHostModel(w.valid(), inv, config, config.mode);
+function reference(w: World, inv: Inventory, cfg: NodewallConfig = config): HostModel {
+  return buildHostModel(w.valid(), inv, cfg, cfg.mode);
 }
 
 /** The previous model's sets with the update's deltas applied, for every set in both models. */
@@ -252,38 +258,38 @@ test('the conformance cases give the generator a pool of realistic policies', (t
   t.true(pool.length >= 20, `only ${pool.length} conformance policies`);
 });
 
-test('after every event the incremental model, its ruleset and its deltas equal a full build of the same state', (t) => {
+function differential(cfg: NodewallConfig, seed: number, numRuns: number): { steps: number; deltaSteps: number; policySteps: number } {
   let steps = 0;
   let deltaSteps = 0;
   let policySteps = 0;
   fc.assert(
     fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (ops) => {
       const w = new World(pool);
-      let inv = inventoryOf(w);
+      let inv = inventoryOf(w, cfg);
       let valid = w.valid();
-      let inc = new IncrementalModel(valid, inv, config, config.mode);
-      deepStrictEqual(inc.model, reference(w, inv));
+      let inc = new IncrementalModel(valid, inv, cfg, cfg.mode);
+      deepStrictEqual(inc.model, reference(w, inv, cfg));
       for (const o of ops) {
         w.apply(o);
-        const nextInv = inventoryOf(w);
+        const nextInv = inventoryOf(w, cfg);
         const nextValid = w.valid();
         const events = inventoryEvents(inv, nextInv);
         const before = inc.model;
         let update: ModelUpdate | undefined;
         if (events === undefined) {
-          inc = new IncrementalModel(nextValid, nextInv, config, config.mode);
+          inc = new IncrementalModel(nextValid, nextInv, cfg, cfg.mode);
         } else {
           update = inc.apply([...events, ...policyEvents(valid, nextValid)]);
           check(update.model === inc.model, 'update.model is the model');
         }
         inv = nextInv;
         valid = nextValid;
-        const want = reference(w, inv);
+        const want = reference(w, inv, cfg);
         deepStrictEqual(inc.model, want, `model after ${JSON.stringify(o)}`);
         // A fresh inventory object: addressPools caches per object.
         deepStrictEqual(inc.addressPools(), addressPools({ ...inv }), `address pools after ${JSON.stringify(o)}`);
         check(!inc.degraded, 'not degraded');
-        const opts = { table: 'nodewall', mode: 'enforce' as const };
+        const opts = { table: 'nodewall', mode: cfg.mode };
         deepStrictEqual(renderPlan(inc.model, opts).script, renderPlan(want, opts).script, `ruleset after ${JSON.stringify(o)}`);
         if (update !== undefined) {
           if (update.structureChanged) policySteps++;
@@ -299,11 +305,23 @@ test('after every event the incremental model, its ruleset and its deltas equal 
         steps++;
       }
     }),
-    { seed: 20261206, numRuns: 150, includeErrorInReport: true },
+    { seed, numRuns, includeErrorInReport: true },
   );
+  return { steps, deltaSteps, policySteps };
+}
+
+test('after every event the incremental model, its ruleset and its deltas equal a full build of the same state', (t) => {
+  const r = differential(config, 20261206, 150);
   // The sequences exercised both kinds of step.
-  t.true(deltaSteps > 100 && policySteps > 100, `delta steps ${deltaSteps}, policy steps ${policySteps}, of ${steps}`);
+  t.true(r.deltaSteps > 100 && r.policySteps > 100, `delta steps ${r.deltaSteps}, policy steps ${r.policySteps}, of ${r.steps}`);
 });
+
+test('the same with CIDR match mode nodes, no label filter, enforcement always, no non-default-deny policies, audit mode', (t) => {
+  const r = differential(otherConfig, 9, 60);
+  t.true(r.deltaSteps > 30 && r.policySteps > 30, `delta steps ${r.deltaSteps}, policy steps ${r.policySteps}, of ${r.steps}`);
+});
+
+
 
 test('an event for this node itself is refused with a typed error: the caller builds anew', (t) => {
   const w = new World(pool);
