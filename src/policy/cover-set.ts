@@ -51,6 +51,7 @@ export class CoverHalf {
   private lens: number[] = [];
   private texts: string[] = [];
   private published: readonly string[] | null = [];
+  private blockList: readonly Prefix[] | null = null;
   private readonly changes = new Map<bigint, { d: 1 | -1; text: string }>();
   /** True when inputs never nest (they are another set's output blocks): no descendant scan on removal. */
   disjointInputs = false;
@@ -87,6 +88,7 @@ export class CoverHalf {
     this.lens = blocks.map((b) => b.len);
     this.texts = blocks.map(formatPrefix);
     this.published = null;
+    this.blockList = null;
     this.changes.clear();
   }
 
@@ -100,8 +102,10 @@ export class CoverHalf {
     return this.starts.length;
   }
 
-  blocks(): Prefix[] {
-    return this.starts.map((bits, i) => ({ family: this.family, bits, len: this.lens[i] ?? 0 }));
+  /** The output blocks; the same array until the next change. */
+  blocks(): readonly Prefix[] {
+    if (this.blockList === null) this.blockList = this.starts.map((bits, i) => ({ family: this.family, bits, len: this.lens[i] ?? 0 }));
+    return this.blockList;
   }
 
   get inputCount(): number {
@@ -211,6 +215,7 @@ export class CoverHalf {
     this.lens.splice(i, 0, len);
     this.texts.splice(i, 0, text);
     this.published = null;
+    this.blockList = null;
     this.record(keyOf(bits, len), 1, text);
     for (const l of this.listeners) l.added(this.family, bits, len);
   }
@@ -223,6 +228,7 @@ export class CoverHalf {
     this.lens.splice(i, 1);
     this.texts.splice(i, 1);
     this.published = null;
+    this.blockList = null;
     this.record(keyOf(bits, len), -1, text);
     for (const l of this.listeners) l.removed(this.family, bits, len);
   }
@@ -379,10 +385,15 @@ export class CoverSet {
     };
   }
 
-  /** The output blocks (both families). */
-  blocks(): Prefix[] {
-    return [...this.v4.blocks(), ...this.v6.blocks()];
+  /** The output blocks (both families); the same array until the next change. */
+  blocks(): readonly Prefix[] {
+    const v4 = this.v4.blocks();
+    const v6 = this.v6.blocks();
+    if (this.blockCache === undefined || this.blockCache.v4 !== v4 || this.blockCache.v6 !== v6) this.blockCache = { v4, v6, all: [...v4, ...v6] };
+    return this.blockCache.all;
   }
+
+  private blockCache: { v4: readonly Prefix[]; v6: readonly Prefix[]; all: readonly Prefix[] } | undefined;
 
   elements(): { v4: readonly string[]; v6: readonly string[] } {
     return { v4: this.v4.elements(), v6: this.v6.elements() };

@@ -67,18 +67,18 @@ function nodeAddrs(nodes: readonly NodeInfo[], pick: (n: NodeInfo) => readonly s
 
 /** The address pools of the cluster, computed once per model. */
 export interface AddressPools {
-  readonly host: Prefix[];
-  readonly remoteNodes: Prefix[];
-  readonly health: Prefix[];
-  readonly ingress: Prefix[];
-  readonly apiServer: Prefix[];
-  readonly pods: Prefix[];
+  readonly host: readonly Prefix[];
+  readonly remoteNodes: readonly Prefix[];
+  readonly health: readonly Prefix[];
+  readonly ingress: readonly Prefix[];
+  readonly apiServer: readonly Prefix[];
+  readonly pods: readonly Prefix[];
   /** Everything a CIDR/world peer never selects: nodes, health, ingress, pods (pod CIDRs included). */
-  readonly cluster: Prefix[];
+  readonly cluster: readonly Prefix[];
   /** `cluster` minus node addresses (policyCIDRMatchMode: nodes). */
-  readonly clusterNonNode: Prefix[];
+  readonly clusterNonNode: readonly Prefix[];
   /** The `cluster` entity: `cluster` plus kube-apiserver addresses. */
-  readonly clusterEntity: Prefix[];
+  readonly clusterEntity: readonly Prefix[];
 }
 
 // Inventories are immutable values; the policy stage and lint share their parsed pools.
