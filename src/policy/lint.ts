@@ -269,25 +269,58 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
   return out;
 }
 
+/** A policy's own warnings (all but redundant-allow), for the nodes, pools and config they were found with. */
+interface DocumentLint {
+  readonly key: readonly unknown[];
+  readonly head: readonly Problem[];
+  readonly rules: readonly { readonly rule: Rule; readonly before: readonly Problem[]; readonly after: readonly Problem[] }[];
+}
+
+// Policy documents of unchanged CCNPs are the same objects from one agent pass to the next; their
+// warnings only change with the nodes, the address pools or the config (all compared by identity).
+const docLintCache = new WeakMap<PolicyDocument, DocumentLint>();
+
+function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: AddressPools, cfg: EngineConfig, key: readonly unknown[]): DocumentLint {
+  const head = new Linter(doc);
+  lintSelectsNoNode(head, doc, inventory, cfg);
+  const rules: { rule: Rule; before: Problem[]; after: Problem[] }[] = [];
+  for (const rule of doc.rules) {
+    if (!isHostRule(doc, rule)) continue;
+    const before = new Linter(doc);
+    lintNodeSelector(before, rule, cfg);
+    lintEntries(before, rule, cfg);
+    const after = new Linter(doc);
+    lintCidrs(after, rule, pools, cfg);
+    rules.push({ rule, before: before.problems, after: after.problems });
+  }
+  return { key, head: head.problems, rules };
+}
+
 /**
  * Lint warnings for the (valid) policies as seen from `inventory`'s node and cluster. `model`: the
  * model of exactly these policies, inventory and config, when the caller has it (saves a build).
  */
 export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, model?: HostModel): Problem[] {
   const pools = addressPools(inventory);
+  const cfgKey = JSON.stringify(cfg);
+  const key = [inventory.self, inventory.remoteNodes, pools.host, pools.remoteNodes, pools.pods, pools.health, pools.ingress, cfgKey] as const;
   const out: Problem[] = [];
   for (const doc of policies) {
     if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
-    const l = new Linter(doc);
-    lintSelectsNoNode(l, doc, inventory, cfg);
-    for (const rule of doc.rules) {
-      if (!isHostRule(doc, rule)) continue;
-      lintNodeSelector(l, rule, cfg);
-      lintEntries(l, rule, cfg);
-      lintRedundantAllows(l, rule, policies, inventory, cfg);
-      lintCidrs(l, rule, pools, cfg);
+    let own = docLintCache.get(doc);
+    if (own === undefined || own.key.some((k, i) => k !== key[i])) {
+      own = lintDocument(doc, inventory, pools, cfg, key);
+      docLintCache.set(doc, own);
     }
-    out.push(...l.problems);
+    for (const p of own.head) out.push(p);
+    for (const r of own.rules) {
+      for (const p of r.before) out.push(p);
+      // Depends on every policy: not kept.
+      const l = new Linter(doc);
+      lintRedundantAllows(l, r.rule, policies, inventory, cfg);
+      for (const p of l.problems) out.push(p);
+      for (const p of r.after) out.push(p);
+    }
   }
   const enforced = model === undefined ? buildHostModel(policies, inventory, cfg, 'enforce') : { ...model, runMode: 'enforce' as const };
   out.push(...lintLockout(inventory, enforced, new Map(policies.map((p) => [p.name, p]))));

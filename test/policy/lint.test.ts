@@ -296,3 +296,34 @@ test('fromNodes on a filtered node label', (t) => {
   t.is(f[0]!.field, 'spec.ingress[0].fromNodes[0]');
   t.regex(f[0]!.message, /selects no node/);
 });
+
+test('a policy linted again against other nodes, pools or config gets warnings for those (nothing stale is kept)', (t) => {
+  const r = loadManifestText(`${head('zone-x')}spec:
+  nodeSelector:
+    matchLabels: { zone: x }
+  ingress:
+  - fromCIDR: [198.51.100.0/24]
+`, 'p.yaml');
+  const inv = baseInventory();
+  const withZone = { ...inv, remoteNodes: inv.remoteNodes.map((n, i) => (i === 0 ? { ...n, labels: { ...n.labels, zone: 'x' } } : n)) };
+  const noNode = (ps: readonly Problem[]): number => byCode(ps, 'selects-no-node').length;
+  t.is(noNode(lintPolicies(r.policies, inv, config())), 1);
+  t.is(noNode(lintPolicies(r.policies, withZone, config())), 0);
+  t.is(noNode(lintPolicies(r.policies, inv, config())), 1);
+  // Same nodes, other pools: the pod CIDR the rule names is no longer a pod range.
+  const podWarnings = (ps: readonly Problem[]): number => ps.filter((p) => p.message.includes('pod addresses')).length;
+  const before = podWarnings(lintPolicies(r.policies, withZone, config()));
+  const noPods = { ...withZone, pods: [], clusterPodCIDRs: [], self: { ...withZone.self, podCIDRs: [] }, remoteNodes: withZone.remoteNodes.map((n) => ({ ...n, podCIDRs: [] })) };
+  t.true(before > 0);
+  t.is(podWarnings(lintPolicies(r.policies, noPods, config())), 0);
+  // Same inventory object, other config: a filtered label selects no node, unfiltered it does.
+  const h = loadManifestText(`${head('by-hostname')}spec:
+  nodeSelector:
+    matchLabels: { kubernetes.io/hostname: node-b }
+  ingress:
+  - fromEntities: [world]
+`, 'h.yaml');
+  t.is(noNode(lintPolicies(h.policies, inv, config())), 1);
+  t.is(noNode(lintPolicies(h.policies, inv, config({ labelFilter: 'none' }))), 0);
+  t.is(noNode(lintPolicies(h.policies, inv, config())), 1);
+});
