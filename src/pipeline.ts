@@ -193,7 +193,13 @@ export class StateBuilder {
       }
       return found;
     };
-    return assembleState(input, inventory, model, validate);
+    try {
+      return assembleState(input, inventory, model, validate);
+    } catch (err) {
+      // The kept index may have been updated for a build that did not finish: start over next time.
+      this.#prev = undefined;
+      throw err;
+    }
   }
 
   #validated = new WeakMap<PolicyDocument, readonly Problem[]>();
