@@ -85,12 +85,10 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
     const base = { nftPath: nft, table, mode: 'enforce', netns: ns } as const;
     const forceFull = { structureHash: null, sets: new Map() };
     const fresh = async () => runNft(nft, ['delete', 'table', 'inet', table], exec).catch(() => undefined);
-    // From an empty namespace, 3 rounds each: bare nft -f of the very same script, nodewall with its
-    // structure check (default), and nodewall without a check.
+    // From an empty namespace, 3 rounds each: bare nft -f of the very same script, and nodewall's apply
+    // (render, ownership read, load; no separate nft -c step).
     const bare: number[] = [];
     const ours: number[] = [];
-    const oursNoCheck: number[] = [];
-    const oursCheck: number[] = [];
     for (let i = 0; i < 3; i++) {
       await fresh();
       const b0 = performance.now();
@@ -100,12 +98,7 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       const a0 = performance.now();
       const r = await applyModel(model, base);
       ours.push(performance.now() - a0);
-      oursCheck.push(r.durationsMs.check);
       if (r.kind !== 'full') throw new Error(`bench: expected a full apply, got ${r.kind}`);
-      await fresh();
-      const n0 = performance.now();
-      await applyModel(model, { ...base, check: 'none' });
-      oursNoCheck.push(performance.now() - n0);
     }
     // Full replace of an existing table (what a structural change costs).
     const replace: number[] = [];
@@ -156,9 +149,7 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       renderMs,
       bareNftFMs: median(bare),
       applyFullMs: median(ours),
-      applyFullCheckMs: median(oursCheck),
       applyOverBareRatio: median(ours) / median(bare),
-      applyNoCheckOverBareRatio: median(oursNoCheck) / median(bare),
       fullReplaceMs: median(replace),
       deltaOnePodMs: median(delta),
       deltaOnePodMaxMs: Math.max(...delta),

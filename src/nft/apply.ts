@@ -1,6 +1,10 @@
-// Render, check, load: the only path by which nodewall changes the kernel.
+// Render and load: the only path by which nodewall changes the kernel.
 // Every change is one `nft -f` transaction, so on any failure the kernel keeps
-// the previous ruleset and the NftError says why.
+// the previous ruleset and the NftError says why. There is no separate
+// `nft -c` step: nft evaluates the whole script before it sends the batch, and
+// the kernel commits the batch all or nothing, so a check would only repeat
+// the work (test/e2e/apply.test.ts proves a script failing late changes
+// nothing). Dry runs still check, since they must not commit.
 
 import { performance } from 'node:perf_hooks';
 import type { RunMode } from '../inventory/types.js';
@@ -22,11 +26,6 @@ export interface ApplyOptions {
    * Saves reading the table back; a stale value only costs a fallback to a full replace.
    */
   readonly previous?: PreviousState;
-  /**
-   * What `nft -c` checks before a full load: the structure only (default; elements are
-   * checked by the atomic load itself), the whole script, or nothing.
-   */
-  readonly check?: 'structure' | 'full' | 'none';
   /** Run nft inside this named network namespace (tests, bench). */
   readonly netns?: string;
   /** Kill nft after this long (config nft.timeoutSeconds). */
@@ -49,6 +48,8 @@ export interface ApplyResult {
   readonly elements: number;
   readonly added: number;
   readonly removed: number;
+  /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
+  readonly chains: readonly string[];
   /** The script sent (or, in a dry run, that would be sent). */
   readonly script: string;
   readonly durationsMs: { readonly render: number; readonly read: number; readonly check: number; readonly load: number; readonly total: number };
@@ -91,7 +92,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   }
   let check = 0;
   let load = 0;
-  let reason = plan.kind === 'delta' ? `${plan.removed} removed, ${plan.added} added elements` : plan.reason;
+  let reason = plan.reason;
   const dryRun = opts.dryRun === true;
 
   if (dryRun) {
@@ -108,7 +109,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       // The kernel drifted from what we believed (table replaced, elements edited): rewrite it all.
-      reason = `element delta failed (${err.message}); full replace`;
+      reason = `${plan.chains.length > 0 ? 'chain' : 'element'} delta failed (${err.message}); full replace`;
       plan = { kind: 'full', script: rendered.script, reason };
     }
     load = performance.now() - l0;
@@ -116,15 +117,8 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   if (!dryRun && plan.kind === 'full') {
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
-    const mode = opts.check ?? 'structure';
-    const c0 = performance.now();
-    // The structure check runs in nft while the element text is rendered here.
-    const checking = mode === 'none' ? Promise.resolve() : checkScript(opts.nftPath, mode === 'full' ? rendered.script : rendered.structureScript, exec);
-    const script = rendered.script;
-    await checking;
     const l0 = performance.now();
-    check = l0 - c0;
-    await loadScript(opts.nftPath, script, exec);
+    await loadScript(opts.nftPath, rendered.script, exec);
     load += performance.now() - l0;
   }
   const t3 = performance.now();
@@ -139,6 +133,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     elements: elementCount(rendered),
     added: delta?.added ?? 0,
     removed: delta?.removed ?? 0,
+    chains: delta?.chains ?? [],
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,
     durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },
