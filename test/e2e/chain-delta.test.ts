@@ -8,6 +8,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { directionStatus, listRows, tableMode } from '../../src/cli/commands/list.js';
 import { applyModel, type ApplyResult } from '../../src/nft/apply.js';
 import { NftError } from '../../src/nft/nft-exec.js';
 import { type KernelTable, readTable } from '../../src/nft/read-kernel.js';
@@ -209,4 +210,22 @@ test('a chain delta against a kernel that is not what we believe falls back to a
   await lab.nft(['delete', 'table', 'inet', 'nwref']);
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.21', proto: 'tcp', port: 7100 }), 'deny');
   t.is(await lab.probeSure({ direction: 'ingress', peer: '198.51.100.21', proto: 'tcp', port: 7005 }, 'allow'), 'allow');
+});
+
+test('nodewall list shows one row per policy rule with its policy, in the order packets walk them, jumps left out', async (t) => {
+  const lab = await Lab.create(t, 'chl');
+  for (const mode of ['enforce', 'audit'] as const) {
+    const model = threePolicies(7002);
+    const plan = renderPlan(model, { table, mode });
+    await applyModel(model, { nftPath, table, mode, netns: lab.nodeNs });
+    const k = await readTable(nftPath, table, { netns: lab.nodeNs });
+    if (k === null) return t.fail('no table');
+    const rows = listRows(k);
+    const expected = plan.rules.filter((r) => r.comment !== 'nodewall jump');
+    t.deepEqual(rows.map((r) => [r.direction, r.policy === null ? r.rule : `${r.policy} ${r.rule}`]), expected.map((r) => [r.chain === 'output' ? 'egress' : 'ingress', r.comment]));
+    t.deepEqual(rows.filter((r) => r.policy === 'pc').map((r) => r.action), mode === 'audit' ? ['audit', 'audit', 'accept', 'accept'] : ['drop', 'drop', 'accept', 'accept']);
+    t.false(rows.some((r) => r.action.startsWith('jump')));
+    t.deepEqual(directionStatus(k, 'ingress'), { enforced: true, defaultDeny: true });
+    t.is(tableMode(k), mode);
+  }
 });
