@@ -1,7 +1,8 @@
 // nft benchmarks (issue 3), all inside throwaway network namespaces:
 // - full apply of a 1k policy / 5k node / 100k pod cluster: render, nft -f, and
 //   nodewall's whole apply against a bare `nft -f` of the same script;
-// - one pod address change: element delta latency vs a full reload;
+// - one pod address change: element delta latency vs a full reload and vs a bare `nft -f` of the same delta;
+// - one policy's rule changed: chain delta latency vs a bare `nft -f` of the same delta;
 // - large CIDR lists (issue 8): one fromCIDR rule of 8k and 100k CIDRs, from YAML to the kernel, against
 //   a bare `nft -f` of a table holding only one interval set with the same elements;
 // - packet path: per-packet cost of a default-deny input chain whose identity
@@ -15,6 +16,7 @@ import { parseConfig } from '../src/inventory/config.js';
 import { applyModel } from '../src/nft/apply.js';
 import { loadScript, runNft } from '../src/nft/nft-exec.js';
 import { renderPlan, renderRuleset } from '../src/nft/render.js';
+import { planApply } from '../src/nft/set-delta.js';
 import { buildState } from '../src/pipeline.js';
 import type { HostModel, IdentitySet } from '../src/policy/model.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
@@ -70,6 +72,20 @@ function withOnePodMoved(model: HostModel, round: number): HostModel {
   if (target === undefined) throw new Error('bench: no identity with exact addresses to change');
   const moved: IdentitySet = { ...target, v4: [...target.v4.slice(1), `100.127.${(round >> 8) & 255}.${round & 255}/32`] };
   return { ...model, sets: { ...model.sets, [target.name]: moved } };
+}
+
+/** The same model with the first port-matching entry's ports changed: one policy's chain differs. */
+function withOnePolicyChanged(model: HostModel): HostModel {
+  for (const direction of ['ingress', 'egress'] as const) {
+    const dp = model[direction];
+    const i = dp.entries.findIndex((e) => e.l4.some((m) => m.kind === 'ports'));
+    const entry = dp.entries[i];
+    if (entry === undefined) continue;
+    const l4 = entry.l4.map((m) => (m.kind === 'ports' ? { ...m, ranges: [[40123, 40123] as const] } : m));
+    const entries = dp.entries.map((e, j) => (j === i ? { ...e, l4 } : e));
+    return { ...model, [direction]: { ...dp, entries } };
+  }
+  throw new Error('bench: no entry with ports to change');
 }
 
 /** Full apply vs bare nft -f, full replace, one-address deltas, for one model, in a fresh namespace. */
@@ -129,6 +145,32 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       await loadScript(nft, i % 2 === 0 ? inverse : lastDelta, exec);
       bareDelta.push(performance.now() - b0);
     }
+    // One policy's rule changed (a port): a chain delta replacing that policy's chain, from the previous
+    // apply's state, back and forth between two models; against a bare `nft -f` of the very same scripts.
+    const changed = withOnePolicyChanged(model);
+    const planA = renderPlan(model, { table, mode: 'enforce' });
+    const planB = renderPlan(changed, { table, mode: 'enforce' });
+    const forward = planApply(planA, planB);
+    const backward = planApply(planB, planA);
+    if (forward.kind !== 'delta' || backward.kind !== 'delta' || forward.chains.length !== 1) {
+      throw new Error(`bench: expected a one-chain delta, got ${forward.kind} ${forward.kind === 'delta' ? forward.chains.length : ''}`);
+    }
+    state = (await applyModel(model, { ...base, previous: forceFull })).state;
+    const chainDelta: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const d0 = performance.now();
+      const r = await applyModel(i % 2 === 0 ? changed : model, { ...base, previous: state });
+      chainDelta.push(performance.now() - d0);
+      if (r.kind !== 'delta' || r.chains.length !== 1) throw new Error(`bench: expected a one-chain delta, got ${r.kind}: ${r.reason}`);
+      state = r.state;
+    }
+    const bareChainDelta: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const b0 = performance.now();
+      await loadScript(nft, i % 2 === 0 ? forward.script : backward.script, exec);
+      bareChainDelta.push(performance.now() - b0);
+    }
+    await applyModel(model, { ...base, previous: forceFull });
     // ... and from the kernel's read-back (the CLI's path: no previous state).
     const d0 = performance.now();
     const cli = await applyModel(withOnePodMoved(model, 200), base);
@@ -154,6 +196,10 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       deltaOnePodMs: median(delta),
       deltaOnePodMaxMs: Math.max(...delta),
       deltaBareNftMs: median(bareDelta),
+      deltaOverBareRatio: median(delta) / median(bareDelta),
+      chainDeltaOnePolicyMs: median(chainDelta),
+      chainDeltaBareNftMs: median(bareChainDelta),
+      chainDeltaOverBareRatio: median(chainDelta) / median(bareChainDelta),
       deltaFromKernelReadMs: deltaFromKernel,
       nftStartMs: median(floor),
     };

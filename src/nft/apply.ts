@@ -9,7 +9,8 @@
 import { performance } from 'node:perf_hooks';
 import type { RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
-import { NftError, checkScript, loadScript } from './nft-exec.js';
+import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start.js';
+import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
@@ -35,6 +36,11 @@ export interface ApplyOptions {
    * Without it a full replace of a foreign table throws ForeignTableError. The agent never sets it.
    */
   readonly adopt?: boolean;
+  /**
+   * Cold start (no nodewall table in the kernel) with more set elements than this: staged in bounded
+   * transactions, the base chains hooked last (cold-start.ts). Config nft.maxElementsPerTransaction.
+   */
+  readonly maxElementsPerTransaction?: number;
 }
 
 export interface ApplyResult {
@@ -48,6 +54,10 @@ export interface ApplyResult {
   readonly elements: number;
   readonly added: number;
   readonly removed: number;
+  /** nft transactions sent (a staged cold start sends several; 0 for a noop or a dry run). */
+  readonly transactions: number;
+  /** Wall time of the longest of them: an upper bound of how long it held the nf_tables commit lock. */
+  readonly maxTransactionMs: number;
   /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
   readonly chains: readonly string[];
   /** The script sent (or, in a dry run, that would be sent). */
@@ -77,8 +87,8 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   const t2 = performance.now();
   let adopted = false;
   // Before anything that replaces the table (a full load, or its dry run): is it ours to replace?
-  // An element delta needs no check: it flushes nodewall's structure marker first, so it fails on any
-  // other table, and its fallback is a full load, which is checked.
+  // A delta needs no check: it flushes (element delta) or deletes (chain delta) nodewall's structure marker
+  // first, so it fails on any other table, and its fallback is a full load, which is checked.
   const ensureOwned = async (): Promise<void> => {
     const owner: Ownership = kernel === undefined ? await readOwnership(opts.nftPath, opts.table, exec) : kernel === null ? 'absent' : kernel.ownership;
     if (owner !== 'foreign') return;
@@ -92,6 +102,20 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   }
   let check = 0;
   let load = 0;
+  let transactions = 0;
+  let maxTransactionMs = 0;
+  /** One `nft -f` transaction, timed. */
+  const send = async (script: string): Promise<void> => {
+    const s0 = performance.now();
+    transactions++;
+    try {
+      await loadScript(opts.nftPath, script, exec);
+    } finally {
+      const ms = performance.now() - s0;
+      load += ms;
+      maxTransactionMs = Math.max(maxTransactionMs, ms);
+    }
+  };
   let reason = plan.reason;
   const dryRun = opts.dryRun === true;
 
@@ -103,23 +127,38 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     }
     check = performance.now() - c0;
   } else if (plan.kind === 'delta') {
-    const l0 = performance.now();
     try {
-      await loadScript(opts.nftPath, plan.script, exec);
+      await send(plan.script);
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       // The kernel drifted from what we believed (table replaced, elements edited): rewrite it all.
       reason = `${plan.chains.length > 0 ? 'chain' : 'element'} delta failed (${err.message}); full replace`;
       plan = { kind: 'full', script: rendered.script, reason };
     }
-    load = performance.now() - l0;
   }
   if (!dryRun && plan.kind === 'full') {
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
-    const l0 = performance.now();
-    await loadScript(opts.nftPath, rendered.script, exec);
-    load += performance.now() - l0;
+    const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
+    const elements = elementCount(rendered);
+    if (kernel === null && elements > limit) {
+      const scripts = coldStartScripts(rendered, limit);
+      let created = false;
+      try {
+        for (const script of scripts) {
+          await send(script);
+          created = true;
+        }
+      } catch (err) {
+        // Nothing is hooked before the last transaction commits: the half-built table filters nothing, remove
+        // it. Only when we made it: the first transaction (`create table`) fails if the table appeared meanwhile.
+        if (created) await runNft(opts.nftPath, ['delete', 'table', 'inet', opts.table], exec).catch(() => undefined);
+        throw err;
+      }
+      reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
+    } else {
+      await send(rendered.script);
+    }
   }
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
@@ -134,6 +173,8 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     added: delta?.added ?? 0,
     removed: delta?.removed ?? 0,
     chains: delta?.chains ?? [],
+    transactions,
+    maxTransactionMs,
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,
     durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },

@@ -39,11 +39,20 @@ export function exclusionSetName(exclusion: ExclusionName, family: Family): stri
 
 const fullLength: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
+// Model element lists are immutable: the answer for one list object is computed once (a render of an
+// unchanged 100k-address set then costs nothing).
+const exactCache: Record<Family, WeakMap<readonly string[], boolean>> = { ipv4: new WeakMap(), ipv6: new WeakMap() };
+
 /** Hash when every element is a single address; an empty set follows what its identity usually holds. */
 export function setKindFor(elements: readonly string[], family: Family, emptyKind: SetKind): SetKind {
   if (elements.length === 0) return emptyKind;
-  const full = `/${fullLength[family]}`;
-  return elements.every((e) => e.endsWith(full) || !e.includes('/')) ? 'hash' : 'interval';
+  let exact = exactCache[family].get(elements);
+  if (exact === undefined) {
+    const full = `/${fullLength[family]}`;
+    exact = elements.every((e) => e.endsWith(full) || !e.includes('/'));
+    exactCache[family].set(elements, exact);
+  }
+  return exact ? 'hash' : 'interval';
 }
 
 function emptyKindOf(identity: IdentitySet): SetKind {

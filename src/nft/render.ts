@@ -23,7 +23,7 @@
 
 import { createHash } from 'node:crypto';
 import type { RunMode } from '../inventory/types.js';
-import type { HostModel } from '../policy/model.js';
+import type { DirectionPolicy, HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
 import { auditChainNames, auditChainRules, chainNames, directionLayout, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
@@ -59,6 +59,10 @@ export interface RenderedRuleset {
    * chains. Equal skeletons and equal declarations of the sets both sides have allow a chain delta.
    */
   readonly skeletonHash: string;
+  /** The table comment and ownership mark, then the audit sets and chains: table body lines (cold-start.ts). */
+  readonly skeletonLines: readonly string[];
+  /** Comment line that heads every script. */
+  readonly header: string;
 }
 
 export interface RenderedRule {
@@ -94,6 +98,7 @@ interface Parts {
   /** Policy chains of both directions, then the base chains. */
   readonly chains: readonly ChainSpec[];
   readonly rules: readonly RenderedRule[];
+  readonly digest: string;
 }
 
 /** Everything but the set declarations, rendered once. */
@@ -109,12 +114,59 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
       audit.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
     }
   }
+  return { head, sets, audit, ...chainsPart(model, opts.mode) };
+}
+
+interface ChainsPart {
+  /** Policy chains of both directions, then the base chains. */
+  readonly chains: readonly ChainSpec[];
+  readonly rules: readonly RenderedRule[];
+  /** sha256 of the chains' text, part of the structure hash. */
+  readonly digest: string;
+}
+
+/**
+ * What rule texts read from model.sets besides the entries: that each peer exists, and its exclusion.
+ * undefined when a peer is missing (rendering throws the RenderError then).
+ */
+function peerSignature(model: HostModel): string | undefined {
+  const parts: string[] = [];
+  for (const dp of [model.ingress, model.egress]) {
+    for (const e of dp.entries) {
+      if (e.peer === null) continue;
+      const s = Object.hasOwn(model.sets, e.peer) ? model.sets[e.peer] : undefined;
+      if (s === undefined) return undefined;
+      parts.push(s.exclude ?? '');
+    }
+  }
+  return parts.join(',');
+}
+
+interface CachedChains {
+  readonly egress: DirectionPolicy;
+  readonly datapath: HostModel['datapath'];
+  readonly mode: RunMode;
+  readonly peers: string;
+  readonly value: ChainsPart;
+}
+
+// Rule texts depend only on the direction policies, the datapath settings, the mode and each peer's
+// exclusion, never on set elements. A model that changed only addresses (the incremental model keeps the
+// direction policy objects) reuses the chains of the last render instead of rendering thousands of rules.
+const chainsCache = new WeakMap<DirectionPolicy, CachedChains>();
+
+function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
+  const peers = peerSignature(model);
+  const hit = chainsCache.get(model.ingress);
+  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode && hit.peers === peers) {
+    return hit.value;
+  }
   const rules: RenderedRule[] = [];
   const policyChains: ChainSpec[] = [];
   const baseChains: ChainSpec[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
-    const layout = directionLayout(model, direction, opts.mode);
+    const layout = directionLayout(model, direction, mode);
     const inner = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
     // Rules in the order a packet walks them (jumps expanded after the jump itself), as `list` shows them.
     for (const text of layout.base) {
@@ -125,7 +177,12 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
     for (const ch of layout.chains) policyChains.push({ name: ch.name, rules: ch.rules });
     baseChains.push({ name: hook, hook, rules: layout.base });
   }
-  return { head, sets, audit, chains: [...policyChains, ...baseChains], rules };
+  const chains = [...policyChains, ...baseChains];
+  const hash = createHash('sha256');
+  for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
+  const value = { chains, rules, digest: hash.digest('hex') };
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, peers, value });
+  return value;
 }
 
 /** The declaration and rules of one chain, indented for the table body. */
@@ -160,7 +217,10 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
   if (!tableName.test(opts.table)) throw new RenderError(`table name "${opts.table}" is not a plain nft identifier`);
   const sets = collectSets(model);
   const p = parts(model, opts, sets);
-  const structureHash = createHash('sha256').update(script(opts.table, '', body(p, false, null))).digest('hex').slice(0, 16);
+  // Everything but the elements: table name, head, set declarations, audit part, chains (by their digest).
+  const h = createHash('sha256').update(`${opts.table}\n${p.head.join('\n')}\n`);
+  for (const s of p.sets) h.update(`${renderSet(s, false).join('\n')}\n`);
+  const structureHash = h.update(`${p.audit.join('\n')}\n${p.digest}`).digest('hex').slice(0, 16);
   const marker = markerSetName(structureHash);
   const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
   let full: string | undefined;
@@ -183,6 +243,8 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
     ruleCount: p.rules.length,
     rules: p.rules,
     chains: new Map(p.chains.map((ch) => [ch.name, ch])),
+    skeletonLines: [...p.head, ...p.audit],
+    header,
     skeletonHash: createHash('sha256').update([opts.table, ...p.head, ...p.audit].join('\n')).digest('hex').slice(0, 16),
   };
 }

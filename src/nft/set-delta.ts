@@ -86,28 +86,51 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/**
+ * Elements of `after` not in `before`, and of `before` not in `after`. Both lists must be free of
+ * duplicates, as model lists (sorted and merged) and kernel listings (a set holds each value once) are.
+ */
+export function diffLists(before: readonly string[], after: readonly string[]): { add: string[]; remove: string[] } {
+  // A change is usually a few addresses somewhere in a long list: the common head and tail are skipped by
+  // comparing in order, only the rest goes through a Set.
+  let lo = 0;
+  while (lo < before.length && lo < after.length && before[lo] === after[lo]) lo++;
+  let hiB = before.length;
+  let hiA = after.length;
+  while (hiB > lo && hiA > lo && before[hiB - 1] === after[hiA - 1]) {
+    hiB--;
+    hiA--;
+  }
+  const rest = new Set<string>();
+  for (let i = lo; i < hiB; i++) rest.add(before[i] as string);
+  const add: string[] = [];
+  for (let i = lo; i < hiA; i++) {
+    const e = after[i] as string;
+    if (!rest.delete(e)) add.push(e);
+  }
+  return { add, remove: [...rest] };
+}
+
 export function computeDeltas(prev: PreviousState, next: RenderedRuleset): SetDelta[] {
   const deltas: SetDelta[] = [];
-  const norm = prev.canonical === true ? (e: string) => e : normalizeElement;
+  const canonical = prev.canonical === true;
   for (const [name, spec] of next.sets) {
     const old = prev.sets.get(name)?.elements ?? [];
     // Most sets do not change between two models: an ordered compare avoids building sets for them.
-    if (prev.canonical === true && sameList(old, spec.elements)) continue;
-    const before = new Set(old.map(norm));
-    const after = new Set(spec.elements.map(norm));
-    const add = [...after].filter((e) => !before.has(e));
-    const remove = [...before].filter((e) => !after.has(e));
+    if (canonical && sameList(old, spec.elements)) continue;
+    const { add, remove } = canonical ? diffLists(old, spec.elements) : diffLists(old.map(normalizeElement), spec.elements.map(normalizeElement));
     if (add.length > 0 || remove.length > 0) deltas.push({ set: name, family: spec.family, add, remove });
   }
   return deltas;
 }
 
-const chunk = 5000;
+/** Elements per `add element` / `delete element` statement. */
+export const elementsPerStatement = 5000;
 
-function elementStatements(verb: 'add' | 'delete', table: string, d: SetDelta, elements: readonly string[]): string[] {
+export function elementStatements(verb: 'add' | 'delete', table: string, d: SetDelta, elements: readonly string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < elements.length; i += chunk) {
-    const texts = elements.slice(i, i + chunk).map((e) => elementText(e, d.family));
+  for (let i = 0; i < elements.length; i += elementsPerStatement) {
+    const texts = elements.slice(i, i + elementsPerStatement).map((e) => elementText(e, d.family));
     out.push(`${verb} element inet ${table} ${d.set} { ${texts.join(', ')} }`);
   }
   return out;

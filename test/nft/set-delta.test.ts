@@ -1,6 +1,7 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { renderPlan } from '../../src/nft/render.js';
-import { computeDeltas, describeChanges, normalizeElement, planApply, renderDelta } from '../../src/nft/set-delta.js';
+import { computeDeltas, describeChanges, diffLists, normalizeElement, planApply, renderDelta } from '../../src/nft/set-delta.js';
 import * as b from '../helpers/model-builders.js';
 
 const mk = (v4: readonly string[], port = 22) =>
@@ -140,4 +141,21 @@ test('describeChanges names rules added and removed by comment', (t) => {
     ['-2 p1 spec.ingress[0]', '2 p2 spec.ingress[1]'],
   );
   t.deepEqual(c.sets.map((s) => [s.set, s.remove]), [['pods_v6', ['2001:db8:100::5/128']]]);
+});
+
+test('diffLists equals a set difference for any two duplicate-free lists (head and tail skipping included)', (t) => {
+  const list = fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }).map((xs) => xs.map((x) => `198.51.100.${x}/32`));
+  fc.assert(
+    fc.property(list, list, fc.boolean(), (a, bRaw, share) => {
+      // Often share a head and a tail, the case the skipping is for.
+      const bList = share ? [...new Set([...a.slice(0, 5), ...bRaw, ...a.slice(-5)])] : bRaw;
+      const { add, remove } = diffLists(a, bList);
+      const sa = new Set(a);
+      const sb = new Set(bList);
+      t.deepEqual(new Set(add), new Set(bList.filter((e) => !sa.has(e))));
+      t.deepEqual(new Set(remove), new Set(a.filter((e) => !sb.has(e))));
+      t.is(add.length, new Set(add).size);
+      t.is(remove.length, new Set(remove).size);
+    }),
+  );
 });
