@@ -263,6 +263,7 @@ export class Agent {
           table: config.nft.table,
           mode: config.mode,
           timeoutMs: config.nft.timeoutSeconds * 1000,
+          ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
           // After drift, or a mode switch, read the kernel instead of trusting memory.
           ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
         });

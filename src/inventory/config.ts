@@ -19,9 +19,11 @@
 //                                    #   `- kubernetes: {inCluster: true}` (src/inventory/sources/kubernetes-config.ts)
 //   mode: dry-run                    # enforce | audit | dry-run (default dry-run: a fresh
 //                                    #   install never locks anyone out)
-//   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120}
+//   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120, maxElementsPerTransaction: 100000}
 //                                    # timeoutSeconds: an nft run taking longer is killed (SIGKILL);
 //                                    #   the previous ruleset stays in force
+//                                    # maxElementsPerTransaction: a cold start with more set elements is
+//                                    #   loaded in bounded transactions, hooks last (src/nft/cold-start.ts)
 //   maxSetElements: 250000           # most nft set elements one rule's CIDR list may make (larger: invalid policy)
 //   stateDir: /var/lib/nodewall
 //   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
@@ -222,8 +224,12 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
       const n = numberIn(1, 3600)({ ...ctx, node: e.value, key: field });
       if (n === undefined) ok = false;
       else out.timeoutSeconds = n;
+    } else if (e.key === 'maxElementsPerTransaction') {
+      const n = numberIn(1000, 10_000_000)({ ...ctx, node: e.value, key: field });
+      if (n === undefined) ok = false;
+      else out.maxElementsPerTransaction = n;
     } else {
-      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds)');
+      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)');
       ok = false;
     }
   }

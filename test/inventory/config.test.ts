@@ -82,6 +82,13 @@ test('policyCIDRMatchMode accepts an empty string, null and the list form', (t) 
   t.deepEqual(problemsOf('policyCIDRMatchMode: [pods]', 'c.yaml'), ['c.yaml:1:22: error: policyCIDRMatchMode: must be "", "nodes" or [nodes]']);
 });
 
+test('nft.maxElementsPerTransaction: a bounded number, absent by default', (t) => {
+  t.is(parseConfig('nft: {table: fw}', 'c.yaml').nft.maxElementsPerTransaction, undefined);
+  t.is(parseConfig('nft: {maxElementsPerTransaction: 200000}', 'c.yaml').nft.maxElementsPerTransaction, 200000);
+  t.deepEqual(problemsOf('nft:\n  maxElementsPerTransaction: 10\n', 'c.yaml'), ['c.yaml:2:30: error: nft.maxElementsPerTransaction: must be a number from 1000 to 10000000']);
+  t.is(problemsOf('nft: {maxElementsPerTransaction: lots}\n', 'c.yaml').length, 1);
+});
+
 test('nft settings keep the default for the key not given', (t) => {
   t.deepEqual(parseConfig('nft: {table: fw}', 'c.yaml').nft, { path: '/usr/sbin/nft', table: 'fw', timeoutSeconds: 120 });
 });
@@ -91,7 +98,7 @@ test('unknown keys are errors with file:line:col and a suggestion', (t) => {
   t.is(ps.length, 2);
   t.is(ps[0], '/c/nodewall.yaml:2:1: error: nodename: unknown key (did you mean "nodeName"?)');
   t.regex(ps[1] ?? '', /^\/c\/nodewall\.yaml:3:1: error: foo: unknown key \(known: nodeName, nodeLabels, .*, stateDir\b.*\)$/);
-  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table, timeoutSeconds)']);
+  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)']);
 });
 
 test('bad values are errors at the value position', (t) => {

@@ -92,6 +92,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       dryRun,
       adopt: argv.adopt,
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
+      ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
     });
     if (result.adopted) {
       process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);
