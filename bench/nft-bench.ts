@@ -5,6 +5,8 @@
 // - one policy's rule changed: chain delta latency vs a bare `nft -f` of the same delta;
 // - large CIDR lists (issue 8): one fromCIDR rule of 8k and 100k CIDRs, from YAML to the kernel, against
 //   a bare `nft -f` of a table holding only one interval set with the same elements;
+// - cold start with 1M set elements: one transaction vs the staged cold start (nft.maxElementsPerTransaction),
+//   with a prober of tiny nft transactions alongside that shows how long the commit lock was held;
 // - packet path: per-packet cost of a default-deny input chain whose identity
 //   sets hold 10 vs 10k addresses, against a naive ruleset with one rule per address.
 
@@ -375,6 +377,63 @@ async function cidrList(count: number): Promise<Record<string, number>> {
   });
 }
 
+/**
+ * Runs tiny nft transactions back to back in `ns` until `stop` resolves; returns their latencies. Each needs
+ * the namespace's nf_tables commit lock, so the longest one shows how long another transaction held it
+ * (what kube-proxy or any other nft user on the node would wait).
+ */
+async function lockProber(ns: string, stop: Promise<unknown>): Promise<number[]> {
+  await loadScript(nft, 'table inet nwprobe {\n\tset s { type ipv4_addr; }\n}\n', { netns: ns });
+  let done = false;
+  void stop.finally(() => {
+    done = true;
+  });
+  const out: number[] = [];
+  for (let i = 0; !done && i < 100_000; i++) {
+    const p0 = performance.now();
+    await loadScript(nft, `flush set inet nwprobe s\nadd element inet nwprobe s { 192.0.2.${i % 250} }\n`, { netns: ns });
+    out.push(performance.now() - p0);
+  }
+  return out;
+}
+
+/** 1M addresses from an empty namespace: one transaction vs the staged cold start, with a lock prober alongside. */
+async function coldStart(addresses: number, perTransaction: number): Promise<Record<string, number>> {
+  const model = identityModel(addresses);
+  return withNetns('cold', async (ns) => {
+    const base = { nftPath: nft, table, mode: 'enforce', netns: ns } as const;
+    const run = async (limit: number) => {
+      await runNft(nft, ['flush', 'ruleset'], { netns: ns });
+      const applying = applyModel(model, { ...base, maxElementsPerTransaction: limit });
+      const probes = lockProber(ns, applying);
+      const r = await applying;
+      const p = await probes;
+      return { r, probeMax: Math.max(0, ...p), probeMedian: median(p), probes: p.length };
+    };
+    const one = await run(10_000_000);
+    const staged = await run(perTransaction);
+    if (one.r.transactions !== 1 || staged.r.transactions < 3) throw new Error(`bench: expected 1 vs several transactions, got ${one.r.transactions} / ${staged.r.transactions}`);
+    return {
+      elements: addresses,
+      perTransaction,
+      oneTransactionTotalMs: one.r.durationsMs.total,
+      oneTransactionMs: one.r.maxTransactionMs,
+      oneTransactionProbeMaxMs: one.probeMax,
+      oneTransactionProbeMedianMs: one.probeMedian,
+      stagedTotalMs: staged.r.durationsMs.total,
+      stagedTransactions: staged.r.transactions,
+      stagedMaxTransactionMs: staged.r.maxTransactionMs,
+      stagedProbeMaxMs: staged.probeMax,
+      stagedProbeMedianMs: staged.probeMedian,
+    };
+  });
+}
+
+/** Only the cold-start figures: `npm run bench nftcold`. */
+export async function runColdStartBench(): Promise<Record<string, number>> {
+  return prefixed('coldStart', await coldStart(Math.max(10_000, Math.round(1_000_000 * scale())), 100_000));
+}
+
 /** Called by bench/run.ts; sizes follow NODEWALL_BENCH_SCALE like the other benchmarks. */
 /** Only the CIDR-list figures: `node dist/bench/nft-bench.js cidr` (npm run bench nft runs them with the rest). */
 export async function runCidrListBench(): Promise<Record<string, number>> {
@@ -392,8 +451,9 @@ export async function runNftBench(size: SyntheticSize = benchSize()): Promise<Re
   const cidr8k = await cidrList(Math.max(1, Math.round(8000 * scale())));
   const cidr100k = await cidrList(Math.max(1, Math.round(100_000 * scale())));
   const pp = await packetPath();
+  const cold = await coldStart(Math.max(10_000, Math.round(1_000_000 * scale())), 100_000);
   return {
     policies: size.policies, nodes: size.nodes, pods: size.pods, modelBuildMs, ...cp, ...prefixed('allPods', pods),
-    ...prefixed('cidrList8k', cidr8k), ...prefixed('cidrList100k', cidr100k), ...pp,
+    ...prefixed('cidrList8k', cidr8k), ...prefixed('cidrList100k', cidr100k), ...pp, ...prefixed('coldStart', cold),
   };
 }
