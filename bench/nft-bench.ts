@@ -125,30 +125,33 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       await applyModel(model, { ...base, previous: forceFull });
       replace.push(performance.now() - a0);
     }
-    // One pod address change: element delta from the previous apply's state (the agent's path) ...
+    // One pod address change: element delta from the previous apply's state (the agent's path), against a
+    // bare `nft -f` of the very same delta: after each of ours, the bare nft takes it back and forth again
+    // (interleaved, so load from other processes hits both alike). nft 1.0.6 reads every set element of the
+    // table for a `delete element`, so the bare figure grows with the table's element count.
+    const invert = (script: string) => script.replace(/^(add|delete) element/gm, (_m, verb: string) => `${verb === 'add' ? 'delete' : 'add'} element`);
+    const rounds = 15;
     let state = (await applyModel(model, { ...base, previous: forceFull })).state;
     const delta: number[] = [];
-    let lastDelta = '';
-    for (let i = 1; i <= 9; i++) {
+    const bareDelta: number[] = [];
+    const timed = async (into: number[], fn: () => Promise<unknown>) => {
+      const b0 = performance.now();
+      await fn();
+      into.push(performance.now() - b0);
+    };
+    for (let i = 1; i <= rounds; i++) {
       const next = withOnePodMoved(model, i);
       const d0 = performance.now();
       const r = await applyModel(next, { ...base, previous: state });
       delta.push(performance.now() - d0);
       if (r.kind !== 'delta' || r.added !== 1 || r.removed !== 1) throw new Error(`bench: expected a 1/1 element delta, got ${r.kind} ${r.added}/${r.removed}`);
       state = r.state;
-      lastDelta = r.script;
-    }
-    // The same delta sent by a bare `nft -f` (back and forth): the floor nft itself imposes. nft 1.0.6 reads
-    // every set element of the table for a `delete element`, so this grows with the table's element count.
-    const inverse = lastDelta.replace(/^(add|delete) element/gm, (_m, verb: string) => `${verb === 'add' ? 'delete' : 'add'} element`);
-    const bareDelta: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const b0 = performance.now();
-      await loadScript(nft, i % 2 === 0 ? inverse : lastDelta, exec);
-      bareDelta.push(performance.now() - b0);
+      await timed(bareDelta, () => loadScript(nft, invert(r.script), exec));
+      await timed(bareDelta, () => loadScript(nft, r.script, exec));
     }
     // One policy's rule changed (a port): a chain delta replacing that policy's chain, from the previous
-    // apply's state, back and forth between two models; against a bare `nft -f` of the very same scripts.
+    // apply's state, back and forth between two models; after each, a bare `nft -f` of the very same
+    // scripts takes it back and forth again.
     const changed = withOnePolicyChanged(model);
     const planA = renderPlan(model, { table, mode: 'enforce' });
     const planB = renderPlan(changed, { table, mode: 'enforce' });
@@ -159,18 +162,16 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
     }
     state = (await applyModel(model, { ...base, previous: forceFull })).state;
     const chainDelta: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    const bareChainDelta: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const toB = i % 2 === 0;
       const d0 = performance.now();
-      const r = await applyModel(i % 2 === 0 ? changed : model, { ...base, previous: state });
+      const r = await applyModel(toB ? changed : model, { ...base, previous: state });
       chainDelta.push(performance.now() - d0);
       if (r.kind !== 'delta' || r.chains.length !== 1) throw new Error(`bench: expected a one-chain delta, got ${r.kind}: ${r.reason}`);
       state = r.state;
-    }
-    const bareChainDelta: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const b0 = performance.now();
-      await loadScript(nft, i % 2 === 0 ? forward.script : backward.script, exec);
-      bareChainDelta.push(performance.now() - b0);
+      await timed(bareChainDelta, () => loadScript(nft, toB ? backward.script : forward.script, exec));
+      await timed(bareChainDelta, () => loadScript(nft, toB ? forward.script : backward.script, exec));
     }
     await applyModel(model, { ...base, previous: forceFull });
     // ... and from the kernel's read-back (the CLI's path: no previous state).
