@@ -133,6 +133,7 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
     const rounds = 15;
     let state = (await applyModel(model, { ...base, previous: forceFull })).state;
     const delta: number[] = [];
+    const deltaOverhead: number[] = [];
     const bareDelta: number[] = [];
     const timed = async (into: number[], fn: () => Promise<unknown>) => {
       const b0 = performance.now();
@@ -144,6 +145,7 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       const d0 = performance.now();
       const r = await applyModel(next, { ...base, previous: state });
       delta.push(performance.now() - d0);
+      deltaOverhead.push(r.durationsMs.total - r.durationsMs.load);
       if (r.kind !== 'delta' || r.added !== 1 || r.removed !== 1) throw new Error(`bench: expected a 1/1 element delta, got ${r.kind} ${r.added}/${r.removed}`);
       state = r.state;
       await timed(bareDelta, () => loadScript(nft, invert(r.script), exec));
@@ -162,12 +164,14 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
     }
     state = (await applyModel(model, { ...base, previous: forceFull })).state;
     const chainDelta: number[] = [];
+    const chainDeltaOverhead: number[] = [];
     const bareChainDelta: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const toB = i % 2 === 0;
       const d0 = performance.now();
       const r = await applyModel(toB ? changed : model, { ...base, previous: state });
       chainDelta.push(performance.now() - d0);
+      chainDeltaOverhead.push(r.durationsMs.total - r.durationsMs.load);
       if (r.kind !== 'delta' || r.chains.length !== 1) throw new Error(`bench: expected a one-chain delta, got ${r.kind}: ${r.reason}`);
       state = r.state;
       await timed(bareChainDelta, () => loadScript(nft, toB ? backward.script : forward.script, exec));
@@ -200,9 +204,12 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       deltaOnePodMaxMs: Math.max(...delta),
       deltaBareNftMs: median(bareDelta),
       deltaOverBareRatio: median(delta) / median(bareDelta),
+      // Time spent in nodewall itself (render, plan) besides the nft run: less noisy than the ratio on a busy machine.
+      deltaOverheadMs: median(deltaOverhead),
       chainDeltaOnePolicyMs: median(chainDelta),
       chainDeltaBareNftMs: median(bareChainDelta),
       chainDeltaOverBareRatio: median(chainDelta) / median(bareChainDelta),
+      chainDeltaOverheadMs: median(chainDeltaOverhead),
       deltaFromKernelReadMs: deltaFromKernel,
       nftStartMs: median(floor),
     };
