@@ -95,7 +95,8 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     if (opts.adopt !== true) throw new ForeignTableError(opts.table);
     adopted = true;
   };
-  let plan: ApplyPlan = planApply(previous, rendered);
+  const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
+  let plan: ApplyPlan = planApply(previous, rendered, { maxElementsPerTransaction: limit });
   if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
     // An older nodewall's table: rewrite it once so that it carries the ownership mark.
     plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
@@ -128,6 +129,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     check = performance.now() - c0;
   } else if (plan.kind === 'delta') {
     try {
+      for (const script of plan.prefill) await send(script);
       await send(plan.script);
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
@@ -139,7 +141,6 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   if (!dryRun && plan.kind === 'full') {
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
-    const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
     const elements = elementCount(rendered);
     if (kernel === null && elements > limit) {
       const scripts = coldStartScripts(rendered, limit);

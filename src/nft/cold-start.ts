@@ -16,10 +16,17 @@
 //
 // If any step fails, the half-built table (it has no hooked chain, so it filters
 // nothing) is deleted and the error is raised: the kernel is as before the apply.
+//
+// A chain delta that brings large new sets (a new policy with a 250k CIDR list)
+// uses fillScripts the same way (set-delta.ts prefillScripts): the new sets are
+// declared and filled first, unreferenced, and the delta that adds the rules
+// referring to them commits last. An existing table replaced as a whole (a
+// structural change, a mode switch) stays one transaction: it must swap the old
+// ruleset for the new one atomically.
 
 import type { RenderedRuleset } from './render.js';
 import { chainLines } from './render.js';
-import { elementText, renderSet } from './render-sets.js';
+import { type SetSpec, elementText, renderSet } from './render-sets.js';
 import { ownerMarkSet } from './ownership.js';
 
 /** Default of config key nft.maxElementsPerTransaction. */
@@ -27,6 +34,35 @@ export const defaultMaxElementsPerTransaction = 100_000;
 
 /** Elements per `add element` statement inside a fill transaction. */
 const perStatement = 5000;
+
+/**
+ * `add element` transactions for `sets` of at most `maxElements` elements each, every one starting with
+ * `guard` (a command that fails unless the table is still the one we are filling).
+ */
+export function fillScripts(table: string, sets: readonly SetSpec[], maxElements: number, guard: string): string[] {
+  const limit = Math.max(1, Math.floor(maxElements));
+  const scripts: string[] = [];
+  let lines: string[] = [guard];
+  let inTransaction = 0;
+  const flush = () => {
+    if (inTransaction > 0) scripts.push(`${lines.join('\n')}\n`);
+    lines = [guard];
+    inTransaction = 0;
+  };
+  for (const s of sets) {
+    for (let i = 0; i < s.elements.length; ) {
+      const n = Math.min(perStatement, limit - inTransaction, s.elements.length - i);
+      const texts: string[] = [];
+      for (let j = i; j < i + n; j++) texts.push(elementText(s.elements[j] ?? '', s.family));
+      lines.push(`add element inet ${table} ${s.name} { ${texts.join(', ')} }`);
+      inTransaction += n;
+      i += n;
+      if (inTransaction >= limit) flush();
+    }
+  }
+  flush();
+  return scripts;
+}
 
 /** The scripts of a staged cold start, in order: create, fills, hook. */
 export function coldStartScripts(r: RenderedRuleset, maxElements: number): string[] {
@@ -38,25 +74,7 @@ export function coldStartScripts(r: RenderedRuleset, maxElements: number): strin
   const scripts = [[r.header, `create table inet ${t}`, `table inet ${t} {`, ...body, '}', ''].join('\n')];
 
   const guard = `flush set inet ${t} ${ownerMarkSet}`;
-  let lines: string[] = [guard];
-  let inTransaction = 0;
-  const flush = () => {
-    if (inTransaction > 0) scripts.push(`${lines.join('\n')}\n`);
-    lines = [guard];
-    inTransaction = 0;
-  };
-  for (const s of r.sets.values()) {
-    for (let i = 0; i < s.elements.length; ) {
-      const n = Math.min(perStatement, limit - inTransaction, s.elements.length - i);
-      const texts: string[] = [];
-      for (let j = i; j < i + n; j++) texts.push(elementText(s.elements[j] ?? '', s.family));
-      lines.push(`add element inet ${t} ${s.name} { ${texts.join(', ')} }`);
-      inTransaction += n;
-      i += n;
-      if (inTransaction >= limit) flush();
-    }
-  }
-  flush();
+  for (const f of fillScripts(t, [...r.sets.values()], limit, guard)) scripts.push(f);
 
   const hook = [guard, `add set inet ${t} ${r.markerSet} { type inet_proto; comment "nodewall structure marker"; }`];
   for (const ch of r.chains.values()) {

@@ -8,6 +8,7 @@
 import type { Family } from '../policy/model.js';
 import { baseChainOf, fixedComments } from './render-rules.js';
 import { type ChainSpec, type RenderedRuleset, markerSetName } from './render.js';
+import { defaultMaxElementsPerTransaction, fillScripts } from './cold-start.js';
 import { type SetSpec, elementText } from './render-sets.js';
 
 /** What apply compares against: the kernel's table (read back) or the last rendered ruleset. */
@@ -29,7 +30,10 @@ export type ApplyPlan =
   | { readonly kind: 'noop'; readonly reason: string }
   | {
       readonly kind: 'delta';
+      /** The delta transaction. */
       readonly script: string;
+      /** Transactions to send before it (declaring and filling large new sets); usually none. */
+      readonly prefill: readonly string[];
       readonly deltas: readonly SetDelta[];
       readonly added: number;
       readonly removed: number;
@@ -189,7 +193,13 @@ function setDeclaration(table: string, spec: SetSpec): string {
  * before any rule refers to them; changed chains (policy chains, and the base chains when their jumps or
  * fixed rules changed) are flushed and refilled; removed chains and sets go last.
  */
-export function renderChainDelta(prev: LayoutState, next: RenderedRuleset, deltas: readonly SetDelta[]): { script: string; chains: string[] } {
+export function renderChainDelta(
+  prev: LayoutState,
+  next: RenderedRuleset,
+  deltas: readonly SetDelta[],
+  /** New sets already declared and filled by earlier transactions (prefillScripts). */
+  prefilled: ReadonlySet<string> = new Set(),
+): { script: string; chains: string[] } {
   const t = next.table;
   const lines = [
     `delete set inet ${t} ${markerSetName(prev.structureHash)}`,
@@ -197,7 +207,7 @@ export function renderChainDelta(prev: LayoutState, next: RenderedRuleset, delta
   ];
   const chains: string[] = [];
   for (const [name, spec] of next.sets) {
-    if (prev.sets.has(name)) continue;
+    if (prev.sets.has(name) || prefilled.has(name)) continue;
     lines.push(setDeclaration(t, spec));
     for (const l of elementStatements('add', t, { set: name, family: spec.family, add: spec.elements, remove: [] }, spec.elements)) lines.push(l);
   }
@@ -222,11 +232,31 @@ export function renderChainDelta(prev: LayoutState, next: RenderedRuleset, delta
 }
 
 /**
+ * When the new sets of a chain delta hold more than `maxElements` elements: transactions that declare and
+ * fill them beforehand, at most `maxElements` elements each, so that no transaction holds the nf_tables
+ * lock for long. No rule refers to these sets until the chain delta itself commits, so no packet meets a
+ * partly filled one. Each transaction first flushes the old structure marker: it fails unless the kernel
+ * still holds the structure the delta was computed against.
+ */
+export function prefillScripts(prev: LayoutState, next: RenderedRuleset, maxElements: number): { scripts: string[]; sets: Set<string> } {
+  const fresh = [...next.sets.values()].filter((s) => !prev.sets.has(s.name));
+  if (fresh.reduce((n, s) => n + s.elements.length, 0) <= maxElements) return { scripts: [], sets: new Set() };
+  const guard = `flush set inet ${next.table} ${markerSetName(prev.structureHash)}`;
+  const declare = [guard, ...fresh.map((s) => setDeclaration(next.table, s))].join('\n');
+  return { scripts: [`${declare}\n`, ...fillScripts(next.table, fresh, maxElements, guard)], sets: new Set(fresh.map((s) => s.name)) };
+}
+
+export interface PlanOptions {
+  /** New sets of a chain delta with more elements than this are filled by earlier, bounded transactions. */
+  readonly maxElementsPerTransaction?: number;
+}
+
+/**
  * Element delta when the previous state has the same structure; chain delta when only policy chains, base
  * chain jumps and the set list changed (and the previous state is a RenderedRuleset, which knows its chains);
  * full replace otherwise; noop when nothing changed.
  */
-export function planApply(prev: PreviousState | null, next: RenderedRuleset): ApplyPlan {
+export function planApply(prev: PreviousState | null, next: RenderedRuleset, opts: PlanOptions = {}): ApplyPlan {
   // The full script is rendered only when someone reads it.
   const full = (reason: string): ApplyPlan => ({
     kind: 'full',
@@ -246,16 +276,21 @@ export function planApply(prev: PreviousState | null, next: RenderedRuleset): Ap
     if (blocker !== undefined) return full(`${reason}: ${blocker}`);
     // Elements of sets both sides declare; new sets are filled whole, removed ones deleted.
     const deltas = computeDeltas(prev, next).filter((d) => prev.sets.has(d.set));
-    const { script, chains } = renderChainDelta(prev, next, deltas);
+    const prefill = prefillScripts(prev, next, opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction);
+    const { script, chains } = renderChainDelta(prev, next, deltas, prefill.sets);
     const added = deltas.reduce((n, d) => n + d.add.length, 0);
     const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
-    return { kind: 'delta', script, deltas, added, removed, chains, reason: `${reason}: ${chains.length} chain(s) replaced, ${removed} removed, ${added} added elements` };
+    const staged = prefill.scripts.length === 0 ? '' : `; ${prefill.sets.size} new set(s) filled first in ${prefill.scripts.length} transactions`;
+    return {
+      kind: 'delta', script, prefill: prefill.scripts, deltas, added, removed, chains,
+      reason: `${reason}: ${chains.length} chain(s) replaced, ${removed} removed, ${added} added elements${staged}`,
+    };
   }
   const deltas = computeDeltas(prev, next);
   if (deltas.length === 0) return { kind: 'noop', reason: 'the kernel already holds this ruleset' };
   const added = deltas.reduce((n, d) => n + d.add.length, 0);
   const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
-  return { kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), deltas, added, removed, chains: [], reason: `${removed} removed, ${added} added elements` };
+  return { kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), prefill: [], deltas, added, removed, chains: [], reason: `${removed} removed, ${added} added elements` };
 }
 
 export interface RuleChange {

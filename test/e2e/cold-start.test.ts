@@ -146,3 +146,69 @@ test('an existing table is replaced in one transaction whatever its size (the ol
   t.is(again.kind, 'full');
   t.is(again.transactions, 1);
 });
+
+/** ptcp allows 192.0.2.50 and 203.0.113.77 to tcp/7001; with `deny`, pdeny denies a big set holding both, first and last. */
+function denyModel(deny: boolean): HostModel {
+  const v4 = ['192.0.2.50/32'];
+  // Benchmark addresses (198.18.0.0/15) nobody sends from, between the two in any order.
+  for (let n = 0; n < total - 2; n++) v4.push(`198.${18 + ((n >> 16) & 1)}.${(n >> 8) & 255}.${n & 255}/32`);
+  v4.push(`${last}/32`);
+  return b.model({
+    sets: [
+      b.identity('peers', ['192.0.2.50/32', `${last}/32`], [], { kind: 'endpoints' }),
+      ...(deny ? [b.identity('blocked', v4, [], { kind: 'cidr' })] : []),
+    ],
+    ingress: b.enforced([
+      ...(deny ? [b.deny('blocked', [b.anyL4], 'spec.ingressDeny[0]', 'pdeny')] : []),
+      b.allow('peers', [b.tcp(7001)], 'spec.ingress[0]', 'ptcp'),
+    ]),
+  });
+}
+
+test('a chain delta bringing a large new set fills it first, unreferenced: no state mixes the old and the new verdicts', async (t) => {
+  const lab = await Lab.create(t, 'coldd');
+  const opts = { table, mode: 'enforce', netns: lab.nodeNs, maxElementsPerTransaction: perTransaction } as const;
+  const before = await applyModel(denyModel(false), { ...opts, nftPath });
+  const first: Probe = { direction: 'ingress', peer: '192.0.2.50', proto: 'tcp', port: 7001 };
+  const lastOne: Probe = { direction: 'ingress', peer: last, proto: 'tcp', port: 7001 };
+  t.is(await lab.probeSure(first, 'allow'), 'allow');
+  t.is(await lab.probeSure(lastOne, 'allow'), 'allow');
+  const w = await wrapper(t, { handshake: true });
+  let settled = false;
+  const applying = applyModel(denyModel(true), { ...opts, nftPath: w.path, previous: before.state }).finally(() => {
+    settled = true;
+  });
+  const steps: { referenced: boolean; elements: number; first: string; last: string }[] = [];
+  for (let n = 0; n < 100; n++) {
+    const arrived = await waitFor(async () => settled || (await readdir(w.dir)).includes(`done.${n}`));
+    t.true(arrived);
+    if (!(await readdir(w.dir)).includes(`done.${n}`)) break;
+    const k = await readTable(nftPath, table, { netns: lab.nodeNs });
+    const referenced = (k?.rules ?? []).some((r) => r.sets.includes('blocked_v4'));
+    const elements = k?.sets.get('blocked_v4')?.elements.length ?? 0;
+    // The old verdict is allow for both, the new one deny for both: a partly filled, referenced set would
+    // deny the first address and still allow the last.
+    const f = await lab.probeSure(first, 'allow');
+    const l = await lab.probeSure(lastOne, 'allow');
+    steps.push({ referenced, elements, first: f, last: l });
+    await writeFile(join(w.dir, `ack.${n}`), '');
+  }
+  const r = await applying;
+  t.log(steps.map((s) => `${s.referenced ? 'referenced' : 'unreferenced'} ${s.elements}: ${s.first}/${s.last}`).join('; '));
+  t.is(r.kind, 'delta', r.reason);
+  t.regex(r.reason, /new set\(s\) filled first/);
+  t.is(r.transactions, steps.length);
+  t.true(steps.length >= 2 + Math.ceil(total / perTransaction));
+  for (const s of steps.slice(0, -1)) {
+    t.false(s.referenced, 'no rule refers to the set before the last transaction');
+    t.deepEqual([s.first, s.last], ['allow', 'allow'], `old verdicts while ${s.elements} elements are in`);
+  }
+  t.true(steps.some((s) => s.elements > 0 && s.elements < total), 'the test looked while the set was partly filled');
+  const end = steps.at(-1);
+  t.true(end?.referenced === true && end.elements === total);
+  t.deepEqual([end?.first, end?.last], ['deny', 'deny']);
+  const built = await canonTable(lab.nodeNs, table);
+  await lab.load(renderPlan(denyModel(true), { table: 'nwref', mode: 'enforce' }).script);
+  t.deepEqual({ ...built, marker: null }, { ...(await canonTable(lab.nodeNs, 'nwref')), marker: null });
+  t.is(built.marker, r.structureHash);
+});

@@ -159,3 +159,20 @@ test('diffLists equals a set difference for any two duplicate-free lists (head a
     }),
   );
 });
+
+test('a chain delta with large new sets fills them first, guarded by the old marker; the delta itself then only refers to them', (t) => {
+  const a = renderPlan(policies(80), opts);
+  const next = renderPlan(policies(80, true), opts);
+  const small = planApply(a, next);
+  const staged = planApply(a, next, { maxElementsPerTransaction: 0.5 });
+  if (small.kind !== 'delta' || staged.kind !== 'delta') return t.fail();
+  t.deepEqual(small.prefill, []);
+  t.true(staged.prefill.length >= 2);
+  for (const s of staged.prefill) t.is(s.split('\n')[0], `flush set inet nodewall ${a.markerSet}`);
+  t.true(staged.prefill[0]?.includes('add set inet nodewall cidr_x_v4 {'));
+  t.true(staged.prefill.slice(1).join('').includes('add element inet nodewall cidr_x_v4 { 203.0.113.0/24 }'));
+  t.false(staged.script.includes('add set inet nodewall cidr_x_v4'));
+  t.false(staged.script.includes('add element inet nodewall cidr_x_v4'));
+  t.true(staged.script.includes('ip saddr @cidr_x_v4'));
+  t.regex(staged.reason, /filled first/);
+});
