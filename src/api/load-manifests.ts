@@ -10,6 +10,7 @@ import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
 import { childPath } from './field-path.js';
+import { metadataProblem } from './object-metadata.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -201,10 +202,12 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
       `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
     return;
   }
-  const bad = badMetadataField(metadata);
+  const badType = badMetadataField(metadata);
+  const bad = badType ?? metadataProblem(kind, { ...metadata, name });
   if (bad !== undefined) {
     const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
-    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, 'decode/type', undefined, bad.field));
+    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, badType === undefined ? 'decode/metadata' : 'decode/type',
+      undefined, bad.field));
     return;
   }
   const { labels, namespace, ...rest } = metadata;
