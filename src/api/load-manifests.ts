@@ -76,7 +76,8 @@ export function loadManifestText(text: string, file: string): LoadResult {
 
 function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): void {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true });
+  // logLevel 'error': yaml would otherwise print process warnings (e.g. a map used as a key) to stderr.
+  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true, logLevel: 'error' });
   const toPos = (offset: number): SourcePos => {
     const { line, col } = lc.linePos(offset);
     return mapLineCol(line, col);

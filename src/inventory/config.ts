@@ -347,7 +347,7 @@ const knownKeys = [...handlers.keys()];
  */
 export function parseConfig(text: string, file: string): NodewallConfig {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   const problems: Problem[] = [];
   const posAt = (offset: number): SourcePos => {
     const lp = lineCounter.linePos(offset);
