@@ -358,6 +358,7 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     problems.push({ severity: 'error', pos: at(n), field, message, code: 'config/bad-value' });
     return undefined;
   };
+  let syntaxError = false;
   for (const err of doc.errors) {
     const dup = err.code === 'DUPLICATE_KEY' ? duplicateKeyAt(doc, err.pos[0]) : undefined;
     if (dup !== undefined) {
@@ -370,8 +371,10 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     }
     const text = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
     problems.push({ severity: 'error', pos: posAt(err.pos[0]), field: '', message: `YAML syntax error: ${text}`, code: 'config/syntax' });
+    syntaxError = true;
   }
-  if (problems.length > 0) throw configError(file, problems);
+  // A duplicate key leaves the document whole: go on and report the other problems too.
+  if (syntaxError) throw configError(file, problems);
 
   const out: Mutable<NodewallConfig> = { ...defaultConfig, file };
   const root = doc.contents;
