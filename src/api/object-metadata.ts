@@ -29,12 +29,23 @@ export function metadataProblem(kind: string, metadata: { readonly name: string;
   const labels = metadata.labels;
   if (labels === null || typeof labels !== 'object') return undefined;
   for (const [k, v] of Object.entries(labels)) {
+    if (validKeys.has(k) && (typeof v !== 'string' || validValues.has(v))) continue;
     const field = childPath('metadata.labels', k);
     const keyProblems = labelKeyProblems(k);
     if (keyProblems.length > 0) return { field, message: `invalid label key: ${invalidValue(k, keyProblems)}` };
+    remember(validKeys, k);
     if (typeof v !== 'string') continue;
     const valueProblems = labelValueProblems(v);
     if (valueProblems.length > 0) return { field, message: `invalid label value: ${invalidValue(v, valueProblems)}` };
+    remember(validValues, v);
   }
   return undefined;
+}
+
+// Label keys and values repeat across thousands of pods: remember the valid ones (bounded).
+const validKeys = new Set<string>();
+const validValues = new Set<string>();
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size < 50_000) set.add(s);
 }
