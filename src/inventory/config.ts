@@ -294,7 +294,12 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
         else kubernetes = k;
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        for (const p of err.problems) ctx.fail(itemNode, p.field, p.message);
+        // Point at the offending value (sources[1].kubernetes.context -> that node), else at the entry.
+        for (const p of err.problems) {
+          const rel = p.field.startsWith(`${field}.`) ? p.field.slice(field.length + 1).split('.') : [];
+          const at = rel.length > 0 ? (itemNode.getIn(rel, true) as YamlNode | undefined) : undefined;
+          ctx.fail(at ?? itemNode, p.field, p.message);
+        }
         ok = false;
       }
       return;
