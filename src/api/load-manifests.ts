@@ -10,6 +10,7 @@ import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
 import { childPath } from './field-path.js';
+import { metadataProblem } from './object-metadata.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -75,7 +76,8 @@ export function loadManifestText(text: string, file: string): LoadResult {
 
 function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): void {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true });
+  // logLevel 'error': yaml would otherwise print process warnings (e.g. a map used as a key) to stderr.
+  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true, logLevel: 'error' });
   const toPos = (offset: number): SourcePos => {
     const { line, col } = lc.linePos(offset);
     return mapLineCol(line, col);
@@ -201,10 +203,12 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
       `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
     return;
   }
-  const bad = badMetadataField(metadata);
+  const badType = badMetadataField(metadata);
+  const bad = badType ?? metadataProblem(kind, { ...metadata, name });
   if (bad !== undefined) {
     const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
-    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, 'decode/type', undefined, bad.field));
+    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, badType === undefined ? 'decode/metadata' : 'decode/type',
+      undefined, bad.field));
     return;
   }
   const { labels, namespace, ...rest } = metadata;

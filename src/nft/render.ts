@@ -24,6 +24,7 @@ import type { HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
 import { auditChainNames, auditChainRules, chainNames, directionRules, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
+import { replaceUnprintable } from '../api/printable.js';
 
 export interface RenderOptions {
   readonly table: string;
@@ -123,7 +124,7 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
   const p = parts(model, opts, sets);
   const structureHash = createHash('sha256').update(script(opts.table, '', body(p, false, null))).digest('hex').slice(0, 16);
   const marker = markerSetName(structureHash);
-  const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
+  const header = `# nodewall ruleset for node ${replaceUnprintable(model.node, '?')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
   let full: string | undefined;
   let bare: string | undefined;
   return {
