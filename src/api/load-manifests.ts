@@ -1,8 +1,7 @@
-// Reads Kubernetes manifests (YAML streams, JSON, `kind: List`, policies embedded
+// Reads Kubernetes manifest TEXT (YAML streams, JSON, `kind: List`, policies embedded
 // in ConfigMaps) into decoded policies and plain cluster objects. Never throws on
-// bad input: every failure becomes a Problem with file:line:col.
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+// bad input: every failure becomes a Problem with file:line:col. Files are read by
+// src/inventory/read-manifest-files.ts (loadManifestPaths in load-manifest-files.ts).
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
 import type { Problem } from './problem.js';
 import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
@@ -26,7 +25,6 @@ const POLICY_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['CiliumClusterwid
 export const OBJECT_KINDS: ReadonlySet<string> = new Set([
   'Node', 'CiliumNode', 'Pod', 'CiliumEndpoint', 'Namespace', 'Endpoints', 'EndpointSlice',
 ]);
-const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
 type LineColToPos = (line: number, col: number) => SourcePos;
 
@@ -279,63 +277,6 @@ function offsetOf(lc: LineCounter, line: number, col: number): number {
   return lineStart + col - 1;
 }
 
-async function collectFiles(path: string, explicit: boolean, out: string[], acc: Acc): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (cause) {
-    acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
-    return;
-  }
-  if (st.isDirectory()) {
-    let entries: string[];
-    try {
-      entries = (await readdir(path)).sort();
-    } catch (cause) {
-      acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read directory: ${errorText(cause)}`,
-        'load/unreadable'));
-      return;
-    }
-    for (const e of entries) {
-      // Hidden entries include the `..data` / `..2024_*` links of a mounted ConfigMap,
-      // which would otherwise load every file twice.
-      if (e.startsWith('.')) continue;
-      await collectFiles(join(path, e), false, out, acc);
-    }
-    return;
-  }
-  if (explicit || MANIFEST_EXTENSIONS.some((ext) => path.toLowerCase().endsWith(ext))) out.push(path);
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** Loads files and directories (recursive; .yaml/.yml/.json, sorted). Never rejects for bad input. */
-export async function loadManifestPaths(paths: readonly string[]): Promise<LoadResult> {
-  const acc = newAcc();
-  const seen = new Set<string>();
-  for (const p of paths) {
-    const files: string[] = [];
-    await collectFiles(p, true, files, acc);
-    for (const file of files) {
-      const key = resolve(file);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (cause) {
-        acc.problems.push(problem('error', { file, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
-        continue;
-      }
-      const one = loadManifestText(text, file);
-      // Loops, not push(...spread): one file may hold 100k+ objects.
-      for (const x of one.policies) acc.policies.push(x);
-      for (const x of one.objects) acc.objects.push(x);
-      for (const x of one.problems) acc.problems.push(x);
-      acc.skipped += one.skipped ?? 0;
-    }
-  }
-  return result(acc);
 }
