@@ -10,7 +10,7 @@ import type { Labels } from '../inventory/types.js';
 import { buildState, type State } from '../pipeline.js';
 import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
-import { fileIssueProblem, isEmptyLoad, loadManifestFile } from '../inventory/load-manifest-files.js';
+import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-files.js';
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
 import { mergeWithLastGood, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
@@ -97,11 +97,11 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   const files = [];
   const held: HeldFile[] = [];
   for (const f of sources.files) {
-    // Parsing is synchronous: yield between files so timers (drift repair) keep running.
+    // Yield between files (and documents, in loadManifestFile) so timers (drift repair) keep running.
     await yieldToLoop();
-    const load = loadManifestFile(f);
+    const { load, empty } = await loadManifestFile(f);
     // Empty now (truncated?): the policies it held keep their last good versions until the file is deleted.
-    if (isEmptyLoad({ ...load, problems: [] })) held.push({ file: f.file, reason: 'empty' });
+    if (empty) held.push({ file: f.file, reason: 'empty' });
     files.push({ file: f.file, textHash: f.hash, load });
   }
   for (const f of kubeFiles) files.push({ file: f.file, textHash: f.textHash, load: f.load });

@@ -2,7 +2,8 @@
 // in ConfigMaps) into decoded policies and plain cluster objects. Never throws on
 // bad input: every failure becomes a Problem with file:line:col. Files are read by
 // src/inventory/read-manifest-files.ts (loadManifestPaths in load-manifest-files.ts).
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Composer, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type Node, type Scalar } from 'yaml';
 import type { Problem } from './problem.js';
 import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
 import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
@@ -67,23 +68,38 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 export function loadManifestText(text: string, file: string): LoadResult {
   const acc = newAcc();
-  loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc);
+  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) { /* all at once */ }
   return result(acc);
 }
 
-function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): void {
+/**
+ * loadManifestText, giving the event loop a turn every `sliceMs` of work
+ * (between documents): a big file never starves the agent's timers for long.
+ */
+export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20): Promise<LoadResult> {
+  const acc = newAcc();
+  let since = performance.now();
+  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) {
+    if (performance.now() - since < sliceMs) continue;
+    await yieldToLoop();
+    since = performance.now();
+  }
+  return result(acc);
+}
+
+/** Yields after each document. Parsed lazily, one document at a time (what parseAllDocuments does all at once). */
+function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, void, void> {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true });
+  const parser = new Parser(lc.addNewLine);
+  const composer = new Composer({ merge: true, prettyErrors: true });
   const toPos = (offset: number): SourcePos => {
     const { line, col } = lc.linePos(offset);
     return mapLineCol(line, col);
   };
-  if ('empty' in docs) {
-    // A stream with no document still reports stream-level errors.
-    for (const e of docs.errors) acc.problems.push(yamlProblem('error', e, toPos));
-    return;
-  }
-  for (const doc of docs) {
+  let documents = 0;
+  for (const doc of composer.compose(parser.parse(text))) {
+    documents++;
+    yield;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) acc.problems.push(yamlProblem('error', e, toPos));
       continue;
@@ -98,6 +114,8 @@ function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedd
         `cannot read this document: ${errorText(cause)}`, 'load/document'));
     }
   }
+  // A stream with no document still reports stream-level errors.
+  if (documents === 0) for (const e of composer.streamInfo().errors) acc.problems.push(yamlProblem('error', e, toPos));
 }
 
 function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
@@ -242,7 +260,7 @@ function loadEmbedded(node: Node, src: Source, acc: Acc): boolean {
     const value = pair.value;
     if (!isScalar(value) || typeof value.value !== 'string' || !EMBEDDED_KIND.test(value.value)) continue;
     found = true;
-    loadStream(value.value, src.file, embeddedMapper(value, src), true, acc);
+    for (const _ of loadStream(value.value, src.file, embeddedMapper(value, src), true, acc)) { /* embedded: small */ }
   }
   return found;
 }

@@ -2,7 +2,7 @@
 // and the agent (loadManifestFile per file, reconcile.ts): both read through
 // read-manifest-files.ts and turn its issues into the same problems.
 
-import { loadManifestText, type LoadResult } from '../api/load-manifests.js';
+import { loadManifestTextAsync, type LoadResult } from '../api/load-manifests.js';
 import type { Problem } from '../api/problem.js';
 import { defaultFileReadLimits, readManifestFiles, type FileIssueKind, type FileReadLimits, type ManifestFile, type ManifestFileError } from './read-manifest-files.js';
 
@@ -27,17 +27,23 @@ export function isEmptyLoad(load: LoadResult): boolean {
 
 export const emptyFileCode = 'load/empty-file';
 
-/** One file's text, loaded; an empty file gets a warning (a truncated file looks exactly like this). */
-export function loadManifestFile(f: Pick<ManifestFile, 'file' | 'text'>): LoadResult {
-  const load = loadManifestText(f.text, f.file);
-  if (!isEmptyLoad(load)) return load;
-  return {
+export interface LoadedManifestFile {
+  readonly load: LoadResult;
+  /** Nothing at all in it (a truncated file looks exactly like this). */
+  readonly empty: boolean;
+}
+
+/** One file's text, loaded (yielding to the event loop between documents); an empty file gets a warning. */
+export async function loadManifestFile(f: Pick<ManifestFile, 'file' | 'text'>): Promise<LoadedManifestFile> {
+  const load = await loadManifestTextAsync(f.text, f.file);
+  if (!isEmptyLoad(load)) return { load, empty: false };
+  return { empty: true, load: {
     ...load,
     problems: [{
       severity: 'warning', pos: { file: f.file, line: 1, col: 1 }, field: '', code: emptyFileCode,
       message: 'file is empty (no YAML document): nothing loaded from it; if it is being written, it is read again once complete',
     }],
-  };
+  } };
 }
 
 /** Loads files and directories (recursive; .yaml/.yml/.json, sorted). Never rejects for bad input. */
@@ -45,7 +51,7 @@ export async function loadManifestPaths(paths: readonly string[], limits: FileRe
   const read = await readManifestFiles(paths, limits);
   const out: LoadResult = { policies: [], objects: [], problems: read.issues.map(fileIssueProblem), skipped: 0 };
   for (const f of read.files) {
-    const one = loadManifestFile(f);
+    const { load: one } = await loadManifestFile(f);
     // Loops, not push(...spread): one file may hold 100k+ objects.
     for (const x of one.policies) out.policies.push(x);
     for (const x of one.objects) out.objects.push(x);
