@@ -41,8 +41,9 @@ export interface FileReadLimits {
 /** The limits a config asks for (keys maxFileBytes and debounceMs). */
 export function fileReadLimits(config: { readonly maxFileBytes?: number | undefined; readonly debounceMs?: number | undefined }): FileReadLimits {
   const settleMs = config.debounceMs ?? DEFAULT_SETTLE_MS;
-  // Wait a few quiet times in-read (editors and config tools finish within that), then report.
-  return { maxFileBytes: config.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, settleMs, settleWaitMs: Math.max(4 * settleMs, 1000) };
+  // Wait a few quiet times in-read (editors and config tools finish within that), at most 5 s, then report
+  // the file as unsettled (the agent reads it again once quiet; the CLI reports an error).
+  return { maxFileBytes: config.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, settleMs, settleWaitMs: Math.min(Math.max(4 * settleMs, 1000), 5000) };
 }
 
 export const defaultFileReadLimits: FileReadLimits = fileReadLimits({});
