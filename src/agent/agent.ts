@@ -180,6 +180,7 @@ export class Agent {
   async #pass(trigger: Trigger): Promise<void> {
     const rev = ++this.#rev;
     const log = this.#log.child({ rev, trigger });
+    log.debug('pass started');
     let d: Desired;
     try {
       d = await readDesired({
