@@ -4,8 +4,10 @@ import { appendFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InputError } from '../../src/api/problem.js';
+import { parseConfig } from '../../src/inventory/config.js';
 import {
-  readManifestFiles, settleVerdict, sha256, type FileReadLimits, type ManifestFileRead, type ReadClock,
+  DEFAULT_MAX_FILE_BYTES, fileReadLimits, readManifestFiles, settleVerdict, sha256, type FileReadLimits, type ManifestFileRead, type ReadClock,
 } from '../../src/inventory/read-manifest-files.js';
 import { loadManifestPaths } from '../../src/inventory/load-manifest-files.js';
 
@@ -227,4 +229,12 @@ test('the CLI loader: an empty file or one with only comments is a warning; a FI
     ['warning', 'load/empty-file', join(dir, 'empty.yaml')],
     ['warning', 'load/not-regular', join(dir, 'fifo.yml')],
   ]);
+});
+
+test('limits from the config: maxFileBytes and the quiet time (debounceMs); the in-read wait is capped', (t) => {
+  t.deepEqual(fileReadLimits(parseConfig('maxFileBytes: 1000\ndebounceMs: 50\n', '/c.yaml')), { maxFileBytes: 1000, settleMs: 50, settleWaitMs: 1000 });
+  t.deepEqual(fileReadLimits(parseConfig('', '/c.yaml')), { maxFileBytes: DEFAULT_MAX_FILE_BYTES, settleMs: 300, settleWaitMs: 1200 });
+  t.is(fileReadLimits({ debounceMs: 60_000 }).settleWaitMs, 5000);
+  const err = t.throws(() => parseConfig('maxFileBytes: 0\n', '/c.yaml'), { instanceOf: InputError });
+  t.deepEqual(err?.problems.map((p) => [p.field, p.pos.line]), [['maxFileBytes', 1]]);
 });
