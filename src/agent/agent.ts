@@ -28,7 +28,7 @@ import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { NftWriteLock } from './nft-lock.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
-import { keptMessage } from './last-good.js';
+import { keptMessage, removedMessage } from './last-good.js';
 import { loadLastGood, saveLastGood } from './last-good-store.js';
 import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
 import { readProcNet } from './proc-net.js';
@@ -558,6 +558,7 @@ export class Agent {
     for (const r of d.merge.rejected) {
       log.error({ policy: r.policy, file: r.file }, `policy ${r.policy}: invalid and never valid before: not applied`);
     }
+    for (const r of d.merge.removed) log.info({ policy: r.policy, file: r.file, removed: true }, removedMessage(r));
     const firstError = [...d.merge.replacedProblems, ...d.state.problems].find((p) => p.severity === 'error');
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }

@@ -62,6 +62,11 @@ export interface MergeResult<S> {
   readonly lastGood: Map<string, GoodEntry>;
   /** Problems of the current (bad) versions that were replaced: the final state no longer contains them. */
   readonly replacedProblems: readonly Problem[];
+  /**
+   * Policies in force before and gone now: their file was deleted (`fileRead` false) or no longer holds
+   * them (`fileRead` true; an edit, or a file cut short at a document boundary: worth a log line).
+   */
+  readonly removed: readonly { policy: string; file: string; fileRead: boolean }[];
 }
 
 export interface BuiltState {
@@ -170,7 +175,11 @@ export function mergeWithLastGood<S extends BuiltState>(
   const replacedProblems = substitute.size === 0
     ? []
     : [...current.problems, ...first.problems].filter((p, i, all) => p.policy !== undefined && substitute.has(p.policy) && all.indexOf(p) === i);
-  return { state, kept, rejected, lastGood, replacedProblems };
+  const readFiles = new Set(files.map((f) => f.file));
+  const removed = [...prev.values()]
+    .filter((g) => !lastGood.has(g.key) && !present.has(g.key) && !invalid.has(g.key))
+    .map((g) => ({ policy: g.key, file: g.file, fileRead: readFiles.has(g.file) }));
+  return { state, kept, rejected, lastGood, replacedProblems, removed };
 }
 
 /** The file itself, or a file inside an unreadable/missing source directory, is broken: why. */
@@ -194,4 +203,11 @@ export function keptMessage(k: Kept): string {
       return `policy ${k.policy}: its file ${k.file} is empty now (truncated, or being rewritten?): suspect, its last good version ` +
         'stays in force; to remove the policy, delete the file (or remove the policy from a file that still holds others)';
   }
+}
+
+/** The log line for a policy that left the ruleset (a cut-short file shows here too). */
+export function removedMessage(r: MergeResult<unknown>['removed'][number]): string {
+  return r.fileRead
+    ? `policy ${r.policy}: no longer in ${r.file} (the file is still there): removed from the ruleset; if the file was cut short, restore it`
+    : `policy ${r.policy}: its file ${r.file} was deleted: removed from the ruleset`;
 }

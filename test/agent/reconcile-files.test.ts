@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { keptMessage } from '../../src/agent/last-good.js';
+import { keptMessage, removedMessage } from '../../src/agent/last-good.js';
 import { readDesired, type Memory } from '../../src/agent/reconcile.js';
 
 const policy = (name: string, port: number): string =>
@@ -65,6 +65,7 @@ test('a file truncated to empty is suspect: its policies stay in their last good
   const gone = await pass(s, mem);
   t.deepEqual(ports(gone), []);
   t.deepEqual(gone.merge.kept, []);
+  t.deepEqual(gone.merge.removed, [{ policy: 'ssh', file, fileRead: false }]);
 });
 
 test('a file truncated at a document boundary drops only what it no longer holds', async (t) => {
@@ -76,7 +77,11 @@ test('a file truncated at a document boundary drops only what it no longer holds
   const mem = memory();
   t.deepEqual(ports(await pass(s, mem)), ['a:22', 'b:80']);
   await writeFile(file, policy('a', 22));
-  t.deepEqual(ports(await pass(s, mem)), ['a:22']);
+  const d = await pass(s, mem);
+  t.deepEqual(ports(d), ['a:22']);
+  // ... and it is logged, naming what to do if the file was cut short.
+  t.deepEqual(d.merge.removed, [{ policy: 'b', file, fileRead: true }]);
+  t.regex(removedMessage(d.merge.removed[0]!), /no longer in .*two\.yaml \(the file is still there\).*restore it/);
 });
 
 test('a file over maxFileBytes keeps its last good version; the error names file, size, limit and key', async (t) => {
