@@ -5,8 +5,8 @@
 // chain changes the hash or makes the table disappear.
 
 import { execFile } from 'node:child_process';
+import { sha256 } from '../inventory/read-manifest-files.js';
 import { ForeignTableError, readOwnership } from '../nft/ownership.js';
-import { sha256 } from './read-sources.js';
 
 export type TableState = { readonly present: false; readonly error: string } | { readonly present: true; readonly hash: string };
 

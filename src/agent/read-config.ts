@@ -8,7 +8,7 @@ import { InputError } from '../api/problem.js';
 import { DEFAULT_CONFIG_PATH, defaultConfig, mergeConfig, parseConfig, type ConfigOverrides } from '../inventory/config.js';
 import type { NodewallConfig } from '../inventory/types.js';
 import { agentSettings, defaultAgentSettings, type AgentSettings } from './agent-config.js';
-import { sha256 } from './read-sources.js';
+import { sha256 } from '../inventory/read-manifest-files.js';
 
 export interface AgentConfig {
   readonly config: NodewallConfig;

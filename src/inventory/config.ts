@@ -28,7 +28,8 @@
 //   removeOnStop: false              # agent: delete the table when the agent stops
 //   driftCheckSeconds: 5             # agent: kernel table check interval (0 = never)
 //   resyncSeconds: 60                # agent: full re-read interval (0 = never)
-//   debounceMs: 300                  # agent: quiet time after a file event
+//   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
+//   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
@@ -347,6 +348,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   driftCheckSeconds: numberIn(0, 86_400),
   resyncSeconds: numberIn(0, 86_400),
   debounceMs: numberIn(0, 60_000),
+  maxFileBytes: numberIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
 };
 
