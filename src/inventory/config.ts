@@ -34,7 +34,6 @@
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
 import { InputError, type Problem } from '../api/problem.js';
@@ -45,6 +44,7 @@ import { shown } from '../api/printable.js';
 import { duplicateKeyAt } from '../api/yaml-duplicates.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
+import { readBounded, type BoundedReadError } from './read-bounded.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
 
@@ -117,15 +117,19 @@ function bool(ctx: FieldContext): boolean | undefined {
   return n.value;
 }
 
-function numberIn(min: number, max: number) {
+function numberIn(min: number, max: number, whole = false) {
   return (ctx: FieldContext): number | undefined => {
     const n = ctx.node;
-    if (!isScalar(n) || typeof n.value !== 'number' || !Number.isFinite(n.value) || n.value < min || n.value > max) {
-      return ctx.fail(n, ctx.key, `must be a number from ${min} to ${max}`);
+    if (!isScalar(n) || typeof n.value !== 'number' || !Number.isFinite(n.value) || n.value < min || n.value > max
+      || (whole && !Number.isInteger(n.value))) {
+      return ctx.fail(n, ctx.key, `must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}`);
     }
     return n.value;
   };
 }
+
+/** Counts, bytes and milliseconds: 1.5 of them means a typo. */
+const integerIn = (min: number, max: number) => numberIn(min, max, true);
 
 function oneOf<T extends string>(choices: readonly T[]) {
   return (ctx: FieldContext): T | undefined => {
@@ -341,14 +345,14 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   sources: sourceList,
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
-  maxSetElements: numberIn(1, 10_000_000),
+  maxSetElements: integerIn(1, 10_000_000),
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
   lockoutGuard: oneOf(['warn', 'refuse', 'off'] as const),
   removeOnStop: bool,
   driftCheckSeconds: numberIn(0, 86_400),
   resyncSeconds: numberIn(0, 86_400),
-  debounceMs: numberIn(0, 60_000),
-  maxFileBytes: numberIn(1, 1 << 30),
+  debounceMs: integerIn(0, 60_000),
+  maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
 };
 
@@ -442,19 +446,34 @@ function configError(file: string, problems: readonly Problem[]): InputError {
  */
 export async function loadConfig(path?: string): Promise<NodewallConfig> {
   const file = path ?? DEFAULT_CONFIG_PATH;
-  let text: string;
+  const text = await readConfigText(file, path === undefined);
+  return text === undefined ? defaultConfig : parseConfig(text, resolve(file));
+}
+
+/** A config file is small: anything bigger is not one. */
+export const maxConfigBytes = 1024 * 1024;
+
+/**
+ * The text of a config file, read like every input (regular files only, never
+ * blocking on a FIFO, bounded). `missingOk`: undefined when it does not exist.
+ * Throws InputError (code config/read) naming the file and what to do.
+ */
+export async function readConfigText(file: string, missingOk = false): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    const { bytes } = await readBounded(file, maxConfigBytes);
+    return bytes.toString('utf8');
   } catch (err) {
-    if (path === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig;
-    const why = err instanceof Error ? err.message : String(err);
+    const e = err as BoundedReadError;
+    if (missingOk && e.kind === 'missing') return undefined;
+    const why = e.kind === 'too-large'
+      ? `${e.message}: not a nodewall config (the limit is fixed at ${maxConfigBytes} bytes)`
+      : e.kind === 'not-regular' ? `${e.message}: point --config at a regular YAML file` : e.message;
     throw new InputError(
       `${file}: cannot read config: ${why}`,
       [{ severity: 'error', pos: { file, line: 1, col: 1 }, field: '', message: `cannot read config: ${why}`, code: 'config/read' }],
       { cause: err },
     );
   }
-  return parseConfig(text, resolve(file));
 }
 
 export type ConfigOverrides = { readonly [K in keyof NodewallConfig]?: NodewallConfig[K] | undefined };

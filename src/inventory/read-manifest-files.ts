@@ -18,11 +18,12 @@
 // of a mounted ConfigMap (its files are reached through the top-level symlinks).
 
 import { createHash } from 'node:crypto';
-import { constants, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { fileType, readBounded, type BoundedRead, type BoundedReadError } from './read-bounded.js';
 
 /** Default per-file size limit (config key `maxFileBytes`). */
 export const DEFAULT_MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -116,7 +117,6 @@ const systemClock: ReadClock = {
 
 const manifestName = /\.(ya?ml|json)$/i;
 const maxDepth = 32;
-const readChunk = 1 << 20;
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -177,15 +177,6 @@ function why(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export function fileType(st: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isDirectory(): boolean; isFile(): boolean }): string {
-  if (st.isFile()) return 'regular file';
-  if (st.isDirectory()) return 'directory';
-  if (st.isFIFO()) return 'FIFO';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'character device';
-  if (st.isBlockDevice()) return 'block device';
-  return 'special file';
-}
 
 function notRegular(file: string, type: string): ManifestFileError {
   return new ManifestFileError(file, 'not-regular', `not a regular file (${type}): skipped`);
@@ -296,46 +287,20 @@ export function settleVerdict(before: Signature, after: Signature, hash: string,
 }
 
 async function readOne(file: string, limits: FileReadLimits, clock: ReadClock, prev: Observation | undefined): Promise<ReadOutcome | ManifestFileError> {
-  let fh: FileHandle;
+  let r: BoundedRead;
   try {
-    // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting forever.
-    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    r = await readBounded(file, limits.maxFileBytes);
   } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENXIO') {
-      // A socket (or a FIFO swapped in): not something to read.
-      const st = await stat(file).catch(() => undefined);
-      return notRegular(file, st === undefined ? 'not openable' : fileType(st));
-    }
-    return new ManifestFileError(file, code === 'ENOENT' ? 'missing' : 'unreadable', `cannot read: ${why(err)}`, { cause: err, code });
+    const e = err as BoundedReadError;
+    if (e.kind === 'not-regular') return notRegular(file, e.fileType ?? 'special file');
+    if (e.kind === 'too-large') return tooLarge(file, e.size, limits.maxFileBytes);
+    return new ManifestFileError(file, e.kind === 'missing' ? 'missing' : 'unreadable', `cannot read: ${why(e.cause ?? e)}`, { cause: e, code: e.code });
   }
-  try {
-    const before = await fh.stat({ bigint: true });
-    if (!before.isFile()) return notRegular(file, fileType(before));
-    if (before.size > BigInt(limits.maxFileBytes)) return tooLarge(file, before.size, limits.maxFileBytes);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    // Bounded: never more than limit + 1 bytes, whatever the file claims or becomes.
-    while (total <= limits.maxFileBytes) {
-      const want = Math.min(readChunk, limits.maxFileBytes + 1 - total);
-      const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(bytesRead === want ? buf : buf.subarray(0, bytesRead));
-      total += bytesRead;
-    }
-    if (total > limits.maxFileBytes) return tooLarge(file, undefined, limits.maxFileBytes);
-    const after = await fh.stat({ bigint: true });
-    const text = Buffer.concat(chunks, total).toString('utf8');
-    const hash = sha256(text);
-    const v = settleVerdict(signature(before), signature(after), hash, prev, limits.settleMs, clock.wallMs(), clock.monoMs());
-    if (v.settled) return { settled: true, file: { file, text, hash, bytes: total } };
-    return { settled: false, observation: v.observation, waitMs: v.waitMs };
-  } catch (err) {
-    return new ManifestFileError(file, 'unreadable', `cannot read: ${why(err)}`, { cause: err, code: errnoOf(err) });
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
+  const text = r.bytes.toString('utf8');
+  const hash = sha256(text);
+  const v = settleVerdict(signature(r.before), signature(r.after), hash, prev, limits.settleMs, clock.wallMs(), clock.monoMs());
+  if (v.settled) return { settled: true, file: { file, text, hash, bytes: r.bytes.length } };
+  return { settled: false, observation: v.observation, waitMs: v.waitMs };
 }
 
 function tooLarge(file: string, size: bigint | undefined, limit: number): ManifestFileError {
