@@ -120,6 +120,8 @@ export interface NodewallConfig extends EngineConfig {
   readonly resyncSeconds?: number;
   /** Quiet time after a file event before the agent reconciles. */
   readonly debounceMs?: number;
+  /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
+  readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;

@@ -4,6 +4,7 @@
 // single adds into interval sets are far more expensive).
 
 import type { ExclusionName, Family, HostModel, IdentitySet } from '../policy/model.js';
+import { replaceUnprintable } from '../api/printable.js';
 
 export type SetKind = 'hash' | 'interval';
 
@@ -65,9 +66,13 @@ export function elementText(cidr: string, family: Family): string {
   return cidr.endsWith(full) ? cidr.slice(0, -full.length) : cidr;
 }
 
-/** An nft double-quoted string cannot hold a double quote; comments are capped at 128 bytes by nft. */
+/**
+ * An nft double-quoted string cannot hold a double quote or a backslash, nft stops reading at a NUL and a
+ * line ends at a newline: all become `'` or `?`, whatever reached the renderer (defence in depth: names and
+ * labels are validated long before). Comments are capped at 128 bytes by nft.
+ */
 export function commentText(text: string): string {
-  const clean = text.replace(/["\\\n\r]/g, "'");
+  const clean = replaceUnprintable(text.replace(/["\\]/g, "'"), '?');
   if (Buffer.byteLength(clean) <= 128) return clean;
   let cut = clean.slice(0, 120);
   while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);

@@ -27,6 +27,7 @@ import type { DirectionPolicy, HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
 import { auditChainNames, auditChainRules, chainNames, directionLayout, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
+import { replaceUnprintable } from '../api/printable.js';
 
 export interface RenderOptions {
   readonly table: string;
@@ -222,7 +223,7 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
   for (const s of p.sets) h.update(`${renderSet(s, false).join('\n')}\n`);
   const structureHash = h.update(`${p.audit.join('\n')}\n${p.digest}`).digest('hex').slice(0, 16);
   const marker = markerSetName(structureHash);
-  const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
+  const header = `# nodewall ruleset for node ${replaceUnprintable(model.node, '?')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
   let full: string | undefined;
   let bare: string | undefined;
   return {
