@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_MAX_FILE_BYTES } from '../src/inventory/read-manifest-files.js';
 import { generateCluster } from './synthetic.js';
 
 const run = promisify(execFile);
@@ -133,9 +134,7 @@ export async function measureReaction(iterations = 7): Promise<Record<string, nu
 export async function measureMemory(addresses = 100_000): Promise<Record<string, number>> {
   return withNetns(async (ns, dir) => {
     const cluster = generateCluster({ policies: 50, nodes: 100, pods: 2000 });
-    const cfg = await config(dir, 'clusterPodCIDRs: [100.65.0.0/16, 100.96.0.0/11, "2001:db8:1::/48", "2001:db8:2::/48"]\ndriftCheckSeconds: 5\n');
-    await writeFile(join(dir, 'policies', 'cluster.yaml'), cluster.clusterYaml);
-    await writeFile(join(dir, 'policies', 'policies.yaml'), cluster.policiesYaml);
+    const cfgExtra = 'clusterPodCIDRs: [100.65.0.0/16, 100.96.0.0/11, "2001:db8:1::/48", "2001:db8:2::/48"]\ndriftCheckSeconds: 5\n';
     // addresses/2 pods labelled bench=mem with one IPv4 and one IPv6 address each, never adjacent,
     // selected by one fromEndpoints rule: one identity set of `addresses` elements.
     const pods: string[] = [];
@@ -147,7 +146,13 @@ export async function measureMemory(addresses = 100_000): Promise<Record<string,
           `  - ip: 100.${96 + (v >> 16)}.${(v >> 8) & 255}.${v & 255}\n  - ip: "2001:db8:2::${(v >> 16).toString(16)}:${(v & 0xffff).toString(16)}"\n`,
       );
     }
-    await writeFile(join(dir, 'policies', 'pods.yaml'), pods.join('---\n'));
+    const podsYaml = pods.join('---\n');
+    // pods.yaml is ~10 MiB at scale 1: above NODEWALL_BENCH_SCALE ~3 it needs more than the default maxFileBytes.
+    const podsBytes = Buffer.byteLength(podsYaml);
+    const cfg = await config(dir, `${cfgExtra}${podsBytes > DEFAULT_MAX_FILE_BYTES ? `maxFileBytes: ${podsBytes + (1 << 20)}\n` : ''}`);
+    await writeFile(join(dir, 'policies', 'cluster.yaml'), cluster.clusterYaml);
+    await writeFile(join(dir, 'policies', 'policies.yaml'), cluster.policiesYaml);
+    await writeFile(join(dir, 'policies', 'pods.yaml'), podsYaml);
     await writeFile(join(dir, 'policies', 'many-addresses.yaml'), [
       'apiVersion: cilium.io/v2', 'kind: CiliumClusterwideNetworkPolicy', 'metadata:', '  name: bench-many-addresses', 'spec:', '  nodeSelector: {}',
       '  ingress:', '    - fromEndpoints:', '        - matchLabels: { bench: mem }', '      toPorts:', '        - ports:', '            - { port: "9100", protocol: TCP }', '',

@@ -1,9 +1,12 @@
 // nft benchmarks (issue 3), all inside throwaway network namespaces:
 // - full apply of a 1k policy / 5k node / 100k pod cluster: render, nft -f, and
 //   nodewall's whole apply against a bare `nft -f` of the same script;
-// - one pod address change: element delta latency vs a full reload;
+// - one pod address change: element delta latency vs a full reload and vs a bare `nft -f` of the same delta;
+// - one policy's rule changed: chain delta latency vs a bare `nft -f` of the same delta;
 // - large CIDR lists (issue 8): one fromCIDR rule of 8k and 100k CIDRs, from YAML to the kernel, against
 //   a bare `nft -f` of a table holding only one interval set with the same elements;
+// - cold start with 1M set elements: one transaction vs the staged cold start (nft.maxElementsPerTransaction),
+//   with a prober of tiny nft transactions alongside that shows how long the commit lock was held;
 // - packet path: per-packet cost of a default-deny input chain whose identity
 //   sets hold 10 vs 10k addresses, against a naive ruleset with one rule per address.
 
@@ -15,6 +18,7 @@ import { parseConfig } from '../src/inventory/config.js';
 import { applyModel } from '../src/nft/apply.js';
 import { loadScript, runNft } from '../src/nft/nft-exec.js';
 import { renderPlan, renderRuleset } from '../src/nft/render.js';
+import { planApply } from '../src/nft/set-delta.js';
 import { buildState } from '../src/pipeline.js';
 import type { HostModel, IdentitySet } from '../src/policy/model.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
@@ -72,6 +76,20 @@ function withOnePodMoved(model: HostModel, round: number): HostModel {
   return { ...model, sets: { ...model.sets, [target.name]: moved } };
 }
 
+/** The same model with the first port-matching entry's ports changed: one policy's chain differs. */
+function withOnePolicyChanged(model: HostModel): HostModel {
+  for (const direction of ['ingress', 'egress'] as const) {
+    const dp = model[direction];
+    const i = dp.entries.findIndex((e) => e.l4.some((m) => m.kind === 'ports'));
+    const entry = dp.entries[i];
+    if (entry === undefined) continue;
+    const l4 = entry.l4.map((m) => (m.kind === 'ports' ? { ...m, ranges: [[40123, 40123] as const] } : m));
+    const entries = dp.entries.map((e, j) => (j === i ? { ...e, l4 } : e));
+    return { ...model, [direction]: { ...dp, entries } };
+  }
+  throw new Error('bench: no entry with ports to change');
+}
+
 /** Full apply vs bare nft -f, full replace, one-address deltas, for one model, in a fresh namespace. */
 async function controlPlane(model: HostModel): Promise<Record<string, number>> {
   const r0 = performance.now();
@@ -85,12 +103,10 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
     const base = { nftPath: nft, table, mode: 'enforce', netns: ns } as const;
     const forceFull = { structureHash: null, sets: new Map() };
     const fresh = async () => runNft(nft, ['delete', 'table', 'inet', table], exec).catch(() => undefined);
-    // From an empty namespace, 3 rounds each: bare nft -f of the very same script, nodewall with its
-    // structure check (default), and nodewall without a check.
+    // From an empty namespace, 3 rounds each: bare nft -f of the very same script, and nodewall's apply
+    // (render, ownership read, load; no separate nft -c step).
     const bare: number[] = [];
     const ours: number[] = [];
-    const oursNoCheck: number[] = [];
-    const oursCheck: number[] = [];
     for (let i = 0; i < 3; i++) {
       await fresh();
       const b0 = performance.now();
@@ -100,12 +116,7 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       const a0 = performance.now();
       const r = await applyModel(model, base);
       ours.push(performance.now() - a0);
-      oursCheck.push(r.durationsMs.check);
       if (r.kind !== 'full') throw new Error(`bench: expected a full apply, got ${r.kind}`);
-      await fresh();
-      const n0 = performance.now();
-      await applyModel(model, { ...base, check: 'none' });
-      oursNoCheck.push(performance.now() - n0);
     }
     // Full replace of an existing table (what a structural change costs).
     const replace: number[] = [];
@@ -114,28 +125,62 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       await applyModel(model, { ...base, previous: forceFull });
       replace.push(performance.now() - a0);
     }
-    // One pod address change: element delta from the previous apply's state (the agent's path) ...
+    // One pod address change: element delta from the previous apply's state (the agent's path), against a
+    // bare `nft -f` of the very same delta: after each of ours, the bare nft takes it back and forth again
+    // (interleaved, so load from other processes hits both alike). nft 1.0.6 reads every set element of the
+    // table for a `delete element`, so the bare figure grows with the table's element count.
+    const invert = (script: string) => script.replace(/^(add|delete) element/gm, (_m, verb: string) => `${verb === 'add' ? 'delete' : 'add'} element`);
+    const rounds = 15;
     let state = (await applyModel(model, { ...base, previous: forceFull })).state;
     const delta: number[] = [];
-    let lastDelta = '';
-    for (let i = 1; i <= 9; i++) {
-      const next = withOnePodMoved(model, i);
+    const deltaOverhead: number[] = [];
+    const bareDelta: number[] = [];
+    const timed = async (into: number[], fn: () => Promise<unknown>) => {
+      const b0 = performance.now();
+      await fn();
+      into.push(performance.now() - b0);
+    };
+    // The models are built before the loop: their allocations would otherwise trigger collections of the
+    // bench's large heap in the middle of the timed runs.
+    const moved = Array.from({ length: rounds }, (_, i) => withOnePodMoved(model, i + 1));
+    for (let i = 1; i <= rounds; i++) {
+      const next = moved[i - 1] ?? model;
       const d0 = performance.now();
       const r = await applyModel(next, { ...base, previous: state });
       delta.push(performance.now() - d0);
+      deltaOverhead.push(r.durationsMs.total - r.durationsMs.load);
       if (r.kind !== 'delta' || r.added !== 1 || r.removed !== 1) throw new Error(`bench: expected a 1/1 element delta, got ${r.kind} ${r.added}/${r.removed}`);
       state = r.state;
-      lastDelta = r.script;
+      await timed(bareDelta, () => loadScript(nft, invert(r.script), exec));
+      await timed(bareDelta, () => loadScript(nft, r.script, exec));
     }
-    // The same delta sent by a bare `nft -f` (back and forth): the floor nft itself imposes. nft 1.0.6 reads
-    // every set element of the table for a `delete element`, so this grows with the table's element count.
-    const inverse = lastDelta.replace(/^(add|delete) element/gm, (_m, verb: string) => `${verb === 'add' ? 'delete' : 'add'} element`);
-    const bareDelta: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const b0 = performance.now();
-      await loadScript(nft, i % 2 === 0 ? inverse : lastDelta, exec);
-      bareDelta.push(performance.now() - b0);
+    // One policy's rule changed (a port): a chain delta replacing that policy's chain, from the previous
+    // apply's state, back and forth between two models; after each, a bare `nft -f` of the very same
+    // scripts takes it back and forth again.
+    const changed = withOnePolicyChanged(model);
+    const planA = renderPlan(model, { table, mode: 'enforce' });
+    const planB = renderPlan(changed, { table, mode: 'enforce' });
+    const forward = planApply(planA, planB);
+    const backward = planApply(planB, planA);
+    if (forward.kind !== 'delta' || backward.kind !== 'delta' || forward.chains.length !== 1) {
+      throw new Error(`bench: expected a one-chain delta, got ${forward.kind} ${forward.kind === 'delta' ? forward.chains.length : ''}`);
     }
+    state = (await applyModel(model, { ...base, previous: forceFull })).state;
+    const chainDelta: number[] = [];
+    const chainDeltaOverhead: number[] = [];
+    const bareChainDelta: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const toB = i % 2 === 0;
+      const d0 = performance.now();
+      const r = await applyModel(toB ? changed : model, { ...base, previous: state });
+      chainDelta.push(performance.now() - d0);
+      chainDeltaOverhead.push(r.durationsMs.total - r.durationsMs.load);
+      if (r.kind !== 'delta' || r.chains.length !== 1) throw new Error(`bench: expected a one-chain delta, got ${r.kind}: ${r.reason}`);
+      state = r.state;
+      await timed(bareChainDelta, () => loadScript(nft, toB ? backward.script : forward.script, exec));
+      await timed(bareChainDelta, () => loadScript(nft, toB ? forward.script : backward.script, exec));
+    }
+    await applyModel(model, { ...base, previous: forceFull });
     // ... and from the kernel's read-back (the CLI's path: no previous state).
     const d0 = performance.now();
     const cli = await applyModel(withOnePodMoved(model, 200), base);
@@ -156,13 +201,18 @@ async function controlPlane(model: HostModel): Promise<Record<string, number>> {
       renderMs,
       bareNftFMs: median(bare),
       applyFullMs: median(ours),
-      applyFullCheckMs: median(oursCheck),
       applyOverBareRatio: median(ours) / median(bare),
-      applyNoCheckOverBareRatio: median(oursNoCheck) / median(bare),
       fullReplaceMs: median(replace),
       deltaOnePodMs: median(delta),
       deltaOnePodMaxMs: Math.max(...delta),
       deltaBareNftMs: median(bareDelta),
+      deltaOverBareRatio: median(delta) / median(bareDelta),
+      // Time spent in nodewall itself (render, plan) besides the nft run: less noisy than the ratio on a busy machine.
+      deltaOverheadMs: median(deltaOverhead),
+      chainDeltaOnePolicyMs: median(chainDelta),
+      chainDeltaBareNftMs: median(bareChainDelta),
+      chainDeltaOverBareRatio: median(chainDelta) / median(bareChainDelta),
+      chainDeltaOverheadMs: median(chainDeltaOverhead),
       deltaFromKernelReadMs: deltaFromKernel,
       nftStartMs: median(floor),
     };
@@ -338,6 +388,63 @@ async function cidrList(count: number): Promise<Record<string, number>> {
   });
 }
 
+/**
+ * Runs tiny nft transactions back to back in `ns` until `stop` resolves; returns their latencies. Each needs
+ * the namespace's nf_tables commit lock, so the longest one shows how long another transaction held it
+ * (what kube-proxy or any other nft user on the node would wait).
+ */
+async function lockProber(ns: string, stop: Promise<unknown>): Promise<number[]> {
+  await loadScript(nft, 'table inet nwprobe {\n\tset s { type ipv4_addr; }\n}\n', { netns: ns });
+  let done = false;
+  void stop.finally(() => {
+    done = true;
+  });
+  const out: number[] = [];
+  for (let i = 0; !done && i < 100_000; i++) {
+    const p0 = performance.now();
+    await loadScript(nft, `flush set inet nwprobe s\nadd element inet nwprobe s { 192.0.2.${i % 250} }\n`, { netns: ns });
+    out.push(performance.now() - p0);
+  }
+  return out;
+}
+
+/** 1M addresses from an empty namespace: one transaction vs the staged cold start, with a lock prober alongside. */
+async function coldStart(addresses: number, perTransaction: number): Promise<Record<string, number>> {
+  const model = identityModel(addresses);
+  return withNetns('cold', async (ns) => {
+    const base = { nftPath: nft, table, mode: 'enforce', netns: ns } as const;
+    const run = async (limit: number) => {
+      await runNft(nft, ['flush', 'ruleset'], { netns: ns });
+      const applying = applyModel(model, { ...base, maxElementsPerTransaction: limit });
+      const probes = lockProber(ns, applying);
+      const r = await applying;
+      const p = await probes;
+      return { r, probeMax: Math.max(0, ...p), probeMedian: median(p), probes: p.length };
+    };
+    const one = await run(10_000_000);
+    const staged = await run(perTransaction);
+    if (one.r.transactions !== 1 || staged.r.transactions < 3) throw new Error(`bench: expected 1 vs several transactions, got ${one.r.transactions} / ${staged.r.transactions}`);
+    return {
+      elements: addresses,
+      perTransaction,
+      oneTransactionTotalMs: one.r.durationsMs.total,
+      oneTransactionMs: one.r.maxTransactionMs,
+      oneTransactionProbeMaxMs: one.probeMax,
+      oneTransactionProbeMedianMs: one.probeMedian,
+      stagedTotalMs: staged.r.durationsMs.total,
+      stagedTransactions: staged.r.transactions,
+      stagedMaxTransactionMs: staged.r.maxTransactionMs,
+      stagedProbeMaxMs: staged.probeMax,
+      stagedProbeMedianMs: staged.probeMedian,
+    };
+  });
+}
+
+/** Only the cold-start figures: `npm run bench nftcold`. */
+export async function runColdStartBench(): Promise<Record<string, number>> {
+  return prefixed('coldStart', await coldStart(Math.max(10_000, Math.round(1_000_000 * scale())), 100_000));
+}
+
 /** Called by bench/run.ts; sizes follow NODEWALL_BENCH_SCALE like the other benchmarks. */
 /** Only the CIDR-list figures: `node dist/bench/nft-bench.js cidr` (npm run bench nft runs them with the rest). */
 export async function runCidrListBench(): Promise<Record<string, number>> {
@@ -355,8 +462,9 @@ export async function runNftBench(size: SyntheticSize = benchSize()): Promise<Re
   const cidr8k = await cidrList(Math.max(1, Math.round(8000 * scale())));
   const cidr100k = await cidrList(Math.max(1, Math.round(100_000 * scale())));
   const pp = await packetPath();
+  const cold = await coldStart(Math.max(10_000, Math.round(1_000_000 * scale())), 100_000);
   return {
     policies: size.policies, nodes: size.nodes, pods: size.pods, modelBuildMs, ...cp, ...prefixed('allPods', pods),
-    ...prefixed('cidrList8k', cidr8k), ...prefixed('cidrList100k', cidr100k), ...pp,
+    ...prefixed('cidrList8k', cidr8k), ...prefixed('cidrList100k', cidr100k), ...pp, ...prefixed('coldStart', cold),
   };
 }

@@ -5,7 +5,7 @@ import { runAgentBench } from './agent-bench.js';
 import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
-import { runNftBench } from './nft-bench.js';
+import { runColdStartBench, runNftBench } from './nft-bench.js';
 
 const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
 const size = {
@@ -30,6 +30,8 @@ const only = process.argv[2];
 const sections: Record<string, () => Promise<Record<string, number>>> = {
   model: () => runModelBench(size),
   nft: () => runNftBench(size),
+  // Only with `npm run bench nftcold` (part of `nft` too).
+  ...(only === 'nftcold' ? { nftcold: () => runColdStartBench() } : {}),
   agent: () => runAgentBench(),
   k8s: () => runK8sBench(size),
   incremental: () => runIncrementalBench(size),

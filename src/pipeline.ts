@@ -3,7 +3,8 @@
 // addresses) and then calls it. The CLI and the agent both go through here.
 
 import type { LoadResult } from './api/load-manifests.js';
-import { loadManifestPaths } from './api/load-manifests.js';
+import { loadManifestPaths } from './inventory/load-manifest-files.js';
+import { fileReadLimits } from './inventory/read-manifest-files.js';
 import type { Problem } from './api/problem.js';
 import { InputError } from './api/problem.js';
 import type { PolicyDocument } from './api/types.js';
@@ -238,7 +239,7 @@ export async function loadState(opts: LoadStateOptions): Promise<State> {
   const machine = hostName();
   const nodeName = config.nodeName ?? machine;
   const local = opts.local ?? nodeName === machine;
-  const files = config.sources.length === 0 ? { policies: [], objects: [], problems: [] } : await loadManifestPaths(config.sources);
+  const files = config.sources.length === 0 ? { policies: [], objects: [], problems: [] } : await loadManifestPaths(config.sources, fileReadLimits(config));
   const load = config.kubernetes === undefined ? files : mergeLoads(files, await readKubernetes(config, nodeName, opts.nodeLabels));
   return buildState({
     config,

@@ -25,12 +25,15 @@ import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
+import { DriftRepair } from './drift-repair.js';
+import { NftWriteLock } from './nft-lock.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
+import { keptMessage, removedMessage } from './last-good.js';
 import { saveLastGood } from './last-good-store.js';
 import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
 import { readProcNet } from './proc-net.js';
 import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
-import { sha256 } from './read-sources.js';
+import { sha256 } from '../inventory/read-manifest-files.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
 import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
@@ -75,7 +78,10 @@ export class Agent {
   #appliedModelHash: string | undefined;
   #appliedMode: RunMode | undefined;
   #appliedModel: HostModel | undefined;
-  #tableHash: string | undefined;
+  /** Every write of the table (pass, drift repair, removeOnStop) holds it. */
+  readonly #nftLock = new NftWriteLock();
+  /** Restores the last applied ruleset; works while a pass runs. */
+  readonly #drift = new DriftRepair(this.#nftLock);
   #previous: PreviousState | undefined;
   #refusedModelHash: string | undefined;
   #lastApply: ApplySummary | undefined;
@@ -170,8 +176,9 @@ export class Agent {
       await Promise.race([this.#running, new Promise((r) => setTimeout(r, 10_000))]);
     }
     const cfg = this.#desired?.cfg.config;
+    this.#drift.forget();
     if (cfg !== undefined && this.#settings.removeOnStop && this.#appliedModelHash !== undefined) {
-      const r = await deleteTable(cfg.nft.path, cfg.nft.table);
+      const r = await this.#nftLock.run(() => deleteTable(cfg.nft.path, cfg.nft.table));
       if (r.error !== undefined) this.#log.error({ table: cfg.nft.table, error: r.error }, 'could not remove table on stop');
       else this.#log.warn({ table: cfg.nft.table }, 'removeOnStop: table deleted, host is unfiltered by nodewall');
     } else if (cfg !== undefined && this.#appliedModelHash !== undefined) {
@@ -185,6 +192,7 @@ export class Agent {
   async #pass(trigger: Trigger): Promise<void> {
     const rev = ++this.#rev;
     const log = this.#log.child({ rev, trigger });
+    log.debug('pass started');
     let d: Desired;
     try {
       d = await readDesired({
@@ -206,6 +214,8 @@ export class Agent {
       await retireNoConfigStatus(this.#noConfig.dir, process.pid).catch((err) => log.warn({ err }, 'cannot remove the no-config status file'));
     }
     this.#noConfig = undefined;
+    // A file still being written: read it again once quiet (its last good version stays meanwhile).
+    if (d.sources.issues.some((e) => e.kind === 'unsettled')) this.#debouncer?.trigger('unsettled');
     this.#settings = d.cfg.agent;
     this.#log.level = d.cfg.agent.logLevel;
     this.#armTimers();
@@ -237,6 +247,8 @@ export class Agent {
     const counts = policyCounts(d.state);
 
     if (config.mode === 'dry-run') {
+      // dry-run never writes: a table applied earlier is left as it is, not restored.
+      this.#drift.forget();
       this.#logRuleset(model, config.nft.table, config.mode, modelHash, log);
       await this.#dryRunReport(model, log, true);
       this.#lastApply = { at: new Date().toISOString(), outcome: 'dry-run', trigger };
@@ -258,13 +270,20 @@ export class Agent {
       const t0 = performance.now();
       let result: ApplyResult;
       try {
-        result = await applyModel(model, {
-          nftPath: config.nft.path,
-          table: config.nft.table,
-          mode: config.mode,
-          timeoutMs: config.nft.timeoutSeconds * 1000,
-          // After drift, or a mode switch, read the kernel instead of trusting memory.
-          ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
+        // Apply and read back under the lock, so drift repair never sees a transaction in flight.
+        result = await this.#nftLock.run(async () => {
+          const r = await applyModel(model, {
+            nftPath: config.nft.path,
+            table: config.nft.table,
+            mode: config.mode,
+            timeoutMs: config.nft.timeoutSeconds * 1000,
+            ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
+            // After drift, or a mode switch, read the kernel instead of trusting memory.
+            ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
+          });
+          const ts = await tableState(config.nft.path, config.nft.table);
+          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash: ts.present ? ts.hash : undefined });
+          return r;
         });
       } catch (err) {
         const durationMs = Math.round(performance.now() - t0);
@@ -285,8 +304,6 @@ export class Agent {
       this.#appliedModelHash = modelHash;
       this.#appliedModel = model;
       this.#appliedMode = config.mode;
-      const ts = await tableState(config.nft.path, config.nft.table);
-      this.#tableHash = ts.present ? ts.hash : undefined;
       log.info({
         table: config.nft.table, mode: config.mode, kind: result.kind, reason: result.reason,
         rules: result.rules, sets: result.sets, elements: result.elements, added: result.added, removed: result.removed,
@@ -401,9 +418,14 @@ export class Agent {
 
   /** Drift check in enforce/audit; new connections in dry-run; new records in audit. */
   async #tick(): Promise<void> {
-    if (this.#driftBusy || this.#stopping || this.#running !== undefined) return;
+    if (this.#driftBusy || this.#stopping) return;
     this.#driftBusy = true;
     try {
+      // While a pass runs (a slow or big input), drift is still repaired from the last applied ruleset.
+      if (this.#running !== undefined) {
+        await this.#repairDrift();
+        return;
+      }
       const cfg = this.#desired?.cfg.config;
       if (cfg === undefined) return;
       const log = this.#log.child({ trigger: 'timer' });
@@ -416,19 +438,29 @@ export class Agent {
         return;
       }
       if (this.#appliedModelHash === undefined) return;
-      const ts = await tableState(cfg.nft.path, cfg.nft.table);
-      if (!ts.present || ts.hash !== this.#tableHash) {
-        this.#log.warn({ table: cfg.nft.table, drift: ts.present ? 'changed' : 'missing', detail: ts.present ? undefined : ts.error },
-          ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
-        await this.reconcile('drift');
-        return;
-      }
+      if (await this.#repairDrift()) return;
       if (cfg.mode === 'audit') await this.#auditReport(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
       this.#driftBusy = false;
     }
+  }
+
+  /** True when the table had drifted (restored or not). */
+  async #repairDrift(): Promise<boolean> {
+    const r = await this.#drift.check(this.#log.child({ trigger: 'drift' }));
+    if (r.kind === 'nothing-applied' || r.kind === 'in-sync') return false;
+    // The kernel was rebuilt: the next pass reads it instead of trusting memory.
+    this.#previous = undefined;
+    if (r.kind === 'restored') {
+      this.#lastApply = { at: new Date().toISOString(), outcome: 'applied', trigger: 'drift', kind: r.result.kind, durationMs: r.durationMs };
+    } else {
+      this.#lastApply = { at: new Date().toISOString(), outcome: 'failed', trigger: 'drift', error: r.error };
+      this.#noteError(`drift repair: ${r.error}`);
+    }
+    await this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
+    return true;
   }
 
   #syncWatch(files: readonly string[], dirs: readonly string[]): void {
@@ -539,11 +571,14 @@ export class Agent {
       if (p.severity === 'error') log.error(ctx, formatProblem(p));
     }
     for (const k of d.merge.kept) {
-      log.warn({ policy: k.policy, file: k.file, reason: k.reason }, `policy ${k.policy}: ${k.reason === 'invalid' ? 'new version is invalid' : 'file cannot be read'}; its last good version stays in force`);
+      log.warn({ policy: k.policy, file: k.file, reason: k.reason }, keptMessage(k));
+      // A suspect removal is an error to see in `nodewall status`, not only in the log.
+      if (k.reason === 'empty') this.#noteError(keptMessage(k));
     }
     for (const r of d.merge.rejected) {
       log.error({ policy: r.policy, file: r.file }, `policy ${r.policy}: invalid and never valid before: not applied`);
     }
+    for (const r of d.merge.removed) log.info({ policy: r.policy, file: r.file, removed: true }, removedMessage(r));
     const firstError = [...d.merge.replacedProblems, ...d.state.problems].find((p) => p.severity === 'error');
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }

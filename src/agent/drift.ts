@@ -4,9 +4,9 @@
 // Someone else's `nft flush ruleset`, a firewall reload or a hand edit of a
 // chain changes the hash or makes the table disappear.
 
-import { execFile } from 'node:child_process';
+import { sha256 } from '../inventory/read-manifest-files.js';
+import { NftError, runNft } from '../nft/nft-exec.js';
 import { ForeignTableError, readOwnership } from '../nft/ownership.js';
-import { sha256 } from './read-sources.js';
 
 export type TableState = { readonly present: false; readonly error: string } | { readonly present: true; readonly hash: string };
 
@@ -18,13 +18,14 @@ export function structureHash(listing: string): string {
   return sha256(normalized);
 }
 
-export function tableState(nftPath: string, table: string, timeoutMs = 10_000): Promise<TableState> {
-  return new Promise((resolve) => {
-    execFile(nftPath, ['-t', 'list', 'table', 'inet', table], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err !== null) resolve({ present: false, error: (stderr || err.message).trim() });
-      else resolve({ present: true, hash: structureHash(stdout) });
-    });
-  });
+export async function tableState(nftPath: string, table: string, timeoutMs = 10_000): Promise<TableState> {
+  try {
+    const { stdout } = await runNft(nftPath, ['-t', 'list', 'table', 'inet', table], { timeoutMs });
+    return { present: true, hash: structureHash(stdout) };
+  } catch (err) {
+    // NftError says what failed and what to do (missing table, nft.path wrong, timeout).
+    return { present: false, error: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 /** Delete nodewall's table (removeOnStop, uninstall); a missing table is fine, a foreign one is never deleted. */
@@ -34,11 +35,11 @@ export async function deleteTable(nftPath: string, table: string, timeoutMs = 10
   } catch (err) {
     return { deleted: false, error: err instanceof Error ? err.message : String(err) };
   }
-  return new Promise((resolve) => {
-    execFile(nftPath, ['delete', 'table', 'inet', table], { timeout: timeoutMs }, (err, _stdout, stderr) => {
-      if (err === null) resolve({ deleted: true });
-      else if (/No such file or directory/.test(stderr)) resolve({ deleted: false });
-      else resolve({ deleted: false, error: (stderr || err.message).trim() });
-    });
-  });
+  try {
+    await runNft(nftPath, ['delete', 'table', 'inet', table], { timeoutMs });
+    return { deleted: true };
+  } catch (err) {
+    if (err instanceof NftError && /No such file or directory/.test(err.stderr)) return { deleted: false };
+    return { deleted: false, error: err instanceof Error ? err.message : String(err) };
+  }
 }

@@ -1,7 +1,9 @@
 // "Bad input never weakens the firewall", per policy name:
 // - a policy that is now invalid stays in force in its last good version;
 // - a file that cannot be read or parsed keeps the last good versions of the
-//   policies it held;
+//   policies it held, and so does a file that is still changing (unsettled) or
+//   that is empty now (suspect: a truncated file looks exactly like that; to
+//   remove its policies, delete the file);
 // - a brand-new invalid policy is simply not applied;
 // - a policy whose file was deleted (no error) is gone, as intended.
 // Pure: the state builder is passed in, so tests use a fake.
@@ -33,11 +35,22 @@ export interface GoodEntry {
 
 export type LastGood = ReadonlyMap<string, GoodEntry>;
 
+/** Why a file's policies keep their last good versions. */
+export type HeldReason = 'unreadable' | 'unsettled' | 'empty';
+
+export interface HeldFile {
+  readonly file: string;
+  readonly reason: HeldReason;
+}
+
 export interface Kept {
   readonly policy: string;
   readonly file: string;
-  /** "invalid": the current version has errors; "unreadable": its file could not be read or parsed. */
-  readonly reason: 'invalid' | 'unreadable';
+  /**
+   * "invalid": the current version has errors; "unreadable": its file could not be read or parsed;
+   * "unsettled": its file is still changing; "empty": its file is empty now (suspect).
+   */
+  readonly reason: 'invalid' | HeldReason;
 }
 
 export interface MergeResult<S> {
@@ -49,6 +62,11 @@ export interface MergeResult<S> {
   readonly lastGood: Map<string, GoodEntry>;
   /** Problems of the current (bad) versions that were replaced: the final state no longer contains them. */
   readonly replacedProblems: readonly Problem[];
+  /**
+   * Policies in force before and gone now: their file was deleted (`fileRead` false) or no longer holds
+   * them (`fileRead` true; an edit, or a file cut short at a document boundary: worth a log line).
+   */
+  readonly removed: readonly { policy: string; file: string; fileRead: boolean }[];
 }
 
 export interface BuiltState {
@@ -64,12 +82,13 @@ export function policyKey(doc: Pick<PolicyDocument, 'name' | 'namespace'>): stri
 /**
  * Build the state from the current files, falling back to last good
  * versions where the input is bad. `unreadable` lists files that exist in
- * the sources but could not be read. `build` is called once when all input
+ * the sources but could not be read (a plain path), or are held for another
+ * reason (unsettled, empty). `build` is called once when all input
  * is good, twice otherwise (the first call finds the invalid policies).
  */
 export function mergeWithLastGood<S extends BuiltState>(
   files: readonly LoadedFile[],
-  unreadable: readonly string[],
+  unreadable: readonly (string | HeldFile)[],
   prev: LastGood,
   build: (load: Loaded) => S,
 ): MergeResult<S> {
@@ -84,9 +103,13 @@ export function mergeWithLastGood<S extends BuiltState>(
   }
   // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable,
   // and so does every file under a source directory that is missing or unreadable.
-  const brokenFiles = new Set(unreadable);
+  const brokenFiles = new Map<string, HeldReason>();
+  for (const u of unreadable) {
+    const h = typeof u === 'string' ? { file: u, reason: 'unreadable' as const } : u;
+    if (!brokenFiles.has(h.file)) brokenFiles.set(h.file, h.reason);
+  }
   for (const p of current.problems) {
-    if (p.severity === 'error' && p.policy === undefined) brokenFiles.add(p.pos.file);
+    if (p.severity === 'error' && p.policy === undefined && !brokenFiles.has(p.pos.file)) brokenFiles.set(p.pos.file, 'unreadable');
   }
 
   const first = build(current);
@@ -113,9 +136,11 @@ export function mergeWithLastGood<S extends BuiltState>(
     }
   }
   for (const good of prev.values()) {
-    if (!present.has(good.key) && !substitute.has(good.key) && isUnder(good.file, brokenFiles)) {
+    if (present.has(good.key) || substitute.has(good.key)) continue;
+    const reason = heldBy(good.file, brokenFiles);
+    if (reason !== undefined) {
       substitute.set(good.key, good);
-      kept.push({ policy: good.key, file: good.file, reason: 'unreadable' });
+      kept.push({ policy: good.key, file: good.file, reason });
     }
   }
 
@@ -150,12 +175,39 @@ export function mergeWithLastGood<S extends BuiltState>(
   const replacedProblems = substitute.size === 0
     ? []
     : [...current.problems, ...first.problems].filter((p, i, all) => p.policy !== undefined && substitute.has(p.policy) && all.indexOf(p) === i);
-  return { state, kept, rejected, lastGood, replacedProblems };
+  const readFiles = new Set(files.map((f) => f.file));
+  const removed = [...prev.values()]
+    .filter((g) => !lastGood.has(g.key) && !present.has(g.key) && !invalid.has(g.key))
+    .map((g) => ({ policy: g.key, file: g.file, fileRead: readFiles.has(g.file) }));
+  return { state, kept, rejected, lastGood, replacedProblems, removed };
 }
 
-/** The file itself, or a file inside an unreadable/missing source directory, is broken. */
-function isUnder(file: string, broken: ReadonlySet<string>): boolean {
-  if (broken.has(file)) return true;
-  for (const b of broken) if (file.startsWith(b.endsWith('/') ? b : `${b}/`)) return true;
-  return false;
+/** The file itself, or a file inside an unreadable/missing source directory, is broken: why. */
+function heldBy(file: string, broken: ReadonlyMap<string, HeldReason>): HeldReason | undefined {
+  const own = broken.get(file);
+  if (own !== undefined) return own;
+  for (const [b, reason] of broken) if (file.startsWith(b.endsWith('/') ? b : `${b}/`)) return reason;
+  return undefined;
+}
+
+/** The log line for a policy held at its last good version: what happened and what to do. */
+export function keptMessage(k: Kept): string {
+  switch (k.reason) {
+    case 'invalid':
+      return `policy ${k.policy}: new version is invalid; its last good version stays in force`;
+    case 'unreadable':
+      return `policy ${k.policy}: file cannot be read; its last good version stays in force`;
+    case 'unsettled':
+      return `policy ${k.policy}: file is still changing; its last good version stays in force until the file is quiet`;
+    case 'empty':
+      return `policy ${k.policy}: its file ${k.file} is empty now (truncated, or being rewritten?): suspect, its last good version ` +
+        'stays in force; to remove the policy, delete the file (or remove the policy from a file that still holds others)';
+  }
+}
+
+/** The log line for a policy that left the ruleset (a cut-short file shows here too). */
+export function removedMessage(r: MergeResult<unknown>['removed'][number]): string {
+  return r.fileRead
+    ? `policy ${r.policy}: no longer in ${r.file} (the file is still there): removed from the ruleset; if the file was cut short, restore it`
+    : `policy ${r.policy}: its file ${r.file} was deleted: removed from the ruleset`;
 }

@@ -1,14 +1,12 @@
 // Read nodewall.yaml for the agent (parseConfig), with the agent's settings
 // resolved and command-line overrides on top.
 
-import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InputError } from '../api/problem.js';
-import { DEFAULT_CONFIG_PATH, defaultConfig, mergeConfig, parseConfig, type ConfigOverrides } from '../inventory/config.js';
+import { DEFAULT_CONFIG_PATH, defaultConfig, mergeConfig, parseConfig, readConfigText, type ConfigOverrides } from '../inventory/config.js';
 import type { NodewallConfig } from '../inventory/types.js';
 import { agentSettings, defaultAgentSettings, type AgentSettings } from './agent-config.js';
-import { sha256 } from './read-sources.js';
+import { sha256 } from '../inventory/read-manifest-files.js';
 
 export interface AgentConfig {
   readonly config: NodewallConfig;
@@ -34,15 +32,7 @@ export function parseAgentConfig(text: string, file: string): { config: Nodewall
 
 export async function readAgentConfig(file: string | undefined): Promise<AgentConfig> {
   if (file === undefined) return { config: defaultConfig, agent: defaultAgentSettings, text: '', hash: sha256('') };
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new InputError(`${file}: cannot read config: ${why}`, [
-      { severity: 'error', pos: { file, line: 1, col: 1 }, field: '', message: `cannot read config: ${why}`, code: 'config/read' },
-    ], { cause: err });
-  }
+  const text = (await readConfigText(file)) ?? '';
   return { ...parseAgentConfig(text, file), file, text, hash: sha256(text) };
 }
 

@@ -2,17 +2,18 @@
 // addresses -> the State to enforce, with bad input replaced by its last good
 // version (last-good.ts). No kernel access here; agent.ts applies the result.
 
-import { InputError, type Problem } from '../api/problem.js';
-import { loadManifestText } from '../api/load-manifests.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { InputError } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
 import { hostName, localAddresses } from '../inventory/host-facts.js';
 import type { Labels } from '../inventory/types.js';
 import { StateBuilder, type State } from '../pipeline.js';
 import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
-import { mergeWithLastGood, type GoodEntry, type MergeResult } from './last-good.js';
+import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-files.js';
+import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
+import { mergeWithLastGood, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
-import { readSources, sha256, type SourceError, type SourceRead } from './read-sources.js';
 
 export interface DesiredOptions {
   /** Config file to read (undefined = built-in defaults). */
@@ -38,7 +39,7 @@ export interface Desired {
   readonly cfg: AgentConfig;
   /** The current config could not be used; `cfg` is the last good one. */
   readonly configError?: InputError;
-  readonly sources: SourceRead;
+  readonly sources: ManifestFileRead;
   /** Hash of every input: unchanged = nothing to do. */
   readonly inputHash: string;
   readonly merge: MergeResult<State>;
@@ -74,7 +75,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   }
   const cfg = withOverrides(base, opts.overrides);
   const config = cfg.config;
-  const sources = await readSources(config.sources);
+  const sources = await readManifestFiles(config.sources, fileReadLimits(config));
   const machine = hostName();
   const nodeName = config.nodeName ?? machine;
   const local = nodeName === machine ? localAddresses() : undefined;
@@ -88,23 +89,32 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
     overrides: opts.overrides,
     nodeLabels: opts.nodeLabels ?? null,
     files: sources.files.map((f) => [f.file, f.hash]),
-    errors: sources.errors.map((e) => [e.file, e.code ?? e.message]),
+    issues: sources.issues.map((e) => [e.file, e.kind, e.code ?? null]),
     local: local ?? null,
     kubernetes: snap === undefined ? null : [opts.kubernetes?.generation ?? 0, snap.origin, snap.revision],
   }));
 
   for (const f of sources.files) memory.texts.set(f.hash, f.text);
   for (const f of kubeFiles) if (f.text !== undefined) memory.texts.set(f.textHash, f.text);
-  const files = [
-    ...sources.files.map((f) => ({ file: f.file, textHash: f.hash, load: loadManifestText(f.text, f.file) })),
-    ...kubeFiles.map((f) => ({ file: f.file, textHash: f.textHash, load: f.load })),
-  ];
-  const unreadable = sources.errors.map((e) => e.file);
+  const files = [];
+  const held: HeldFile[] = [];
+  for (const f of sources.files) {
+    // Yield between files (and documents, in loadManifestFile) so timers (drift repair) keep running.
+    await yieldToLoop();
+    const { load, empty } = await loadManifestFile(f);
+    // Empty now (truncated?): the policies it held keep their last good versions until the file is deleted.
+    if (empty) held.push({ file: f.file, reason: 'empty' });
+    files.push({ file: f.file, textHash: f.hash, load });
+  }
+  for (const f of kubeFiles) files.push({ file: f.file, textHash: f.textHash, load: f.load });
+  for (const e of sources.issues) if (e.holdsLastGood) held.push({ file: e.file, reason: e.kind === 'unsettled' ? 'unsettled' : 'unreadable' });
+  const fileProblems = sources.issues.map(fileIssueProblem);
+  await yieldToLoop();
   const builder = (memory.stateBuilder ??= new StateBuilder());
-  const merge = mergeWithLastGood(files, unreadable, memory.lastGood, (load) =>
+  const merge = mergeWithLastGood(files, held, memory.lastGood, (load) =>
     builder.build({
       config,
-      load: { ...load, problems: [...load.problems, ...sources.errors.map(readProblem)] },
+      load: { ...load, problems: [...load.problems, ...fileProblems] },
       nodeName,
       ...(opts.nodeLabels === undefined ? {} : { nodeLabels: opts.nodeLabels }),
       ...(local === undefined ? {} : { localAddresses: local }),
@@ -112,10 +122,6 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   );
   const waitingForKubernetes = config.kubernetes !== undefined && snap === undefined;
   return { cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName, waitingForKubernetes };
-}
-
-function readProblem(e: SourceError): Problem {
-  return { severity: 'error', pos: { file: e.file, line: 1, col: 1 }, field: '', message: `cannot read: ${e.message}`, code: 'load/unreadable' };
 }
 
 /** Parse a persisted config text (the store keeps the text, not the object). */

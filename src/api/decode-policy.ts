@@ -181,13 +181,15 @@ class Decoder {
   stringMap(v: unknown, path: string): Record<string, string> | undefined {
     const o = this.object(v, path, undefined, '');
     if (o === undefined) return undefined;
-    const out: Record<string, string> = {};
+    const out: [string, string][] = [];
     for (const [k, x] of Object.entries(o)) {
       const s = typeof x === 'string' ? x : undefined;
       if (s === undefined) this.typeError(childPath(path, k), 'a string (quote it)', x);
-      else out[k] = s;
+      else out.push([k, s]);
     }
-    return out;
+    // fromEntries defines own properties: `out[k] = s` would drop a key named __proto__
+    // (turning `matchLabels: {__proto__: x}` into a wildcard) instead of letting validation see it.
+    return Object.fromEntries(out);
   }
 
   selector(v: unknown, path: string): LabelSelector | undefined {

@@ -1,12 +1,14 @@
 // Field paths as printed in problems: `spec.ingress[0].toPorts[0].ports[1].port`.
-// Keys that are not plain identifiers are quoted: `matchLabels["k8s:app"]`.
+// Keys that are not plain identifiers are quoted: `matchLabels["k8s:app"]`,
+// with control characters escaped (`["a\u0000b"]`) so a path is always printable.
+import { escapeUnprintable } from './printable.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function childPath(base: string, key: string | number): string {
   if (typeof key === 'number') return `${base}[${key}]`;
   if (IDENT.test(key)) return base === '' ? key : `${base}.${key}`;
-  return `${base}[${JSON.stringify(key)}]`;
+  return `${base}[${escapeUnprintable(JSON.stringify(key))}]`;
 }
 
 const SEGMENT = /\.?[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]/y;

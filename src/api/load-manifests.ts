@@ -1,15 +1,16 @@
-// Reads Kubernetes manifests (YAML streams, JSON, `kind: List`, policies embedded
+// Reads Kubernetes manifest TEXT (YAML streams, JSON, `kind: List`, policies embedded
 // in ConfigMaps) into decoded policies and plain cluster objects. Never throws on
-// bad input: every failure becomes a Problem with file:line:col.
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
+// bad input: every failure becomes a Problem with file:line:col. Files are read by
+// src/inventory/read-manifest-files.ts (loadManifestPaths in load-manifest-files.ts).
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { Composer, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type Node, type Scalar } from 'yaml';
 import type { Problem } from './problem.js';
 import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
 import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
 import { childPath } from './field-path.js';
+import { metadataProblem } from './object-metadata.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -26,7 +27,6 @@ const POLICY_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['CiliumClusterwid
 export const OBJECT_KINDS: ReadonlySet<string> = new Set([
   'Node', 'CiliumNode', 'Pod', 'CiliumEndpoint', 'Namespace', 'Endpoints', 'EndpointSlice',
 ]);
-const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
 type LineColToPos = (line: number, col: number) => SourcePos;
 
@@ -69,23 +69,39 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 export function loadManifestText(text: string, file: string): LoadResult {
   const acc = newAcc();
-  loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc);
+  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) { /* all at once */ }
   return result(acc);
 }
 
-function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): void {
+/**
+ * loadManifestText, giving the event loop a turn every `sliceMs` of work
+ * (between documents): a big file never starves the agent's timers for long.
+ */
+export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20): Promise<LoadResult> {
+  const acc = newAcc();
+  let since = performance.now();
+  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) {
+    if (performance.now() - since < sliceMs) continue;
+    await yieldToLoop();
+    since = performance.now();
+  }
+  return result(acc);
+}
+
+/** Yields after each document. Parsed lazily, one document at a time (what parseAllDocuments does all at once). */
+function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, void, void> {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, merge: true, prettyErrors: true });
+  const parser = new Parser(lc.addNewLine);
+  // logLevel 'error': yaml would otherwise print process warnings (e.g. a map used as a key) to stderr.
+  const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
   const toPos = (offset: number): SourcePos => {
     const { line, col } = lc.linePos(offset);
     return mapLineCol(line, col);
   };
-  if ('empty' in docs) {
-    // A stream with no document still reports stream-level errors.
-    for (const e of docs.errors) acc.problems.push(yamlProblem('error', e, toPos));
-    return;
-  }
-  for (const doc of docs) {
+  let documents = 0;
+  for (const doc of composer.compose(parser.parse(text))) {
+    documents++;
+    yield;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) acc.problems.push(yamlProblem('error', e, toPos));
       continue;
@@ -100,6 +116,8 @@ function loadStream(text: string, file: string, mapLineCol: LineColToPos, embedd
         `cannot read this document: ${errorText(cause)}`, 'load/document'));
     }
   }
+  // A stream with no document still reports stream-level errors.
+  if (documents === 0) for (const e of composer.streamInfo().errors) acc.problems.push(yamlProblem('error', e, toPos));
 }
 
 function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
@@ -201,10 +219,12 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
       `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
     return;
   }
-  const bad = badMetadataField(metadata);
+  const badType = badMetadataField(metadata);
+  const bad = badType ?? metadataProblem(kind, { ...metadata, name });
   if (bad !== undefined) {
     const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
-    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, 'decode/type', undefined, bad.field));
+    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, badType === undefined ? 'decode/metadata' : 'decode/type',
+      undefined, bad.field));
     return;
   }
   const { labels, namespace, ...rest } = metadata;
@@ -244,7 +264,7 @@ function loadEmbedded(node: Node, src: Source, acc: Acc): boolean {
     const value = pair.value;
     if (!isScalar(value) || typeof value.value !== 'string' || !EMBEDDED_KIND.test(value.value)) continue;
     found = true;
-    loadStream(value.value, src.file, embeddedMapper(value, src), true, acc);
+    for (const _ of loadStream(value.value, src.file, embeddedMapper(value, src), true, acc)) { /* embedded: small */ }
   }
   return found;
 }
@@ -279,63 +299,6 @@ function offsetOf(lc: LineCounter, line: number, col: number): number {
   return lineStart + col - 1;
 }
 
-async function collectFiles(path: string, explicit: boolean, out: string[], acc: Acc): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (cause) {
-    acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
-    return;
-  }
-  if (st.isDirectory()) {
-    let entries: string[];
-    try {
-      entries = (await readdir(path)).sort();
-    } catch (cause) {
-      acc.problems.push(problem('error', { file: path, line: 1, col: 1 }, `cannot read directory: ${errorText(cause)}`,
-        'load/unreadable'));
-      return;
-    }
-    for (const e of entries) {
-      // Hidden entries include the `..data` / `..2024_*` links of a mounted ConfigMap,
-      // which would otherwise load every file twice.
-      if (e.startsWith('.')) continue;
-      await collectFiles(join(path, e), false, out, acc);
-    }
-    return;
-  }
-  if (explicit || MANIFEST_EXTENSIONS.some((ext) => path.toLowerCase().endsWith(ext))) out.push(path);
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** Loads files and directories (recursive; .yaml/.yml/.json, sorted). Never rejects for bad input. */
-export async function loadManifestPaths(paths: readonly string[]): Promise<LoadResult> {
-  const acc = newAcc();
-  const seen = new Set<string>();
-  for (const p of paths) {
-    const files: string[] = [];
-    await collectFiles(p, true, files, acc);
-    for (const file of files) {
-      const key = resolve(file);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (cause) {
-        acc.problems.push(problem('error', { file, line: 1, col: 1 }, `cannot read: ${errorText(cause)}`, 'load/unreadable'));
-        continue;
-      }
-      const one = loadManifestText(text, file);
-      // Loops, not push(...spread): one file may hold 100k+ objects.
-      for (const x of one.policies) acc.policies.push(x);
-      for (const x of one.objects) acc.objects.push(x);
-      for (const x of one.problems) acc.problems.push(x);
-      acc.skipped += one.skipped ?? 0;
-    }
-  }
-  return result(acc);
 }

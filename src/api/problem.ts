@@ -1,4 +1,5 @@
 import type { SourcePos } from './types.js';
+import { escapeUnprintable } from './printable.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -18,11 +19,12 @@ export interface Problem {
   readonly code: string;
 }
 
+/** One line, whatever the input held: control characters in names, keys and file names are escaped. */
 export function formatProblem(p: Problem): string {
   const where = `${p.pos.file}:${p.pos.line}:${p.pos.col}`;
   const policy = p.policy === undefined ? '' : `policy ${p.policy}: `;
   const field = p.field === '' ? '' : `${p.field}: `;
-  return `${where}: ${p.severity}: ${policy}${field}${p.message}`;
+  return escapeUnprintable(`${where}: ${p.severity}: ${policy}${field}${p.message}`);
 }
 
 /** Errors carry a Problem-like location and keep the underlying error as `cause`. */

@@ -11,6 +11,7 @@ import { parsePrefix, prefixContains, type ParsedPrefix } from './go-netip.js';
 import { err, unsupportedText, warn, type Ctx } from './validate-context.js';
 import { validateICMPRule, validatePortRule } from './validate-l4.js';
 import { unsupportedPeers } from './unsupported-peers.js';
+import { dns1123LabelProblems, dns1123SubdomainProblems, invalidValue, labelValueProblems, selectorKeyProblems } from './k8s-names.js';
 
 export { CRD_PROTOCOLS, EXTENDED_PROTOCOLS, isServiceName, parseGoPort } from './validate-l4.js';
 
@@ -27,8 +28,19 @@ const RULE_LISTS: readonly RuleListName[] = ['ingress', 'ingressDeny', 'egress',
  */
 export function validatePolicy(doc: PolicyDocument, cfg: EngineConfig): Problem[] {
   const ctx: Ctx = { doc, cfg, out: [...(doc.decodeProblems ?? [])] };
+  validateMetadata(ctx);
   for (const rule of doc.rules) validateRule(ctx, rule);
   return ctx.out;
+}
+
+// The API server's ValidateObjectMeta: a custom resource's name is a DNS-1123 subdomain, a namespace a
+// DNS-1123 label. Among other things this keeps control characters out of set comments and logs.
+function validateMetadata(ctx: Ctx): void {
+  const { name, namespace } = ctx.doc;
+  const nameProblems = name === '' ? [] : dns1123SubdomainProblems(name);
+  if (nameProblems.length > 0) err(ctx, 'metadata.name', invalidValue(name, nameProblems), 'metadata-name');
+  const nsProblems = namespace === undefined || namespace === '' ? [] : dns1123LabelProblems(namespace);
+  if (nsProblems.length > 0) err(ctx, 'metadata.namespace', invalidValue(namespace ?? '', nsProblems), 'metadata-namespace');
 }
 
 function validateRule(ctx: Ctx, rule: Rule): void {
@@ -57,10 +69,27 @@ function validateRule(ctx: Ctx, rule: Rule): void {
   }
 }
 
-// Messages of Kubernetes' LabelSelectorAsSelector / labels.NewRequirement, which Cilium uses.
+// Messages of Kubernetes' LabelSelectorAsSelector / labels.NewRequirement, which Cilium uses, and of
+// Cilium's EndpointSelector.Sanitize: keys are `[source:]key` label keys, values label values.
 function validateSelector(ctx: Ctx, sel: LabelSelector, path: string): void {
+  const labelsPath = childPath(path, 'matchLabels');
+  for (const [key, value] of Object.entries(sel.matchLabels ?? {})) {
+    const kp = childPath(labelsPath, key);
+    const keyProblems = selectorKeyProblems(key);
+    if (keyProblems.length > 0) err(ctx, kp, `invalid label key: ${invalidValue(key, keyProblems)}`, 'selector-key');
+    const valueProblems = labelValueProblems(value);
+    if (valueProblems.length > 0) err(ctx, kp, `invalid label value: ${invalidValue(value, valueProblems)}`, 'selector-value');
+  }
   sel.matchExpressions?.forEach((r, i) => {
     const rp = childPath(childPath(path, 'matchExpressions'), i);
+    const keyProblems = r.key === '' ? [] : selectorKeyProblems(r.key);
+    if (keyProblems.length > 0) err(ctx, childPath(rp, 'key'), `invalid label key: ${invalidValue(r.key, keyProblems)}`, 'selector-key');
+    r.values?.forEach((v, j) => {
+      const valueProblems = labelValueProblems(v);
+      if (valueProblems.length > 0) {
+        err(ctx, childPath(childPath(rp, 'values'), j), `invalid label value: ${invalidValue(v, valueProblems)}`, 'selector-value');
+      }
+    });
     const values = r.values === undefined ? '[]string(nil)' : `[]string{${r.values.map((v) => JSON.stringify(v)).join(', ')}}`;
     const hasValues = (r.values?.length ?? 0) > 0;
     if (!SELECTOR_OPERATORS.includes(r.operator)) {

@@ -1,4 +1,6 @@
 import type { Options } from 'yargs';
+import { dns1123SubdomainProblems, invalidValue, labelKeyProblems, labelValueProblems } from '../api/k8s-names.js';
+import { shown } from '../api/printable.js';
 
 /** Flags shared by every command that reads policies and cluster state. */
 export const stateOptions = {
@@ -17,17 +19,34 @@ export interface StateArgs {
   logLevel?: string | undefined;
 }
 
-/** Parse "k=v,k2=v2" (a value may be empty: "node-role.kubernetes.io/control-plane="). */
+/**
+ * Parse "k=v,k2=v2" (a value may be empty: "node-role.kubernetes.io/control-plane="). Keys and values
+ * must be what Kubernetes accepts as node labels; a key named `constructor` is an ordinary label.
+ */
 export function parseLabelList(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = new Map<string, string>();
   for (const part of text.split(',')) {
     const item = part.trim();
     if (item === '') continue;
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--node-labels: "${item}" is not key=value`);
-    out[item.slice(0, eq)] = item.slice(eq + 1);
+    if (eq <= 0) throw new UsageError(`--node-labels: ${shown(item)} is not key=value`);
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    const keyProblems = labelKeyProblems(key);
+    if (keyProblems.length > 0) throw new UsageError(`--node-labels: invalid label key: ${invalidValue(key, keyProblems)}`);
+    const valueProblems = labelValueProblems(value);
+    if (valueProblems.length > 0) throw new UsageError(`--node-labels: label ${key}: invalid label value: ${invalidValue(value, valueProblems)}`);
+    out.set(key, value);
   }
-  return out;
+  return Object.fromEntries(out);
+}
+
+/** `--node NAME`: the name of a Node object (a DNS-1123 subdomain), or undefined when not given. */
+export function parseNodeName(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const problems = dns1123SubdomainProblems(text);
+  if (problems.length > 0) throw new UsageError(`--node: ${invalidValue(text, problems)} (Kubernetes node names)`);
+  return text;
 }
 
 /** A command-line mistake: exit code 2. */

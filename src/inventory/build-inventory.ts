@@ -4,6 +4,7 @@
 
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
+import { metadataProblem } from '../api/object-metadata.js';
 import { CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
@@ -23,12 +24,13 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 function labelsOf(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
   for (const [k, val] of Object.entries(rec(v) ?? {})) {
     // Unquoted YAML values (`zone: 1`) are meant as strings.
-    if (typeof val === 'string' || typeof val === 'number' || typeof val === 'boolean') out[k] = String(val);
+    if (typeof val === 'string' || typeof val === 'number' || typeof val === 'boolean') out.push([k, String(val)]);
   }
-  return out;
+  // Own properties even for a key named like an Object.prototype member (`out[k] = v` drops __proto__).
+  return Object.fromEntries(out);
 }
 
 const noPos: SourcePos = { file: '<cluster objects>', line: 1, col: 1 };
@@ -270,6 +272,17 @@ function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<stri
   });
 }
 
+/**
+ * False (with a warning) for an object whose name, namespace or labels no API server would accept. The
+ * file loader already rejects those; this catches objects from the Kubernetes source and its cache.
+ */
+function wellFormed(c: Collector, o: KubeObject): boolean {
+  const bad = metadataProblem(o.kind, o.metadata);
+  if (bad === undefined) return true;
+  c.warn(o, bad.field, `${o.kind} ${o.metadata.name}: ${bad.message}; skipped`, 'inventory/bad-metadata');
+  return false;
+}
+
 /** `kind: List` (kubectl get -o yaml) holds its objects in `items`. */
 function flatten(objects: readonly KubeObject[]): KubeObject[] {
   const out: KubeObject[] = [];
@@ -325,7 +338,7 @@ export function buildInventory(
   opts: BuildInventoryOptions,
 ): { inventory: Inventory; problems: Problem[]; index: ObjectIndex } {
   const c = new Collector();
-  const all = flatten(objects);
+  const all = flatten(objects).filter((o) => wellFormed(c, o));
   const configPos: SourcePos = { file: cfg.file ?? '<config>', line: 1, col: 1 };
 
   const nsLabels = new Map<string, Labels>();

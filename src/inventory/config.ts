@@ -19,26 +19,34 @@
 //                                    #   `- kubernetes: {inCluster: true}` (src/inventory/sources/kubernetes-config.ts)
 //   mode: dry-run                    # enforce | audit | dry-run (default dry-run: a fresh
 //                                    #   install never locks anyone out)
-//   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120}
+//   nft: {path: /usr/sbin/nft, table: nodewall, timeoutSeconds: 120, maxElementsPerTransaction: 100000}
 //                                    # timeoutSeconds: an nft run taking longer is killed (SIGKILL);
 //                                    #   the previous ruleset stays in force
+//                                    # maxElementsPerTransaction: a cold start with more set elements is
+//                                    #   loaded in bounded transactions, hooks last (src/nft/cold-start.ts)
 //   maxSetElements: 250000           # most nft set elements one rule's CIDR list may make (larger: invalid policy)
 //   stateDir: /var/lib/nodewall
 //   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
 //   removeOnStop: false              # agent: delete the table when the agent stops
 //   driftCheckSeconds: 5             # agent: kernel table check interval (0 = never)
 //   resyncSeconds: 60                # agent: full re-read interval (0 = never)
-//   debounceMs: 300                  # agent: quiet time after a file event
+//   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
+//   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
 import { InputError, type Problem } from '../api/problem.js';
+import { describeValue } from '../api/decode-policy.js';
+import { childPath } from '../api/field-path.js';
+import { dns1123SubdomainProblems, invalidValue, labelKeyProblems, labelValueProblems } from '../api/k8s-names.js';
+import { shown } from '../api/printable.js';
+import { duplicateKeyAt } from '../api/yaml-duplicates.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
+import { readBounded, type BoundedReadError } from './read-bounded.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
 
@@ -67,8 +75,36 @@ interface FieldContext {
 }
 
 function scalarString(ctx: FieldContext, n: YamlNode | null, field: string): string | undefined {
-  if (!isScalar(n) || typeof n.value !== 'string') return ctx.fail(n, field, 'must be a string');
+  if (!isScalar(n) || typeof n.value !== 'string') return ctx.fail(n, field, `must be a string, got ${describeNode(n)}`);
   return n.value;
+}
+
+function describeNode(n: YamlNode | null): string {
+  if (n === null) return 'nothing';
+  if (isMap(n)) return 'a map';
+  if (isSeq(n)) return 'a list';
+  return isScalar(n) ? describeValue(n.value) : 'an alias';
+}
+
+/** A file path: NUL can never be part of one (the kernel would cut the path there). */
+function noNul(ctx: FieldContext, n: YamlNode | null, field: string, s: string): string | undefined {
+  return s.includes('\0') ? ctx.fail(n, field, `must not contain a NUL character (U+0000), got ${shown(s)}: no file path can`) : s;
+}
+
+/** Config nodeName: the name of a Node object, so a DNS-1123 subdomain (what the kubelet registers). */
+function nodeName(ctx: FieldContext): string | undefined {
+  const s = nonEmptyString(ctx);
+  if (s === undefined) return undefined;
+  const problems = dns1123SubdomainProblems(s);
+  return problems.length === 0 ? s : ctx.fail(ctx.node, ctx.key, `${invalidValue(s, problems)} (the name of this node's Node object)`);
+}
+
+/** clusterName becomes the value of the label io.cilium.k8s.policy.cluster, so it must be a label value. */
+function clusterName(ctx: FieldContext): string | undefined {
+  const s = nonEmptyString(ctx);
+  if (s === undefined) return undefined;
+  const problems = labelValueProblems(s);
+  return problems.length === 0 ? s : ctx.fail(ctx.node, ctx.key, `${invalidValue(s, problems)} (it is the value of the label io.cilium.k8s.policy.cluster)`);
 }
 
 function nonEmptyString(ctx: FieldContext): string | undefined {
@@ -83,15 +119,19 @@ function bool(ctx: FieldContext): boolean | undefined {
   return n.value;
 }
 
-function numberIn(min: number, max: number) {
+function numberIn(min: number, max: number, whole = false) {
   return (ctx: FieldContext): number | undefined => {
     const n = ctx.node;
-    if (!isScalar(n) || typeof n.value !== 'number' || !Number.isFinite(n.value) || n.value < min || n.value > max) {
-      return ctx.fail(n, ctx.key, `must be a number from ${min} to ${max}`);
+    if (!isScalar(n) || typeof n.value !== 'number' || !Number.isFinite(n.value) || n.value < min || n.value > max
+      || (whole && !Number.isInteger(n.value))) {
+      return ctx.fail(n, ctx.key, `must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}`);
     }
     return n.value;
   };
 }
+
+/** Counts, bytes and milliseconds: 1.5 of them means a typo. */
+const integerIn = (min: number, max: number) => numberIn(min, max, true);
 
 function oneOf<T extends string>(choices: readonly T[]) {
   return (ctx: FieldContext): T | undefined => {
@@ -146,8 +186,8 @@ function addressList(ctx: FieldContext): string[] | undefined {
 
 function absolutePath(ctx: FieldContext, n: YamlNode | null, field: string): string | undefined {
   const s = scalarString(ctx, n, field);
-  if (s === undefined) return undefined;
-  if (!isAbsolute(s)) return ctx.fail(n, field, `must be an absolute path, got "${s}"`);
+  if (s === undefined || noNul(ctx, n, field, s) === undefined) return undefined;
+  if (!isAbsolute(s)) return ctx.fail(n, field, `must be an absolute path, got ${shown(s)}`);
   return s;
 }
 
@@ -173,31 +213,36 @@ function entriesOf(ctx: FieldContext, m: YAMLMap, parent: string): { key: string
   return ok ? out : undefined;
 }
 
-const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const labelValue = /^(?:[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
 function labels(ctx: FieldContext): Record<string, string> | undefined {
   const entries = mapEntries(ctx);
   if (entries === undefined) return undefined;
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
   let ok = true;
   for (const e of entries) {
-    const field = `${ctx.key}.${e.key}`;
-    if (!labelKey.test(e.key)) {
-      ctx.fail(e.keyNode, field, 'is not a valid Kubernetes label key');
+    const field = childPath(ctx.key, e.key);
+    const keyProblems = labelKeyProblems(e.key);
+    if (keyProblems.length > 0) {
+      ctx.fail(e.keyNode, field, `invalid label key: ${invalidValue(e.key, keyProblems)}`);
       ok = false;
       continue;
     }
     // Unquoted `zone: 1` or `edge: true` are meant as the strings "1" and "true".
     const v = e.value === null ? '' : isScalar(e.value) && e.value.value !== null && typeof e.value.value !== 'object' ? String(e.value.value) : undefined;
-    if (v === undefined || !labelValue.test(v)) {
-      ctx.fail(e.value ?? e.keyNode, field, 'must be a valid Kubernetes label value (63 characters: letters, digits, "-", "_", ".")');
+    if (v === undefined) {
+      ctx.fail(e.value ?? e.keyNode, field, `must be a label value (a string), got ${describeNode(e.value)}`);
       ok = false;
       continue;
     }
-    out[e.key] = v;
+    const valueProblems = labelValueProblems(v);
+    if (valueProblems.length > 0) {
+      ctx.fail(e.value ?? e.keyNode, field, `invalid label value: ${invalidValue(v, valueProblems)}`);
+      ok = false;
+      continue;
+    }
+    out.push([e.key, v]);
   }
-  return ok ? out : undefined;
+  // fromEntries defines own properties: a label named `constructor` is just a label.
+  return ok ? Object.fromEntries(out) : undefined;
 }
 
 const nftTable = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
@@ -208,7 +253,7 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
   const out = { ...defaultConfig.nft };
   let ok = true;
   for (const e of entries) {
-    const field = `nft.${e.key}`;
+    const field = childPath('nft', e.key);
     if (e.key === 'path') {
       const p = absolutePath(ctx, e.value, field);
       if (p === undefined) ok = false;
@@ -222,8 +267,12 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
       const n = numberIn(1, 3600)({ ...ctx, node: e.value, key: field });
       if (n === undefined) ok = false;
       else out.timeoutSeconds = n;
+    } else if (e.key === 'maxElementsPerTransaction') {
+      const n = integerIn(1000, 10_000_000)({ ...ctx, node: e.value, key: field });
+      if (n === undefined) ok = false;
+      else out.maxElementsPerTransaction = n;
     } else {
-      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds)');
+      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)');
       ok = false;
     }
   }
@@ -263,7 +312,12 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
         else kubernetes = k;
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        for (const p of err.problems) ctx.fail(itemNode, p.field, p.message);
+        // Point at the offending value (sources[1].kubernetes.context -> that node), else at the entry.
+        for (const p of err.problems) {
+          const rel = p.field.startsWith(`${field}.`) ? p.field.slice(field.length + 1).split('.') : [];
+          const at = rel.length > 0 ? (itemNode.getIn(rel, true) as YamlNode | undefined) : undefined;
+          ctx.fail(at ?? itemNode, p.field, p.message);
+        }
         ok = false;
       }
       return;
@@ -271,6 +325,7 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
     const s = scalarString(ctx, itemNode, field);
     if (s === undefined) ok = false;
     else if (s === '') ok = ctx.fail(itemNode, field, 'must not be empty') ?? false;
+    else if (noNul(ctx, itemNode, field, s) === undefined) ok = false;
     else paths.push(resolve(dirname(ctx.file), s));
   });
   if (!ok) return undefined;
@@ -280,9 +335,9 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
-  nodeName: nonEmptyString,
+  nodeName,
   nodeLabels: labels,
-  clusterName: nonEmptyString,
+  clusterName,
   clusterPodCIDRs: cidrList,
   apiServerAddresses: addressList,
   policyEnforcement: oneOf(['default', 'always', 'never'] as const),
@@ -296,17 +351,20 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   sources: sourceList,
   mode: oneOf(['enforce', 'audit', 'dry-run'] as const),
   nft: nftSettings,
-  maxSetElements: numberIn(1, 10_000_000),
+  maxSetElements: integerIn(1, 10_000_000),
   stateDir: (ctx) => absolutePath(ctx, ctx.node, ctx.key),
   lockoutGuard: oneOf(['warn', 'refuse', 'off'] as const),
   removeOnStop: bool,
   driftCheckSeconds: numberIn(0, 86_400),
   resyncSeconds: numberIn(0, 86_400),
-  debounceMs: numberIn(0, 60_000),
+  debounceMs: integerIn(0, 60_000),
+  maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
 };
 
-const knownKeys = Object.keys(fields);
+// Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.
+const handlers: ReadonlyMap<string, Handler> = new Map(Object.entries(fields));
+const knownKeys = [...handlers.keys()];
 
 /**
  * Parses the text of a config file. `file` names it in problems and anchors
@@ -314,7 +372,7 @@ const knownKeys = Object.keys(fields);
  */
 export function parseConfig(text: string, file: string): NodewallConfig {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   const problems: Problem[] = [];
   const posAt = (offset: number): SourcePos => {
     const lp = lineCounter.linePos(offset);
@@ -325,10 +383,23 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     problems.push({ severity: 'error', pos: at(n), field, message, code: 'config/bad-value' });
     return undefined;
   };
+  let syntaxError = false;
   for (const err of doc.errors) {
-    problems.push({ severity: 'error', pos: posAt(err.pos[0]), field: '', message: err.message.split('\n')[0] ?? err.message, code: 'config/syntax' });
+    const dup = err.code === 'DUPLICATE_KEY' ? duplicateKeyAt(doc, err.pos[0]) : undefined;
+    if (dup !== undefined) {
+      const first = posAt(dup.firstOffset);
+      problems.push({
+        severity: 'error', pos: posAt(err.pos[0]), field: dup.field, code: 'config/duplicate-key',
+        message: `duplicate key ${shown(dup.key)}, also set at line ${first.line}, column ${first.col}: keep only one of them`,
+      });
+      continue;
+    }
+    const text = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
+    problems.push({ severity: 'error', pos: posAt(err.pos[0]), field: '', message: `YAML syntax error: ${text}`, code: 'config/syntax' });
+    syntaxError = true;
   }
-  if (problems.length > 0) throw configError(file, problems);
+  // A duplicate key leaves the document whole: go on and report the other problems too.
+  if (syntaxError) throw configError(file, problems);
 
   const out: Mutable<NodewallConfig> = { ...defaultConfig, file };
   const root = doc.contents;
@@ -338,7 +409,7 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     } else {
       const base: FieldContext = { node: null, key: '', at, fail, file };
       for (const e of entriesOf(base, root, '') ?? []) {
-        const handler = (fields as Record<string, Handler>)[e.key];
+        const handler = handlers.get(e.key);
         if (handler === undefined) {
           problems.push({
             severity: 'error',
@@ -381,19 +452,34 @@ function configError(file: string, problems: readonly Problem[]): InputError {
  */
 export async function loadConfig(path?: string): Promise<NodewallConfig> {
   const file = path ?? DEFAULT_CONFIG_PATH;
-  let text: string;
+  const text = await readConfigText(file, path === undefined);
+  return text === undefined ? defaultConfig : parseConfig(text, resolve(file));
+}
+
+/** A config file is small: anything bigger is not one. */
+export const maxConfigBytes = 1024 * 1024;
+
+/**
+ * The text of a config file, read like every input (regular files only, never
+ * blocking on a FIFO, bounded). `missingOk`: undefined when it does not exist.
+ * Throws InputError (code config/read) naming the file and what to do.
+ */
+export async function readConfigText(file: string, missingOk = false): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    const { bytes } = await readBounded(file, maxConfigBytes);
+    return bytes.toString('utf8');
   } catch (err) {
-    if (path === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig;
-    const why = err instanceof Error ? err.message : String(err);
+    const e = err as BoundedReadError;
+    if (missingOk && e.kind === 'missing') return undefined;
+    const why = e.kind === 'too-large'
+      ? `${e.message}: not a nodewall config (the limit is fixed at ${maxConfigBytes} bytes)`
+      : e.kind === 'not-regular' ? `${e.message}: point --config at a regular YAML file` : e.message;
     throw new InputError(
       `${file}: cannot read config: ${why}`,
       [{ severity: 'error', pos: { file, line: 1, col: 1 }, field: '', message: `cannot read config: ${why}`, code: 'config/read' }],
       { cause: err },
     );
   }
-  return parseConfig(text, resolve(file));
 }
 
 export type ConfigOverrides = { readonly [K in keyof NodewallConfig]?: NodewallConfig[K] | undefined };

@@ -56,7 +56,6 @@ export function identityLabelsFromStrings(items: readonly string[]): Labels {
 }
 
 function sortLabels(l: ReadonlyMap<string, string>): Labels {
-  const out: Record<string, string> = {};
-  for (const k of [...l.keys()].sort()) out[k] = l.get(k) ?? '';
-  return out;
+  // fromEntries defines own properties, so no key (not even __proto__) is lost.
+  return Object.fromEntries([...l.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

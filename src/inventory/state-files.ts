@@ -7,8 +7,8 @@
 // (only the newest is kept: bounded) so that the next write succeeds and the
 // operator can still look at what was there.
 
-import { constants } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
+import { readBounded, type BoundedReadError } from './read-bounded.js';
 
 /** Outcome of reading one state file. Never throws. */
 export type StateRead<T> =
@@ -60,7 +60,7 @@ function describe(v: unknown): string {
 export async function readStateFile<T>(path: string, maxBytes: number, check: (v: unknown) => T): Promise<StateRead<T>> {
   let text: string;
   try {
-    const r = await readBounded(path, maxBytes);
+    const r = await readText(path, maxBytes);
     if (r === undefined) return { kind: 'missing' };
     text = r;
   } catch (err) {
@@ -82,46 +82,21 @@ export async function readStateFile<T>(path: string, maxBytes: number, check: (v
 }
 
 /** The text of a regular file of at most maxBytes; undefined when it does not exist. Throws Error naming the problem. */
-async function readBounded(path: string, maxBytes: number): Promise<string | undefined> {
-  let fh;
+async function readText(path: string, maxBytes: number): Promise<string | undefined> {
+  let bytes: Buffer;
   try {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: nodewall never writes a symlink here.
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    // noFollow: nodewall never writes a symlink here.
+    ({ bytes } = await readBounded(path, maxBytes, { noFollow: true }));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new Error('is a symbolic link, not a regular file');
-    throw new Error(`cannot open: ${(err as Error).message}`);
+    const e = err as BoundedReadError;
+    if (e.kind === 'missing') return undefined;
+    if (e.kind === 'not-regular') throw new Error(`is not a regular file (a ${e.fileType ?? 'special file'})`, { cause: e });
+    if (e.kind === 'too-large') throw new Error(e.size === undefined ? e.message : `is ${e.size} bytes, over the limit of ${maxBytes}`, { cause: e });
+    throw new Error(e.message, { cause: e });
   }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new Error(`is not a regular file (${kindOf(st)})`);
-    if (st.size > maxBytes) throw new Error(`is ${st.size} bytes, over the limit of ${maxBytes}`);
-    // Read at most maxBytes + 1: a file growing while read is caught as well.
-    const buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
-    let len = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, len, buf.length - len, len);
-      if (bytesRead === 0) break;
-      len += bytesRead;
-      if (len === buf.length) break;
-    }
-    if (len > maxBytes) throw new Error(`grew over the limit of ${maxBytes} bytes while being read`);
-    const text = buf.subarray(0, len).toString('utf8');
-    if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(buf.subarray(0, len))) throw new Error('is not valid UTF-8');
-    return text;
-  } finally {
-    await fh.close();
-  }
-}
-
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  return 'not a file';
+  const text = bytes.toString('utf8');
+  if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes)) throw new Error('is not valid UTF-8');
+  return text;
 }
 
 /**

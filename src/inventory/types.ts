@@ -101,8 +101,12 @@ export interface NodewallConfig extends EngineConfig {
   /** The Kubernetes API source (a `- kubernetes: {...}` entry of `sources`), when configured. */
   readonly kubernetes?: KubernetesSourceConfig;
   readonly mode: RunMode;
-  /** timeoutSeconds: nft runs longer than this are killed (the previous ruleset stays in force). */
-  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number };
+  /**
+   * timeoutSeconds: nft runs longer than this are killed (the previous ruleset stays in force).
+   * maxElementsPerTransaction: a cold start (no table yet) with more set elements is staged in transactions of
+   * at most this many elements, hooks last (src/nft/cold-start.ts); absent = 100000.
+   */
+  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number; readonly maxElementsPerTransaction?: number };
   /** Where the agent keeps state (last good policies, status). */
   readonly stateDir: string;
   // Agent only (src/agent/agent-config.ts has the defaults); absent = default.
@@ -116,6 +120,8 @@ export interface NodewallConfig extends EngineConfig {
   readonly resyncSeconds?: number;
   /** Quiet time after a file event before the agent reconciles. */
   readonly debounceMs?: number;
+  /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
+  readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;

@@ -1,11 +1,16 @@
-// Render, check, load: the only path by which nodewall changes the kernel.
+// Render and load: the only path by which nodewall changes the kernel.
 // Every change is one `nft -f` transaction, so on any failure the kernel keeps
-// the previous ruleset and the NftError says why.
+// the previous ruleset and the NftError says why. There is no separate
+// `nft -c` step: nft evaluates the whole script before it sends the batch, and
+// the kernel commits the batch all or nothing, so a check would only repeat
+// the work (test/e2e/apply.test.ts proves a script failing late changes
+// nothing). Dry runs still check, since they must not commit.
 
 import { performance } from 'node:perf_hooks';
 import type { RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
-import { NftError, checkScript, loadScript } from './nft-exec.js';
+import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start.js';
+import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
@@ -22,11 +27,6 @@ export interface ApplyOptions {
    * Saves reading the table back; a stale value only costs a fallback to a full replace.
    */
   readonly previous?: PreviousState;
-  /**
-   * What `nft -c` checks before a full load: the structure only (default; elements are
-   * checked by the atomic load itself), the whole script, or nothing.
-   */
-  readonly check?: 'structure' | 'full' | 'none';
   /** Run nft inside this named network namespace (tests, bench). */
   readonly netns?: string;
   /** Kill nft after this long (config nft.timeoutSeconds). */
@@ -36,6 +36,11 @@ export interface ApplyOptions {
    * Without it a full replace of a foreign table throws ForeignTableError. The agent never sets it.
    */
   readonly adopt?: boolean;
+  /**
+   * Cold start (no nodewall table in the kernel) with more set elements than this: staged in bounded
+   * transactions, the base chains hooked last (cold-start.ts). Config nft.maxElementsPerTransaction.
+   */
+  readonly maxElementsPerTransaction?: number;
 }
 
 export interface ApplyResult {
@@ -49,6 +54,12 @@ export interface ApplyResult {
   readonly elements: number;
   readonly added: number;
   readonly removed: number;
+  /** nft transactions sent (a staged cold start sends several; 0 for a noop or a dry run). */
+  readonly transactions: number;
+  /** Wall time of the longest of them: an upper bound of how long it held the nf_tables commit lock. */
+  readonly maxTransactionMs: number;
+  /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
+  readonly chains: readonly string[];
   /** The script sent (or, in a dry run, that would be sent). */
   readonly script: string;
   readonly durationsMs: { readonly render: number; readonly read: number; readonly check: number; readonly load: number; readonly total: number };
@@ -76,22 +87,37 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   const t2 = performance.now();
   let adopted = false;
   // Before anything that replaces the table (a full load, or its dry run): is it ours to replace?
-  // An element delta needs no check: it flushes nodewall's structure marker first, so it fails on any
-  // other table, and its fallback is a full load, which is checked.
+  // A delta needs no check: it flushes (element delta) or deletes (chain delta) nodewall's structure marker
+  // first, so it fails on any other table, and its fallback is a full load, which is checked.
   const ensureOwned = async (): Promise<void> => {
     const owner: Ownership = kernel === undefined ? await readOwnership(opts.nftPath, opts.table, exec) : kernel === null ? 'absent' : kernel.ownership;
     if (owner !== 'foreign') return;
     if (opts.adopt !== true) throw new ForeignTableError(opts.table);
     adopted = true;
   };
-  let plan: ApplyPlan = planApply(previous, rendered);
+  const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
+  let plan: ApplyPlan = planApply(previous, rendered, { maxElementsPerTransaction: limit });
   if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
     // An older nodewall's table: rewrite it once so that it carries the ownership mark.
     plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
   }
   let check = 0;
   let load = 0;
-  let reason = plan.kind === 'delta' ? `${plan.removed} removed, ${plan.added} added elements` : plan.reason;
+  let transactions = 0;
+  let maxTransactionMs = 0;
+  /** One `nft -f` transaction, timed. */
+  const send = async (script: string): Promise<void> => {
+    const s0 = performance.now();
+    transactions++;
+    try {
+      await loadScript(opts.nftPath, script, exec);
+    } finally {
+      const ms = performance.now() - s0;
+      load += ms;
+      maxTransactionMs = Math.max(maxTransactionMs, ms);
+    }
+  };
+  let reason = plan.reason;
   const dryRun = opts.dryRun === true;
 
   if (dryRun) {
@@ -102,30 +128,38 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     }
     check = performance.now() - c0;
   } else if (plan.kind === 'delta') {
-    const l0 = performance.now();
     try {
-      await loadScript(opts.nftPath, plan.script, exec);
+      for (const script of plan.prefill) await send(script);
+      await send(plan.script);
     } catch (err) {
       if (!(err instanceof NftError)) throw err;
       // The kernel drifted from what we believed (table replaced, elements edited): rewrite it all.
-      reason = `element delta failed (${err.message}); full replace`;
+      reason = `${plan.chains.length > 0 ? 'chain' : 'element'} delta failed (${err.message}); full replace`;
       plan = { kind: 'full', script: rendered.script, reason };
     }
-    load = performance.now() - l0;
   }
   if (!dryRun && plan.kind === 'full') {
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
-    const mode = opts.check ?? 'structure';
-    const c0 = performance.now();
-    // The structure check runs in nft while the element text is rendered here.
-    const checking = mode === 'none' ? Promise.resolve() : checkScript(opts.nftPath, mode === 'full' ? rendered.script : rendered.structureScript, exec);
-    const script = rendered.script;
-    await checking;
-    const l0 = performance.now();
-    check = l0 - c0;
-    await loadScript(opts.nftPath, script, exec);
-    load += performance.now() - l0;
+    const elements = elementCount(rendered);
+    if (kernel === null && elements > limit) {
+      const scripts = coldStartScripts(rendered, limit);
+      let created = false;
+      try {
+        for (const script of scripts) {
+          await send(script);
+          created = true;
+        }
+      } catch (err) {
+        // Nothing is hooked before the last transaction commits: the half-built table filters nothing, remove
+        // it. Only when we made it: the first transaction (`create table`) fails if the table appeared meanwhile.
+        if (created) await runNft(opts.nftPath, ['delete', 'table', 'inet', opts.table], exec).catch(() => undefined);
+        throw err;
+      }
+      reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
+    } else {
+      await send(rendered.script);
+    }
   }
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
@@ -139,6 +173,9 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     elements: elementCount(rendered),
     added: delta?.added ?? 0,
     removed: delta?.removed ?? 0,
+    chains: delta?.chains ?? [],
+    transactions,
+    maxTransactionMs,
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,
     durationsMs: { render: t1 - t0, read: t2 - t1, check, load, total: t3 - t0 },

@@ -1,8 +1,12 @@
-// Base chains (input, output) and, in audit mode, the chains that record
-// would-be drops. Chain order per direction follows the reference (§6.7, §8):
-// loopback, conntrack replies/related, datapath exceptions, not-enforced
-// accept, deny entries, allow entries, default deny.
+// Base chains (input, output), one regular chain per policy, action and
+// direction, and, in audit mode, the chains that record would-be drops. Rule
+// order per direction follows the reference (§6.7, §8): loopback, conntrack
+// replies/related, datapath exceptions, not-enforced accept, deny entries (a
+// jump to every policy's deny chain), allow entries (a jump to every policy's
+// allow chain), default deny. A policy's chains can be flushed and refilled
+// in one transaction without touching any other policy's rules (set-delta.ts).
 
+import { createHash } from 'node:crypto';
 import type { Direction } from '../api/types.js';
 import type { RunMode } from '../inventory/types.js';
 import type { Entry, Family, HostModel, L4Match } from '../policy/model.js';
@@ -31,6 +35,7 @@ export const fixedComments = {
   notEnforced: 'nodewall not enforced',
   extendedProtocols: 'nodewall datapath extended protocols',
   defaultDeny: 'nodewall default-deny',
+  jump: 'nodewall jump',
   audit: 'nodewall audit',
 } as const;
 
@@ -120,8 +125,69 @@ function dropVerdict(direction: Direction, mode: RunMode): string {
   return mode === 'audit' ? `goto ${auditChainNames[direction]}` : 'drop';
 }
 
-/** The rules of the base chain of one direction, without indentation. */
-export function directionRules(model: HostModel, direction: Direction, mode: RunMode): string[] {
+/** A regular chain holding one policy's deny or allow entries of one direction. */
+export interface PolicyChain {
+  readonly name: string;
+  readonly policy: string;
+  readonly action: 'deny' | 'allow';
+  readonly rules: readonly string[];
+}
+
+/** One direction's base chain rules (with `jump` rules to the policy chains) and the policy chains, in jump order. */
+export interface DirectionLayout {
+  readonly base: readonly string[];
+  readonly chains: readonly PolicyChain[];
+}
+
+const chainPrefix: Record<Direction, string> = { ingress: `${reservedPrefix}in_`, egress: `${reservedPrefix}out_` };
+
+/**
+ * Name of the chain holding `policy`'s `action` entries of `direction`: readable part of the policy name plus a
+ * hash of the whole name, so names stay unique, nft-safe ([a-z0-9_]) and well below nft's 256-byte limit.
+ */
+export function policyChainName(direction: Direction, action: 'deny' | 'allow', policy: string): string {
+  const slug = policy.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 40);
+  const hash = createHash('sha256').update(policy).digest('hex').slice(0, 12);
+  return `${chainPrefix[direction]}${action}_${slug}_${hash}`;
+}
+
+/** The base chain ("input"/"output") whose packets a chain of nodewall's table sees, or undefined (audit chains). */
+export function baseChainOf(chain: string): string | undefined {
+  if (chain === chainNames.ingress || chain.startsWith(chainPrefix.ingress)) return chainNames.ingress;
+  if (chain === chainNames.egress || chain.startsWith(chainPrefix.egress)) return chainNames.egress;
+  return undefined;
+}
+
+/**
+ * Entries grouped into one chain per policy and action, in the order the policies first appear (the model sorts
+ * entries by policy name and rule, so concatenating the chains gives the entries' own order back).
+ */
+function policyChains(model: HostModel, entries: readonly Entry[], action: 'deny' | 'allow', direction: Direction, verdict: string): PolicyChain[] {
+  const byPolicy = new Map<string, string[]>();
+  for (const entry of entries) {
+    if (entry.action !== action) continue;
+    let rules = byPolicy.get(entry.policy);
+    if (rules === undefined) byPolicy.set(entry.policy, (rules = []));
+    for (const r of entryRules(model, entry, direction, verdict)) rules.push(r);
+  }
+  const out: PolicyChain[] = [];
+  const names = new Map<string, string>();
+  for (const [policy, rules] of byPolicy) {
+    const name = policyChainName(direction, action, policy);
+    const clash = names.get(name);
+    if (clash !== undefined) throw new RenderError(`policies "${clash}" and "${policy}" map to the same chain name ${name}`);
+    names.set(name, policy);
+    out.push({ name, policy, action, rules });
+  }
+  return out;
+}
+
+/**
+ * The layout of one direction, rules without indentation. Every policy's deny chain is jumped to before any
+ * policy's allow chain, so deny-before-allow holds across all policies exactly as in one flat chain: a
+ * jumped-to chain's accept or drop ends the packet's walk, no match returns to the next jump.
+ */
+export function directionLayout(model: HostModel, direction: Direction, mode: RunMode): DirectionLayout {
   const policy = direction === 'ingress' ? model.ingress : model.egress;
   const dp = model.datapath;
   const drop = dropVerdict(direction, mode);
@@ -147,17 +213,34 @@ export function directionRules(model: HostModel, direction: Direction, mode: Run
   }
   if (!policy.enforced) {
     rules.push(`counter accept ${c(fixedComments.notEnforced)}`);
-    return rules;
+    return { base: rules, chains: [] };
   }
   if (!dp.extendedProtocols) {
     // Without enableExtendedIPProtocols an enforced direction drops every other IP protocol, even where a
     // peer-only allow would match (as Cilium does).
     rules.push(`meta l4proto != { tcp, udp, sctp, icmp, ipv6-icmp } counter ${drop} ${c(fixedComments.extendedProtocols)}`);
   }
-  const ordered = [...policy.entries.filter((e) => e.action === 'deny'), ...policy.entries.filter((e) => e.action === 'allow')];
-  for (const entry of ordered) for (const r of entryRules(model, entry, direction, entry.action === 'deny' ? drop : 'accept')) rules.push(r);
+  const chains = [
+    ...policyChains(model, policy.entries, 'deny', direction, drop),
+    ...policyChains(model, policy.entries, 'allow', direction, 'accept'),
+  ];
+  for (const ch of chains) rules.push(`jump ${ch.name} ${c(fixedComments.jump)}`);
   if (policy.defaultDeny) rules.push(`counter ${drop} ${c(fixedComments.defaultDeny)}`);
-  return rules;
+  return { base: rules, chains };
+}
+
+/** Every rule a packet of this direction can walk through, in order, jumps expanded (tests, `list`). */
+export function directionRules(model: HostModel, direction: Direction, mode: RunMode): string[] {
+  const layout = directionLayout(model, direction, mode);
+  const byName = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
+  const out: string[] = [];
+  for (const r of layout.base) {
+    const target = /^jump (\S+) /.exec(r)?.[1];
+    const inner = target === undefined ? undefined : byName.get(target);
+    if (inner === undefined) out.push(r);
+    else for (const x of inner) out.push(x);
+  }
+  return out;
 }
 
 /**

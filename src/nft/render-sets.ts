@@ -4,6 +4,7 @@
 // single adds into interval sets are far more expensive).
 
 import type { ExclusionName, Family, HostModel, IdentitySet } from '../policy/model.js';
+import { replaceUnprintable } from '../api/printable.js';
 
 export type SetKind = 'hash' | 'interval';
 
@@ -39,11 +40,20 @@ export function exclusionSetName(exclusion: ExclusionName, family: Family): stri
 
 const fullLength: Record<Family, number> = { ipv4: 32, ipv6: 128 };
 
+// Model element lists are immutable: the answer for one list object is computed once (a render of an
+// unchanged 100k-address set then costs nothing).
+const exactCache: Record<Family, WeakMap<readonly string[], boolean>> = { ipv4: new WeakMap(), ipv6: new WeakMap() };
+
 /** Hash when every element is a single address; an empty set follows what its identity usually holds. */
 export function setKindFor(elements: readonly string[], family: Family, emptyKind: SetKind): SetKind {
   if (elements.length === 0) return emptyKind;
-  const full = `/${fullLength[family]}`;
-  return elements.every((e) => e.endsWith(full) || !e.includes('/')) ? 'hash' : 'interval';
+  let exact = exactCache[family].get(elements);
+  if (exact === undefined) {
+    const full = `/${fullLength[family]}`;
+    exact = elements.every((e) => e.endsWith(full) || !e.includes('/'));
+    exactCache[family].set(elements, exact);
+  }
+  return exact ? 'hash' : 'interval';
 }
 
 function emptyKindOf(identity: IdentitySet): SetKind {
@@ -56,9 +66,13 @@ export function elementText(cidr: string, family: Family): string {
   return cidr.endsWith(full) ? cidr.slice(0, -full.length) : cidr;
 }
 
-/** An nft double-quoted string cannot hold a double quote; comments are capped at 128 bytes by nft. */
+/**
+ * An nft double-quoted string cannot hold a double quote or a backslash, nft stops reading at a NUL and a
+ * line ends at a newline: all become `'` or `?`, whatever reached the renderer (defence in depth: names and
+ * labels are validated long before). Comments are capped at 128 bytes by nft.
+ */
 export function commentText(text: string): string {
-  const clean = text.replace(/["\\\n\r]/g, "'");
+  const clean = replaceUnprintable(text.replace(/["\\]/g, "'"), '?');
   if (Buffer.byteLength(clean) <= 128) return clean;
   let cut = clean.slice(0, 120);
   while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);

@@ -5,25 +5,29 @@
 // Layout of table inet T:
 //   set nw_owner                 empty; nodewall's ownership mark (ownership.ts).
 //   set nw_structure_<hash>      empty; its name is the hash of everything below except set elements.
-//                                Element deltas flush it first, so they fail on any other structure.
+//                                Every delta removes or flushes it first, so it fails on any other structure.
 //   set <identity>_v4/_v6        one per IdentitySet and family, declared even when empty; hash sets when
 //                                every element is a single address, interval sets otherwise.
 //   set nw_excl_<exclusion>_v4/6 the cluster addresses CIDR/world identities never match.
+//   chain nw_{in,out}_{deny,allow}_<policy>_<hash>
+//                                one regular chain per policy, direction and action: that policy's entries.
 //   chain input / output         filter hooks, priority filter, policy accept:
 //                                loopback, conntrack reply, related, ICMPv4 frag-needed, ICMPv6 always-allow,
 //                                (input) other ICMPv6 except echo dropped, [not enforced: accept],
-//                                extended-protocol drop, deny entries, allow entries, [default deny: drop].
-//                                Every rule: counter + comment "POLICY RULEPATH" or "nodewall <what>".
+//                                extended-protocol drop, `jump` to every policy's deny chain, then to every
+//                                policy's allow chain (policy-name order), [default deny: drop].
+//                                Every rule but the jumps: counter + comment "POLICY RULEPATH" or "nodewall <what>".
 //   audit mode only:             would-drop rules `goto nw_audit_in|out`, which records the packet in
 //                                nw_audit_{in,out}_{v4,v6} (peer . l4proto . port, timeout 10m; port =
 //                                type*256+code for ICMP; see auditChainRules) and accepts.
 
 import { createHash } from 'node:crypto';
 import type { RunMode } from '../inventory/types.js';
-import type { HostModel } from '../policy/model.js';
+import type { DirectionPolicy, HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
-import { auditChainNames, auditChainRules, chainNames, directionRules, renderAuditSet } from './render-rules.js';
+import { auditChainNames, auditChainRules, chainNames, directionLayout, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
+import { replaceUnprintable } from '../api/printable.js';
 
 export interface RenderOptions {
   readonly table: string;
@@ -45,10 +49,21 @@ export interface RenderedRuleset {
   readonly sets: ReadonlyMap<string, SetSpec>;
   /** Elements are the model's canonical CIDR strings (no normalisation needed to compare them). */
   readonly canonical: true;
-  /** Rules of the base chains (audit chains excluded). */
+  /** Rules of the base and policy chains, jumps included (audit chains excluded). */
   readonly ruleCount: number;
-  /** Base-chain rules in order, with their comments (what `list` reads back). */
+  /** Those rules in the order a packet walks them (a policy chain's rules right after the jump to it). */
   readonly rules: readonly RenderedRule[];
+  /** Policy chains, then the base chains, by name. */
+  readonly chains: ReadonlyMap<string, ChainSpec>;
+  /**
+   * Hash of what no delta may change: the table comment (node, mode), the ownership mark, the audit sets and
+   * chains. Equal skeletons and equal declarations of the sets both sides have allow a chain delta.
+   */
+  readonly skeletonHash: string;
+  /** The table comment and ownership mark, then the audit sets and chains: table body lines (cold-start.ts). */
+  readonly skeletonLines: readonly string[];
+  /** Comment line that heads every script. */
+  readonly header: string;
 }
 
 export interface RenderedRule {
@@ -67,37 +82,117 @@ export function markerSetName(structureHash: string): string {
   return `${reservedPrefix}structure_${structureHash}`;
 }
 
+/** A chain of the table other than the audit chains: a base chain (hook set) or a policy chain. */
+export interface ChainSpec {
+  readonly name: string;
+  /** "input" / "output" for the base chains; undefined for policy chains. */
+  readonly hook?: string;
+  /** Rule texts in order, without indentation. */
+  readonly rules: readonly string[];
+}
+
 interface Parts {
   readonly head: readonly string[];
   readonly sets: readonly SetSpec[];
-  /** Audit sets and chains, base chains. */
-  readonly tail: readonly string[];
+  /** Audit sets and chains (mode-dependent, never changed by a delta). */
+  readonly audit: readonly string[];
+  /** Policy chains of both directions, then the base chains. */
+  readonly chains: readonly ChainSpec[];
   readonly rules: readonly RenderedRule[];
+  readonly digest: string;
 }
 
 /** Everything but the set declarations, rendered once. */
 function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]): Parts {
   // The ownership mark (ownership.ts) comes first: apply and delete refuse tables without it.
   const head = [`\tcomment "${commentText(`nodewall node=${model.node} mode=${opts.mode}`)}"`, ...ownerMarkLines()];
-  const tail: string[] = [];
+  const audit: string[] = [];
   if (opts.mode === 'audit') {
     for (const direction of ['ingress', 'egress'] as const) {
-      tail.push(...renderAuditSet(direction, 'ipv4'), ...renderAuditSet(direction, 'ipv6'));
+      audit.push(...renderAuditSet(direction, 'ipv4'), ...renderAuditSet(direction, 'ipv6'));
     }
     for (const direction of ['ingress', 'egress'] as const) {
-      tail.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
+      audit.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
     }
   }
+  return { head, sets, audit, ...chainsPart(model, opts.mode) };
+}
+
+interface ChainsPart {
+  /** Policy chains of both directions, then the base chains. */
+  readonly chains: readonly ChainSpec[];
+  readonly rules: readonly RenderedRule[];
+  /** sha256 of the chains' text, part of the structure hash. */
+  readonly digest: string;
+}
+
+/**
+ * What rule texts read from model.sets besides the entries: that each peer exists, and its exclusion.
+ * undefined when a peer is missing (rendering throws the RenderError then).
+ */
+function peerSignature(model: HostModel): string | undefined {
+  const parts: string[] = [];
+  for (const dp of [model.ingress, model.egress]) {
+    for (const e of dp.entries) {
+      if (e.peer === null) continue;
+      const s = Object.hasOwn(model.sets, e.peer) ? model.sets[e.peer] : undefined;
+      if (s === undefined) return undefined;
+      parts.push(s.exclude ?? '');
+    }
+  }
+  return parts.join(',');
+}
+
+interface CachedChains {
+  readonly egress: DirectionPolicy;
+  readonly datapath: HostModel['datapath'];
+  readonly mode: RunMode;
+  readonly peers: string;
+  readonly value: ChainsPart;
+}
+
+// Rule texts depend only on the direction policies, the datapath settings, the mode and each peer's
+// exclusion, never on set elements. A model that changed only addresses (the incremental model keeps the
+// direction policy objects) reuses the chains of the last render instead of rendering thousands of rules.
+const chainsCache = new WeakMap<DirectionPolicy, CachedChains>();
+
+function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
+  const peers = peerSignature(model);
+  const hit = chainsCache.get(model.ingress);
+  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode && hit.peers === peers) {
+    return hit.value;
+  }
   const rules: RenderedRule[] = [];
+  const policyChains: ChainSpec[] = [];
+  const baseChains: ChainSpec[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
-    const texts = directionRules(model, direction, opts.mode);
-    for (const text of texts) rules.push({ chain: hook, comment: ruleComment(text), text });
-    tail.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`);
-    for (const r of texts) tail.push(`\t\t${r}`);
-    tail.push('\t}');
+    const layout = directionLayout(model, direction, mode);
+    const inner = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
+    // Rules in the order a packet walks them (jumps expanded after the jump itself), as `list` shows them.
+    for (const text of layout.base) {
+      rules.push({ chain: hook, comment: ruleComment(text), text });
+      const target = /^jump (\S+) /.exec(text)?.[1];
+      for (const r of (target === undefined ? undefined : inner.get(target)) ?? []) rules.push({ chain: target ?? hook, comment: ruleComment(r), text: r });
+    }
+    for (const ch of layout.chains) policyChains.push({ name: ch.name, rules: ch.rules });
+    baseChains.push({ name: hook, hook, rules: layout.base });
   }
-  return { head, sets, tail, rules };
+  const chains = [...policyChains, ...baseChains];
+  const hash = createHash('sha256');
+  for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
+  const value = { chains, rules, digest: hash.digest('hex') };
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, peers, value });
+  return value;
+}
+
+/** The declaration and rules of one chain, indented for the table body. */
+export function chainLines(ch: ChainSpec): string[] {
+  const lines = [`\tchain ${ch.name} {`];
+  if (ch.hook !== undefined) lines.push(`\t\ttype filter hook ${ch.hook} priority filter; policy accept;`);
+  for (const r of ch.rules) lines.push(`\t\t${r}`);
+  lines.push('\t}');
+  return lines;
 }
 
 function body(p: Parts, withElements: boolean, marker: string | null): string[] {
@@ -105,7 +200,9 @@ function body(p: Parts, withElements: boolean, marker: string | null): string[] 
   if (marker !== null) lines.push(`\tset ${marker} {`, '\t\ttype inet_proto', '\t\tcomment "nodewall structure marker"', '\t}');
   // Loops, not push(...spread): a spread of 100k+ lines overflows the call stack.
   for (const s of p.sets) for (const l of renderSet(s, withElements)) lines.push(l);
-  for (const l of p.tail) lines.push(l);
+  for (const l of p.audit) lines.push(l);
+  // Policy chains before the base chains that jump to them.
+  for (const ch of p.chains) for (const l of chainLines(ch)) lines.push(l);
   return lines;
 }
 
@@ -121,9 +218,12 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
   if (!tableName.test(opts.table)) throw new RenderError(`table name "${opts.table}" is not a plain nft identifier`);
   const sets = collectSets(model);
   const p = parts(model, opts, sets);
-  const structureHash = createHash('sha256').update(script(opts.table, '', body(p, false, null))).digest('hex').slice(0, 16);
+  // Everything but the elements: table name, head, set declarations, audit part, chains (by their digest).
+  const h = createHash('sha256').update(`${opts.table}\n${p.head.join('\n')}\n`);
+  for (const s of p.sets) h.update(`${renderSet(s, false).join('\n')}\n`);
+  const structureHash = h.update(`${p.audit.join('\n')}\n${p.digest}`).digest('hex').slice(0, 16);
   const marker = markerSetName(structureHash);
-  const header = `# nodewall ruleset for node ${model.node.replace(/\n/g, ' ')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
+  const header = `# nodewall ruleset for node ${replaceUnprintable(model.node, '?')} (mode ${opts.mode}, structure ${structureHash}); generated, do not edit`;
   let full: string | undefined;
   let bare: string | undefined;
   return {
@@ -143,6 +243,10 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
     canonical: true,
     ruleCount: p.rules.length,
     rules: p.rules,
+    chains: new Map(p.chains.map((ch) => [ch.name, ch])),
+    skeletonLines: [...p.head, ...p.audit],
+    header,
+    skeletonHash: createHash('sha256').update([opts.table, ...p.head, ...p.audit].join('\n')).digest('hex').slice(0, 16),
   };
 }
 

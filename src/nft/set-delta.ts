@@ -1,10 +1,15 @@
-// Element deltas: when only set contents changed since the last apply, send
-// `delete element` / `add element` in one transaction instead of rewriting the
-// table (peers.md §2.3: ~17x cheaper at 100k elements).
+// Deltas: when the structure is unchanged and only set contents changed since
+// the last apply, send `delete element` / `add element` in one transaction
+// instead of rewriting the table (peers.md §2.3: ~17x cheaper at 100k
+// elements). When some policies' rules changed too, one transaction flushes
+// and refills only those policies' chains (plus new and removed sets and the
+// element deltas); every other chain, rule handle and counter stays.
 
 import type { Family } from '../policy/model.js';
-import type { RenderedRuleset } from './render.js';
-import { elementText } from './render-sets.js';
+import { baseChainOf, fixedComments } from './render-rules.js';
+import { type ChainSpec, type RenderedRuleset, markerSetName } from './render.js';
+import { defaultMaxElementsPerTransaction, fillScripts } from './cold-start.js';
+import { type SetSpec, elementText } from './render-sets.js';
 
 /** What apply compares against: the kernel's table (read back) or the last rendered ruleset. */
 export interface PreviousState {
@@ -23,7 +28,19 @@ export interface SetDelta {
 
 export type ApplyPlan =
   | { readonly kind: 'noop'; readonly reason: string }
-  | { readonly kind: 'delta'; readonly script: string; readonly deltas: readonly SetDelta[]; readonly added: number; readonly removed: number }
+  | {
+      readonly kind: 'delta';
+      /** The delta transaction. */
+      readonly script: string;
+      /** Transactions to send before it (declaring and filling large new sets); usually none. */
+      readonly prefill: readonly string[];
+      readonly deltas: readonly SetDelta[];
+      readonly added: number;
+      readonly removed: number;
+      /** Chains created, flushed and refilled, or deleted (empty for an element-only delta). */
+      readonly chains: readonly string[];
+      readonly reason: string;
+    }
   | { readonly kind: 'full'; readonly script: string; readonly reason: string };
 
 /** RFC 5952 text of an IPv6 address (lower case, longest zero run compressed). */
@@ -73,28 +90,51 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/**
+ * Elements of `after` not in `before`, and of `before` not in `after`. Both lists must be free of
+ * duplicates, as model lists (sorted and merged) and kernel listings (a set holds each value once) are.
+ */
+export function diffLists(before: readonly string[], after: readonly string[]): { add: string[]; remove: string[] } {
+  // A change is usually a few addresses somewhere in a long list: the common head and tail are skipped by
+  // comparing in order, only the rest goes through a Set.
+  let lo = 0;
+  while (lo < before.length && lo < after.length && before[lo] === after[lo]) lo++;
+  let hiB = before.length;
+  let hiA = after.length;
+  while (hiB > lo && hiA > lo && before[hiB - 1] === after[hiA - 1]) {
+    hiB--;
+    hiA--;
+  }
+  const rest = new Set<string>();
+  for (let i = lo; i < hiB; i++) rest.add(before[i] as string);
+  const add: string[] = [];
+  for (let i = lo; i < hiA; i++) {
+    const e = after[i] as string;
+    if (!rest.delete(e)) add.push(e);
+  }
+  return { add, remove: [...rest] };
+}
+
 export function computeDeltas(prev: PreviousState, next: RenderedRuleset): SetDelta[] {
   const deltas: SetDelta[] = [];
-  const norm = prev.canonical === true ? (e: string) => e : normalizeElement;
+  const canonical = prev.canonical === true;
   for (const [name, spec] of next.sets) {
     const old = prev.sets.get(name)?.elements ?? [];
     // Most sets do not change between two models: an ordered compare avoids building sets for them.
-    if (prev.canonical === true && sameList(old, spec.elements)) continue;
-    const before = new Set(old.map(norm));
-    const after = new Set(spec.elements.map(norm));
-    const add = [...after].filter((e) => !before.has(e));
-    const remove = [...before].filter((e) => !after.has(e));
+    if (canonical && sameList(old, spec.elements)) continue;
+    const { add, remove } = canonical ? diffLists(old, spec.elements) : diffLists(old.map(normalizeElement), spec.elements.map(normalizeElement));
     if (add.length > 0 || remove.length > 0) deltas.push({ set: name, family: spec.family, add, remove });
   }
   return deltas;
 }
 
-const chunk = 5000;
+/** Elements per `add element` / `delete element` statement. */
+export const elementsPerStatement = 5000;
 
-function elementStatements(verb: 'add' | 'delete', table: string, d: SetDelta, elements: readonly string[]): string[] {
+export function elementStatements(verb: 'add' | 'delete', table: string, d: SetDelta, elements: readonly string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < elements.length; i += chunk) {
-    const texts = elements.slice(i, i + chunk).map((e) => elementText(e, d.family));
+  for (let i = 0; i < elements.length; i += elementsPerStatement) {
+    const texts = elements.slice(i, i + elementsPerStatement).map((e) => elementText(e, d.family));
     out.push(`${verb} element inet ${table} ${d.set} { ${texts.join(', ')} }`);
   }
   return out;
@@ -112,9 +152,112 @@ export function renderDelta(table: string, markerSet: string, deltas: readonly S
   return `${lines.join('\n')}\n`;
 }
 
-/** Delta when the previous state has the same structure, full replace otherwise, noop when nothing changed. */
-export function planApply(prev: PreviousState | null, next: RenderedRuleset): ApplyPlan {
-  // The full script is rendered only when someone reads it (apply overlaps that with nft -c).
+/** What a chain delta needs of the previous state: what a RenderedRuleset holds and a kernel read-back does not. */
+interface LayoutState extends PreviousState {
+  readonly skeletonHash: string;
+  readonly structureHash: string;
+  readonly chains: ReadonlyMap<string, ChainSpec>;
+  readonly sets: ReadonlyMap<string, SetSpec>;
+}
+
+function hasLayout(prev: PreviousState): prev is LayoutState {
+  const p = prev as Partial<LayoutState>;
+  return prev.canonical === true && typeof p.skeletonHash === 'string' && typeof p.structureHash === 'string' && p.chains instanceof Map;
+}
+
+/** Why the change from `prev` to `next` needs a full replace, or undefined when a chain delta can do it. */
+export function chainDeltaBlocker(prev: LayoutState, next: RenderedRuleset): string | undefined {
+  if (prev.skeletonHash !== next.skeletonHash) return 'the table skeleton changed (node, mode or audit chains)';
+  for (const [name, spec] of next.sets) {
+    const old = prev.sets.get(name);
+    if (old !== undefined && (old.family !== spec.family || old.kind !== spec.kind || old.comment !== spec.comment)) {
+      return `set ${name} changed its declaration (${old.kind} -> ${spec.kind})`;
+    }
+  }
+  return undefined;
+}
+
+function sameRules(a: ChainSpec, b: ChainSpec): boolean {
+  return a.hook === b.hook && sameList(a.rules, b.rules);
+}
+
+function setDeclaration(table: string, spec: SetSpec): string {
+  const type = spec.family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr';
+  return `add set inet ${table} ${spec.name} { type ${type}; ${spec.kind === 'interval' ? 'flags interval; ' : ''}comment "${spec.comment}"; }`;
+}
+
+/**
+ * One transaction from the previous layout to the next: the old structure marker is deleted first, so the
+ * whole delta fails (and apply falls back to a full replace) unless the kernel holds exactly the structure
+ * we believe it holds; the new marker is added in the same transaction. New sets are declared and filled
+ * before any rule refers to them; changed chains (policy chains, and the base chains when their jumps or
+ * fixed rules changed) are flushed and refilled; removed chains and sets go last.
+ */
+export function renderChainDelta(
+  prev: LayoutState,
+  next: RenderedRuleset,
+  deltas: readonly SetDelta[],
+  /** New sets already declared and filled by earlier transactions (prefillScripts). */
+  prefilled: ReadonlySet<string> = new Set(),
+): { script: string; chains: string[] } {
+  const t = next.table;
+  const lines = [
+    `delete set inet ${t} ${markerSetName(prev.structureHash)}`,
+    `add set inet ${t} ${next.markerSet} { type inet_proto; comment "nodewall structure marker"; }`,
+  ];
+  const chains: string[] = [];
+  for (const [name, spec] of next.sets) {
+    if (prev.sets.has(name) || prefilled.has(name)) continue;
+    lines.push(setDeclaration(t, spec));
+    for (const l of elementStatements('add', t, { set: name, family: spec.family, add: spec.elements, remove: [] }, spec.elements)) lines.push(l);
+  }
+  for (const ch of next.chains.values()) if (!prev.chains.has(ch.name)) lines.push(`add chain inet ${t} ${ch.name}`);
+  // next.chains lists policy chains before the base chains that jump to them.
+  for (const ch of next.chains.values()) {
+    const old = prev.chains.get(ch.name);
+    if (old !== undefined && sameRules(old, ch)) continue;
+    if (old !== undefined) lines.push(`flush chain inet ${t} ${ch.name}`);
+    for (const r of ch.rules) lines.push(`add rule inet ${t} ${ch.name} ${r}`);
+    chains.push(ch.name);
+  }
+  for (const name of prev.chains.keys()) {
+    if (next.chains.has(name)) continue;
+    lines.push(`flush chain inet ${t} ${name}`, `delete chain inet ${t} ${name}`);
+    chains.push(name);
+  }
+  for (const name of prev.sets.keys()) if (!next.sets.has(name)) lines.push(`delete set inet ${t} ${name}`);
+  for (const d of deltas) for (const l of elementStatements('delete', t, d, d.remove)) lines.push(l);
+  for (const d of deltas) for (const l of elementStatements('add', t, d, d.add)) lines.push(l);
+  return { script: `${lines.join('\n')}\n`, chains };
+}
+
+/**
+ * When the new sets of a chain delta hold more than `maxElements` elements: transactions that declare and
+ * fill them beforehand, at most `maxElements` elements each, so that no transaction holds the nf_tables
+ * lock for long. No rule refers to these sets until the chain delta itself commits, so no packet meets a
+ * partly filled one. Each transaction first flushes the old structure marker: it fails unless the kernel
+ * still holds the structure the delta was computed against.
+ */
+export function prefillScripts(prev: LayoutState, next: RenderedRuleset, maxElements: number): { scripts: string[]; sets: Set<string> } {
+  const fresh = [...next.sets.values()].filter((s) => !prev.sets.has(s.name));
+  if (fresh.reduce((n, s) => n + s.elements.length, 0) <= maxElements) return { scripts: [], sets: new Set() };
+  const guard = `flush set inet ${next.table} ${markerSetName(prev.structureHash)}`;
+  const declare = [guard, ...fresh.map((s) => setDeclaration(next.table, s))].join('\n');
+  return { scripts: [`${declare}\n`, ...fillScripts(next.table, fresh, maxElements, guard)], sets: new Set(fresh.map((s) => s.name)) };
+}
+
+export interface PlanOptions {
+  /** New sets of a chain delta with more elements than this are filled by earlier, bounded transactions. */
+  readonly maxElementsPerTransaction?: number;
+}
+
+/**
+ * Element delta when the previous state has the same structure; chain delta when only policy chains, base
+ * chain jumps and the set list changed (and the previous state is a RenderedRuleset, which knows its chains);
+ * full replace otherwise; noop when nothing changed.
+ */
+export function planApply(prev: PreviousState | null, next: RenderedRuleset, opts: PlanOptions = {}): ApplyPlan {
+  // The full script is rendered only when someone reads it.
   const full = (reason: string): ApplyPlan => ({
     kind: 'full',
     reason,
@@ -128,13 +271,26 @@ export function planApply(prev: PreviousState | null, next: RenderedRuleset): Ap
       prev.structureHash === null
         ? 'the table has no structure marker'
         : `structure changed (${prev.structureHash} -> ${next.structureHash})`;
-    return full(reason);
+    if (!hasLayout(prev)) return full(reason);
+    const blocker = chainDeltaBlocker(prev, next);
+    if (blocker !== undefined) return full(`${reason}: ${blocker}`);
+    // Elements of sets both sides declare; new sets are filled whole, removed ones deleted.
+    const deltas = computeDeltas(prev, next).filter((d) => prev.sets.has(d.set));
+    const prefill = prefillScripts(prev, next, opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction);
+    const { script, chains } = renderChainDelta(prev, next, deltas, prefill.sets);
+    const added = deltas.reduce((n, d) => n + d.add.length, 0);
+    const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
+    const staged = prefill.scripts.length === 0 ? '' : `; ${prefill.sets.size} new set(s) filled first in ${prefill.scripts.length} transactions`;
+    return {
+      kind: 'delta', script, prefill: prefill.scripts, deltas, added, removed, chains,
+      reason: `${reason}: ${chains.length} chain(s) replaced, ${removed} removed, ${added} added elements${staged}`,
+    };
   }
   const deltas = computeDeltas(prev, next);
   if (deltas.length === 0) return { kind: 'noop', reason: 'the kernel already holds this ruleset' };
   const added = deltas.reduce((n, d) => n + d.add.length, 0);
   const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
-  return { kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), deltas, added, removed };
+  return { kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), prefill: [], deltas, added, removed, chains: [], reason: `${removed} removed, ${added} added elements` };
 }
 
 export interface RuleChange {
@@ -163,12 +319,14 @@ export function describeChanges(
   const setsRemoved = [...prevSets.keys()].filter((n) => isOwnSet(n) && !next.sets.has(n));
   const counts = new Map<string, number>();
   const key = (chain: string, comment: string) => `${chain}\u0000${comment}`;
-  for (const r of next.rules) counts.set(key(r.chain, r.comment), (counts.get(key(r.chain, r.comment)) ?? 0) + 1);
-  for (const r of prev?.rules ?? []) {
-    if (r.chain !== 'input' && r.chain !== 'output') continue;
-    const k = key(r.chain, r.comment ?? '');
-    counts.set(k, (counts.get(k) ?? 0) - 1);
-  }
+  // By base chain (direction), jumps left out: moving a rule between chains is no change a reader cares about.
+  const count = (chain: string, comment: string, by: number) => {
+    const base = baseChainOf(chain);
+    if (base === undefined || comment === fixedComments.jump) return;
+    counts.set(key(base, comment), (counts.get(key(base, comment)) ?? 0) + by);
+  };
+  for (const r of next.rules) count(r.chain, r.comment, 1);
+  for (const r of prev?.rules ?? []) count(r.chain, r.comment ?? '', -1);
   const rules: RuleChange[] = [];
   for (const [k, count] of counts) {
     if (count === 0) continue;

@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { loadManifestText } from '../../src/api/load-manifests.js';
 import { policyKey, type GoodEntry } from '../../src/agent/last-good.js';
 import { lastGoodFileName, loadLastGood, saveLastGood } from '../../src/agent/last-good-store.js';
-import { sha256 } from '../../src/agent/read-sources.js';
+import { sha256 } from '../../src/inventory/read-manifest-files.js';
 import { policyYaml } from '../e2e/agent-harness.js';
 
 async function tmp(t: ExecutionContext): Promise<string> {

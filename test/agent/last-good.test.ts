@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { Problem } from '../../src/api/problem.js';
 import type { PolicyDocument } from '../../src/api/types.js';
-import { mergeWithLastGood, type GoodEntry, type Loaded, type LoadedFile } from '../../src/agent/last-good.js';
+import { keptMessage, mergeWithLastGood, type GoodEntry, type Loaded, type LoadedFile } from '../../src/agent/last-good.js';
 
 // A policy is "valid" for the fake builder unless its hash starts with "bad".
 function doc(name: string, file: string, hash: string): PolicyDocument {
@@ -107,4 +107,18 @@ test('the problems of a replaced version are handed back for logging', (t) => {
   const r = mergeWithLastGood([file('/p/a.yaml', 't2', [doc('a', '/p/a.yaml', 'bad2')])], [], new Map([['a', good(old, 't1')]]), buildWithErr);
   t.deepEqual(r.replacedProblems, [err]);
   t.deepEqual(r.state.problems, []);
+});
+
+test('held files: an unsettled or empty file keeps its policies with that reason; a plain path is unreadable', (t) => {
+  const a = doc('a', '/p/a.yaml', 'h1');
+  const b = doc('b', '/p/b.yaml', 'h2');
+  const c = doc('c', '/p/c.yaml', 'h3');
+  const prev = new Map([['a', good(a, 't1')], ['b', good(b, 't2')], ['c', good(c, 't3')]]);
+  const r = mergeWithLastGood([file('/p/b.yaml', 't0', [])], [{ file: '/p/a.yaml', reason: 'unsettled' }, { file: '/p/b.yaml', reason: 'empty' }, '/p/c.yaml'], prev, build);
+  t.deepEqual(r.state.valid.map((p) => p.name).sort(), ['a', 'b', 'c']);
+  t.deepEqual(r.kept.map((k) => [k.policy, k.reason]).sort(), [['a', 'unsettled'], ['b', 'empty'], ['c', 'unreadable']]);
+  t.regex(keptMessage(r.kept.find((k) => k.reason === 'empty')!), /delete the file/);
+  t.regex(keptMessage(r.kept.find((k) => k.reason === 'unsettled')!), /still changing/);
+  // A new policy in an empty or unsettled file has no last good version: nothing to keep.
+  t.deepEqual(mergeWithLastGood([], [{ file: '/p/n.yaml', reason: 'empty' }], new Map(), build).kept, []);
 });

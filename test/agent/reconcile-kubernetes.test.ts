@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { loadManifestText } from '../../src/api/load-manifests.js';
 import { readDesired, type Memory } from '../../src/agent/reconcile.js';
-import { sha256 } from '../../src/agent/read-sources.js';
+import { sha256 } from '../../src/inventory/read-manifest-files.js';
 import type { KubernetesSnapshot, PolicyFile } from '../../src/inventory/sources/kubernetes.js';
 
 const nodeA = loadManifestText(JSON.stringify({

@@ -13,7 +13,7 @@ import { loadManifestText } from '../../src/api/load-manifests.js';
 import { policyKey } from '../../src/agent/last-good.js';
 import { saveLastGood } from '../../src/agent/last-good-store.js';
 import { createAgentLogger } from '../../src/agent/log.js';
-import { sha256 } from '../../src/agent/read-sources.js';
+import { sha256 } from '../../src/inventory/read-manifest-files.js';
 import { restorePersisted } from '../../src/agent/restore.js';
 import { readStatus } from '../../src/agent/status-file.js';
 import { formatStatus } from '../../src/cli/commands/status.js';

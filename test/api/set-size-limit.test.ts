@@ -39,6 +39,15 @@ test('maxSetElements is a config key: default 250000, bad values name the key', 
   t.is(parseConfig('', 'c.yaml').maxSetElements, 250_000);
   t.is(parseConfig('maxSetElements: 1000', 'c.yaml').maxSetElements, 1000);
   const err = t.throws(() => parseConfig('maxSetElements: 0', 'c.yaml'), { instanceOf: InputError });
-  t.regex(err?.problems[0]?.message ?? '', /must be a number from 1 to 10000000/);
+  t.regex(err?.problems[0]?.message ?? '', /must be a whole number from 1 to 10000000/);
   t.is(err?.problems[0]?.field, 'maxSetElements');
+});
+
+test('counts, bytes and milliseconds must be whole numbers', (t) => {
+  for (const key of ['maxSetElements', 'maxFileBytes', 'debounceMs']) {
+    const err = t.throws(() => parseConfig(`${key}: 1000.5`, 'c.yaml'), { instanceOf: InputError });
+    t.is(err?.problems[0]?.field, key);
+    t.regex(err?.problems[0]?.message ?? '', /must be a whole number/);
+  }
+  t.is(parseConfig('driftCheckSeconds: 0.5', 'c.yaml').driftCheckSeconds, 0.5);
 });

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { loadManifestPaths } from '../../src/api/load-manifests.js';
+import { loadManifestPaths } from '../../src/inventory/load-manifest-files.js';
 import { validatePolicy } from '../../src/api/validate.js';
 import { isServiceName } from '../../src/api/validate-l4.js';
 import type { Problem } from '../../src/api/problem.js';

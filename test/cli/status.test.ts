@@ -61,3 +61,13 @@ test('stopped agent: the kubernetes line is still shown, marked as the last stat
   t.regex(text, /^kubernetes: stopped with the agent; last state: disconnected since 2026-01-01T00:00:03.000Z, synced$/m);
   t.regex(text, /last API error: Node: HTTP 401 Unauthorized/);
 });
+
+test('status text never passes a control character from the status file to the terminal', async (t) => {
+  const dir = await tmp(t);
+  const hostile = { ...base, stopped: true, lastError: { at: 'y', message: 'policy \u001b[2Jevil\u0000 x' } };
+  await writeFile(join(dir, 'status.json'), JSON.stringify(hostile));
+  const r = await runCli(['status', '--state-dir', dir]);
+  t.is(r.code, 3);
+  t.false(/[\u0000-\u0008\u000b-\u001f]/.test(r.stdout), JSON.stringify(r.stdout));
+  t.true(r.stdout.includes('\\u001b[2Jevil\\u0000 x'), r.stdout);
+});

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corpusDir, repoRoot } from '../helpers/repo.js';
@@ -106,4 +107,37 @@ test('render prints no script at all when a policy is invalid', async (t) => {
   t.is(good.code, 0, good.stderr);
   t.regex(good.stdout, /^table inet nodewall \{\}$/m);
   t.regex(good.stdout, /comment "demo-host-policy spec\.ingress\[1\]"/);
+});
+
+test('validate --source DIR: a FIFO, a /dev/zero link and a symlink loop are warnings, an empty file too; it returns', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nodewall-validate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'a.yaml'), [
+    'apiVersion: cilium.io/v2', 'kind: CiliumClusterwideNetworkPolicy', 'metadata: {name: a}',
+    'spec: {nodeSelector: {}, ingress: [{fromEntities: [world]}]}', '',
+  ].join('\n'));
+  writeFileSync(join(dir, 'empty.yaml'), '');
+  execFileSync('mkfifo', [join(dir, 'pipe.yaml')]);
+  symlinkSync('/dev/zero', join(dir, 'zero.yaml'));
+  symlinkSync('.', join(dir, 'self'));
+  // runCli's own 30 s kill is the only bound: a blocked read would show as a killed process, not a result.
+  const r = await runCli(['validate', '--config', config, '--source', dir]);
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, new RegExp(`${join(dir, 'pipe.yaml')}:1:1: warning: not a regular file \\(FIFO\\): skipped`));
+  t.regex(r.stdout, new RegExp(`${join(dir, 'zero.yaml')}:1:1: warning: not a regular file \\(character device\\): skipped`));
+  t.regex(r.stdout, new RegExp(`${join(dir, 'self')}:1:1: warning: symlink loop`));
+  t.regex(r.stdout, new RegExp(`${join(dir, 'empty.yaml')}:1:1: warning: file is empty`));
+  t.regex(r.stderr, /^1 policies, 1 valid/m);
+  t.notRegex(r.stdout, /duplicate/);
+});
+
+test('validate: a file over maxFileBytes is an error naming the file, its size, the limit and the key', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nodewall-validate-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'nodewall.yaml');
+  writeFileSync(cfg, 'nodeName: node-a\nmaxFileBytes: 100\n');
+  writeFileSync(join(dir, 'big.yaml'), `# ${'x'.repeat(200)}\n`);
+  const r = await runCli(['validate', '--config', cfg, '--source', join(dir, 'big.yaml')]);
+  t.is(r.code, 1, r.stdout + r.stderr);
+  t.regex(r.stdout, /big\.yaml:1:1: error: file too large: 203 bytes, over the limit of 100 bytes \(config key maxFileBytes\)/);
 });

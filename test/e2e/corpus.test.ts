@@ -4,7 +4,8 @@
 import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadManifestPaths, type LoadResult } from '../../src/api/load-manifests.js';
+import type { LoadResult } from '../../src/api/load-manifests.js';
+import { loadManifestPaths } from '../../src/inventory/load-manifest-files.js';
 import { checkScript } from '../../src/nft/nft-exec.js';
 import { renderRuleset } from '../../src/nft/render.js';
 import { buildState } from '../../src/pipeline.js';

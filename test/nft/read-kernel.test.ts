@@ -43,7 +43,13 @@ test('a missing table reads as null; a loaded one reads back rules, counters, se
   t.deepEqual(k.sets.get('pods_v6')?.elements, ['2001:db8:100::5/128']);
   t.deepEqual(k.sets.get('world_v4')?.flags, ['interval']);
   t.deepEqual(k.sets.get('nw_excl_cluster_v4')?.elements, ['198.51.100.0/24']);
-  t.deepEqual(k.chains.map((c) => [c.name, c.hook, c.policy]), [['input', 'input', 'accept'], ['output', 'output', 'accept']]);
+  // Base chains hook input and output; every policy has a regular chain per direction and action.
+  t.deepEqual(k.chains.filter((c) => c.hook !== undefined).map((c) => [c.name, c.hook, c.policy]), [['input', 'input', 'accept'], ['output', 'output', 'accept']]);
+  t.deepEqual(k.chains.filter((c) => c.hook === undefined).map((c) => c.name), [...plan.chains.keys()].filter((n) => n !== 'input' && n !== 'output'));
+  t.deepEqual(k.rules.filter((r) => r.verdict.startsWith('jump ')).map((r) => [r.chain, r.verdict]), [
+    ['input', `jump ${[...plan.chains.keys()].find((n) => n.startsWith('nw_in_deny_p1_')) ?? '?'}`],
+    ['input', `jump ${[...plan.chains.keys()].find((n) => n.startsWith('nw_in_allow_p1_')) ?? '?'}`],
+  ]);
   const ssh = k.rules.filter((r) => r.policy === 'p1' && r.rule === 'spec.ingress[0]');
   t.deepEqual(ssh.map((r) => [r.family, r.sets, r.excludedSets, r.l4, r.verdict]), [
     ['ipv4', ['world_v4'], ['nw_excl_cluster_v4'], 'tcp/22,8000-8080', 'accept'],

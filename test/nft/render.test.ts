@@ -24,10 +24,20 @@ function demo(podV4 = pods.v4) {
   });
 }
 
-function chain(script: string, name: string): string[] {
+function rawChain(script: string, name: string): string[] {
   const start = script.indexOf(`\tchain ${name} {`);
+  if (start < 0) return [];
   const end = script.indexOf('\n\t}', start);
-  return script.slice(start, end).split('\n').slice(2).map((l) => l.trim());
+  const lines = script.slice(start, end).split('\n').slice(1).map((l) => l.trim());
+  return lines[0]?.startsWith('type filter hook') === true ? lines.slice(1) : lines;
+}
+
+/** The rules a packet walks in a chain: each `jump` to a policy chain replaced by that chain's rules. */
+function chain(script: string, name: string): string[] {
+  return rawChain(script, name).flatMap((l) => {
+    const target = /^jump (\S+) /.exec(l)?.[1];
+    return target === undefined ? [l] : rawChain(script, target);
+  });
 }
 
 test('the script creates or replaces only its own table in one file', (t) => {

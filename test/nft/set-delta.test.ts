@@ -1,6 +1,7 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { renderPlan } from '../../src/nft/render.js';
-import { computeDeltas, describeChanges, normalizeElement, planApply, renderDelta } from '../../src/nft/set-delta.js';
+import { computeDeltas, describeChanges, diffLists, normalizeElement, planApply, renderDelta } from '../../src/nft/set-delta.js';
 import * as b from '../helpers/model-builders.js';
 
 const mk = (v4: readonly string[], port = 22) =>
@@ -47,11 +48,73 @@ test('only addresses changed: a guarded element delta', (t) => {
   );
 });
 
-test('structure changed (rule, or set type): full replace', (t) => {
+test('structure changed: full replace unless a chain delta can do it from a remembered layout', (t) => {
   const a = renderPlan(mk(['198.51.100.5/32']), opts);
-  t.is(planApply(a, renderPlan(mk(['198.51.100.5/32'], 23), opts)).kind, 'full');
+  // A rule changed: with the previous rendering in memory only that policy's chain is replaced ...
+  const ruleChanged = planApply(a, renderPlan(mk(['198.51.100.5/32'], 23), opts));
+  t.is(ruleChanged.kind, 'delta');
+  // ... from a kernel read-back (no chain texts) it is a full replace.
+  t.is(planApply({ structureHash: a.structureHash, sets: a.sets }, renderPlan(mk(['198.51.100.5/32'], 23), opts)).kind, 'full');
   t.is(planApply(a, renderPlan(mk(['198.51.100.0/28']), opts)).kind, 'full', 'hash set became an interval set');
+  t.is(planApply(a, renderPlan(mk(['198.51.100.5/32']), { ...opts, mode: 'audit' })).kind, 'full', 'mode switch');
+  t.is(planApply(a, renderPlan({ ...mk(['198.51.100.5/32']), node: 'other' }, opts)).kind, 'full', 'node renamed');
   t.is(planApply({ structureHash: null, sets: a.sets }, a).kind, 'full');
+});
+
+const policies = (p2Port: number, extra = false) =>
+  b.model({
+    sets: [
+      b.identity('pods', ['198.51.100.5/32'], [], { kind: 'endpoints' }),
+      b.identity('web', ['198.51.100.9/32'], [], { kind: 'endpoints' }),
+      ...(extra ? [b.identity('cidr_x', ['203.0.113.0/24'], [], { kind: 'cidr' })] : []),
+    ],
+    ingress: b.enforced([
+      b.deny('web', [b.tcp(25)], 'spec.ingressDeny[0]', 'p1'),
+      ...(extra ? [b.deny('cidr_x', [b.anyL4], 'spec.ingressDeny[0]', 'p3')] : []),
+      b.allow('pods', [b.tcp(22)], 'spec.ingress[0]', 'p1'),
+      b.allow('web', [b.tcp(p2Port)], 'spec.ingress[0]', 'p2'),
+    ]),
+  });
+
+test('a chain delta flushes and refills only the changed policy chain, guarded by the old marker', (t) => {
+  const a = renderPlan(policies(80), opts);
+  const next = renderPlan(policies(8080), opts);
+  const p = planApply(a, next);
+  if (p.kind !== 'delta') return t.fail(p.kind);
+  const lines = p.script.trim().split('\n');
+  t.is(lines[0], `delete set inet nodewall ${a.markerSet}`, 'the old marker goes first: a different kernel structure fails the whole delta');
+  t.regex(lines[1] ?? '', new RegExp(`^add set inet nodewall ${next.markerSet} \\{ type inet_proto;`));
+  const p2 = [...next.chains.keys()].find((n) => n.startsWith('nw_in_allow_p2_')) ?? '';
+  t.deepEqual(p.chains, [p2]);
+  t.deepEqual(lines.slice(2), [
+    `flush chain inet nodewall ${p2}`,
+    `add rule inet nodewall ${p2} ip saddr @web_v4 tcp dport 8080 counter accept comment "p2 spec.ingress[0]"`,
+    `add rule inet nodewall ${p2} ip6 saddr @web_v6 tcp dport 8080 counter accept comment "p2 spec.ingress[0]"`,
+  ]);
+  t.false(p.script.includes('delete table'));
+});
+
+test('a new policy with a new set: set declared and filled, chain created, base chain rewritten; and back', (t) => {
+  const a = renderPlan(policies(80), opts);
+  const next = renderPlan(policies(80, true), opts);
+  const p = planApply(a, next);
+  if (p.kind !== 'delta') return t.fail(p.kind);
+  const lines = p.script.trim().split('\n');
+  const p3 = [...next.chains.keys()].find((n) => n.startsWith('nw_in_deny_p3_')) ?? '';
+  const at = (prefix: string) => lines.findIndex((l) => l.startsWith(prefix));
+  t.true(at('add set inet nodewall cidr_x_v4 { type ipv4_addr; flags interval;') > 0);
+  t.true(at('add element inet nodewall cidr_x_v4 { 203.0.113.0/24 }') > at('add set inet nodewall cidr_x_v4'));
+  t.true(at(`add chain inet nodewall ${p3}`) > at('add element inet nodewall cidr_x_v4'));
+  t.true(at(`add rule inet nodewall ${p3} ip saddr @cidr_x_v4`) > at(`add chain inet nodewall ${p3}`));
+  t.true(at('flush chain inet nodewall input') > at(`add rule inet nodewall ${p3}`), 'the jump comes after the chain exists');
+  t.deepEqual(p.chains, [p3, 'input']);
+  // Removing it again: the chain and the sets go after the base chain no longer jumps to them.
+  const back = planApply(next, renderPlan(policies(80), opts));
+  if (back.kind !== 'delta') return t.fail(back.kind);
+  const l2 = back.script.trim().split('\n');
+  const at2 = (prefix: string) => l2.findIndex((l) => l.startsWith(prefix));
+  t.true(at2(`delete chain inet nodewall ${p3}`) > at2('flush chain inet nodewall input'));
+  t.true(at2('delete set inet nodewall cidr_x_v4') > at2(`delete chain inet nodewall ${p3}`));
 });
 
 test('deltas are chunked and compare canonical forms', (t) => {
@@ -78,4 +141,38 @@ test('describeChanges names rules added and removed by comment', (t) => {
     ['-2 p1 spec.ingress[0]', '2 p2 spec.ingress[1]'],
   );
   t.deepEqual(c.sets.map((s) => [s.set, s.remove]), [['pods_v6', ['2001:db8:100::5/128']]]);
+});
+
+test('diffLists equals a set difference for any two duplicate-free lists (head and tail skipping included)', (t) => {
+  const list = fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }).map((xs) => xs.map((x) => `198.51.100.${x}/32`));
+  fc.assert(
+    fc.property(list, list, fc.boolean(), (a, bRaw, share) => {
+      // Often share a head and a tail, the case the skipping is for.
+      const bList = share ? [...new Set([...a.slice(0, 5), ...bRaw, ...a.slice(-5)])] : bRaw;
+      const { add, remove } = diffLists(a, bList);
+      const sa = new Set(a);
+      const sb = new Set(bList);
+      t.deepEqual(new Set(add), new Set(bList.filter((e) => !sa.has(e))));
+      t.deepEqual(new Set(remove), new Set(a.filter((e) => !sb.has(e))));
+      t.is(add.length, new Set(add).size);
+      t.is(remove.length, new Set(remove).size);
+    }),
+  );
+});
+
+test('a chain delta with large new sets fills them first, guarded by the old marker; the delta itself then only refers to them', (t) => {
+  const a = renderPlan(policies(80), opts);
+  const next = renderPlan(policies(80, true), opts);
+  const small = planApply(a, next);
+  const staged = planApply(a, next, { maxElementsPerTransaction: 0.5 });
+  if (small.kind !== 'delta' || staged.kind !== 'delta') return t.fail();
+  t.deepEqual(small.prefill, []);
+  t.true(staged.prefill.length >= 2);
+  for (const s of staged.prefill) t.is(s.split('\n')[0], `flush set inet nodewall ${a.markerSet}`);
+  t.true(staged.prefill[0]?.includes('add set inet nodewall cidr_x_v4 {'));
+  t.true(staged.prefill.slice(1).join('').includes('add element inet nodewall cidr_x_v4 { 203.0.113.0/24 }'));
+  t.false(staged.script.includes('add set inet nodewall cidr_x_v4'));
+  t.false(staged.script.includes('add element inet nodewall cidr_x_v4'));
+  t.true(staged.script.includes('ip saddr @cidr_x_v4'));
+  t.regex(staged.reason, /filled first/);
 });

@@ -5,7 +5,7 @@ import { createAgentLogger, type LogLevel } from '../../agent/log.js';
 import { exitOnUncaught, startOrDie } from '../../agent/fatal.js';
 import type { RunMode } from '../../inventory/types.js';
 import type { StateArgs } from '../options.js';
-import { parseLabelList, stateOptions } from '../options.js';
+import { parseLabelList, parseNodeName, stateOptions } from '../options.js';
 
 interface AgentArgs extends StateArgs {
   mode?: RunMode | undefined;
@@ -32,7 +32,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       configFile: configPathFor(argv.config),
       overrides: {
         sources: argv.source === undefined || argv.source.length === 0 ? undefined : argv.source.map(String),
-        nodeName: argv.node,
+        nodeName: parseNodeName(argv.node),
         mode,
         stateDir: argv.stateDir,
         logLevel,

@@ -40,8 +40,10 @@ function summary(r: ApplyResult, table: string): string {
   switch (r.kind) {
     case 'noop':
       return `table inet ${table} is up to date (${what}); nothing ${r.dryRun ? 'would change' : 'changed'}`;
-    case 'delta':
-      return `${verb ? 'would update' : 'updated'} table inet ${table} by element delta: -${r.removed} +${r.added} elements (${what}) in ${ms} ms`;
+    case 'delta': {
+      const chains = r.chains.length === 0 ? '' : `, ${r.chains.length} chain(s) replaced`;
+      return `${verb ? 'would update' : 'updated'} table inet ${table} by ${r.chains.length === 0 ? 'element' : 'chain'} delta: -${r.removed} +${r.added} elements${chains} (${what}) in ${ms} ms`;
+    }
     case 'full':
       return `${verb ? 'would replace' : 'replaced'} table inet ${table} atomically: ${r.reason} (${what}) in ${ms} ms`;
   }
@@ -49,7 +51,7 @@ function summary(r: ApplyResult, table: string): string {
 
 export const applyCommand: CommandModule<object, ApplyArgs> = {
   command: 'apply',
-  describe: 'Render, check (nft -c) and load this node\'s ruleset in one transaction (element deltas when only addresses changed)',
+  describe: 'Render and load this node\'s ruleset in one transaction (element deltas when only addresses changed; --dry-run checks with nft -c)',
   builder: (y: Argv) =>
     y
       .options(stateOptions)
@@ -90,6 +92,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       dryRun,
       adopt: argv.adopt,
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
+      ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
     });
     if (result.adopted) {
       process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { loadConfig } from '../../inventory/config.js';
 import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
-import { fixedComments } from '../../nft/render-rules.js';
+import { baseChainOf, fixedComments } from '../../nft/render-rules.js';
 import { ownerMarkSet } from '../../nft/ownership.js';
 import { exitCodes } from '../options.js';
 
@@ -42,21 +42,45 @@ function peerText(r: KernelRule, t: KernelTable): string {
   return `${main}${except}`;
 }
 
-/** One row per base-chain rule, in kernel order. */
+function row(r: KernelRule, t: KernelTable, direction: 'ingress' | 'egress'): ListRow {
+  return {
+    direction,
+    action: action(r.verdict),
+    policy: r.policy ?? null,
+    rule: r.rule ?? (r.comment ?? null),
+    peer: peerText(r, t),
+    protocol: r.l4,
+    packets: r.packets,
+    bytes: r.bytes,
+    handle: r.handle,
+  };
+}
+
+/**
+ * One row per rule in the order a packet walks them: the base chain's rules, each `jump` replaced by the
+ * rules of the policy chain it jumps to (jumps to nodewall's own chains only, one level, as rendered).
+ */
 export function listRows(t: KernelTable): ListRow[] {
-  return t.rules
-    .filter((r) => directionOf[r.chain] !== undefined)
-    .map((r) => ({
-      direction: directionOf[r.chain] ?? 'ingress',
-      action: action(r.verdict),
-      policy: r.policy ?? null,
-      rule: r.rule ?? (r.comment ?? null),
-      peer: peerText(r, t),
-      protocol: r.l4,
-      packets: r.packets,
-      bytes: r.bytes,
-      handle: r.handle,
-    }));
+  const byChain = new Map<string, KernelRule[]>();
+  for (const r of t.rules) {
+    let list = byChain.get(r.chain);
+    if (list === undefined) byChain.set(r.chain, (list = []));
+    list.push(r);
+  }
+  const rows: ListRow[] = [];
+  for (const base of ['input', 'output'] as const) {
+    const direction = directionOf[base] ?? 'ingress';
+    for (const r of byChain.get(base) ?? []) {
+      const target = r.verdict.startsWith('jump ') ? r.verdict.slice(5) : undefined;
+      const inner = target === undefined || baseChainOf(target) !== base ? undefined : byChain.get(target);
+      if (target !== undefined && baseChainOf(target) === base) {
+        for (const x of inner ?? []) rows.push(row(x, t, direction));
+      } else {
+        rows.push(row(r, t, direction));
+      }
+    }
+  }
+  return rows;
 }
 
 export function directionStatus(t: KernelTable, direction: 'ingress' | 'egress'): DirectionStatus {

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { pidAlive, readStatus, type StatusFile } from '../../agent/status-file.js';
 import { StateFileError } from '../../inventory/state-files.js';
+import { escapeUnprintable } from '../../api/printable.js';
 import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
 
@@ -86,7 +87,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     }
     const running = s.stopped !== true && pidAlive(s.pid);
     if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running, stateDir, status: s }, null, 2)}\n`);
-    else process.stdout.write(`${formatStatus(s, running)}\n`);
+    // The status file holds text that came from input (policy names, errors): nothing in it may drive the terminal.
+    else process.stdout.write(`${formatStatus(s, running).split('\n').map(escapeUnprintable).join('\n')}\n`);
     process.exitCode = !running ? notRunning : 'noConfig' in s ? runningWithoutConfig : 0;
   },
 };

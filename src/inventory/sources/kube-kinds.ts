@@ -78,9 +78,8 @@ function strings(v: unknown): string[] | undefined {
 function stringMap(v: unknown): Record<string, string> | undefined {
   const o = obj(v);
   if (o === undefined) return undefined;
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(o)) if (typeof x === 'string') out[k] = x;
-  return out;
+  // fromEntries defines own properties: `out[k] = x` would drop a key named __proto__.
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
 /** Copies the listed keys that are present (and not null). */

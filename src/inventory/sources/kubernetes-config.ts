@@ -33,7 +33,7 @@ export function parseKubernetesSourceConfig(entry: unknown, pos: SourcePos, fiel
     problems.push({ severity: 'error', pos, field: f, message, code: 'config/bad-value' });
   };
   const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (!isMap(entry) || Object.keys(entry).length !== 1 || !('kubernetes' in entry)) {
+  if (!isMap(entry) || Object.keys(entry).length !== 1 || !Object.hasOwn(entry, 'kubernetes')) {
     fail(field, 'must be a manifest path or a map {kubernetes: {kubeconfig: PATH} | {inCluster: true}}');
     throw new InputError(`${pos.file}: invalid source ${field}`, problems);
   }

@@ -15,9 +15,12 @@
 
 import type * as K8s from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
 import { loadManifestText, type LoadResult } from '../../api/load-manifests.js';
 import type { Problem } from '../../api/problem.js';
 import type { KubeObject, PolicyDocument } from '../../api/types.js';
+import { maxConfigBytes } from '../config.js';
+import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { loadCache, writeCache } from './cache.js';
 import type { LabelFilter, Labels } from '../types.js';
@@ -250,7 +253,12 @@ export class KubernetesSource {
     const kc = new k8s.KubeConfig();
     try {
       if (this.opts.inCluster === true) kc.loadFromCluster();
-      else if (this.opts.kubeconfig !== undefined) kc.loadFromFile(this.opts.kubeconfig);
+      else if (this.opts.kubeconfig !== undefined) {
+        // Not kc.loadFromFile: its readFileSync blocks the whole agent on a FIFO and reads /dev/zero until memory runs out.
+        const { bytes } = await readBounded(this.opts.kubeconfig, maxConfigBytes);
+        kc.loadFromString(bytes.toString('utf8'));
+        kc.makePathsAbsolute(dirname(this.opts.kubeconfig));
+      }
       else kc.loadFromDefault();
       if (this.opts.context !== undefined) kc.setCurrentContext(this.opts.context);
       if (kc.getCurrentCluster() === null) throw new Error('no current cluster in the kubeconfig');

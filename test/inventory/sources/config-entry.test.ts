@@ -28,7 +28,7 @@ test('files and the API combined: paths stay paths, the kubernetes entry becomes
 
 test('bad kubernetes entries are positioned config errors', (t) => {
   t.deepEqual(problems('mode: audit\nsources:\n  - kubernetes: {inCluster: yes please}\n'), [
-    `${file}:3:5: error: sources[0].kubernetes.inCluster: must be true or false`,
+    `${file}:3:29: error: sources[0].kubernetes.inCluster: must be true or false`,
   ]);
   t.deepEqual(problems('sources:\n  - kubernetes: {}\n  - kubernetes: {inCluster: true}\n'), [`${file}:3:5: error: sources[1]: only one kubernetes source is supported`]);
   t.deepEqual(problems('sources:\n  - {files: x}\n'), [

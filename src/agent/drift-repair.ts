@@ -1,0 +1,95 @@
+// Drift repair: keep the kernel table equal to the ruleset last applied, with
+// no need for the current input. It runs from the agent's timer even while a
+// reconcile pass is busy reading a slow or big input, so a `nft flush ruleset`
+// or a firewall reload is undone within a drift-check interval whatever the
+// pass does. Every kernel write goes through the NftWriteLock shared with the
+// pass: a check never sees a transaction half done.
+
+import type { Logger } from 'pino';
+import type { RunMode } from '../inventory/types.js';
+import { applyModel, type ApplyOptions, type ApplyResult } from '../nft/apply.js';
+import type { HostModel } from '../policy/model.js';
+import { tableState, type TableState } from './drift.js';
+import type { NftWriteLock } from './nft-lock.js';
+
+/** What is in the kernel because the agent put it there. */
+export interface AppliedRuleset {
+  readonly nftPath: string;
+  readonly table: string;
+  readonly mode: RunMode;
+  /** nft.timeoutSeconds in ms; undefined: nft-exec's default. */
+  readonly timeoutMs?: number;
+  readonly model: HostModel;
+  /** Structure hash of the table right after the apply (drift.ts); undefined: unknown (table absent). */
+  readonly tableHash: string | undefined;
+}
+
+export type DriftOutcome =
+  | { readonly kind: 'nothing-applied' }
+  | { readonly kind: 'in-sync' }
+  | { readonly kind: 'restored'; readonly result: ApplyResult; readonly drift: 'missing' | 'changed'; readonly durationMs: number }
+  | { readonly kind: 'failed'; readonly drift: 'missing' | 'changed'; readonly error: string };
+
+/** The kernel calls, replaceable in tests. */
+export interface DriftKernel {
+  tableState(nftPath: string, table: string): Promise<TableState>;
+  applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult>;
+}
+
+const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel };
+
+export class DriftRepair {
+  readonly #lock: NftWriteLock;
+  readonly #kernel: DriftKernel;
+  #applied: AppliedRuleset | undefined;
+
+  constructor(lock: NftWriteLock, kernel: DriftKernel = realKernel) {
+    this.#lock = lock;
+    this.#kernel = kernel;
+  }
+
+  /** Called by the pass, inside the lock, right after its apply. */
+  record(applied: AppliedRuleset): void {
+    this.#applied = applied;
+  }
+
+  /** Nothing to keep in force any more (dry-run, table removed on stop). */
+  forget(): void {
+    this.#applied = undefined;
+  }
+
+  get applied(): AppliedRuleset | undefined {
+    return this.#applied;
+  }
+
+  /** Compare the kernel table with the last apply; restore that ruleset (full replace) when it changed or is gone. */
+  check(log: Logger): Promise<DriftOutcome> {
+    return this.#lock.run(async () => {
+      const a = this.#applied;
+      if (a === undefined) return { kind: 'nothing-applied' };
+      const ts = await this.#kernel.tableState(a.nftPath, a.table);
+      if (ts.present && ts.hash === a.tableHash) return { kind: 'in-sync' };
+      const drift = ts.present ? 'changed' : 'missing';
+      log.warn({ table: a.table, drift, detail: ts.present ? undefined : ts.error },
+        ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
+      const t0 = performance.now();
+      let result: ApplyResult;
+      try {
+        // No `previous`: the kernel is read again, the whole table replaced in one transaction.
+        result = await this.#kernel.applyModel(a.model, { nftPath: a.nftPath, table: a.table, mode: a.mode, ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) });
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        log.error({ err, table: a.table, drift }, 'drift repair failed: retried on the next check');
+        return { kind: 'failed', drift, error };
+      }
+      const durationMs = Math.round(performance.now() - t0);
+      const after = await this.#kernel.tableState(a.nftPath, a.table);
+      this.#applied = { ...a, tableHash: after.present ? after.hash : undefined };
+      log.info({
+        table: a.table, mode: a.mode, kind: result.kind, reason: result.reason, rules: result.rules, sets: result.sets,
+        elements: result.elements, durationMs, restored: true,
+      }, 'ruleset applied');
+      return { kind: 'restored', result, drift, durationMs };
+    });
+  }
+}

@@ -1,0 +1,87 @@
+// Cold start with very large sets: several bounded transactions instead of one
+// that holds the nf_tables commit lock for seconds (kube-proxy's nftables mode
+// had the same problem: kubernetes#139328). Used only when nodewall's table does
+// not exist, so nothing of nodewall enforces yet and there is no old ruleset to
+// keep. The invariant: no packet is ever evaluated against a partly filled set,
+// because no chain of the table is hooked until every set is complete.
+//
+//   1. `create table` (fails if the table appeared meanwhile: nothing is merged into
+//      someone else's table) with the ownership mark, every set declared empty, the
+//      audit sets and chains and the policy chains: regular chains, which no packet
+//      reaches without a jump from a base chain.
+//   2. The elements, at most `maxElements` per transaction, each transaction guarded
+//      by a flush of the (empty) ownership mark, so it fails if the table went away.
+//   3. One small transaction: the structure marker and the base chains with their
+//      hooks and rules. Only from its commit on do packets see the table, whole.
+//
+// If any step fails, the half-built table (it has no hooked chain, so it filters
+// nothing) is deleted and the error is raised: the kernel is as before the apply.
+//
+// A chain delta that brings large new sets (a new policy with a 250k CIDR list)
+// uses fillScripts the same way (set-delta.ts prefillScripts): the new sets are
+// declared and filled first, unreferenced, and the delta that adds the rules
+// referring to them commits last. An existing table replaced as a whole (a
+// structural change, a mode switch) stays one transaction: it must swap the old
+// ruleset for the new one atomically.
+
+import type { RenderedRuleset } from './render.js';
+import { chainLines } from './render.js';
+import { type SetSpec, elementText, renderSet } from './render-sets.js';
+import { ownerMarkSet } from './ownership.js';
+
+/** Default of config key nft.maxElementsPerTransaction. */
+export const defaultMaxElementsPerTransaction = 100_000;
+
+/** Elements per `add element` statement inside a fill transaction. */
+const perStatement = 5000;
+
+/**
+ * `add element` transactions for `sets` of at most `maxElements` elements each, every one starting with
+ * `guard` (a command that fails unless the table is still the one we are filling).
+ */
+export function fillScripts(table: string, sets: readonly SetSpec[], maxElements: number, guard: string): string[] {
+  const limit = Math.max(1, Math.floor(maxElements));
+  const scripts: string[] = [];
+  let lines: string[] = [guard];
+  let inTransaction = 0;
+  const flush = () => {
+    if (inTransaction > 0) scripts.push(`${lines.join('\n')}\n`);
+    lines = [guard];
+    inTransaction = 0;
+  };
+  for (const s of sets) {
+    for (let i = 0; i < s.elements.length; ) {
+      const n = Math.min(perStatement, limit - inTransaction, s.elements.length - i);
+      const texts: string[] = [];
+      for (let j = i; j < i + n; j++) texts.push(elementText(s.elements[j] ?? '', s.family));
+      lines.push(`add element inet ${table} ${s.name} { ${texts.join(', ')} }`);
+      inTransaction += n;
+      i += n;
+      if (inTransaction >= limit) flush();
+    }
+  }
+  flush();
+  return scripts;
+}
+
+/** The scripts of a staged cold start, in order: create, fills, hook. */
+export function coldStartScripts(r: RenderedRuleset, maxElements: number): string[] {
+  const limit = Math.max(1, Math.floor(maxElements));
+  const t = r.table;
+  const body = [...r.skeletonLines];
+  for (const s of r.sets.values()) for (const l of renderSet(s, false)) body.push(l);
+  for (const ch of r.chains.values()) if (ch.hook === undefined) for (const l of chainLines(ch)) body.push(l);
+  const scripts = [[r.header, `create table inet ${t}`, `table inet ${t} {`, ...body, '}', ''].join('\n')];
+
+  const guard = `flush set inet ${t} ${ownerMarkSet}`;
+  for (const f of fillScripts(t, [...r.sets.values()], limit, guard)) scripts.push(f);
+
+  const hook = [guard, `add set inet ${t} ${r.markerSet} { type inet_proto; comment "nodewall structure marker"; }`];
+  for (const ch of r.chains.values()) {
+    if (ch.hook === undefined) continue;
+    hook.push(`add chain inet ${t} ${ch.name} { type filter hook ${ch.hook} priority filter; policy accept; }`);
+    for (const rule of ch.rules) hook.push(`add rule inet ${t} ${ch.name} ${rule}`);
+  }
+  scripts.push(`${hook.join('\n')}\n`);
+  return scripts;
+}

@@ -1,0 +1,132 @@
+import test from 'ava';
+import { pino, type Logger } from 'pino';
+import { DriftRepair, type DriftKernel } from '../../src/agent/drift-repair.js';
+import { NftWriteLock } from '../../src/agent/nft-lock.js';
+import type { ApplyOptions, ApplyResult } from '../../src/nft/apply.js';
+import type { HostModel } from '../../src/policy/model.js';
+
+/** A kernel with one table whose structure hash the test sets; apply puts the model's hash back. */
+class FakeKernel implements DriftKernel {
+  table: string | undefined;
+  applies: { model: HostModel; opts: ApplyOptions }[] = [];
+  failWith: string | undefined;
+
+  async tableState(): Promise<{ present: false; error: string } | { present: true; hash: string }> {
+    return this.table === undefined ? { present: false, error: 'No such file or directory' } : { present: true, hash: this.table };
+  }
+
+  async applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
+    this.applies.push({ model, opts });
+    if (this.failWith !== undefined) throw new Error(this.failWith);
+    this.table = `hash-of-${(model as unknown as { id: string }).id}`;
+    return { kind: 'full', reason: 'test', rules: 1, sets: 0, elements: 0 } as unknown as ApplyResult;
+  }
+}
+
+const model = (id: string): HostModel => ({ id }) as unknown as HostModel;
+
+function logger(): { log: Logger; lines: { msg: string }[] } {
+  const lines: { msg: string }[] = [];
+  return { lines, log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) }) as unknown as Logger };
+}
+
+test('nothing applied, in sync: no kernel write', async (t) => {
+  const k = new FakeKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  t.is((await repair.check(log)).kind, 'nothing-applied');
+  k.table = 'hash-of-a';
+  repair.record({ nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  t.is((await repair.check(log)).kind, 'in-sync');
+  t.deepEqual(k.applies, []);
+});
+
+test('a flushed or changed table is restored from the last applied model (full replace, no previous)', async (t) => {
+  const k = new FakeKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log, lines } = logger();
+  repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'audit', model: model('a'), tableHash: 'hash-of-a' });
+  k.table = undefined; // nft flush ruleset
+  const r = await repair.check(log);
+  t.like(r, { kind: 'restored', drift: 'missing' });
+  t.deepEqual(k.applies.map((a) => [a.model, a.opts]), [[model('a'), { nftPath: '/x/nft', table: 'nw', mode: 'audit' }]]);
+  t.true(lines.some((l) => /table missing/.test(l.msg)));
+  t.true(lines.some((l) => l.msg === 'ruleset applied'));
+  t.is((await repair.check(log)).kind, 'in-sync');
+
+  k.table = 'hand-edited';
+  t.like(await repair.check(log), { kind: 'restored', drift: 'changed' });
+  t.is(k.table, 'hash-of-a');
+});
+
+test('a failed restore is reported and retried on the next check', async (t) => {
+  const k = new FakeKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  k.failWith = 'simulated nft failure';
+  t.like(await repair.check(log), { kind: 'failed', error: 'simulated nft failure' });
+  k.failWith = undefined;
+  t.like(await repair.check(log), { kind: 'restored' });
+});
+
+test('a transaction in flight under the lock is never mistaken for drift', async (t) => {
+  const k = new FakeKernel();
+  const lock = new NftWriteLock();
+  const repair = new DriftRepair(lock, k);
+  const { log } = logger();
+  k.table = 'hash-of-a';
+  repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  let release!: () => void;
+  const inFlight = new Promise<void>((resolve) => (release = resolve));
+  // A pass applying model b: mid-transaction the table is in neither state.
+  const pass = lock.run(async () => {
+    k.table = 'half-written';
+    await inFlight;
+    k.table = 'hash-of-b';
+    repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('b'), tableHash: 'hash-of-b' });
+  });
+  const check = repair.check(log);
+  let checked = false;
+  void check.then(() => (checked = true));
+  await new Promise((r) => setImmediate(r));
+  t.false(checked, 'the check waits for the lock');
+  t.true(lock.held);
+  release();
+  await pass;
+  t.is((await check).kind, 'in-sync');
+  t.deepEqual(k.applies, []);
+});
+
+test('forget: nothing is restored any more (dry-run, removeOnStop)', async (t) => {
+  const k = new FakeKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  repair.forget();
+  t.is((await repair.check(log)).kind, 'nothing-applied');
+  t.deepEqual(k.applies, []);
+});
+
+test('the lock runs holders one at a time, in order, and survives a rejection', async (t) => {
+  const lock = new NftWriteLock();
+  const order: string[] = [];
+  const slow = lock.run(async () => {
+    order.push('a-start');
+    await new Promise((r) => setImmediate(r));
+    order.push('a-end');
+  });
+  const failing = lock.run(async () => {
+    order.push('b');
+    throw new Error('boom');
+  });
+  const last = lock.run(async () => {
+    order.push('c');
+    return 42;
+  });
+  await slow;
+  await t.throwsAsync(failing, { message: 'boom' });
+  t.is(await last, 42);
+  t.deepEqual(order, ['a-start', 'a-end', 'b', 'c']);
+  t.false(lock.held);
+});

@@ -1,0 +1,52 @@
+// Objects from the Kubernetes API get the same checks as files (issue 8 defects 4, 5): a CCNP
+// whose name holds a NUL is invalid with a printable error, a Node with an escape in a label is
+// skipped with a warning, and a label named `constructor` selects as any other label. The API
+// here is the loopback fake, which (unlike a real API server) stores whatever it is given.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { formatProblem } from '../../../src/api/problem.js';
+import { readKubernetesOnce } from '../../../src/inventory/sources/kubernetes.js';
+import { parseConfig } from '../../../src/inventory/config.js';
+import { buildState } from '../../../src/pipeline.js';
+import { FakeApiServer } from '../../helpers/fake-apiserver.js';
+import { node, seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
+
+test('API objects with control characters are refused like file objects; a constructor label works', async (t) => {
+  const server = await FakeApiServer.start();
+  const dir = await mkdtemp(join(tmpdir(), 'nw-k8s-hostile-'));
+  t.teardown(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  seedBaseCluster(server);
+  server.apply('nodes', node('node-z', '192.0.2.9', '2001:db8::9', { zone: 'a\u001b[2J' }));
+  server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'edge', constructor: 'yes' }));
+  server.apply('ciliumclusterwidenetworkpolicies', {
+    metadata: { name: 'evil\u0000open' },
+    spec: { nodeSelector: {}, ingress: [{ fromEntities: ['world'], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }] }] }] },
+  });
+  server.apply('ciliumclusterwidenetworkpolicies', {
+    metadata: { name: 'by-constructor' },
+    spec: { nodeSelector: { matchLabels: { constructor: 'yes' } }, ingress: [{ fromEntities: ['world'] }] },
+  });
+
+  const snap = await readKubernetesOnce({ kubeconfig: server.writeKubeconfig(dir) });
+  const config = parseConfig('nodeName: node-a\nmode: enforce\n', join(dir, 'nodewall.yaml'));
+  const state = buildState({ config, nodeName: 'node-a', load: { policies: snap.policies, objects: snap.objects, problems: snap.problems } });
+
+  const nameError = state.problems.find((p) => p.code === 'metadata-name');
+  t.is(nameError?.severity, 'error');
+  t.is(nameError?.pos.file, 'k8s:ccnp/evil\u0000open');
+  t.is(formatProblem(nameError!).split(': error:')[0], 'k8s:ccnp/evil\\u0000open:5:5');
+  t.regex(formatProblem(nameError!), /metadata\.name: Invalid value: "evil\\u0000open": contains the control character U\+0000/);
+  const nodeWarning = state.problems.find((p) => p.code === 'inventory/bad-metadata');
+  t.is(nodeWarning?.field, 'metadata.labels.zone');
+  t.is(nodeWarning?.pos.file, 'k8s:node/node-z');
+  for (const p of state.problems) t.notRegex(formatProblem(p), /[\u0000-\u001f]/);
+
+  t.deepEqual([...state.model.selectedPolicies], ['by-constructor']);
+  t.false(state.inventory.remoteNodes.some((n) => n.name === 'node-z'));
+  t.is(state.inventory.self.labels['constructor'], 'yes');
+});
