@@ -11,6 +11,9 @@ import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
+import { decodeFastYamlDocument } from './fast-yaml.js';
+import { decodeFastJson } from './fast-json.js';
+import { splitDocuments } from './split-documents.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -67,9 +70,18 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-export function loadManifestText(text: string, file: string): LoadResult {
+export interface LoadOptions {
+  /**
+   * Read object documents without the position-tracking parser where that gives
+   * the same result (default true; false = every document through the full
+   * parser, the reference the fast path is tested against).
+   */
+  readonly fast?: boolean;
+}
+
+export function loadManifestText(text: string, file: string, options: LoadOptions = {}): LoadResult {
   const acc = newAcc();
-  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) { /* all at once */ }
+  for (const _ of loadText(text.replace(/^\uFEFF/, ''), file, options.fast ?? true, acc)) { /* all at once */ }
   return result(acc);
 }
 
@@ -77,15 +89,112 @@ export function loadManifestText(text: string, file: string): LoadResult {
  * loadManifestText, giving the event loop a turn every `sliceMs` of work
  * (between documents): a big file never starves the agent's timers for long.
  */
-export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20): Promise<LoadResult> {
+export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20, options: LoadOptions = {}): Promise<LoadResult> {
   const acc = newAcc();
   let since = performance.now();
-  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) {
+  for (const _ of loadText(text.replace(/^\uFEFF/, ''), file, options.fast ?? true, acc)) {
     if (performance.now() - since < sliceMs) continue;
     await yieldToLoop();
     since = performance.now();
   }
   return result(acc);
+}
+
+/**
+ * The whole text: one JSON value, or a YAML stream read document by document,
+ * object documents through the fast decoders when they can (fast-json.ts,
+ * fast-yaml.ts), everything else (policies, ConfigMaps with policies, anything
+ * with a problem to report, anything unusual) through the full parser with
+ * exact positions. Yields between documents (and between a List's items).
+ */
+function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generator<void, void, void> {
+  const whole = (line: number, col: number): SourcePos => ({ file, line, col });
+  if (!fast) {
+    yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  const json = decodeFastJson(text);
+  if (json !== undefined) {
+    const out = newAcc();
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out)) commit(out, acc);
+    else yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  const spans = splitDocuments(text);
+  if (spans === undefined) {
+    yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  // Runs of documents the fast path declines are read together, in order, by the full parser.
+  let slowFrom: { start: number; line: number } | undefined;
+  const flushSlow = function* (end: number): Generator<void, void, void> {
+    if (slowFrom === undefined) return;
+    const { start, line } = slowFrom;
+    slowFrom = undefined;
+    yield* loadStream(text.slice(start, end), file, (l, col) => ({ file, line: l + line - 1, col }), false, acc);
+  };
+  for (const span of spans) {
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line);
+    const out = newAcc();
+    if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
+      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out)))) {
+      yield* flushSlow(span.start);
+      commit(out, acc);
+      yield;
+    } else {
+      slowFrom ??= { start: span.start, line: span.line };
+    }
+  }
+  yield* flushSlow(text.length);
+}
+
+function commit(from: Acc, to: Acc): void {
+  // Loops, not push(...spread): a List may hold 100k+ objects.
+  for (const x of from.objects) to.objects.push(x);
+  for (const x of from.problems) to.problems.push(x);
+  to.skipped += from.skipped;
+}
+
+/**
+ * loadNode for a decoded value: true when done (objects and skips in `out`),
+ * false when the node needs the full parser (a policy, a ConfigMap that may
+ * embed one, an object with a problem to report, a nested List).
+ */
+function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
+  file: string, inherited: Inherited | undefined, out: Acc): Generator<void, boolean, void> {
+  if (js === null) return true;
+  if (!isRecord(js)) {
+    out.skipped++;
+    return true;
+  }
+  const kind = typeof js['kind'] === 'string' ? js['kind'] : inherited?.kind;
+  const apiVersion = typeof js['apiVersion'] === 'string' ? js['apiVersion'] : inherited?.apiVersion;
+  if (kind === undefined) {
+    out.skipped++;
+    return true;
+  }
+  const items = js['items'];
+  if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(items)) {
+    if (itemPos === undefined || itemPos.length !== items.length) return false;
+    const inheritedItem = listItemInheritance(kind, apiVersion);
+    for (let i = 0; i < items.length; i++) {
+      const at = itemPos[i];
+      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) return false;
+      if (i % 256 === 255) yield;
+    }
+    return true;
+  }
+  if (POLICY_KINDS.has(kind)) return false;
+  if (OBJECT_KINDS.has(kind)) {
+    if (pos === undefined) return false;
+    const decoded = decodeObject(js, kind, apiVersion, pos);
+    if (!decoded.ok) return false;
+    out.objects.push(decoded.object);
+    return true;
+  }
+  if (kind === 'ConfigMap' && mayEmbedPolicies(js['data'])) return false;
+  out.skipped++;
+  return true;
 }
 
 /** Yields after each document. Parsed lazily, one document at a time (what parseAllDocuments does all at once). */
@@ -149,11 +258,7 @@ function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | unde
   if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(js['items'])) {
     const items = isMap(node) ? node.get('items', true) : undefined;
     if (!isSeq(items)) return;
-    const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
-    const inheritedItem: Inherited = {
-      ...(itemKind === undefined ? {} : { kind: itemKind }),
-      ...(apiVersion === undefined ? {} : { apiVersion }),
-    };
+    const inheritedItem = listItemInheritance(kind, apiVersion);
     for (const item of items.items) {
       if (item !== null && typeof item === 'object' && 'range' in item) loadNode(item as Node, src, acc, inheritedItem);
     }
@@ -168,6 +273,15 @@ function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | unde
   } else {
     acc.skipped++;
   }
+}
+
+/** What the items of a `List` / `<Kind>List` inherit. */
+function listItemInheritance(kind: string, apiVersion: string | undefined): Inherited {
+  const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+  return {
+    ...(itemKind === undefined ? {} : { kind: itemKind }),
+    ...(apiVersion === undefined ? {} : { apiVersion }),
+  };
 }
 
 function templateWarnings(expansions: readonly PlacedExpansion[], acc: Acc, policy?: string): void {
@@ -209,23 +323,42 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
   start: number): void {
   const pos = src.toPos(start);
   const expansions = expandTemplates(node, src.toPos);
+  // A copy of the root: with aliases, toJS may share it (decodeObject builds the result in its argument).
   const json = withKind(node.toJS(src.doc) as Record<string, unknown>, kind, apiVersion);
   const metadata = json['metadata'];
   const name = isRecord(metadata) ? metadata['name'] : undefined;
   templateWarnings(expansions, acc, typeof name === 'string' ? name : undefined);
-  if (!isRecord(metadata) || typeof name !== 'string' || name === '') {
-    const at = collectPositions(node, src.toPos).get('metadata') ?? pos;
-    acc.problems.push(problem('error', at,
-      `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
+  const decoded = decodeObject(json, kind, apiVersion, pos);
+  if (decoded.ok) {
+    acc.objects.push(decoded.object);
     return;
+  }
+  const at = collectPositions(node, src.toPos).get(decoded.at) ?? pos;
+  acc.problems.push(problem('error', at, decoded.message, decoded.code, undefined, decoded.field));
+}
+
+type DecodedObject =
+  | { readonly ok: true; readonly object: KubeObject }
+  | { readonly ok: false; readonly message: string; readonly code: string; readonly field: string; /** Field path to point at. */ readonly at: string };
+
+/**
+ * A cluster object as the loader keeps it, or why it is skipped. Builds the
+ * object in `js` itself (a fresh value from the decoder, not shared): the same
+ * keys in the same order as `{ ...js, kind, apiVersion, metadata, pos }`
+ * without copying a 100k-object file several times over.
+ */
+function decodeObject(js: Record<string, unknown>, kind: string, apiVersion: string | undefined, pos: SourcePos): DecodedObject {
+  const metadata = js['metadata'];
+  const name = isRecord(metadata) ? metadata['name'] : undefined;
+  if (!isRecord(metadata) || typeof name !== 'string' || name === '') {
+    return { ok: false, at: 'metadata', field: 'metadata.name', code: 'decode/required',
+      message: `${kind} without metadata.name (got ${describeValue(name)}): skipped` };
   }
   const badType = badMetadataField(metadata);
   const bad = badType ?? metadataProblem(kind, { ...metadata, name });
   if (bad !== undefined) {
-    const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
-    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, badType === undefined ? 'decode/metadata' : 'decode/type',
-      undefined, bad.field));
-    return;
+    return { ok: false, at: bad.field, field: bad.field, code: badType === undefined ? 'decode/metadata' : 'decode/type',
+      message: `${kind} ${name}: ${bad.message}: skipped` };
   }
   const { labels, namespace, ...rest } = metadata;
   const meta: KubeObject['metadata'] = {
@@ -234,7 +367,11 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
     ...(typeof namespace === 'string' ? { namespace } : {}),
     ...(isRecord(labels) ? { labels: labels as Record<string, string> } : {}),
   };
-  acc.objects.push({ ...json, kind, metadata: meta, pos });
+  js['kind'] = kind;
+  if (apiVersion !== undefined) js['apiVersion'] = apiVersion;
+  js['metadata'] = meta;
+  js['pos'] = pos;
+  return { ok: true, object: js as KubeObject };
 }
 
 /** metadata.namespace must be a string and labels a map of strings (null = absent), as the API server requires. */
@@ -251,6 +388,13 @@ function badMetadataField(metadata: Record<string, unknown>): { field: string; m
     }
   }
   return undefined;
+}
+
+/** True when a ConfigMap's `data` holds a string that looks like a policy manifest (what loadEmbedded reads). */
+function mayEmbedPolicies(data: unknown): boolean {
+  if (!isRecord(data)) return false;
+  for (const v of Object.values(data)) if (typeof v === 'string' && EMBEDDED_KIND.test(v)) return true;
+  return false;
 }
 
 const EMBEDDED_KIND = /["']?kind["']?\s*:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)(List)?\b/;
