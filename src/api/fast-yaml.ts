@@ -6,7 +6,7 @@
 //
 // It gives up (returns undefined) on ANYTHING outside that subset: anchors,
 // aliases, tags, merge keys, flow collections with content, block scalars,
-// multi-line scalars, escapes, duplicate keys, tabs, CR, control or unusual
+// multi-line scalars, escapes, duplicate keys, templates (`${...}`), tabs, CR, control or unusual
 // characters, odd indentation, keys that do not resolve to strings. The caller
 // then reads that document with the full position-tracking parser, so the
 // result is always exactly what yaml (core schema, merge on) would give.
@@ -81,7 +81,9 @@ export function resolvePlainScalar(s: string): unknown {
  * open with a bare `---` line. Undefined when the document is outside the subset.
  */
 export function decodeFastYamlDocument(text: string, start: number, end: number, line: number): FastDocument | undefined {
-  if (UNSUPPORTED_CHAR.test(text.slice(start, end))) return undefined;
+  const source = text.slice(start, end);
+  // `${VAR:=default}` placeholders are expanded (and warned about) by the full path.
+  if (UNSUPPORTED_CHAR.test(source) || source.includes('${')) return undefined;
   try {
     return new Decoder(text, start, end, line).document();
   } catch (e) {

@@ -13,7 +13,7 @@ import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
 import { decodeFastYamlDocument } from './fast-yaml.js';
 import { decodeFastJson } from './fast-json.js';
-import { splitDocuments } from './split-documents.js';
+import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -125,24 +125,33 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     yield* loadStream(text, file, whole, false, acc);
     return;
   }
-  // Runs of documents the fast path declines are read together, in order, by the full parser.
-  let slowFrom: { start: number; line: number } | undefined;
-  const flushSlow = function* (end: number): Generator<void, void, void> {
-    if (slowFrom === undefined) return;
+  // Runs of documents the fast path declines are read together, in order, by the full parser. A run
+  // with a syntax error may not end where its text does (an unclosed quote runs on into the next
+  // documents): then everything from its start to the end of the file is read by the full parser.
+  let slowFrom: DocumentSpan | undefined;
+  const flushSlow = function* (end: number): Generator<void, boolean, void> {
+    if (slowFrom === undefined) return true;
     const { start, line } = slowFrom;
     slowFrom = undefined;
-    yield* loadStream(text.slice(start, end), file, (l, col) => ({ file, line: l + line - 1, col }), false, acc);
+    const mapLineCol = (l: number, col: number): SourcePos => ({ file, line: l + line - 1, col });
+    const out = newAcc();
+    if (yield* loadStream(text.slice(start, end), file, mapLineCol, false, out)) {
+      commit(out, acc);
+      return true;
+    }
+    yield* loadStream(text.slice(start), file, mapLineCol, false, acc);
+    return false;
   };
   for (const span of spans) {
     const doc = decodeFastYamlDocument(text, span.start, span.end, span.line);
     const out = newAcc();
     if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
       (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out)))) {
-      yield* flushSlow(span.start);
+      if (!(yield* flushSlow(span.start))) return;
       commit(out, acc);
       yield;
     } else {
-      slowFrom ??= { start: span.start, line: span.line };
+      slowFrom ??= span;
     }
   }
   yield* flushSlow(text.length);
@@ -150,6 +159,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
 
 function commit(from: Acc, to: Acc): void {
   // Loops, not push(...spread): a List may hold 100k+ objects.
+  for (const x of from.policies) to.policies.push(x);
   for (const x of from.objects) to.objects.push(x);
   for (const x of from.problems) to.problems.push(x);
   to.skipped += from.skipped;
@@ -198,9 +208,23 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
 }
 
 /** Yields after each document. Parsed lazily, one document at a time (what parseAllDocuments does all at once). */
-function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, void, void> {
-  const lc = new LineCounter();
-  const parser = new Parser(lc.addNewLine);
+/**
+ * Yaml errors that come from composing a document whose syntax was read
+ * correctly: the lexer ended the document where its text ends.
+ */
+const SEMANTIC_ERRORS: ReadonlySet<string> = new Set([
+  'DUPLICATE_KEY', 'BAD_ALIAS', 'ALIAS_PROPS', 'MULTIPLE_ANCHORS', 'MULTIPLE_TAGS', 'TAG_RESOLVE_FAILED', 'NON_STRING_KEY',
+  'RESOURCE_EXHAUSTION', 'BAD_DQ_ESCAPE', 'KEY_OVER_1024_CHARS',
+]);
+
+/**
+ * Returns true when the stream had no syntax error (every yaml error, if any,
+ * is in SEMANTIC_ERRORS).
+ */
+function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, boolean, void> {
+  let clean = true;
+  const lc = lineCounter(text);
+  const parser = new Parser();
   // logLevel 'error': yaml would otherwise print process warnings (e.g. a map used as a key) to stderr.
   const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
   const toPos = (offset: number): SourcePos => {
@@ -212,7 +236,10 @@ function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embed
     documents++;
     yield;
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) acc.problems.push(yamlProblem('error', e, toPos));
+      for (const e of doc.errors) {
+        acc.problems.push(yamlProblem('error', e, toPos));
+        if (!SEMANTIC_ERRORS.has(e.code)) clean = false;
+      }
       continue;
     }
     for (const w of doc.warnings) acc.problems.push(yamlProblem('warning', w, toPos));
@@ -226,7 +253,25 @@ function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embed
     }
   }
   // A stream with no document still reports stream-level errors.
-  if (documents === 0) for (const e of composer.streamInfo().errors) acc.problems.push(yamlProblem('error', e, toPos));
+  if (documents === 0) {
+    for (const e of composer.streamInfo().errors) {
+      acc.problems.push(yamlProblem('error', e, toPos));
+      clean = false;
+    }
+  }
+  return clean;
+}
+
+/**
+ * Line starts from the text itself. (yaml's Parser reports line breaks per
+ * token, and misses those inside an error token that spans lines: the
+ * positions of everything after it would be off.)
+ */
+function lineCounter(text: string): LineCounter {
+  const lc = new LineCounter();
+  lc.addNewLine(0);
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) lc.addNewLine(nl + 1);
+  return lc;
 }
 
 function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
