@@ -25,6 +25,27 @@ export interface FastDocument {
 type LineCol = Pick<SourcePos, 'line' | 'col'>;
 type ItemPositions = (LineCol | undefined)[];
 
+/**
+ * Short strings seen before in the same file, reused instead of sliced again:
+ * keys and many values (kinds, namespaces, labels, phases) repeat in every
+ * object, and each slice would be a new allocation to collect or keep.
+ */
+export class StringTable {
+  private readonly slots: (string | undefined)[] = new Array<string | undefined>(4096);
+
+  get(text: string, start: number, end: number): string {
+    const len = end - start;
+    if (len === 0) return '';
+    if (len > 48) return text.slice(start, end);
+    const h = (len * 31 + text.charCodeAt(start) * 7 + text.charCodeAt(end - 1) * 13 + text.charCodeAt(start + (len >> 1)) * 3) & 4095;
+    const hit = this.slots[h];
+    if (hit !== undefined && hit.length === len && text.startsWith(hit, start)) return hit;
+    const s = text.slice(start, end);
+    this.slots[h] = s;
+    return s;
+  }
+}
+
 /** Thrown inside the decoder to abandon a document; never escapes this module. */
 class OutsideSubset {}
 const outside = new OutsideSubset();
@@ -65,12 +86,13 @@ export function resolvePlainScalar(s: string): unknown {
   const maybeTyped = c === 126 || c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70 ||
     c === 43 || c === DASH || c === 46 || (c >= 48 && c <= 57);
   if (!maybeTyped) return s;
-  if (NULL_RE.test(s)) return null;
-  if (BOOL_RE.test(s)) return c === 116 || c === 84;
+  const digit = c >= 48 && c <= 57;
+  if (!digit && NULL_RE.test(s)) return null;
+  if (!digit && BOOL_RE.test(s)) return c === 116 || c === 84;
   if (OCT_RE.test(s)) return parseInt(s.substring(2), 8);
   if (INT_RE.test(s)) return parseInt(s, 10);
   if (HEX_RE.test(s)) return parseInt(s.substring(2), 16);
-  if (NAN_RE.test(s)) return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  if (!digit && NAN_RE.test(s)) return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
   if (EXP_RE.test(s) || FLOAT_RE.test(s)) return parseFloat(s);
   return s;
 }
@@ -80,12 +102,13 @@ export function resolvePlainScalar(s: string): unknown {
  * (1-based) of the whole text. `start` is at a line start; the document may
  * open with a bare `---` line. Undefined when the document is outside the subset.
  */
-export function decodeFastYamlDocument(text: string, start: number, end: number, line: number): FastDocument | undefined {
+export function decodeFastYamlDocument(text: string, start: number, end: number, line: number,
+  strings: StringTable = new StringTable()): FastDocument | undefined {
   const source = text.slice(start, end);
   // `${VAR:=default}` placeholders are expanded (and warned about) by the full path.
   if (UNSUPPORTED_CHAR.test(source) || source.includes('${')) return undefined;
   try {
-    return new Decoder(text, start, end, line).document();
+    return new Decoder(text, start, end, line, strings).document();
   } catch (e) {
     if (e === outside) return undefined;
     // A stack overflow on absurd nesting: the full parser reports it properly.
@@ -104,8 +127,11 @@ class Decoder {
   /** End of the current line. */
   private eol: number;
 
-  constructor(text: string, start: number, end: number, line: number) {
+  private readonly strings: StringTable;
+
+  constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
     this.text = text;
+    this.strings = strings;
     this.end = end;
     this.pos = start;
     this.line = line;
@@ -219,7 +245,7 @@ class Decoder {
     for (;;) {
       const colon = this.keyEnd(at);
       if (colon < 0 || colon - at > 1000) giveUp();
-      const key = text.slice(at, colon);
+      const key = this.strings.get(text, at, colon);
       if (typeof resolvePlainScalar(key) !== 'string' || key === '__proto__' || Object.hasOwn(obj, key)) giveUp();
       const rest = this.restOfLine(colon + 1);
       let value: unknown;
@@ -277,6 +303,12 @@ class Decoder {
     }
   }
 
+  /** The first `code` in text[from, e) (a quote must close on its line; searching on would make hostile files quadratic). */
+  private indexInLine(code: number, from: number, e: number): number {
+    for (let i = from; i < e; i++) if (this.text.charCodeAt(i) === code) return i;
+    giveUp();
+  }
+
   /** A one-line scalar starting at `p`; moves to the next line. */
   private scalar(p: number): unknown {
     const { text } = this;
@@ -285,17 +317,15 @@ class Decoder {
     let value: unknown;
     let after: number;
     if (c === 34 /* " */) {
-      const close = text.indexOf('"', p + 1);
-      if (close < 0 || close >= e) giveUp();
-      const s = text.slice(p + 1, close);
+      const close = this.indexInLine(34, p + 1, e);
+      const s = this.strings.get(text, p + 1, close);
       if (s.includes('\\')) giveUp();
       value = s;
       after = close + 1;
     } else if (c === 39 /* ' */) {
       let q = p + 1;
       for (;;) {
-        const close = text.indexOf("'", q);
-        if (close < 0 || close >= e) giveUp();
+        const close = this.indexInLine(39, q, e);
         if (text.charCodeAt(close + 1) === 39) {
           q = close + 2;
           continue;
@@ -317,7 +347,7 @@ class Decoder {
       while (stop < e && !(text.charCodeAt(stop) === HASH && text.charCodeAt(stop - 1) === SPACE)) stop++;
       let q = stop;
       while (q > p && text.charCodeAt(q - 1) === SPACE) q--;
-      const s = text.slice(p, q);
+      const s = this.strings.get(text, p, q);
       if (s.includes(': ') || s.endsWith(':')) giveUp();
       value = resolvePlainScalar(s);
       after = e;

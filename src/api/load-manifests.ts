@@ -11,7 +11,7 @@ import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
 import { collectPositions } from './yaml-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
-import { decodeFastYamlDocument } from './fast-yaml.js';
+import { decodeFastYamlDocument, StringTable } from './fast-yaml.js';
 import { decodeFastJson } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
@@ -142,8 +142,9 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     yield* loadStream(text.slice(start), file, mapLineCol, false, acc);
     return false;
   };
+  const strings = new StringTable();
   for (const span of spans) {
-    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line);
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings);
     const out = newAcc();
     if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
       (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out)))) {
@@ -400,21 +401,25 @@ function decodeObject(js: Record<string, unknown>, kind: string, apiVersion: str
       message: `${kind} without metadata.name (got ${describeValue(name)}): skipped` };
   }
   const badType = badMetadataField(metadata);
-  const bad = badType ?? metadataProblem(kind, { ...metadata, name });
+  const { labels, namespace } = metadata;
+  const bad = badType ?? metadataProblem(kind, { name, namespace, labels });
   if (bad !== undefined) {
     return { ok: false, at: bad.field, field: bad.field, code: badType === undefined ? 'decode/metadata' : 'decode/type',
       message: `${kind} ${name}: ${bad.message}: skipped` };
   }
-  const { labels, namespace, ...rest } = metadata;
-  const meta: KubeObject['metadata'] = {
-    ...rest,
-    name,
-    ...(typeof namespace === 'string' ? { namespace } : {}),
-    ...(isRecord(labels) ? { labels: labels as Record<string, string> } : {}),
-  };
+  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies.
+  const meta: Record<string, unknown> = {};
+  for (const k of Object.keys(metadata)) {
+    if (k === 'labels' || k === 'namespace') continue;
+    if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
+    else meta[k] = metadata[k];
+  }
+  meta['name'] = name;
+  if (typeof namespace === 'string') meta['namespace'] = namespace;
+  if (isRecord(labels)) meta['labels'] = labels;
   js['kind'] = kind;
   if (apiVersion !== undefined) js['apiVersion'] = apiVersion;
-  js['metadata'] = meta;
+  js['metadata'] = meta as KubeObject['metadata'];
   js['pos'] = pos;
   return { ok: true, object: js as KubeObject };
 }

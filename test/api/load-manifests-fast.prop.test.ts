@@ -205,3 +205,22 @@ test('plain scalars resolve as yaml\'s core schema does', (t) => {
     ['-0', -0], ['+12', 12], ['0x1F', 31], ['0X1F', '0X1F'], ['1.5', 1.5], ['1.', 1], ['.5', 0.5], ['1e3', 1000], ['-.inf', -Infinity], ['.NaN', NaN], ['1_0', '1_0'], ['web', 'web']];
   for (const [s, v] of cases) t.true(Object.is(resolvePlainScalar(s), v), s);
 });
+
+test('positions after a syntax error that spans lines stay exact (both paths)', (t) => {
+  // The first document is broken: yaml reads its block scalar as one error token over six lines.
+  const text = '1152921504606847000\n# note\nkind: Node\nmetadata:\n  {}\ndata:\n  "": |\n    a: 1\n    b: 2\n    c: 3\n    d: 4\n    e: 5\n    f: 6\n' +
+    '---\napiVersion: v1\nkind: List\nitems: []\n---\nkind: Node\nmetadata:\n  {}\n';
+  for (const fast of [true, false]) {
+    const r = loadManifestText(text, FILE, { fast });
+    const missing = r.problems.find((p) => p.code === 'decode/required');
+    t.deepEqual(missing?.pos, { file: FILE, line: 20, col: 1 }, `fast: ${fast}`);
+  }
+});
+
+test('an unclosed quote runs on over the next documents, as in the full parser', (t) => {
+  const text = 'kind: "Node\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: b\n';
+  assertSame(t, text);
+  const r = loadManifestText(text, FILE);
+  t.deepEqual(r.objects, []);
+  t.true(r.problems.some((p) => p.code === 'yaml/missing-char'));
+});
