@@ -8,7 +8,8 @@ import type { Problem } from './problem.js';
 import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
 import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
-import { collectPositions } from './yaml-positions.js';
+import { collectPositions, lineCounter } from './yaml-positions.js';
+import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
 import { decodeFastYamlDocument, StringTable } from './fast-yaml.js';
@@ -102,10 +103,10 @@ export async function loadManifestTextAsync(text: string, file: string, sliceMs 
 
 /**
  * The whole text: one JSON value, or a YAML stream read document by document,
- * object documents through the fast decoders when they can (fast-json.ts,
- * fast-yaml.ts), everything else (policies, ConfigMaps with policies, anything
- * with a problem to report, anything unusual) through the full parser with
- * exact positions. Yields between documents (and between a List's items).
+ * through the fast decoders when they can (fast-json.ts, fast-yaml.ts), else
+ * (ConfigMaps with policies, anything with a problem to report, anything
+ * unusual) through the full parser with exact positions. Yields between
+ * documents (and between a List's items).
  */
 function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generator<void, void, void> {
   const whole = (line: number, col: number): SourcePos => ({ file, line, col });
@@ -116,7 +117,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   const json = decodeFastJson(text);
   if (json !== undefined) {
     const out = newAcc();
-    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out)) commit(out, acc);
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined)) commit(out, acc);
     else yield* loadStream(text, file, whole, false, acc);
     return;
   }
@@ -147,7 +148,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings);
     const out = newAcc();
     if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
-      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out)))) {
+      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out, () => text.slice(span.start, span.end), span.line)))) {
       if (!(yield* flushSlow(span.start))) return;
       commit(out, acc);
       yield;
@@ -167,12 +168,16 @@ function commit(from: Acc, to: Acc): void {
 }
 
 /**
- * loadNode for a decoded value: true when done (objects and skips in `out`),
- * false when the node needs the full parser (a policy, a ConfigMap that may
- * embed one, an object with a problem to report, a nested List).
+ * loadNode for a decoded value: true when done (objects, policies, skips and
+ * problems in `out`), false when the node needs the full parser (a policy in a
+ * List or in JSON, a ConfigMap that may embed one, an object with a problem to
+ * report, a nested List). A policy document decoded here gets its field
+ * positions when first asked for (lazy-positions.ts).
  */
 function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
-  file: string, inherited: Inherited | undefined, out: Acc): Generator<void, boolean, void> {
+  file: string, inherited: Inherited | undefined, out: Acc,
+  /** For a whole YAML document: its text and first line (a policy's positions are read from it when asked for). */
+  documentText?: () => string, documentLine = 1): Generator<void, boolean, void> {
   if (js === null) return true;
   if (!isRecord(js)) {
     out.skipped++;
@@ -190,12 +195,22 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
     const inheritedItem = listItemInheritance(kind, apiVersion);
     for (let i = 0; i < items.length; i++) {
       const at = itemPos[i];
-      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) return false;
+      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out, undefined))) return false;
       if (i % 256 === 255) yield;
     }
     return true;
   }
-  if (POLICY_KINDS.has(kind)) return false;
+  if (POLICY_KINDS.has(kind)) {
+    if (documentText === undefined || pos === undefined) return false;
+    if (apiVersion !== POLICY_API_VERSION) {
+      out.problems.push(apiVersionProblem(kind, apiVersion, pos));
+      out.skipped++;
+      return true;
+    }
+    const positions = new LazyDocumentPositions(documentText(), file, documentLine);
+    out.policies.push(decodePolicy({ kind: kind as PolicyKind, json: withKind(js, kind, apiVersion), pos, positions }));
+    return true;
+  }
   if (OBJECT_KINDS.has(kind)) {
     if (pos === undefined) return false;
     const decoded = decodeObject(js, kind, apiVersion, pos);
@@ -261,18 +276,6 @@ function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embed
     }
   }
   return clean;
-}
-
-/**
- * Line starts from the text itself. (yaml's Parser reports line breaks per
- * token, and misses those inside an error token that spans lines: the
- * positions of everything after it would be off.)
- */
-function lineCounter(text: string): LineCounter {
-  const lc = new LineCounter();
-  lc.addNewLine(0);
-  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) lc.addNewLine(nl + 1);
-  return lc;
 }
 
 function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
@@ -347,13 +350,17 @@ function withKind(js: Record<string, unknown>, kind: string, apiVersion: string 
   };
 }
 
+function apiVersionProblem(kind: string, apiVersion: string | undefined, pos: SourcePos): Problem {
+  return problem('warning', pos,
+    `skipped: ${kind} with apiVersion ${JSON.stringify(apiVersion ?? '')}; nodewall reads ${POLICY_API_VERSION} only`,
+    'load/api-version');
+}
+
 function loadPolicy(node: Node, src: Source, acc: Acc, kind: PolicyKind, apiVersion: string | undefined,
   start: number): void {
   const pos = src.toPos(start);
   if (apiVersion !== POLICY_API_VERSION) {
-    acc.problems.push(problem('warning', pos,
-      `skipped: ${kind} with apiVersion ${JSON.stringify(apiVersion ?? '')}; nodewall reads ${POLICY_API_VERSION} only`,
-      'load/api-version'));
+    acc.problems.push(apiVersionProblem(kind, apiVersion, pos));
     acc.skipped++;
     return;
   }

@@ -77,7 +77,12 @@ const policy = fc.record({
   apiVersion: fc.constantFrom('cilium.io/v2', 'cilium.io/v1'),
   kind: fc.constant('CiliumClusterwideNetworkPolicy'),
   metadata: fc.record({ name: fc.constantFrom('host-a', 'host-b') }),
-  spec: fc.record({ nodeSelector: fc.constant({}), ingress: fc.constant([{ fromEntities: ['world'], toPorts: [{ ports: [{ port: '22', protocol: 'TCP' }] }] }]) }),
+  spec: fc.record({
+    nodeSelector: fc.oneof(fc.constant({}), fc.record({ matchLabels: fc.dictionary(key, scalar, { maxKeys: 2 }) })),
+    ingress: fc.constant([{ fromEntities: ['world'], toPorts: [{ ports: [{ port: '22', protocol: 'TCP' }] }] }]),
+    egress: fc.array(fc.record({ toCIDR: fc.array(fc.constantFrom('192.0.2.0/24', '2001:db8::/33', 'nope', '10.0.0.1/40'), { maxLength: 2 }), toPorts: tree }, { requiredKeys: [] }), { maxLength: 2 }),
+    bogus: tree,
+  }, { requiredKeys: ['nodeSelector', 'ingress'] }),
 });
 const list = fc.record({
   apiVersion: fc.constant('v1'),
