@@ -21,6 +21,8 @@ const MAX_DEPTH = 64;
 /** Characters outside plain printable text, or that YAML reads as line breaks or a BOM. */
 const SPECIAL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]/;
 
+const LONE_CR = /\r(?!\n)/;
+
 function skipSpace(text: string, i: number): number {
   for (;;) {
     const c = text.charCodeAt(i);
@@ -34,7 +36,8 @@ export function decodeFastJson(text: string): FastJson | undefined {
   const start = skipSpace(text, 0);
   const first = text.charCodeAt(start);
   if (first !== 123 /* { */ && first !== 91 /* [ */) return undefined;
-  if (SPECIAL_CHAR.test(text)) return undefined;
+  // A CR not followed by LF is no line break for yaml.
+  if (SPECIAL_CHAR.test(text) || LONE_CR.test(text)) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -1,11 +1,12 @@
 // A fast decoder for the plain subset of block YAML that object dumps are made
 // of (`kubectl get -o yaml`, generated Pod/Node manifests): block mappings and
-// sequences, plain keys, plain and simple quoted scalars, `[]` / `{}`, comments.
+// sequences, plain keys, plain and simple quoted scalars, `{}`, one-line flow
+// sequences of plain scalars (`[world, health]`), comments.
 // It builds plain JS values directly (no YAML Document, no nodes, no position
 // per field), which is what makes 100k-object files cheap.
 //
 // It gives up (returns undefined) on ANYTHING outside that subset: anchors,
-// aliases, tags, merge keys, flow collections with content, block scalars,
+// aliases, tags, merge keys, flow mappings with content, nested or quoted flow items, block scalars,
 // multi-line scalars, escapes, duplicate keys, templates (`${...}`), tabs, CR, control or unusual
 // characters, odd indentation, keys that do not resolve to strings. The caller
 // then reads that document with the full position-tracking parser, so the
@@ -309,6 +310,38 @@ class Decoder {
     giveUp();
   }
 
+  /** The items of a one-line flow sequence of plain scalars, text[from, close): `[world, 10.0.0.0/8]`. */
+  private flowItems(from: number, close: number): unknown[] {
+    const { text } = this;
+    const items: unknown[] = [];
+    let start = from;
+    for (let i = from; i <= close; i++) {
+      const c = i < close ? text.charCodeAt(i) : 44;
+      if (c === 44 /* , */) {
+        let a = start;
+        let b = i;
+        while (a < b && text.charCodeAt(a) === SPACE) a++;
+        while (b > a && text.charCodeAt(b - 1) === SPACE) b--;
+        if (a === b) giveUp(); // empty item, trailing comma, "[ ]"
+        items.push(resolvePlainScalar(this.strings.get(text, a, b)));
+        start = i + 1;
+        continue;
+      }
+      // Nothing that could be a flow indicator, a pair, a quote, a property or a comment.
+      if (c === COLON || c === HASH || c === 34 || c === 39 || c === 91 || c === 93 || c === 123 || c === 125 ||
+        ((c === 38 || c === 42 || c === 33 || c === 124 || c === 62 || c === 37 || c === 64 || c === 96 || c === 63 || c === DASH) && i === this.firstNonSpace(start, i))) {
+        giveUp();
+      }
+    }
+    return items;
+  }
+
+  private firstNonSpace(from: number, to: number): number {
+    let i = from;
+    while (i < to && this.text.charCodeAt(i) === SPACE) i++;
+    return i;
+  }
+
   /** A one-line scalar starting at `p`; moves to the next line. */
   private scalar(p: number): unknown {
     const { text } = this;
@@ -334,10 +367,14 @@ class Decoder {
         after = close + 1;
         break;
       }
-    } else if (c === 91 /* [ */ || c === 123 /* { */) {
-      if (text.charCodeAt(p + 1) !== (c === 91 ? 93 : 125)) giveUp();
-      value = c === 91 ? [] : {};
+    } else if (c === 123 /* { */) {
+      if (text.charCodeAt(p + 1) !== 125) giveUp();
+      value = {};
       after = p + 2;
+    } else if (c === 91 /* [ */) {
+      const close = this.indexInLine(93, p + 1, e);
+      value = close === p + 1 ? [] : this.flowItems(p + 1, close);
+      after = close + 1;
     } else {
       // Indicators that cannot start a plain scalar here (or start something else).
       if ('&*!|>%@`,[]{}#\'"?:-'.includes(text[p] ?? '') &&

@@ -16,7 +16,8 @@ export interface DocumentSpan {
   readonly line: number;
 }
 
-const MARKER_LINE = /^(?:---|\.\.\.|%)/gm;
+// Only '\n' starts a line for yaml (not a lone '\r' or U+2028, as for /^/m).
+const MARKER_LINE = /(?:^|\n)(?:---|\.\.\.|%)/g;
 
 function isEmpty(c: string | undefined): boolean {
   return c === undefined || c === ' ' || c === '\n' || c === '\r' || c === '\t';
@@ -26,10 +27,11 @@ export function splitDocuments(text: string): DocumentSpan[] | undefined {
   const starts: number[] = [0];
   MARKER_LINE.lastIndex = 0;
   for (let m = MARKER_LINE.exec(text); m !== null; m = MARKER_LINE.exec(text)) {
-    const at = m.index;
-    if (m[0] === '%') return undefined;
+    const marker = m[0].startsWith('\n') ? m[0].slice(1) : m[0];
+    const at = m.index + m[0].length - marker.length;
+    if (marker === '%') return undefined;
     if (!isEmpty(text[at + 3])) continue;
-    if (m[0] === '...') return undefined;
+    if (marker === '...') return undefined;
     if (at > 0) starts.push(at);
   }
   const spans: DocumentSpan[] = [];

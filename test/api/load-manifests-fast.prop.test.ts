@@ -149,6 +149,13 @@ testProp('fast path = full parser: damaged streams (anchors, aliases, merge keys
   assertSame(t, text);
 }, { numRuns: 600, seed: 0x9f02 });
 
+const flowDoc = fc.tuple(fc.array(fc.oneof(plainish, fc.string({ maxLength: 6 }), fc.constantFrom('-1', '1.5', '  x', 'a b', 'x ')), { maxLength: 4 }), fc.constantFrom(', ', ',', ' , '))
+  .map(([items, sep]) => `kind: Pod\nmetadata:\n  name: p\n  labels: {}\nspec:\n  xs: [${items.join(sep)}]\n  list:\n  - [${items.join(sep)}]  # c\n`);
+
+testProp('fast path = full parser: one-line flow sequences of (hostile) scalars', [flowDoc], (t, text) => {
+  assertSame(t, text);
+}, { numRuns: 500, seed: 0x9f04 });
+
 const jsonText = fc.tuple(fc.oneof(list, kubeObject, policy, tree), fc.constantFrom(0, 1, 2, '\t', ' \n '))
   .map(([doc, indent]) => (typeof indent === 'string' && indent.includes('\n') ? JSON.stringify(doc, null, 2).replace(/\n/g, '\n\n') : JSON.stringify(doc, null, indent)));
 const jsonDamage = fc.constantFrom(
@@ -197,9 +204,10 @@ test('a kubectl-style List in YAML and in JSON goes through the fast path with i
 });
 
 test('the fast decoders decline what they cannot read exactly', (t) => {
-  const declined = ['a: &x 1\nb: *x\n', 'a: 1\na: 2\n', '<<: {a: 1}\n', 'a: !!str 1\n', 'a: |\n  x\n', 'a: "x\\ty"\n', 'a:\n\t- 1\n', 'a: 1\r\n', 'a: [1]\n',
+  const declined = ['a: &x 1\nb: *x\n', 'a: 1\na: 2\n', '<<: {a: 1}\n', 'a: !!str 1\n', 'a: |\n  x\n', 'a: "x\\ty"\n', 'a:\n\t- 1\n', 'a: 1\r\n', 'a: [x: 1]\n', 'a: [x, [y]]\n', 'a: [x,]\n', 'a: [ ]\n', 'a: ["x"]\n', 'a: [&x y]\n', 'a: [x, 2001:db8::/32]\n', 'a: {b: 1}\n',
     'a: ${X:=1}\n', '1: x\n', 'true: x\n', '__proto__: x\n', 'a: b\n  c\n', 'a: b: c\n', '- - a\n', 'a\n'];
   for (const text of declined) t.is(decodeFastYamlDocument(text, 0, text.length, 1), undefined, JSON.stringify(text));
+  t.deepEqual(decodeFastYamlDocument('a: [world, 10.0.0.0/8 , 5, true]\n', 0, 33, 1)?.value, { a: ['world', '10.0.0.0/8', 5, true] });
   for (const text of ['{"a": 1, "a": 2}', '{"__proto__": 1}', '{"a": "${X:=1}"}', '{"n": 12345678901234567}', '[1] [2]', '{"a": "\u2028"}']) {
     t.is(decodeFastJson(text), undefined, text);
   }
@@ -220,6 +228,10 @@ test('positions after a syntax error that spans lines stay exact (both paths)', 
     const missing = r.problems.find((p) => p.code === 'decode/required');
     t.deepEqual(missing?.pos, { file: FILE, line: 20, col: 1 }, `fast: ${fast}`);
   }
+});
+
+test('only LF ends a line: a lone CR or U+2028 before --- is no document start', (t) => {
+  for (const text of ['[]\n\r', '\r[]', 'a: 1\r---\nb: 2\n', 'kind: Pod\nmetadata:\n  name: x\u2028---\nkind: Pod\nmetadata:\n  name: y\n']) assertSame(t, text);
 });
 
 test('an unclosed quote runs on over the next documents, as in the full parser', (t) => {
