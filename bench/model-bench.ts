@@ -1,5 +1,7 @@
 // Model build and trace throughput at cluster scale (issue 2).
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { parseConfig } from '../src/inventory/config.js';
 import { buildState } from '../src/pipeline.js';
@@ -7,13 +9,34 @@ import { evaluate } from '../src/verdict/evaluate.js';
 import type { Flow } from '../src/verdict/types.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
 
+/** A full GC (node --expose-gc, or the flag set at run time), so heapUsed counts live objects only. */
+function collectGarbage(): void {
+  let gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
+
+function memoryMB(): { heap: number; rss: number } {
+  collectGarbage();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed / 1e6, rss: m.rss / 1e6 };
+}
+
 export async function runModelBench(size: SyntheticSize): Promise<Record<string, number>> {
   const t0 = performance.now();
   const cluster = generateCluster(size);
   const tGen = performance.now();
+  const memBefore = memoryMB();
+  const tParse0 = performance.now();
   const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
   const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
   const tParse = performance.now();
+  const memParsed = memoryMB();
+  const maxRssParse = process.resourceUsage().maxRSS / 1e3;
+  const tModel0 = performance.now();
   const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
   const load = {
     policies: policies.policies,
@@ -22,6 +45,7 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
   };
   const state = buildState({ config, load, nodeName: cluster.nodeName });
   const tModel = performance.now();
+  const memModel = memoryMB();
   // Warm-up model rebuild: the second build is what the agent pays on each change.
   buildState({ config, load, nodeName: cluster.nodeName });
   const tModel2 = performance.now();
@@ -44,8 +68,18 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
   const setElements = Object.values(state.model.sets).reduce((n, s) => n + s.v4.length + s.v6.length, 0);
   return {
     generateMs: tGen - t0,
-    parseMs: tParse - tGen,
-    firstModelMs: tModel - tParse,
+    manifestMB: (cluster.clusterYaml.length + cluster.policiesYaml.length) / 1e6,
+    parseMs: tParse - tParse0,
+    firstModelMs: tModel - tModel0,
+    parseAndFirstModelMs: tParse - tParse0 + (tModel - tModel0),
+    // Live heap (after a full GC) and RSS: before parsing (generated text only), after parsing, after the first model.
+    heapBeforeMB: memBefore.heap,
+    heapAfterParseMB: memParsed.heap,
+    heapAfterModelMB: memModel.heap,
+    rssBeforeMB: memBefore.rss,
+    rssAfterParseMB: memParsed.rss,
+    rssAfterModelMB: memModel.rss,
+    maxRssParseMB: maxRssParse,
     rebuildModelMs: tModel2 - tModel,
     selectedPolicies: state.model.selectedPolicies.length,
     ingressEntries: state.model.ingress.entries.length,
@@ -55,5 +89,6 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
     traceFlowsPerSec: Math.round(flows.length / ((tTrace - tTrace0) / 1000)),
     traceAllowedShare: allowed / flows.length,
     rssMB: process.memoryUsage().rss / 1e6,
+    maxRssMB: process.resourceUsage().maxRSS / 1e3,
   };
 }

@@ -8,7 +8,7 @@ import type {
   Requirement, Rule, RuleListName, SourcePos,
 } from './types.js';
 import { childPath } from './field-path.js';
-import { locateIn } from './yaml-positions.js';
+import { locateIn, type PositionLookup } from './yaml-positions.js';
 import { isDenyList, otherRuleFields, peerFields, type PeerKey } from './peer-fields.js';
 
 export type PolicyKind = PolicyDocument['kind'];
@@ -18,8 +18,8 @@ export interface DecodeInput {
   /** The object as plain JSON (templates already expanded). */
   readonly json: Readonly<Record<string, unknown>>;
   readonly pos: SourcePos;
-  /** Field path (relative to the object) → position. */
-  readonly positions: ReadonlyMap<string, SourcePos>;
+  /** Field path (relative to the object) → position (a Map, or a lookup that finds them when first asked). */
+  readonly positions: PositionLookup;
 }
 
 type Json = Readonly<Record<string, unknown>>;

@@ -8,9 +8,13 @@ import type { Problem } from './problem.js';
 import type { KubeObject, PolicyDocument, SourcePos } from './types.js';
 import { decodePolicy, describeValue, type PolicyKind } from './decode-policy.js';
 import { expandTemplates, type PlacedExpansion } from './expand-templates.js';
-import { collectPositions } from './yaml-positions.js';
+import { collectPositions, lineCounter } from './yaml-positions.js';
+import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
+import { decodeFastYamlDocument, StringTable } from './fast-yaml.js';
+import { decodeFastJson } from './fast-json.js';
+import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
 export interface LoadResult {
   policies: PolicyDocument[];
@@ -67,9 +71,18 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-export function loadManifestText(text: string, file: string): LoadResult {
+export interface LoadOptions {
+  /**
+   * Read object documents without the position-tracking parser where that gives
+   * the same result (default true; false = every document through the full
+   * parser, the reference the fast path is tested against).
+   */
+  readonly fast?: boolean;
+}
+
+export function loadManifestText(text: string, file: string, options: LoadOptions = {}): LoadResult {
   const acc = newAcc();
-  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) { /* all at once */ }
+  for (const _ of loadText(text.replace(/^\uFEFF/, ''), file, options.fast ?? true, acc)) { /* all at once */ }
   return result(acc);
 }
 
@@ -77,10 +90,10 @@ export function loadManifestText(text: string, file: string): LoadResult {
  * loadManifestText, giving the event loop a turn every `sliceMs` of work
  * (between documents): a big file never starves the agent's timers for long.
  */
-export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20): Promise<LoadResult> {
+export async function loadManifestTextAsync(text: string, file: string, sliceMs = 20, options: LoadOptions = {}): Promise<LoadResult> {
   const acc = newAcc();
   let since = performance.now();
-  for (const _ of loadStream(text.replace(/^\uFEFF/, ''), file, (line, col) => ({ file, line, col }), false, acc)) {
+  for (const _ of loadText(text.replace(/^\uFEFF/, ''), file, options.fast ?? true, acc)) {
     if (performance.now() - since < sliceMs) continue;
     await yieldToLoop();
     since = performance.now();
@@ -88,10 +101,146 @@ export async function loadManifestTextAsync(text: string, file: string, sliceMs 
   return result(acc);
 }
 
+/**
+ * The whole text: one JSON value, or a YAML stream read document by document,
+ * through the fast decoders when they can (fast-json.ts, fast-yaml.ts), else
+ * (ConfigMaps with policies, anything with a problem to report, anything
+ * unusual) through the full parser with exact positions. Yields between
+ * documents (and between a List's items).
+ */
+function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generator<void, void, void> {
+  const whole = (line: number, col: number): SourcePos => ({ file, line, col });
+  if (!fast) {
+    yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  const json = decodeFastJson(text);
+  if (json !== undefined) {
+    const out = newAcc();
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined)) commit(out, acc);
+    else yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  const spans = splitDocuments(text);
+  if (spans === undefined) {
+    yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
+  // Runs of documents the fast path declines are read together, in order, by the full parser. A run
+  // with a syntax error may not end where its text does (an unclosed quote runs on into the next
+  // documents): then everything from its start to the end of the file is read by the full parser.
+  let slowFrom: DocumentSpan | undefined;
+  const flushSlow = function* (end: number): Generator<void, boolean, void> {
+    if (slowFrom === undefined) return true;
+    const { start, line } = slowFrom;
+    slowFrom = undefined;
+    const mapLineCol = (l: number, col: number): SourcePos => ({ file, line: l + line - 1, col });
+    const out = newAcc();
+    if (yield* loadStream(text.slice(start, end), file, mapLineCol, false, out)) {
+      commit(out, acc);
+      return true;
+    }
+    yield* loadStream(text.slice(start), file, mapLineCol, false, acc);
+    return false;
+  };
+  const strings = new StringTable();
+  for (const span of spans) {
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings);
+    const out = newAcc();
+    if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
+      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out, () => text.slice(span.start, span.end), span.line)))) {
+      if (!(yield* flushSlow(span.start))) return;
+      commit(out, acc);
+      yield;
+    } else {
+      slowFrom ??= span;
+    }
+  }
+  yield* flushSlow(text.length);
+}
+
+function commit(from: Acc, to: Acc): void {
+  // Loops, not push(...spread): a List may hold 100k+ objects.
+  for (const x of from.policies) to.policies.push(x);
+  for (const x of from.objects) to.objects.push(x);
+  for (const x of from.problems) to.problems.push(x);
+  to.skipped += from.skipped;
+}
+
+/**
+ * loadNode for a decoded value: true when done (objects, policies, skips and
+ * problems in `out`), false when the node needs the full parser (a policy in a
+ * List or in JSON, a ConfigMap that may embed one, an object with a problem to
+ * report, a nested List). A policy document decoded here gets its field
+ * positions when first asked for (lazy-positions.ts).
+ */
+function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
+  file: string, inherited: Inherited | undefined, out: Acc,
+  /** For a whole YAML document: its text and first line (a policy's positions are read from it when asked for). */
+  documentText?: () => string, documentLine = 1): Generator<void, boolean, void> {
+  if (js === null) return true;
+  if (!isRecord(js)) {
+    out.skipped++;
+    return true;
+  }
+  const kind = typeof js['kind'] === 'string' ? js['kind'] : inherited?.kind;
+  const apiVersion = typeof js['apiVersion'] === 'string' ? js['apiVersion'] : inherited?.apiVersion;
+  if (kind === undefined) {
+    out.skipped++;
+    return true;
+  }
+  const items = js['items'];
+  if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(items)) {
+    if (itemPos === undefined || itemPos.length !== items.length) return false;
+    const inheritedItem = listItemInheritance(kind, apiVersion);
+    for (let i = 0; i < items.length; i++) {
+      const at = itemPos[i];
+      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out, undefined))) return false;
+      if (i % 256 === 255) yield;
+    }
+    return true;
+  }
+  if (POLICY_KINDS.has(kind)) {
+    if (documentText === undefined || pos === undefined) return false;
+    if (apiVersion !== POLICY_API_VERSION) {
+      out.problems.push(apiVersionProblem(kind, apiVersion, pos));
+      out.skipped++;
+      return true;
+    }
+    const positions = new LazyDocumentPositions(documentText(), file, documentLine);
+    out.policies.push(decodePolicy({ kind: kind as PolicyKind, json: withKind(js, kind, apiVersion), pos, positions }));
+    return true;
+  }
+  if (OBJECT_KINDS.has(kind)) {
+    if (pos === undefined) return false;
+    const decoded = decodeObject(js, kind, apiVersion, pos);
+    if (!decoded.ok) return false;
+    out.objects.push(decoded.object);
+    return true;
+  }
+  if (kind === 'ConfigMap' && mayEmbedPolicies(js['data'])) return false;
+  out.skipped++;
+  return true;
+}
+
 /** Yields after each document. Parsed lazily, one document at a time (what parseAllDocuments does all at once). */
-function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, void, void> {
-  const lc = new LineCounter();
-  const parser = new Parser(lc.addNewLine);
+/**
+ * Yaml errors that come from composing a document whose syntax was read
+ * correctly: the lexer ended the document where its text ends.
+ */
+const SEMANTIC_ERRORS: ReadonlySet<string> = new Set([
+  'DUPLICATE_KEY', 'BAD_ALIAS', 'ALIAS_PROPS', 'MULTIPLE_ANCHORS', 'MULTIPLE_TAGS', 'TAG_RESOLVE_FAILED', 'NON_STRING_KEY',
+  'RESOURCE_EXHAUSTION', 'BAD_DQ_ESCAPE', 'KEY_OVER_1024_CHARS',
+]);
+
+/**
+ * Returns true when the stream had no syntax error (every yaml error, if any,
+ * is in SEMANTIC_ERRORS).
+ */
+function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, boolean, void> {
+  let clean = true;
+  const lc = lineCounter(text);
+  const parser = new Parser();
   // logLevel 'error': yaml would otherwise print process warnings (e.g. a map used as a key) to stderr.
   const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
   const toPos = (offset: number): SourcePos => {
@@ -103,7 +252,10 @@ function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embed
     documents++;
     yield;
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) acc.problems.push(yamlProblem('error', e, toPos));
+      for (const e of doc.errors) {
+        acc.problems.push(yamlProblem('error', e, toPos));
+        if (!SEMANTIC_ERRORS.has(e.code)) clean = false;
+      }
       continue;
     }
     for (const w of doc.warnings) acc.problems.push(yamlProblem('warning', w, toPos));
@@ -117,7 +269,13 @@ function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embed
     }
   }
   // A stream with no document still reports stream-level errors.
-  if (documents === 0) for (const e of composer.streamInfo().errors) acc.problems.push(yamlProblem('error', e, toPos));
+  if (documents === 0) {
+    for (const e of composer.streamInfo().errors) {
+      acc.problems.push(yamlProblem('error', e, toPos));
+      clean = false;
+    }
+  }
+  return clean;
 }
 
 function yamlProblem(severity: Problem['severity'], e: { code: string; message: string; pos: [number, number] },
@@ -149,11 +307,7 @@ function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | unde
   if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(js['items'])) {
     const items = isMap(node) ? node.get('items', true) : undefined;
     if (!isSeq(items)) return;
-    const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
-    const inheritedItem: Inherited = {
-      ...(itemKind === undefined ? {} : { kind: itemKind }),
-      ...(apiVersion === undefined ? {} : { apiVersion }),
-    };
+    const inheritedItem = listItemInheritance(kind, apiVersion);
     for (const item of items.items) {
       if (item !== null && typeof item === 'object' && 'range' in item) loadNode(item as Node, src, acc, inheritedItem);
     }
@@ -168,6 +322,15 @@ function loadNode(node: Node, src: Source, acc: Acc, inherited: Inherited | unde
   } else {
     acc.skipped++;
   }
+}
+
+/** What the items of a `List` / `<Kind>List` inherit. */
+function listItemInheritance(kind: string, apiVersion: string | undefined): Inherited {
+  const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+  return {
+    ...(itemKind === undefined ? {} : { kind: itemKind }),
+    ...(apiVersion === undefined ? {} : { apiVersion }),
+  };
 }
 
 function templateWarnings(expansions: readonly PlacedExpansion[], acc: Acc, policy?: string): void {
@@ -187,13 +350,17 @@ function withKind(js: Record<string, unknown>, kind: string, apiVersion: string 
   };
 }
 
+function apiVersionProblem(kind: string, apiVersion: string | undefined, pos: SourcePos): Problem {
+  return problem('warning', pos,
+    `skipped: ${kind} with apiVersion ${JSON.stringify(apiVersion ?? '')}; nodewall reads ${POLICY_API_VERSION} only`,
+    'load/api-version');
+}
+
 function loadPolicy(node: Node, src: Source, acc: Acc, kind: PolicyKind, apiVersion: string | undefined,
   start: number): void {
   const pos = src.toPos(start);
   if (apiVersion !== POLICY_API_VERSION) {
-    acc.problems.push(problem('warning', pos,
-      `skipped: ${kind} with apiVersion ${JSON.stringify(apiVersion ?? '')}; nodewall reads ${POLICY_API_VERSION} only`,
-      'load/api-version'));
+    acc.problems.push(apiVersionProblem(kind, apiVersion, pos));
     acc.skipped++;
     return;
   }
@@ -209,32 +376,59 @@ function loadObject(node: Node, src: Source, acc: Acc, kind: string, apiVersion:
   start: number): void {
   const pos = src.toPos(start);
   const expansions = expandTemplates(node, src.toPos);
+  // A copy of the root: with aliases, toJS may share it (decodeObject builds the result in its argument).
   const json = withKind(node.toJS(src.doc) as Record<string, unknown>, kind, apiVersion);
   const metadata = json['metadata'];
   const name = isRecord(metadata) ? metadata['name'] : undefined;
   templateWarnings(expansions, acc, typeof name === 'string' ? name : undefined);
-  if (!isRecord(metadata) || typeof name !== 'string' || name === '') {
-    const at = collectPositions(node, src.toPos).get('metadata') ?? pos;
-    acc.problems.push(problem('error', at,
-      `${kind} without metadata.name (got ${describeValue(name)}): skipped`, 'decode/required', undefined, 'metadata.name'));
+  const decoded = decodeObject(json, kind, apiVersion, pos);
+  if (decoded.ok) {
+    acc.objects.push(decoded.object);
     return;
+  }
+  const at = collectPositions(node, src.toPos).get(decoded.at) ?? pos;
+  acc.problems.push(problem('error', at, decoded.message, decoded.code, undefined, decoded.field));
+}
+
+type DecodedObject =
+  | { readonly ok: true; readonly object: KubeObject }
+  | { readonly ok: false; readonly message: string; readonly code: string; readonly field: string; /** Field path to point at. */ readonly at: string };
+
+/**
+ * A cluster object as the loader keeps it, or why it is skipped. Builds the
+ * object in `js` itself (a fresh value from the decoder, not shared): the same
+ * keys in the same order as `{ ...js, kind, apiVersion, metadata, pos }`
+ * without copying a 100k-object file several times over.
+ */
+function decodeObject(js: Record<string, unknown>, kind: string, apiVersion: string | undefined, pos: SourcePos): DecodedObject {
+  const metadata = js['metadata'];
+  const name = isRecord(metadata) ? metadata['name'] : undefined;
+  if (!isRecord(metadata) || typeof name !== 'string' || name === '') {
+    return { ok: false, at: 'metadata', field: 'metadata.name', code: 'decode/required',
+      message: `${kind} without metadata.name (got ${describeValue(name)}): skipped` };
   }
   const badType = badMetadataField(metadata);
-  const bad = badType ?? metadataProblem(kind, { ...metadata, name });
+  const { labels, namespace } = metadata;
+  const bad = badType ?? metadataProblem(kind, { name, namespace, labels });
   if (bad !== undefined) {
-    const at = collectPositions(node, src.toPos).get(bad.field) ?? pos;
-    acc.problems.push(problem('error', at, `${kind} ${name}: ${bad.message}: skipped`, badType === undefined ? 'decode/metadata' : 'decode/type',
-      undefined, bad.field));
-    return;
+    return { ok: false, at: bad.field, field: bad.field, code: badType === undefined ? 'decode/metadata' : 'decode/type',
+      message: `${kind} ${name}: ${bad.message}: skipped` };
   }
-  const { labels, namespace, ...rest } = metadata;
-  const meta: KubeObject['metadata'] = {
-    ...rest,
-    name,
-    ...(typeof namespace === 'string' ? { namespace } : {}),
-    ...(isRecord(labels) ? { labels: labels as Record<string, string> } : {}),
-  };
-  acc.objects.push({ ...json, kind, metadata: meta, pos });
+  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies.
+  const meta: Record<string, unknown> = {};
+  for (const k of Object.keys(metadata)) {
+    if (k === 'labels' || k === 'namespace') continue;
+    if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
+    else meta[k] = metadata[k];
+  }
+  meta['name'] = name;
+  if (typeof namespace === 'string') meta['namespace'] = namespace;
+  if (isRecord(labels)) meta['labels'] = labels;
+  js['kind'] = kind;
+  if (apiVersion !== undefined) js['apiVersion'] = apiVersion;
+  js['metadata'] = meta as KubeObject['metadata'];
+  js['pos'] = pos;
+  return { ok: true, object: js as KubeObject };
 }
 
 /** metadata.namespace must be a string and labels a map of strings (null = absent), as the API server requires. */
@@ -251,6 +445,13 @@ function badMetadataField(metadata: Record<string, unknown>): { field: string; m
     }
   }
   return undefined;
+}
+
+/** True when a ConfigMap's `data` holds a string that looks like a policy manifest (what loadEmbedded reads). */
+function mayEmbedPolicies(data: unknown): boolean {
+  if (!isRecord(data)) return false;
+  for (const v of Object.values(data)) if (typeof v === 'string' && EMBEDDED_KIND.test(v)) return true;
+  return false;
 }
 
 const EMBEDDED_KIND = /["']?kind["']?\s*:\s*["']?(CiliumClusterwideNetworkPolicy|CiliumNetworkPolicy)(List)?\b/;

@@ -1,5 +1,5 @@
 // Maps every field path of a YAML node tree to its source position.
-import { isAlias, isMap, isPair, isScalar, isSeq, type LineCounter } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter } from 'yaml';
 import type { SourcePos } from './types.js';
 import { childPath, parentPath } from './field-path.js';
 
@@ -11,6 +11,18 @@ export function offsetMapper(file: string, lc: LineCounter): OffsetToPos {
     const { line, col } = lc.linePos(offset);
     return { file, line, col };
   };
+}
+
+/**
+ * Line starts from the text itself. (yaml's Parser reports line breaks per
+ * token, and misses those inside an error token that spans lines: the
+ * positions of everything after it would be off.)
+ */
+export function lineCounter(text: string): LineCounter {
+  const lc = new LineCounter();
+  lc.addNewLine(0);
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) lc.addNewLine(nl + 1);
+  return lc;
 }
 
 function nodeStart(node: unknown): number | undefined {
@@ -50,8 +62,13 @@ export function collectPositions(root: unknown, toPos: OffsetToPos): Map<string,
   return out;
 }
 
+/** Field path → position: what locateIn needs of a Map. */
+export interface PositionLookup {
+  get(path: string): SourcePos | undefined;
+}
+
 /** Position of `path`, else of its nearest recorded ancestor, else `fallback`. */
-export function locateIn(positions: ReadonlyMap<string, SourcePos>, path: string, fallback: SourcePos): SourcePos {
+export function locateIn(positions: PositionLookup, path: string, fallback: SourcePos): SourcePos {
   let p = path;
   for (;;) {
     const hit = positions.get(p);

@@ -1,0 +1,397 @@
+// A fast decoder for the plain subset of block YAML that object dumps are made
+// of (`kubectl get -o yaml`, generated Pod/Node manifests): block mappings and
+// sequences, plain keys, plain and simple quoted scalars, `{}`, one-line flow
+// sequences of plain scalars (`[world, health]`), comments.
+// It builds plain JS values directly (no YAML Document, no nodes, no position
+// per field), which is what makes 100k-object files cheap.
+//
+// It gives up (returns undefined) on ANYTHING outside that subset: anchors,
+// aliases, tags, merge keys, flow mappings with content, nested or quoted flow items, block scalars,
+// multi-line scalars, escapes, duplicate keys, templates (`${...}`), tabs, CR, control or unusual
+// characters, odd indentation, keys that do not resolve to strings. The caller
+// then reads that document with the full position-tracking parser, so the
+// result is always exactly what yaml (core schema, merge on) would give.
+
+import type { SourcePos } from './types.js';
+
+export interface FastDocument {
+  /** The decoded document; null for an empty document. */
+  readonly value: unknown;
+  /** Where the root node starts (its first key for a mapping). */
+  readonly rootPos: LineCol | undefined;
+  /** For a root mapping whose `items` is a block sequence: where each item starts (undefined for an empty item). */
+  readonly itemPos: readonly (LineCol | undefined)[] | undefined;
+}
+
+type LineCol = Pick<SourcePos, 'line' | 'col'>;
+type ItemPositions = (LineCol | undefined)[];
+
+/**
+ * Short strings seen before in the same file, reused instead of sliced again:
+ * keys and many values (kinds, namespaces, labels, phases) repeat in every
+ * object, and each slice would be a new allocation to collect or keep.
+ */
+export class StringTable {
+  private readonly slots: (string | undefined)[] = new Array<string | undefined>(4096);
+
+  get(text: string, start: number, end: number): string {
+    const len = end - start;
+    if (len === 0) return '';
+    if (len > 48) return text.slice(start, end);
+    const h = (len * 31 + text.charCodeAt(start) * 7 + text.charCodeAt(end - 1) * 13 + text.charCodeAt(start + (len >> 1)) * 3) & 4095;
+    const hit = this.slots[h];
+    if (hit !== undefined && hit.length === len && text.startsWith(hit, start)) return hit;
+    const s = text.slice(start, end);
+    this.slots[h] = s;
+    return s;
+  }
+}
+
+/** Thrown inside the decoder to abandon a document; never escapes this module. */
+class OutsideSubset {}
+const outside = new OutsideSubset();
+function giveUp(): never {
+  throw outside;
+}
+
+const NL = 10;
+const SPACE = 32;
+const HASH = 35;
+const DASH = 45;
+const COLON = 58;
+
+/**
+ * Characters the subset accepts anywhere: printable ASCII, newline and the
+ * printable BMP without line/paragraph separators, surrogates and BOM.
+ */
+const UNSUPPORTED_CHAR = /[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]/;
+
+/** A plain key: letters, digits, `._/-`, and `:` not followed by a space (k8s:io.kubernetes.pod.namespace). */
+function isKeyChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 47 || c === DASH;
+}
+
+const NULL_RE = /^(?:~|[Nn]ull|NULL)$/;
+const BOOL_RE = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+const OCT_RE = /^0o[0-7]+$/;
+const INT_RE = /^[-+]?[0-9]+$/;
+const HEX_RE = /^0x[0-9a-fA-F]+$/;
+const NAN_RE = /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const EXP_RE = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/;
+const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
+
+/** A plain scalar as yaml's core schema resolves it (same tests, same order, same conversions). */
+export function resolvePlainScalar(s: string): unknown {
+  const c = s.charCodeAt(0);
+  // Fast exit: only these first characters can start a null, bool or number.
+  const maybeTyped = c === 126 || c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70 ||
+    c === 43 || c === DASH || c === 46 || (c >= 48 && c <= 57);
+  if (!maybeTyped) return s;
+  const digit = c >= 48 && c <= 57;
+  if (!digit && NULL_RE.test(s)) return null;
+  if (!digit && BOOL_RE.test(s)) return c === 116 || c === 84;
+  if (OCT_RE.test(s)) return parseInt(s.substring(2), 8);
+  if (INT_RE.test(s)) return parseInt(s, 10);
+  if (HEX_RE.test(s)) return parseInt(s.substring(2), 16);
+  if (!digit && NAN_RE.test(s)) return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+  if (EXP_RE.test(s) || FLOAT_RE.test(s)) return parseFloat(s);
+  return s;
+}
+
+/**
+ * Decodes the document in text[start, end) whose first line is line `line`
+ * (1-based) of the whole text. `start` is at a line start; the document may
+ * open with a bare `---` line. Undefined when the document is outside the subset.
+ */
+export function decodeFastYamlDocument(text: string, start: number, end: number, line: number,
+  strings: StringTable = new StringTable()): FastDocument | undefined {
+  const source = text.slice(start, end);
+  // `${VAR:=default}` placeholders are expanded (and warned about) by the full path.
+  if (UNSUPPORTED_CHAR.test(source) || source.includes('${')) return undefined;
+  try {
+    return new Decoder(text, start, end, line, strings).document();
+  } catch (e) {
+    if (e === outside) return undefined;
+    // A stack overflow on absurd nesting: the full parser reports it properly.
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
+}
+
+class Decoder {
+  private readonly text: string;
+  private readonly end: number;
+  /** Start of the current line. */
+  private pos: number;
+  /** 1-based number of the current line in the whole text. */
+  private line: number;
+  /** End of the current line. */
+  private eol: number;
+
+  private readonly strings: StringTable;
+
+  constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
+    this.text = text;
+    this.strings = strings;
+    this.end = end;
+    this.pos = start;
+    this.line = line;
+    this.eol = this.findEol(start);
+  }
+
+  document(): FastDocument {
+    const { text } = this;
+    if (text.startsWith('---', this.pos)) {
+      // Only a bare marker (or one with a comment) opens a document here.
+      const rest = this.restOfLine(this.pos + 3);
+      if (rest !== this.lineEnd(this.pos)) giveUp();
+      this.nextLine();
+    }
+    const indent = this.skipToContent();
+    if (indent < 0) return { value: null, rootPos: undefined, itemPos: undefined };
+    const rootPos = { line: this.line, col: indent + 1 };
+    const itemPos: ItemPositions = [];
+    const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, itemPos);
+    if (this.skipToContent() >= 0) giveUp();
+    return { value, rootPos, itemPos: Array.isArray(value) ? undefined : itemPos };
+  }
+
+  /** Index of the end of the current line (its '\n' or the document end); `from` is on that line. */
+  private lineEnd(_from: number): number {
+    return this.eol;
+  }
+
+  private findEol(from: number): number {
+    const nl = this.text.indexOf('\n', from);
+    return nl < 0 || nl > this.end ? this.end : nl;
+  }
+
+  private nextLine(): void {
+    this.pos = this.eol < this.end ? this.eol + 1 : this.end;
+    this.eol = this.findEol(this.pos);
+    this.line++;
+  }
+
+  /**
+   * From `from` on the current line: skips spaces and a comment (which needs a
+   * space before it unless it opens the rest); returns where the line's content
+   * ends (the line end when only spaces and a comment were left).
+   */
+  private restOfLine(from: number): number {
+    const { text } = this;
+    const e = this.lineEnd(from);
+    let p = from;
+    while (p < e && text.charCodeAt(p) === SPACE) p++;
+    if (p === e) return e;
+    if (text.charCodeAt(p) === HASH && (p === from ? p === 0 || text.charCodeAt(p - 1) === SPACE || text.charCodeAt(p - 1) === NL : true)) return e;
+    return p;
+  }
+
+  /** Skips blank and comment-only lines; the indentation of the next content line, or -1 at the end. */
+  private skipToContent(): number {
+    const { text, end } = this;
+    while (this.pos < end) {
+      let p = this.pos;
+      while (p < end && text.charCodeAt(p) === SPACE) p++;
+      const c = p < end ? text.charCodeAt(p) : NL;
+      if (c !== NL && c !== HASH) return p - this.pos;
+      this.nextLine();
+    }
+    return -1;
+  }
+
+  private isSeqEntry(indent: number): boolean {
+    const p = this.pos + indent;
+    if (this.text.charCodeAt(p) !== DASH) return false;
+    const n = p + 1 < this.end ? this.text.charCodeAt(p + 1) : NL;
+    return n === SPACE || n === NL;
+  }
+
+  /** The block node on the current (content) line at `indent`; `itemPos` collects a sequence's item positions. */
+  private block(indent: number, itemPos?: ItemPositions): unknown {
+    if (this.isSeqEntry(indent)) return this.seq(indent, itemPos);
+    return this.map(indent, this.pos + indent, undefined);
+  }
+
+  /** End of a plain key starting at `p` (at its ':'), or -1 if the line does not start with one. */
+  private keyEnd(p: number): number {
+    const { text } = this;
+    const e = this.lineEnd(p);
+    const first = text.charCodeAt(p);
+    if (!isKeyChar(first) || first === DASH) return -1;
+    let q = p;
+    for (;;) {
+      if (q >= e) return -1;
+      const c = text.charCodeAt(q);
+      if (c === COLON) {
+        if (q + 1 >= e || text.charCodeAt(q + 1) === SPACE) return q;
+        q++;
+        continue;
+      }
+      if (!isKeyChar(c)) return -1;
+      q++;
+    }
+  }
+
+  /**
+   * A block mapping whose entries sit at column `indent`; the first key starts
+   * at `keyStart` on the current line (later than the line's indentation for a
+   * mapping opened on a `- ` line). `itemPos` is set for the root only: the
+   * positions of the `items` sequence's entries are collected into it.
+   */
+  private map(indent: number, keyStart: number, itemPos?: ItemPositions): Record<string, unknown> {
+    const { text } = this;
+    const obj: Record<string, unknown> = {};
+    let at = keyStart;
+    for (;;) {
+      const colon = this.keyEnd(at);
+      if (colon < 0 || colon - at > 1000) giveUp();
+      const key = this.strings.get(text, at, colon);
+      if (typeof resolvePlainScalar(key) !== 'string' || key === '__proto__' || Object.hasOwn(obj, key)) giveUp();
+      const rest = this.restOfLine(colon + 1);
+      let value: unknown;
+      if (rest === this.lineEnd(colon + 1)) {
+        this.nextLine();
+        const next = this.skipToContent();
+        const items = itemPos !== undefined && key === 'items' ? itemPos : undefined;
+        if (next > indent) value = this.block(next, items);
+        else if (next === indent && this.isSeqEntry(indent)) value = this.seq(indent, items);
+        else value = null;
+      } else {
+        value = this.scalar(rest);
+      }
+      obj[key] = value;
+      const next = this.skipToContent();
+      if (next < indent) return obj;
+      if (next > indent || this.isSeqEntry(indent)) giveUp();
+      at = this.pos + indent;
+    }
+  }
+
+  /** A block sequence whose `- ` entries sit at column `indent`. */
+  private seq(indent: number, itemPos: ItemPositions | undefined): unknown[] {
+    const { text } = this;
+    const arr: unknown[] = [];
+    for (;;) {
+      const dash = this.pos + indent;
+      const rest = this.restOfLine(dash + 1);
+      let item: unknown;
+      let pos: LineCol | undefined;
+      if (rest === this.lineEnd(dash + 1)) {
+        this.nextLine();
+        const next = this.skipToContent();
+        if (next > indent) {
+          pos = { line: this.line, col: next + 1 };
+          item = this.block(next);
+        } else {
+          item = null;
+        }
+      } else {
+        const c = text.charCodeAt(rest);
+        if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
+        pos = { line: this.line, col: rest - this.pos + 1 };
+        item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
+      }
+      arr.push(item);
+      itemPos?.push(pos);
+      const next = this.skipToContent();
+      if (next < indent) return arr;
+      if (next > indent || !this.isSeqEntry(indent)) {
+        // A mapping key at the same column ends a sequence that is a mapping's value.
+        if (next === indent && !this.isSeqEntry(indent)) return arr;
+        giveUp();
+      }
+    }
+  }
+
+  /** The first `code` in text[from, e) (a quote must close on its line; searching on would make hostile files quadratic). */
+  private indexInLine(code: number, from: number, e: number): number {
+    for (let i = from; i < e; i++) if (this.text.charCodeAt(i) === code) return i;
+    giveUp();
+  }
+
+  /** The items of a one-line flow sequence of plain scalars, text[from, close): `[world, 10.0.0.0/8]`. */
+  private flowItems(from: number, close: number): unknown[] {
+    const { text } = this;
+    const items: unknown[] = [];
+    let start = from;
+    for (let i = from; i <= close; i++) {
+      const c = i < close ? text.charCodeAt(i) : 44;
+      if (c === 44 /* , */) {
+        let a = start;
+        let b = i;
+        while (a < b && text.charCodeAt(a) === SPACE) a++;
+        while (b > a && text.charCodeAt(b - 1) === SPACE) b--;
+        if (a === b) giveUp(); // empty item, trailing comma, "[ ]"
+        items.push(resolvePlainScalar(this.strings.get(text, a, b)));
+        start = i + 1;
+        continue;
+      }
+      // Nothing that could be a flow indicator, a pair, a quote, a property or a comment.
+      if (c === COLON || c === HASH || c === 34 || c === 39 || c === 91 || c === 93 || c === 123 || c === 125 ||
+        ((c === 38 || c === 42 || c === 33 || c === 124 || c === 62 || c === 37 || c === 64 || c === 96 || c === 63 || c === DASH) && i === this.firstNonSpace(start, i))) {
+        giveUp();
+      }
+    }
+    return items;
+  }
+
+  private firstNonSpace(from: number, to: number): number {
+    let i = from;
+    while (i < to && this.text.charCodeAt(i) === SPACE) i++;
+    return i;
+  }
+
+  /** A one-line scalar starting at `p`; moves to the next line. */
+  private scalar(p: number): unknown {
+    const { text } = this;
+    const e = this.lineEnd(p);
+    const c = text.charCodeAt(p);
+    let value: unknown;
+    let after: number;
+    if (c === 34 /* " */) {
+      const close = this.indexInLine(34, p + 1, e);
+      const s = this.strings.get(text, p + 1, close);
+      if (s.includes('\\')) giveUp();
+      value = s;
+      after = close + 1;
+    } else if (c === 39 /* ' */) {
+      let q = p + 1;
+      for (;;) {
+        const close = this.indexInLine(39, q, e);
+        if (text.charCodeAt(close + 1) === 39) {
+          q = close + 2;
+          continue;
+        }
+        value = text.slice(p + 1, close).replaceAll("''", "'");
+        after = close + 1;
+        break;
+      }
+    } else if (c === 123 /* { */) {
+      if (text.charCodeAt(p + 1) !== 125) giveUp();
+      value = {};
+      after = p + 2;
+    } else if (c === 91 /* [ */) {
+      const close = this.indexInLine(93, p + 1, e);
+      value = close === p + 1 ? [] : this.flowItems(p + 1, close);
+      after = close + 1;
+    } else {
+      // Indicators that cannot start a plain scalar here (or start something else).
+      if ('&*!|>%@`,[]{}#\'"?:-'.includes(text[p] ?? '') &&
+        !((c === DASH || c === 63 || c === COLON) && p + 1 < e && text.charCodeAt(p + 1) !== SPACE)) giveUp();
+      // A comment starts at " #"; the scalar is what comes before, without trailing spaces.
+      let stop = p;
+      while (stop < e && !(text.charCodeAt(stop) === HASH && text.charCodeAt(stop - 1) === SPACE)) stop++;
+      let q = stop;
+      while (q > p && text.charCodeAt(q - 1) === SPACE) q--;
+      const s = this.strings.get(text, p, q);
+      if (s.includes(': ') || s.endsWith(':')) giveUp();
+      value = resolvePlainScalar(s);
+      after = e;
+    }
+    if (this.restOfLine(after) !== e) giveUp();
+    if (after !== e && text.charCodeAt(after) !== SPACE) giveUp();
+    this.nextLine();
+    return value;
+  }
+}
