@@ -203,6 +203,9 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
 
     // One kind of event, `events` times, each isolated (the previous pass done, the coalescing window over).
     const timed = async (kind: Kind, act: (i: number) => Promise<void>, expect: 'ruleset applied' | 'ruleset unchanged'): Promise<void> => {
+      // NODEWALL_BENCH_KINDS=podIp,ccnp measures only those kinds (a quick look at one of them).
+      const only = process.env['NODEWALL_BENCH_KINDS'];
+      if (only !== undefined && !only.split(',').includes(kind)) return;
       const lat: number[] = [];
       const cpu: number[] = [];
       let skipped = 0;
@@ -217,6 +220,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
         if (l.line.msg !== expect) throw new Error(`${kind} #${i}: expected "${expect}", got "${l.line.msg}" (${String(l.line['reason'] ?? '')})`);
         skipped += tap.seen.slice(mark).filter((x) => x.at < l.at && x.line.msg === 'ruleset unchanged').length;
         lat.push(l.at - a);
+        if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `${kind} #${i}: ${l.line.msg} rev ${String(l.line['rev'])} after ${Math.round(l.at - a)} ms`);
         await passDone(stateDir, l.line);
         cpu.push(cpuMs(process.cpuUsage(c0)));
         await sleep(250);
@@ -279,7 +283,8 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       lastWrite = performance.now();
       await sleep(10);
     }
-    const quietMs = Math.max(3000, 3 * (out['podIpP99Ms'] ?? 0));
+    // Quiet for longer than any pass so far took: the last pass has ended.
+    const quietMs = Math.max(3000, 2 * Math.max(...kinds.map((k) => out[`${k}P99Ms`] ?? 0)));
     for (let seenCount = -1; seenCount !== tap.seen.length;) {
       seenCount = tap.seen.length;
       await sleep(quietMs);

@@ -448,9 +448,15 @@ export class KubernetesSource {
     if (r.listApplied) {
       // ListWatch calls watch() right after it applied a list to its store.
       r.listApplied = false;
-      if (!r.listed) this.log.debug({ kind: r.spec.kind }, 'kubernetes source: first list applied');
-      r.listed = true;
-      this.changed(r);
+      if (!r.listed) {
+        this.log.debug({ kind: r.spec.kind }, 'kubernetes source: first list applied');
+        r.listed = true;
+        // The first list completes the sync even when it is empty (no add callbacks).
+        this.changed(r);
+      }
+      // A relist (410, an absent CRD looked for again every absentRecheckMs) reports what it
+      // changed through the store's add/update/delete callbacks; an identical relist is no
+      // change (at 100k pods, a snapshot costs a whole pass).
     }
     if (r.absent) {
       // Nothing to watch; look for the CRD again later (done(null) makes ListWatch relist).

@@ -306,6 +306,22 @@ test('absent CRDs are empty kinds, not errors; pods then come from Pod objects',
   t.deepEqual(src.status().absent, []);
 });
 
+test('an absent CRD looked for again hands out no snapshot when nothing changed (a snapshot costs a whole pass)', async (t) => {
+  const h = await harness(t, { absent: ['ciliumnodes', 'ciliumendpoints'] });
+  const src = await h.start({ absentRecheckMs: 200 });
+  await waitFor('first snapshot', () => h.snaps.length === 1);
+  await waitFor('connected', () => src.status().connected);
+  const lists = requestsFor(h, 'ciliumnodes', false);
+  // Two rechecks answered (404, empty as before): by the third list request both were applied.
+  await waitFor('three more CiliumNode lists', () => requestsFor(h, 'ciliumnodes', false) >= lists + 3);
+  t.is(h.snaps.length, 1);
+  t.deepEqual(src.status().absent, ['CiliumNode']);
+  // A real change still goes out.
+  h.server.apply('nodes', node('node-new', '192.0.2.90', '2001:db8::90'));
+  await waitFor('the change', () => find(last(h), 'Node', 'node-new') !== undefined);
+  t.is(h.snaps.length, 2);
+});
+
 test('chunked lists: every page is read at one resourceVersion', async (t) => {
   const h = await harness(t);
   for (let i = 0; i < 7; i++) h.server.apply('nodes', node(`n${i}`, `192.0.2.${30 + i}`, `2001:db8::${30 + i}`));
