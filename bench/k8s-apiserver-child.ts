@@ -4,9 +4,10 @@
 
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { FakeApiServer, type JsonObject, type ResourceName } from '../test/helpers/fake-apiserver.js';
-import { generateCluster, type SyntheticSize } from './synthetic.js';
+import type { ChildCommand } from './k8s-harness.js';
+import { generateCluster } from './synthetic.js';
 
-type Command = { cmd: 'seed'; size: SyntheticSize } | { cmd: 'pod-ip'; name: string; namespace: string; ip: string } | { cmd: 'stop' };
+type Command = ChildCommand | { cmd: 'stop' };
 
 const resourceOf: Readonly<Record<string, ResourceName>> = {
   Node: 'nodes',
@@ -40,6 +41,13 @@ process.on('message', (m: Command) => {
       next.status.podIPs = [{ ip: m.ip }];
       server.apply('pods', next);
       reply({ applied: true });
+    } else if (m.cmd === 'get' && server !== undefined) {
+      reply({ object: server.get(m.resource as ResourceName, m.name, m.namespace) ?? null });
+    } else if (m.cmd === 'apply' && server !== undefined) {
+      server.apply(m.resource as ResourceName, m.object as unknown as JsonObject);
+      reply({ applied: true });
+    } else if (m.cmd === 'remove' && server !== undefined) {
+      reply({ removed: server.remove(m.resource as ResourceName, m.name, m.namespace) });
     } else if (m.cmd === 'stop') {
       await server?.close();
       process.exit(0);

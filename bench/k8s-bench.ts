@@ -3,10 +3,7 @@
 // real client library, then the first model; RSS of this process (the agent
 // side); and the latency from one pod IP change in the API to the rebuilt model.
 
-import { execFile, fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +13,7 @@ import { KubernetesSource, type KubernetesSnapshot } from '../src/inventory/sour
 import { applyModel } from '../src/nft/apply.js';
 import type { PreviousState } from '../src/nft/set-delta.js';
 import { buildState } from '../src/pipeline.js';
+import { ApiServerChild, createNetns, median, writeKubeconfig } from './k8s-harness.js';
 import type { SyntheticSize } from './synthetic.js';
 
 function defaultSize(): SyntheticSize {
@@ -23,56 +21,26 @@ function defaultSize(): SyntheticSize {
   return { policies: Math.round(1000 * scale), nodes: Math.round(5000 * scale), pods: Math.round(100000 * scale) };
 }
 
-const run = promisify(execFile);
-
 /**
  * `kernel: true` (default when running as root) also loads the rulesets with nft into a
  * private network namespace: first apply, then one element delta per pod change.
  */
 export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { kernel?: boolean } = {}): Promise<Record<string, number>> {
   const kernel = opts.kernel ?? process.getuid?.() === 0;
-  const netns = `nwt-k8s-bench-${randomBytes(3).toString('hex')}`;
-  if (kernel) await run('ip', ['netns', 'add', netns]);
-  const child = fork(fileURLToPath(new URL('./k8s-apiserver-child.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-  const replies: Record<string, unknown>[] = [];
-  let waiter: (() => void) | undefined;
-  let exited = false;
-  child.on('message', (m: Record<string, unknown>) => {
-    replies.push(m);
-    waiter?.();
-  });
-  child.on('exit', (code) => {
-    exited = true;
-    replies.push({ error: `exited with code ${code}` });
-    waiter?.();
-  });
-  const next = async (): Promise<Record<string, unknown>> => {
-    while (replies.length === 0) await new Promise<void>((r) => (waiter = r));
-    const m = replies.shift() ?? {};
-    if (typeof m['error'] === 'string') throw new Error(`fake API server: ${m['error']}`);
-    return m;
-  };
+  const ns = kernel ? await createNetns('nwt-k8s-bench') : undefined;
+  const netns = ns?.name ?? '';
   const dir = await mkdtemp(join(tmpdir(), 'nw-k8s-bench-'));
+  let child: ApiServerChild | undefined;
   let source: KubernetesSource | undefined;
   try {
     const tSeed0 = performance.now();
-    child.send({ cmd: 'seed', size });
-    const ready = await next();
+    const seeded = await ApiServerChild.seed(size);
+    child = seeded.child;
+    const ready = seeded.server;
     const tSeed = performance.now();
-    const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'b', cluster: { server: ready['url'], 'certificate-authority-data': Buffer.from(String(ready['ca'])).toString('base64') } }],
-        users: [{ name: 'b', user: { token: 'nodewall-test-token' } }],
-        contexts: [{ name: 'b', context: { cluster: 'b', user: 'b' } }],
-        'current-context': 'b',
-      }),
-    );
+    const kubeconfig = await writeKubeconfig(dir, ready);
     const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
-    const nodeName = String(ready['nodeName']);
+    const nodeName = ready.nodeName;
     const rss0 = process.memoryUsage().rss;
 
     let snap: KubernetesSnapshot | undefined;
@@ -107,7 +75,7 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
     }
     const tApply = performance.now();
 
-    // One pod IP change, API write to rebuilt model; the source's 200 ms debounce is included.
+    // One pod IP change, API write to rebuilt model; the source's coalescing (an isolated change goes out at once) is included.
     const latencies: number[] = [];
     const snapshotLatencies: number[] = [];
     const rebuilds: number[] = [];
@@ -121,8 +89,7 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
       const a = performance.now();
       // pod-12 (namespace monitoring, app db, shard s12) is a peer of policy host-12, which
       // selects every node (bench/synthetic.ts), so its address is a set element here.
-      child.send({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.66.250.${i + 1}` }); // an address no synthetic pod has
-      await next();
+      await child.request({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.66.250.${i + 1}` }); // an address no synthetic pod has
       const s = await pending;
       const b = performance.now();
       const st = buildState({ config, load: { objects: s.objects, policies: s.policies, problems: s.problems }, nodeName });
@@ -141,11 +108,10 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
       rebuilds.push(c - b);
       latencies.push(c - a);
     }
-    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
     return {
       nodes: size.nodes,
-      pods: Number(ready['pods']),
-      policies: Number(ready['policies']),
+      pods: ready.pods,
+      policies: ready.policies,
       fakeServerSeedMs: tSeed - tSeed0,
       initialListToSnapshotMs: tList - t0,
       firstModelMs: tModel - tList,
@@ -158,7 +124,7 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
       podEventToSnapshotMedianMs: median(snapshotLatencies),
       podModelRebuildMedianMs: median(rebuilds),
       podEventToModelMedianMs: median(latencies),
-      debounceMs: 200,
+      coalesceWindowMs: 200,
       firstApplyMs,
       listPlusFirstApplyMs: kernel ? tApply - t0 : NaN,
       firstApplyElements,
@@ -170,12 +136,9 @@ export async function runK8sBench(size: SyntheticSize = defaultSize(), opts: { k
     };
   } finally {
     await source?.stop();
-    if (!exited) {
-      child.send({ cmd: 'stop' });
-      await new Promise((r) => child.once('exit', r));
-    }
+    await child?.stop();
     await rm(dir, { recursive: true, force: true });
-    if (kernel) await run('ip', ['netns', 'delete', netns]).catch(() => undefined);
+    await ns?.remove();
   }
 }
 

@@ -25,6 +25,22 @@ function memoryMB(): { heap: number; rss: number } {
   return { heap: m.heapUsed / 1e6, rss: m.rss / 1e6 };
 }
 
+/** 20k flows for trace throughput: half of them to ports that world-ingress policies allow (also used by the scale bench). */
+export function benchFlows(size: SyntheticSize): Flow[] {
+  const flows: Flow[] = [];
+  for (let i = 0; i < 20000; i++) {
+    if (i % 2 === 0) {
+      // Policies host-K with K % 20 == 0 select every node and allow world ingress to port 1000 + K % 5000.
+      const k = (i * 10) % size.policies - (((i * 10) % size.policies) % 20);
+      flows.push({ direction: 'ingress', peer: `203.0.113.${i & 255}`, proto: 'tcp', port: 1000 + (k % 5000) });
+      continue;
+    }
+    const peer = i % 3 === 0 ? `100.65.${(i >> 8) & 255}.${i & 255}` : i % 3 === 1 ? `198.18.${i & 255}.${(i * 7) & 255}` : `203.0.113.${i & 255}`;
+    flows.push({ direction: i % 2 === 0 ? 'ingress' : 'egress', peer, proto: i % 4 === 0 ? 'udp' : 'tcp', port: 1000 + (i % 5000) });
+  }
+  return flows;
+}
+
 export async function runModelBench(size: SyntheticSize): Promise<Record<string, number>> {
   const t0 = performance.now();
   const cluster = generateCluster(size);
@@ -50,17 +66,7 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
   buildState({ config, load, nodeName: cluster.nodeName });
   const tModel2 = performance.now();
 
-  const flows: Flow[] = [];
-  for (let i = 0; i < 20000; i++) {
-    if (i % 2 === 0) {
-      // Policies host-K with K % 20 == 0 select every node and allow world ingress to port 1000 + K % 5000.
-      const k = (i * 10) % size.policies - (((i * 10) % size.policies) % 20);
-      flows.push({ direction: 'ingress', peer: `203.0.113.${i & 255}`, proto: 'tcp', port: 1000 + (k % 5000) });
-      continue;
-    }
-    const peer = i % 3 === 0 ? `100.65.${(i >> 8) & 255}.${i & 255}` : i % 3 === 1 ? `198.18.${i & 255}.${(i * 7) & 255}` : `203.0.113.${i & 255}`;
-    flows.push({ direction: i % 2 === 0 ? 'ingress' : 'egress', peer, proto: i % 4 === 0 ? 'udp' : 'tcp', port: 1000 + (i % 5000) });
-  }
+  const flows = benchFlows(size);
   const tTrace0 = performance.now();
   let allowed = 0;
   for (const f of flows) if (evaluate(state.model, f).verdict === 'allow') allowed++;

@@ -90,8 +90,8 @@ function withOnePolicyChanged(model: HostModel): HostModel {
   throw new Error('bench: no entry with ports to change');
 }
 
-/** Full apply vs bare nft -f, full replace, one-address deltas, for one model, in a fresh namespace. */
-async function controlPlane(model: HostModel): Promise<Record<string, number>> {
+/** Full apply vs bare nft -f, full replace, one-address deltas, for one model, in a fresh namespace (also used by the scale bench). */
+export async function controlPlane(model: HostModel): Promise<Record<string, number>> {
   const r0 = performance.now();
   const plan = renderPlan(model, { table, mode: 'enforce' });
   const script = plan.script;

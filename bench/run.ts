@@ -6,6 +6,7 @@ import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
 import { runColdStartBench, runNftBench } from './nft-bench.js';
+import { runScaleBench } from './scale-bench.js';
 
 const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
 const size = {
@@ -35,6 +36,8 @@ const sections: Record<string, () => Promise<Record<string, number>>> = {
   agent: () => runAgentBench(),
   k8s: () => runK8sBench(size),
   incremental: () => runIncrementalBench(size),
+  // Issue 9: one table at 10k and 100k pods (printed before its JSON line); takes minutes.
+  scale: () => runScaleBench(),
 };
 for (const [name, run] of Object.entries(sections)) {
   if (only === undefined || only === name) await section(name, run);

@@ -51,7 +51,7 @@ export function generateCluster(size: SyntheticSize): SyntheticCluster {
     docs.push(
       `apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-${p}\n  namespace: ${ns}\n  labels:\n    app: ${app}\n    shard: s${p % 50}\n` +
         `spec:\n  nodeName: node-${p % Math.max(1, size.nodes)}\nstatus:\n  phase: Running\n  podIPs:\n` +
-        `  - ip: ${v4(65, p + 1)}\n  - ip: ${v6('2001:db8:1:0:0', p + 1)}\n`,
+        `  - ip: ${v4(65, p + 1)}\n  - ip: ${v6('2001:db8:1:0:0:0', p + 1)}\n`,
     );
   }
   const policies: string[] = [];

@@ -23,7 +23,7 @@ import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
-import { debounce, type Debouncer } from './debounce.js';
+import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { NftWriteLock } from './nft-lock.js';
@@ -412,7 +412,7 @@ export class Agent {
     if (s.resyncSeconds > 0) this.#timers.push(setInterval(() => void this.reconcile('resync'), s.resyncSeconds * 1000));
     const pending = this.#debouncer?.pending === true;
     this.#debouncer?.cancel();
-    this.#debouncer = debounce(() => void this.reconcile('watch'), s.debounceMs);
+    this.#debouncer = debounce(() => void this.reconcile('watch'), s.debounceMs, undefined, fileMaxWaitMs(s.debounceMs));
     if (pending) this.#debouncer.trigger('rearm');
   }
 

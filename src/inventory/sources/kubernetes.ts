@@ -9,7 +9,9 @@
 // relist on 410 Gone, and the object store). This module adds what ListWatch
 // leaves to its user: slim objects, bookmarks requested, chunked lists, backoff
 // with jitter after errors, "synced" only once every kind has been listed,
-// optional CRDs, pods only while needed, debouncing, and the disk cache.
+// optional CRDs, pods only while needed, coalescing of changes (coalesce.ts: an
+// isolated change goes out at once, a burst at most once per `debounceMs`), and
+// the disk cache.
 //
 // The library is imported lazily in start(): a file-only node never loads it.
 
@@ -23,6 +25,7 @@ import { maxConfigBytes } from '../config.js';
 import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { loadCache, writeCache } from './cache.js';
+import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
 import { selectedPoliciesNeedPods } from './pod-need.js';
@@ -50,8 +53,13 @@ export interface KubernetesSourceOptions {
   readonly needPods?: boolean | 'auto';
   /** This node, for 'auto' pod watching: its Node object's labels, layered under `labels` (config nodeLabels). */
   readonly node?: { readonly name: string; readonly labels?: Labels; readonly labelFilter?: LabelFilter };
-  /** Changes within this window become one onChange (default 200 ms). */
+  /**
+   * Coalescing window (default 200 ms): an isolated change is handed to onChange at once;
+   * changes arriving within this window after a hand-off go out together when it ends.
+   */
   readonly debounceMs?: number;
+  /** Timers of the coalescing (tests: a fake clock); default the real ones. */
+  readonly coalesceTimers?: CoalesceTimers;
   /** List page size (`limit`, default 500). */
   readonly pageSize?: number;
   readonly backoff?: BackoffOptions;
@@ -206,7 +214,7 @@ export class KubernetesSource {
   private needsDirty = true;
   private readonly decoded = new Map<string, { rv: string; file: PolicyFile }>();
   private revision = 0;
-  private debounceTimer: NodeJS.Timeout | undefined;
+  private readonly coalescer: Coalescer;
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private started = false;
@@ -231,11 +239,12 @@ export class KubernetesSource {
     this.opts = opts;
     this.needPods = opts.needPods ?? 'auto';
     this.log = opts.logger ?? noopLogger;
+    this.coalescer = coalesce(() => this.flush(), opts.debounceMs ?? 200, opts.coalesceTimers);
   }
 
   /**
    * Hands out the cached state at once (if there is one), then starts listing and
-   * watching; `onChange` gets a full snapshot after every debounced batch of
+   * watching; `onChange` gets a full snapshot after every coalesced batch of
    * changes, and never before every watched kind has been listed.
    */
   async start(onChange: (snapshot: KubernetesSnapshot) => void): Promise<void> {
@@ -300,7 +309,7 @@ export class KubernetesSource {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.debounceTimer !== undefined) clearTimeout(this.debounceTimer);
+    this.coalescer.cancel();
     if (this.cacheTimer !== undefined) clearTimeout(this.cacheTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -447,9 +456,15 @@ export class KubernetesSource {
     if (r.listApplied) {
       // ListWatch calls watch() right after it applied a list to its store.
       r.listApplied = false;
-      if (!r.listed) this.log.debug({ kind: r.spec.kind }, 'kubernetes source: first list applied');
-      r.listed = true;
-      this.changed(r);
+      if (!r.listed) {
+        this.log.debug({ kind: r.spec.kind }, 'kubernetes source: first list applied');
+        r.listed = true;
+        // The first list completes the sync even when it is empty (no add callbacks).
+        this.changed(r);
+      }
+      // A relist (410, an absent CRD looked for again every absentRecheckMs) reports what it
+      // changed through the store's add/update/delete callbacks; an identical relist is no
+      // change (at 100k pods, a snapshot costs a whole pass).
     }
     if (r.absent) {
       // Nothing to watch; look for the CRD again later (done(null) makes ListWatch relist).
@@ -654,17 +669,15 @@ export class KubernetesSource {
   }
 
   private scheduleFlush(): void {
-    if (this.debounceTimer !== undefined || this.stopped) return;
-    this.debounceTimer = setTimeout(() => {
-      this.debounceTimer = undefined;
-      this.flush();
-    }, this.opts.debounceMs ?? 200);
+    if (this.stopped) return;
+    this.coalescer.notify();
   }
 
-  private flush(): void {
-    if (this.stopped) return;
+  /** Hands out a snapshot; false when there is none to hand out yet (not every kind listed). */
+  private flush(): boolean {
+    if (this.stopped) return false;
     this.updatePodWatch();
-    if (!this.synced()) return;
+    if (!this.synced()) return false;
     const snap = this.buildSnapshot();
     this.stale = false;
     this.cacheDirty = true;
@@ -674,7 +687,7 @@ export class KubernetesSource {
       // Only pod and address churn: the cache write is rate-limited.
       this.deliver(snap);
       this.scheduleCacheWrite();
-      return;
+      return true;
     }
     // Policies or this node's labels changed: on disk before anyone enforces it, so that a
     // crash right after the apply cannot bring back a deleted policy from an older cache.
@@ -687,6 +700,7 @@ export class KubernetesSource {
         this.ordered--;
         if (!this.stopped) this.deliver(snap);
       });
+    return true;
   }
 
   /** What decides this node's policies: the CCNPs as decoded, and this node's Node labels. */

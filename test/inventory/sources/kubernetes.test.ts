@@ -12,6 +12,7 @@ import { cachePath, readCache } from '../../../src/inventory/sources/cache.js';
 import { KubernetesSource, KubernetesSourceError, readKubernetesOnce, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
 import { KUBERNETES_OBJECTS_FILE, snapshotFiles } from '../../../src/inventory/sources/kubernetes-files.js';
 import { FakeApiServer, type FakeApiServerOptions } from '../../helpers/fake-apiserver.js';
+import { fakeTimers } from '../../helpers/fake-timers.js';
 import { ciliumEndpoint, node, pod, podPeerPolicy, seedBaseCluster, sshPolicy } from '../../helpers/fake-apiserver-cluster.js';
 
 interface Harness {
@@ -145,16 +146,18 @@ test('nothing is handed out before every kind completed its first list', async (
   t.is(last(h).objects.filter((o) => o.kind === 'Namespace').length, 2);
 });
 
-test('watch events update the snapshot; a burst is debounced into one change', async (t) => {
+// Changed with the leading-edge coalescing (issue 9): a burst is now at most two snapshots (its
+// first chunk at once, the rest at the end of the window) instead of exactly one after 150 ms.
+test('watch events update the snapshot; a burst is coalesced (first chunk at once, the rest at the end of the window)', async (t) => {
   const h = await harness(t);
   await h.start({ debounceMs: 150 });
   await waitFor('first snapshot', () => h.snaps.length === 1);
   await waitFor('watches open', () => h.server.openWatches() === 5);
   for (let i = 0; i < 20; i++) h.server.apply('nodes', node(`node-x${i}`, `192.0.2.${20 + i}`, `2001:db8::${20 + i}`));
   h.server.remove('nodes', 'node-c');
-  await waitFor('second snapshot', () => h.snaps.length >= 2);
+  await waitFor('the whole burst in a snapshot', () => h.snaps.length >= 2 && find(last(h), 'Node', 'node-c') === undefined && find(last(h), 'Node', 'node-x19') !== undefined);
   await sleep(300);
-  t.is(h.snaps.length, 2);
+  t.true(h.snaps.length <= 3, `21 events became ${h.snaps.length - 1} snapshots`);
   const s = last(h);
   t.is(s.objects.filter((o) => o.kind === 'Node').length, 22);
   t.is(find(s, 'Node', 'node-c'), undefined);
@@ -301,6 +304,22 @@ test('absent CRDs are empty kinds, not errors; pods then come from Pod objects',
   h.server.apply('ciliumnodes', { metadata: { name: 'node-a' }, spec: { health: { ipv4: '192.0.2.101' } } });
   await waitFor('CiliumNode appears', () => find(last(h), 'CiliumNode', 'node-a') !== undefined);
   t.deepEqual(src.status().absent, []);
+});
+
+test('an absent CRD looked for again hands out no snapshot when nothing changed (a snapshot costs a whole pass)', async (t) => {
+  const h = await harness(t, { absent: ['ciliumnodes', 'ciliumendpoints'] });
+  const src = await h.start({ absentRecheckMs: 200 });
+  await waitFor('first snapshot', () => h.snaps.length === 1);
+  await waitFor('connected', () => src.status().connected);
+  const lists = requestsFor(h, 'ciliumnodes', false);
+  // Two rechecks answered (404, empty as before): by the third list request both were applied.
+  await waitFor('three more CiliumNode lists', () => requestsFor(h, 'ciliumnodes', false) >= lists + 3);
+  t.is(h.snaps.length, 1);
+  t.deepEqual(src.status().absent, ['CiliumNode']);
+  // A real change still goes out.
+  h.server.apply('nodes', node('node-new', '192.0.2.90', '2001:db8::90'));
+  await waitFor('the change', () => find(last(h), 'Node', 'node-new') !== undefined);
+  t.is(h.snaps.length, 2);
 });
 
 test('chunked lists: every page is read at one resourceVersion', async (t) => {
@@ -558,4 +577,34 @@ test('with `node` given, pods are watched only while a rule selecting this node 
   const again = await h.start({ node: { name: 'node-a', labels: { role: 'db' } } });
   await waitFor('pods read for role=db', () => h.snaps.length > 0 && kinds(last(h)).includes('CiliumEndpoint'));
   t.is(again.status().pods, 'CiliumEndpoint');
+});
+
+test('coalescing: an isolated change is handed out without waiting for the window; changes inside the window wait for its end', async (t) => {
+  const clock = fakeTimers();
+  const h = await harness(t);
+  // Only the coalescing runs on the fake clock: everything else (HTTP, ListWatch) is real.
+  const src = await h.start({ debounceMs: 1000, coalesceTimers: clock.timers });
+  const settle = async (what: string, cond: () => boolean): Promise<void> => {
+    await waitFor(what, () => {
+      clock.advance(0); // run due hand-offs without moving virtual time
+      return cond();
+    });
+  };
+  await settle('first snapshot', () => h.snaps.length === 1);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  clock.advance(1000); // the window of the first snapshot ends quietly
+  t.is(clock.pending(), 0);
+  const t0 = clock.now();
+  h.server.apply('nodes', node('node-iso', '192.0.2.77', '2001:db8::77'));
+  await settle('the isolated change', () => h.snaps.length === 2);
+  t.is(clock.now(), t0, 'handed out with no coalescing delay');
+  t.truthy(find(last(h), 'Node', 'node-iso'));
+  // Inside the window: seen by the source, held until the window ends, then handed out.
+  h.server.apply('nodes', node('node-in-window', '192.0.2.78', '2001:db8::78'));
+  await settle('the change reached the source', () => src.status().resourceVersions['Node'] === h.server.resourceVersion);
+  clock.advance(0);
+  t.is(h.snaps.length, 2, 'no hand-off before the window ends (virtual time has not moved)');
+  clock.advance(1000);
+  await settle('the windowed change', () => h.snaps.length === 3);
+  t.truthy(find(last(h), 'Node', 'node-in-window'));
 });

@@ -1,0 +1,447 @@
+// `npm run bench scale` (issue 9): what one event costs at 10k and at 100k pods
+// (1k policies, 5k nodes; NODEWALL_BENCH_SCALE shrinks all three), printed as
+// one aligned table plus the usual JSON line.
+//
+// Each size is measured in a fresh child process (so heap and RSS are that
+// size's alone) running the real agent (src/agent/agent.ts, Kubernetes source)
+// against the fake API server (another child, bench/k8s-apiserver-child.ts),
+// with nft in a private network namespace: the agent's nft.path is a wrapper
+// that enters the namespace, as applyModel's `netns` option does.
+//
+// Measures, with p50/p99 over NODEWALL_BENCH_EVENTS events per kind (default 20
+// up to 20k pods, 10 above; nearest rank, so p99 of 10-20 samples is the max):
+// - event -> kernel: API write to the agent's "ruleset applied" log line (logged
+//   after `nft -f` returned and the table was read back for the drift check);
+//   a label change on another node changes no rule, so it is write -> "ruleset
+//   unchanged" (what the pass costs when nothing is to be done);
+// - agent CPU per event: process.cpuUsage() of the agent's process from the API
+//   write until that pass has written its status file (the whole pass);
+// - a burst: 20 pod IP changes 10 ms apart, last write -> last "ruleset applied";
+// - start -> enforced (empty kernel, no cache); heap used (after a GC) and RSS
+//   after the first model is enforced;
+// - full apply and a one-element delta against a bare `nft -f` of the same
+//   script / delta, and the `nft -c` step (bench/nft-bench.ts controlPlane);
+// - the table read-back the agent does after every apply (drift check hash);
+// - `evaluate` throughput (bench/model-bench.ts flows).
+
+import { fork } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { loadManifestText } from '../src/api/load-manifests.js';
+import { Agent } from '../src/agent/agent.js';
+import { tableState } from '../src/agent/drift.js';
+import { statusPath } from '../src/agent/status-file.js';
+import { parseConfig } from '../src/inventory/config.js';
+import { loadScript, runNft } from '../src/nft/nft-exec.js';
+import { renderPlan } from '../src/nft/render.js';
+import { buildState } from '../src/pipeline.js';
+import type { HostModel } from '../src/policy/model.js';
+import { evaluate } from '../src/verdict/evaluate.js';
+import { ApiServerChild, createNetns, percentile, writeKubeconfig, type ApiObject } from './k8s-harness.js';
+import { benchFlows } from './model-bench.js';
+import { controlPlane } from './nft-bench.js';
+import { generateCluster, type SyntheticSize } from './synthetic.js';
+
+type Line = Record<string, unknown> & { msg: string; time: number };
+interface Seen {
+  readonly at: number;
+  readonly line: Line;
+}
+
+/** One size's results, flat (the JSON line uses them as they are). */
+export type SizeResult = Record<string, number>;
+
+const kinds = ['podAdd', 'podDelete', 'podIp', 'nodeLabelThis', 'nodeLabelOther', 'ccnp'] as const;
+type Kind = (typeof kinds)[number];
+
+const kindLabels: Record<Kind, string> = {
+  podAdd: 'pod add -> kernel',
+  podDelete: 'pod delete -> kernel',
+  podIp: 'pod IP change -> kernel',
+  nodeLabelThis: "this node's label (pool) -> kernel",
+  nodeLabelOther: 'other node label -> pass done (no change)',
+  ccnp: 'CCNP port change -> kernel',
+};
+
+/** Collects the agent's JSON log lines with the time each was written. */
+class LogTap {
+  readonly seen: Seen[] = [];
+  #wake: (() => void) | undefined;
+  readonly stream = {
+    write: (s: string): void => {
+      const at = performance.now();
+      if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined && !s.includes('"level":40')) process.stderr.write(s);
+      for (const text of s.split('\n')) {
+        if (text === '') continue;
+        try {
+          this.seen.push({ at, line: JSON.parse(text) as Line });
+        } catch {
+          // not JSON
+        }
+      }
+      this.#wake?.();
+    },
+  };
+
+  async waitFor(pred: (l: Line) => boolean, from: number, timeoutMs: number): Promise<Seen> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < this.seen.length; i++) {
+        const s = this.seen[i];
+        if (s !== undefined && pred(s.line)) return s;
+        if (s !== undefined && /apply failed|reconcile failed|no usable config/.test(s.line.msg)) throw new Error(`agent: ${JSON.stringify(s.line).slice(0, 1500)}`);
+      }
+      from = Math.max(from, this.seen.length);
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`timeout; last lines: ${JSON.stringify(this.seen.slice(-3).map((s) => s.line)).slice(0, 1500)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 1000));
+        this.#wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+  }
+}
+
+const isApplyLine = (l: Line): boolean => l.msg === 'ruleset applied' || l.msg === 'ruleset unchanged';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The pass that logged `line` has ended: it writes its status file last, with lastApply.at taken
+ * just after the line was logged (file mtimes are too coarse to compare with the line's time).
+ */
+async function passDone(stateDir: string, line: Line, timeoutMs = 300_000): Promise<void> {
+  const file = statusPath(stateDir);
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    let at = Number.NaN;
+    try {
+      at = Date.parse(String((JSON.parse(text) as { lastApply?: { at?: unknown } }).lastApply?.at));
+    } catch {
+      // being replaced
+    }
+    if (at >= line.time) return;
+    await sleep(5);
+  }
+  throw new Error('timeout waiting for the status file after the pass');
+}
+
+/** Progress on stderr (the table and the JSON line go to stdout). */
+const progress = (size: SyntheticSize, msg: string): void => void process.stderr.write(`scale bench, ${size.pods} pods: ${msg}\n`);
+
+const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+
+function gcNow(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+}
+
+/** Runs in the measuring child: the agent for one size, then the apply and evaluate measures. */
+async function measureSize(size: SyntheticSize, events: number): Promise<SizeResult> {
+  const ns = await createNetns('nwt-scale-bench');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-scale-bench-'));
+  let child: ApiServerChild | undefined;
+  let agent: Agent | undefined;
+  const out: SizeResult = { policies: size.policies, nodes: size.nodes, pods: size.pods, eventsPerKind: events };
+  try {
+    const seeded = await ApiServerChild.seed(size);
+    child = seeded.child;
+    const api = child;
+    const kubeconfig = await writeKubeconfig(dir, seeded.server);
+    const nftWrapper = join(dir, 'nft');
+    await writeFile(nftWrapper, `#!/bin/sh\nexec nsenter --net=/run/netns/${ns.name} /usr/sbin/nft "$@"\n`);
+    await chmod(nftWrapper, 0o755);
+    const stateDir = join(dir, 'state');
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const configFile = join(dir, 'nodewall.yaml');
+    await writeFile(configFile, [
+      'mode: enforce',
+      `nodeName: ${seeded.server.nodeName}`,
+      'clusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]',
+      'sources:',
+      `  - kubernetes: {kubeconfig: ${JSON.stringify(kubeconfig)}}`,
+      `stateDir: ${JSON.stringify(stateDir)}`,
+      `nft: {path: ${JSON.stringify(nftWrapper)}, table: nodewall}`,
+      // No session checks against the host's sockets, no periodic passes: only the events drive passes.
+      'lockoutGuard: off',
+      'driftCheckSeconds: 0',
+      'resyncSeconds: 0',
+      '',
+    ].join('\n'));
+
+    const tap = new LogTap();
+    const log = pino({ level: 'info' }, tap.stream);
+    gcNow();
+    const cpuStart = process.cpuUsage();
+    const t0 = performance.now();
+    agent = new Agent({ configFile, overrides: {}, log });
+    progress(size, 'agent starting');
+    await agent.start();
+    progress(size, `agent started; ${tap.seen.length} log lines`);
+    const first = await tap.waitFor((l) => l.msg === 'ruleset applied', 0, 900_000);
+    out['startToEnforcedMs'] = first.at - t0;
+    progress(size, `enforced after ${Math.round(first.at - t0)} ms`);
+    await passDone(stateDir, first.line);
+    out['startCpuMs'] = cpuMs(process.cpuUsage(cpuStart));
+    const ds = first.line['durationsMs'] as Record<string, number> | undefined;
+    out['firstApplyMs'] = Number(first.line['durationMs']);
+    out['firstApplyCheckMs'] = Number(ds?.['check'] ?? NaN);
+    out['elements'] = Number(first.line['elements']);
+    out['rules'] = Number(first.line['rules']);
+    await sleep(500);
+    gcNow();
+    const mem = process.memoryUsage();
+    out['heapUsedMB'] = mem.heapUsed / 1e6;
+    out['rssMB'] = mem.rss / 1e6;
+
+    // One kind of event, `events` times, each isolated (the previous pass done, the coalescing window over).
+    const timed = async (kind: Kind, act: (i: number) => Promise<void>, expect: 'ruleset applied' | 'ruleset unchanged'): Promise<void> => {
+      // NODEWALL_BENCH_KINDS=podIp,ccnp measures only those kinds (a quick look at one of them).
+      const only = process.env['NODEWALL_BENCH_KINDS'];
+      if (only !== undefined && !only.split(',').includes(kind)) return;
+      const lat: number[] = [];
+      const cpu: number[] = [];
+      let skipped = 0;
+      for (let i = 0; i < events; i++) {
+        const mark = tap.seen.length;
+        const c0 = process.cpuUsage();
+        const a = performance.now();
+        await act(i);
+        // A pass nobody asked for in between (a watch reopened after its timeout relists) finds
+        // nothing to change: skip "ruleset unchanged" while waiting for an apply.
+        const l = await tap.waitFor((x) => x.msg === expect || (expect === 'ruleset unchanged' && x.msg === 'ruleset applied'), mark, 300_000);
+        if (l.line.msg !== expect) throw new Error(`${kind} #${i}: expected "${expect}", got "${l.line.msg}" (${String(l.line['reason'] ?? '')})`);
+        skipped += tap.seen.slice(mark).filter((x) => x.at < l.at && x.line.msg === 'ruleset unchanged').length;
+        lat.push(l.at - a);
+        if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `${kind} #${i}: ${l.line.msg} rev ${String(l.line['rev'])} after ${Math.round(l.at - a)} ms`);
+        await passDone(stateDir, l.line);
+        cpu.push(cpuMs(process.cpuUsage(c0)));
+        await sleep(250);
+      }
+      progress(size, `${kind}: ${lat.map((x) => Math.round(x)).join(' ')} ms`);
+      out[`${kind}P50Ms`] = percentile(lat, 50);
+      out[`${kind}P99Ms`] = percentile(lat, 99);
+      out[`${kind}CpuP50Ms`] = percentile(cpu, 50);
+      out[`${kind}CpuP99Ms`] = percentile(cpu, 99);
+      if (skipped > 0) out[`${kind}UnrelatedPasses`] = skipped;
+    };
+    const get = async (resource: string, name: string, namespace?: string): Promise<ApiObject> => {
+      const r = await api.request({ cmd: 'get', resource, name, ...(namespace === undefined ? {} : { namespace }) });
+      if (r['object'] === null || typeof r['object'] !== 'object') throw new Error(`no ${resource} ${namespace ?? ''}/${name}`);
+      return r['object'] as ApiObject;
+    };
+    // pod-12 (namespace monitoring, app db, shard s12) is a peer of policy host-12, which selects every
+    // node (bench/synthetic.ts): pods with its labels are set elements. 100.67.0.0/16: no synthetic pod there.
+    const template = await get('pods', 'pod-12', 'monitoring');
+    const added = (i: number): ApiObject => {
+      const p = structuredClone(template) as ApiObject & { status: { podIPs: { ip: string }[] } };
+      p.metadata = { ...p.metadata, name: `scale-${i}` };
+      delete (p.metadata as Record<string, unknown>)['resourceVersion'];
+      delete (p.metadata as Record<string, unknown>)['uid'];
+      p.status.podIPs = [{ ip: `100.67.${(i >> 8) & 255}.${i & 255}` }];
+      return p;
+    };
+    await timed('podAdd', (i) => api.request({ cmd: 'apply', resource: 'pods', object: added(i) }).then(() => undefined), 'ruleset applied');
+    await timed('podDelete', (i) => api.request({ cmd: 'remove', resource: 'pods', name: `scale-${i}`, namespace: 'monitoring' }).then(() => undefined), 'ruleset applied');
+    await timed('podIp', (i) => api.request({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.67.200.${i + 1}` }).then(() => undefined), 'ruleset applied');
+    // This node moves between pools p5 and p6: another set of pool-selected policies applies (an even count ends in p5).
+    const thisNode = await get('nodes', seeded.server.nodeName);
+    await timed('nodeLabelThis', async (i) => {
+      const n = structuredClone(thisNode);
+      n.metadata = { ...n.metadata, labels: { ...n.metadata.labels, pool: i % 2 === 0 ? 'p6' : 'p5' } };
+      await api.request({ cmd: 'apply', resource: 'nodes', object: n });
+    }, 'ruleset applied');
+    const otherNode = await get('nodes', 'node-3');
+    await timed('nodeLabelOther', async (i) => {
+      const n = structuredClone(otherNode);
+      n.metadata = { ...n.metadata, labels: { ...n.metadata.labels, 'bench.nodewall.io/rev': String(i) } };
+      await api.request({ cmd: 'apply', resource: 'nodes', object: n });
+    }, 'ruleset unchanged');
+    // host-0 selects every node and allows world ingress to one port: change that port.
+    const ccnp = await get('ciliumclusterwidenetworkpolicies', 'host-0');
+    await timed('ccnp', async (i) => {
+      const p = structuredClone(ccnp) as ApiObject & { spec: { ingress: { toPorts?: { ports: { port: string }[] }[] }[] } };
+      const port = p.spec.ingress[1]?.toPorts?.[0]?.ports[0];
+      if (port === undefined) throw new Error('host-0 has no world port rule');
+      port.port = String(20000 + i);
+      await api.request({ cmd: 'apply', resource: 'ciliumclusterwidenetworkpolicies', object: p });
+    }, 'ruleset applied');
+
+    // A burst: 20 IP changes of one pod, 10 ms apart. The final state is in the kernel at the last
+    // "ruleset applied" after the last write (later passes, if any, find nothing to change).
+    const burstMark = tap.seen.length;
+    let lastWrite = 0;
+    for (let i = 0; i < 20; i++) {
+      await api.request({ cmd: 'pod-ip', name: 'pod-12', namespace: 'monitoring', ip: `100.67.201.${i + 1}` });
+      lastWrite = performance.now();
+      await sleep(10);
+    }
+    // Quiet for longer than any pass so far took: the last pass has ended.
+    const quietMs = Math.max(3000, 2 * Math.max(...kinds.map((k) => out[`${k}P99Ms`] ?? 0)));
+    for (let seenCount = -1; seenCount !== tap.seen.length;) {
+      seenCount = tap.seen.length;
+      await sleep(quietMs);
+    }
+    const applied = tap.seen.slice(burstMark).filter((s) => s.line.msg === 'ruleset applied');
+    const lastApplied = applied.at(-1);
+    if (lastApplied === undefined) throw new Error('burst: nothing applied');
+    out['burstLastToKernelMs'] = lastApplied.at - lastWrite;
+    out['burstPasses'] = tap.seen.slice(burstMark).filter((s) => isApplyLine(s.line)).length;
+
+    await agent.stop('bench');
+    agent = undefined;
+    await child.stop();
+    child = undefined;
+
+    // Same cluster as a model in this process: full apply and delta against bare nft, and evaluate.
+    const cluster = generateCluster(size);
+    const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
+    const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
+    const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
+    const model = buildState({ config, load: { policies: policies.policies, objects: objects.objects, problems: [] }, nodeName: cluster.nodeName }).model;
+    const cp = await controlPlane(model);
+    for (const k of ['bareNftFMs', 'applyFullMs', 'applyFullCheckMs', 'applyOverBareRatio', 'applyNoCheckOverBareRatio', 'deltaOnePodMs', 'deltaBareNftMs', 'nftStartMs', 'deltaFromKernelReadMs']) {
+      out[k] = cp[k] ?? Number.NaN;
+    }
+    out['deltaOverBareRatio'] = (cp['deltaOnePodMs'] ?? NaN) / (cp['deltaBareNftMs'] ?? NaN);
+    Object.assign(out, await readBackCost(model, nftWrapper, ns.name));
+    const flows = benchFlows(size);
+    for (const f of flows.slice(0, 2000)) evaluate(model, f); // warm-up
+    const e0 = performance.now();
+    for (const f of flows) evaluate(model, f);
+    out['evaluateFlowsPerSec'] = flows.length / ((performance.now() - e0) / 1000);
+    return out;
+  } finally {
+    await agent?.stop('bench').catch(() => undefined);
+    await child?.stop();
+    await rm(dir, { recursive: true, force: true });
+    await ns.remove();
+  }
+}
+
+/**
+ * What the agent pays after every apply to note the table for its drift check (`nft -t list
+ * table`, src/agent/drift.ts), against a full listing, with the model's ruleset loaded.
+ */
+async function readBackCost(model: HostModel, nftWrapper: string, netns: string): Promise<Record<string, number>> {
+  await loadScript('/usr/sbin/nft', renderPlan(model, { table: 'nodewall', mode: 'enforce' }).script, { netns });
+  const terse: number[] = [];
+  const full: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const st = await tableState(nftWrapper, 'nodewall', 120_000);
+    terse.push(performance.now() - t0);
+    if (!st.present) throw new Error(`read-back: ${st.error ?? 'table missing'}`);
+    const f0 = performance.now();
+    await runNft('/usr/sbin/nft', ['list', 'table', 'inet', 'nodewall'], { netns });
+    full.push(performance.now() - f0);
+  }
+  await runNft('/usr/sbin/nft', ['delete', 'table', 'inet', 'nodewall'], { netns });
+  return { readBackTerseMs: percentile(terse, 50), readBackFullMs: percentile(full, 50) };
+}
+
+function sizes(): SyntheticSize[] {
+  const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
+  const policies = Math.max(20, Math.round(1000 * scale));
+  const nodes = Math.max(10, Math.round(5000 * scale));
+  return [10_000, 100_000].map((pods) => ({ policies, nodes, pods: Math.max(20, Math.round(pods * scale)) }));
+}
+
+function eventsFor(size: SyntheticSize): number {
+  const env = process.env['NODEWALL_BENCH_EVENTS'];
+  if (env !== undefined && Number(env) >= 1) return Math.round(Number(env));
+  return size.pods <= 20_000 ? 20 : 10;
+}
+
+/** Forks this module to measure one size in a fresh process. */
+function measureInChild(size: SyntheticSize, events: number): Promise<SizeResult> {
+  return new Promise((resolveResult, reject) => {
+    const proc = fork(fileURLToPath(import.meta.url), ['--measure', JSON.stringify({ size, events })], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result: SizeResult | undefined;
+    let error: string | undefined;
+    proc.on('message', (m: { result?: SizeResult; error?: string }) => {
+      result = m.result;
+      error = m.error;
+    });
+    proc.on('exit', (code) => {
+      if (result !== undefined) resolveResult(result);
+      else reject(new Error(`scale bench at ${size.pods} pods: ${error ?? `exited with code ${code}`}`));
+    });
+  });
+}
+
+const fmt = (v: number | undefined, digits = 0): string => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const pair = (r: SizeResult, key: string, unit: string): string => `${fmt(r[`${key}P50Ms`])} / ${fmt(r[`${key}P99Ms`])} ${unit}`;
+
+/** The table: one row per measure, one column per size. */
+export function scaleTable(results: readonly SizeResult[]): string {
+  const rows: [string, (r: SizeResult) => string][] = [
+    ['size (policies / nodes / pods)', (r) => `${fmt(r['policies'])} / ${fmt(r['nodes'])} / ${fmt(r['pods'])}`],
+    ['events per kind', (r) => fmt(r['eventsPerKind'])],
+    ...kinds.map((k): [string, (r: SizeResult) => string] => [`${kindLabels[k]}  p50 / p99`, (r) => pair(r, k, 'ms')]),
+    ...kinds.map((k): [string, (r: SizeResult) => string] => [`agent CPU per event: ${k}  p50 / p99`, (r) => `${fmt(r[`${k}CpuP50Ms`])} / ${fmt(r[`${k}CpuP99Ms`])} ms`]),
+    ['burst: 20 pod IP changes 10 ms apart, last -> kernel', (r) => `${fmt(r['burstLastToKernelMs'])} ms (${fmt(r['burstPasses'])} passes)`],
+    ['start -> enforced (no cache)', (r) => `${fmt(r['startToEnforcedMs'])} ms (CPU ${fmt(r['startCpuMs'])} ms)`],
+    ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
+    ['RSS after first model', (r) => `${fmt(r['rssMB'])} MB`],
+    ['ruleset: rules / set elements', (r) => `${fmt(r['rules'])} / ${fmt(r['elements'])}`],
+    ["agent's first apply (nft -c step)", (r) => `${fmt(r['firstApplyMs'])} ms (${fmt(r['firstApplyCheckMs'])} ms)`],
+    ['full apply / bare nft -f (ratio)', (r) => `${fmt(r['applyFullMs'])} / ${fmt(r['bareNftFMs'])} ms (${fmt(r['applyOverBareRatio'], 2)}x)`],
+    ['full apply: nft -c step; ratio without it', (r) => `${fmt(r['applyFullCheckMs'])} ms; ${fmt(r['applyNoCheckOverBareRatio'], 2)}x`],
+    ['1-element delta / bare nft -f (ratio)', (r) => `${fmt(r['deltaOnePodMs'], 1)} / ${fmt(r['deltaBareNftMs'], 1)} ms (${fmt(r['deltaOverBareRatio'], 2)}x)`],
+    ['nft start floor (no-cache command)', (r) => `${fmt(r['nftStartMs'], 1)} ms`],
+    ['after each apply: nft -t list table (drift hash) / full list', (r) => `${fmt(r['readBackTerseMs'])} / ${fmt(r['readBackFullMs'])} ms`],
+    ['evaluate throughput', (r) => `${fmt(r['evaluateFlowsPerSec'])} flows/s`],
+  ];
+  const header = ['measure', ...results.map((r) => `${fmt(r['pods'])} pods`)];
+  const body = rows.map(([label, cell]) => [label, ...results.map(cell)]);
+  const widths = header.map((_, c) => Math.max(...[header, ...body].map((row) => (row[c] ?? '').length)));
+  const line = (row: readonly string[]): string => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+export async function runScaleBench(): Promise<Record<string, number>> {
+  if (process.getuid?.() !== 0) throw new Error('the scale bench needs root (network namespaces for nft)');
+  const results: SizeResult[] = [];
+  const errors: string[] = [];
+  for (const size of sizes()) {
+    // A failed size is reported and leaves n/a in its column; the other size is still measured.
+    const r = await measureInChild(size, eventsFor(size)).catch((err: unknown) => {
+      errors.push(err instanceof Error ? err.message : String(err));
+      return { policies: size.policies, nodes: size.nodes, pods: size.pods, failed: 1 };
+    });
+    results.push(r);
+  }
+  process.stdout.write(`${scaleTable(results)}\n`);
+  for (const e of errors) process.stdout.write(`error: ${e}\n`);
+  if (errors.length > 0) process.exitCode = 1;
+  const flat: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(r)) flat[`pods${r['pods']}.${k}`] = v;
+  return flat;
+}
+
+// Measuring child (forked by runScaleBench), or `node dist/bench/scale-bench.js` alone.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const at = process.argv.indexOf('--measure');
+  if (at >= 0) {
+    const { size, events } = JSON.parse(process.argv[at + 1] ?? '{}') as { size: SyntheticSize; events: number };
+    let message: { result?: SizeResult; error?: string };
+    try {
+      message = { result: await measureSize(size, events) };
+    } catch (err) {
+      message = { error: err instanceof Error ? err.stack ?? err.message : String(err) };
+    }
+    // Exit once the message is out: the agent's source may leave timers behind.
+    process.send?.(message, () => process.exit(0));
+  } else {
+    const r = await runScaleBench();
+    process.stdout.write(`${JSON.stringify({ bench: 'scale', ...Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(v * 100) / 100])) })}\n`);
+  }
+}
