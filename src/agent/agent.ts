@@ -151,6 +151,8 @@ export class Agent {
         this.#log.error({ err, trigger: t }, 'reconcile failed');
         if (t === 'start') this.#startFailure = err;
       }
+      // Passes run one at a time, so #rev is still this pass's.
+      this.#log.debug({ rev: this.#rev, trigger: t }, 'pass done');
       const next = this.#queued;
       this.#queued = undefined;
       if (next !== undefined && !this.#stopping) await run(next);
