@@ -164,6 +164,7 @@ export class StateBuilder {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
             this.lastModel = 'incremental';
+            this.#incremental.add(update.model);
             // Lint reads the address pools: the model has them, no pass over every pod needed.
             seedAddressPools(inv, prev.model.addressPools());
             return update.model;
@@ -205,6 +206,13 @@ export class StateBuilder {
 
   #validated = new WeakMap<PolicyDocument, readonly Problem[]>();
   #validatedFor: string | undefined;
+  /** Models this builder handed out from an incremental update (not built from scratch). */
+  #incremental = new WeakSet<HostModel>();
+
+  /** True when `model` came from an incremental update here (the agent keys such models by identity, agent/model-key.ts). */
+  madeIncrementally(model: HostModel): boolean {
+    return this.#incremental.has(model);
+  }
 
   /** Forget the previous build (the next one is a full one). */
   reset(): void {

@@ -24,8 +24,10 @@ import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
-import { deleteTable, tableState } from './drift.js';
+import { deleteTable } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
+import { ModelKeys } from './model-key.js';
+import { tableHashAfterApply } from './table-hash-after-apply.js';
 import { NftWriteLock } from './nft-lock.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
 import { keptMessage, removedMessage } from './last-good.js';
@@ -62,6 +64,7 @@ export class Agent {
   readonly #log: Logger;
   readonly #memory: Memory = { lastGood: new Map(), texts: new Map() };
   readonly #deduper = new Deduper();
+  readonly #modelKeys = new ModelKeys();
   readonly #startedAt = new Date().toISOString();
   #settings: AgentSettings = defaultAgentSettings;
   #watcher: DirWatcher | undefined;
@@ -245,7 +248,7 @@ export class Agent {
 
     const config = d.cfg.config;
     const model = d.state.model;
-    const modelHash = sha256(JSON.stringify(model));
+    const modelHash = this.#modelKeys.keyOf(model, this.#memory.stateBuilder?.madeIncrementally(model) === true);
     const counts = policyCounts(d.state);
 
     if (config.mode === 'dry-run') {
@@ -274,6 +277,7 @@ export class Agent {
       try {
         // Apply and read back under the lock, so drift repair never sees a transaction in flight.
         result = await this.#nftLock.run(async () => {
+          const fromMemory = !(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode);
           const r = await applyModel(model, {
             nftPath: config.nft.path,
             table: config.nft.table,
@@ -281,10 +285,10 @@ export class Agent {
             timeoutMs: config.nft.timeoutSeconds * 1000,
             ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
             // After drift, or a mode switch, read the kernel instead of trusting memory.
-            ...(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode ? {} : { previous: this.#previous }),
+            ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
           });
-          const ts = await tableState(config.nft.path, config.nft.table);
-          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash: ts.present ? ts.hash : undefined });
+          const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
+          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
           return r;
         });
       } catch (err) {

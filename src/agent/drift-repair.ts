@@ -22,6 +22,8 @@ export interface AppliedRuleset {
   readonly model: HostModel;
   /** Structure hash of the table right after the apply (drift.ts); undefined: unknown (table absent). */
   readonly tableHash: string | undefined;
+  /** Structure hash of the ruleset rendered from `model` (ApplyResult.structureHash). */
+  readonly structureHash?: string;
 }
 
 export type DriftOutcome =
