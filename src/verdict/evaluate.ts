@@ -13,67 +13,50 @@
 //   unenforced direction passes them.
 
 import { AddressMatcher, hostPrefix, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
-import type { DirectionPolicy, Entry, ExclusionName, HostModel, L4Match } from '../policy/model.js';
+import type { DirectionPolicy, Entry, HostModel, L4Match } from '../policy/model.js';
 import type { Flow, MatchedEntry, Verdict } from './types.js';
 
 export class FlowError extends Error {
   override readonly name = 'FlowError';
 }
 
-interface SetMatcher {
-  readonly matcher: AddressMatcher;
-  readonly exclude?: ExclusionName;
-}
+type Addresses = { readonly v4: readonly string[]; readonly v6: readonly string[] };
 
-interface ModelMatchers {
-  readonly sets: ReadonlyMap<string, SetMatcher>;
-  readonly exclusions: Readonly<Record<ExclusionName, AddressMatcher>>;
-}
+/**
+ * Matchers by the address lists' holder (an IdentitySet or an exclusion), not by model: models are
+ * immutable and an incremental update keeps the objects of what did not change, so a pod event
+ * rebuilds the matchers of the sets it changed alone, and a model copied with another run mode
+ * (lint) shares them all. Exclusions are built on first need.
+ */
+const cache = new WeakMap<Addresses, AddressMatcher>();
 
-const cache = new WeakMap<HostModel, ModelMatchers>();
-
-function matcherOf(v4: readonly string[], v6: readonly string[]): AddressMatcher {
-  return new AddressMatcher([...v4, ...v6].map((s) => parsePrefix(s)));
-}
-
-function matchersFor(model: HostModel): ModelMatchers {
-  let m = cache.get(model);
+function matcherOf(a: Addresses): AddressMatcher {
+  let m = cache.get(a);
   if (m === undefined) {
-    const sets = new Map<string, SetMatcher>();
-    for (const [name, s] of Object.entries(model.sets)) {
-      const matcher = matcherOf(s.v4, s.v6);
-      sets.set(name, s.exclude === undefined ? { matcher } : { matcher, exclude: s.exclude });
-    }
-    m = {
-      sets,
-      exclusions: {
-        cluster: matcherOf(model.exclusions.cluster.v4, model.exclusions.cluster.v6),
-        cluster_non_node: matcherOf(model.exclusions.cluster_non_node.v4, model.exclusions.cluster_non_node.v6),
-      },
-    };
-    cache.set(model, m);
+    m = new AddressMatcher([...a.v4, ...a.v6].map((s) => parsePrefix(s)));
+    cache.set(a, m);
   }
   return m;
 }
 
+/** Is `peer` in set `s`, its exclusion honoured? */
+function inSet(model: HostModel, s: HostModel['sets'][string], peer: Address): boolean {
+  if (!matcherOf(s).has(peer)) return false;
+  return s.exclude === undefined || !matcherOf(model.exclusions[s.exclude]).has(peer);
+}
+
 /** Names of the identity sets `peer` belongs to (exclusions honoured), sorted. */
 export function peerIdentities(model: HostModel, peer: Address): string[] {
-  const m = matchersFor(model);
   const out: string[] = [];
-  for (const [name, s] of m.sets) {
-    if (!s.matcher.has(peer)) continue;
-    if (s.exclude !== undefined && m.exclusions[s.exclude].has(peer)) continue;
-    out.push(name);
-  }
+  for (const [name, s] of Object.entries(model.sets)) if (inSet(model, s, peer)) out.push(name);
   return out.sort();
 }
 
 /** Sets whose prefixes contain `peer` but whose exclusion removes it (a cluster address inside a CIDR/world peer). */
 export function excludedIdentities(model: HostModel, peer: Address): string[] {
-  const m = matchersFor(model);
   const out: string[] = [];
-  for (const [name, s] of m.sets) {
-    if (s.exclude !== undefined && s.matcher.has(peer) && m.exclusions[s.exclude].has(peer)) out.push(name);
+  for (const [name, s] of Object.entries(model.sets)) {
+    if (s.exclude !== undefined && matcherOf(s).has(peer) && matcherOf(model.exclusions[s.exclude]).has(peer)) out.push(name);
   }
   return out.sort();
 }
