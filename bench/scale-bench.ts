@@ -377,7 +377,7 @@ function measureInChild(size: SyntheticSize, events: number): Promise<SizeResult
   });
 }
 
-const fmt = (v: number | undefined, digits = 0): string => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (v: number | undefined, digits = 0): string => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 const pair = (r: SizeResult, key: string, unit: string): string => `${fmt(r[`${key}P50Ms`])} / ${fmt(r[`${key}P99Ms`])} ${unit}`;
 
 /** The table: one row per measure, one column per size. */
