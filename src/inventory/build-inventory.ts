@@ -515,27 +515,81 @@ function objectsByKey(all: readonly KubeObject[]): Map<string, readonly KubeObje
 
 /** The objects replaced between two lists, by identity; undefined when more than `limit` changed. */
 export function objectChanges(prev: readonly KubeObject[], next: readonly KubeObject[], limit: number): { gone: KubeObject[]; come: KubeObject[] } | undefined {
+  const walked = walkChanges(prev, next, limit);
+  if (walked !== undefined) return walked;
   const gone: KubeObject[] = [];
   const come: KubeObject[] = [];
-  if (prev.length === next.length) {
-    // The common case: the same list with a few objects replaced in place.
-    let i = 0;
-    for (; i < next.length && gone.length <= limit; i++) {
-      const a = prev[i] as KubeObject;
-      const b = next[i] as KubeObject;
-      if (a === b) continue;
-      gone.push(a);
-      come.push(b);
-    }
-    if (gone.length <= limit) return { gone, come };
-    gone.length = 0;
-    come.length = 0;
-  }
   const before = new Set(prev);
   const after = new Set(next);
   for (const o of prev) if (!after.has(o) && gone.push(o) > limit) return undefined;
   for (const o of next) if (!before.has(o) && come.push(o) > limit) return undefined;
   return { gone, come };
+}
+
+/** How far walkChanges looks ahead for the object that brings both lists back in step. */
+const lookahead = 8;
+
+/**
+ * objectChanges for the common case, without a Set of 100k objects per pass: the same list with a
+ * few objects replaced in place, inserted or removed (a watch cache appends and splices). Both lists
+ * are walked in step; a mismatch is an insertion when prev's object turns up a little further in
+ * next, a removal when next's object turns up a little further in prev, else a replacement. An
+ * object that only moved lands in both candidate lists and is dropped from them, so the result is
+ * exactly "in prev, not in next" and "in next, not in prev" (the objects of one list are distinct).
+ * Undefined when the candidates exceed the limit (the caller then compares by Set).
+ */
+function walkChanges(prev: readonly KubeObject[], next: readonly KubeObject[], limit: number): { gone: KubeObject[]; come: KubeObject[] } | undefined {
+  const gone: KubeObject[] = [];
+  const come: KubeObject[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < prev.length && j < next.length) {
+    if (gone.length > limit * 2 || come.length > limit * 2) return undefined;
+    const a = prev[i] as KubeObject;
+    const b = next[j] as KubeObject;
+    if (a === b) {
+      i++;
+      j++;
+      continue;
+    }
+    let step = 0;
+    for (let d = 1; d <= lookahead && i + d < prev.length; d++) {
+      if (prev[i + d] === b) {
+        step = d;
+        break;
+      }
+    }
+    if (step > 0) {
+      for (let d = 0; d < step; d++) gone.push(prev[i + d] as KubeObject);
+      i += step;
+      continue;
+    }
+    for (let d = 1; d <= lookahead && j + d < next.length; d++) {
+      if (next[j + d] === a) {
+        step = d;
+        break;
+      }
+    }
+    if (step > 0) {
+      for (let d = 0; d < step; d++) come.push(next[j + d] as KubeObject);
+      j += step;
+      continue;
+    }
+    gone.push(a);
+    come.push(b);
+    i++;
+    j++;
+  }
+  for (; i < prev.length; i++) gone.push(prev[i] as KubeObject);
+  for (; j < next.length; j++) come.push(next[j] as KubeObject);
+  if (gone.length > limit * 2 || come.length > limit * 2) return undefined;
+  // Moved objects are in both lists: they did not change.
+  const comeSet = new Set(come);
+  const moved = new Set(gone.filter((o) => comeSet.has(o)));
+  const g = moved.size === 0 ? gone : gone.filter((o) => !moved.has(o));
+  const c = moved.size === 0 ? come : come.filter((o) => !moved.has(o));
+  if (g.length > limit || c.length > limit) return undefined;
+  return { gone: g, come: c };
 }
 
 function comparePodInfo(a: PodInfo, b: PodInfo): number {
