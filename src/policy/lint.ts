@@ -296,6 +296,18 @@ function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: AddressP
   return { key, head: head.problems, rules };
 }
 
+const cidrPeersCache = new WeakMap<PolicyDocument, boolean>();
+
+/** Does any rule list a CIDR peer (what lintCidrs reads)? */
+function hasCidrPeers(doc: PolicyDocument): boolean {
+  let has = cidrPeersCache.get(doc);
+  if (has === undefined) {
+    has = doc.rules.some((rule) => lists.some(({ list }) => (rule[list] ?? []).some((pr) => (pr.cidr ?? []).length > 0 || (pr.cidrSet ?? []).length > 0)));
+    cidrPeersCache.set(doc, has);
+  }
+  return has;
+}
+
 /**
  * Lint warnings for the (valid) policies as seen from `inventory`'s node and cluster. `model`: the
  * model of exactly these policies, inventory and config, when the caller has it (saves a build).
@@ -304,12 +316,15 @@ export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inv
   const pools = addressPools(inventory);
   const cfgKey = JSON.stringify(cfg);
   const key = [inventory.self, inventory.remoteNodes, pools.host, pools.remoteNodes, pools.pods, pools.health, pools.ingress, cfgKey] as const;
+  const nodesKey = [inventory.self, inventory.remoteNodes, cfgKey] as const;
   const out: Problem[] = [];
   for (const doc of policies) {
     if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
     let own = docLintCache.get(doc);
-    if (own === undefined || own.key.some((k, i) => k !== key[i])) {
-      own = lintDocument(doc, inventory, pools, cfg, key);
+    // Only the CIDR warnings read the address pools (which pod churn replaces): a policy without CIDR peers keeps its lint.
+    const docKey = hasCidrPeers(doc) ? key : nodesKey;
+    if (own === undefined || own.key.length !== docKey.length || own.key.some((k, i) => k !== docKey[i])) {
+      own = lintDocument(doc, inventory, pools, cfg, docKey);
       docLintCache.set(doc, own);
     }
     for (const p of own.head) out.push(p);
