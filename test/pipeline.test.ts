@@ -98,3 +98,20 @@ test('after reset the next build is a full one', (t) => {
   t.deepEqual(builder.build(input), buildState(input));
   t.is(builder.lastModel, 'full');
 });
+
+test('madeIncrementally names the models of incremental builds only (the agent keys those by identity)', (t) => {
+  const cluster = loadBaseCluster();
+  const input: StateInput = { config: caseConfig(loadConformanceCases()[0]!), load: cluster, nodeName: CONFORMANCE_NODE };
+  const builder = new StateBuilder();
+  const first = builder.build(input).model;
+  t.false(builder.madeIncrementally(first));
+  const more: StateInput = { ...input, load: { ...cluster, objects: [...cluster.objects, pod('extra', 'default', { app: 'extra' }, '192.0.2.77')] } };
+  const second = builder.build(more).model;
+  t.is(builder.lastModel, 'incremental');
+  t.true(builder.madeIncrementally(second));
+  builder.reset();
+  const third = builder.build(more).model;
+  t.is(builder.lastModel, 'full');
+  t.false(builder.madeIncrementally(third), 'a full rebuild is a new object, hashed by content');
+  t.deepEqual(third, second);
+});
