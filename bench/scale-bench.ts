@@ -11,7 +11,8 @@
 // Measures, with p50/p99 over NODEWALL_BENCH_EVENTS events per kind (default 20
 // up to 20k pods, 10 above; nearest rank, so p99 of 10-20 samples is the max):
 // - event -> kernel: API write to the agent's "ruleset applied" log line (logged
-//   after `nft -f` returned and the table was read back for the drift check);
+//   after `nft -f` returned and, for structural changes only, the table was read
+//   back for the drift check);
 //   a label change on another node changes no rule, so it is write -> "ruleset
 //   unchanged" (what the pass costs when nothing is to be done);
 // - agent CPU per event: process.cpuUsage() of the agent's process from the API
