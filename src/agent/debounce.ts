@@ -13,15 +13,9 @@
 // (a tool rewriting a file every 100 ms) still gets a reconcile at least that
 // often, instead of being postponed forever.
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { realTimers, type Timers } from '../timers.js';
 
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export type { Timers };
 
 export interface Debouncer {
   /** Note one event; `fn` runs `ms` after the last one (at most `maxWaitMs` after the first) with every reason seen since the last run. */

@@ -17,15 +17,9 @@
 // within `windowMs` of its arrival (plus the time hand-offs themselves take),
 // and two hand-offs are at least `windowMs` apart.
 
-export interface CoalesceTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import { realTimers, type Timers } from '../../timers.js';
 
-const realTimers: CoalesceTimers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export type { Timers as CoalesceTimers } from '../../timers.js';
 
 export interface Coalescer {
   /** Note one change; it is handed off now (idle) or when the current window ends. */
@@ -36,7 +30,7 @@ export interface Coalescer {
   readonly pending: boolean;
 }
 
-export function coalesce(handOff: () => boolean | void, windowMs: number, timers: CoalesceTimers = realTimers): Coalescer {
+export function coalesce(handOff: () => boolean | void, windowMs: number, timers: Timers = realTimers): Coalescer {
   if (!(windowMs >= 0) || !Number.isFinite(windowMs)) throw new RangeError(`coalesce window must be a finite number >= 0, got ${windowMs}`);
   /** The deferred leading hand-off or the end of the current window. */
   let handle: unknown;
