@@ -77,8 +77,9 @@ export class DriftRepair {
       const t0 = performance.now();
       let result: ApplyResult;
       try {
-        // No `previous`: the kernel is read again, the whole table replaced in one transaction.
-        result = await this.#kernel.applyModel(a.model, { nftPath: a.nftPath, table: a.table, mode: a.mode, ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) });
+        // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
+        // deleted rule, must not be planned as a noop).
+        result = await this.#kernel.applyModel(a.model, { nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) });
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         log.error({ err, table: a.table, drift }, 'drift repair failed: retried on the next check');

@@ -41,6 +41,11 @@ export interface ApplyOptions {
    * transactions, the base chains hooked last (cold-start.ts). Config nft.maxElementsPerTransaction.
    */
   readonly maxElementsPerTransaction?: number;
+  /**
+   * Replace the whole table whatever the kernel holds (drift repair). Without it the plan trusts the structure
+   * marker set, which a stray `nft delete rule` leaves in place: the edit would be planned as a noop.
+   */
+  readonly replace?: boolean;
 }
 
 export interface ApplyResult {
@@ -82,8 +87,12 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   const exec = { ...(opts.netns === undefined ? {} : { netns: opts.netns }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) };
   const rendered = renderPlan(model, { table: opts.table, mode: opts.mode });
   const t1 = performance.now();
-  const kernel: KernelTable | null | undefined = opts.previous === undefined ? await readTable(opts.nftPath, opts.table, exec) : undefined;
-  const previous = opts.previous ?? kernel ?? null;
+  const replace = opts.replace === true;
+  // A replace needs no elements read back (a terse ownership read says whether the table exists: cold start).
+  const kernel: KernelTable | null | undefined = replace
+    ? ((await readOwnership(opts.nftPath, opts.table, exec)) === 'absent' ? null : undefined)
+    : opts.previous === undefined ? await readTable(opts.nftPath, opts.table, exec) : undefined;
+  const previous = replace ? null : (opts.previous ?? kernel ?? null);
   const t2 = performance.now();
   let adopted = false;
   // Before anything that replaces the table (a full load, or its dry run): is it ours to replace?
@@ -97,6 +106,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   };
   const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
   let plan: ApplyPlan = planApply(previous, rendered, { maxElementsPerTransaction: limit });
+  if (replace && kernel !== null) plan = { kind: 'full', script: rendered.script, reason: 'replace requested (drift repair)' };
   if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
     // An older nodewall's table: rewrite it once so that it carries the ownership mark.
     plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
