@@ -2,7 +2,8 @@
 // validated with the rest by src/inventory/config.ts); absent keys take the
 // defaults here.
 
-import type { NodewallConfig } from '../inventory/types.js';
+import { defaultMetricsListen } from '../inventory/config-metrics.js';
+import type { MetricsListen, NodewallConfig } from '../inventory/types.js';
 import type { LockoutGuardMode } from './lockout-guard.js';
 import type { LogLevel } from './log.js';
 
@@ -13,6 +14,9 @@ export interface AgentSettings {
   readonly resyncSeconds: number;
   readonly debounceMs: number;
   readonly logLevel: LogLevel;
+  /** Issue 11: where /metrics is served ('off': not at all), and whether `nft monitor` triggers drift repair. */
+  readonly metricsListen: MetricsListen;
+  readonly driftMonitor: boolean;
 }
 
 export const defaultAgentSettings: AgentSettings = {
@@ -22,6 +26,8 @@ export const defaultAgentSettings: AgentSettings = {
   resyncSeconds: 60,
   debounceMs: 300,
   logLevel: 'info',
+  metricsListen: defaultMetricsListen,
+  driftMonitor: true,
 };
 
 export function agentSettings(config: NodewallConfig): AgentSettings {
@@ -33,5 +39,7 @@ export function agentSettings(config: NodewallConfig): AgentSettings {
     resyncSeconds: config.resyncSeconds ?? d.resyncSeconds,
     debounceMs: config.debounceMs ?? d.debounceMs,
     logLevel: config.logLevel ?? d.logLevel,
+    metricsListen: config.metrics?.listen ?? d.metricsListen,
+    driftMonitor: config.driftMonitor ?? d.driftMonitor,
   };
 }

@@ -33,6 +33,8 @@
 //   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
 //   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
+//   metrics: {listen: "127.0.0.1:9964"} # agent: Prometheus /metrics address (host:port, [v6]:port, or off)
+//   driftMonitor: true               # agent: follow `nft monitor` and repair drift at once (polling stays)
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -49,6 +51,7 @@ import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js'
 import { readBounded, type BoundedReadError } from './read-bounded.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
+import { metricsSettings } from './config-metrics.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nodewall/nodewall.yaml';
 
@@ -360,6 +363,9 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   debounceMs: integerIn(0, 60_000),
   maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  // Metrics and instant drift repair (issue 11).
+  metrics: metricsSettings,
+  driftMonitor: bool,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

@@ -87,6 +87,13 @@ export const defaultEngineConfig: EngineConfig = {
   maxSetElements: 250_000,
 };
 
+/** `metrics:` of the config. listen: where /metrics is served, or 'off'. */
+export interface MetricsConfig {
+  readonly listen: MetricsListen;
+}
+
+export type MetricsListen = 'off' | { readonly host: string; readonly port: number };
+
 /** Whole nodewall config file (/etc/nodewall/nodewall.yaml). */
 export interface NodewallConfig extends EngineConfig {
   /** Default: the hostname. */
@@ -123,6 +130,10 @@ export interface NodewallConfig extends EngineConfig {
   /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
   readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Prometheus endpoint (src/agent/metrics-server.ts); absent = 127.0.0.1:9964. */
+  readonly metrics?: MetricsConfig;
+  /** Follow `nft monitor` to repair drift at once (src/agent/nft-monitor.ts); absent = true. */
+  readonly driftMonitor?: boolean;
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }
