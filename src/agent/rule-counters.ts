@@ -1,0 +1,118 @@
+// Packets and bytes per policy and rule, from the kernel's rule counters.
+// One `nft -j -t -n list table inet T`: terse (-t) leaves every set element
+// out, so the listing stays a few kB whatever the identity sets hold (100k
+// addresses included); rule counters are kept. Read at scrape time with a
+// bound: at most one nft call in flight, its result cached for `cacheMs`, a
+// timeout per call. Never takes the NftWriteLock (a read does not need it,
+// and a scrape must never wait behind an apply or hold one up).
+
+import { runNft, parseNftJson } from '../nft/nft-exec.js';
+import { isMissingTableError } from '../nft/ownership.js';
+import { parseTableDoc, type KernelRule } from '../nft/read-kernel.js';
+import { baseChainOf, chainNames, fixedComments } from '../nft/render-rules.js';
+
+export interface RuleCounterRow {
+  readonly direction: 'ingress' | 'egress';
+  /** The policy name, or "(nodewall)" for nodewall's fixed rules (default deny, conntrack, datapath...). */
+  readonly policy: string;
+  /** "spec.ingress[0]", or the fixed rule's name ("default-deny"). */
+  readonly rule: string;
+  /** accept, drop, or audit (a would-be drop of audit mode, accepted). */
+  readonly action: 'accept' | 'drop' | 'audit';
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/** Label of nodewall's own rules: not a valid Kubernetes object name, so never a policy's. */
+export const fixedPolicyLabel = '(nodewall)';
+
+function action(verdict: string): RuleCounterRow['action'] | undefined {
+  if (verdict === 'accept') return 'accept';
+  if (verdict === 'drop') return 'drop';
+  if (verdict.startsWith('goto ')) return 'audit';
+  return undefined; // jump (no counter), continue, ...
+}
+
+/** Rows per (direction, policy, rule, action), summed over the rule's nft rules (families, protocols). Pure. */
+export function counterRows(rules: readonly KernelRule[]): RuleCounterRow[] {
+  const out = new Map<string, { -readonly [K in keyof RuleCounterRow]: RuleCounterRow[K] }>();
+  for (const r of rules) {
+    const base = baseChainOf(r.chain);
+    const act = action(r.verdict);
+    if (base === undefined || act === undefined) continue;
+    const direction = base === chainNames.ingress ? 'ingress' : 'egress';
+    const fixed = r.policy === undefined;
+    const policy = fixed ? fixedPolicyLabel : r.policy;
+    const rule = fixed ? fixedRuleName(r.comment) : (r.rule ?? '');
+    const key = JSON.stringify([direction, policy, rule, act]);
+    const row = out.get(key);
+    if (row === undefined) out.set(key, { direction, policy: policy ?? '', rule, action: act, packets: r.packets, bytes: r.bytes });
+    else {
+      row.packets += r.packets;
+      row.bytes += r.bytes;
+    }
+  }
+  return [...out.values()];
+}
+
+function fixedRuleName(comment: string | undefined): string {
+  if (comment === undefined) return 'unnamed';
+  const prefix = 'nodewall ';
+  const name = comment.startsWith(prefix) ? comment.slice(prefix.length) : comment;
+  return name === fixedComments.defaultDeny.slice(prefix.length) ? 'default-deny' : name.replace(/ /g, '-');
+}
+
+export interface CounterTarget {
+  readonly nftPath: string;
+  readonly table: string;
+}
+
+export type CounterRead = { readonly ok: true; readonly rows: readonly RuleCounterRow[]; readonly rules: number } | { readonly ok: false; readonly error: string };
+
+export type ListTable = (target: CounterTarget, timeoutMs: number) => Promise<KernelRule[] | null>;
+
+const listTerse: ListTable = async (t, timeoutMs) => {
+  const args = ['-j', '-t', '-n', 'list', 'table', 'inet', t.table];
+  try {
+    const { stdout } = await runNft(t.nftPath, args, { timeoutMs });
+    return [...parseTableDoc(parseNftJson(stdout, t.nftPath, args), t.table).rules];
+  } catch (err) {
+    if (isMissingTableError(err)) return null;
+    throw err;
+  }
+};
+
+/** Cached, single-flight reader of the rule counters. */
+export class RuleCounterReader {
+  readonly #cacheMs: number;
+  readonly #timeoutMs: number;
+  readonly #list: ListTable;
+  #cached: { at: number; key: string; value: CounterRead } | undefined;
+  #inFlight: { key: string; promise: Promise<CounterRead> } | undefined;
+  /** nft calls made (tests, the bench). */
+  calls = 0;
+
+  constructor(opts: { cacheMs?: number; timeoutMs?: number; list?: ListTable } = {}) {
+    this.#cacheMs = opts.cacheMs ?? 1500;
+    this.#timeoutMs = opts.timeoutMs ?? 5000;
+    this.#list = opts.list ?? listTerse;
+  }
+
+  read(target: CounterTarget, now = Date.now()): Promise<CounterRead> {
+    const key = `${target.nftPath}\0${target.table}`;
+    const c = this.#cached;
+    if (c !== undefined && c.key === key && now - c.at < this.#cacheMs) return Promise.resolve(c.value);
+    if (this.#inFlight !== undefined && this.#inFlight.key === key) return this.#inFlight.promise;
+    this.calls++;
+    const promise = this.#list(target, this.#timeoutMs).then(
+      (rules): CounterRead => (rules === null ? { ok: false, error: `table inet ${target.table} is absent` } : { ok: true, rows: counterRows(rules), rules: rules.length }),
+      (err: unknown): CounterRead => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+    ).then((value) => {
+      this.#cached = { at: Date.now(), key, value };
+      if (this.#inFlight?.promise === promise) this.#inFlight = undefined;
+      return value;
+    });
+    this.#inFlight = { key, promise };
+    return promise;
+  }
+}
