@@ -41,6 +41,9 @@ import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } 
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
+import { PromMetrics, type DriftDetector } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
+import { NftMonitor } from './nft-monitor.js';
 
 export interface AgentOptions {
   readonly configFile: string | undefined;
@@ -119,9 +122,22 @@ export class Agent {
   /** An unexpected error of the first pass: start() rejects with it (the process exits for a restart). */
   #startFailure: unknown;
 
+  // Issue 11: Prometheus metrics and instant drift repair (nft monitor), each in its own module.
+  readonly #metrics = new PromMetrics();
+  readonly #metricsServer: MetricsServer;
+  readonly #monitor: NftMonitor;
+  #monitorPending = false;
+
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#log = opts.log;
+    this.#metricsServer = new MetricsServer(this.#metrics, opts.log.child({ component: 'metrics' }));
+    this.#monitor = new NftMonitor({
+      log: opts.log.child({ component: 'drift-monitor' }),
+      onTrigger: (reason) => void this.#onMonitorEvent(reason),
+      onRestart: (kind) => this.#metrics.monitorRestarted(kind),
+    });
+    this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
   }
 
   /** First pass, then watchers and timers. Resolves once the first pass is done. */
@@ -174,6 +190,8 @@ export class Agent {
     this.#timers = [];
     this.#debouncer?.cancel();
     this.#watcher?.close();
+    this.#monitor.stop();
+    await this.#metricsServer.stop();
     this.#kubeStatusAtStop = this.#kubeStatus();
     await this.#stopKubernetes();
     // Let an nft transaction in flight finish (bounded).
@@ -224,6 +242,7 @@ export class Agent {
     this.#settings = d.cfg.agent;
     this.#log.level = d.cfg.agent.logLevel;
     this.#armTimers();
+    this.#syncObservers(d.cfg.config);
     this.#desired = d;
     this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
     await this.#syncKubernetes(d.cfg.config, d.nodeName);
@@ -267,6 +286,7 @@ export class Agent {
           // Re-checked on the next resync: the session may be gone by then.
           this.#lastInputHash = undefined;
           this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger };
+          this.#metrics.lockoutRefused();
           await this.#persist(d);
           return;
         }
@@ -296,6 +316,7 @@ export class Agent {
         const message = err instanceof Error ? err.message : String(err);
         log.error({ err, table: config.nft.table, durationMs }, 'apply failed: the previous ruleset stays in force');
         this.#lastApply = { at: new Date().toISOString(), outcome: 'failed', trigger, durationMs, error: message };
+        this.#metrics.applyFailed();
         this.#noteError(message);
         this.#previous = undefined;
         // Retried on the next timer tick, even though no input changes.
@@ -305,6 +326,7 @@ export class Agent {
         return;
       }
       const durationMs = Math.round(performance.now() - t0);
+      this.#metrics.applied(result.kind, performance.now() - t0, result);
       this.#retry = false;
       this.#previous = result.state;
       this.#appliedModelHash = modelHash;
@@ -454,9 +476,10 @@ export class Agent {
   }
 
   /** True when the table had drifted (restored or not). */
-  async #repairDrift(): Promise<boolean> {
-    const r = await this.#drift.check(this.#log.child({ trigger: 'drift' }));
+  async #repairDrift(detectedBy: DriftDetector = 'poll'): Promise<boolean> {
+    const r = await this.#drift.check(this.#log.child({ trigger: 'drift', detectedBy }));
     if (r.kind === 'nothing-applied' || r.kind === 'in-sync') return false;
+    this.#metrics.driftRepair(detectedBy, r.kind);
     // The kernel was rebuilt: the next pass reads it instead of trusting memory.
     this.#previous = undefined;
     if (r.kind === 'restored') {
@@ -467,6 +490,38 @@ export class Agent {
     }
     await this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
     return true;
+  }
+
+  /** An nft monitor event on our table: the same check as the timer's, now (coalesced; never two at once). */
+  async #onMonitorEvent(reason: string): Promise<void> {
+    if (this.#stopping) return;
+    if (this.#driftBusy) {
+      this.#monitorPending = true;
+      return;
+    }
+    this.#driftBusy = true;
+    try {
+      this.#log.debug({ reason }, 'drift monitor: table event, checking');
+      await this.#repairDrift('monitor');
+    } catch (err) {
+      this.#log.error({ err }, 'drift check after a monitor event failed');
+    } finally {
+      this.#driftBusy = false;
+    }
+    if (this.#monitorPending) {
+      this.#monitorPending = false;
+      void this.#onMonitorEvent('queued event');
+    }
+  }
+
+  /** Metrics endpoint, the counters' table, and the nft monitor follow the config. */
+  #syncObservers(config: NodewallConfig): void {
+    const s = this.#settings;
+    const writes = config.mode !== 'dry-run';
+    const target = { nftPath: config.nft.path, table: config.nft.table };
+    this.#metrics.target(writes ? target : undefined);
+    this.#monitor.sync(writes && s.driftMonitor ? target : undefined);
+    void this.#metricsServer.sync(this.#stopping ? 'off' : s.metricsListen);
   }
 
   #syncWatch(files: readonly string[], dirs: readonly string[]): void {
@@ -531,6 +586,7 @@ export class Agent {
     // The disk cache only stands in until something better is known (a restarted source re-reads it).
     if (s.origin === 'cache' && this.#kubeSnapshot !== undefined) return;
     this.#kubeSnapshot = { snapshot: s, generation };
+    this.#metrics.kubernetesSnapshot(s.origin);
     void this.reconcile('kubernetes');
   }
 
@@ -585,7 +641,9 @@ export class Agent {
       log.error({ policy: r.policy, file: r.file }, `policy ${r.policy}: invalid and never valid before: not applied`);
     }
     for (const r of d.merge.removed) log.info({ policy: r.policy, file: r.file, removed: true }, removedMessage(r));
-    const firstError = [...d.merge.replacedProblems, ...d.state.problems].find((p) => p.severity === 'error');
+    const errors = [...d.merge.replacedProblems, ...d.state.problems].filter((p) => p.severity === 'error');
+    this.#metrics.inputErrors(errors.length + (d.configError === undefined ? 0 : d.configError.problems.length));
+    const firstError = errors[0];
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }
 
@@ -655,6 +713,7 @@ export class Agent {
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
       ...(stopped ? { stopped: true } : {}),
     };
+    this.#metrics.status(status);
     await writeStatus(cfg.stateDir, status);
   }
 
