@@ -60,7 +60,7 @@ export class PromMetrics implements AgentMetrics {
   readonly #inputErrors: Counter;
   readonly #refusals: Counter;
   readonly #policies: Gauge<'state'>;
-  readonly #kubeLastSync: Gauge;
+  readonly #kubeLastSync: Gauge<'source'>;
   readonly #monitorRestarts: Counter<'kind'>;
 
   constructor(opts: MetricsOptions = {}) {
@@ -102,22 +102,29 @@ export class PromMetrics implements AgentMetrics {
       name: 'nodewall_policies', help: 'Policies by state: selected (select this node), kept_last_good (invalid now, last good version in force), rejected (invalid, never valid: not applied).',
       labelNames: ['state'], registers,
     });
-    this.#kubeLastSync = new Gauge({ name: 'nodewall_kubernetes_last_sync_timestamp_seconds', help: 'Unix time of the last snapshot read from the Kubernetes API (not the disk cache); 0 before the first.', registers });
+    this.#kubeLastSync = new Gauge({
+      name: 'nodewall_kubernetes_last_sync_timestamp_seconds', help: 'Unix time of the last snapshot read from the Kubernetes API (not the disk cache); absent before the first.',
+      labelNames: ['source'], registers,
+    });
     this.#monitorRestarts = new Counter({ name: 'nodewall_drift_monitor_restarts_total', help: 'Restarts of an nft monitor child of the instant drift repair.', labelNames: ['kind'], registers });
 
     const self = this;
+    // Labelled (source="kubernetes") so that a node without that source has no series at all, not a 0 that
+    // would read as "disconnected".
     new Gauge({
-      name: 'nodewall_kubernetes_connected', help: '1 while every watch of the Kubernetes API source is established; 0 otherwise; absent without that source.', registers,
+      name: 'nodewall_kubernetes_connected', help: '1 while every watch of the Kubernetes API source is established; 0 otherwise; absent without that source.',
+      labelNames: ['source'], registers,
       collect() {
         this.reset();
-        if (self.#kube !== undefined) this.set(self.#kube.connected ? 1 : 0);
+        if (self.#kube !== undefined) this.set({ source: 'kubernetes' }, self.#kube.connected ? 1 : 0);
       },
     });
     new Gauge({
-      name: 'nodewall_kubernetes_stale', help: '1 while the policies in force come from the disk cache of the Kubernetes source, not from the API.', registers,
+      name: 'nodewall_kubernetes_stale', help: '1 while the policies in force come from the disk cache of the Kubernetes source, not from the API.',
+      labelNames: ['source'], registers,
       collect() {
         this.reset();
-        if (self.#kube !== undefined) this.set(self.#kube.stale ? 1 : 0);
+        if (self.#kube !== undefined) this.set({ source: 'kubernetes' }, self.#kube.stale ? 1 : 0);
       },
     });
     new Gauge({
@@ -132,7 +139,13 @@ export class PromMetrics implements AgentMetrics {
         this.set(await self.#dropRecords());
       },
     });
-    const counterErrors = new Counter({ name: 'nodewall_kernel_read_errors_total', help: 'Scrapes whose read of the kernel rule counters failed or timed out (their rule series are left out).', registers });
+    const counterErrors = new Counter({
+      name: 'nodewall_kernel_read_errors_total', help: 'Reads of the kernel rule counters that failed or timed out (their rule series are left out of that scrape).', registers,
+      // Collected in any order with the rule counters: read (or reuse the cached read) before reporting.
+      async collect() {
+        await rows();
+      },
+    });
     let counted: unknown;
     const rows = async () => {
       const t = self.#target;
@@ -166,7 +179,6 @@ export class PromMetrics implements AgentMetrics {
     });
     for (const outcome of ['applied', 'noop', 'failed', 'refused']) this.#applies.inc({ outcome }, 0);
     this.#lastFailed.set(0);
-    this.#kubeLastSync.set(0);
   }
 
   /** Wire the drop-record source at merge time (i11-drops). */
@@ -215,7 +227,7 @@ export class PromMetrics implements AgentMetrics {
   }
 
   kubernetesSnapshot(origin: 'api' | 'cache'): void {
-    if (origin === 'api') this.#kubeLastSync.set(Date.now() / 1000);
+    if (origin === 'api') this.#kubeLastSync.set({ source: 'kubernetes' }, Date.now() / 1000);
   }
 
   status(s: AgentStatus): void {

@@ -38,6 +38,8 @@ export interface TableEvent {
 export const maxMonitorLineBytes = 256 * 1024;
 
 const objects = ['table', 'chain', 'set', 'rule'] as const;
+/** Operations nft monitor reports (1.0.6 prints add and delete; the others are there for newer versions). */
+const ops: ReadonlySet<string> = new Set(['add', 'insert', 'replace', 'delete', 'destroy', 'flush', 'rename']);
 
 /**
  * One `nft -j monitor` line -> the event if it concerns `table inet <table>`, else undefined. Pure; garbage in
@@ -54,7 +56,7 @@ export function tableEvent(line: string, table: string): TableEvent | undefined 
   const entries = Object.entries(doc as Record<string, unknown>);
   if (entries.length !== 1) return undefined;
   const [op, body] = entries[0] as [string, unknown];
-  if (typeof body !== 'object' || body === null) return undefined;
+  if (!ops.has(op) || typeof body !== 'object' || body === null) return undefined;
   for (const object of objects) {
     if (!Object.hasOwn(body, object)) continue;
     const o = (body as Record<string, unknown>)[object];

@@ -49,7 +49,7 @@ test('a flushed or changed table is restored from the last applied model (full r
   k.table = undefined; // nft flush ruleset
   const r = await repair.check(log);
   t.like(r, { kind: 'restored', drift: 'missing' });
-  t.deepEqual(k.applies.map((a) => [a.model, a.opts]), [[model('a'), { nftPath: '/x/nft', table: 'nw', mode: 'audit' }]]);
+  t.deepEqual(k.applies.map((a) => [a.model, a.opts]), [[model('a'), { nftPath: '/x/nft', table: 'nw', mode: 'audit', replace: true }]]);
   t.true(lines.some((l) => /table missing/.test(l.msg)));
   t.true(lines.some((l) => l.msg === 'ruleset applied'));
   t.is((await repair.check(log)).kind, 'in-sync');
