@@ -20,7 +20,7 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'bin', 'n
 
 type Line = Record<string, unknown> & { msg: string };
 
-class Child {
+export class Child {
   readonly lines: Line[] = [];
   readonly #proc: ChildProcessWithoutNullStreams;
   #buf = '';
@@ -64,7 +64,7 @@ class Child {
   }
 }
 
-async function withNetns<T>(fn: (ns: string, dir: string) => Promise<T>): Promise<T> {
+export async function withNetns<T>(fn: (ns: string, dir: string) => Promise<T>): Promise<T> {
   const ns = `nwt-agent-bench-${randomBytes(3).toString('hex')}`;
   const dir = await mkdtemp(join(tmpdir(), 'nwt-agent-bench-'));
   await run('ip', ['netns', 'add', ns]);
@@ -76,21 +76,21 @@ async function withNetns<T>(fn: (ns: string, dir: string) => Promise<T>): Promis
   }
 }
 
-function policy(port: number): string {
+export function policy(port: number): string {
   return [
     'apiVersion: cilium.io/v2', 'kind: CiliumClusterwideNetworkPolicy', 'metadata:', '  name: bench', 'spec:', '  nodeSelector: {}',
     '  ingress:', '    - fromEntities: [world]', '      toPorts:', '        - ports:', `            - { port: "${port}", protocol: TCP }`, '',
   ].join('\n');
 }
 
-async function config(dir: string, extra: string): Promise<string> {
+export async function config(dir: string, extra: string): Promise<string> {
   const path = join(dir, 'nodewall.yaml');
   await mkdir(join(dir, 'policies'), { recursive: true });
   await writeFile(path, `mode: enforce\nsources: [${join(dir, 'policies')}]\nstateDir: ${join(dir, 'state')}\nnodeName: node-5\n${extra}`);
   return path;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 export async function measureReaction(iterations = 7): Promise<Record<string, number>> {
   return withNetns(async (ns, dir) => {

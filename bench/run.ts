@@ -5,6 +5,7 @@ import { runAgentBench } from './agent-bench.js';
 import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
+import { runMonitorBench } from './monitor-bench.js';
 import { runColdStartBench, runNftBench } from './nft-bench.js';
 import { runScaleBench } from './scale-bench.js';
 
@@ -36,6 +37,8 @@ const sections: Record<string, () => Promise<Record<string, number>>> = {
   agent: () => runAgentBench(),
   k8s: () => runK8sBench(size),
   incremental: () => runIncrementalBench(size),
+  // Issue 11: nft flush ruleset -> table restored by the nft monitor.
+  monitor: () => runMonitorBench(),
   // Issue 9: one table at 10k and 100k pods (printed before its JSON line); takes minutes.
   scale: () => runScaleBench(),
 };
