@@ -472,6 +472,11 @@ export class Agent {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
       this.#driftBusy = false;
+      // A monitor event that arrived meanwhile still gets its check.
+      if (this.#monitorPending) {
+        this.#monitorPending = false;
+        void this.#onMonitorEvent('queued event');
+      }
     }
   }
 
@@ -516,12 +521,13 @@ export class Agent {
 
   /** Metrics endpoint, the counters' table, and the nft monitor follow the config. */
   #syncObservers(config: NodewallConfig): void {
+    if (this.#stopping) return;
     const s = this.#settings;
     const writes = config.mode !== 'dry-run';
     const target = { nftPath: config.nft.path, table: config.nft.table };
     this.#metrics.target(writes ? target : undefined);
     this.#monitor.sync(writes && s.driftMonitor ? target : undefined);
-    void this.#metricsServer.sync(this.#stopping ? 'off' : s.metricsListen);
+    void this.#metricsServer.sync(s.metricsListen);
   }
 
   #syncWatch(files: readonly string[], dirs: readonly string[]): void {

@@ -116,3 +116,45 @@ export class RuleCounterReader {
     return promise;
   }
 }
+
+/**
+ * Elements in force in the named sets of nodewall's table (the drop-record sets), 0 for a set that is absent.
+ * nft 1.0.6 has no element count: this lists those sets' elements, so use it only for sets bounded by a
+ * `size` (drop records: 65,536 by default), never for identity sets, and cache it (cachedCount). The drops
+ * module, which reads these sets anyway, can hand its own count to PromMetrics.setDropRecordSource instead.
+ */
+export async function countSetElements(nftPath: string, table: string, sets: readonly string[], opts: { timeoutMs?: number; netns?: string } = {}): Promise<number> {
+  let n = 0;
+  for (const set of sets) {
+    const args = ['-j', 'list', 'set', 'inet', table, set];
+    try {
+      const { stdout } = await runNft(nftPath, args, { timeoutMs: opts.timeoutMs ?? 5000, ...(opts.netns === undefined ? {} : { netns: opts.netns }) });
+      const items = (parseNftJson(stdout, nftPath, args) as { nftables?: unknown }).nftables;
+      if (!Array.isArray(items)) continue;
+      for (const item of items) {
+        const s = typeof item === 'object' && item !== null ? (item as Record<string, unknown>)['set'] : undefined;
+        const elem = typeof s === 'object' && s !== null ? (s as Record<string, unknown>)['elem'] : undefined;
+        if (Array.isArray(elem)) n += elem.length;
+      }
+    } catch (err) {
+      if (isMissingTableError(err)) continue; // table or set absent: 0
+      throw err;
+    }
+  }
+  return n;
+}
+
+/** `fn` at most once per `ttlMs`, one call in flight; a failure keeps the last value (0 before any). */
+export function cachedCount(fn: () => Promise<number>, ttlMs = 30_000): () => Promise<number> {
+  let value = 0;
+  let at = -Infinity;
+  let inFlight: Promise<number> | undefined;
+  return () => {
+    if (Date.now() - at < ttlMs) return Promise.resolve(value);
+    inFlight ??= fn().then((v) => (value = v), () => value).finally(() => {
+      at = Date.now();
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+}

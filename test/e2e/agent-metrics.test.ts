@@ -12,7 +12,8 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Lab } from './lab.js';
+import { Lab, nftPath } from './lab.js';
+import { cachedCount, countSetElements } from '../../src/agent/rule-counters.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, type LogLine } from './agent-harness.js';
 import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
 
@@ -204,4 +205,22 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   // Enforcement went on although /metrics could not be served.
   t.is(await agent.stop(), 0);
   t.deepEqual(await monitorChildren(agent.pid), new Map(), 'children gone with the agent');
+});
+
+test('countSetElements: elements of named sets of our table, 0 for absent sets and tables (drop-record gauge source)', async (t) => {
+  const lab = await Lab.create(t, 'agt-cnt');
+  const opts = { netns: lab.nodeNs };
+  t.is(await countSetElements(nftPath, 'nodewall', ['nw_drops_v4'], opts), 0, 'no table');
+  await lab.load([
+    'table inet nodewall {',
+    '  set nw_drops_v4 { type ipv4_addr; size 65536; flags dynamic,timeout; timeout 1h; elements = { 192.0.2.7, 192.0.2.8, 198.51.100.1 }; }',
+    '  set nw_drops_v6 { type ipv6_addr; size 65536; flags dynamic,timeout; timeout 1h; elements = { 2001:db8::7 }; }',
+    '}', '',
+  ].join('\n'));
+  t.is(await countSetElements(nftPath, 'nodewall', ['nw_drops_v4', 'nw_drops_v6', 'nw_absent'], opts), 4);
+  const cached = cachedCount(() => countSetElements(nftPath, 'nodewall', ['nw_drops_v4'], opts), 60_000);
+  t.is(await cached(), 3);
+  await lab.nft(['add', 'element', 'inet', 'nodewall', 'nw_drops_v4', '{ 203.0.113.9 }']);
+  t.is(await cached(), 3, 'cached');
+  t.is(await countSetElements(nftPath, 'nodewall', ['nw_drops_v4'], opts), 4);
 });
