@@ -46,6 +46,9 @@ const ops: ReadonlySet<string> = new Set(['add', 'insert', 'replace', 'delete', 
  * (not JSON, other shapes) gives undefined. Table events carry the table's name in `name`, the others in `table`.
  */
 export function tableEvent(line: string, table: string): TableEvent | undefined {
+  // Cheap pre-filter: other tables' churn (iptables-nft rules of kube-proxy) is never parsed. Table names are
+  // [A-Za-z0-9_-] (config.ts), printed by nft as plain JSON strings.
+  if (!line.includes(JSON.stringify(table))) return undefined;
   let doc: unknown;
   try {
     doc = JSON.parse(line);

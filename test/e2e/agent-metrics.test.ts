@@ -169,6 +169,15 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 7070 }), 'deny');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
 
+  // 2b. A `systemctl reload nftables` style load: one transaction that flushes everything and loads another
+  //     table. Repaired too, and the other table stays as loaded.
+  mark = agent.lines.length;
+  await lab.load('flush ruleset\ntable inet filter {\n  chain input { type filter hook input priority 10; policy accept; }\n}\n');
+  await agent.waitFor(repairedByMonitor, 30_000, mark, 'repair after an nftables.conf reload');
+  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 7070 }), 'deny');
+  t.regex((await lab.nft(['list', 'table', 'inet', 'filter'])).stdout, /chain input \{\s+type filter hook input priority/);
+  await lab.nft(['delete', 'table', 'inet', 'filter']);
+
   // 3. A stray `nft delete rule` (the default deny of input) is an edit: restored too.
   mark = agent.lines.length;
   const listing = (await lab.nft(['-a', 'list', 'chain', 'inet', 'nodewall', 'input'])).stdout;
