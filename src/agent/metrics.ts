@@ -34,6 +34,9 @@ export interface AgentMetrics {
 /** Drop-record entries in force; i11-drops provides the real source (its sets), default 0. */
 export type DropRecordSource = () => Promise<number> | number;
 
+/** How long a scrape waits for the very first counter read (later scrapes get the last read at once). */
+const firstReadWaitMs = 4000;
+
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export interface MetricsOptions {
@@ -150,7 +153,13 @@ export class PromMetrics implements AgentMetrics {
     const rows = async () => {
       const t = self.#target;
       if (t === undefined) return [];
-      const r = await self.#reader.read(t);
+      // Only the first read of a table is waited for, and not past firstReadWaitMs: a scrape stays fast.
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        self.#reader.read(t),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), firstReadWaitMs))),
+      ]).finally(() => clearTimeout(timer));
+      if (r === undefined) return [];
       if (!r.ok) {
         // One failed read is one error, however many series (or scrapes within the cache time) it empties.
         if (counted !== r) counterErrors.inc();
@@ -159,6 +168,15 @@ export class PromMetrics implements AgentMetrics {
       }
       return r.rows;
     };
+    new Gauge({
+      name: 'nodewall_rule_counters_age_seconds', help: 'Age of the rule counter values served (read in the background, at most one nft call at a time); absent before the first read.', registers,
+      async collect() {
+        await rows();
+        this.reset();
+        const at = self.#reader.readAt;
+        if (self.#target !== undefined && at !== undefined) this.set(Math.max(0, Date.now() - at) / 1000);
+      },
+    });
     // Both counters read one cached listing (the reader is single-flight).
     const labelNames = ['direction', 'policy', 'rule', 'action'] as const;
     new Counter({

@@ -1,10 +1,14 @@
 // Packets and bytes per policy and rule, from the kernel's rule counters.
 // One `nft -j -t -n list table inet T`: terse (-t) leaves every set element
-// out, so the listing stays a few kB whatever the identity sets hold (100k
-// addresses included); rule counters are kept. Read at scrape time with a
-// bound: at most one nft call in flight, its result cached for `cacheMs`, a
-// timeout per call. Never takes the NftWriteLock (a read does not need it,
-// and a scrape must never wait behind an apply or hold one up).
+// out of the output, so it stays a few kB whatever the identity sets hold;
+// rule counters are kept. nft 1.0.6 still fetches the elements from the
+// kernel for any listing of a table or chain (about 1 s of CPU at 100k
+// addresses, measured), so the read is bounded and kept off the scrape path:
+// at most one nft call in flight, a timeout per call, and a scrape gets the
+// last result at once (stale-while-revalidate: older than `cacheMs` starts a
+// refresh in the background; nodewall_rule_counters_age_seconds says how old).
+// Only the very first scrape waits for a read. Never takes the NftWriteLock (a
+// read does not need it, and a scrape must never wait behind an apply).
 
 import { runNft, parseNftJson } from '../nft/nft-exec.js';
 import { isMissingTableError } from '../nft/ownership.js';
@@ -94,14 +98,27 @@ export class RuleCounterReader {
 
   constructor(opts: { cacheMs?: number; timeoutMs?: number; list?: ListTable } = {}) {
     this.#cacheMs = opts.cacheMs ?? 1500;
-    this.#timeoutMs = opts.timeoutMs ?? 5000;
+    // Off the scrape path (but the first), so it may take long on a loaded node; still bounded.
+    this.#timeoutMs = opts.timeoutMs ?? 20_000;
     this.#list = opts.list ?? listTerse;
+  }
+
+  /** When the result `read` returns now was read (ms since the epoch), undefined before any. */
+  get readAt(): number | undefined {
+    return this.#cached?.at;
   }
 
   read(target: CounterTarget, now = Date.now()): Promise<CounterRead> {
     const key = `${target.nftPath}\0${target.table}`;
     const c = this.#cached;
-    if (c !== undefined && c.key === key && now - c.at < this.#cacheMs) return Promise.resolve(c.value);
+    const usable = c !== undefined && c.key === key;
+    if (usable && now - c.at < this.#cacheMs) return Promise.resolve(c.value);
+    const refresh = this.#refresh(target, key);
+    // Stale but of this table: answer now, the refresh lands for the next scrape.
+    return usable ? Promise.resolve(c.value) : refresh;
+  }
+
+  #refresh(target: CounterTarget, key: string): Promise<CounterRead> {
     if (this.#inFlight !== undefined && this.#inFlight.key === key) return this.#inFlight.promise;
     this.calls++;
     const promise = this.#list(target, this.#timeoutMs).then(

@@ -54,6 +54,17 @@ test('RuleCounterReader: one nft call in flight, cached, failures reported not t
   t.true(ra.ok && rb.ok && ra.rows.length === 5);
   await reader.read(target);
   t.is(calls, 1, 'cached');
+  // Stale: answered at once with the last value, one refresh in the background.
+  const stale = await reader.read(target, Date.now() + 5000);
+  t.true(stale.ok);
+  t.is(calls, 2, 'a refresh started');
+  const stale2 = await reader.read(target, Date.now() + 5000);
+  t.true(stale2.ok);
+  t.is(calls, 2, 'not a second one while it runs');
+  const before = reader.readAt;
+  release?.();
+  await new Promise((r) => setTimeout(r, 10));
+  t.true((reader.readAt ?? 0) >= (before ?? 0));
   const r2 = new RuleCounterReader({ cacheMs: 0, list });
   fail = true;
   const p = r2.read(target);
