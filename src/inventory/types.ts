@@ -123,6 +123,13 @@ export interface NodewallConfig extends EngineConfig {
   /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
   readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Agent: how a policy change goes live (absent keys: the defaults in src/agent/rollout-confirm.ts). */
+  readonly rollout?: {
+    /** manual: each change waits for `nodewall confirm` and is rolled back at the deadline (default off). */
+    readonly confirm?: 'off' | 'manual';
+    /** The deadline of a manual change, in seconds (default 120). */
+    readonly confirmSeconds?: number;
+  };
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }
