@@ -479,7 +479,7 @@ export class Agent {
   /** True when the table had drifted (restored or not). */
   async #repairDrift(): Promise<boolean> {
     // An unconfirmed change at its deadline is being rolled back (by the watchdog or #confirmCheck), not repaired.
-    if (this.#rollout.ownPendingDue) return false;
+    if (this.#rollout.pendingDue) return false;
     const r = await this.#drift.check(this.#log.child({ trigger: 'drift' }));
     if (r.kind === 'nothing-applied' || r.kind === 'in-sync') return false;
     // The kernel was rebuilt: the next pass reads it instead of trusting memory.

@@ -85,6 +85,8 @@ export class RolloutConfirm {
   #confirmedInput: string | undefined;
   #refusalLoadedFrom: string | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The record on disk at the last check. */
+  #seen: PendingConfirm | undefined;
   #lastError: string | undefined;
 
   constructor(log: Logger, onDue: () => void) {
@@ -92,9 +94,12 @@ export class RolloutConfirm {
     this.#onDue = onDue;
   }
 
-  /** The agent's own change is pending and its deadline has passed: drift repair must not restore it. */
-  get ownPendingDue(): boolean {
-    return this.#own !== undefined && isDue(this.#own.record);
+  /**
+   * A pending change (ours, or any record the last check saw) has reached its deadline: it is being rolled back,
+   * and drift repair must not put the unconfirmed ruleset back meanwhile.
+   */
+  get pendingDue(): boolean {
+    return (this.#own !== undefined && isDue(this.#own.record)) || (this.#seen !== undefined && isDue(this.#seen));
   }
 
   get ownPending(): PendingConfirm | undefined {
@@ -168,6 +173,7 @@ export class RolloutConfirm {
     const by = `agent pid ${process.pid}`;
     await recoverClaims(t.stateDir);
     const r = await readPending(t.stateDir);
+    this.#seen = r.kind === 'ok' ? r.value : undefined;
     const own = this.#own;
     if (r.kind === 'corrupt') {
       if (own !== undefined) {
@@ -240,6 +246,7 @@ export class RolloutConfirm {
   }
 
   #rolledBack(record: PendingConfirm, by: string, detail: string): ConfirmEvent {
+    this.#seen = undefined;
     const own = this.#own !== undefined && (this.#own.record.id === record.id || (record.supersedes ?? []).includes(this.#own.record.id)) ? this.#own : undefined;
     if (own !== undefined) {
       this.#own = undefined;
