@@ -12,8 +12,9 @@
 // else (the agent), or by itself. Everything it does is appended to
 // <stateDir>/confirm-watchdog.log (JSON lines, bounded).
 
-import { spawn } from 'node:child_process';
-import { appendFile, rename, stat } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, readlink, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -51,10 +52,7 @@ export class WatchdogStartError extends Error {
  */
 export function startWatchdog(a: WatchdogArgs, waitMs = 15_000): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [
-      cliEntry(), 'confirm-watchdog', '--state-dir', a.stateDir, '--id', a.id, '--nft-path', a.nftPath, '--table', a.table,
-      '--timeout-ms', String(a.timeoutMs),
-    ], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, watchdogArgv(a), { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     let settled = false;
     const finish = (err: Error | undefined, pid?: number) => {
@@ -77,6 +75,26 @@ export function startWatchdog(a: WatchdogArgs, waitMs = 15_000): Promise<number>
       if (m !== null) finish(undefined, Number(m[1]));
       else if (out.length > 4096) finish(new WatchdogStartError('the confirm watchdog said something unexpected'));
     });
+  });
+}
+
+function watchdogArgv(a: WatchdogArgs): string[] {
+  return [cliEntry(), 'confirm-watchdog', '--state-dir', a.stateDir, '--id', a.id, '--nft-path', a.nftPath, '--table', a.table, '--timeout-ms', String(a.timeoutMs)];
+}
+
+/**
+ * Where systemd is PID 1, a second watchdog as a transient service (`systemd-run`): outside the caller's
+ * session scope and the agent's cgroup, so neither logind's KillUserProcesses nor a restart of
+ * nodewall.service stops it. Only from the host's own network namespace (a transient unit runs there, and must
+ * act on the same kernel tables as the caller). Best effort: false when not used or not possible.
+ */
+export async function startSystemdWatchdog(a: WatchdogArgs): Promise<boolean> {
+  if (!existsSync('/run/systemd/system')) return false;
+  const [mine, init] = await Promise.all([readlink('/proc/self/ns/net').catch(() => 'self'), readlink('/proc/1/ns/net').catch(() => 'init')]);
+  if (mine !== init) return false;
+  return new Promise((resolve) => {
+    execFile('systemd-run', ['--quiet', '--collect', `--unit=nodewall-confirm-${a.id}`, '--description=nodewall commit-confirm watchdog',
+      process.execPath, ...watchdogArgv(a)], { timeout: 10_000 }, (err) => resolve(err === null));
   });
 }
 

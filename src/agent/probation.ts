@@ -9,7 +9,7 @@
 
 import { snapshotTable } from '../nft/table-snapshot.js';
 import { cancelPending, newPending, rollbackTarget, writePending, type ConfirmOrigin, type PendingConfirm } from './commit-confirm.js';
-import { startWatchdog } from './confirm-watchdog.js';
+import { startSystemdWatchdog, startWatchdog } from './confirm-watchdog.js';
 
 export interface ProbationTarget {
   readonly stateDir: string;
@@ -43,6 +43,8 @@ export async function putOnProbation(
   }
   record = { ...record, watchdogPid: pid };
   await writePending(t.stateDir, record);
+  // A third enforcer where systemd runs (best effort; the detached watchdog and the agent suffice without it).
+  await startSystemdWatchdog({ stateDir: t.stateDir, id: record.id, nftPath: t.nftPath, table: t.table, timeoutMs: t.timeoutMs });
   return { record, replaced: target.replaced };
 }
 

@@ -9,7 +9,7 @@ import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs, refuseInvalid } from '../state-args.js';
 import { nftMode } from './nft-mode.js';
-import { cliActor } from '../../agent/commit-confirm.js';
+import { cliActor, readPending } from '../../agent/commit-confirm.js';
 import { abandonProbation, putOnProbation, type Probation, type ProbationTarget } from '../../agent/probation.js';
 import { parseDuration } from '../duration.js';
 
@@ -104,6 +104,12 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       stateDir: argv.stateDir ?? state.config.stateDir, nftPath: state.config.nft.path, table: state.config.nft.table,
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
     };
+    if (confirmSeconds === undefined && !dryRun) {
+      const p = await readPending(target.stateDir);
+      if (p.kind === 'ok') {
+        process.stderr.write(`nodewall: warning: change ${p.value.id} is on probation until ${p.value.deadline}; unless it is confirmed, its rollback restores the table from before it and undoes this apply too (run \`nodewall confirm\` first)\n`);
+      }
+    }
     // Commit-confirm: the record and the watchdog exist before anything is loaded.
     const probation: Probation | undefined = confirmSeconds === undefined || dryRun
       ? undefined
