@@ -4,7 +4,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readOutcomes, readPending, type ConfirmOutcome } from '../../src/agent/commit-confirm.js';
@@ -229,4 +229,32 @@ test('a table that is not nodewall\'s is never deleted by a rollback to "no tabl
   await lab.nft(['delete', 'table', 'inet', 'nodewall']);
   t.is((await outcome(s.state, id, 120_000)).outcome, 'rolled-back');
   t.regex((await lab.nft(['list', 'tables'])).stdout, /table inet other/);
+});
+
+test('the watchdog and the agent race at the deadline: one rolls back, the other sees it done', async (t) => {
+  const lab = await Lab.create(t, 'cc-race');
+  const s = await setup(t);
+  t.is((await cli(lab, ['apply', '--config', s.config, '--source', s.open])).code, 0);
+  const before = await tableHash(lab);
+  // An agent in dry-run mode writes no ruleset of its own, but enforces pending confirmations like any agent.
+  const { AgentProcess } = await import('./agent-harness.js');
+  await writeFile(s.config, ['nodeName: node-a', 'mode: dry-run', `stateDir: ${s.state}`, `nft: { path: ${nftPath}, table: nodewall }`,
+    `sources: [${s.open}]`, 'driftCheckSeconds: 1', ''].join('\n'));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', s.config]);
+  await agent.waitFor((l) => /dry-run: ruleset that would be applied/.test(l.msg), 30_000, 0, 'agent running');
+  const r = await cli(lab, ['apply', '--config', s.config, '--source', s.closed, '--mode', 'enforce', '--confirm-within', '3s', '--force']);
+  t.is(r.code, 0, r.stderr);
+  const { id, watchdogPid } = await pendingId(s.state);
+  const o = await outcome(s.state, id);
+  t.is(o.outcome, 'rolled-back');
+  t.regex(o.by, /^(watchdog|agent) pid \d+$/);
+  t.is(await tableHash(lab), before);
+  await until('the watchdog to exit', async () => !pidAlive(watchdogPid ?? -1));
+  const log = await readFile(join(s.state, 'confirm-watchdog.log'), 'utf8');
+  // Exactly one actor restored the table; the watchdog either did it or read the agent's outcome.
+  t.is((await readOutcomes(s.state)).filter((x) => x.id === id).length, 1);
+  if (o.by.startsWith('watchdog')) t.regex(log, /rolled back: not confirmed by the deadline/);
+  else t.regex(log, /ended: rolled-back/);
+  t.deepEqual((await readdir(s.state)).filter((n) => n.startsWith('pending-confirm')), [], 'no record or claim left behind');
+  t.is(await agent.stop(), 0);
 });
