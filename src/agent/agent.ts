@@ -268,7 +268,10 @@ export class Agent {
       }
     } else {
       const confirm = rolloutConfirmSettings(config);
-      const refusal = confirm.confirm === 'manual' && modelHash !== this.#appliedModelHash ? this.#rollout.refused(d.inputHash, modelHash) : undefined;
+      // The ruleset is the model in a mode: switching audit -> enforce is a change too.
+      const rulesetKey = `${config.mode}|${modelHash}`;
+      const changesRuleset = modelHash !== this.#appliedModelHash || config.mode !== this.#appliedMode;
+      const refusal = confirm.confirm === 'manual' ? this.#rollout.refused(d.inputHash, rulesetKey) : undefined;
       if (refusal !== undefined) {
         log.warn({ confirm: 'refused', id: refusal.id, rolledBackAt: refusal.at }, 'not applying: this input was rolled back unconfirmed; it is tried again when it changes');
         this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger, error: `not confirmed (rolled back at ${refusal.at}): waiting for a changed input` };
@@ -294,10 +297,10 @@ export class Agent {
           const fromMemory = !(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode);
           // A change goes on probation unless its input was confirmed before (a restart, a reboot) or the kernel already
           // holds it; record and watchdog come first, so an apply that dies half-way is still rolled back.
-          if (confirm.confirm === 'manual' && modelHash !== this.#appliedModelHash && this.#rollout.needsProbation(d.inputHash)
+          if (confirm.confirm === 'manual' && changesRuleset && this.#rollout.needsProbation(d.inputHash)
             && (await applyModel(model, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, dryRun: true })).kind !== 'noop') {
             await this.#rollout.beforeApply(this.#confirmTarget(config), {
-              seconds: confirm.confirmSeconds, inputHash: d.inputHash, modelHash, previousApplied: this.#drift.applied, previousModelHash: this.#appliedModelHash,
+              seconds: confirm.confirmSeconds, inputHash: d.inputHash, modelHash: rulesetKey, previousApplied: this.#drift.applied, previousModelHash: this.#appliedModelHash,
             });
           }
           const r = await applyModel(model, {
@@ -515,6 +518,7 @@ export class Agent {
           else this.#drift.forget();
           this.#appliedModelHash = ev.previousModelHash;
           this.#appliedModel = prev?.model;
+          this.#appliedMode = prev?.mode;
         }
         return ev;
       });
