@@ -111,8 +111,17 @@ async function log(stateDir: string, msg: string, extra: Record<string, unknown>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The watchdog's life. Resolves with how it ended (the process then exits). */
+/** The watchdog's life. Resolves with how it ended (the process then exits); an unexpected error is logged, then thrown. */
 export async function runWatchdog(a: WatchdogArgs, armed: (pid: number) => void): Promise<string> {
+  try {
+    return await watch(a, armed);
+  } catch (err) {
+    await log(a.stateDir, 'watchdog failed', { id: a.id, error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
+}
+
+async function watch(a: WatchdogArgs, armed: (pid: number) => void): Promise<string> {
   const first = await readPending(a.stateDir);
   if (first.kind !== 'ok' || first.value.id !== a.id) {
     await log(a.stateDir, 'no such pending confirmation: not armed', { id: a.id, read: first.kind });

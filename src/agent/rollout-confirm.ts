@@ -144,7 +144,9 @@ export class RolloutConfirm {
         record = { ...record, watchdogPid: pid };
         await writePending(t.stateDir, record);
       }
-      this.#own = { record, previousApplied: undefined, previousModelHash: undefined, modelHash: c.modelHash };
+      // Our own record (an apply that failed and is retried) keeps what was in force before it.
+      const same = this.#own?.record.id === record.id ? this.#own : undefined;
+      this.#own = { record, previousApplied: same?.previousApplied, previousModelHash: same?.previousModelHash, modelHash: c.modelHash };
       this.#arm(record);
       return;
     }
