@@ -126,3 +126,37 @@ test('an agent restarted while its change is pending (watchdog killed too) still
 async function writeConfigSeconds(dirs: AgentDirs, seconds: number): Promise<void> {
   await writeConfig(dirs, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: seconds } });
 }
+
+test('after a reboot an unconfirmed change is rolled back at once, never adopted, even long before its deadline', async (t) => {
+  const lab = await Lab.create(t, 'acc-boot');
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  const file = join(dirs.policies, 'p.yaml');
+  await writeFile(file, policyYaml('p', [22]));
+  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
+  t.is((await confirm(lab, dirs)).code, 0);
+  await first.waitFor(confirmed, 30_000, 0, 'confirmed');
+  await writeConfig(dirs, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 3600 } });
+  let mark = first.lines.length;
+  await first.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
+  mark = first.lines.length;
+  await atomicWrite(file, policyYaml('p', [2222]));
+  await first.waitFor(onProbation, 30_000, mark, 'change on probation');
+  await first.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  const rec = await pendingRecord(dirs);
+  first.signal('SIGKILL');
+  process.kill(rec.watchdogPid ?? -1, 'SIGKILL');
+  while (pidAlive(rec.watchdogPid ?? -1)) await new Promise((r) => setTimeout(r, 100));
+  // "Reboot": the kernel forgets every table; the record on disk is from the boot before (deadline an hour away).
+  await lab.nft(['flush', 'ruleset']);
+  await writeFile(join(dirs.state, 'pending-confirm.json'), JSON.stringify({ ...rec, bootId: 'a-previous-boot' }));
+
+  const second = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  const back = await second.waitFor(rolledBack, 60_000, 0, 'rollback of the record of the previous boot');
+  t.is(back['id'], rec.id);
+  await second.waitFor(refusedAgain, 30_000, 0, 'the unconfirmed input not applied');
+  t.is(second.find((l) => l.msg === 'ruleset applied').length, 0, 'the unconfirmed ruleset is never loaded');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow', 'the confirmed ruleset is back');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
+  t.is(await second.stop(), 0);
+});
