@@ -24,7 +24,7 @@ import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
-import { deleteTable } from './drift.js';
+import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { ModelKeys } from './model-key.js';
 import { tableHashAfterApply } from './table-hash-after-apply.js';
@@ -34,6 +34,7 @@ import { keptMessage, removedMessage } from './last-good.js';
 import { saveLastGood } from './last-good-store.js';
 import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
 import { readProcNet } from './proc-net.js';
+import { RolloutConfirm, rolloutConfirmSettings, type ConfirmEvent } from './rollout-confirm.js';
 import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
 import { sha256 } from '../inventory/read-manifest-files.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
@@ -96,6 +97,8 @@ export class Agent {
   #driftBusy = false;
   #retry = false;
   #armedKey: string | undefined;
+  /** Commit-confirm: pending confirmations (any origin) and, with rollout.confirm: manual, the agent's own. */
+  readonly #rollout: RolloutConfirm;
 
   // Kubernetes API source (config.kubernetes)
   #kube: KubernetesSource | undefined;
@@ -138,6 +141,7 @@ export class Agent {
       onRestart: (kind) => this.#metrics.monitorRestarted(kind),
     });
     this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
+    this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
   }
 
   /** First pass, then watchers and timers. Resolves once the first pass is done. */
@@ -188,6 +192,7 @@ export class Agent {
     this.#log.info({ signal }, 'shutting down');
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    this.#rollout.stop();
     this.#debouncer?.cancel();
     this.#watcher?.close();
     this.#monitor.stop();
@@ -256,6 +261,7 @@ export class Agent {
       return;
     }
     this.#loggedWaiting = false;
+    await this.#confirmCheck();
 
     const changed = d.inputHash !== this.#lastInputHash;
     if (!changed && !forcing.has(trigger)) {
@@ -280,6 +286,17 @@ export class Agent {
         log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '`');
       }
     } else {
+      const confirm = rolloutConfirmSettings(config);
+      // The ruleset is the model in a mode: switching audit -> enforce is a change too.
+      const rulesetKey = `${config.mode}|${modelHash}`;
+      const changesRuleset = modelHash !== this.#appliedModelHash || config.mode !== this.#appliedMode;
+      const refusal = confirm.confirm === 'manual' ? this.#rollout.refused(d.inputHash, rulesetKey) : undefined;
+      if (refusal !== undefined) {
+        log.warn({ confirm: 'refused', id: refusal.id, rolledBackAt: refusal.at }, 'not applying: this input was rolled back unconfirmed; it is tried again when it changes');
+        this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger, error: `not confirmed (rolled back at ${refusal.at}): waiting for a changed input` };
+        await this.#persist(d);
+        return;
+      }
       if (config.mode === 'enforce' && modelHash !== this.#appliedModelHash) {
         const refused = await this.#lockoutGuard(model, modelHash, log);
         if (refused) {
@@ -298,6 +315,14 @@ export class Agent {
         // Apply and read back under the lock, so drift repair never sees a transaction in flight.
         result = await this.#nftLock.run(async () => {
           const fromMemory = !(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode);
+          // A change goes on probation unless its input was confirmed before (a restart, a reboot) or the kernel already
+          // holds it; record and watchdog come first, so an apply that dies half-way is still rolled back.
+          if (confirm.confirm === 'manual' && changesRuleset && this.#rollout.needsProbation(d.inputHash)
+            && (await applyModel(model, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, dryRun: true })).kind !== 'noop') {
+            await this.#rollout.beforeApply(this.#confirmTarget(config), {
+              seconds: confirm.confirmSeconds, inputHash: d.inputHash, modelHash: rulesetKey, previousApplied: this.#drift.applied, previousModelHash: this.#appliedModelHash,
+            });
+          }
           const r = await applyModel(model, {
             nftPath: config.nft.path,
             table: config.nft.table,
@@ -456,6 +481,7 @@ export class Agent {
       }
       const cfg = this.#desired?.cfg.config;
       if (cfg === undefined) return;
+      await this.#confirmCheck();
       const log = this.#log.child({ trigger: 'timer' });
       if (cfg.mode === 'dry-run') {
         await this.#dryRunReport(this.#desired!.state.model, log, false);
@@ -482,6 +508,8 @@ export class Agent {
 
   /** True when the table had drifted (restored or not). */
   async #repairDrift(detectedBy: DriftDetector = 'poll'): Promise<boolean> {
+    // An unconfirmed change at its deadline is being rolled back (by the watchdog or #confirmCheck), not repaired.
+    if (this.#rollout.pendingDue) return false;
     const r = await this.#drift.check(this.#log.child({ trigger: 'drift', detectedBy }));
     if (r.kind === 'nothing-applied' || r.kind === 'in-sync') return false;
     this.#metrics.driftRepair(detectedBy, r.kind);
@@ -528,6 +556,45 @@ export class Agent {
     this.#metrics.target(writes ? target : undefined);
     this.#monitor.sync(writes && s.driftMonitor ? target : undefined);
     void this.#metricsServer.sync(s.metricsListen);
+  }
+
+  // --- commit-confirm (rollout-confirm.ts) ----------------------------------------------
+
+  #confirmTarget(config: NodewallConfig): { stateDir: string; nftPath: string; table: string; timeoutMs: number } {
+    return { stateDir: config.stateDir, nftPath: config.nft.path, table: config.nft.table, timeoutMs: config.nft.timeoutSeconds * 1000 };
+  }
+
+  /** Enforce pending confirmations (start, every pass and tick, the deadline timer); follow a rollback of our own change. */
+  async #confirmCheck(): Promise<void> {
+    const config = this.#desired?.cfg.config;
+    if (config === undefined || this.#stopping) return;
+    let e: ConfirmEvent | undefined;
+    try {
+      e = await this.#nftLock.run(async () => {
+        const ev = await this.#rollout.check(this.#confirmTarget(config));
+        if (ev?.kind === 'rolled-back' && ev.own) {
+          // The kernel holds the table from before the change again: drift repair keeps that one (when known).
+          const prev = ev.previousApplied;
+          if (prev !== undefined) this.#drift.record({ ...prev, tableHash: await tableHashNow(prev.nftPath, prev.table) });
+          else this.#drift.forget();
+          this.#appliedModelHash = ev.previousModelHash;
+          this.#appliedModel = prev?.model;
+          this.#appliedMode = prev?.mode;
+        }
+        return ev;
+      });
+    } catch (err) {
+      this.#log.error({ err }, 'commit-confirm check failed');
+      return;
+    }
+    if (e === undefined) return;
+    if (e.kind === 'error') this.#noteError(e.message);
+    if (e.kind === 'rolled-back') {
+      this.#previous = undefined;
+      this.#lastApply = { at: new Date().toISOString(), outcome: 'rolled-back', trigger: 'confirm-deadline', error: `${e.record.origin} change ${e.record.id} ${e.detail}` };
+      this.#noteError(`change ${e.record.id} (${e.record.origin}) was not confirmed by ${e.record.deadline}: rolled back`);
+    }
+    await this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
   }
 
   #syncWatch(files: readonly string[], dirs: readonly string[]): void {
@@ -727,6 +794,11 @@ export class Agent {
   get state(): State | undefined {
     return this.#desired?.state;
   }
+}
+
+async function tableHashNow(nftPath: string, table: string): Promise<string | undefined> {
+  const st = await tableState(nftPath, table);
+  return st.present ? st.hash : undefined;
 }
 
 function memoryMB(): { rssMB: number; heapUsedMB: number } {

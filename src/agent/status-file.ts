@@ -9,8 +9,11 @@ import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile,
 
 export interface ApplySummary {
   readonly at: string;
-  /** applied: kernel changed; noop: already equal; dry-run: nothing written; refused: lockout guard; failed: nft error. */
-  readonly outcome: 'applied' | 'noop' | 'dry-run' | 'refused' | 'failed';
+  /**
+   * applied: kernel changed; noop: already equal; dry-run: nothing written; refused: lockout guard, or an input rolled
+   * back unconfirmed; failed: nft error; rolled-back: a change not confirmed by its deadline was undone (commit-confirm).
+   */
+  readonly outcome: 'applied' | 'noop' | 'dry-run' | 'refused' | 'failed' | 'rolled-back';
   readonly trigger: string;
   readonly kind?: string;
   readonly durationMs?: number;
@@ -125,7 +128,7 @@ const lastErrorCheck: Check<{ at: string; message: string }> = (v, path) => {
 };
 
 const modes = literal<RunMode>('enforce', 'audit', 'dry-run');
-const outcomes = literal<ApplySummary['outcome']>('applied', 'noop', 'dry-run', 'refused', 'failed');
+const outcomes = literal<ApplySummary['outcome']>('applied', 'noop', 'dry-run', 'refused', 'failed', 'rolled-back');
 
 function counts<K extends string>(keys: readonly K[]): Check<Record<K, number>> {
   return (v, path) => {

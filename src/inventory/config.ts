@@ -35,6 +35,9 @@
 //   logLevel: info                   # agent: debug | info | warn | error
 //   metrics: {listen: "127.0.0.1:9964"} # agent: Prometheus /metrics address (host:port, [v6]:port, or off)
 //   driftMonitor: true               # agent: follow `nft monitor` and repair drift at once (polling stays)
+//   rollout:                         # agent: how a policy change goes live
+//     confirm: off                   #   off | manual: a change waits for `nodewall confirm` or is rolled back
+//     confirmSeconds: 120            #   manual: the deadline, in seconds (1..86400)
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -282,6 +285,33 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
   return ok ? out : undefined;
 }
 
+// `rollout`: one block for every rollout-safety key; each key has its own handler here.
+const rolloutKeys: ReadonlyMap<string, (ctx: FieldContext) => unknown> = new Map<string, (ctx: FieldContext) => unknown>([
+  // `off` is a string in YAML 1.2; a YAML 1.1 habit (`confirm: false`) means the same.
+  ['confirm', (ctx) => (isScalar(ctx.node) && ctx.node.value === false ? 'off' : oneOf(['off', 'manual'] as const)(ctx))],
+  ['confirmSeconds', integerIn(1, 86_400)],
+]);
+
+function rolloutSettings(ctx: FieldContext): NonNullable<NodewallConfig['rollout']> | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out: Record<string, unknown> = {};
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath('rollout', e.key);
+    const handler = rolloutKeys.get(e.key);
+    if (handler === undefined) {
+      ctx.fail(e.keyNode, field, `unknown key (known: ${[...rolloutKeys.keys()].join(', ')})`);
+      ok = false;
+      continue;
+    }
+    const v = handler({ ...ctx, node: e.value, key: field });
+    if (v === undefined) ok = false;
+    else out[e.key] = v;
+  }
+  return ok ? (out as NonNullable<NodewallConfig['rollout']>) : undefined;
+}
+
 // Cilium's flag is a list ("nodes" is its only value): accept `nodes`, `[nodes]`, `""`, `[]`.
 function cidrMatchMode(ctx: FieldContext): '' | 'nodes' | undefined {
   const n = ctx.node;
@@ -366,6 +396,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   // Metrics and instant drift repair (issue 11).
   metrics: metricsSettings,
   driftMonitor: bool,
+  rollout: rolloutSettings,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

@@ -134,6 +134,13 @@ export interface NodewallConfig extends EngineConfig {
   readonly metrics?: MetricsConfig;
   /** Follow `nft monitor` to repair drift at once (src/agent/nft-monitor.ts); absent = true. */
   readonly driftMonitor?: boolean;
+  /** Agent: how a policy change goes live (absent keys: the defaults in src/agent/rollout-confirm.ts). */
+  readonly rollout?: {
+    /** manual: each change waits for `nodewall confirm` and is rolled back at the deadline (default off). */
+    readonly confirm?: 'off' | 'manual';
+    /** The deadline of a manual change, in seconds (default 120). */
+    readonly confirmSeconds?: number;
+  };
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }

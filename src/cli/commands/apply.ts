@@ -9,6 +9,9 @@ import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs, refuseInvalid } from '../state-args.js';
 import { nftMode } from './nft-mode.js';
+import { cliActor, readPending } from '../../agent/commit-confirm.js';
+import { abandonProbation, putOnProbation, type Probation, type ProbationTarget } from '../../agent/probation.js';
+import { parseDuration } from '../duration.js';
 
 interface ApplyArgs extends StateArgs {
   dryRun: boolean;
@@ -16,6 +19,8 @@ interface ApplyArgs extends StateArgs {
   force: boolean;
   mode?: 'enforce' | 'audit' | undefined;
   output: 'text' | 'json';
+  confirmWithin?: string | undefined;
+  stateDir?: string | undefined;
 }
 
 const shown = 20;
@@ -63,8 +68,14 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       })
       .option('force', { type: 'boolean', default: false, describe: 'apply even if established inbound sessions (your SSH) would be cut' })
       .option('mode', { choices: ['enforce', 'audit'] as const, describe: 'ruleset flavour (default: config mode)' })
+      .option('confirm-within', {
+        type: 'string',
+        describe: 'commit-confirm: unless `nodewall confirm` runs within this time (90, 60s, 2m; 1 s to 24 h), the previous ruleset is restored, even if this shell dies',
+      })
+      .option('state-dir', { type: 'string', describe: 'where the pending confirmation is kept (default: config stateDir)' })
       .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
   handler: async (argv) => {
+    const confirmSeconds = argv.confirmWithin === undefined ? undefined : parseDuration('--confirm-within', argv.confirmWithin, 1, 86_400);
     const state = await loadStateFromArgs(argv);
     if (refuseInvalid(state, 'some policies are invalid; nothing was applied (fix them or remove them from the sources)')) return;
     // Config mode dry-run means "never touch the kernel" unless the operator names a mode explicitly.
@@ -79,12 +90,30 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       for (const c of cut) {
         process.stderr.write(`nodewall: established session ${c.text} would be cut (${c.policy === null ? c.rule : `${c.policy} ${c.rule}`})\n`);
       }
-      if (cut.length > 0 && !dryRun && !argv.force) {
+      if (cut.length > 0 && !dryRun && confirmSeconds !== undefined && !argv.force) {
+        // The rollback is the safety net the operator asked for: load, and undo it unless confirmed.
+        process.stderr.write(`nodewall: applying anyway on probation (--confirm-within): if the session is cut, the previous ruleset comes back within ${confirmSeconds} s\n`);
+      }
+      if (cut.length > 0 && !dryRun && !argv.force && confirmSeconds === undefined) {
         process.stderr.write(`nodewall: refusing to apply: ${cut.length} established inbound session(s) would be cut; nothing was changed (pass --force to apply anyway)\n`);
         process.exitCode = exitCodes.failure;
         return;
       }
     }
+    const target: ProbationTarget = {
+      stateDir: argv.stateDir ?? state.config.stateDir, nftPath: state.config.nft.path, table: state.config.nft.table,
+      timeoutMs: state.config.nft.timeoutSeconds * 1000,
+    };
+    if (confirmSeconds === undefined && !dryRun) {
+      const p = await readPending(target.stateDir);
+      if (p.kind === 'ok') {
+        process.stderr.write(`nodewall: warning: change ${p.value.id} is on probation until ${p.value.deadline}; unless it is confirmed, its rollback restores the table from before it and undoes this apply too (run \`nodewall confirm\` first)\n`);
+      }
+    }
+    // Commit-confirm: the record and the watchdog exist before anything is loaded.
+    const probation: Probation | undefined = confirmSeconds === undefined || dryRun
+      ? undefined
+      : await putOnProbation(target, { origin: 'cli', by: cliActor(), seconds: confirmSeconds });
     const result = await applyModel(state.model, {
       nftPath: state.config.nft.path,
       table: state.config.nft.table,
@@ -93,13 +122,22 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       adopt: argv.adopt,
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
       ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
+    }).catch(async (err: unknown) => {
+      if (probation !== undefined) await abandonProbation(target, probation, cliActor(), err instanceof Error ? err.message : String(err)).catch(() => undefined);
+      throw err;
     });
+    if (probation !== undefined) {
+      const r = probation.record;
+      // First thing after the load: from here on only the watchdog (and the agent) matter.
+      process.stderr.write(`nodewall: loaded on probation: run \`nodewall confirm\` before ${r.deadline} (${r.seconds} s), or the previous ruleset (${r.previous.kind === 'absent' ? 'no table' : `table inet ${r.table} as it was`}) is restored by the watchdog (pid ${r.watchdogPid ?? '?'})${probation.replaced === undefined ? '' : `; this replaces the unconfirmed ${probation.replaced.id}, and keeps its rollback target`}\n`);
+    }
     if (result.adopted) {
       process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);
     }
     if (argv.output === 'json') {
       const { state: _state, script, ...rest } = result;
-      process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length }, null, 2)}\n`);
+      const pending = probation === undefined ? {} : { pendingConfirmation: { id: probation.record.id, deadline: probation.record.deadline, seconds: probation.record.seconds, watchdogPid: probation.record.watchdogPid ?? null } };
+      process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length, ...pending }, null, 2)}\n`);
     } else {
       process.stdout.write(`${summary(result, state.config.nft.table)}\n`);
       if (result.changes !== undefined) for (const l of changeLines(result.changes)) process.stdout.write(`  ${l}\n`);

@@ -4,6 +4,7 @@ import { StateFileError } from '../../inventory/state-files.js';
 import { escapeUnprintable } from '../../api/printable.js';
 import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
+import { confirmStatus } from './confirm.js';
 
 interface StatusArgs {
   config?: string | undefined;
@@ -69,6 +70,9 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         process.stderr.write(`nodewall: config unusable (${err instanceof Error ? err.message : String(err)}): reading the status from the default state dir ${stateDir}\n`);
       }
     }
+    // Commit-confirm lives in its own files: shown whether or not the agent runs.
+    const confirm = await confirmStatus(stateDir);
+    const confirmText = confirm.lines.map((l) => `${escapeUnprintable(l)}\n`).join('');
     let s: StatusFile | undefined;
     try {
       s = await readStatus(stateDir);
@@ -80,15 +84,15 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       return;
     }
     if (s === undefined) {
-      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: false, stateDir, status: null })}\n`);
-      else process.stdout.write(`agent: never ran (no status file in ${stateDir})\n`);
+      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: false, stateDir, status: null, ...confirm.json })}\n`);
+      else process.stdout.write(`agent: never ran (no status file in ${stateDir})\n${confirmText}`);
       process.exitCode = notRunning;
       return;
     }
     const running = s.stopped !== true && pidAlive(s.pid);
-    if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running, stateDir, status: s }, null, 2)}\n`);
+    if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running, stateDir, status: s, ...confirm.json }, null, 2)}\n`);
     // The status file holds text that came from input (policy names, errors): nothing in it may drive the terminal.
-    else process.stdout.write(`${formatStatus(s, running).split('\n').map(escapeUnprintable).join('\n')}\n`);
+    else process.stdout.write(`${formatStatus(s, running).split('\n').map(escapeUnprintable).join('\n')}\n${confirmText}`);
     process.exitCode = !running ? notRunning : 'noConfig' in s ? runningWithoutConfig : 0;
   },
 };

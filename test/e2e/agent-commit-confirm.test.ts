@@ -1,0 +1,162 @@
+// The agent with rollout.confirm: manual, in the lab with real packets: an unconfirmed change is rolled back
+// and not applied again until the input changes, a confirmed change stays, and an agent restarted (with its
+// watchdog killed too) while a change is pending still rolls it back.
+
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readPending } from '../../src/agent/commit-confirm.js';
+import { pidAlive } from '../../src/agent/status-file.js';
+import { runCli } from '../helpers/run-cli.js';
+import { AgentProcess, agentDirs, atomicWrite, policyYaml, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
+import { Lab } from './lab.js';
+
+const onProbation = (l: LogLine): boolean => l['confirm'] === 'pending';
+const confirmed = (l: LogLine): boolean => l['confirm'] === 'confirmed';
+const rolledBack = (l: LogLine): boolean => l['confirm'] === 'rolled-back';
+const refusedAgain = (l: LogLine): boolean => l['confirm'] === 'refused';
+
+async function confirm(lab: Lab, dirs: AgentDirs) {
+  return runCli(['confirm', '--config', dirs.config], { netns: lab.nodeNs, timeoutMs: 60_000 });
+}
+
+async function pendingRecord(dirs: AgentDirs) {
+  const r = await readPending(dirs.state);
+  if (r.kind !== 'ok') throw new Error(`no pending record: ${r.kind}`);
+  return r.value;
+}
+
+test('manual confirm: an unconfirmed change is rolled back and not retried; a confirmed change stays', async (t) => {
+  const lab = await Lab.create(t, 'acc-man');
+  // Long enough for `nodewall confirm` to arrive from a busy machine; the unconfirmed case just waits it out.
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  const file = join(dirs.policies, 'p.yaml');
+  await writeFile(file, policyYaml('p', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+
+  // The very first ruleset is a change too (from no table): confirm it.
+  await agent.waitFor(onProbation, 30_000, 0, 'first change on probation');
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 30_000, 0, 'first apply');
+  const c1 = await confirm(lab, dirs);
+  t.is(c1.code, 0, c1.stderr);
+  t.regex(c1.stdout, /confirmed agent change/);
+  await agent.waitFor(confirmed, 30_000, 0, 'confirmation seen by the agent');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
+
+  // A change that is never confirmed: rolled back at its deadline.
+  let mark = agent.lines.length;
+  await writeConfigSeconds(dirs, 3);
+  await agent.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
+  mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('p', [2222]));
+  const probation = await agent.waitFor(onProbation, 30_000, mark, 'change on probation');
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  const status = await runCli(['status', '--config', dirs.config], { netns: lab.nodeNs });
+  t.regex(status.stdout, new RegExp(`pending confirmation: agent change ${String(probation['id'])}`));
+  const back = await agent.waitFor(rolledBack, 60_000, mark, 'rollback');
+  t.is(back['id'], probation['id']);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow', 'previous ruleset back');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
+
+  // A forced pass (SIGHUP re-reads everything) does not apply the same input again.
+  mark = agent.lines.length;
+  agent.signal('SIGHUP');
+  await agent.waitFor(refusedAgain, 30_000, mark, 'refusal of the same input');
+  t.is(agent.find((l) => l.msg === 'ruleset applied', mark).length, 0);
+  const st = JSON.parse((await runCli(['status', '--config', dirs.config, '--output', 'json'], { netns: lab.nodeNs })).stdout) as {
+    status: { lastApply: { outcome: string } }; lastConfirmation: { outcome: string; origin: string };
+  };
+  t.is(st.status.lastApply.outcome, 'refused');
+  t.deepEqual([st.lastConfirmation.outcome, st.lastConfirmation.origin], ['rolled-back', 'agent']);
+
+  // A changed input is tried again, and confirmed it stays past its deadline.
+  await writeConfigSeconds(dirs, 30);
+  mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('p', [22, 2222]));
+  const again = await agent.waitFor(onProbation, 30_000, mark, 'new change on probation');
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'new change applied');
+  const c2 = await confirm(lab, dirs);
+  t.is(c2.code, 0, c2.stderr);
+  await agent.waitFor(confirmed, 30_000, mark, 'second confirmation');
+  const deadline = Date.parse(String(again['deadline']));
+  while (Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 500));
+  t.is(agent.find(rolledBack, mark).length, 0);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }, 'allow'), 'allow');
+  t.is(await agent.stop(), 0);
+});
+
+test('an agent restarted while its change is pending (watchdog killed too) still rolls it back', async (t) => {
+  const lab = await Lab.create(t, 'acc-rst');
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  const file = join(dirs.policies, 'p.yaml');
+  await writeFile(file, policyYaml('p', [22]));
+  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
+  t.is((await confirm(lab, dirs)).code, 0);
+  await first.waitFor(confirmed, 30_000, 0, 'confirmed');
+
+  await writeConfigSeconds(dirs, 6);
+  let mark = first.lines.length;
+  await first.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
+  mark = first.lines.length;
+  await atomicWrite(file, policyYaml('p', [2222]));
+  await first.waitFor(onProbation, 30_000, mark, 'change on probation');
+  await first.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  const rec = await pendingRecord(dirs);
+  // Both enforcers of the first life die: the agent, and the watchdog.
+  first.signal('SIGKILL');
+  t.true(rec.watchdogPid !== undefined);
+  process.kill(rec.watchdogPid ?? -1, 'SIGKILL');
+  while (pidAlive(rec.watchdogPid ?? -1)) await new Promise((r) => setTimeout(r, 100));
+
+  const second = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  const back = await second.waitFor(rolledBack, 60_000, 0, 'rollback by the restarted agent');
+  t.is(back['id'], rec.id);
+  t.regex(String(back['by']), /^agent pid \d+$/);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
+  // The restarted agent does not re-apply the rolled-back input either.
+  mark = second.lines.length;
+  second.signal('SIGHUP');
+  await second.waitFor(refusedAgain, 30_000, mark, 'refusal after the restart');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
+  t.is(await second.stop(), 0);
+});
+
+async function writeConfigSeconds(dirs: AgentDirs, seconds: number): Promise<void> {
+  await writeConfig(dirs, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: seconds } });
+}
+
+test('after a reboot an unconfirmed change is rolled back at once, never adopted, even long before its deadline', async (t) => {
+  const lab = await Lab.create(t, 'acc-boot');
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  const file = join(dirs.policies, 'p.yaml');
+  await writeFile(file, policyYaml('p', [22]));
+  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
+  t.is((await confirm(lab, dirs)).code, 0);
+  await first.waitFor(confirmed, 30_000, 0, 'confirmed');
+  await writeConfig(dirs, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 3600 } });
+  let mark = first.lines.length;
+  await first.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
+  mark = first.lines.length;
+  await atomicWrite(file, policyYaml('p', [2222]));
+  await first.waitFor(onProbation, 30_000, mark, 'change on probation');
+  await first.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  const rec = await pendingRecord(dirs);
+  first.signal('SIGKILL');
+  process.kill(rec.watchdogPid ?? -1, 'SIGKILL');
+  while (pidAlive(rec.watchdogPid ?? -1)) await new Promise((r) => setTimeout(r, 100));
+  // "Reboot": the kernel forgets every table; the record on disk is from the boot before (deadline an hour away).
+  await lab.nft(['flush', 'ruleset']);
+  await writeFile(join(dirs.state, 'pending-confirm.json'), JSON.stringify({ ...rec, bootId: 'a-previous-boot' }));
+
+  const second = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  const back = await second.waitFor(rolledBack, 60_000, 0, 'rollback of the record of the previous boot');
+  t.is(back['id'], rec.id);
+  await second.waitFor(refusedAgain, 30_000, 0, 'the unconfirmed input not applied');
+  t.is(second.find((l) => l.msg === 'ruleset applied').length, 0, 'the unconfirmed ruleset is never loaded');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow', 'the confirmed ruleset is back');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
+  t.is(await second.stop(), 0);
+});
