@@ -18,7 +18,7 @@ import { CoverSetError } from './policy/cover-set.js';
 import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
 import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
-import { seedAddressPools } from './policy/resolve-peers.js';
+import { seedPoolIndex } from './policy/pool-index.js';
 import type { HostModel } from './policy/model.js';
 
 export interface StateInput {
@@ -165,8 +165,9 @@ export class StateBuilder {
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
             this.lastModel = 'incremental';
             this.#incremental.add(update.model);
-            // Lint reads the address pools: the model has them, no pass over every pod needed.
-            seedAddressPools(inv, prev.model.addressPools());
+            // Lint asks the address pools about CIDR peers: the model answers from its live pools, no copy of any.
+            const pools = prev.model.poolIndex();
+            seedPoolIndex(inv, pools.index, pools.current);
             return update.model;
           } catch (err) {
             if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
@@ -177,7 +178,8 @@ export class StateBuilder {
       const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
       this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh };
       this.lastModel = 'full';
-      seedAddressPools(inv, fresh.addressPools());
+      const pools = fresh.poolIndex();
+      seedPoolIndex(inv, pools.index, pools.current);
       return fresh.model;
     };
     // Policy documents of unchanged CCNPs are the same objects from pass to pass (the Kubernetes source

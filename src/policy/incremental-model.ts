@@ -22,6 +22,7 @@ import type { Direction, LabelSelector, PolicyDocument, Rule } from '../api/type
 import type { EngineConfig, Inventory, NodeInfo, PodInfo, RunMode } from '../inventory/types.js';
 import type { Prefix } from './cidr.js';
 import { CoverSet, type ElementChanges } from './cover-set.js';
+import type { PoolIndex } from './pool-index.js';
 import {
   buildHostModel,
   canonicalHostAddresses,
@@ -249,6 +250,8 @@ export class IncrementalModel {
   private readonly nodeSets = new Set<LiveSet>();
   private current: HostModel;
   private degradedFlag = false;
+  /** Counts apply() calls (a pool index is valid for one version). */
+  private version = 0;
 
   /** Builds the model of `policies` (the valid ones) over `inventory`, like buildHostModel. */
   constructor(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, runMode: RunMode) {
@@ -357,6 +360,25 @@ export class IncrementalModel {
     };
   }
 
+  /**
+   * addressPools' questions for lint, answered from the live pools without copying them (pool-index.ts).
+   * Valid until the next apply(): `current` says whether it still is; asked after that, it throws.
+   */
+  poolIndex(): { readonly index: PoolIndex; readonly current: () => boolean } {
+    const version = this.version;
+    const p = this.pools;
+    const current = (): boolean => this.version === version;
+    return {
+      index: {
+        overlaps: (pool, prefix) => {
+          if (!current()) throw new IncrementalModelError('pool index asked after the model changed');
+          return p[pool].overlaps(prefix);
+        },
+      },
+      current,
+    };
+  }
+
   /** The policies the model currently holds, by name. */
   policyDocuments(): PolicyDocument[] {
     return this.policyOrder.map((n) => this.policies.get(n)?.doc).filter((d): d is PolicyDocument => d !== undefined);
@@ -364,6 +386,7 @@ export class IncrementalModel {
 
   /** Applies events in order and returns the new model with what changed. */
   apply(events: readonly ModelEvent[]): ModelUpdate {
+    this.version++;
     const before = this.current;
     const changedPolicies: string[] = [];
     let structural = false;

@@ -17,6 +17,7 @@ import { IncrementalModel, IncrementalModelError, type ModelUpdate } from '../..
 import { inventoryEvents, policyEvents } from '../../src/policy/inventory-events.js';
 import type { HostModel } from '../../src/policy/model.js';
 import { addressPools } from '../../src/policy/resolve-peers.js';
+import { poolIndexDisagreement } from '../helpers/pool-index-reference.js';
 import { buildCaseState, loadConformanceCases } from '../helpers/conformance.js';
 import { ccnp, type RuleSpec } from '../helpers/policy-builders.js';
 
@@ -288,6 +289,9 @@ function differential(cfg: NodewallConfig, seed: number, numRuns: number): { ste
         deepStrictEqual(inc.model, want, `model after ${JSON.stringify(o)}`);
         // A fresh inventory object: addressPools caches per object.
         deepStrictEqual(inc.addressPools(), addressPools({ ...inv }), `address pools after ${JSON.stringify(o)}`);
+        // The live pool index (what lint asks) answers as the reference pools do.
+        const wrongOverlap = poolIndexDisagreement(inc.poolIndex().index, addressPools({ ...inv }));
+        check(wrongOverlap === undefined, `pool index: ${wrongOverlap} after ${JSON.stringify(o)}`);
         check(!inc.degraded, 'not degraded');
         const opts = { table: 'nodewall', mode: cfg.mode };
         deepStrictEqual(renderPlan(inc.model, opts).script, renderPlan(want, opts).script, `ruleset after ${JSON.stringify(o)}`);
