@@ -176,38 +176,57 @@ function lintRedundantAllows(l: Linter, rule: Rule, all: readonly PolicyDocument
   }
 }
 
-function lintCidrs(l: Linter, rule: Rule, pools: PoolIndex, cfg: EngineConfig): void {
+/** A CIDR peer of a rule, parsed once (rules are immutable; lint re-reads them on every pod event). */
+interface CidrItem {
+  readonly dir: Direction;
+  readonly field: string;
+  readonly p: Prefix;
+}
+
+const cidrItemsCache = new WeakMap<Rule, readonly CidrItem[]>();
+
+function cidrItems(rule: Rule): readonly CidrItem[] {
+  let out = cidrItemsCache.get(rule);
+  if (out !== undefined) return out;
+  const items: CidrItem[] = [];
   for (const { list, dir } of lists) {
     (rule[list] ?? []).forEach((pr, i) => {
       const elem = `${rule.path}.${list}[${i}]`;
-      const items: { field: string; text: string }[] = [
+      const texts: { field: string; text: string }[] = [
         ...(pr.cidr ?? []).map((text, j) => ({ field: `${elem}.${peerFieldName(dir, 'cidr')}[${j}]`, text })),
         ...(pr.cidrSet ?? []).flatMap((r, j) => (r.cidr === undefined ? [] : [{ field: `${elem}.${peerFieldName(dir, 'cidrSet')}[${j}].cidr`, text: r.cidr }])),
       ];
-      for (const { field, text } of items) {
-        let p: Prefix;
+      for (const { field, text } of texts) {
         try {
-          p = parsePrefix(text);
+          items.push({ dir, field, p: parsePrefix(text) });
         } catch {
-          continue;
+          // invalid: validation reports it
         }
-        const what: string[] = [];
-        if (cfg.policyCIDRMatchMode !== 'nodes' && (pools.overlaps('host', p) || pools.overlaps('remoteNodes', p))) what.push('node addresses');
-        if (pools.overlaps('pods', p)) what.push('pod addresses');
-        if (pools.overlaps('health', p) || pools.overlaps('ingress', p)) what.push('cilium-health/ingress addresses');
-        if (what.length === 0) continue;
-        const fix: string[] = [];
-        if (what.includes('node addresses')) fix.push('use the remote-node/host entities for nodes, or set policyCIDRMatchMode: nodes');
-        if (what.includes('pod addresses')) fix.push(`use ${peerFieldName(dir, 'endpoints')} for pods`);
-        if (what.includes('cilium-health/ingress addresses')) fix.push('use the health/ingress entities');
-        const zero = p.len === 0 ? ` (${formatPrefix(p)} is the ${p.family === 'ipv4' ? 'IPv4' : 'IPv6'} world, which never includes cluster addresses)` : '';
-        l.warn(
-          field,
-          'cidr-covers-cluster',
-          `${formatPrefix(p)} contains ${what.join(' and ')}, which CIDR rules never match${zero}; ${fix.join('; ')}`,
-        );
       }
     });
+  }
+  out = items;
+  cidrItemsCache.set(rule, out);
+  return out;
+}
+
+function lintCidrs(l: Linter, rule: Rule, pools: PoolIndex, cfg: EngineConfig): void {
+  for (const { dir, field, p } of cidrItems(rule)) {
+    const what: string[] = [];
+    if (cfg.policyCIDRMatchMode !== 'nodes' && (pools.overlaps('host', p) || pools.overlaps('remoteNodes', p))) what.push('node addresses');
+    if (pools.overlaps('pods', p)) what.push('pod addresses');
+    if (pools.overlaps('health', p) || pools.overlaps('ingress', p)) what.push('cilium-health/ingress addresses');
+    if (what.length === 0) continue;
+    const fix: string[] = [];
+    if (what.includes('node addresses')) fix.push('use the remote-node/host entities for nodes, or set policyCIDRMatchMode: nodes');
+    if (what.includes('pod addresses')) fix.push(`use ${peerFieldName(dir, 'endpoints')} for pods`);
+    if (what.includes('cilium-health/ingress addresses')) fix.push('use the health/ingress entities');
+    const zero = p.len === 0 ? ` (${formatPrefix(p)} is the ${p.family === 'ipv4' ? 'IPv4' : 'IPv6'} world, which never includes cluster addresses)` : '';
+    l.warn(
+      field,
+      'cidr-covers-cluster',
+      `${formatPrefix(p)} contains ${what.join(' and ')}, which CIDR rules never match${zero}; ${fix.join('; ')}`,
+    );
   }
 }
 
