@@ -26,6 +26,7 @@
 // - `evaluate` throughput (bench/model-bench.ts flows).
 
 import { fork } from 'node:child_process';
+import { Session } from 'node:inspector/promises';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -144,6 +145,28 @@ function gcNow(): void {
   gc?.();
 }
 
+/**
+ * NODEWALL_BENCH_CPUPROF=DIR: a V8 CPU profile of the agent's process per event kind
+ * (DIR/PODS-KIND.cpuprofile), for finding what an event costs; the figures are then not comparable.
+ */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  const dir = process.env['NODEWALL_BENCH_CPUPROF'];
+  if (dir === undefined || dir === '') return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(name: string): Promise<void> {
+      const { profile } = await session.post('Profiler.stop');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 /** Runs in the measuring child: the agent for one size, then the apply and evaluate measures. */
 async function measureSize(size: SyntheticSize, events: number): Promise<SizeResult> {
   const ns = await createNetns('nwt-scale-bench');
@@ -210,6 +233,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       const lat: number[] = [];
       const cpu: number[] = [];
       let skipped = 0;
+      const profile = await startProfile();
       for (let i = 0; i < events; i++) {
         const mark = tap.seen.length;
         const c0 = process.cpuUsage();
@@ -226,6 +250,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
         cpu.push(cpuMs(process.cpuUsage(c0)));
         await sleep(250);
       }
+      await profile?.stop(`${size.pods}-${kind}`);
       progress(size, `${kind}: ${lat.map((x) => Math.round(x)).join(' ')} ms`);
       out[`${kind}P50Ms`] = percentile(lat, 50);
       out[`${kind}P99Ms`] = percentile(lat, 99);

@@ -16,9 +16,9 @@ import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/typ
 import { buildHostModel } from './policy/build-model.js';
 import { CoverSetError } from './policy/cover-set.js';
 import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
-import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
+import { inventoryEvents, policyEvents, sameNode } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
-import { seedAddressPools } from './policy/resolve-peers.js';
+import { seedPoolIndex } from './policy/pool-index.js';
 import type { HostModel } from './policy/model.js';
 
 export interface StateInput {
@@ -106,8 +106,9 @@ function assembleState(
  * lists instead of being rebuilt. When only Pods, CiliumEndpoints or other nodes' labels changed
  * (found by object identity: the Kubernetes source hands out the same objects for what did not
  * change), the inventory is updated for those objects alone too (build-inventory.ts
- * updateChangedObjects). A different config, node name, labels or local
- * addresses, or a change to this node itself, builds anew, as does the first call. The result
+ * updateChangedObjects), and so is it for a change of this node's labels alone. A different config,
+ * node name, command-line labels or local addresses, or any other change to this node itself, builds
+ * anew, as does the first call. The result
  * always equals buildState(input) (test/pipeline.test.ts).
  */
 export class StateBuilder {
@@ -138,6 +139,8 @@ export class StateBuilder {
         if (update !== undefined) {
           built = update;
           objectEvents = update.nodes.map((node): ModelEvent => ({ kind: 'node', node }));
+          // This node relabelled: the model reselects its policies (first: pods and nodes do not depend on it).
+          if (update.self !== undefined && !sameNode(update.self, prev.inventory.inventory.self)) objectEvents.unshift({ kind: 'self-labels', labels: update.self.labels });
           for (const [key, pod] of update.pods) {
             const slash = key.indexOf('/');
             objectEvents.push(pod === undefined ? { kind: 'pod-deleted', namespace: key.slice(0, slash), name: key.slice(slash + 1) } : { kind: 'pod', pod });
@@ -165,8 +168,9 @@ export class StateBuilder {
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
             this.lastModel = 'incremental';
             this.#incremental.add(update.model);
-            // Lint reads the address pools: the model has them, no pass over every pod needed.
-            seedAddressPools(inv, prev.model.addressPools());
+            // Lint asks the address pools about CIDR peers: the model answers from its live pools, no copy of any.
+            const pools = prev.model.poolIndex();
+            seedPoolIndex(inv, pools.index, pools.current);
             return update.model;
           } catch (err) {
             if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
@@ -177,7 +181,8 @@ export class StateBuilder {
       const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
       this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh };
       this.lastModel = 'full';
-      seedAddressPools(inv, fresh.addressPools());
+      const pools = fresh.poolIndex();
+      seedPoolIndex(inv, pools.index, pools.current);
       return fresh.model;
     };
     // Policy documents of unchanged CCNPs are the same objects from pass to pass (the Kubernetes source

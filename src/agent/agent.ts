@@ -27,6 +27,7 @@ import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { ModelKeys } from './model-key.js';
+import { ProblemLogGate } from './problem-log.js';
 import { tableHashAfterApply } from './table-hash-after-apply.js';
 import { NftWriteLock } from './nft-lock.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
@@ -69,6 +70,7 @@ export class Agent {
   readonly #memory: Memory = { lastGood: new Map(), texts: new Map() };
   readonly #deduper = new Deduper();
   readonly #modelKeys = new ModelKeys();
+  readonly #problemLog = new ProblemLogGate();
   readonly #startedAt = new Date().toISOString();
   #settings: AgentSettings = defaultAgentSettings;
   #watcher: DirWatcher | undefined;
@@ -269,7 +271,8 @@ export class Agent {
       return;
     }
     this.#lastInputHash = d.inputHash;
-    if (changed || trigger !== 'drift') this.#logInputProblems(d, log);
+    // Kubernetes passes (pod churn) log them only when they changed (problem-log.ts).
+    if ((changed || trigger !== 'drift') && this.#problemLog.fresh(d, trigger !== 'kubernetes')) this.#logInputProblems(d, log);
 
     const config = d.cfg.config;
     const model = d.state.model;

@@ -93,12 +93,15 @@ export function mergeWithLastGood<S extends BuiltState>(
   build: (load: Loaded) => S,
 ): MergeResult<S> {
   const fileOf = new Map<string, LoadedFile>();
-  const current: Loaded = { policies: [], objects: [], problems: [] };
+  // One file holding every object (the Kubernetes source's objects entry): its list as it is, not a
+  // copy of 100k+ objects per pass. Nobody writes to a load's lists.
+  const withObjects = files.filter((f) => f.load.objects.length > 0);
+  const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [] };
   for (const f of files) {
     for (const p of f.load.policies) fileOf.set(policyKey(p), f);
     // Loops, not push(...spread): one file may hold 100k+ objects.
     for (const x of f.load.policies) current.policies.push(x);
-    for (const x of f.load.objects) current.objects.push(x);
+    if (withObjects.length > 1) for (const x of f.load.objects) current.objects.push(x);
     for (const x of f.load.problems) current.problems.push(x);
   }
   // A file whose parse failed as a whole (an error not tied to a policy) counts as unreadable,

@@ -441,6 +441,7 @@ export function buildInventory(
       objects,
       byKey: objectsByKey(all),
       selfName: opts.nodeName,
+      selfExtra: { labels: opts.nodeLabels ?? {}, local },
       nsLabels,
       nodeOwner,
       nodeByAddress,
@@ -486,6 +487,8 @@ export interface ObjectIndex {
   readonly objects: readonly KubeObject[];
   readonly byKey: Map<string, readonly KubeObject[]>;
   readonly selfName: string;
+  /** What buildInventory adds to this node's own objects: command-line labels, local interface addresses. */
+  readonly selfExtra: { readonly labels: Labels; readonly local: readonly string[] };
   readonly nsLabels: ReadonlyMap<string, Labels>;
   readonly nodeOwner: ReadonlyMap<string, string>;
   readonly nodeByAddress: ReadonlyMap<string, string>;
@@ -613,7 +616,7 @@ export function updateChangedObjects(
   prev: { readonly inventory: Inventory; readonly index: ObjectIndex },
   objects: readonly KubeObject[],
   change: { readonly gone: readonly KubeObject[]; readonly come: readonly KubeObject[] },
-): { inventory: Inventory; problems: Problem[]; index: ObjectIndex; pods: Map<string, PodInfo | undefined>; nodes: NodeInfo[] } | undefined {
+): { inventory: Inventory; problems: Problem[]; index: ObjectIndex; pods: Map<string, PodInfo | undefined>; nodes: NodeInfo[]; self?: NodeInfo } | undefined {
   const idx = prev.index;
   if (![...change.gone, ...change.come].every((o) => isPodObject(o) || isNodeObject(o))) return undefined;
   // The objects of each changed key after the change; checked before anything is changed.
@@ -632,6 +635,7 @@ export function updateChangedObjects(
   const nodeInfos = new Map<string, NodeInfo>();
   const problems = new Map<string, Problem[]>();
   const remoteByName = new Map(prev.inventory.remoteNodes.map((n) => [n.name, n]));
+  let self: NodeInfo | undefined;
   for (const [k, list] of after) {
     const before = idx.byKey.get(k) ?? [];
     const c = new Collector();
@@ -645,23 +649,27 @@ export function updateChangedObjects(
       const acc = ctx.pods.get(k.slice('pod:'.length));
       podInfos.set(k.slice('pod:'.length), acc === undefined ? undefined : finishPod(c, acc, idx.nodeOwner));
     } else {
-      // Another node's labels: at most one Node and one CiliumNode, addresses and pod CIDRs unchanged.
+      // A node's labels (another node's, or this node's own, with what buildInventory adds to them): at
+      // most one Node and one CiliumNode, addresses and pod CIDRs unchanged.
       const name = k.slice('node:'.length);
-      const old = remoteByName.get(name);
-      if (name === idx.selfName || old === undefined || list.length === 0) return undefined;
+      const isSelf = name === idx.selfName;
+      const old = isSelf ? prev.inventory.self : remoteByName.get(name);
+      if (old === undefined || list.length === 0 || (isSelf && before.length === 0)) return undefined;
       if (list.filter((o) => o.kind === 'Node').length > 1 || list.filter((o) => o.kind === 'CiliumNode').length > 1) return undefined;
       const accs = new Map<string, NodeAcc>();
       for (const o of list) (o.kind === 'Node' ? addNode : addCiliumNode)(c, accs, o);
       const acc = accs.get(name);
       if (acc === undefined) return undefined;
-      const info = toNodeInfo(acc, (acc.hasNode ? acc.labels : acc.ciliumLabels) ?? {});
+      const own = (acc.hasNode ? acc.labels : acc.ciliumLabels) ?? {};
+      const info = isSelf ? toNodeInfo(acc, { ...own, ...idx.cfg.nodeLabels, ...idx.selfExtra.labels }, idx.selfExtra.local) : toNodeInfo(acc, own);
       const same =
         sameList(info.addresses, old.addresses) &&
         sameList(info.healthAddresses, old.healthAddresses) &&
         sameList(info.ingressAddresses, old.ingressAddresses) &&
         sameList(info.podCIDRs, old.podCIDRs);
       if (!same) return undefined;
-      nodeInfos.set(name, info);
+      if (isSelf) self = info;
+      else nodeInfos.set(name, info);
     }
     problems.set(k, c.problems);
   }
@@ -696,10 +704,11 @@ export function updateChangedObjects(
   const all = [...idx.otherProblems];
   for (const list of idx.problemsByKey.values()) for (const p of list) all.push(p);
   return {
-    inventory: podInfos.size === 0 && nodeInfos.size === 0 ? prev.inventory : { ...prev.inventory, remoteNodes, pods },
+    inventory: podInfos.size === 0 && nodeInfos.size === 0 && self === undefined ? prev.inventory : { ...prev.inventory, remoteNodes, pods, ...(self === undefined ? {} : { self }) },
     problems: all,
     index: { ...idx, objects },
     pods: podInfos,
     nodes: [...nodeInfos.values()],
+    ...(self === undefined ? {} : { self }),
   };
 }

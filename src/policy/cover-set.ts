@@ -108,6 +108,15 @@ export class CoverHalf {
     return this.blockList;
   }
 
+  /** Does the output share an address with prefix (bits, len)? O(log n), allocates nothing but bigints. */
+  overlaps(bits: bigint, len: number): boolean {
+    const end = bits + (this.blockSize[len] ?? 0n) - 1n;
+    // The last block starting at or before P's end is the only one that can reach into P (blocks are disjoint).
+    const i = this.lowerBound(this.starts, end + 1n) - 1;
+    if (i < 0) return false;
+    return (this.starts[i] ?? 0n) + (this.blockSize[this.lens[i] ?? 0] ?? 0n) - 1n >= bits;
+  }
+
   get inputCount(): number {
     return this.inputs.size;
   }
@@ -383,6 +392,11 @@ export class CoverSet {
     return () => {
       for (const h of [this.v4, this.v6]) h.listeners.splice(h.listeners.indexOf(listener), 1);
     };
+  }
+
+  /** Does the output share an address with `p`? */
+  overlaps(p: Prefix): boolean {
+    return this.half(p.family).overlaps(p.bits, p.len);
   }
 
   /** The output blocks (both families); the same array until the next change. */

@@ -19,9 +19,10 @@
 // order), the model stops being incremental and rebuilds in full on every event (`degraded`).
 
 import type { Direction, LabelSelector, PolicyDocument, Rule } from '../api/types.js';
-import type { EngineConfig, Inventory, NodeInfo, PodInfo, RunMode } from '../inventory/types.js';
+import type { EngineConfig, Inventory, Labels, NodeInfo, PodInfo, RunMode } from '../inventory/types.js';
 import type { Prefix } from './cidr.js';
 import { CoverSet, type ElementChanges } from './cover-set.js';
+import type { PoolIndex } from './pool-index.js';
 import {
   buildHostModel,
   canonicalHostAddresses,
@@ -58,6 +59,8 @@ export type ModelEvent =
   | { readonly kind: 'api-server'; readonly addresses: readonly string[] }
   /** Inventory.clusterPodCIDRs, all of them. */
   | { readonly kind: 'cluster-pod-cidrs'; readonly cidrs: readonly string[] }
+  /** This node's labels changed, nothing else about it (its addresses, health/ingress addresses and pod CIDRs are the same). */
+  | { readonly kind: 'self-labels'; readonly labels: Labels }
   /** A valid CCNP added or changed. */
   | { readonly kind: 'policy'; readonly policy: PolicyDocument }
   | { readonly kind: 'policy-deleted'; readonly name: string };
@@ -231,9 +234,9 @@ export class IncrementalModel {
   private readonly cfg: EngineConfig;
   private readonly runMode: RunMode;
   private readonly clusterName: string;
-  private readonly self: NodeInfo;
-  private readonly emptyInventory: Inventory;
-  private readonly selfEndpointLabels: readonly SourcedLabel[];
+  private self: NodeInfo;
+  private emptyInventory: Inventory;
+  private selfEndpointLabels: readonly SourcedLabel[];
   private readonly nodes = new Map<string, NodeInfo>();
   private readonly pods = new Map<string, { info: PodInfo; identity: Identity | undefined }>();
   private apiServer: readonly string[];
@@ -249,6 +252,8 @@ export class IncrementalModel {
   private readonly nodeSets = new Set<LiveSet>();
   private current: HostModel;
   private degradedFlag = false;
+  /** Counts apply() calls (a pool index is valid for one version). */
+  private version = 0;
 
   /** Builds the model of `policies` (the valid ones) over `inventory`, like buildHostModel. */
   constructor(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, runMode: RunMode) {
@@ -357,6 +362,25 @@ export class IncrementalModel {
     };
   }
 
+  /**
+   * addressPools' questions for lint, answered from the live pools without copying them (pool-index.ts).
+   * Valid until the next apply(): `current` says whether it still is; asked after that, it throws.
+   */
+  poolIndex(): { readonly index: PoolIndex; readonly current: () => boolean } {
+    const version = this.version;
+    const p = this.pools;
+    const current = (): boolean => this.version === version;
+    return {
+      index: {
+        overlaps: (pool, prefix) => {
+          if (!current()) throw new IncrementalModelError('pool index asked after the model changed');
+          return p[pool].overlaps(prefix);
+        },
+      },
+      current,
+    };
+  }
+
   /** The policies the model currently holds, by name. */
   policyDocuments(): PolicyDocument[] {
     return this.policyOrder.map((n) => this.policies.get(n)?.doc).filter((d): d is PolicyDocument => d !== undefined);
@@ -364,6 +388,7 @@ export class IncrementalModel {
 
   /** Applies events in order and returns the new model with what changed. */
   apply(events: readonly ModelEvent[]): ModelUpdate {
+    this.version++;
     const before = this.current;
     const changedPolicies: string[] = [];
     let structural = false;
@@ -389,6 +414,12 @@ export class IncrementalModel {
           this.changeInputs([this.pools.pods], prefixes(this.clusterPodCIDRs), prefixes(e.cidrs));
           this.clusterPodCIDRs = e.cidrs;
           break;
+        case 'self-labels': {
+          const reselected = this.setSelfLabels(e.labels);
+          for (const name of reselected) changedPolicies.push(name);
+          structural = reselected.length > 0 || structural;
+          break;
+        }
         case 'policy':
           changedPolicies.push(e.policy.name);
           structural = this.setPolicy(e.policy.name, e.policy) || structural;
@@ -531,6 +562,40 @@ export class IncrementalModel {
     }
     if (node === undefined) this.nodes.delete(name);
     else this.nodes.set(name, node);
+  }
+
+  /**
+   * This node's labels: they decide which rules select the node (and so every policy's entries) and what
+   * a `reserved:host` endpoint selector matches. Policies that select the node before or after are
+   * resolved again; the cluster side (pods, identities, pools, node sets) does not depend on them.
+   * Returns the names of the policies resolved again. Throws IncrementalModelError when a live endpoint
+   * set with a reserved: key gains or loses the host (rare): the caller builds anew.
+   */
+  private setSelfLabels(labels: Labels): string[] {
+    const endpointLabels = hostEndpointLabels(labels, this.cfg.labelFilter);
+    for (const s of this.sets.values()) {
+      if (s.source.kind !== 'endpoints') continue;
+      const sel = s.source.selector;
+      if (!selectorKeys(sel).some((k) => k.source === 'reserved')) continue;
+      const eff = effectiveEndpointSelector(sel, this.clusterName);
+      if (matchSelector(eff, this.selfEndpointLabels) !== matchSelector(eff, endpointLabels)) {
+        throw new IncrementalModelError(`set ${s.template.name} selects this node's host identity by its labels: build the model anew`);
+      }
+    }
+    this.self = { ...this.self, labels };
+    this.selfEndpointLabels = endpointLabels;
+    this.emptyInventory = { ...this.emptyInventory, self: { ...this.emptyInventory.self, labels } };
+    const reselected: string[] = [];
+    for (const name of this.policyOrder) {
+      const old = this.policies.get(name);
+      if (old === undefined) continue;
+      if (old.selected.length === 0 && selectingRules([old.doc], labels, this.cfg.labelFilter).length === 0) continue;
+      const next = this.resolvePolicy(old.doc);
+      if (!this.register([next], [old])) this.degrade();
+      this.policies.set(name, next);
+      reselected.push(name);
+    }
+    return reselected;
   }
 
   private setApiServer(next: readonly string[]): void {

@@ -41,12 +41,17 @@ function samePod(a: PodInfo, b: PodInfo): boolean {
 const podKey = (p: PodInfo): string => `${p.namespace}/${p.name}`;
 
 /**
- * Events from `prev` to `next`; undefined when the model must be built anew (this node's labels or
- * addresses, or the cluster name, changed).
+ * Events from `prev` to `next`; undefined when the model must be built anew (this node's addresses, or
+ * the cluster name, changed).
  */
 export function inventoryEvents(prev: Inventory, next: Inventory): ModelEvent[] | undefined {
-  if (prev.clusterName !== next.clusterName || !sameNode(prev.self, next.self)) return undefined;
+  if (prev.clusterName !== next.clusterName) return undefined;
   const events: ModelEvent[] = [];
+  if (!sameNode(prev.self, next.self)) {
+    // Only its labels: the model reselects policies instead of being built anew.
+    if (!sameNode({ ...prev.self, labels: next.self.labels }, next.self)) return undefined;
+    events.push({ kind: 'self-labels', labels: next.self.labels });
+  }
   const nodes = new Map(prev.remoteNodes.map((n) => [n.name, n]));
   for (const n of next.remoteNodes) {
     const old = nodes.get(n.name);

@@ -6,11 +6,13 @@ import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName } from '..
 import type { EngineConfig, Inventory, NodeInfo } from '../inventory/types.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { buildHostModel, ruleDefaultDeny } from './build-model.js';
-import { formatPrefix, parsePrefix, subtractPrefixes, type Prefix } from './cidr.js';
+import { formatPrefix, parsePrefix, type Prefix } from './cidr.js';
 import { droppingPattern } from './label-filter.js';
 import { parseSelectorKey, selectorRequirements } from './match-selector.js';
 import type { HostModel } from './model.js';
-import { addressPools, peerFieldName, presentPeerKinds, type AddressPools } from './resolve-peers.js';
+import { modelAtAddress } from './model-at-address.js';
+import { poolIndex, type PoolIndex } from './pool-index.js';
+import { peerFieldName, presentPeerKinds } from './resolve-peers.js';
 import { isHostRule, nodeSelectorMatches } from './select-nodes.js';
 
 const lists: readonly { list: RuleListName; dir: Direction; action: 'allow' | 'deny' }[] = [
@@ -174,45 +176,57 @@ function lintRedundantAllows(l: Linter, rule: Rule, all: readonly PolicyDocument
   }
 }
 
-function overlaps(p: Prefix, pool: readonly Prefix[]): boolean {
-  const rest = subtractPrefixes([p], pool);
-  return !(rest.length === 1 && rest[0]!.len === p.len && rest[0]!.bits === p.bits);
+/** A CIDR peer of a rule, parsed once (rules are immutable; lint re-reads them on every pod event). */
+interface CidrItem {
+  readonly dir: Direction;
+  readonly field: string;
+  readonly p: Prefix;
 }
 
-function lintCidrs(l: Linter, rule: Rule, pools: AddressPools, cfg: EngineConfig): void {
-  const nodes = [...pools.host, ...pools.remoteNodes];
+const cidrItemsCache = new WeakMap<Rule, readonly CidrItem[]>();
+
+function cidrItems(rule: Rule): readonly CidrItem[] {
+  let out = cidrItemsCache.get(rule);
+  if (out !== undefined) return out;
+  const items: CidrItem[] = [];
   for (const { list, dir } of lists) {
     (rule[list] ?? []).forEach((pr, i) => {
       const elem = `${rule.path}.${list}[${i}]`;
-      const items: { field: string; text: string }[] = [
+      const texts: { field: string; text: string }[] = [
         ...(pr.cidr ?? []).map((text, j) => ({ field: `${elem}.${peerFieldName(dir, 'cidr')}[${j}]`, text })),
         ...(pr.cidrSet ?? []).flatMap((r, j) => (r.cidr === undefined ? [] : [{ field: `${elem}.${peerFieldName(dir, 'cidrSet')}[${j}].cidr`, text: r.cidr }])),
       ];
-      for (const { field, text } of items) {
-        let p: Prefix;
+      for (const { field, text } of texts) {
         try {
-          p = parsePrefix(text);
+          items.push({ dir, field, p: parsePrefix(text) });
         } catch {
-          continue;
+          // invalid: validation reports it
         }
-        const what: string[] = [];
-        const nodeHit = overlaps(p, nodes);
-        if (nodeHit && cfg.policyCIDRMatchMode !== 'nodes') what.push('node addresses');
-        if (overlaps(p, pools.pods)) what.push('pod addresses');
-        if (overlaps(p, [...pools.health, ...pools.ingress])) what.push('cilium-health/ingress addresses');
-        if (what.length === 0) continue;
-        const fix: string[] = [];
-        if (what.includes('node addresses')) fix.push('use the remote-node/host entities for nodes, or set policyCIDRMatchMode: nodes');
-        if (what.includes('pod addresses')) fix.push(`use ${peerFieldName(dir, 'endpoints')} for pods`);
-        if (what.includes('cilium-health/ingress addresses')) fix.push('use the health/ingress entities');
-        const zero = p.len === 0 ? ` (${formatPrefix(p)} is the ${p.family === 'ipv4' ? 'IPv4' : 'IPv6'} world, which never includes cluster addresses)` : '';
-        l.warn(
-          field,
-          'cidr-covers-cluster',
-          `${formatPrefix(p)} contains ${what.join(' and ')}, which CIDR rules never match${zero}; ${fix.join('; ')}`,
-        );
       }
     });
+  }
+  out = items;
+  cidrItemsCache.set(rule, out);
+  return out;
+}
+
+function lintCidrs(l: Linter, rule: Rule, pools: PoolIndex, cfg: EngineConfig): void {
+  for (const { dir, field, p } of cidrItems(rule)) {
+    const what: string[] = [];
+    if (cfg.policyCIDRMatchMode !== 'nodes' && (pools.overlaps('host', p) || pools.overlaps('remoteNodes', p))) what.push('node addresses');
+    if (pools.overlaps('pods', p)) what.push('pod addresses');
+    if (pools.overlaps('health', p) || pools.overlaps('ingress', p)) what.push('cilium-health/ingress addresses');
+    if (what.length === 0) continue;
+    const fix: string[] = [];
+    if (what.includes('node addresses')) fix.push('use the remote-node/host entities for nodes, or set policyCIDRMatchMode: nodes');
+    if (what.includes('pod addresses')) fix.push(`use ${peerFieldName(dir, 'endpoints')} for pods`);
+    if (what.includes('cilium-health/ingress addresses')) fix.push('use the health/ingress entities');
+    const zero = p.len === 0 ? ` (${formatPrefix(p)} is the ${p.family === 'ipv4' ? 'IPv4' : 'IPv6'} world, which never includes cluster addresses)` : '';
+    l.warn(
+      field,
+      'cidr-covers-cluster',
+      `${formatPrefix(p)} contains ${what.join(' and ')}, which CIDR rules never match${zero}; ${fix.join('; ')}`,
+    );
   }
 }
 
@@ -252,7 +266,9 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
     const blocked = inv.apiServerAddresses.filter((a) => {
       const addr = a.includes('/') ? a.slice(0, a.indexOf('/')) : a;
       try {
-        return [6443, 443].every((port) => evaluate(model, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
+        // The model cut down to this address decides its flows exactly as the whole model (model-at-address.ts).
+        const at = modelAtAddress(model, addr);
+        return [6443, 443].every((port) => evaluate(at, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
       } catch {
         return false;
       }
@@ -271,7 +287,10 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
 
 /** A policy's own warnings (all but redundant-allow), for the nodes, pools and config they were found with. */
 interface DocumentLint {
+  /** Nodes and config the warnings were found with. */
   readonly key: readonly unknown[];
+  /** The address pools the CIDR warnings (`after`) were found with. */
+  readonly pools: PoolIndex;
   readonly head: readonly Problem[];
   readonly rules: readonly { readonly rule: Rule; readonly before: readonly Problem[]; readonly after: readonly Problem[] }[];
 }
@@ -280,7 +299,13 @@ interface DocumentLint {
 // warnings only change with the nodes, the address pools or the config (all compared by identity).
 const docLintCache = new WeakMap<PolicyDocument, DocumentLint>();
 
-function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: AddressPools, cfg: EngineConfig, key: readonly unknown[]): DocumentLint {
+function cidrWarnings(doc: PolicyDocument, rule: Rule, pools: PoolIndex, cfg: EngineConfig): Problem[] {
+  const l = new Linter(doc);
+  lintCidrs(l, rule, pools, cfg);
+  return l.problems;
+}
+
+function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: PoolIndex, cfg: EngineConfig, key: readonly unknown[]): DocumentLint {
   const head = new Linter(doc);
   lintSelectsNoNode(head, doc, inventory, cfg);
   const rules: { rule: Rule; before: Problem[]; after: Problem[] }[] = [];
@@ -289,11 +314,9 @@ function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: AddressP
     const before = new Linter(doc);
     lintNodeSelector(before, rule, cfg);
     lintEntries(before, rule, cfg);
-    const after = new Linter(doc);
-    lintCidrs(after, rule, pools, cfg);
-    rules.push({ rule, before: before.problems, after: after.problems });
+    rules.push({ rule, before: before.problems, after: cidrWarnings(doc, rule, pools, cfg) });
   }
-  return { key, head: head.problems, rules };
+  return { key, pools, head: head.problems, rules };
 }
 
 const cidrPeersCache = new WeakMap<PolicyDocument, boolean>();
@@ -313,18 +336,18 @@ function hasCidrPeers(doc: PolicyDocument): boolean {
  * model of exactly these policies, inventory and config, when the caller has it (saves a build).
  */
 export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, model?: HostModel): Problem[] {
-  const pools = addressPools(inventory);
-  const cfgKey = JSON.stringify(cfg);
-  const key = [inventory.self, inventory.remoteNodes, pools.host, pools.remoteNodes, pools.pods, pools.health, pools.ingress, cfgKey] as const;
-  const nodesKey = [inventory.self, inventory.remoteNodes, cfgKey] as const;
+  const pools = poolIndex(inventory);
+  const key = [inventory.self, inventory.remoteNodes, JSON.stringify(cfg)] as const;
   const out: Problem[] = [];
   for (const doc of policies) {
     if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
     let own = docLintCache.get(doc);
-    // Only the CIDR warnings read the address pools (which pod churn replaces): a policy without CIDR peers keeps its lint.
-    const docKey = hasCidrPeers(doc) ? key : nodesKey;
-    if (own === undefined || own.key.length !== docKey.length || own.key.some((k, i) => k !== docKey[i])) {
-      own = lintDocument(doc, inventory, pools, cfg, docKey);
+    if (own === undefined || own.key.length !== key.length || own.key.some((k, i) => k !== key[i])) {
+      own = lintDocument(doc, inventory, pools, cfg, key);
+      docLintCache.set(doc, own);
+    } else if (own.pools !== pools && hasCidrPeers(doc)) {
+      // Only the CIDR warnings read the address pools (which pod churn changes): each a few binary searches.
+      own = { ...own, pools, rules: own.rules.map((r) => ({ ...r, after: cidrWarnings(doc, r.rule, pools, cfg) })) };
       docLintCache.set(doc, own);
     }
     for (const p of own.head) out.push(p);

@@ -17,6 +17,7 @@ import { IncrementalModel, IncrementalModelError, type ModelUpdate } from '../..
 import { inventoryEvents, policyEvents } from '../../src/policy/inventory-events.js';
 import type { HostModel } from '../../src/policy/model.js';
 import { addressPools } from '../../src/policy/resolve-peers.js';
+import { poolIndexDisagreement } from '../helpers/pool-index-reference.js';
 import { buildCaseState, loadConformanceCases } from '../helpers/conformance.js';
 import { ccnp, type RuleSpec } from '../helpers/policy-builders.js';
 
@@ -117,7 +118,8 @@ type Op =
   | { op: 'namespace'; i: number; labels: Record<string, string> }
   | { op: 'policy'; i: number; rules: RuleSpec[] }
   | { op: 'conformance-policy'; i: number; on: boolean }
-  | { op: 'api'; addresses: string[] };
+  | { op: 'api'; addresses: string[] }
+  | { op: 'self-labels'; labels: Record<string, string> };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('pod' as const), i: fc.integer({ min: 0, max: 9 }), spec: podArb }) },
@@ -128,6 +130,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('policy' as const), i: fc.integer({ min: 0, max: 3 }), rules: fc.array(ruleArb, { minLength: 0, maxLength: 2 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('conformance-policy' as const), i: fc.nat(), on: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('api' as const), addresses: fc.array(fc.constantFrom('192.0.2.2', '192.0.2.50', '192.0.2.51'), { maxLength: 2 }) }) },
+  // This node relabelled, nothing else about it changed.
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('self-labels' as const), labels: labelsArb(nodeLabelVocab) }) },
 );
 
 class World {
@@ -153,6 +157,11 @@ class World {
       case 'node-delete': this.nodes.delete(o.i); break;
       case 'namespace': this.ns.set(o.i, o.labels); break;
       case 'api': this.api = o.addresses; break;
+      case 'self-labels': {
+        const self = this.nodes.get(0);
+        if (self !== undefined) this.nodes.set(0, { ...self, labels: o.labels });
+        break;
+      }
       case 'policy': {
         const name = `gen-${o.i}`;
         if (o.rules.length === 0) this.policies.delete(name);
@@ -258,10 +267,11 @@ test('the conformance cases give the generator a pool of realistic policies', (t
   t.true(pool.length >= 20, `only ${pool.length} conformance policies`);
 });
 
-function differential(cfg: NodewallConfig, seed: number, numRuns: number): { steps: number; deltaSteps: number; policySteps: number } {
+function differential(cfg: NodewallConfig, seed: number, numRuns: number): { steps: number; deltaSteps: number; policySteps: number; selfSteps: number } {
   let steps = 0;
   let deltaSteps = 0;
   let policySteps = 0;
+  let selfSteps = 0;
   fc.assert(
     fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (ops) => {
       const w = new World(pool);
@@ -279,6 +289,7 @@ function differential(cfg: NodewallConfig, seed: number, numRuns: number): { ste
         if (events === undefined) {
           inc = new IncrementalModel(nextValid, nextInv, cfg, cfg.mode);
         } else {
+          if (events.some((e) => e.kind === 'self-labels')) selfSteps++;
           update = inc.apply([...events, ...policyEvents(valid, nextValid)]);
           check(update.model === inc.model, 'update.model is the model');
         }
@@ -288,6 +299,9 @@ function differential(cfg: NodewallConfig, seed: number, numRuns: number): { ste
         deepStrictEqual(inc.model, want, `model after ${JSON.stringify(o)}`);
         // A fresh inventory object: addressPools caches per object.
         deepStrictEqual(inc.addressPools(), addressPools({ ...inv }), `address pools after ${JSON.stringify(o)}`);
+        // The live pool index (what lint asks) answers as the reference pools do.
+        const wrongOverlap = poolIndexDisagreement(inc.poolIndex().index, addressPools({ ...inv }));
+        check(wrongOverlap === undefined, `pool index: ${wrongOverlap} after ${JSON.stringify(o)}`);
         check(!inc.degraded, 'not degraded');
         const opts = { table: 'nodewall', mode: cfg.mode };
         deepStrictEqual(renderPlan(inc.model, opts).script, renderPlan(want, opts).script, `ruleset after ${JSON.stringify(o)}`);
@@ -307,13 +321,15 @@ function differential(cfg: NodewallConfig, seed: number, numRuns: number): { ste
     }),
     { seed, numRuns, includeErrorInReport: true },
   );
-  return { steps, deltaSteps, policySteps };
+  return { steps, deltaSteps, policySteps, selfSteps };
 }
 
 test('after every event the incremental model, its ruleset and its deltas equal a full build of the same state', (t) => {
   const r = differential(config, 20261206, 150);
   // The sequences exercised both kinds of step.
   t.true(r.deltaSteps > 100 && r.policySteps > 100, `delta steps ${r.deltaSteps}, policy steps ${r.policySteps}, of ${r.steps}`);
+  // This node relabelled (its labels only) is an incremental step too.
+  t.true(r.selfSteps > 20, `${r.selfSteps} steps relabelled this node`);
 });
 
 test('the same with CIDR match mode nodes, no label filter, enforcement always, no non-default-deny policies, audit mode', (t) => {
@@ -329,7 +345,27 @@ test('an event for this node itself is refused with a typed error: the caller bu
   const inc = new IncrementalModel(w.valid(), inv, config, config.mode);
   const err = t.throws(() => inc.applyEvent({ kind: 'node', node: inv.self }));
   t.true(err instanceof IncrementalModelError);
-  t.is(inventoryEvents(inv, { ...inv, self: { ...inv.self, labels: { ...inv.self.labels, zone: 'z9' } } }), undefined);
+  // Its labels alone: an event of their own; anything else about it: build anew.
+  t.deepEqual(inventoryEvents(inv, { ...inv, self: { ...inv.self, labels: { ...inv.self.labels, zone: 'z9' } } }), [{ kind: 'self-labels', labels: { ...inv.self.labels, zone: 'z9' } }]);
+  t.is(inventoryEvents(inv, { ...inv, self: { ...inv.self, addresses: [...inv.self.addresses, '192.0.2.77'] } }), undefined);
+});
+
+test("this node's labels moving it into and out of policies' node selectors: entries follow, equal to a full build", (t) => {
+  const w = new World(pool);
+  w.apply({ op: 'policy', i: 0, rules: [{ nodeSelector: { matchLabels: { zone: 'z2' } }, ingress: [{ endpoints: [{ matchLabels: { app: 'web' } }] }] }] });
+  w.apply({ op: 'pod', i: 1, spec: { ns: 'prod', labels: { app: 'web' }, v4: ['198.51.100.9'], v6: [], hostNetwork: false, sa: undefined } });
+  let inv = inventoryOf(w);
+  const inc = new IncrementalModel(w.valid(), inv, config, config.mode);
+  for (const zone of ['z2', 'z1', 'z2']) {
+    const next = { ...inv, self: { ...inv.self, labels: { ...inv.self.labels, zone } } };
+    const events = inventoryEvents(inv, next);
+    t.deepEqual(events?.map((e) => e.kind), ['self-labels']);
+    const update = inc.apply(events ?? []);
+    inv = next;
+    t.deepEqual(update.model, buildHostModel(w.valid(), inv, config, config.mode), `zone ${zone}`);
+    t.true(update.structureChanged);
+    t.is(update.model.ingress.entries.some((e) => e.policy === w.valid()[0]?.name), zone === 'z2', `zone ${zone}`);
+  }
 });
 
 test('a pod event changes only the sets selecting the pod and hands out new arrays for them', (t) => {

@@ -30,9 +30,64 @@ export function cachePath(stateDir: string): string {
 }
 
 export async function writeCache(stateDir: string, state: CachedState): Promise<void> {
-  const file = cachePath(stateDir);
+  await writeAtomic(cachePath(stateDir), JSON.stringify({ format: FORMAT, ...state }));
+}
+
+/**
+ * The selection file (issue 9): what decides this node's policies, the CCNPs and this node's Node
+ * object, small enough to write before every snapshot that changes them is enforced. The big cache
+ * (every pod) is then only written on its rate limit: a CCNP change no longer serialises the cluster.
+ * readCache/loadCache lay it over the big cache, so a crash right after an apply can never bring back
+ * an older policy set from a big cache written before the change.
+ */
+export const SELECTION_FILE = 'k8s-cache-selection.json';
+const SELECTION_FORMAT = 'nodewall/k8s-cache-selection/v1';
+
+export interface CachedSelection {
+  readonly syncedAt: string;
+  /** Slim CCNP objects as read. */
+  readonly policies: readonly KubeObject[];
+  /** This node's name and slim Node object (null: the API has no Node of that name). */
+  readonly nodeName: string | null;
+  readonly node: KubeObject | null;
+}
+
+/** Upper bound for the selection file: CCNPs and one Node. */
+export const selectionMaxBytes = 64 * 1024 * 1024;
+
+export function selectionPath(stateDir: string): string {
+  return join(stateDir, SELECTION_FILE);
+}
+
+export async function writeSelection(stateDir: string, sel: CachedSelection): Promise<void> {
+  await writeAtomic(selectionPath(stateDir), JSON.stringify({ format: SELECTION_FORMAT, ...sel }));
+}
+
+/** Shape check of a parsed selection file (throws ShapeError naming the field). */
+export function checkSelection(v: unknown): CachedSelection {
+  const o = obj(v, '');
+  if (o['format'] !== SELECTION_FORMAT) throw new ShapeError('format', `a ${SELECTION_FORMAT} file`, o['format']);
+  const nodeName = o['nodeName'] === null ? null : field(o, 'nodeName', str, '');
+  const node = o['node'] === null ? null : field(o, 'node', kubeObject, '');
+  if (node !== null && (node.kind !== 'Node' || node.metadata.name !== nodeName)) throw new ShapeError('node', `the Node named by nodeName (${String(nodeName)})`, node.metadata.name);
+  return { syncedAt: optional(o, 'syncedAt', str, '') ?? '', policies: field(o, 'policies', arrayOf(kubeObject), ''), nodeName, node };
+}
+
+/** The big cache with the selection laid over it: the selection's CCNPs, and its Node in place of the cached one. */
+export function overlaySelection(cached: CachedState, sel: CachedSelection | undefined): CachedState {
+  if (sel === undefined) return cached;
+  const isNode = (o: KubeObject): boolean => o.kind === 'Node' && o.metadata.name === sel.nodeName;
+  let objects = cached.objects;
+  if (sel.nodeName !== null) {
+    const replaced = cached.objects.filter((o) => !isNode(o));
+    if (sel.node !== null) replaced.push(sel.node);
+    objects = replaced;
+  }
+  return { ...cached, objects, policies: sel.policies };
+}
+
+async function writeAtomic(file: string, body: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  const body = JSON.stringify({ format: FORMAT, ...state });
   try {
     const fh = await open(tmp, 'w', 0o600);
     try {
@@ -83,10 +138,22 @@ export async function readCache(stateDir: string): Promise<CachedState | undefin
   const r = await readStateFile(file, cacheMaxBytes, checkCache);
   if (r.kind === 'missing') return undefined;
   if (r.kind === 'corrupt') throw new CacheError(`${file}: ${r.reason}`);
-  return r.value;
+  const selFile = selectionPath(stateDir);
+  const sel = await readStateFile(selFile, selectionMaxBytes, checkSelection);
+  if (sel.kind === 'corrupt') throw new CacheError(`${selFile}: ${sel.reason}`);
+  return overlaySelection(r.value, sel.kind === 'ok' ? sel.value : undefined);
 }
 
-/** readCache for the source: a corrupt cache is moved aside (k8s-cache.json.corrupt) and reported as `error`. */
+/**
+ * readCache for the source: a corrupt file is moved aside (.corrupt) and reported as `error`. A corrupt
+ * selection file makes the whole cache unusable: the big cache's policies may be older than the last
+ * ones enforced.
+ */
 export async function loadCache(stateDir: string): Promise<{ value?: CachedState; error?: StateFileError }> {
-  return loadStateFile(cachePath(stateDir), cacheMaxBytes, checkCache);
+  const big = await loadStateFile(cachePath(stateDir), cacheMaxBytes, checkCache);
+  const sel = await loadStateFile(selectionPath(stateDir), selectionMaxBytes, checkSelection);
+  if (big.error !== undefined) return { error: big.error };
+  if (sel.error !== undefined) return { error: sel.error };
+  if (big.value === undefined) return {};
+  return { value: overlaySelection(big.value, sel.value) };
 }

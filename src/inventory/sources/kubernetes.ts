@@ -24,7 +24,7 @@ import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { maxConfigBytes } from '../config.js';
 import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { loadCache, writeCache } from './cache.js';
+import { loadCache, writeCache, writeSelection } from './cache.js';
 import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
@@ -691,11 +691,13 @@ export class KubernetesSource {
     }
     // Policies or this node's labels changed: on disk before anyone enforces it, so that a
     // crash right after the apply cannot bring back a deleted policy from an older cache.
+    // Only the selection file (cache.ts): the pods follow on the cache's rate limit.
     // Later snapshots queue behind it (they contain the change too).
     this.cacheSelectionKey = key;
     this.ordered++;
     this.orderedDelivery = this.orderedDelivery
-      .then(() => (forced ? this.writeCacheSoon() : this.scheduleCacheWrite()))
+      .then(() => (forced ? this.writeSelectionNow() : undefined))
+      .then(() => this.scheduleCacheWrite())
       .then(() => {
         this.ordered--;
         if (!this.stopped) this.deliver(snap);
@@ -710,15 +712,18 @@ export class KubernetesSource {
     return createHash('sha256').update(JSON.stringify([snap.policyFiles.map((f) => f.hash), nodeObj?.metadata.labels ?? null])).digest('hex');
   }
 
-  /** Write the cache now (after a write in flight), not after the rate limit. */
-  private async writeCacheSoon(): Promise<void> {
-    if (this.cacheTimer !== undefined) {
-      clearTimeout(this.cacheTimer);
-      this.cacheTimer = undefined;
+  /** Write the selection file (the CCNPs and this node's Node as they are now); a failure is logged, not thrown. */
+  private async writeSelectionNow(): Promise<void> {
+    const dir = this.opts.stateDir;
+    if (dir === undefined) return;
+    const name = this.opts.node?.name ?? null;
+    const policies = [...((this.runners.get('ccnp')?.lw.list() ?? []) as unknown as readonly KubeObject[])];
+    const node = name === null ? null : ((this.runners.get('node')?.lw.get(name) as unknown as KubeObject | undefined) ?? null);
+    try {
+      await writeSelection(dir, { syncedAt: new Date().toISOString(), policies, nodeName: name, node });
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, 'kubernetes source: cannot write the cache (selection)');
     }
-    while (this.cacheWrite !== undefined) await this.cacheWrite;
-    this.cacheDirty = true;
-    await this.writeCacheNow();
   }
 
   private deliver(snap: KubernetesSnapshot): void {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { KubeObject } from '../../../src/api/types.js';
-import { cachePath, readCache } from '../../../src/inventory/sources/cache.js';
+import { cachePath, checkCache, checkSelection, overlaySelection, readCache, selectionPath } from '../../../src/inventory/sources/cache.js';
 import { KubernetesSource, KubernetesSourceError, readKubernetesOnce, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
 import { KUBERNETES_OBJECTS_FILE, snapshotFiles } from '../../../src/inventory/sources/kubernetes-files.js';
 import { FakeApiServer, type FakeApiServerOptions } from '../../helpers/fake-apiserver.js';
@@ -462,7 +462,7 @@ test('readKubernetesOnce: an unreachable API or a bad token is an error naming t
   await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 2_000 }), { instanceOf: KubernetesSourceError, message: /no complete read of the Kubernetes API within 2000 ms/ });
 });
 
-test('a CCNP change or this node\'s relabel is in the cache before the snapshot is handed out; pod churn is rate-limited', async (t) => {
+test('a CCNP change or this node\'s relabel is in the cache (its selection file) before the snapshot is handed out; pod churn is rate-limited', async (t) => {
   const h = await harness(t);
   h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
   h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
@@ -474,7 +474,9 @@ test('a CCNP change or this node\'s relabel is in the cache before the snapshot 
   await h.source.start((s) => {
     h.snaps.push(s);
     if (!existsSync(cachePath(h.dir))) return;
-    const c = JSON.parse(readFileSync(cachePath(h.dir), 'utf8')) as { policies: KubeObject[]; objects: KubeObject[] };
+    // What a restart would read: the big cache with the selection file laid over it (cache.ts).
+    const big = checkCache(JSON.parse(readFileSync(cachePath(h.dir), 'utf8')));
+    const c = overlaySelection(big, existsSync(selectionPath(h.dir)) ? checkSelection(JSON.parse(readFileSync(selectionPath(h.dir), 'utf8'))) : undefined);
     onDisk.push({
       policies: c.policies.map((p) => p.metadata.name).sort(),
       nodeRole: c.objects.find((o) => o.kind === 'Node' && o.metadata.name === 'node-a')?.metadata.labels?.['role'],
@@ -496,6 +498,11 @@ test('a CCNP change or this node\'s relabel is in the cache before the snapshot 
   h.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'edge' }));
   await waitFor('snapshot with the new label', () => find(last(h), 'Node', 'node-a')?.metadata.labels?.['role'] === 'edge');
   t.is(onDisk.at(-1)?.nodeRole, 'edge', 'this node\'s labels were on disk first');
+
+  // The policy and label changes went to the small selection file only: the big cache (every pod) still
+  // holds the first sync's policies (it is rewritten on its rate limit, an hour here).
+  const bigNow = checkCache(JSON.parse(readFileSync(cachePath(h.dir), 'utf8')));
+  t.deepEqual(bigNow.policies.map((p) => p.metadata.name).sort(), ['from-web', 'ssh']);
 
   // Pod churn only: handed out at once, the cache is not rewritten (rate limit of an hour here).
   const before = readFileSync(cachePath(h.dir), 'utf8');

@@ -1,0 +1,94 @@
+// A HostModel narrowed to one peer address: every set and exclusion holds that
+// address alone (as a host prefix) when it held it, nothing otherwise. For flows
+// whose peer is that address, evaluate() decides exactly as on the whole model
+// (it reads sets only through "is the peer in this set / its exclusion").
+//
+// Why: lint's apiserver-blocked check evaluates a few flows per pass. On the
+// whole model that builds an address matcher for every set a pod event changed,
+// the ~100k-address cluster exclusion included (tens of ms per event at 100k
+// pods). Here a changed list costs a binary search over its text (O(log n)
+// parses), and unchanged lists are answered from a cache kept per list object
+// (models are immutable; an incremental update keeps the lists it did not change).
+
+import { addressInPrefix, formatPrefix, hostPrefix, parsePrefix, type Address } from './cidr.js';
+import type { HostModel, IdentitySet } from './model.js';
+
+type Lists = { readonly v4: readonly string[]; readonly v6: readonly string[] };
+
+/** Per list: address text -> member? */
+const membership = new WeakMap<readonly string[], Map<string, boolean>>();
+
+/**
+ * Is `addr` in `list`, a model list of one family (canonical prefixes, sorted by address, disjoint:
+ * model.ts IdentitySet)? The only candidate is the last prefix starting at or before the address.
+ */
+export function sortedListHas(list: readonly string[], addr: Address): boolean {
+  let lo = 0;
+  let hi = list.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (parsePrefix(list[mid]!).bits <= addr.bits) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found >= 0 && addressInPrefix(addr, parsePrefix(list[found]!));
+}
+
+function listHas(lists: Lists, addr: Address, key: string): boolean {
+  const list = addr.family === 'ipv4' ? lists.v4 : lists.v6;
+  let known = membership.get(list);
+  if (known === undefined) {
+    known = new Map();
+    membership.set(list, known);
+  }
+  let hit = known.get(key);
+  if (hit === undefined) {
+    hit = sortedListHas(list, addr);
+    known.set(key, hit);
+  }
+  return hit;
+}
+
+const empty: readonly string[] = [];
+
+/** The narrowed copies, per original set object and address (so evaluate's per-set caches keep hitting). */
+const narrowedSets = new WeakMap<object, Map<string, IdentitySet>>();
+const narrowedLists = new WeakMap<object, Map<string, Lists>>();
+
+function narrow<T extends Lists>(cache: WeakMap<object, Map<string, T>>, original: T, addr: Address, key: string, only: readonly string[]): T {
+  let byAddr = cache.get(original);
+  if (byAddr === undefined) {
+    byAddr = new Map();
+    cache.set(original, byAddr);
+  }
+  let out = byAddr.get(key);
+  if (out === undefined) {
+    const has = listHas(original, addr, key);
+    const list = has ? only : empty;
+    out = { ...original, v4: addr.family === 'ipv4' ? list : empty, v6: addr.family === 'ipv6' ? list : empty };
+    byAddr.set(key, out);
+  }
+  return out;
+}
+
+/** `model` with every set and exclusion cut down to `addr` (a bare address, e.g. "192.0.2.1"). */
+export function modelAtAddress(model: HostModel, addrText: string): HostModel {
+  const host = hostPrefix(addrText);
+  const addr: Address = { family: host.family, bits: host.bits };
+  const key = `${host.family}/${host.bits.toString(16)}`;
+  const only = [formatPrefix(host)];
+  const sets: Record<string, IdentitySet> = {};
+  for (const name of Object.keys(model.sets)) sets[name] = narrow(narrowedSets, model.sets[name]!, addr, key, only);
+  return {
+    ...model,
+    sets,
+    exclusions: {
+      cluster: narrow(narrowedLists, model.exclusions.cluster, addr, key, only),
+      cluster_non_node: narrow(narrowedLists, model.exclusions.cluster_non_node, addr, key, only),
+    },
+  };
+}

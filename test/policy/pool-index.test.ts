@@ -1,0 +1,106 @@
+// The lint fast paths against the computations they replace (issue 9):
+// - the pool index (binary search over merged pools) against a subtraction over the whole pool;
+// - a CoverSet's overlaps against the same, after random adds and removes;
+// - modelAtAddress: evaluate on the model cut down to one address decides every flow of that
+//   address exactly as on the whole model (verdict, reason, matched entries, identities).
+
+import { fc, testProp } from '@fast-check/ava';
+import test from 'ava';
+import { AddressMatcher, formatAddress, mergePrefixes, parseAddress, type Prefix } from '../../src/policy/cidr.js';
+import { CoverSet } from '../../src/policy/cover-set.js';
+import { modelAtAddress, sortedListHas } from '../../src/policy/model-at-address.js';
+import { mergedListOverlaps, poolIndexOf } from '../../src/policy/pool-index.js';
+import type { HostModel } from '../../src/policy/model.js';
+import { addressPools } from '../../src/policy/resolve-peers.js';
+import type { Flow } from '../../src/verdict/types.js';
+import { evaluate } from '../../src/verdict/evaluate.js';
+import { buildCaseState, loadConformanceCases } from '../helpers/conformance.js';
+import { defaultProbes, overlapsBySubtraction, poolIndexDisagreement } from '../helpers/pool-index-reference.js';
+
+// Prefixes crowded into two small ranges (one per family), so that lists merge, touch and nest.
+const v4Prefix: fc.Arbitrary<Prefix> = fc
+  .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 24, max: 32 }))
+  .map(([i, len]) => ({ family: 'ipv4' as const, bits: (0xc0000200n | BigInt(i)) & ~((1n << BigInt(32 - len)) - 1n), len }));
+const v6Prefix: fc.Arbitrary<Prefix> = fc
+  .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 120, max: 128 }))
+  .map(([i, len]) => ({ family: 'ipv6' as const, bits: ((0x20010db8n << 96n) | BigInt(i)) & ~((1n << BigInt(128 - len)) - 1n), len }));
+const anyPrefix = fc.oneof(v4Prefix, v6Prefix, fc.constantFrom<Prefix>({ family: 'ipv4', bits: 0n, len: 0 }, { family: 'ipv6', bits: 0n, len: 0 }));
+
+testProp('a merged list overlaps a prefix exactly when subtracting the list changes the prefix', [fc.array(anyPrefix, { maxLength: 40 }), fc.array(anyPrefix, { minLength: 1, maxLength: 20 })], (t, inputs, probes) => {
+  const merged = mergePrefixes(inputs);
+  for (const p of [...probes, ...defaultProbes]) t.is(mergedListOverlaps(merged, p), overlapsBySubtraction(p, merged));
+});
+
+testProp(
+  "a CoverSet's overlaps equals the subtraction after every add and remove",
+  [fc.array(fc.tuple(fc.boolean(), anyPrefix), { minLength: 1, maxLength: 40 }), fc.array(anyPrefix, { minLength: 1, maxLength: 10 })],
+  (t, ops, probes) => {
+    const c = new CoverSet();
+    const live: Prefix[] = [];
+    for (const [add, p] of ops) {
+      const at = live.findIndex((q) => q.family === p.family && q.bits === p.bits && q.len === p.len);
+      if (add || at < 0) {
+        c.add(p);
+        live.push(p);
+      } else {
+        c.remove(p);
+        live.splice(at, 1);
+      }
+      for (const q of probes) t.is(c.overlaps(q), overlapsBySubtraction(q, live), `after ${add ? 'adding' : 'removing'}`);
+    }
+  },
+);
+
+testProp('sortedListHas answers as an AddressMatcher over the same model list', [fc.array(anyPrefix, { maxLength: 40 }), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 20 })], (t, inputs, hosts) => {
+  const merged = mergePrefixes(inputs);
+  const m = new AddressMatcher(merged);
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const list = merged.filter((p) => p.family === family).map((p) => `${formatAddress(p.family, p.bits)}/${p.len}`);
+    for (const h of hosts) {
+      const addr = parseAddress(family === 'ipv4' ? `192.0.2.${h}` : `2001:db8::${h.toString(16)}`);
+      t.is(sortedListHas(list, addr), m.has(addr));
+    }
+  }
+});
+
+const states = loadConformanceCases().map((c) => ({ name: c.name, state: buildCaseState(c) }));
+
+test('the conformance states give the pool index something to answer', (t) => {
+  for (const { name, state } of states) {
+    t.is(poolIndexDisagreement(poolIndexOf(addressPools({ ...state.inventory })), addressPools(state.inventory)), undefined, name);
+  }
+  t.true(states.length > 20);
+});
+
+/** Addresses worth asking about: first and last of every list, host addresses, API servers, plus a few outside. */
+function addressesOf(model: HostModel, apiServers: readonly string[]): string[] {
+  const out = new Set<string>(['203.0.113.9', '2001:db8:ffff::1', ...model.hostAddresses.map((a) => a.split('/')[0]!), ...apiServers.map((a) => a.split('/')[0]!)]);
+  const lists = [...Object.values(model.sets), model.exclusions.cluster, model.exclusions.cluster_non_node];
+  for (const l of lists) {
+    for (const e of [...l.v4.slice(0, 2), ...l.v4.slice(-2), ...l.v6.slice(0, 2), ...l.v6.slice(-2)]) out.add(e.split('/')[0]!);
+  }
+  return [...out];
+}
+
+test('evaluate on the model cut down to one address decides every flow of that address as the whole model', (t) => {
+  let compared = 0;
+  for (const { name, state } of states) {
+    for (const m of [state.model, { ...state.model, runMode: 'enforce' as const }]) {
+      for (const addr of addressesOf(m, state.inventory.apiServerAddresses)) {
+        const at = modelAtAddress(m, addr);
+        for (const direction of ['ingress', 'egress'] as const) {
+          const flows: Flow[] = [
+            ...[22, 80, 443, 6443, 8080].map((port) => ({ direction, peer: addr, proto: 'tcp' as const, port })),
+            { direction, peer: addr, proto: 'udp', port: 53 },
+            { direction, peer: addr, proto: addr.includes(':') ? 'icmpv6' : 'icmp', icmpType: addr.includes(':') ? 128 : 8 },
+          ];
+          for (const f of flows) {
+            t.deepEqual(evaluate(at, f), evaluate(m, f), `${name}: ${JSON.stringify(f)}`);
+            compared++;
+          }
+        }
+      }
+    }
+  }
+  t.true(compared > 1000, `${compared} flows compared`);
+});
