@@ -5,7 +5,7 @@
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
-import { CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
+import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
@@ -44,9 +44,13 @@ class Collector {
       if (text !== undefined && text !== null) this.warn(obj, field, `${what}: expected an IP address string`, 'inventory/bad-address');
       return undefined;
     }
+    // Already canonical (pod and node addresses nearly always are): keep the string itself, so the
+    // inventory shares it with the object it came from.
+    if (canonicalIPv4(text) !== undefined) return text;
     try {
       const a = parseAddress(text);
-      return formatAddress(a.family, a.bits);
+      const canonical = formatAddress(a.family, a.bits);
+      return canonical === text ? text : canonical;
     } catch (err) {
       if (!(err instanceof CidrError)) throw err;
       this.warn(obj, field, `${what}: ${err.message}; ignored`, 'inventory/bad-address');
@@ -181,6 +185,29 @@ interface PodContext {
   readonly cfg: NodewallConfig;
 }
 
+/**
+ * Pods with the same namespace, service account and labels get one Labels object (a Deployment's
+ * replicas share it), not one each: less memory, and identity lookups downstream can key on the
+ * object (resolve-peers.ts podSelectorLabels). Kept per namespace-label map, i.e. per full build and
+ * the updates that follow it; bounded (when full it starts over, which only loses sharing).
+ */
+const labelCaches = new WeakMap<ReadonlyMap<string, Labels>, Map<string, Labels>>();
+const labelCacheLimit = 50_000;
+
+function sharedLabels(nsLabels: ReadonlyMap<string, Labels>, key: string, make: () => Labels): Labels {
+  let cache = labelCaches.get(nsLabels);
+  if (cache === undefined || cache.size >= labelCacheLimit) {
+    cache = new Map();
+    labelCaches.set(nsLabels, cache);
+  }
+  let labels = cache.get(key);
+  if (labels === undefined) {
+    labels = make();
+    cache.set(key, labels);
+  }
+  return labels;
+}
+
 function addPod(ctx: PodContext, obj: KubeObject): void {
   const { c, pods, nsLabels, cfg } = ctx;
   const spec = rec(obj['spec']);
@@ -202,13 +229,16 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
     if (ip !== undefined) addresses.add(ip);
   }
   const namespace = namespaceOf(obj);
-  const labels = podIdentityLabels({
-    namespace,
-    podLabels: labelsOf(obj.metadata.labels),
-    serviceAccount: str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']),
-    namespaceLabels: nsLabels.get(namespace),
-    clusterName: cfg.clusterName,
-  });
+  const serviceAccount = str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']);
+  const labels = sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, obj.metadata.labels ?? null]), () =>
+    podIdentityLabels({
+      namespace,
+      podLabels: labelsOf(obj.metadata.labels),
+      serviceAccount,
+      namespaceLabels: nsLabels.get(namespace),
+      clusterName: cfg.clusterName,
+    }),
+  );
   const key = podKey(namespace, obj.metadata.name);
   const prev = pods.get(key);
   const nodeName = str(spec?.['nodeName']) ?? prev?.nodeName;
@@ -301,16 +331,14 @@ function flatten(objects: readonly KubeObject[]): KubeObject[] {
   return out;
 }
 
-function addressOrder(a: string, b: string): number {
-  const pa = parseAddress(a);
-  const pb = parseAddress(b);
-  if (pa.family !== pb.family) return pa.family === 'ipv4' ? -1 : 1;
-  return pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0;
-}
-
 /** Canonical, de-duplicated, sorted (IPv4 first, numerically). Input must be canonical addresses. */
 function sortedAddresses(xs: Iterable<string>): string[] {
-  return [...new Set(xs)].sort(addressOrder);
+  const distinct = [...new Set(xs)];
+  if (distinct.length < 2) return distinct;
+  // Each address parsed once, not once per comparison.
+  const parsed = distinct.map((text) => ({ text, a: parseAddress(text) }));
+  parsed.sort(({ a: pa }, { a: pb }) => (pa.family !== pb.family ? (pa.family === 'ipv4' ? -1 : 1) : pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0));
+  return parsed.map((p) => p.text);
 }
 
 function toNodeInfo(n: NodeAcc, labels: Labels, extra: readonly string[] = []): NodeInfo {

@@ -46,10 +46,44 @@ export function familyWidth(family: Family): number {
  * surrounding space. IPv4-mapped IPv6 ("::ffff:10.1.2.3") stays IPv6.
  */
 export function parseAddress(s: string): Address {
+  const v4 = canonicalIPv4(s);
+  if (v4 !== undefined) return { family: 'ipv4', bits: BigInt(v4) };
   const r = goParseAddr(s);
   if (!r.ok) throw new CidrError(`invalid IP address: ${r.error}`, s);
   if (r.value.zone) throw new CidrError(`invalid IP address "${s}": zones are not allowed`, s);
   return { family: r.value.family === 4 ? 'ipv4' : 'ipv6', bits: r.value.addr };
+}
+
+/**
+ * The value of `s` when it is an IPv4 address in canonical form (four decimal fields 0-255, no
+ * leading zeros, nothing else), else undefined. Exactly the IPv4 texts the strict parser accepts
+ * and formatAddress prints back unchanged: a fast path for the pod and node addresses of a large
+ * cluster (test/policy/cidr-fast.test.ts checks it against the strict parser).
+ */
+export function canonicalIPv4(s: string): number | undefined {
+  const n = s.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0;
+  let field = 0;
+  let digits = 0;
+  let fields = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46; // a '.' after the end closes the last field
+    if (c === 46) {
+      if (digits === 0 || field > 255) return undefined;
+      value = value * 256 + field;
+      fields++;
+      field = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 48 || c > 57) return undefined;
+    if (digits === 1 && field === 0) return undefined; // leading zero
+    field = field * 10 + (c - 48);
+    digits++;
+    if (digits > 3) return undefined;
+  }
+  return fields === 4 ? value : undefined;
 }
 
 /** True when `s` is a valid bare IP address for parseAddress. */
