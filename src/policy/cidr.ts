@@ -159,7 +159,7 @@ function formatV6(bits: bigint): string {
   }
   const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
   if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return [hex(groups.slice(0, bestStart)), '::', hex(groups.slice(bestStart + bestLen))].join('');
 }
 
 /** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */
@@ -169,7 +169,9 @@ export function formatAddress(family: Family, bits: bigint): string {
 
 /** Canonical "10.0.0.0/8", "2001:db8::/32". */
 export function formatPrefix(p: Prefix): string {
-  return `${formatAddress(p.family, p.bits)}/${p.len}`;
+  // join makes one flat string; a template literal a chain of concatenation nodes, which set
+  // elements held by the incremental model would keep (tens of bytes per element).
+  return [formatAddress(p.family, p.bits), '/', p.len].join('');
 }
 
 /** Canonical text of a bare address, e.g. "2001:DB8:0::1" -> "2001:db8::1". Throws CidrError. */

@@ -146,8 +146,9 @@ function slimMetadata(m: unknown, keepAnnotations = false): KubeObject['metadata
 }
 
 export function posFor(spec: KindSpec, metadata: { name: string; namespace?: string }): KubeObject['pos'] {
-  const name = metadata.namespace === undefined ? metadata.name : `${metadata.namespace}/${metadata.name}`;
-  return { file: `k8s:${spec.posName}/${name}`, line: 1, col: 1 };
+  // One flat string (join), not a chain of concatenation nodes: it is kept with every object.
+  const file = metadata.namespace === undefined ? ['k8s:', spec.posName, '/', metadata.name].join('') : ['k8s:', spec.posName, '/', metadata.namespace, '/', metadata.name].join('');
+  return { file, line: 1, col: 1 };
 }
 
 function base(spec: KindSpec, o: Json, keepAnnotations = false): Json {
