@@ -337,6 +337,12 @@ function flatten(objects: readonly KubeObject[]): KubeObject[] {
 function sortedAddresses(xs: Iterable<string>): string[] {
   const distinct = [...new Set(xs)];
   if (distinct.length < 2) return distinct;
+  // One IPv4 and one IPv6 address (a dual-stack pod): IPv4 first, nothing to parse. Only IPv6 text has ':'.
+  if (distinct.length === 2) {
+    const [a = '', b = ''] = distinct;
+    const a6 = a.includes(':');
+    if (a6 !== b.includes(':')) return a6 ? [b, a] : [a, b];
+  }
   // Each address parsed once, not once per comparison.
   const parsed = distinct.map((text) => ({ text, a: parseAddress(text) }));
   parsed.sort(({ a: pa }, { a: pb }) => (pa.family !== pb.family ? (pa.family === 'ipv4' ? -1 : 1) : pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0));
