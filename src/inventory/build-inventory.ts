@@ -5,7 +5,7 @@
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
-import { CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
+import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
@@ -44,9 +44,13 @@ class Collector {
       if (text !== undefined && text !== null) this.warn(obj, field, `${what}: expected an IP address string`, 'inventory/bad-address');
       return undefined;
     }
+    // Already canonical (pod and node addresses nearly always are): keep the string itself, so the
+    // inventory shares it with the object it came from.
+    if (canonicalIPv4(text) !== undefined) return text;
     try {
       const a = parseAddress(text);
-      return formatAddress(a.family, a.bits);
+      const canonical = formatAddress(a.family, a.bits);
+      return canonical === text ? text : canonical;
     } catch (err) {
       if (!(err instanceof CidrError)) throw err;
       this.warn(obj, field, `${what}: ${err.message}; ignored`, 'inventory/bad-address');
@@ -166,7 +170,9 @@ interface PodAcc {
   obj: KubeObject;
 }
 
-const podKey = (ns: string, name: string): string => `${ns}/${name}`;
+// Keys are built with join, which makes one flat string; a template literal makes a chain of
+// concatenation nodes that a long-lived Map key keeps (some 40 bytes more per pod).
+const podKey = (ns: string, name: string): string => [ns, '/', name].join('');
 
 function namespaceOf(obj: KubeObject): string {
   return obj.metadata.namespace ?? 'default';
@@ -179,6 +185,29 @@ interface PodContext {
   readonly skipped: Set<string>;
   readonly nsLabels: ReadonlyMap<string, Labels>;
   readonly cfg: NodewallConfig;
+}
+
+/**
+ * Pods with the same namespace, service account and labels get one Labels object (a Deployment's
+ * replicas share it), not one each: less memory, and identity lookups downstream can key on the
+ * object (resolve-peers.ts podSelectorLabels). Kept per namespace-label map, i.e. per full build and
+ * the updates that follow it; bounded (when full it starts over, which only loses sharing).
+ */
+const labelCaches = new WeakMap<ReadonlyMap<string, Labels>, Map<string, Labels>>();
+const labelCacheLimit = 50_000;
+
+function sharedLabels(nsLabels: ReadonlyMap<string, Labels>, key: string, make: () => Labels): Labels {
+  let cache = labelCaches.get(nsLabels);
+  if (cache === undefined || cache.size >= labelCacheLimit) {
+    cache = new Map();
+    labelCaches.set(nsLabels, cache);
+  }
+  let labels = cache.get(key);
+  if (labels === undefined) {
+    labels = make();
+    cache.set(key, labels);
+  }
+  return labels;
 }
 
 function addPod(ctx: PodContext, obj: KubeObject): void {
@@ -202,13 +231,16 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
     if (ip !== undefined) addresses.add(ip);
   }
   const namespace = namespaceOf(obj);
-  const labels = podIdentityLabels({
-    namespace,
-    podLabels: labelsOf(obj.metadata.labels),
-    serviceAccount: str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']),
-    namespaceLabels: nsLabels.get(namespace),
-    clusterName: cfg.clusterName,
-  });
+  const serviceAccount = str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']);
+  const labels = sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, obj.metadata.labels ?? null]), () =>
+    podIdentityLabels({
+      namespace,
+      podLabels: labelsOf(obj.metadata.labels),
+      serviceAccount,
+      namespaceLabels: nsLabels.get(namespace),
+      clusterName: cfg.clusterName,
+    }),
+  );
   const key = podKey(namespace, obj.metadata.name);
   const prev = pods.get(key);
   const nodeName = str(spec?.['nodeName']) ?? prev?.nodeName;
@@ -301,16 +333,20 @@ function flatten(objects: readonly KubeObject[]): KubeObject[] {
   return out;
 }
 
-function addressOrder(a: string, b: string): number {
-  const pa = parseAddress(a);
-  const pb = parseAddress(b);
-  if (pa.family !== pb.family) return pa.family === 'ipv4' ? -1 : 1;
-  return pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0;
-}
-
 /** Canonical, de-duplicated, sorted (IPv4 first, numerically). Input must be canonical addresses. */
 function sortedAddresses(xs: Iterable<string>): string[] {
-  return [...new Set(xs)].sort(addressOrder);
+  const distinct = [...new Set(xs)];
+  if (distinct.length < 2) return distinct;
+  // One IPv4 and one IPv6 address (a dual-stack pod): IPv4 first, nothing to parse. Only IPv6 text has ':'.
+  if (distinct.length === 2) {
+    const [a = '', b = ''] = distinct;
+    const a6 = a.includes(':');
+    if (a6 !== b.includes(':')) return a6 ? [b, a] : [a, b];
+  }
+  // Each address parsed once, not once per comparison.
+  const parsed = distinct.map((text) => ({ text, a: parseAddress(text) }));
+  parsed.sort(({ a: pa }, { a: pb }) => (pa.family !== pb.family ? (pa.family === 'ipv4' ? -1 : 1) : pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0));
+  return parsed.map((p) => p.text);
 }
 
 function toNodeInfo(n: NodeAcc, labels: Labels, extra: readonly string[] = []): NodeInfo {
@@ -485,7 +521,8 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
 export interface ObjectIndex {
   /** The objects of that build, as given. */
   readonly objects: readonly KubeObject[];
-  readonly byKey: Map<string, readonly KubeObject[]>;
+  /** The objects of each key: one object alone (the usual case, kept without an array), or a list. */
+  readonly byKey: Map<string, KubeObject | readonly KubeObject[]>;
   readonly selfName: string;
   /** What buildInventory adds to this node's own objects: command-line labels, local interface addresses. */
   readonly selfExtra: { readonly labels: Labels; readonly local: readonly string[] };
@@ -501,19 +538,27 @@ const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === '
 const isNodeObject = (o: KubeObject): boolean => o.kind === 'Node' || o.kind === 'CiliumNode';
 /** "pod:NS/NAME" for Pods and CiliumEndpoints, "node:NAME" for Nodes and CiliumNodes. */
 function objectKey(o: KubeObject): string {
-  return isNodeObject(o) ? `node:${o.metadata.name}` : `pod:${podKey(namespaceOf(o), o.metadata.name)}`;
+  return isNodeObject(o) ? ['node:', o.metadata.name].join('') : ['pod:', namespaceOf(o), '/', o.metadata.name].join('');
 }
 
-function objectsByKey(all: readonly KubeObject[]): Map<string, readonly KubeObject[]> {
-  const out = new Map<string, KubeObject[]>();
+function objectsByKey(all: readonly KubeObject[]): Map<string, KubeObject | readonly KubeObject[]> {
+  const out = new Map<string, KubeObject | KubeObject[]>();
   for (const o of all) {
     if (!isPodObject(o) && !isNodeObject(o)) continue;
     const k = objectKey(o);
-    const list = out.get(k);
-    if (list === undefined) out.set(k, [o]);
-    else list.push(o);
+    const have = out.get(k);
+    // A lone object is kept as it is: one array fewer per pod (100k pods: some 5 MB).
+    if (have === undefined) out.set(k, o);
+    else if (Array.isArray(have)) have.push(o);
+    else out.set(k, [have as KubeObject, o]);
   }
   return out;
+}
+
+/** A copy of the objects of key `k` in the index (empty when none). */
+function objectsOf(idx: ObjectIndex, k: string): KubeObject[] {
+  const have = idx.byKey.get(k);
+  return have === undefined ? [] : Array.isArray(have) ? [...(have as readonly KubeObject[])] : [have as KubeObject];
 }
 
 /** The objects replaced between two lists, by identity; undefined when more than `limit` changed. */
@@ -623,11 +668,11 @@ export function updateChangedObjects(
   const after = new Map<string, KubeObject[]>();
   for (const o of change.gone) {
     const k = objectKey(o);
-    after.set(k, (after.get(k) ?? [...(idx.byKey.get(k) ?? [])]).filter((x) => x !== o));
+    after.set(k, (after.get(k) ?? objectsOf(idx, k)).filter((x) => x !== o));
   }
   for (const o of change.come) {
     const k = objectKey(o);
-    const list = after.get(k) ?? [...(idx.byKey.get(k) ?? [])];
+    const list = after.get(k) ?? objectsOf(idx, k);
     list.push(o);
     after.set(k, list);
   }
@@ -637,7 +682,7 @@ export function updateChangedObjects(
   const remoteByName = new Map(prev.inventory.remoteNodes.map((n) => [n.name, n]));
   let self: NodeInfo | undefined;
   for (const [k, list] of after) {
-    const before = idx.byKey.get(k) ?? [];
+    const before = objectsOf(idx, k);
     const c = new Collector();
     if (k.startsWith('pod:')) {
       // One object per pod before and after: its PodInfo depends on nothing else that changed.
@@ -676,7 +721,7 @@ export function updateChangedObjects(
   // Checked: now the index is brought up to date.
   for (const [k, list] of after) {
     if (list.length === 0) idx.byKey.delete(k);
-    else idx.byKey.set(k, list);
+    else idx.byKey.set(k, list.length === 1 ? (list[0] as KubeObject) : list);
     const found = problems.get(k) ?? [];
     if (found.length === 0) idx.problemsByKey.delete(k);
     else idx.problemsByKey.set(k, found);

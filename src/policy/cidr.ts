@@ -46,10 +46,91 @@ export function familyWidth(family: Family): number {
  * surrounding space. IPv4-mapped IPv6 ("::ffff:10.1.2.3") stays IPv6.
  */
 export function parseAddress(s: string): Address {
+  const v4 = canonicalIPv4(s);
+  if (v4 !== undefined) return { family: 'ipv4', bits: BigInt(v4) };
+  const v6 = plainIPv6(s);
+  if (v6 !== undefined) return { family: 'ipv6', bits: v6 };
   const r = goParseAddr(s);
   if (!r.ok) throw new CidrError(`invalid IP address: ${r.error}`, s);
   if (r.value.zone) throw new CidrError(`invalid IP address "${s}": zones are not allowed`, s);
   return { family: r.value.family === 4 ? 'ipv4' : 'ipv6', bits: r.value.addr };
+}
+
+/**
+ * The value of `s` when it is an IPv4 address in canonical form (four decimal fields 0-255, no
+ * leading zeros, nothing else), else undefined. Exactly the IPv4 texts the strict parser accepts
+ * and formatAddress prints back unchanged: a fast path for the pod and node addresses of a large
+ * cluster (test/policy/cidr-fast.test.ts checks it against the strict parser).
+ */
+export function canonicalIPv4(s: string): number | undefined {
+  const n = s.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0;
+  let field = 0;
+  let digits = 0;
+  let fields = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46; // a '.' after the end closes the last field
+    if (c === 46) {
+      if (digits === 0 || field > 255) return undefined;
+      value = value * 256 + field;
+      fields++;
+      field = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 48 || c > 57) return undefined;
+    if (digits === 1 && field === 0) return undefined; // leading zero
+    field = field * 10 + (c - 48);
+    digits++;
+    if (digits > 3) return undefined;
+  }
+  return fields === 4 ? value : undefined;
+}
+
+const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+
+/**
+ * The value of `s` when it is a plain IPv6 address (hex groups of 1-4 digits separated by ':', at
+ * most one '::', no embedded IPv4, no zone) that the strict parser accepts, else undefined (the
+ * strict parser then decides, with its error texts). A fast path like canonicalIPv4.
+ */
+export function plainIPv6(s: string): bigint | undefined {
+  const n = s.length;
+  if (n < 2 || n > 39) return undefined;
+  const groups: number[] = [];
+  let ellipsis = -1;
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return undefined;
+    ellipsis = 0;
+    i = 2;
+  }
+  while (i < n) {
+    let value = 0;
+    let digits = 0;
+    for (; i < n; i++) {
+      const h = hexValue(s.charCodeAt(i));
+      if (h < 0) break;
+      value = value * 16 + h;
+      if (++digits > 4) return undefined;
+    }
+    if (digits === 0 || groups.push(value) > 8) return undefined;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return undefined; // '.', '%' or anything else: the strict parser
+    i++;
+    if (i === n) return undefined; // a trailing single ':'
+    if (s.charCodeAt(i) === 58) {
+      if (ellipsis >= 0) return undefined;
+      ellipsis = groups.length;
+      i++;
+    }
+  }
+  if (ellipsis < 0 ? groups.length !== 8 : groups.length > 7) return undefined;
+  const full = ellipsis < 0 ? groups : [...groups.slice(0, ellipsis), ...Array<number>(8 - groups.length).fill(0), ...groups.slice(ellipsis)];
+  // Four exact 32-bit numbers, then one bigint.
+  const word = (k: number): bigint => BigInt((full[2 * k] ?? 0) * 65536 + (full[2 * k + 1] ?? 0));
+  return (word(0) << 96n) | (word(1) << 64n) | (word(2) << 32n) | word(3);
 }
 
 /** True when `s` is a valid bare IP address for parseAddress. */
@@ -125,7 +206,7 @@ function formatV6(bits: bigint): string {
   }
   const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
   if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return [hex(groups.slice(0, bestStart)), '::', hex(groups.slice(bestStart + bestLen))].join('');
 }
 
 /** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */
@@ -135,7 +216,9 @@ export function formatAddress(family: Family, bits: bigint): string {
 
 /** Canonical "10.0.0.0/8", "2001:db8::/32". */
 export function formatPrefix(p: Prefix): string {
-  return `${formatAddress(p.family, p.bits)}/${p.len}`;
+  // join makes one flat string; a template literal a chain of concatenation nodes, which set
+  // elements held by the incremental model would keep (tens of bytes per element).
+  return [formatAddress(p.family, p.bits), '/', p.len].join('');
 }
 
 /** Canonical text of a bare address, e.g. "2001:DB8:0::1" -> "2001:db8::1". Throws CidrError. */

@@ -15,6 +15,7 @@
 
 import { formatPrefix, mergePrefixes, subtractPrefixes, type Prefix } from './cidr.js';
 import type { Family } from './model.js';
+import { PrefixCounts } from './prefix-counts.js';
 
 export class CoverSetError extends Error {
   override readonly name = 'CoverSetError';
@@ -41,7 +42,8 @@ export class CoverHalf {
   private readonly blockSize: bigint[] = [];
   /** netMask[l]: network mask of length l. */
   private readonly netMask: bigint[] = [];
-  private readonly inputs = new Map<bigint, number>();
+  /** Inputs with their counts, keyed compactly (an IPv4 address is an int32, not a bigint). */
+  private readonly inputs: PrefixCounts;
   /** Distinct inputs per prefix length: ancestor lookups skip the (many) empty lengths. */
   private readonly perLength: number[] = [];
   private readonly holeCounts = new Map<bigint, number>();
@@ -59,6 +61,7 @@ export class CoverHalf {
 
   constructor(family: Family) {
     this.family = family;
+    this.inputs = new PrefixCounts(family);
     this.width = family === 'ipv4' ? 32 : 128;
     const all = (1n << BigInt(this.width)) - 1n;
     for (let l = 0; l <= this.width; l++) {
@@ -75,10 +78,7 @@ export class CoverHalf {
     this.holeCounts.clear();
     this.perLength.fill(0);
     for (const p of inputs) {
-      const k = keyOf(p.bits, p.len);
-      const c = this.inputs.get(k) ?? 0;
-      this.inputs.set(k, c + 1);
-      if (c === 0) this.perLength[p.len] = (this.perLength[p.len] ?? 0) + 1;
+      if (this.inputs.add(p.bits, p.len) === 1) this.perLength[p.len] = (this.perLength[p.len] ?? 0) + 1;
     }
     for (const h of holes) this.holeCounts.set(h, (this.holeCounts.get(h) ?? 0) + 1);
     this.holes = [...this.holeCounts.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -135,23 +135,15 @@ export class CoverHalf {
   }
 
   addInput(bits: bigint, len: number): void {
-    const k = keyOf(bits, len);
-    const c = this.inputs.get(k) ?? 0;
-    this.inputs.set(k, c + 1);
-    if (c > 0) return;
+    if (this.inputs.add(bits, len) > 1) return;
     this.perLength[len] = (this.perLength[len] ?? 0) + 1;
     this.cover(bits, len);
   }
 
   removeInput(bits: bigint, len: number): void {
-    const k = keyOf(bits, len);
-    const c = this.inputs.get(k);
-    if (c === undefined) throw new CoverSetError(`${formatPrefix({ family: this.family, bits, len })} removed but never added`);
-    if (c > 1) {
-      this.inputs.set(k, c - 1);
-      return;
-    }
-    this.inputs.delete(k);
+    const left = this.inputs.remove(bits, len);
+    if (left < 0) throw new CoverSetError(`${formatPrefix({ family: this.family, bits, len })} removed but never added`);
+    if (left > 0) return;
     this.perLength[len] = (this.perLength[len] ?? 1) - 1;
     this.uncover(bits, len);
   }
@@ -183,7 +175,7 @@ export class CoverHalf {
   /** Is some input of length < `below` an ancestor of address/prefix start `bits`? */
   private coveredByInput(bits: bigint, below: number): boolean {
     for (let l = below - 1; l >= 0; l--) {
-      if ((this.perLength[l] ?? 0) > 0 && this.inputs.has(keyOf(bits & (this.netMask[l] ?? 0n), l))) return true;
+      if ((this.perLength[l] ?? 0) > 0 && this.inputs.has(bits & (this.netMask[l] ?? 0n), l)) return true;
     }
     return false;
   }
@@ -329,10 +321,8 @@ export class CoverHalf {
     if (this.disjointInputs) return [];
     const out: Prefix[] = [];
     const mask = this.netMask[len] ?? 0n;
-    for (const k of this.inputs.keys()) {
-      const l = Number(k & 0xffn);
+    for (const [b, l] of this.inputs.entries()) {
       if (l <= len) continue;
-      const b = k >> 8n;
       if ((b & mask) === bits) out.push({ family: this.family, bits: b, len: l });
     }
     return out;

@@ -23,6 +23,7 @@ import type { EngineConfig, Inventory, Labels, NodeInfo, PodInfo, RunMode } from
 import type { Prefix } from './cidr.js';
 import { CoverSet, type ElementChanges } from './cover-set.js';
 import type { PoolIndex } from './pool-index.js';
+import { PrefixCounts } from './prefix-counts.js';
 import {
   buildHostModel,
   canonicalHostAddresses,
@@ -118,8 +119,8 @@ interface Identity {
   readonly key: string;
   readonly labels: readonly SourcedLabel[];
   pods: number;
-  /** Distinct addresses of its pods (addrKey), with the number of pods holding each. */
-  readonly addrs: Map<bigint, number>;
+  /** Distinct addresses of its pods, with the number of pods holding each (compact keys, prefix-counts.ts). */
+  readonly addrs: Record<Family, PrefixCounts>;
   /** Endpoint sets selecting it. */
   readonly sets: Set<LiveSet>;
 }
@@ -187,8 +188,6 @@ function prefixes(xs: readonly string[]): Prefix[] {
 const prefixKey = (p: Prefix): string => `${p.family === 'ipv4' ? 4 : 6}:${p.bits.toString(16)}/${p.len}`;
 
 /** An address as one bigint (bits, family flag, length): no object per pod address per identity. */
-const addrKey = (p: Prefix): bigint => (p.bits << 9n) | (p.family === 'ipv6' ? 256n : 0n) | BigInt(p.len);
-const addrOfKey = (k: bigint): Prefix => ({ family: (k & 256n) === 0n ? 'ipv4' : 'ipv6', bits: k >> 9n, len: Number(k & 255n) });
 
 /** a minus b, as multisets of prefixes. */
 function minus(a: readonly Prefix[], b: readonly Prefix[]): Prefix[] {
@@ -204,7 +203,8 @@ function minus(a: readonly Prefix[], b: readonly Prefix[]): Prefix[] {
   return out;
 }
 
-const podKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** One flat string (join), not a chain of concatenation nodes: it is kept as a Map key per pod. */
+const podKey = (namespace: string, name: string): string => [namespace, '/', name].join('');
 
 /**
  * Where a selector is filed in the label index: an `In` (or matchLabels) requirement on a pod label
@@ -450,7 +450,7 @@ export class IncrementalModel {
     const { labels, key } = podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter);
     let id = this.identities.get(key);
     if (id === undefined) {
-      id = { key, labels, pods: 0, addrs: new Map(), sets: new Set() };
+      id = { key, labels, pods: 0, addrs: { ipv4: new PrefixCounts('ipv4'), ipv6: new PrefixCounts('ipv6') }, sets: new Set() };
       this.identities.set(key, id);
       if (live) for (const s of this.candidates(labels)) if (this.selectsIdentity(s, id)) id.sets.add(s);
     }
@@ -472,23 +472,15 @@ export class IncrementalModel {
 
   /** One more (+1) or one fewer (-1) pod of `id` holds address p. */
   private identityAddress(id: Identity, p: Prefix, d: 1 | -1, live: boolean): void {
-    const k = addrKey(p);
-    const n = id.addrs.get(k);
+    const counts = id.addrs[p.family];
     if (d === 1) {
-      if (n !== undefined) {
-        id.addrs.set(k, n + 1);
-        return;
-      }
-      id.addrs.set(k, 1);
+      if (counts.add(p.bits, p.len) > 1) return;
       if (live) for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.add(p);
       return;
     }
-    if (n === undefined) throw new IncrementalModelError(`address ${prefixKey(p)} of identity ${id.key} removed but never added`);
-    if (n > 1) {
-      id.addrs.set(k, n - 1);
-      return;
-    }
-    id.addrs.delete(k);
+    const left = counts.remove(p.bits, p.len);
+    if (left < 0) throw new IncrementalModelError(`address ${prefixKey(p)} of identity ${id.key} removed but never added`);
+    if (left > 0) return;
     for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.remove(p);
   }
 
@@ -700,7 +692,7 @@ export class IncrementalModel {
       for (const id of this.identities.values()) {
         if (!matchSelector(eff, id.labels)) continue;
         id.sets.add(s);
-        for (const k of id.addrs.keys()) inputs.push(addrOfKey(k));
+        for (const family of ['ipv4', 'ipv6'] as const) for (const [bits, len] of id.addrs[family].entries()) inputs.push({ family, bits, len });
       }
       // A selector with a reserved: key also selects reserved identities (never narrowed to pods).
       const feeding: CoverSet[] = [];

@@ -13,7 +13,7 @@
 
 import { createHash } from 'node:crypto';
 import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '../api/types.js';
-import type { Inventory, EngineConfig, LabelFilter, NodeInfo, PodInfo } from '../inventory/types.js';
+import type { Inventory, EngineConfig, LabelFilter, Labels, NodeInfo, PodInfo } from '../inventory/types.js';
 import {
   formatPrefix,
   formatPrefixesByFamily,
@@ -264,6 +264,24 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
  * and a text key equal for pods that share an identity.
  */
 export function podSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
+  // Pods share Labels objects (build-inventory.ts): compute once per labels object and inputs.
+  const memoKey = `${pod.namespace}\u0000${clusterName}\u0000${filter}`;
+  let memo = selectorLabelMemo.get(pod.labels);
+  const hit = memo?.get(memoKey);
+  if (hit !== undefined) return hit;
+  const out = computePodSelectorLabels(pod, clusterName, filter);
+  if (memo === undefined) {
+    memo = new Map();
+    selectorLabelMemo.set(pod.labels, memo);
+  }
+  memo.set(memoKey, out);
+  return out;
+}
+
+/** podSelectorLabels results by the pod's Labels object; the result's array must not be changed. */
+const selectorLabelMemo = new WeakMap<Labels, Map<string, { labels: SourcedLabel[]; key: string }>>();
+
+function computePodSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
   const raw = { [namespaceKey]: pod.namespace, [clusterKey]: clusterName, ...pod.labels };
   const labels = filterLabels(raw, filter, 'k8s').sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   let key = '';
