@@ -20,6 +20,7 @@ import { inventoryEvents, policyEvents } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
 import { seedAddressPools } from './policy/resolve-peers.js';
 import type { HostModel } from './policy/model.js';
+import { attachStaged, partitionStaged, stagedView } from './policy/staged.js';
 
 export interface StateInput {
   readonly config: NodewallConfig;
@@ -87,8 +88,11 @@ function assembleState(
   }
   const inv = inventory(input);
   for (const p of inv.problems) problems.push(p);
-  const built = model(valid, inv.inventory);
-  problems.push(...lintPolicies(valid, inv.inventory, input.config, built));
+  // Staged policies (policy/staged.ts) stay out of the enforced model; the model with them is its staged part.
+  const { enforced, staged } = partitionStaged(valid, input.config);
+  let built = model(staged.size === 0 ? valid : enforced, inv.inventory);
+  if (staged.size > 0) built = attachStaged(built, buildHostModel(valid, inv.inventory, input.config, input.config.mode), staged);
+  problems.push(...lintPolicies(valid, inv.inventory, input.config, stagedView(built) ?? built));
   return {
     config: input.config,
     nodeName: input.nodeName,
@@ -196,7 +200,10 @@ export class StateBuilder {
       return found;
     };
     try {
-      return assembleState(input, inventory, model, validate);
+      const state = assembleState(input, inventory, model, validate);
+      // A staged part wraps the incremental model in a new object: it is still "made incrementally".
+      if (state.model.staged !== undefined && this.lastModel === 'incremental') this.#incremental.add(state.model);
+      return state;
     } catch (err) {
       // The kept index may have been updated for a build that did not finish: start over next time.
       this.#prev = undefined;

@@ -22,6 +22,7 @@ import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
+import { reportStaged } from './staged-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable } from './drift.js';
@@ -404,6 +405,13 @@ export class Agent {
     if (fresh.length > 0) log.info({ records: lines.length, new: fresh.length }, 'audit: would-drop records');
   }
 
+  /** Staged policies: flows whose verdict they would change (staged-records.ts). */
+  async #stagedReport(log: Logger): Promise<void> {
+    const cfg = this.#desired?.cfg.config;
+    if (cfg === undefined || this.#appliedModel === undefined) return;
+    await reportStaged(this.#appliedModel, { nftPath: cfg.nft.path, table: cfg.nft.table }, (l) => this.#deduper.fresh(dedupeKey(l)), log, evaluate);
+  }
+
   // --- drift, timers, watch --------------------------------------------------------
 
   /** (Re-)arm timers and the debouncer when their settings changed (first pass, config edits). */
@@ -446,6 +454,7 @@ export class Agent {
       if (this.#appliedModelHash === undefined) return;
       if (await this.#repairDrift()) return;
       if (cfg.mode === 'audit') await this.#auditReport(log);
+      await this.#stagedReport(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {

@@ -33,6 +33,7 @@
 //   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
 //   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
+//   stagedPolicies: [new-deny]       # CCNPs evaluated and reported ("would deny/allow (staged: ...)"), never enforced
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -332,6 +333,18 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
   return kubernetes === undefined ? { paths } : { paths, kubernetes };
 }
 
+// --- staged policies (issue 10): names of CCNPs that are evaluated and reported, never enforced ---
+function policyNameList(ctx: FieldContext): string[] | undefined {
+  const seen = new Set<string>();
+  return stringList(ctx, (s, n, field) => {
+    const problems = dns1123SubdomainProblems(s);
+    if (problems.length > 0) return ctx.fail(n, field, `not a policy name: ${invalidValue(s, problems)}`);
+    if (seen.has(s)) return ctx.fail(n, field, `${shown(s)} is listed twice`);
+    seen.add(s);
+    return s;
+  });
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -360,6 +373,8 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   debounceMs: integerIn(0, 60_000),
   maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  // --- staged policies (issue 10) ---
+  stagedPolicies: policyNameList,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

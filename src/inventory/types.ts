@@ -123,6 +123,9 @@ export interface NodewallConfig extends EngineConfig {
   /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
   readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  // --- staged policies (issue 10; src/policy/staged.ts) ---
+  /** CCNP names evaluated and reported but never enforced, like the `nodewall.io/stage: audit` annotation. */
+  readonly stagedPolicies?: readonly string[];
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }
