@@ -22,7 +22,7 @@ import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
-import { reportStaged } from './staged-records.js';
+import { reportStaged, reportStagedLive } from './staged-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable } from './drift.js';
@@ -385,6 +385,7 @@ export class Agent {
     const lines = verdictReport(model, snap, evaluate);
     const fresh = freshLines(lines, this.#deduper);
     for (const l of fresh) log.info({ verdictLine: true, ...l }, `${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+    reportStagedLive(model, snap, (l) => this.#deduper.fresh(dedupeKey(l)), log, evaluate);
     if (summary || fresh.length > 0) log.info({ ...summarize(lines), new: fresh.length }, 'dry-run: verdicts for live connections');
   }
 

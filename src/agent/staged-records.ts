@@ -105,3 +105,16 @@ export function stagedLiveLines(
   }
   return [...byKey.values()];
 }
+
+/** Dry-run: live connections and listeners whose verdict the staged policies would change, each once. */
+export function reportStagedLive(
+  model: HostModel,
+  snap: Pick<ConnectionSnapshot, 'sockets' | 'processes'>,
+  fresh: (l: VerdictLine) => boolean,
+  log: Logger,
+  evaluate: Evaluate,
+): void {
+  for (const l of stagedLiveLines(model, snap, evaluate).filter(fresh)) {
+    log.info({ verdictLine: true, ...l }, `${l.staged ?? l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+  }
+}
