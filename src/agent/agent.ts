@@ -23,6 +23,7 @@ import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { reportStaged, reportStagedLive } from './staged-records.js';
+import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable } from './drift.js';
@@ -52,13 +53,13 @@ export interface AgentOptions {
   readonly log: Logger;
 }
 
-type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift' | 'kubernetes';
+type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift' | 'kubernetes' | 'pause';
 
 /** Retry of a Kubernetes source that could not start (kubeconfig unreadable, ...). */
 const kubeRetryBackoff = { initialMs: 1000, maxMs: 30_000 };
 
 /** Triggers that re-apply even when no input changed. */
-const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift']);
+const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift', 'pause']);
 
 export class Agent {
   readonly #opts: AgentOptions;
@@ -120,9 +121,13 @@ export class Agent {
   /** An unexpected error of the first pass: start() rejects with it (the process exits for a restart). */
   #startFailure: unknown;
 
+  /** Break-glass pause (pause.ts): enforce is rendered as audit until the pause ends. */
+  readonly #pause: PauseControl;
+
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#log = opts.log;
+    this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
 
   /** First pass, then watchers and timers. Resolves once the first pass is done. */
@@ -173,6 +178,7 @@ export class Agent {
     this.#log.info({ signal }, 'shutting down');
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    this.#pause.stop();
     this.#debouncer?.cancel();
     this.#watcher?.close();
     this.#kubeStatusAtStop = this.#kubeStatus();
@@ -183,6 +189,7 @@ export class Agent {
     }
     const cfg = this.#desired?.cfg.config;
     this.#drift.forget();
+    if (cfg !== undefined && !this.#settings.removeOnStop) await rearmOnStop(this.#pause, cfg, this.#appliedModel, this.#appliedMode, this.#nftLock, this.#log);
     if (cfg !== undefined && this.#settings.removeOnStop && this.#appliedModelHash !== undefined) {
       const r = await this.#nftLock.run(() => deleteTable(cfg.nft.path, cfg.nft.table));
       if (r.error !== undefined) this.#log.error({ table: cfg.nft.table, error: r.error }, 'could not remove table on stop');
@@ -226,6 +233,7 @@ export class Agent {
     this.#log.level = d.cfg.agent.logLevel;
     this.#armTimers();
     this.#desired = d;
+    await this.#pause.refresh();
     this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
     await this.#syncKubernetes(d.cfg.config, d.nodeName);
     if (d.waitingForKubernetes) {
@@ -247,7 +255,8 @@ export class Agent {
     this.#lastInputHash = d.inputHash;
     if (changed || trigger !== 'drift') this.#logInputProblems(d, log);
 
-    const config = d.cfg.config;
+    // While paused, enforce is rendered as audit (pause.ts); drift repair keeps what was applied.
+    const config = this.#pause.effective(d.cfg.config);
     const model = d.state.model;
     const modelHash = this.#modelKeys.keyOf(model, this.#memory.stateBuilder?.madeIncrementally(model) === true);
     const counts = policyCounts(d.state);
@@ -454,7 +463,7 @@ export class Agent {
       }
       if (this.#appliedModelHash === undefined) return;
       if (await this.#repairDrift()) return;
-      if (cfg.mode === 'audit') await this.#auditReport(log);
+      if (this.#pause.modeFor(cfg.mode) === 'audit') await this.#auditReport(log);
       await this.#stagedReport(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
@@ -663,6 +672,7 @@ export class Agent {
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
       ...(kubernetes === undefined ? {} : { kubernetes }),
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
+      ...pauseField(this.#pause.status(cfg.mode)),
       ...(stopped ? { stopped: true } : {}),
     };
     await writeStatus(cfg.stateDir, status);

@@ -5,6 +5,7 @@ import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
+import { pauseStatusCheck, type PauseStatus } from './pause.js';
 import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile, recordOf, StateFileError, str, type Check } from '../inventory/state-files.js';
 
 export interface ApplySummary {
@@ -42,6 +43,8 @@ export interface AgentStatus {
   readonly kubernetes?: KubernetesSourceStatus;
   /** The Kubernetes source has no snapshot yet (no cache, first list not complete): nothing applied. */
   readonly waitingForKubernetes?: boolean;
+  /** Break-glass pause in force (agent/pause.ts): the mode above is suspended, audit is rendered. */
+  readonly pause?: PauseStatus;
   readonly stopped?: boolean;
 }
 
@@ -198,6 +201,7 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'lastError', lastErrorCheck, '');
   optional(o, 'kubernetes', kubeCheck, '');
   optional(o, 'waitingForKubernetes', bool, '');
+  optional(o, 'pause', pauseStatusCheck, '');
   return o as unknown as AgentStatus;
 }
 
