@@ -5,7 +5,7 @@ import { agentCommand } from './commands/agent.js';
 import { applyCommand } from './commands/apply.js';
 import { auditCommand } from './commands/audit.js';
 import { listCommand } from './commands/list.js';
-import { pauseCommand, resumeCommand } from './commands/pause.js';
+import { pauseCommand, pauseWatchdogCommand, resumeCommand } from './commands/pause.js';
 import { renderCommand } from './commands/render.js';
 import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
@@ -25,6 +25,7 @@ export function buildCli(argv: readonly string[]) {
     .command(statusCommand)
     .command(pauseCommand)
     .command(resumeCommand)
+    .command(pauseWatchdogCommand)
     .demandCommand(1, 'a command is required')
     .strict()
     .help()

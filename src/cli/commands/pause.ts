@@ -8,7 +8,9 @@
 // at the deadline, so the CLI refuses instead of loading an audit ruleset that
 // nobody would take back.
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rearmKernel, runWatchdog } from '../../agent/pause-watchdog.js';
 import type { Argv, CommandModule } from 'yargs';
 import { checkReason, currentRequester, maxPauseMs, parsePauseDuration, PauseInputError, readPause, removePause, requesterText, writePause, type PauseRecord } from '../../agent/pause.js';
 import { pidAlive, readStatus, type AgentStatus } from '../../agent/status-file.js';
@@ -80,7 +82,8 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
       throw err;
     }
     if (!Number.isFinite(argv.waitSeconds) || argv.waitSeconds < 1 || argv.waitSeconds > 600) throw new UsageError('--wait-seconds: from 1 to 600');
-    const stateDir = await stateDirOf(argv);
+    const config = await loadConfig(argv.config);
+    const stateDir = argv.stateDir ?? config.stateDir;
     const status = await runningAgent(stateDir);
     if (status.mode !== 'enforce') {
       process.stderr.write(`nodewall: the agent runs in mode ${status.mode}: nothing is dropped, nothing to pause\n`);
@@ -105,11 +108,52 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
       if (cur.kind === 'active' && cur.record.id === rec.id) await removePause(stateDir);
       throw new PauseRefusedError(`the agent did not confirm the pause within ${argv.waitSeconds}s: pause withdrawn, enforcement stays (check \`nodewall status\` and the agent's log)`);
     }
+    // Backstop for an agent that dies during the pause and is not restarted (pause-watchdog.ts).
+    startWatchdog({ stateDir, nftPath: config.nft.path, table: config.nft.table, id: rec.id, config: config.file });
     process.stdout.write(
       `PAUSED until ${rec.until}: the agent loaded its ruleset in audit mode (nothing dropped, every would-drop recorded); ` +
         `enforcement comes back by itself at that time. \`nodewall resume\` ends it early.\n`,
     );
     process.exitCode = exitCodes.ok;
+  },
+};
+
+function startWatchdog(o: { stateDir: string; nftPath: string; table: string; id: string; config: string | undefined }): void {
+  const script = process.argv[1];
+  if (script === undefined) return;
+  const args = [script, 'pause-watchdog', '--state-dir', o.stateDir, '--nft-path', o.nftPath, '--table', o.table, '--id', o.id, ...(o.config === undefined ? [] : ['--config', o.config])];
+  // detached: a session of its own, so the SSH session's hangup does not reach it.
+  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+  child.on('error', () => undefined);
+  child.unref();
+}
+
+interface WatchdogArgs {
+  config?: string | undefined;
+  stateDir: string;
+  nftPath: string;
+  table: string;
+  id: string;
+}
+
+/** Hidden: started by `pause`; see agent/pause-watchdog.ts. */
+export const pauseWatchdogCommand: CommandModule<object, WatchdogArgs> = {
+  command: 'pause-watchdog',
+  describe: false,
+  builder: (y: Argv) =>
+    y
+      .option('config', { type: 'string' })
+      .option('state-dir', { type: 'string', demandOption: true })
+      .option('nft-path', { type: 'string', demandOption: true })
+      .option('table', { type: 'string', demandOption: true })
+      .option('id', { type: 'string', demandOption: true }) as unknown as Argv<WatchdogArgs>,
+  handler: async (argv) => {
+    // The config is read again at the end: the mode to re-arm is the one configured then.
+    const outcome = await runWatchdog({
+      stateDir: argv.stateDir, nftPath: argv.nftPath, table: argv.table, id: argv.id, configMode: async () => (await loadConfig(argv.config)).mode,
+      maxWaitMs: maxPauseMs + 60_000,
+    });
+    process.exitCode = outcome === 'rearmed' || outcome === 'agent-running' || outcome === 'replaced' || outcome === 'not-audit' ? exitCodes.ok : exitCodes.failure;
   },
 };
 
@@ -129,7 +173,10 @@ export const resumeCommand: CommandModule<object, ResumeArgs> = {
       return;
     }
     if (!running) {
-      process.stdout.write('pause removed; no agent is running (it enforces when started)\n');
+      // No agent to re-arm: turn the audit ruleset it left into drops now (pause-watchdog.ts).
+      const config = await loadConfig(argv.config).catch(() => undefined);
+      const rearmed = config?.mode === 'enforce' && (await rearmKernel(config.nft.path, config.nft.table));
+      process.stdout.write(`pause removed; no agent is running${rearmed ? ': the audit ruleset it left was re-armed (drops again)' : ''}\n`);
       process.exitCode = exitCodes.ok;
       return;
     }
