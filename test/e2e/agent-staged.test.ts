@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cliPath } from '../agent/paths.js';
 import { Lab, type Probe } from './lab.js';
-import { AgentProcess, agentDirs, isApplied, policyYaml, type LogLine } from './agent-harness.js';
+import { AgentProcess, agentDirs, isApplied, policyYaml, writeConfig, type LogLine } from './agent-harness.js';
 
 const run = promisify(execFile);
 
@@ -92,6 +92,8 @@ test('staged deny: reports exactly the flows trace says it would deny, and drops
   // `list` shows the staged policy as staged
   const list = await run('ip', ['netns', 'exec', lab.nodeNs, process.execPath, cliPath(), 'list', '--config', dirs.config], { timeout: 60_000 });
   t.regex(list.stdout, /ingress: staged \(evaluated, not enforced\): tighten-8080/);
+  // records change set contents only: never taken for drift
+  t.deepEqual(agent.find((x) => /table (changed|missing)/.test(x.msg)), []);
   t.is(await agent.stop(), 0);
 });
 
@@ -111,5 +113,12 @@ test('staged allow (config stagedPolicies): reports "would allow" and the flow s
   const v = await trace(dirs.config, p);
   t.like(v, { verdict: 'deny', staged: { verdict: 'allow', changed: true } });
   t.false(stagedLines(agent).some((x) => x['port'] === 22), 'a flow both models allow is not reported');
+
+  // promoted (no longer staged): enforced from the next pass, and nothing is recorded any more
+  const mark = agent.lines.length;
+  await writeConfig(dirs, { mode: 'enforce' });
+  await agent.waitFor((x) => x.msg === 'ruleset applied', 30_000, mark, 'promoted ruleset');
+  t.is(await lab.probeSure(p, 'allow'), 'allow');
+  t.notRegex((await lab.nft(['list', 'table', 'inet', 'nodewall'])).stdout, /nw_staged/);
   t.is(await agent.stop(), 0);
 });
