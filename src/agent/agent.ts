@@ -673,6 +673,7 @@ export class Agent {
       ...(kubernetes === undefined ? {} : { kubernetes }),
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
       ...pauseField(this.#pause.status(cfg.mode)),
+      ...(d.state.model.staged === undefined ? {} : { staged: d.state.model.staged.policies }),
       ...(stopped ? { stopped: true } : {}),
     };
     await writeStatus(cfg.stateDir, status);

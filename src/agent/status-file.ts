@@ -45,6 +45,8 @@ export interface AgentStatus {
   readonly waitingForKubernetes?: boolean;
   /** Break-glass pause in force (agent/pause.ts): the mode above is suspended, audit is rendered. */
   readonly pause?: PauseStatus;
+  /** Staged policies selecting this node (evaluated, not enforced; policy/staged.ts). */
+  readonly staged?: readonly string[];
   readonly stopped?: boolean;
 }
 
@@ -202,6 +204,7 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'kubernetes', kubeCheck, '');
   optional(o, 'waitingForKubernetes', bool, '');
   optional(o, 'pause', pauseStatusCheck, '');
+  optional(o, 'staged', arrayOf(str), '');
   return o as unknown as AgentStatus;
 }
 

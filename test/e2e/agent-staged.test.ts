@@ -92,6 +92,8 @@ test('staged deny: reports exactly the flows trace says it would deny, and drops
   // `list` shows the staged policy as staged
   const list = await run('ip', ['netns', 'exec', lab.nodeNs, process.execPath, cliPath(), 'list', '--config', dirs.config], { timeout: 60_000 });
   t.regex(list.stdout, /ingress: staged \(evaluated, not enforced\): tighten-8080/);
+  const status = await run(process.execPath, [cliPath(), 'status', '--config', dirs.config], { timeout: 60_000 });
+  t.regex(status.stdout, /\nstaged: {3}tighten-8080 \(evaluated, not enforced\)\n/);
   // records change set contents only: never taken for drift
   t.deepEqual(agent.find((x) => /table (changed|missing)/.test(x.msg)), []);
   t.is(await agent.stop(), 0);

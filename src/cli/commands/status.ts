@@ -47,6 +47,7 @@ export function formatStatus(s: StatusFile, running: boolean): string {
     if (k.lastError !== undefined) lines.push(`            last API error: ${k.lastError}`);
     if (s.waitingForKubernetes === true) lines.push(`            ${running ? '' : 'was '}waiting for the first complete read of the API: nothing applied`);
   }
+  if (s.staged !== undefined) lines.push(`staged:   ${s.staged.join(', ')} (evaluated, not enforced)`);
   if (s.pause !== undefined) lines.push(pauseText(s.pause, running, Date.now()));
   lines.push(`updated:  ${s.updatedAt}`);
   return lines.join('\n');
