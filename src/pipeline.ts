@@ -44,7 +44,8 @@ export interface State {
 }
 
 export function buildState(input: StateInput): State {
-  return assembleState(input, inventoryOf, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode), validatePolicy);
+  const build = (valid: readonly PolicyDocument[], inventory: Inventory) => buildHostModel(valid, inventory, input.config, input.config.mode);
+  return assembleState(input, inventoryOf, build, validatePolicy, build);
 }
 
 function inventoryOf(input: StateInput): InventoryBuild {
@@ -63,6 +64,8 @@ function assembleState(
   inventory: (input: StateInput) => InventoryBuild,
   model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
   validate: (doc: PolicyDocument, config: NodewallConfig) => readonly Problem[],
+  /** The model with the staged policies (every valid policy), called only when some are staged. */
+  stagedModel: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
 ): State {
   const problems: Problem[] = [...input.load.problems];
   const seen = new Map<string, PolicyDocument>();
@@ -91,7 +94,7 @@ function assembleState(
   // Staged policies (policy/staged.ts) stay out of the enforced model; the model with them is its staged part.
   const { enforced, staged } = partitionStaged(valid, input.config);
   let built = model(staged.size === 0 ? valid : enforced, inv.inventory);
-  if (staged.size > 0) built = attachStaged(built, buildHostModel(valid, inv.inventory, input.config, input.config.mode), staged);
+  if (staged.size > 0) built = attachStaged(built, stagedModel(valid, inv.inventory), staged);
   problems.push(...lintPolicies(valid, inv.inventory, input.config, stagedView(built) ?? built));
   return {
     config: input.config,
@@ -135,6 +138,10 @@ export class StateBuilder {
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
     let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
     let objectEvents: ModelEvent[] | undefined;
+    /** The inventory events of this build (undefined: none could be derived, build anew). */
+    let stagedEvents: ModelEvent[] | undefined;
+    const prevStaged = prev === undefined ? undefined : this.#prevStaged;
+    this.#prevStaged = undefined;
     const inventory = (): InventoryBuild => {
       if (prev !== undefined) {
         const change = objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
@@ -163,6 +170,7 @@ export class StateBuilder {
       if (index === undefined) throw new Error('StateBuilder: the inventory step did not run');
       if (prev !== undefined) {
         const events = objectEvents ?? inventoryEvents(prev.inventory.inventory, inv);
+        stagedEvents = events;
         if (events !== undefined) {
           try {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
@@ -199,18 +207,36 @@ export class StateBuilder {
       }
       return found;
     };
+    // The model with the staged policies: a second incremental model fed the same inventory events.
+    const stagedModel = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
+      if (prevStaged !== undefined && stagedEvents !== undefined) {
+        try {
+          const update = prevStaged.model.apply([...stagedEvents, ...policyEvents(prevStaged.valid, valid)]);
+          this.#prevStaged = { valid, model: prevStaged.model };
+          return update.model;
+        } catch (err) {
+          if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
+        }
+      }
+      const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
+      this.#prevStaged = { valid, model: fresh };
+      return fresh.model;
+    };
     try {
-      const state = assembleState(input, inventory, model, validate);
+      const state = assembleState(input, inventory, model, validate, stagedModel);
       // A staged part wraps the incremental model in a new object: it is still "made incrementally".
       if (state.model.staged !== undefined && this.lastModel === 'incremental') this.#incremental.add(state.model);
       return state;
     } catch (err) {
       // The kept index may have been updated for a build that did not finish: start over next time.
       this.#prev = undefined;
+      this.#prevStaged = undefined;
       throw err;
     }
   }
 
+  /** The incremental model with the staged policies, kept in step with #prev (undefined: none staged last time). */
+  #prevStaged: { readonly valid: readonly PolicyDocument[]; readonly model: IncrementalModel } | undefined;
   #validated = new WeakMap<PolicyDocument, readonly Problem[]>();
   #validatedFor: string | undefined;
   /** Models this builder handed out from an incremental update (not built from scratch). */
@@ -224,6 +250,7 @@ export class StateBuilder {
   /** Forget the previous build (the next one is a full one). */
   reset(): void {
     this.#prev = undefined;
+    this.#prevStaged = undefined;
   }
 }
 

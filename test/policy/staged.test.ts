@@ -141,13 +141,30 @@ test('property: a staged policy never changes the enforced verdict; the staged v
   t.deepEqual(stagedView(s.model)?.selectedPolicies, ['base', 'tighten']);
 });
 
-test('StateBuilder (the agent, incremental) gives the same staged model as buildState across edits', (t) => {
+test('StateBuilder (the agent, incremental) gives the same staged model as buildState across policy and pod changes', (t) => {
   const b = new StateBuilder();
-  const cfg = config();
-  for (const text of [base, `${base}\n---\n${stagedDeny('audit')}`, `${base}\n---\n${stagedDeny()}`, `${base}\n---\n${stagedDeny('audit')}`, base]) {
+  const cfg = config('clusterPodCIDRs: [198.51.100.0/24]\n');
+  const toPods = ccnp('to-web', '  egress:\n    - toEndpoints: [{matchLabels: {app: web}}]\n      toPorts: [{ports: [{port: "443", protocol: TCP}]}]', 'audit');
+  const pod = (name: string, ip: string, app: string) =>
+    `---\napiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: default, labels: {app: ${app}}}\nspec: {nodeName: node-b}\nstatus: {phase: Running, podIPs: [{ip: ${ip}}]}\n`;
+  const steps = [
+    base,
+    `${base}\n---\n${stagedDeny('audit')}\n---\n${toPods}\n${pod('w1', '198.51.100.10', 'web')}`,
+    `${base}\n---\n${stagedDeny('audit')}\n---\n${toPods}\n${pod('w1', '198.51.100.11', 'web')}${pod('w2', '198.51.100.12', 'web')}`,
+    `${base}\n---\n${stagedDeny()}\n---\n${toPods}\n${pod('w2', '198.51.100.12', 'web')}`,
+    `${base}\n---\n${stagedDeny('audit')}\n---\n${toPods}\n${pod('w2', '198.51.100.12', 'db')}`,
+    base,
+  ];
+  let staged = 0;
+  for (const text of steps) {
     const input = { config: cfg, load: loadManifestText(text, 'p.yaml'), nodeName: 'node-a' };
     const got = b.build(input);
     const want = buildState(input);
     t.deepEqual(JSON.parse(JSON.stringify(got.model)), JSON.parse(JSON.stringify(want.model)));
+    if (got.model.staged !== undefined) staged++;
   }
+  t.is(staged, 4);
+  const s = buildState({ config: cfg, load: loadManifestText(steps[2]!, 'p.yaml'), nodeName: 'node-a' });
+  const set = s.model.staged?.egress.entries.find((e) => e.policy === 'to-web')?.peer;
+  t.deepEqual(set === undefined || set === null ? undefined : s.model.staged?.sets[set]?.v4, ['198.51.100.11/32', '198.51.100.12/32']);
 });
