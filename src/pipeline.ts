@@ -95,7 +95,15 @@ function assembleState(
   const { enforced, staged } = partitionStaged(valid, input.config);
   let built = model(staged.size === 0 ? valid : enforced, inv.inventory);
   if (staged.size > 0) built = attachStaged(built, stagedModel(valid, inv.inventory), staged);
-  problems.push(...lintPolicies(valid, inv.inventory, input.config, stagedView(built) ?? built));
+  // Lint what the kernel enforces; with staged policies, also what enforcing them would give (new findings only).
+  const lint = lintPolicies(staged.size === 0 ? valid : enforced, inv.inventory, input.config, built);
+  problems.push(...lint);
+  const view = stagedView(built);
+  if (view !== undefined) {
+    const key = (p: Problem) => JSON.stringify([p.pos.file, p.pos.line, p.pos.col, p.field, p.code, p.message]);
+    const seen = new Set(lint.map(key));
+    for (const p of lintPolicies(valid, inv.inventory, input.config, view)) if (!seen.has(key(p))) problems.push(p);
+  }
   return {
     config: input.config,
     nodeName: input.nodeName,

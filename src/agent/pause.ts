@@ -160,6 +160,8 @@ export function checkPause(v: unknown): PauseRecord {
   field(o, 'until', isoTime, '');
   const reason = field(o, 'reason', str, '');
   if (reason.length > maxReasonLength) throw new ShapeError('reason', `at most ${maxReasonLength} characters`, reason);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(reason)) throw new ShapeError('reason', 'text without control characters', reason);
   field(o, 'requestedBy', requesterCheck, '');
   return o as unknown as PauseRecord;
 }

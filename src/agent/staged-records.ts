@@ -60,6 +60,25 @@ export function stagedLines(records: readonly AuditRecord[], model: HostModel, e
   return out;
 }
 
+const seenByModel = new WeakMap<HostModel, Set<string>>();
+/** Bound of the memo per model (4 sets x 65535 records). */
+const maxSeen = 4 * 65_536;
+
+/** The records not evaluated under `model` before (and remember them). */
+export function unseen(model: HostModel, records: readonly AuditRecord[]): AuditRecord[] {
+  let seen = seenByModel.get(model);
+  if (seen === undefined) seenByModel.set(model, (seen = new Set()));
+  const out: AuditRecord[] = [];
+  for (const r of records) {
+    const key = `${r.direction}|${r.peer}|${r.proto}|${r.port}`;
+    if (seen.has(key)) continue;
+    if (seen.size >= maxSeen) seen.clear();
+    seen.add(key);
+    out.push(r);
+  }
+  return out;
+}
+
 /**
  * The agent's periodic report: log each staged-changed record once (deduped
  * like audit records). A read failure is logged and retried on the next tick.
@@ -79,7 +98,8 @@ export async function reportStaged(
     log.warn({ err }, 'staged: cannot read the staged record sets');
     return;
   }
-  const lines = stagedLines(records, model, evaluate);
+  // The sets hold up to 65535 records per family for 10 minutes: evaluate each record once per model.
+  const lines = stagedLines(unseen(model, records), model, evaluate);
   const news = lines.filter(fresh);
   for (const l of news) log.warn({ verdictLine: true, ...l }, `${l.staged ?? l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
   if (news.length > 0) log.info({ records: records.length, changed: lines.length, new: news.length, staged: model.staged.policies }, 'staged: flows whose verdict the staged policies would change');

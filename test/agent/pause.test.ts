@@ -61,6 +61,7 @@ test('readPause: a written pause reads back; corrupt, huge, FIFO, symlink and wr
     ['bad id', (f) => writeFile(f, JSON.stringify({ ...rec(), id: '../x' }))],
     ['uid string', (f) => writeFile(f, JSON.stringify({ ...rec(), requestedBy: { user: 'a', uid: '0' } }))],
     ['version 2', (f) => writeFile(f, JSON.stringify({ ...rec(), version: 2 }))],
+    ['escape in reason', (f) => writeFile(f, JSON.stringify({ ...rec(), reason: 'a\u001b[2Jb' }))],
   ];
   for (const [what, make] of bad) {
     const f = pausePath(dir);

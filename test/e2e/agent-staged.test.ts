@@ -96,6 +96,15 @@ test('staged deny: reports exactly the flows trace says it would deny, and drops
   t.regex(status.stdout, /\nstaged: {3}tighten-8080 \(evaluated, not enforced\)\n/);
   // records change set contents only: never taken for drift
   t.deepEqual(agent.find((x) => /table (changed|missing)/.test(x.msg)), []);
+
+  // a full record set never changes forwarding: the recording rule stops, the packet goes on
+  const elems: string[] = [];
+  for (let i = 0; i < 65535; i++) elems.push(`198.51.100.${i >> 8} . tcp . ${1000 + (i & 0xff)}`);
+  await lab.nft(['-f', '-'], `flush set inet nodewall nw_staged_in_v4\nadd element inet nodewall nw_staged_in_v4 { ${elems.join(', ')} }\n`);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.77', proto: 'tcp', port: 8080 }, 'allow'), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.78', proto: 'tcp', port: 7000 }), 'deny');
+  const full = (await lab.nft(['list', 'set', 'inet', 'nodewall', 'nw_staged_in_v4'])).stdout;
+  t.notRegex(full, /203\.0\.113\.77 /, 'the set was full: the new flow was not recorded');
   t.is(await agent.stop(), 0);
 });
 

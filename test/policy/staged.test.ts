@@ -168,3 +168,15 @@ test('StateBuilder (the agent, incremental) gives the same staged model as build
   const set = s.model.staged?.egress.entries.find((e) => e.policy === 'to-web')?.peer;
   t.deepEqual(set === undefined || set === null ? undefined : s.model.staged?.sets[set]?.v4, ['198.51.100.11/32', '198.51.100.12/32']);
 });
+
+test('lint sees the enforced ruleset: a staged allow does not hide a lockout of the policies in force; a staged lockout is reported', (t) => {
+  const denyAll = ccnp('lock', '  ingress:\n    - fromEntities: [world]\n      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]');
+  const sshAllow = (a?: string) => ccnp('ssh', '  ingress:\n    - fromEntities: [world]\n      toPorts: [{ports: [{port: "22", protocol: TCP}]}]', a);
+  const lockout = (s: State) => s.problems.filter((p) => /locks you out/.test(p.message));
+  t.is(lockout(state(`${denyAll}\n---\n${sshAllow('audit')}`)).length, 1, 'enforced: no SSH, staged SSH allow does not count');
+  t.is(lockout(state(`${denyAll}\n---\n${sshAllow()}`)).length, 0);
+  const webOnly = ccnp('web-only', '  ingress:\n    - fromEntities: [world]\n      toPorts: [{ports: [{port: "8080", protocol: TCP}]}]', 'audit');
+  const staged = state(webOnly);
+  t.false(staged.model.ingress.enforced);
+  t.is(lockout(staged).length, 1, 'a staged policy whose default deny would cut SSH is reported');
+});
