@@ -20,6 +20,7 @@ import { inventoryEvents, policyEvents, sameNode } from './policy/inventory-even
 import { lintPolicies } from './policy/lint.js';
 import { seedPoolIndex } from './policy/pool-index.js';
 import type { HostModel } from './policy/model.js';
+import { attachStaged, partitionStaged, stagedView } from './policy/staged.js';
 
 export interface StateInput {
   readonly config: NodewallConfig;
@@ -43,7 +44,8 @@ export interface State {
 }
 
 export function buildState(input: StateInput): State {
-  return assembleState(input, inventoryOf, (valid, inventory) => buildHostModel(valid, inventory, input.config, input.config.mode), validatePolicy);
+  const build = (valid: readonly PolicyDocument[], inventory: Inventory) => buildHostModel(valid, inventory, input.config, input.config.mode);
+  return assembleState(input, inventoryOf, build, validatePolicy, build);
 }
 
 function inventoryOf(input: StateInput): InventoryBuild {
@@ -62,6 +64,8 @@ function assembleState(
   inventory: (input: StateInput) => InventoryBuild,
   model: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
   validate: (doc: PolicyDocument, config: NodewallConfig) => readonly Problem[],
+  /** The model with the staged policies (every valid policy), called only when some are staged. */
+  stagedModel: (valid: readonly PolicyDocument[], inventory: Inventory) => HostModel,
 ): State {
   const problems: Problem[] = [...input.load.problems];
   const seen = new Map<string, PolicyDocument>();
@@ -87,8 +91,19 @@ function assembleState(
   }
   const inv = inventory(input);
   for (const p of inv.problems) problems.push(p);
-  const built = model(valid, inv.inventory);
-  problems.push(...lintPolicies(valid, inv.inventory, input.config, built));
+  // Staged policies (policy/staged.ts) stay out of the enforced model; the model with them is its staged part.
+  const { enforced, staged } = partitionStaged(valid, input.config);
+  let built = model(staged.size === 0 ? valid : enforced, inv.inventory);
+  if (staged.size > 0) built = attachStaged(built, stagedModel(valid, inv.inventory), staged);
+  // Lint what the kernel enforces; with staged policies, also what enforcing them would give (new findings only).
+  const lint = lintPolicies(staged.size === 0 ? valid : enforced, inv.inventory, input.config, built);
+  problems.push(...lint);
+  const view = stagedView(built);
+  if (view !== undefined) {
+    const key = (p: Problem) => JSON.stringify([p.pos.file, p.pos.line, p.pos.col, p.field, p.code, p.message]);
+    const seen = new Set(lint.map(key));
+    for (const p of lintPolicies(valid, inv.inventory, input.config, view)) if (!seen.has(key(p))) problems.push(p);
+  }
   return {
     config: input.config,
     nodeName: input.nodeName,
@@ -132,6 +147,10 @@ export class StateBuilder {
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
     let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
     let objectEvents: ModelEvent[] | undefined;
+    /** The inventory events of this build (undefined: none could be derived, build anew). */
+    let stagedEvents: ModelEvent[] | undefined;
+    const prevStaged = prev === undefined ? undefined : this.#prevStaged;
+    this.#prevStaged = undefined;
     const inventory = (): InventoryBuild => {
       if (prev !== undefined) {
         const change = objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
@@ -162,6 +181,7 @@ export class StateBuilder {
       if (index === undefined) throw new Error('StateBuilder: the inventory step did not run');
       if (prev !== undefined) {
         const events = objectEvents ?? inventoryEvents(prev.inventory.inventory, inv);
+        stagedEvents = events;
         if (events !== undefined) {
           try {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
@@ -200,15 +220,36 @@ export class StateBuilder {
       }
       return found;
     };
+    // The model with the staged policies: a second incremental model fed the same inventory events.
+    const stagedModel = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
+      if (prevStaged !== undefined && stagedEvents !== undefined) {
+        try {
+          const update = prevStaged.model.apply([...stagedEvents, ...policyEvents(prevStaged.valid, valid)]);
+          this.#prevStaged = { valid, model: prevStaged.model };
+          return update.model;
+        } catch (err) {
+          if (!(err instanceof IncrementalModelError || err instanceof CoverSetError)) throw err;
+        }
+      }
+      const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
+      this.#prevStaged = { valid, model: fresh };
+      return fresh.model;
+    };
     try {
-      return assembleState(input, inventory, model, validate);
+      const state = assembleState(input, inventory, model, validate, stagedModel);
+      // A staged part wraps the incremental model in a new object: it is still "made incrementally".
+      if (state.model.staged !== undefined && this.lastModel === 'incremental') this.#incremental.add(state.model);
+      return state;
     } catch (err) {
       // The kept index may have been updated for a build that did not finish: start over next time.
       this.#prev = undefined;
+      this.#prevStaged = undefined;
       throw err;
     }
   }
 
+  /** The incremental model with the staged policies, kept in step with #prev (undefined: none staged last time). */
+  #prevStaged: { readonly valid: readonly PolicyDocument[]; readonly model: IncrementalModel } | undefined;
   #validated = new WeakMap<PolicyDocument, readonly Problem[]>();
   #validatedFor: string | undefined;
   /** Models this builder handed out from an incremental update (not built from scratch). */
@@ -222,6 +263,7 @@ export class StateBuilder {
   /** Forget the previous build (the next one is a full one). */
   reset(): void {
     this.#prev = undefined;
+    this.#prevStaged = undefined;
   }
 }
 

@@ -22,6 +22,8 @@ import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
+import { reportStaged, reportStagedLive } from './staged-records.js';
+import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
@@ -56,13 +58,13 @@ export interface AgentOptions {
   readonly log: Logger;
 }
 
-type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift' | 'kubernetes';
+type Trigger = 'start' | 'watch' | 'sighup' | 'resync' | 'drift' | 'kubernetes' | 'pause';
 
 /** Retry of a Kubernetes source that could not start (kubeconfig unreadable, ...). */
 const kubeRetryBackoff = { initialMs: 1000, maxMs: 30_000 };
 
 /** Triggers that re-apply even when no input changed. */
-const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift']);
+const forcing: ReadonlySet<Trigger> = new Set(['start', 'sighup', 'drift', 'pause']);
 
 export class Agent {
   readonly #opts: AgentOptions;
@@ -132,6 +134,8 @@ export class Agent {
   readonly #metricsServer: MetricsServer;
   readonly #monitor: NftMonitor;
   #monitorPending = false;
+  /** Break-glass pause (pause.ts): enforce is rendered as audit until the pause ends. */
+  readonly #pause: PauseControl;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -144,6 +148,7 @@ export class Agent {
     });
     this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
+    this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
 
   /** First pass, then watchers and timers. Resolves once the first pass is done. */
@@ -195,6 +200,7 @@ export class Agent {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     this.#rollout.stop();
+    this.#pause.stop();
     this.#debouncer?.cancel();
     this.#watcher?.close();
     this.#monitor.stop();
@@ -207,6 +213,7 @@ export class Agent {
     }
     const cfg = this.#desired?.cfg.config;
     this.#drift.forget();
+    if (cfg !== undefined && !this.#settings.removeOnStop) await rearmOnStop(this.#pause, cfg, this.#appliedModel, this.#appliedMode, this.#nftLock, this.#log);
     if (cfg !== undefined && this.#settings.removeOnStop && this.#appliedModelHash !== undefined) {
       const r = await this.#nftLock.run(() => deleteTable(cfg.nft.path, cfg.nft.table));
       if (r.error !== undefined) this.#log.error({ table: cfg.nft.table, error: r.error }, 'could not remove table on stop');
@@ -251,6 +258,7 @@ export class Agent {
     this.#armTimers();
     this.#syncObservers(d.cfg.config);
     this.#desired = d;
+    await this.#pause.refresh();
     this.#syncWatch(d.cfg.file === undefined ? [] : [d.cfg.file, ...explicitFiles(d)], d.sources.dirs);
     await this.#syncKubernetes(d.cfg.config, d.nodeName);
     if (d.waitingForKubernetes) {
@@ -274,7 +282,8 @@ export class Agent {
     // Kubernetes passes (pod churn) log them only when they changed (problem-log.ts).
     if ((changed || trigger !== 'drift') && this.#problemLog.fresh(d, trigger !== 'kubernetes')) this.#logInputProblems(d, log);
 
-    const config = d.cfg.config;
+    // While paused, enforce is rendered as audit (pause.ts); drift repair keeps what was applied.
+    const config = this.#pause.effective(d.cfg.config);
     const model = d.state.model;
     const modelHash = this.#modelKeys.keyOf(model, this.#memory.stateBuilder?.madeIncrementally(model) === true);
     const counts = policyCounts(d.state);
@@ -434,6 +443,7 @@ export class Agent {
     const lines = verdictReport(model, snap, evaluate);
     const fresh = freshLines(lines, this.#deduper);
     for (const l of fresh) log.info({ verdictLine: true, ...l }, `${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+    reportStagedLive(model, snap, (l) => this.#deduper.fresh(dedupeKey(l)), log, evaluate);
     if (summary || fresh.length > 0) log.info({ ...summarize(lines), new: fresh.length }, 'dry-run: verdicts for live connections');
   }
 
@@ -452,6 +462,13 @@ export class Agent {
     const fresh = lines.filter((l) => this.#deduper.fresh(dedupeKey(l)));
     for (const l of fresh) log.warn({ verdictLine: true, ...l }, `audit: ${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
     if (fresh.length > 0) log.info({ records: lines.length, new: fresh.length }, 'audit: would-drop records');
+  }
+
+  /** Staged policies: flows whose verdict they would change (staged-records.ts). */
+  async #stagedReport(log: Logger): Promise<void> {
+    const cfg = this.#desired?.cfg.config;
+    if (cfg === undefined || this.#appliedModel === undefined) return;
+    await reportStaged(this.#appliedModel, { nftPath: cfg.nft.path, table: cfg.nft.table }, (l) => this.#deduper.fresh(dedupeKey(l)), log, evaluate);
   }
 
   // --- drift, timers, watch --------------------------------------------------------
@@ -496,7 +513,8 @@ export class Agent {
       }
       if (this.#appliedModelHash === undefined) return;
       if (await this.#repairDrift()) return;
-      if (cfg.mode === 'audit') await this.#auditReport(log);
+      if (this.#pause.modeFor(cfg.mode) === 'audit') await this.#auditReport(log);
+      await this.#stagedReport(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
@@ -787,6 +805,8 @@ export class Agent {
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
       ...(kubernetes === undefined ? {} : { kubernetes }),
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
+      ...pauseField(this.#pause.status(cfg.mode)),
+      ...(d.state.model.staged === undefined ? {} : { staged: d.state.model.staged.policies }),
       ...(stopped ? { stopped: true } : {}),
     };
     this.#metrics.status(status);

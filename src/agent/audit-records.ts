@@ -95,7 +95,7 @@ export function auditLines(records: readonly AuditRecord[], model: HostModel, ev
   return lines.map((l) => ({ ...l, count: groups.get(groupKey(l)) ?? 1 }));
 }
 
-function listSet(nftPath: string, table: string, set: string, netns?: string): Promise<string> {
+export function listSet(nftPath: string, table: string, set: string, netns?: string): Promise<string> {
   const [cmd, args] = netns === undefined
     ? [nftPath, ['-j', 'list', 'set', 'inet', table, set]]
     : ['ip', ['netns', 'exec', netns, nftPath, '-j', 'list', 'set', 'inet', table, set]];

@@ -5,6 +5,7 @@ import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
+import { pauseStatusCheck, type PauseStatus } from './pause.js';
 import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile, recordOf, StateFileError, str, type Check } from '../inventory/state-files.js';
 
 export interface ApplySummary {
@@ -45,6 +46,10 @@ export interface AgentStatus {
   readonly kubernetes?: KubernetesSourceStatus;
   /** The Kubernetes source has no snapshot yet (no cache, first list not complete): nothing applied. */
   readonly waitingForKubernetes?: boolean;
+  /** Break-glass pause in force (agent/pause.ts): the mode above is suspended, audit is rendered. */
+  readonly pause?: PauseStatus;
+  /** Staged policies selecting this node (evaluated, not enforced; policy/staged.ts). */
+  readonly staged?: readonly string[];
   readonly stopped?: boolean;
 }
 
@@ -201,6 +206,8 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'lastError', lastErrorCheck, '');
   optional(o, 'kubernetes', kubeCheck, '');
   optional(o, 'waitingForKubernetes', bool, '');
+  optional(o, 'pause', pauseStatusCheck, '');
+  optional(o, 'staged', arrayOf(str), '');
   return o as unknown as AgentStatus;
 }
 

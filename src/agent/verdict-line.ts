@@ -14,12 +14,16 @@ export interface VerdictLine {
   readonly policy: string | null;
   /** Field path of the deciding entry, or what decided ("default-deny", "not-enforced", "datapath"). */
   readonly rule: string;
-  readonly kind: 'connection' | 'listener' | 'audit-record';
+  readonly kind: 'connection' | 'listener' | 'audit-record' | 'staged-record';
   readonly local?: string;
   readonly peerSet?: string;
   readonly process?: string;
   /** Audit records: how many packets/elements the kernel recorded. */
   readonly count?: number;
+  /** Staged policies: "would deny (staged: POLICY RULE)"; the line's verdict is the staged one. */
+  readonly staged?: string;
+  /** Staged policies: what the kernel does with the flow (the staged policies left out). */
+  readonly enforcedVerdict?: 'allow' | 'deny';
 }
 
 export function verdictLine(lf: LiveFlow, v: Verdict): VerdictLine {

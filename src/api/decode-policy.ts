@@ -7,6 +7,7 @@ import type {
   CIDRRule, ICMPField, ICMPRule, LabelSelector, PeerRule, PolicyDocument, PortProtocol, PortRule,
   Requirement, Rule, RuleListName, SourcePos,
 } from './types.js';
+import { stageOf } from './stage-annotation.js';
 import { childPath } from './field-path.js';
 import { locateIn, type PositionLookup } from './yaml-positions.js';
 import { isDenyList, otherRuleFields, peerFields, type PeerKey } from './peer-fields.js';
@@ -429,6 +430,8 @@ class Decoder {
     if (name !== undefined && name !== '') this.policy = name;
     else this.report('error', 'metadata', 'metadata.name is required', 'decode/required');
     const namespace = kind === 'CiliumNetworkPolicy' ? this.string(metadata?.['namespace'], 'metadata.namespace') : undefined;
+    const staged = stageOf(metadata);
+    if (staged.problem !== undefined) this.report('error', staged.problem.field, staged.problem.message, 'stage/unknown');
 
     for (const key of Object.keys(json)) {
       if (TOP_LEVEL_KEYS.includes(key)) continue;
@@ -452,6 +455,7 @@ class Decoder {
       kind,
       name: name ?? '',
       ...(namespace === undefined ? {} : { namespace }),
+      ...(staged.stage === undefined ? {} : { stage: staged.stage }),
       rules,
       pos,
       locate: (fieldPath: string) => locateIn(positions, fieldPath, pos),

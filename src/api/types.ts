@@ -117,6 +117,8 @@ export interface PolicyDocument {
   readonly name: string;
   /** Only for CiliumNetworkPolicy. */
   readonly namespace?: string;
+  /** The `nodewall.io/stage` annotation (stage-annotation.ts); absent = enforce. (additive) */
+  readonly stage?: 'audit' | 'enforce';
   readonly rules: readonly Rule[];
   readonly pos: SourcePos;
   /** Position of a field path such as "spec.ingress[0].toPorts[0].ports[1].port";

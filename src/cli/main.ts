@@ -6,6 +6,7 @@ import { applyCommand } from './commands/apply.js';
 import { auditCommand } from './commands/audit.js';
 import { confirmCommand, confirmWatchdogCommand } from './commands/confirm.js';
 import { listCommand } from './commands/list.js';
+import { pauseCommand, pauseWatchdogCommand, resumeCommand } from './commands/pause.js';
 import { renderCommand } from './commands/render.js';
 import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
@@ -25,6 +26,9 @@ export function buildCli(argv: readonly string[]) {
     .command(statusCommand)
     .command(confirmCommand)
     .command(confirmWatchdogCommand)
+    .command(pauseCommand)
+    .command(resumeCommand)
+    .command(pauseWatchdogCommand)
     .demandCommand(1, 'a command is required')
     .strict()
     .help()

@@ -38,6 +38,7 @@
 //   rollout:                         # agent: how a policy change goes live
 //     confirm: off                   #   off | manual: a change waits for `nodewall confirm` or is rolled back
 //     confirmSeconds: 120            #   manual: the deadline, in seconds (1..86400)
+//   stagedPolicies: [new-deny]       # CCNPs evaluated and reported ("would deny/allow (staged: ...)"), never enforced
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -365,6 +366,18 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
   return kubernetes === undefined ? { paths } : { paths, kubernetes };
 }
 
+// --- staged policies (issue 10): names of CCNPs that are evaluated and reported, never enforced ---
+function policyNameList(ctx: FieldContext): string[] | undefined {
+  const seen = new Set<string>();
+  return stringList(ctx, (s, n, field) => {
+    const problems = dns1123SubdomainProblems(s);
+    if (problems.length > 0) return ctx.fail(n, field, `not a policy name: ${invalidValue(s, problems)}`);
+    if (seen.has(s)) return ctx.fail(n, field, `${shown(s)} is listed twice`);
+    seen.add(s);
+    return s;
+  });
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -397,6 +410,8 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   metrics: metricsSettings,
   driftMonitor: bool,
   rollout: rolloutSettings,
+  // --- staged policies (issue 10) ---
+  stagedPolicies: policyNameList,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

@@ -141,6 +141,9 @@ export interface NodewallConfig extends EngineConfig {
     /** The deadline of a manual change, in seconds (default 120). */
     readonly confirmSeconds?: number;
   };
+  // --- staged policies (issue 10; src/policy/staged.ts) ---
+  /** CCNP names evaluated and reported but never enforced, like the `nodewall.io/stage: audit` annotation. */
+  readonly stagedPolicies?: readonly string[];
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }

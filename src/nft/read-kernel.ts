@@ -2,6 +2,7 @@
 // rules with their comments (policy + rule), counters, referenced sets and a
 // protocol/port summary; sets with their elements. Never needs policy files.
 
+import { stagedComment } from './render-staged.js';
 import { fixedComments } from './render-rules.js';
 import { reservedPrefix } from './render-sets.js';
 import { parseNftJson, runNft } from './nft-exec.js';
@@ -108,7 +109,7 @@ const fixed = new Set<string>(Object.values(fixedComments));
 
 /** "demo-host-policy spec.ingress[1]" -> policy + rule; nodewall's own comments -> neither. */
 export function splitComment(comment: string | undefined): { policy?: string; rule?: string } {
-  if (comment === undefined || fixed.has(comment) || comment.startsWith(`${fixedComments.audit} `)) return {};
+  if (comment === undefined || fixed.has(comment) || comment.startsWith(`${fixedComments.audit} `) || comment.startsWith(`${stagedComment} `)) return {};
   const at = comment.lastIndexOf(' ');
   if (at <= 0) return { policy: comment };
   return { policy: comment.slice(0, at), rule: comment.slice(at + 1) };

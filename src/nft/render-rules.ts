@@ -11,6 +11,7 @@ import type { Direction } from '../api/types.js';
 import type { RunMode } from '../inventory/types.js';
 import type { Entry, Family, HostModel, L4Match } from '../policy/model.js';
 import { mergeRanges } from '../policy/resolve-l4.js';
+import { stagedRecordRules } from './render-staged.js';
 import { RenderError, commentText, exclusionSetName, identitySetName, reservedPrefix } from './render-sets.js';
 
 export const chainNames: Record<Direction, string> = { ingress: 'input', egress: 'output' };
@@ -196,6 +197,8 @@ export function directionLayout(model: HostModel, direction: Direction, mode: Ru
     `${direction === 'ingress' ? 'iif' : 'oif'} "lo" counter accept ${c(fixedComments.loopback)}`,
     `ct direction reply counter accept ${c(fixedComments.reply)}`,
     `ct state related counter accept ${c(fixedComments.related)}`,
+    // Staged policies: record candidate flows, no verdict (render-staged.ts).
+    ...stagedRecordRules(model, direction),
   ];
   if (dp.allowICMPFragNeeded) {
     rules.push(`icmp type destination-unreachable icmp code frag-needed counter accept ${c(fixedComments.fragNeeded)}`);

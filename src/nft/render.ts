@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import type { RunMode } from '../inventory/types.js';
 import type { DirectionPolicy, HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
+import { stagedRenderKey, stagedSetLines } from './render-staged.js';
 import { auditChainNames, auditChainRules, chainNames, directionLayout, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
 import { replaceUnprintable } from '../api/printable.js';
@@ -115,6 +116,8 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
       audit.push(`\tchain ${auditChainNames[direction]} {`, ...auditChainRules(direction).map((r) => `\t\t${r}`), '\t}');
     }
   }
+  // Staged-policy record sets: skeleton like the audit sets (a change of them is a full replace).
+  audit.push(...stagedSetLines(model));
   return { head, sets, audit, ...chainsPart(model, opts.mode) };
 }
 
@@ -148,6 +151,7 @@ interface CachedChains {
   readonly datapath: HostModel['datapath'];
   readonly mode: RunMode;
   readonly peers: string;
+  readonly staged: string;
   readonly value: ChainsPart;
 }
 
@@ -158,8 +162,9 @@ const chainsCache = new WeakMap<DirectionPolicy, CachedChains>();
 
 function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
   const peers = peerSignature(model);
+  const staged = stagedRenderKey(model);
   const hit = chainsCache.get(model.ingress);
-  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode && hit.peers === peers) {
+  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode && hit.peers === peers && hit.staged === staged) {
     return hit.value;
   }
   const rules: RenderedRule[] = [];
@@ -182,7 +187,7 @@ function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
   const hash = createHash('sha256');
   for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
   const value = { chains, rules, digest: hash.digest('hex') };
-  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, peers, value });
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, peers, staged, value });
   return value;
 }
 

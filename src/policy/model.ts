@@ -96,6 +96,22 @@ export interface HostModel {
     /** enableExtendedIPProtocols: port-less protocols (VRRP, GRE, ...) can be allowed by `proto` entries. */
     readonly extendedProtocols: boolean;
   };
+  /** Absent: no staged policy selects this node (the usual case; nothing is recorded for staging). */
+  readonly staged?: StagedPart;
+}
+
+/**
+ * Staged policies (src/policy/staged.ts): evaluated, never enforced. The enforced parts of HostModel
+ * exclude them; this is the model as it would be with them included, for the evaluator (a second
+ * verdict) and the renderer (which only records candidate flows of `recordDirections`, never drops).
+ */
+export interface StagedPart {
+  /** Staged policies selecting this node, sorted. */
+  readonly policies: readonly string[];
+  readonly ingress: DirectionPolicy;
+  readonly egress: DirectionPolicy;
+  /** Identity sets the staged direction policies refer to (a superset of what the enforced part uses). */
+  readonly sets: Readonly<Record<string, IdentitySet>>;
 }
 
 export const directions: readonly Direction[] = ['ingress', 'egress'];

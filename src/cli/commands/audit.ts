@@ -6,6 +6,7 @@ import { evaluate } from '../../verdict/evaluate.js';
 import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs } from '../state-args.js';
+import { stagedAuditLines, stagedAuditText } from './audit-staged.js';
 
 interface AuditArgs extends StateArgs {
   output: 'table' | 'json';
@@ -23,15 +24,21 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     const snap = await snapshotConnections();
     const lines = verdictReport(state.model, snap, evaluate);
     const sum = summarize(lines);
+    // Staged policies: live flows they would change, and the candidate flows the kernel recorded.
+    const staged = await stagedAuditLines(state.model, snap, argv.config);
     const errors = state.problems.filter((p) => p.severity === 'error');
     if (argv.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ node: state.nodeName, policies: state.model.selectedPolicies, summary: sum, verdicts: lines, problems: errors }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({
+        node: state.nodeName, policies: state.model.selectedPolicies, summary: sum, verdicts: lines, problems: errors,
+        ...(state.model.staged === undefined ? {} : { staged: { policies: state.model.staged.policies, verdicts: staged.lines, ...(staged.note === undefined ? {} : { note: staged.note }) } }),
+      }, null, 2)}\n`);
     } else {
       for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
       process.stdout.write(`node ${state.nodeName}: ${state.model.selectedPolicies.length} policies select this node ` +
         `(ingress ${state.model.ingress.enforced ? 'enforced' : 'not enforced'}, egress ${state.model.egress.enforced ? 'enforced' : 'not enforced'})\n`);
       process.stdout.write(`${formatTable(lines)}\n`);
       process.stdout.write(`${sum.connections} connections, ${sum.listeners} listener verdicts: ${sum.wouldAllow} would-allow, ${sum.wouldDeny} would-deny\n`);
+      if (state.model.staged !== undefined) process.stdout.write(stagedAuditText(state.model.staged.policies, staged));
       if (errors.length > 0) process.stdout.write(`${errors.length} invalid polic${errors.length === 1 ? 'y is' : 'ies are'} left out (see above)\n`);
     }
     process.exitCode = hasErrors(state.problems) ? exitCodes.invalidInput : exitCodes.ok;

@@ -3,6 +3,7 @@ import { loadConfig } from '../../inventory/config.js';
 import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
 import { baseChainOf, fixedComments } from '../../nft/render-rules.js';
 import { ownerMarkSet } from '../../nft/ownership.js';
+import { stagedComment, stagedFromKernel } from '../../nft/render-staged.js';
 import { exitCodes } from '../options.js';
 
 interface ListArgs {
@@ -45,7 +46,7 @@ function peerText(r: KernelRule, t: KernelTable): string {
 function row(r: KernelRule, t: KernelTable, direction: 'ingress' | 'egress'): ListRow {
   return {
     direction,
-    action: action(r.verdict),
+    action: r.comment?.startsWith(stagedComment) === true ? 'staged-record' : action(r.verdict),
     policy: r.policy ?? null,
     rule: r.rule ?? (r.comment ?? null),
     peer: peerText(r, t),
@@ -110,6 +111,9 @@ export function renderListText(t: KernelTable, withSets: boolean): string {
     const s = directionStatus(t, d);
     out.push(`${d}: ${s.enforced ? `enforced, default ${s.defaultDeny ? 'deny' : 'allow'}` : 'not enforced (everything passes)'}`);
   }
+  for (const st of stagedFromKernel(t.sets)) {
+    out.push(`${st.direction}: staged (evaluated, not enforced): ${st.policies.join(', ') || '?'}; ${st.records} candidate flow(s) recorded (\`nodewall audit\`, the agent's log)`);
+  }
   out.push('');
   const header = ['DIRECTION', 'ACTION', 'POLICY', 'RULE', 'PEER', 'PROTOCOL', 'PACKETS', 'BYTES'];
   const rows = listRows(t).map((r) => [r.direction, r.action, r.policy ?? '-', r.rule ?? '-', r.peer, r.protocol, String(r.packets), String(r.bytes)]);
@@ -163,6 +167,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
         structureHash: t.structureHash,
         ingress: directionStatus(t, 'ingress'),
         egress: directionStatus(t, 'egress'),
+        staged: stagedFromKernel(t.sets),
         rules: listRows(t),
         sets: [...t.sets.values()]
           .filter((s) => !isMarkerSet(s.name))

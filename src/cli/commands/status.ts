@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { pidAlive, readStatus, type StatusFile } from '../../agent/status-file.js';
 import { StateFileError } from '../../inventory/state-files.js';
 import { escapeUnprintable } from '../../api/printable.js';
+import { pauseText } from './pause-status.js';
 import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
 import { confirmStatus } from './confirm.js';
@@ -47,6 +48,8 @@ export function formatStatus(s: StatusFile, running: boolean): string {
     if (k.lastError !== undefined) lines.push(`            last API error: ${k.lastError}`);
     if (s.waitingForKubernetes === true) lines.push(`            ${running ? '' : 'was '}waiting for the first complete read of the API: nothing applied`);
   }
+  if (s.staged !== undefined) lines.push(`staged:   ${s.staged.join(', ')} (evaluated, not enforced)`);
+  if (s.pause !== undefined) lines.push(pauseText(s.pause, running, Date.now()));
   lines.push(`updated:  ${s.updatedAt}`);
   return lines.join('\n');
 }

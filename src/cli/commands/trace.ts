@@ -3,6 +3,8 @@ import { formatProblem } from '../../api/problem.js';
 import { hasErrors } from '../../pipeline.js';
 import { evaluate } from '../../verdict/evaluate.js';
 import { explainText } from '../../verdict/explain.js';
+import { stagedVerdicts } from '../../verdict/staged-verdict.js';
+import { stagedJson, stagedText } from '../../verdict/staged-explain.js';
 import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions } from '../options.js';
 import type { FlowArgs } from '../parse-flow.js';
@@ -29,14 +31,17 @@ export const traceCommand: CommandModule<object, TraceArgs> = {
   handler: async (argv) => {
     const flow = parseFlow(argv);
     const state = await loadStateFromArgs(argv);
-    const verdict = evaluate(state.model, flow);
+    const both = stagedVerdicts(state.model, flow, evaluate);
+    const verdict = both.enforced;
     const errors = state.problems.filter((p) => p.severity === 'error');
     if (argv.output === 'json') {
       process.stdout.write(
-        `${JSON.stringify({ node: state.nodeName, flow, ...verdict, errors: errors.map(formatProblem) }, null, 2)}\n`,
+        `${JSON.stringify({ node: state.nodeName, flow, ...verdict, ...stagedJson(state.model, both), errors: errors.map(formatProblem) }, null, 2)}\n`,
       );
     } else {
       process.stdout.write(`${explainText(verdict, state.model, flow)}\n`);
+      const staged = stagedText(state.model, both);
+      if (staged !== '') process.stdout.write(`${staged}\n`);
     }
     if (errors.length > 0) {
       for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);

@@ -21,7 +21,8 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
   handler: async (argv) => {
     const state = await loadStateFromArgs(argv);
     const failed = hasErrors(state.problems) || (argv.strict && state.problems.length > 0);
-    const selected = new Set(state.model.selectedPolicies);
+    const staged = new Set(state.model.staged?.policies ?? []);
+    const selected = new Set([...state.model.selectedPolicies, ...staged]);
     if (argv.output === 'json') {
       const policies = state.policies.map((p) => ({
         name: p.name,
@@ -30,6 +31,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
         line: p.pos.line,
         valid: state.valid.includes(p),
         selectsThisNode: selected.has(p.name),
+        ...(staged.has(p.name) ? { staged: true } : {}),
       }));
       process.stdout.write(
         `${JSON.stringify({ ok: !failed, node: state.nodeName, policies, problems: state.problems }, null, 2)}\n`,
@@ -39,7 +41,8 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
       const errors = state.problems.filter((p) => p.severity === 'error').length;
       const warnings = state.problems.length - errors;
       process.stderr.write(
-        `${state.policies.length} policies, ${state.valid.length} valid, ${selected.size} select node ${state.nodeName}; ` +
+        `${state.policies.length} policies, ${state.valid.length} valid, ${selected.size} select node ${state.nodeName}` +
+          `${staged.size === 0 ? '' : ` (${staged.size} staged, evaluated but not enforced: ${[...staged].join(', ')})`}; ` +
           `${errors} error(s), ${warnings} warning(s)\n`,
       );
     }

@@ -5,6 +5,7 @@
 // The kept shape is the API's own (same field names), so the inventory
 // builder reads an object from the API exactly like one from a manifest file.
 
+import { stageAnnotation } from '../../api/stage-annotation.js';
 import type { KubeObject } from '../../api/types.js';
 
 export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
@@ -251,7 +252,11 @@ function stripCiliumEndpoint(spec: KindSpec, o: Json): Json {
 /** A CCNP keeps its whole spec/specs (the policy loader decodes and validates them), and no
  *  `pos`: the loader rejects unknown top-level fields and gives the document its own. */
 function stripPolicy(spec: KindSpec, o: Json): Json {
-  const out: Json = { apiVersion: spec.apiVersion, kind: spec.kind, metadata: slimMetadata(o['metadata']) };
+  const metadata: Json = { ...slimMetadata(o['metadata']) };
+  // nodewall's own stage annotation is kept as written (any type): the decoder checks its value.
+  const ann = obj(obj(o['metadata'])?.['annotations']);
+  if (ann !== undefined && Object.hasOwn(ann, stageAnnotation)) metadata['annotations'] = { [stageAnnotation]: ann[stageAnnotation] };
+  const out: Json = { apiVersion: spec.apiVersion, kind: spec.kind, metadata };
   if (o['spec'] !== undefined) out['spec'] = o['spec'];
   if (o['specs'] !== undefined) out['specs'] = o['specs'];
   return out;

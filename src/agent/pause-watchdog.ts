@@ -1,0 +1,59 @@
+// The pause's backstop for a dead agent. `nodewall pause` starts this as a
+// detached process (its own session: an SSH disconnect does not end it). It
+// waits for the pause to end; then, only if NO agent is running (a running
+// agent re-arms by itself) and the kernel table is still nodewall's audit
+// ruleset while the config says enforce, it turns the audit chains into drops
+// in one nft transaction: every would-drop drops again, exactly as enforce.
+// A replaced pause (other id) has its own watchdog: this one exits.
+
+import { pidAlive, readStatus } from './status-file.js';
+import { readPause } from './pause.js';
+import { auditChainNames } from '../nft/render-rules.js';
+import { loadScript } from '../nft/nft-exec.js';
+import { readTable } from '../nft/read-kernel.js';
+
+export interface WatchdogOptions {
+  readonly stateDir: string;
+  readonly nftPath: string;
+  readonly table: string;
+  /** The configured mode at the end (read then); only enforce is re-armed. An unreadable config counts as enforce. */
+  readonly configMode: () => Promise<string>;
+  readonly id: string;
+  readonly pollMs?: number;
+  /** Upper bound of the whole wait (the pause cap plus a margin). */
+  readonly maxWaitMs: number;
+}
+
+export type WatchdogOutcome = 'replaced' | 'agent-running' | 'not-audit' | 'rearmed' | 'not-enforce' | 'gone';
+
+export const rearmComment = 'nodewall pause re-armed by the watchdog';
+
+/** Turn a loaded audit ruleset into an enforcing one. False when the table is not nodewall's audit ruleset. */
+export async function rearmKernel(nftPath: string, table: string, timeoutMs = 60_000): Promise<boolean> {
+  const t = await readTable(nftPath, table, { timeoutMs });
+  if (t === null || t.ownership === 'foreign' || !t.rules.some((r) => r.verdict.startsWith('goto nw_audit'))) return false;
+  const lines: string[] = [];
+  for (const chain of Object.values(auditChainNames)) {
+    lines.push(`flush chain inet ${table} ${chain}`, `add rule inet ${table} ${chain} counter drop comment "${rearmComment}"`);
+  }
+  await loadScript(nftPath, `${lines.join('\n')}\n`, { timeoutMs });
+  return true;
+}
+
+async function agentRunning(stateDir: string): Promise<boolean> {
+  const s = await readStatus(stateDir).catch(() => undefined);
+  return s !== undefined && s.stopped !== true && pidAlive(s.pid);
+}
+
+export async function runWatchdog(o: WatchdogOptions): Promise<WatchdogOutcome> {
+  const deadline = Date.now() + o.maxWaitMs;
+  for (;;) {
+    const st = await readPause(o.stateDir, Date.now()).catch(() => ({ kind: 'none' as const }));
+    if ((st.kind === 'active' || st.kind === 'expired') && st.record.id !== o.id) return 'replaced';
+    if (st.kind !== 'active' || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 1000));
+  }
+  if ((await o.configMode().catch(() => 'enforce')) !== 'enforce') return 'not-enforce';
+  if (await agentRunning(o.stateDir)) return 'agent-running';
+  return (await rearmKernel(o.nftPath, o.table)) ? 'rearmed' : 'not-audit';
+}
