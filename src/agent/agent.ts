@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem, InputError } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
-import type { Labels, NodewallConfig, RunMode } from '../inventory/types.js';
+import { dropRecordsOf, type Labels, type NodewallConfig, type RunMode } from '../inventory/types.js';
 import { backoffDelay } from '../inventory/sources/backoff.js';
 import type { KubernetesSnapshot, KubernetesSource, KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 import { applyModel, type ApplyResult } from '../nft/apply.js';
@@ -282,13 +282,14 @@ export class Agent {
             nftPath: config.nft.path,
             table: config.nft.table,
             mode: config.mode,
+            dropRecords: dropRecordsOf(config),
             timeoutMs: config.nft.timeoutSeconds * 1000,
             ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
             // After drift, or a mode switch, read the kernel instead of trusting memory.
             ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
           });
           const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
-          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
+          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
           return r;
         });
       } catch (err) {

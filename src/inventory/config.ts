@@ -33,6 +33,8 @@
 //   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
 //   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
+//   dropRecords: {size: 65536, timeoutSeconds: 3600}  # enforce mode: kernel records of dropped flows,
+//                                    #   entries per map (4 maps: in/out x v4/v6) and seconds after the last drop; or `off`
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -48,7 +50,7 @@ import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
 import { readBounded, type BoundedReadError } from './read-bounded.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
-import { defaultEngineConfig, type NodewallConfig } from './types.js';
+import { defaultDropRecords, defaultEngineConfig, type DropRecordSettings, type NodewallConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nodewall/nodewall.yaml';
 
@@ -332,6 +334,39 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
   return kubernetes === undefined ? { paths } : { paths, kubernetes };
 }
 
+// --- dropRecords (issue 11) ---------------------------------------------------------------------------
+/** Largest dropRecords.size: 4 kernel maps of this many entries stay within a few hundred MB in the worst case. */
+export const maxDropRecordsSize = 1 << 20;
+/** Longest dropRecords.timeoutSeconds: a week. */
+export const maxDropRecordsTimeoutSeconds = 7 * 86_400;
+
+/** `dropRecords: off` or `dropRecords: {size: 65536, timeoutSeconds: 3600}` (either key may be left out). */
+function dropRecords(ctx: FieldContext): DropRecordSettings | 'off' | undefined {
+  const n = ctx.node;
+  if (isScalar(n) && (n.value === 'off' || n.value === false)) return 'off';
+  if (!isMap(n)) return ctx.fail(n, ctx.key, 'must be off or a map {size, timeoutSeconds}');
+  const entries = entriesOf(ctx, n, ctx.key);
+  if (entries === undefined) return undefined;
+  const out: Mutable<DropRecordSettings> = { ...defaultDropRecords };
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath(ctx.key, e.key);
+    if (e.key === 'size') {
+      const v = integerIn(1, maxDropRecordsSize)({ ...ctx, node: e.value, key: field });
+      if (v === undefined) ok = false;
+      else out.size = v;
+    } else if (e.key === 'timeoutSeconds') {
+      const v = integerIn(1, maxDropRecordsTimeoutSeconds)({ ...ctx, node: e.value, key: field });
+      if (v === undefined) ok = false;
+      else out.timeoutSeconds = v;
+    } else {
+      ctx.fail(e.keyNode, field, 'unknown key (known: size, timeoutSeconds)');
+      ok = false;
+    }
+  }
+  return ok ? out : undefined;
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -360,6 +395,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   debounceMs: integerIn(0, 60_000),
   maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  dropRecords,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

@@ -123,6 +123,24 @@ export interface NodewallConfig extends EngineConfig {
   /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
   readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Drop records (enforce mode): every dropped flow is recorded by the kernel in bounded timed maps
+   * (src/nft/render-drop-records.ts). 'off' disables; absent = defaultDropRecords.
+   */
+  readonly dropRecords?: DropRecordSettings | 'off';
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
+}
+
+/** Config dropRecords: entries per kernel map (one per direction and family) and how long a record outlives its last drop. */
+export interface DropRecordSettings {
+  readonly size: number;
+  readonly timeoutSeconds: number;
+}
+
+export const defaultDropRecords: DropRecordSettings = { size: 65_536, timeoutSeconds: 3600 };
+
+/** The drop-record settings in force for a config: undefined when off. */
+export function dropRecordsOf(config: { readonly dropRecords?: DropRecordSettings | 'off' }): DropRecordSettings | undefined {
+  return config.dropRecords === 'off' ? undefined : (config.dropRecords ?? defaultDropRecords);
 }

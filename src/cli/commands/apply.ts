@@ -1,3 +1,4 @@
+import { dropRecordsOf } from '../../inventory/types.js';
 import type { Argv, CommandModule } from 'yargs';
 import { type ApplyResult, applyModel } from '../../nft/apply.js';
 import type { PlanChanges } from '../../nft/set-delta.js';
@@ -91,6 +92,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       mode,
       dryRun,
       adopt: argv.adopt,
+      dropRecords: dropRecordsOf(state.config),
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
       ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
     });

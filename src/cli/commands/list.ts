@@ -31,7 +31,9 @@ export interface DirectionStatus {
 const directionOf: Record<string, 'ingress' | 'egress'> = { input: 'ingress', output: 'egress' };
 
 function action(verdict: string): string {
-  return verdict.startsWith('goto nw_audit') ? 'audit' : verdict;
+  if (verdict.startsWith('goto nw_audit')) return 'audit';
+  // Drop records (render-drop-records.ts): the packet is recorded, then dropped.
+  return verdict.startsWith('goto nw_drop_') ? 'drop' : verdict;
 }
 
 function peerText(r: KernelRule, t: KernelTable): string {
