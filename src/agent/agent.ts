@@ -23,6 +23,7 @@ import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
+import { DropRecordReporter } from './drop-records.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
@@ -64,6 +65,8 @@ export class Agent {
   readonly #log: Logger;
   readonly #memory: Memory = { lastGood: new Map(), texts: new Map() };
   readonly #deduper = new Deduper();
+  /** Logs new drops of enforce mode, rate-limited (drop-records.ts). */
+  readonly #drops = new DropRecordReporter();
   readonly #modelKeys = new ModelKeys();
   readonly #startedAt = new Date().toISOString();
   #settings: AgentSettings = defaultAgentSettings;
@@ -447,6 +450,9 @@ export class Agent {
       if (this.#appliedModelHash === undefined) return;
       if (await this.#repairDrift()) return;
       if (cfg.mode === 'audit') await this.#auditReport(log);
+      if (cfg.mode === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
+        await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
+      }
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {

@@ -4,6 +4,7 @@ import { formatProblem, InputError } from '../api/problem.js';
 import { agentCommand } from './commands/agent.js';
 import { applyCommand } from './commands/apply.js';
 import { auditCommand } from './commands/audit.js';
+import { dropsCommand } from './commands/drops.js';
 import { listCommand } from './commands/list.js';
 import { renderCommand } from './commands/render.js';
 import { statusCommand } from './commands/status.js';
@@ -22,6 +23,7 @@ export function buildCli(argv: readonly string[]) {
     .command(agentCommand)
     .command(auditCommand)
     .command(statusCommand)
+    .command(dropsCommand)
     .demandCommand(1, 'a command is required')
     .strict()
     .help()
