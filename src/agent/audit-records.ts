@@ -22,11 +22,11 @@ export interface AuditRecord {
   readonly expires?: number;
 }
 
-/** A record of the drop-record maps (render-drop-records.ts): an audit record plus counter and first-seen time. */
+/** A record of the drop-record sets (render-drop-records.ts): an audit record plus counter and first-seen time. */
 export interface FlowRecord extends AuditRecord {
   readonly packets?: number;
   readonly bytes?: number;
-  /** Map data `meta time` (ms since the epoch, to the second): when the kernel inserted the element. */
+  /** When the flow was first dropped (ms since the epoch), from the element's map data or a companion set. */
   readonly firstSeenMs?: number;
   /** The set's timeout in seconds, when it has one (last seen = read time - (timeout - expires)). */
   readonly timeoutSeconds?: number;

@@ -1,5 +1,5 @@
 // Drop records of enforce mode (src/nft/render-drop-records.ts): read the
-// kernel maps back, name the policy and rule behind each dropped flow from the
+// kernel sets back, name the policy and rule behind each dropped flow from the
 // model in force (the evaluator, so `trace` and `nodewall drops` agree), and
 // log new drops as structured verdict lines, rate-limited per peer and port.
 // The CLI (`nodewall drops`) and the agent's timer (DropRecordReporter) share it.
@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Direction } from '../api/types.js';
 import { runNft } from '../nft/nft-exec.js';
-import { dropRecordMapName } from '../nft/render-drop-records.js';
+import { dropFirstSetName, dropRecordSetName } from '../nft/render-drop-records.js';
 import { dropRecordChainNames, fixedComments } from '../nft/render-rules.js';
 import { AddressMatcher, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
 import type { HostModel } from '../policy/model.js';
@@ -23,10 +23,10 @@ export interface DropRecordsRead {
   /** Packets the drop-record chains recorded, and the ones they dropped unrecorded (map full, no transport header). */
   readonly recordedPackets: number;
   readonly unrecordedPackets: number;
-  /** Map size (entries per map) and timeout, as the kernel has them. */
+  /** Set size (entries per set) and timeout, as the kernel has them. */
   readonly size?: number;
   readonly timeoutSeconds?: number;
-  /** When the maps were listed (ms since the epoch). */
+  /** When the sets were listed (ms since the epoch). */
   readonly readAtMs: number;
 }
 
@@ -58,8 +58,17 @@ export async function readDropCounters(nftPath: string, table: string, opts: Rea
   return { recorded, unrecorded };
 }
 
+/** The set's size and timeout from `nft -j list set` output. */
+function setLimits(json: string): { size?: number; timeout?: number } {
+  const doc = JSON.parse(json) as { nftables?: { set?: { size?: unknown; timeout?: unknown } }[] };
+  const set = Array.isArray(doc.nftables) ? doc.nftables.find((i) => i.set !== undefined)?.set : undefined;
+  return { ...(typeof set?.size === 'number' ? { size: set.size } : {}), ...(typeof set?.timeout === 'number' ? { timeout: set.timeout } : {}) };
+}
+
+const recordKey = (r: FlowRecord) => `${r.proto}|${r.port}|${r.peer}`;
+
 /**
- * The four drop-record maps and the chains' counters. Throws DropRecordsError when the table has no drop
+ * The drop-record sets (records and first drops, per direction and family) and the chains' counters. Throws DropRecordsError when the table has no drop
  * records (not enforcing, audit mode, dropRecords: off), naming what to do.
  */
 export async function readDropRecords(nftPath: string, table: string, opts: ReadOptions = {}): Promise<DropRecordsRead> {
@@ -67,16 +76,26 @@ export async function readDropRecords(nftPath: string, table: string, opts: Read
   let size: number | undefined;
   let timeoutSeconds: number | undefined;
   let counters;
+  const readAtMs = Date.now();
   try {
     counters = await readDropCounters(nftPath, table, opts);
     for (const direction of ['ingress', 'egress'] as const) {
       for (const family of ['ipv4', 'ipv6'] as const) {
-        const json = await listRecordSet(nftPath, table, 'map', dropRecordMapName(direction, family), execOpts(opts));
-        const doc = JSON.parse(json) as { nftables?: { map?: { size?: unknown; timeout?: unknown } }[] };
-        const map = doc.nftables?.find((i) => i.map !== undefined)?.map;
-        if (typeof map?.size === 'number') size = map.size;
-        if (typeof map?.timeout === 'number') timeoutSeconds = map.timeout;
-        for (const r of parseRecordSet(json, direction, 'proto-port-peer')) records.push(r);
+        const json = await listRecordSet(nftPath, table, 'set', dropRecordSetName(direction, family), execOpts(opts));
+        const firstJson = await listRecordSet(nftPath, table, 'set', dropFirstSetName(direction, family), execOpts(opts));
+        const limits = setLimits(json);
+        if (limits.size !== undefined) size = limits.size;
+        if (limits.timeout !== undefined) timeoutSeconds = limits.timeout;
+        const firstTimeout = setLimits(firstJson).timeout;
+        // First drop: read time - (timeout - expires) of the never-refreshed `_first` element.
+        const first = new Map<string, number>();
+        for (const f of parseRecordSet(firstJson, direction, 'proto-port-peer')) {
+          if (f.expires !== undefined && firstTimeout !== undefined) first.set(recordKey(f), readAtMs - Math.max(0, firstTimeout - f.expires) * 1000);
+        }
+        for (const r of parseRecordSet(json, direction, 'proto-port-peer')) {
+          const firstSeenMs = first.get(recordKey(r));
+          records.push(firstSeenMs === undefined ? r : { ...r, firstSeenMs });
+        }
       }
     }
   } catch (err) {
@@ -88,7 +107,7 @@ export async function readDropRecords(nftPath: string, table: string, opts: Read
     );
   }
   return {
-    records, recordedPackets: counters.recorded, unrecordedPackets: counters.unrecorded, readAtMs: Date.now(),
+    records, recordedPackets: counters.recorded, unrecordedPackets: counters.unrecorded, readAtMs,
     ...(size === undefined ? {} : { size }), ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
   };
 }
@@ -105,7 +124,7 @@ export interface DropRow {
   readonly icmpCode?: number;
   readonly packets: number;
   readonly bytes: number;
-  /** ISO times; firstSeen exact to the second, lastSeen derived from the record's expiry (render-drop-records.ts). */
+  /** ISO times, to the second, derived from the records' expiry (render-drop-records.ts says what is exact). */
   readonly firstSeen: string | null;
   readonly lastSeen: string | null;
   /** What dropped it: a deny entry, default deny, a datapath drop; "changed" when the model in force now allows the flow. */
@@ -300,7 +319,7 @@ export class DropRecordReporter {
     if (limited > 0) ctx.log.info({ dropsNotLogged: limited }, 'drop records: more new drops than the log rate limit lets through (see `nodewall drops`)');
     if (read.unrecordedPackets > this.#unrecordedLogged) {
       ctx.log.warn({ unrecordedPackets: read.unrecordedPackets, size: read.size ?? null, records: read.records.length },
-        'drop records: a map is full, new drops are dropped without a record (raise dropRecords.size or lower timeoutSeconds)');
+        'drop records: a drop-record set is full, new drops are dropped without a record (raise dropRecords.size or lower timeoutSeconds)');
       this.#unrecordedLogged = read.unrecordedPackets;
     }
   }

@@ -11,6 +11,7 @@ import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
 import { validateCommand } from './commands/validate.js';
 import { exitCodes, UsageError } from './options.js';
+import { packageVersion } from './version.js';
 
 export function buildCli(argv: readonly string[]) {
   return yargs([...argv])
@@ -24,10 +25,12 @@ export function buildCli(argv: readonly string[]) {
     .command(auditCommand)
     .command(statusCommand)
     .command(dropsCommand)
+    // Shell completion: `nodewall completion >> ~/.bashrc` (bash; zsh with bashcompinit).
+    .completion('completion', 'Print a shell completion script (bash, zsh): nodewall completion >> ~/.bashrc')
     .demandCommand(1, 'a command is required')
     .strict()
     .help()
-    .version(false)
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns ?? 110));
 }
 

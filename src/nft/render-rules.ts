@@ -259,7 +259,7 @@ export function directionRules(model: HostModel, direction: Direction, mode: Run
  */
 export function auditChainRules(direction: Direction): string[] {
   return [
-    ...recordRules(direction, (family) => `@${auditSetName(direction, family)}`, (set, addr, port) => `update ${set} { ${addr} . meta l4proto . ${port} }`, 'accept', fixedComments.audit),
+    ...recordRules(direction, (family, addr, port) => `update @${auditSetName(direction, family)} { ${addr} . meta l4proto . ${port} }`, 'accept', fixedComments.audit),
     `counter accept comment "${fixedComments.audit} unrecorded"`,
   ];
 }
@@ -267,13 +267,12 @@ export function auditChainRules(direction: Direction): string[] {
 /**
  * The recording rules of a record chain (audit records, drop records), per family: one for ICMP (port =
  * type*256+code, the first two bytes of the ICMP header) and one for everything else (destination port).
- * `statement(set, addr, port)` adds the key made of the peer address, `meta l4proto` and the port to the set; when the set is full the statement fails, the rule does not
+ * `statement(family, addr, port)` adds the key made of the peer address, `meta l4proto` and the port to that family's set(s); when the set is full the statement fails, the rule does not
  * match and the packet goes on to the chain's next rule, so the chain must end with an unconditional verdict.
  */
 export function recordRules(
   direction: Direction,
-  setOf: (family: Family) => string,
-  statement: (set: string, addr: string, port: 'th sport' | 'th dport') => string,
+  statement: (family: Family, addr: string, port: 'th sport' | 'th dport') => string,
   verdict: 'accept' | 'drop',
   comment: string,
 ): string[] {
@@ -281,10 +280,9 @@ export function recordRules(
   for (const family of ['ipv4', 'ipv6'] as const) {
     const addr = `${family === 'ipv4' ? 'ip' : 'ip6'} ${direction === 'ingress' ? 'saddr' : 'daddr'}`;
     const icmp = family === 'ipv4' ? 'icmp' : 'ipv6-icmp';
-    const set = setOf(family);
     rules.push(
-      `meta nfproto ${family} meta l4proto ${icmp} ${statement(set, addr, 'th sport')} counter ${verdict} comment "${comment} ${icmp}"`,
-      `meta nfproto ${family} ${statement(set, addr, 'th dport')} counter ${verdict} comment "${comment} ${family}"`,
+      `meta nfproto ${family} meta l4proto ${icmp} ${statement(family, addr, 'th sport')} counter ${verdict} comment "${comment} ${icmp}"`,
+      `meta nfproto ${family} ${statement(family, addr, 'th dport')} counter ${verdict} comment "${comment} ${family}"`,
     );
   }
   return rules;

@@ -1,5 +1,6 @@
 import { dropRecordsOf } from '../../inventory/types.js';
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { type ApplyResult, applyModel } from '../../nft/apply.js';
 import type { PlanChanges } from '../../nft/set-delta.js';
 import { inboundSessions, sessionsCut } from '../../agent/lockout-guard.js';
@@ -16,7 +17,7 @@ interface ApplyArgs extends StateArgs {
   adopt: boolean;
   force: boolean;
   mode?: 'enforce' | 'audit' | undefined;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
 }
 
 const shown = 20;
@@ -64,7 +65,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       })
       .option('force', { type: 'boolean', default: false, describe: 'apply even if established inbound sessions (your SSH) would be cut' })
       .option('mode', { choices: ['enforce', 'audit'] as const, describe: 'ruleset flavour (default: config mode)' })
-      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
+      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
   handler: async (argv) => {
     const state = await loadStateFromArgs(argv);
     if (refuseInvalid(state, 'some policies are invalid; nothing was applied (fix them or remove them from the sources)')) return;
@@ -99,9 +100,9 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     if (result.adopted) {
       process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);
     }
-    if (argv.output === 'json') {
+    if (argv.output !== 'text') {
       const { state: _state, script, ...rest } = result;
-      process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length }, null, 2)}\n`);
+      process.stdout.write(formatDoc({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length }, argv.output));
     } else {
       process.stdout.write(`${summary(result, state.config.nft.table)}\n`);
       if (result.changes !== undefined) for (const l of changeLines(result.changes)) process.stdout.write(`  ${l}\n`);

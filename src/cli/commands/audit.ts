@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { formatProblem } from '../../api/problem.js';
 import { formatTable, snapshotConnections, summarize, verdictReport } from '../../agent/dry-run.js';
 import { hasErrors } from '../../pipeline.js';
@@ -8,7 +9,7 @@ import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs } from '../state-args.js';
 
 interface AuditArgs extends StateArgs {
-  output: 'table' | 'json';
+  output: 'table' | 'json' | 'yaml';
 }
 
 export const auditCommand: CommandModule<object, AuditArgs> = {
@@ -17,15 +18,15 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
   builder: (y: Argv) =>
     y
       .options(stateOptions)
-      .option('output', { choices: ['table', 'json'] as const, default: 'table' as const }) as unknown as Argv<AuditArgs>,
+      .option('output', { alias: 'o', choices: ['table', 'json', 'yaml'] as const, default: 'table' as const }) as unknown as Argv<AuditArgs>,
   handler: async (argv) => {
     const state = await loadStateFromArgs(argv, { mode: 'dry-run' });
     const snap = await snapshotConnections();
     const lines = verdictReport(state.model, snap, evaluate);
     const sum = summarize(lines);
     const errors = state.problems.filter((p) => p.severity === 'error');
-    if (argv.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ node: state.nodeName, policies: state.model.selectedPolicies, summary: sum, verdicts: lines, problems: errors }, null, 2)}\n`);
+    if (argv.output !== 'table') {
+      process.stdout.write(formatDoc({ node: state.nodeName, policies: state.model.selectedPolicies, summary: sum, verdicts: lines, problems: errors }, argv.output));
     } else {
       for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
       process.stdout.write(`node ${state.nodeName}: ${state.model.selectedPolicies.length} policies select this node ` +

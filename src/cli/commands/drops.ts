@@ -94,7 +94,7 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
       for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
       process.stdout.write(`table inet ${summary.table} on ${summary.node}: ${summary.records} drop record(s) (at most ${summary.size ?? '?'} per direction and family, kept ${summary.timeoutSeconds ?? '?'} s after the last drop)\n`);
       if (read.unrecordedPackets > 0) {
-        process.stdout.write(`${read.unrecordedPackets} packet(s) dropped without a record (a map was full): raise dropRecords.size or lower dropRecords.timeoutSeconds\n`);
+        process.stdout.write(`${read.unrecordedPackets} packet(s) dropped without a record (a drop-record set was full): raise dropRecords.size or lower dropRecords.timeoutSeconds\n`);
       }
       if (rows.length > 0) process.stdout.write(`${dropsTable(rows)}\n`);
       else process.stdout.write('no drops recorded' + (argv.since !== undefined || argv.peer !== undefined ? ' that match the filter' : '') + '\n');
