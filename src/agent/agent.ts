@@ -24,6 +24,7 @@ import { evaluate } from '../verdict/evaluate.js';
 import { auditLines, readAuditRecords } from './audit-records.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { DropRecordReporter } from './drop-records.js';
+import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
@@ -388,6 +389,8 @@ export class Agent {
     const lines = verdictReport(model, snap, evaluate);
     const fresh = freshLines(lines, this.#deduper);
     for (const l of fresh) log.info({ verdictLine: true, ...l }, `${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
+    // Who can reach each listener, by identity and deciding rule (listener-reach.ts); once per listener and outcome.
+    for (const r of listenerReach(model, snap.sockets, evaluate, snap.processes)) if (this.#deduper.fresh(`reach|${r.text}`)) log.info({ listenerReach: true, ...r }, r.text);
     if (summary || fresh.length > 0) log.info({ ...summarize(lines), new: fresh.length }, 'dry-run: verdicts for live connections');
   }
 

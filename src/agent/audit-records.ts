@@ -104,7 +104,9 @@ export function parseRecordSet(json: string, direction: Direction, layout: Recor
 
 /** Parse `nft -j list set inet T <audit set>` output. */
 export function parseAuditSet(json: string, direction: Direction): AuditRecord[] {
-  return parseRecordSet(json, direction, 'peer-proto-port');
+  return parseRecordSet(json, direction, 'peer-proto-port').map((r) => ({
+    direction: r.direction, peer: r.peer, proto: r.proto, port: r.port, ...(r.expires === undefined ? {} : { expires: r.expires }),
+  }));
 }
 
 export function recordFlow(r: AuditRecord): Flow {
