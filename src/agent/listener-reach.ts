@@ -41,6 +41,9 @@ export interface ListenerReach {
   readonly text: string;
 }
 
+/** Most addresses of other sets a representative steps around (bounds the work on nodes with many pods). */
+const maxAvoided = 10_000;
+
 const worldPeer = { 4: '203.0.113.1', 6: '2001:db8:ffff::1' } as const;
 
 function identityName(s: IdentitySet): string {
@@ -52,10 +55,21 @@ function identityName(s: IdentitySet): string {
 export function peerClasses(model: HostModel, family: 4 | 6): PeerClass[] {
   const out: PeerClass[] = [];
   let world = false;
-  // This node's own addresses reach it over loopback (never filtered): stand for a set by another address when it has one.
+  // This node's own addresses reach it over loopback (never filtered), and an address another set names too would
+  // stand for both: prefer an address that is neither, then one that is not the node's, then any.
   const host = new Set(model.hostAddresses);
-  for (const s of Object.values(model.sets).sort((a, b) => a.name.localeCompare(b.name))) {
-    const peer = representativeAddress(s, family, model, host) ?? representativeAddress(s, family, model);
+  const sets = Object.values(model.sets).sort((a, b) => a.name.localeCompare(b.name));
+  for (const s of sets) {
+    const others = new Set(host);
+    for (const o of sets) {
+      if (o === s) continue;
+      // Single addresses only, and a bounded number of them: enough to step around the small entity sets.
+      for (const p of family === 4 ? o.v4 : o.v6) {
+        if (others.size >= maxAvoided) break;
+        if (p.endsWith(family === 4 ? '/32' : '/128')) others.add(p.slice(0, p.lastIndexOf('/')));
+      }
+    }
+    const peer = representativeAddress(s, family, model, others) ?? representativeAddress(s, family, model, host) ?? representativeAddress(s, family, model);
     if (peer === undefined) continue;
     if (s.label === 'entity:world' || s.label === 'entity:all') world = true;
     out.push({ identity: identityName(s), set: s.name, peer });
