@@ -89,6 +89,8 @@ test('default deny, an explicit deny and a datapath drop show up in `nodewall dr
   t.deepEqual(filtered.drops.map((r) => r.peer), ['198.51.100.66']);
   const yaml = parseYaml(await cli(lab.nodeNs, ['drops', '--config', dirs.config, '-o', 'yaml'])) as DropsDoc;
   t.deepEqual(yaml.drops.map((r) => `${r.peer}|${r.rule}`).sort(), doc.drops.map((r) => `${r.peer}|${r.rule}`).sort());
+  // The records' churn is not drift: the table was never restored.
+  t.deepEqual(agent.find((l) => /table changed outside nodewall|table missing/.test(l.msg)), []);
   const table = await cli(lab.nodeNs, ['drops', '--config', dirs.config]);
   t.regex(table, /198\.51\.100\.66\s+tcp\/22\s+\d+\s+edge spec\.ingressDeny\[0\]/);
   t.regex(table, /2001:db8::5\s+icmpv6 type 139\s+\d+\s+datapath: /);
@@ -122,6 +124,7 @@ test('a flood of 100k distinct denied peers fills the map to its bound and no fu
   // The agent says the map is full, and its drop lines are rate-limited (at most 100 per read, the rest summed up).
   await agent.waitFor((l) => /a drop-record set is full/.test(l.msg), 60_000, 0, 'map-full warning');
   await agent.waitFor((l) => typeof l['dropsNotLogged'] === 'number', 60_000, 0, 'rate-limit summary');
+  t.deepEqual(agent.find((l) => /table changed outside nodewall|table missing/.test(l.msg)), [], 'a full set is not drift');
   const dropLines = agent.find((l) => l['kind'] === 'drop').length;
   t.true(dropLines > 0 && dropLines < size, `${dropLines} drop lines logged for ${size} records`);
 });
