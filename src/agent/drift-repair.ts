@@ -81,7 +81,8 @@ export class DriftRepair {
       try {
         // No `previous`: the kernel is read again, the whole table replaced in one transaction.
         result = await this.#kernel.applyModel(a.model, {
-          nftPath: a.nftPath, table: a.table, mode: a.mode, dropRecords: a.dropRecords, ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+          nftPath: a.nftPath, table: a.table, mode: a.mode, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
+          ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
         });
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
