@@ -251,7 +251,7 @@ export interface ReporterOptions {
   readonly maxKeys?: number;
   /** At most this many drop lines per read; the rest is counted in one summary line. */
   readonly maxLinesPerRead?: number;
-  /** The maps are listed at most this often (their counters are checked on every tick). */
+  /** The sets are listed at most this often, and never more than ~5% of the time (their counters are checked on every tick). */
   readonly minListIntervalMs?: number;
 }
 
@@ -267,7 +267,7 @@ export class DropRecordReporter {
   readonly #startedAtMs = Date.now();
   #lastCounters: string | undefined;
   #lastReadAtMs: number | undefined;
-  #lastListAtMs = 0;
+  #nextListAtMs = 0;
   #unrecordedLogged = 0;
 
   constructor(opts: ReporterOptions = {}) {
@@ -288,14 +288,17 @@ export class DropRecordReporter {
     const key = `${counters.recorded}|${counters.unrecorded}`;
     if (key === this.#lastCounters) return;
     const now = Date.now();
-    if (now - this.#lastListAtMs < this.#minListMs) return;
-    this.#lastListAtMs = now;
+    if (now < this.#nextListAtMs) return;
     let read: DropRecordsRead;
     try {
       read = await readDropRecords(ctx.nftPath, ctx.table, exec);
     } catch (err) {
-      ctx.log.warn({ err }, 'drop records: cannot read the maps');
+      this.#nextListAtMs = Date.now() + this.#minListMs;
+      ctx.log.warn({ err }, 'drop records: cannot read the sets');
       return;
+    } finally {
+      // Full sets take seconds to list (nft and JSON): under a sustained flood, spend at most ~5% of the time on it.
+      this.#nextListAtMs = Math.max(this.#nextListAtMs, now + this.#minListMs, Date.now() + 19 * (Date.now() - now));
     }
     this.#lastCounters = key;
     // Drops last seen since the previous read (a second of slack: nft prints whole seconds), or since the agent started.
