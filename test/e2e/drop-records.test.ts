@@ -1,7 +1,7 @@
 // Drop records in enforce mode, with the real agent and real packets: every kind of drop (default deny, an
 // explicit deny entry, a datapath drop) shows up in `nodewall drops` with the policy and rule `nodewall trace`
 // names for the same flow, the agent logs it as a verdict line, and a flood of 100k distinct denied peers
-// fills the map to its bound and no further while allowed traffic keeps passing.
+// fills the record set to its bound and no further while allowed traffic keeps passing.
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -96,7 +96,7 @@ test('default deny, an explicit deny and a datapath drop show up in `nodewall dr
   t.regex(table, /2001:db8::5\s+icmpv6 type 139\s+\d+\s+datapath: /);
 });
 
-test('a flood of 100k distinct denied peers fills the map to its bound and no further; allowed traffic keeps passing', async (t) => {
+test('a flood of 100k distinct denied peers fills the record set to its bound and no further; allowed traffic keeps passing', async (t) => {
   const lab = await Lab.create(t, 'dflood');
   const size = 4096;
   const dirs = await agentDirs(t, { mode: 'enforce', dropRecords: { size, timeoutSeconds: 600 } });
@@ -110,7 +110,7 @@ test('a flood of 100k distinct denied peers fills the map to its bound and no fu
 
   const doc = JSON.parse(await cli(lab.nodeNs, ['drops', '--config', dirs.config, '-o', 'json'])) as DropsDoc;
   const flood = doc.drops.filter((r) => r.peer.startsWith('2001:db8:f::'));
-  t.is(flood.length, size, 'the ingress IPv6 map is full, and holds no more than its size');
+  t.is(flood.length, size, 'the ingress IPv6 record set is full, and holds no more than its size');
   t.true(doc.records <= 4 * size);
   t.true(doc.unrecordedPackets > 0, 'drops beyond the bound are counted as unrecorded');
   t.true(flood.every((r) => r.decidedBy === 'default-deny' && r.port === 8080));
