@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem, InputError } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
-import type { Labels, NodewallConfig, RunMode } from '../inventory/types.js';
+import { dropRecordsOf, type Labels, type NodewallConfig, type RunMode } from '../inventory/types.js';
 import { backoffDelay } from '../inventory/sources/backoff.js';
 import type { KubernetesSnapshot, KubernetesSource, KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 import { applyModel, type ApplyResult } from '../nft/apply.js';
@@ -25,6 +25,8 @@ import { auditLines, readAuditRecords } from './audit-records.js';
 import { reportStaged, reportStagedLive } from './staged-records.js';
 import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
+import { DropRecordReporter } from './drop-records.js';
+import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
@@ -71,6 +73,8 @@ export class Agent {
   readonly #log: Logger;
   readonly #memory: Memory = { lastGood: new Map(), texts: new Map() };
   readonly #deduper = new Deduper();
+  /** Logs new drops of enforce mode, rate-limited (drop-records.ts). */
+  readonly #drops = new DropRecordReporter();
   readonly #modelKeys = new ModelKeys();
   readonly #problemLog = new ProblemLogGate();
   readonly #startedAt = new Date().toISOString();
@@ -339,13 +343,14 @@ export class Agent {
             nftPath: config.nft.path,
             table: config.nft.table,
             mode: config.mode,
+            dropRecords: dropRecordsOf(config),
             timeoutMs: config.nft.timeoutSeconds * 1000,
             ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
             // After drift, or a mode switch, read the kernel instead of trusting memory.
             ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
           });
           const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
-          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
+          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
           return r;
         });
       } catch (err) {
@@ -444,6 +449,8 @@ export class Agent {
     const fresh = freshLines(lines, this.#deduper);
     for (const l of fresh) log.info({ verdictLine: true, ...l }, `${l.verdict} ${l.direction} ${l.proto}/${l.port ?? '-'} ${l.peer}`);
     reportStagedLive(model, snap, (l) => this.#deduper.fresh(dedupeKey(l)), log, evaluate);
+    // Who can reach each listener, by identity and deciding rule (listener-reach.ts); once per listener and outcome.
+    for (const r of listenerReach(model, snap.sockets, evaluate, snap.processes)) if (this.#deduper.fresh(`reach|${r.text}`)) log.info({ listenerReach: true, ...r }, r.text);
     if (summary || fresh.length > 0) log.info({ ...summarize(lines), new: fresh.length }, 'dry-run: verdicts for live connections');
   }
 
@@ -515,6 +522,9 @@ export class Agent {
       if (await this.#repairDrift()) return;
       if (this.#pause.modeFor(cfg.mode) === 'audit') await this.#auditReport(log);
       await this.#stagedReport(log);
+      if (this.#pause.modeFor(cfg.mode) === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
+        await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
+      }
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {

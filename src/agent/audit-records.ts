@@ -3,9 +3,10 @@
 // elements "peer . l4proto . port" (port = type*256+code for ICMP). This
 // module reads them back and turns each record into a verdict line of the
 // dry-run shape; the deciding policy/rule comes from the model (evaluate).
+// The same reader serves the drop records of enforce mode (drop-records.ts).
 
-import { execFile } from 'node:child_process';
 import type { Direction } from '../api/types.js';
+import { runNft } from '../nft/nft-exec.js';
 import { auditSetName } from '../nft/render-rules.js';
 import type { HostModel } from '../policy/model.js';
 import type { Flow, FlowProto, Verdict } from '../verdict/types.js';
@@ -21,6 +22,19 @@ export interface AuditRecord {
   readonly expires?: number;
 }
 
+/** A record of the drop-record sets (render-drop-records.ts): an audit record plus counter and first-seen time. */
+export interface FlowRecord extends AuditRecord {
+  readonly packets?: number;
+  readonly bytes?: number;
+  /** When the flow was first dropped (ms since the epoch), from the element's map data or a companion set. */
+  readonly firstSeenMs?: number;
+  /** The set's timeout in seconds, when it has one (last seen = read time - (timeout - expires)). */
+  readonly timeoutSeconds?: number;
+}
+
+/** Where the peer, protocol and port sit in the concatenated key: audit sets, drop-record maps. */
+export type RecordLayout = 'peer-proto-port' | 'proto-port-peer';
+
 /** nft prints protocols by /etc/protocols name; the ones a host firewall sees. */
 const protoNumbers: Readonly<Record<string, number>> = {
   icmp: 1, igmp: 2, tcp: 6, udp: 17, dccp: 33, gre: 47, esp: 50, ah: 51, 'ipv6-icmp': 58, icmpv6: 58,
@@ -29,28 +43,70 @@ const protoNumbers: Readonly<Record<string, number>> = {
 
 function protoNumber(v: unknown): number | undefined {
   if (typeof v === 'number') return v;
-  if (typeof v === 'string') return protoNumbers[v] ?? (/^\d+$/.test(v) ? Number(v) : undefined);
+  if (typeof v === 'string') return Object.hasOwn(protoNumbers, v) ? protoNumbers[v] : (/^\d+$/.test(v) ? Number(v) : undefined);
   return undefined;
+}
+
+/**
+ * nft prints `meta time` data as "YYYY-MM-DD HH:MM:SS" in its local time zone, which is this process's (the
+ * same environment and /etc/localtime): read back as local time. undefined for anything else.
+ */
+export function parseNftTime(v: unknown): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(v);
+  if (m === null) return undefined;
+  const [y, mo, d, h, mi, sec] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const t = new Date(y, mo - 1, d, h, mi, sec).getTime();
+  return Number.isFinite(t) ? t : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Parse `nft -j list set|map inet T NAME` output: elements of a set (`{elem: {val, expires}}` or a bare key)
+ * or of a map (`[{elem: {val, expires, counter}}, data]`). Elements of another shape are skipped.
+ */
+export function parseRecordSet(json: string, direction: Direction, layout: RecordLayout = 'peer-proto-port'): FlowRecord[] {
+  const doc = JSON.parse(json) as { nftables?: unknown[] };
+  const out: FlowRecord[] = [];
+  for (const item of Array.isArray(doc.nftables) ? doc.nftables : []) {
+    const obj = item as { set?: { elem?: unknown[]; timeout?: unknown }; map?: { elem?: unknown[]; timeout?: unknown } };
+    const set = obj.set ?? obj.map;
+    const timeoutSeconds = num(set?.timeout);
+    for (const e of Array.isArray(set?.elem) ? set.elem : []) {
+      // A map element is [key, data].
+      const [key, data] = Array.isArray(e) ? [e[0], e[1]] : [e, undefined];
+      const elem = (key as { elem?: { val?: unknown; expires?: unknown; counter?: { packets?: unknown; bytes?: unknown } } } | null)?.elem;
+      const val = elem?.val ?? key;
+      const concat = (val as { concat?: unknown[] } | null)?.concat;
+      if (!Array.isArray(concat) || concat.length !== 3) continue;
+      const [peer, proto, port] = layout === 'peer-proto-port' ? concat : [concat[2], concat[0], concat[1]];
+      const p = protoNumber(proto);
+      if (typeof peer !== 'string' || p === undefined || typeof port !== 'number') continue;
+      const expires = num(elem?.expires);
+      const packets = num(elem?.counter?.packets);
+      const bytes = num(elem?.counter?.bytes);
+      const firstSeenMs = parseNftTime(data);
+      out.push({
+        direction, peer, proto: p, port,
+        ...(expires === undefined ? {} : { expires }),
+        ...(packets === undefined ? {} : { packets }),
+        ...(bytes === undefined ? {} : { bytes }),
+        ...(firstSeenMs === undefined ? {} : { firstSeenMs }),
+        ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+      });
+    }
+  }
+  return out;
 }
 
 /** Parse `nft -j list set inet T <audit set>` output. */
 export function parseAuditSet(json: string, direction: Direction): AuditRecord[] {
-  const doc = JSON.parse(json) as { nftables?: unknown[] };
-  const out: AuditRecord[] = [];
-  for (const item of doc.nftables ?? []) {
-    const set = (item as { set?: { elem?: unknown[] } }).set;
-    for (const e of set?.elem ?? []) {
-      const elem = (e as { elem?: { val?: unknown; expires?: number } }).elem;
-      const val = elem?.val ?? e;
-      const concat = (val as { concat?: unknown[] }).concat;
-      if (!Array.isArray(concat) || concat.length !== 3) continue;
-      const [peer, proto, port] = concat;
-      const p = protoNumber(proto);
-      if (typeof peer !== 'string' || p === undefined || typeof port !== 'number') continue;
-      out.push({ direction, peer, proto: p, port, ...(elem?.expires === undefined ? {} : { expires: elem.expires }) });
-    }
-  }
-  return out;
+  return parseRecordSet(json, direction, 'peer-proto-port').map((r) => ({
+    direction: r.direction, peer: r.peer, proto: r.proto, port: r.port, ...(r.expires === undefined ? {} : { expires: r.expires }),
+  }));
 }
 
 export function recordFlow(r: AuditRecord): Flow {
@@ -95,16 +151,10 @@ export function auditLines(records: readonly AuditRecord[], model: HostModel, ev
   return lines.map((l) => ({ ...l, count: groups.get(groupKey(l)) ?? 1 }));
 }
 
-export function listSet(nftPath: string, table: string, set: string, netns?: string): Promise<string> {
-  const [cmd, args] = netns === undefined
-    ? [nftPath, ['-j', 'list', 'set', 'inet', table, set]]
-    : ['ip', ['netns', 'exec', netns, nftPath, '-j', 'list', 'set', 'inet', table, set]];
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`${set}: ${(stderr || err.message).trim()}`, { cause: err }));
-      else resolve(stdout);
-    });
-  });
+/** `nft -j list set|map inet T NAME` (bounded by nft-exec: output size, timeout). */
+export async function listRecordSet(nftPath: string, table: string, kind: 'set' | 'map', name: string, opts: { netns?: string; timeoutMs?: number } = {}): Promise<string> {
+  const { stdout } = await runNft(nftPath, ['-j', 'list', kind, 'inet', table, name], { timeoutMs: opts.timeoutMs ?? 10_000, ...(opts.netns === undefined ? {} : { netns: opts.netns }) });
+  return stdout;
 }
 
 /** Read all four audit sets. A missing set (table not in audit mode) is an error for the caller to log. */
@@ -112,7 +162,7 @@ export async function readAuditRecords(nftPath: string, table: string, netns?: s
   const out: AuditRecord[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     for (const family of ['ipv4', 'ipv6'] as const) {
-      out.push(...parseAuditSet(await listSet(nftPath, table, auditSetName(direction, family), netns), direction));
+      out.push(...parseAuditSet(await listRecordSet(nftPath, table, 'set', auditSetName(direction, family), netns === undefined ? {} : { netns }), direction));
     }
   }
   return out;

@@ -6,7 +6,7 @@
 // pass: a check never sees a transaction half done.
 
 import type { Logger } from 'pino';
-import type { RunMode } from '../inventory/types.js';
+import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import { applyModel, type ApplyOptions, type ApplyResult } from '../nft/apply.js';
 import type { HostModel } from '../policy/model.js';
 import { tableState, type TableState } from './drift.js';
@@ -24,6 +24,8 @@ export interface AppliedRuleset {
   readonly tableHash: string | undefined;
   /** Structure hash of the ruleset rendered from `model` (ApplyResult.structureHash). */
   readonly structureHash?: string;
+  /** Config dropRecords the ruleset was rendered with (undefined = off). */
+  readonly dropRecords?: DropRecordSettings | undefined;
 }
 
 export type DriftOutcome =
@@ -79,7 +81,10 @@ export class DriftRepair {
       try {
         // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
         // deleted rule, must not be planned as a noop).
-        result = await this.#kernel.applyModel(a.model, { nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) });
+        result = await this.#kernel.applyModel(a.model, {
+          nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
+          ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+        });
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         log.error({ err, table: a.table, drift }, 'drift repair failed: retried on the next check');

@@ -92,7 +92,7 @@ export function representativePeers(model: HostModel, s: Pick<ProcSocket, 'famil
 }
 
 /** First address of the set (skipping a network address of a prefix shorter than /31) that is not excluded. */
-export function representativeAddress(set: IdentitySet, family: 4 | 6, model: HostModel): string | undefined {
+export function representativeAddress(set: IdentitySet, family: 4 | 6, model: HostModel, avoid?: ReadonlySet<string>): string | undefined {
   const prefixes = family === 4 ? set.v4 : set.v6;
   const excluded = set.exclude === undefined ? [] : (family === 4 ? model.exclusions[set.exclude].v4 : model.exclusions[set.exclude].v6);
   for (const p of prefixes) {
@@ -109,7 +109,7 @@ export function representativeAddress(set: IdentitySet, family: 4 | 6, model: Ho
     const step = size > 64n ? size / 64n : 1n;
     for (let i = 0n, cand = first; i < 64n && cand < parsed.base + size; i++, cand += step) {
       const text = formatAddress(cand, parsed.bits);
-      if (!excluded.some((e) => contains(e, cand, parsed.bits))) return text;
+      if (!excluded.some((e) => contains(e, cand, parsed.bits)) && avoid?.has(text) !== true) return text;
     }
   }
   return undefined;

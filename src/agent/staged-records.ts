@@ -10,7 +10,7 @@ import { stagedSetName } from '../nft/render-staged.js';
 import type { HostModel } from '../policy/model.js';
 import { stagedRecordDirections, stagedView } from '../policy/staged.js';
 import { stagedDecider, stagedPhrase, stagedVerdicts, type Evaluate } from '../verdict/staged-verdict.js';
-import { listSet, parseAuditSet, recordFlow, type AuditRecord } from './audit-records.js';
+import { listRecordSet, parseAuditSet, recordFlow, type AuditRecord } from './audit-records.js';
 import { dedupeKey, verdictLine, type VerdictLine } from './verdict-line.js';
 import type { ConnectionSnapshot } from './dry-run.js';
 import { liveFlows } from './live-flows.js';
@@ -20,7 +20,7 @@ export async function readStagedRecords(model: HostModel, nftPath: string, table
   const out: AuditRecord[] = [];
   for (const direction of stagedRecordDirections(model)) {
     for (const family of ['ipv4', 'ipv6'] as const) {
-      out.push(...parseAuditSet(await listSet(nftPath, table, stagedSetName(direction, family), netns), direction as Direction));
+      out.push(...parseAuditSet(await listRecordSet(nftPath, table, 'set', stagedSetName(direction, family), netns === undefined ? {} : { netns }), direction as Direction));
     }
   }
   return out;

@@ -5,6 +5,7 @@ import { agentCommand } from './commands/agent.js';
 import { applyCommand } from './commands/apply.js';
 import { auditCommand } from './commands/audit.js';
 import { confirmCommand, confirmWatchdogCommand } from './commands/confirm.js';
+import { dropsCommand } from './commands/drops.js';
 import { listCommand } from './commands/list.js';
 import { pauseCommand, pauseWatchdogCommand, resumeCommand } from './commands/pause.js';
 import { renderCommand } from './commands/render.js';
@@ -12,6 +13,7 @@ import { statusCommand } from './commands/status.js';
 import { traceCommand } from './commands/trace.js';
 import { validateCommand } from './commands/validate.js';
 import { exitCodes, UsageError } from './options.js';
+import { packageVersion } from './version.js';
 
 export function buildCli(argv: readonly string[]) {
   return yargs([...argv])
@@ -29,10 +31,13 @@ export function buildCli(argv: readonly string[]) {
     .command(pauseCommand)
     .command(resumeCommand)
     .command(pauseWatchdogCommand)
+    .command(dropsCommand)
+    // Shell completion: `nodewall completion >> ~/.bashrc` (bash; zsh with bashcompinit).
+    .completion('completion', 'Print a shell completion script (bash, zsh): nodewall completion >> ~/.bashrc')
     .demandCommand(1, 'a command is required')
     .strict()
     .help()
-    .version(false)
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns ?? 110));
 }
 

@@ -39,6 +39,8 @@
 //     confirm: off                   #   off | manual: a change waits for `nodewall confirm` or is rolled back
 //     confirmSeconds: 120            #   manual: the deadline, in seconds (1..86400)
 //   stagedPolicies: [new-deny]       # CCNPs evaluated and reported ("would deny/allow (staged: ...)"), never enforced
+//   dropRecords: {size: 65536, timeoutSeconds: 3600}  # enforce mode: kernel records of dropped flows,
+//                                    #   entries per map (4 maps: in/out x v4/v6) and seconds after the last drop; or `off`
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -54,8 +56,8 @@ import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
 import { readBounded, type BoundedReadError } from './read-bounded.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
-import { defaultEngineConfig, type NodewallConfig } from './types.js';
 import { metricsSettings } from './config-metrics.js';
+import { defaultDropRecords, defaultEngineConfig, type DropRecordSettings, type NodewallConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nodewall/nodewall.yaml';
 
@@ -378,6 +380,39 @@ function policyNameList(ctx: FieldContext): string[] | undefined {
   });
 }
 
+// --- dropRecords (issue 11) ---------------------------------------------------------------------------
+/** Largest dropRecords.size: 4 kernel maps of this many entries stay within a few hundred MB in the worst case. */
+export const maxDropRecordsSize = 1 << 20;
+/** Longest dropRecords.timeoutSeconds: a week. */
+export const maxDropRecordsTimeoutSeconds = 7 * 86_400;
+
+/** `dropRecords: off` or `dropRecords: {size: 65536, timeoutSeconds: 3600}` (either key may be left out). */
+function dropRecords(ctx: FieldContext): DropRecordSettings | 'off' | undefined {
+  const n = ctx.node;
+  if (isScalar(n) && (n.value === 'off' || n.value === false)) return 'off';
+  if (!isMap(n)) return ctx.fail(n, ctx.key, 'must be off or a map {size, timeoutSeconds}');
+  const entries = entriesOf(ctx, n, ctx.key);
+  if (entries === undefined) return undefined;
+  const out: Mutable<DropRecordSettings> = { ...defaultDropRecords };
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath(ctx.key, e.key);
+    if (e.key === 'size') {
+      const v = integerIn(1, maxDropRecordsSize)({ ...ctx, node: e.value, key: field });
+      if (v === undefined) ok = false;
+      else out.size = v;
+    } else if (e.key === 'timeoutSeconds') {
+      const v = integerIn(1, maxDropRecordsTimeoutSeconds)({ ...ctx, node: e.value, key: field });
+      if (v === undefined) ok = false;
+      else out.timeoutSeconds = v;
+    } else {
+      ctx.fail(e.keyNode, field, 'unknown key (known: size, timeoutSeconds)');
+      ok = false;
+    }
+  }
+  return ok ? out : undefined;
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -412,6 +447,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   rollout: rolloutSettings,
   // --- staged policies (issue 10) ---
   stagedPolicies: policyNameList,
+  dropRecords,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.

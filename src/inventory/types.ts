@@ -144,6 +144,24 @@ export interface NodewallConfig extends EngineConfig {
   // --- staged policies (issue 10; src/policy/staged.ts) ---
   /** CCNP names evaluated and reported but never enforced, like the `nodewall.io/stage: audit` annotation. */
   readonly stagedPolicies?: readonly string[];
+  /**
+   * Drop records (enforce mode): every dropped flow is recorded by the kernel in bounded timed maps
+   * (src/nft/render-drop-records.ts). 'off' disables; absent = defaultDropRecords.
+   */
+  readonly dropRecords?: DropRecordSettings | 'off';
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
+}
+
+/** Config dropRecords: entries per kernel map (one per direction and family) and how long a record outlives its last drop. */
+export interface DropRecordSettings {
+  readonly size: number;
+  readonly timeoutSeconds: number;
+}
+
+export const defaultDropRecords: DropRecordSettings = { size: 65_536, timeoutSeconds: 3600 };
+
+/** The drop-record settings in force for a config: undefined when off. */
+export function dropRecordsOf(config: { readonly dropRecords?: DropRecordSettings | 'off' }): DropRecordSettings | undefined {
+  return config.dropRecords === 'off' ? undefined : (config.dropRecords ?? defaultDropRecords);
 }

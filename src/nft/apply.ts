@@ -7,7 +7,7 @@
 // nothing). Dry runs still check, since they must not commit.
 
 import { performance } from 'node:perf_hooks';
-import type { RunMode } from '../inventory/types.js';
+import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
 import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start.js';
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
@@ -46,6 +46,8 @@ export interface ApplyOptions {
    * marker set, which a stray `nft delete rule` leaves in place: the edit would be planned as a noop.
    */
   readonly replace?: boolean;
+  /** Config dropRecords (enforce mode): record every drop in the kernel (render-drop-records.ts); undefined = off. */
+  readonly dropRecords?: DropRecordSettings | undefined;
 }
 
 export interface ApplyResult {
@@ -85,7 +87,7 @@ function elementCount(r: RenderedRuleset): number {
 export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
   const t0 = performance.now();
   const exec = { ...(opts.netns === undefined ? {} : { netns: opts.netns }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) };
-  const rendered = renderPlan(model, { table: opts.table, mode: opts.mode });
+  const rendered = renderPlan(model, { table: opts.table, mode: opts.mode, dropRecords: opts.dropRecords });
   const t1 = performance.now();
   const replace = opts.replace === true;
   // A replace needs no elements read back (a terse ownership read says whether the table exists: cold start).

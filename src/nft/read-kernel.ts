@@ -109,7 +109,7 @@ const fixed = new Set<string>(Object.values(fixedComments));
 
 /** "demo-host-policy spec.ingress[1]" -> policy + rule; nodewall's own comments -> neither. */
 export function splitComment(comment: string | undefined): { policy?: string; rule?: string } {
-  if (comment === undefined || fixed.has(comment) || comment.startsWith(`${fixedComments.audit} `) || comment.startsWith(`${stagedComment} `)) return {};
+  if (comment === undefined || fixed.has(comment) || comment.startsWith(`${fixedComments.audit} `) || comment.startsWith(`${stagedComment} `) || comment.startsWith(`${fixedComments.dropRecord} `)) return {};
   const at = comment.lastIndexOf(' ');
   if (at <= 0) return { policy: comment };
   return { policy: comment.slice(0, at), rule: comment.slice(at + 1) };

@@ -38,6 +38,8 @@ export const fixedComments = {
   defaultDeny: 'nodewall default-deny',
   jump: 'nodewall jump',
   audit: 'nodewall audit',
+  /** Prefix of the drop-record chains' rules (render-drop-records.ts). */
+  dropRecord: 'nodewall drop',
 } as const;
 
 interface L4Part {
@@ -122,8 +124,12 @@ export function entryRules(model: HostModel, entry: Entry, direction: Direction,
   return rules;
 }
 
-function dropVerdict(direction: Direction, mode: RunMode): string {
-  return mode === 'audit' ? `goto ${auditChainNames[direction]}` : 'drop';
+/** Drop-record chains (render-drop-records.ts): record the dropped packet, then drop it. */
+export const dropRecordChainNames: Record<Direction, string> = { ingress: `${reservedPrefix}drop_in`, egress: `${reservedPrefix}drop_out` };
+
+function dropVerdict(direction: Direction, mode: RunMode, recordDrops: boolean): string {
+  if (mode === 'audit') return `goto ${auditChainNames[direction]}`;
+  return recordDrops ? `goto ${dropRecordChainNames[direction]}` : 'drop';
 }
 
 /** A regular chain holding one policy's deny or allow entries of one direction. */
@@ -188,10 +194,10 @@ function policyChains(model: HostModel, entries: readonly Entry[], action: 'deny
  * policy's allow chain, so deny-before-allow holds across all policies exactly as in one flat chain: a
  * jumped-to chain's accept or drop ends the packet's walk, no match returns to the next jump.
  */
-export function directionLayout(model: HostModel, direction: Direction, mode: RunMode): DirectionLayout {
+export function directionLayout(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false): DirectionLayout {
   const policy = direction === 'ingress' ? model.ingress : model.egress;
   const dp = model.datapath;
-  const drop = dropVerdict(direction, mode);
+  const drop = dropVerdict(direction, mode, recordDrops);
   const c = (text: string) => `comment "${text}"`;
   const rules = [
     `${direction === 'ingress' ? 'iif' : 'oif'} "lo" counter accept ${c(fixedComments.loopback)}`,
@@ -233,8 +239,8 @@ export function directionLayout(model: HostModel, direction: Direction, mode: Ru
 }
 
 /** Every rule a packet of this direction can walk through, in order, jumps expanded (tests, `list`). */
-export function directionRules(model: HostModel, direction: Direction, mode: RunMode): string[] {
-  const layout = directionLayout(model, direction, mode);
+export function directionRules(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false): string[] {
+  const layout = directionLayout(model, direction, mode, recordDrops);
   const byName = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
   const out: string[] = [];
   for (const r of layout.base) {
@@ -255,17 +261,33 @@ export function directionRules(model: HostModel, direction: Direction, mode: Run
  * type*256+code for icmp/ipv6-icmp, meaningless for other protocols.
  */
 export function auditChainRules(direction: Direction): string[] {
+  return [
+    ...recordRules(direction, (family, addr, port) => `update @${auditSetName(direction, family)} { ${addr} . meta l4proto . ${port} }`, 'accept', fixedComments.audit),
+    `counter accept comment "${fixedComments.audit} unrecorded"`,
+  ];
+}
+
+/**
+ * The recording rules of a record chain (audit records, drop records), per family: one for ICMP (port =
+ * type*256+code, the first two bytes of the ICMP header) and one for everything else (destination port).
+ * `statement(family, addr, port)` adds the key made of the peer address, `meta l4proto` and the port to that family's set(s); when the set is full the statement fails, the rule does not
+ * match and the packet goes on to the chain's next rule, so the chain must end with an unconditional verdict.
+ */
+export function recordRules(
+  direction: Direction,
+  statement: (family: Family, addr: string, port: 'th sport' | 'th dport') => string,
+  verdict: 'accept' | 'drop',
+  comment: string,
+): string[] {
   const rules: string[] = [];
   for (const family of ['ipv4', 'ipv6'] as const) {
     const addr = `${family === 'ipv4' ? 'ip' : 'ip6'} ${direction === 'ingress' ? 'saddr' : 'daddr'}`;
     const icmp = family === 'ipv4' ? 'icmp' : 'ipv6-icmp';
-    const set = `@${auditSetName(direction, family)}`;
     rules.push(
-      `meta nfproto ${family} meta l4proto ${icmp} update ${set} { ${addr} . meta l4proto . th sport } counter accept comment "${fixedComments.audit} ${icmp}"`,
-      `meta nfproto ${family} update ${set} { ${addr} . meta l4proto . th dport } counter accept comment "${fixedComments.audit} ${family}"`,
+      `meta nfproto ${family} meta l4proto ${icmp} ${statement(family, addr, 'th sport')} counter ${verdict} comment "${comment} ${icmp}"`,
+      `meta nfproto ${family} ${statement(family, addr, 'th dport')} counter ${verdict} comment "${comment} ${family}"`,
     );
   }
-  rules.push(`counter accept comment "${fixedComments.audit} unrecorded"`);
   return rules;
 }
 

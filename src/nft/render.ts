@@ -20,12 +20,15 @@
 //   audit mode only:             would-drop rules `goto nw_audit_in|out`, which records the packet in
 //                                nw_audit_{in,out}_{v4,v6} (peer . l4proto . port, timeout 10m; port =
 //                                type*256+code for ICMP; see auditChainRules) and accepts.
+//   enforce mode, dropRecords:   drop rules `goto nw_drop_in|out`, which records the packet in the maps
+//                                nw_drop_{in,out}_{v4,v6} and drops it (render-drop-records.ts).
 
 import { createHash } from 'node:crypto';
-import type { RunMode } from '../inventory/types.js';
+import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import type { DirectionPolicy, HostModel } from '../policy/model.js';
 import { ownerMarkLines } from './ownership.js';
 import { stagedRenderKey, stagedSetLines } from './render-staged.js';
+import { dropRecordLines, recordsDrops } from './render-drop-records.js';
 import { auditChainNames, auditChainRules, chainNames, directionLayout, renderAuditSet } from './render-rules.js';
 import { type SetSpec, RenderError, collectSets, commentText, renderSet, reservedPrefix } from './render-sets.js';
 import { replaceUnprintable } from '../api/printable.js';
@@ -33,6 +36,8 @@ import { replaceUnprintable } from '../api/printable.js';
 export interface RenderOptions {
   readonly table: string;
   readonly mode: RunMode;
+  /** Config dropRecords (enforce mode only; undefined = off): render-drop-records.ts. */
+  readonly dropRecords?: DropRecordSettings | undefined;
 }
 
 export interface RenderedRuleset {
@@ -118,7 +123,9 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
   }
   // Staged-policy record sets: skeleton like the audit sets (a change of them is a full replace).
   audit.push(...stagedSetLines(model));
-  return { head, sets, audit, ...chainsPart(model, opts.mode) };
+  const recordDrops = recordsDrops(opts.mode, opts.dropRecords);
+  if (recordDrops) for (const l of dropRecordLines(opts.dropRecords)) audit.push(l);
+  return { head, sets, audit, ...chainsPart(model, opts.mode, recordDrops) };
 }
 
 interface ChainsPart {
@@ -150,6 +157,7 @@ interface CachedChains {
   readonly egress: DirectionPolicy;
   readonly datapath: HostModel['datapath'];
   readonly mode: RunMode;
+  readonly recordDrops: boolean;
   readonly peers: string;
   readonly staged: string;
   readonly value: ChainsPart;
@@ -160,11 +168,12 @@ interface CachedChains {
 // direction policy objects) reuses the chains of the last render instead of rendering thousands of rules.
 const chainsCache = new WeakMap<DirectionPolicy, CachedChains>();
 
-function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
+function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): ChainsPart {
   const peers = peerSignature(model);
   const staged = stagedRenderKey(model);
   const hit = chainsCache.get(model.ingress);
-  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode && hit.peers === peers && hit.staged === staged) {
+  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode
+    && hit.recordDrops === recordDrops && hit.peers === peers && hit.staged === staged) {
     return hit.value;
   }
   const rules: RenderedRule[] = [];
@@ -172,7 +181,7 @@ function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
   const baseChains: ChainSpec[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
-    const layout = directionLayout(model, direction, mode);
+    const layout = directionLayout(model, direction, mode, recordDrops);
     const inner = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
     // Rules in the order a packet walks them (jumps expanded after the jump itself), as `list` shows them.
     for (const text of layout.base) {
@@ -187,7 +196,7 @@ function chainsPart(model: HostModel, mode: RunMode): ChainsPart {
   const hash = createHash('sha256');
   for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
   const value = { chains, rules, digest: hash.digest('hex') };
-  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, peers, staged, value });
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, recordDrops, peers, staged, value });
   return value;
 }
 
@@ -256,7 +265,7 @@ export function renderPlan(model: HostModel, opts: RenderOptions): RenderedRules
 }
 
 /** The complete script: fed to `nft -f -` it creates or atomically replaces only nodewall's table. */
-export function renderRuleset(model: HostModel, opts: { table: string; mode: RunMode }): string {
+export function renderRuleset(model: HostModel, opts: RenderOptions): string {
   return renderPlan(model, opts).script;
 }
 

@@ -314,7 +314,7 @@ export function describeChanges(
   next: RenderedRuleset,
 ): PlanChanges {
   const prevSets = prev?.sets ?? new Map<string, { elements: readonly string[] }>();
-  const isOwnSet = (n: string) => !n.startsWith('nw_structure_') && !n.startsWith('nw_audit_') && n !== 'nw_owner';
+  const isOwnSet = (n: string) => !n.startsWith('nw_structure_') && !n.startsWith('nw_audit_') && !n.startsWith('nw_drop_') && n !== 'nw_owner';
   const setsAdded = [...next.sets.keys()].filter((n) => !prevSets.has(n));
   const setsRemoved = [...prevSets.keys()].filter((n) => isOwnSet(n) && !next.sets.has(n));
   const counts = new Map<string, number>();

@@ -51,8 +51,16 @@ const tcpFrom = (peer: string, port: number) => ({ direction: 'ingress', peer, p
 async function ruleset(lab: Lab, handles = false): Promise<string> {
   const out = (await lab.nft(['-j', ...(handles ? ['-a'] : []), 'list', 'table', 'inet', table])).stdout;
   const doc = JSON.parse(out) as { nftables: Record<string, unknown>[] };
-  const keep = doc.nftables.filter((o) => 'rule' in o || 'set' in o || 'chain' in o);
+  const keep = doc.nftables.filter((o) => 'rule' in o || 'set' in o || 'chain' in o).map(withoutDropRecordElements);
   return JSON.stringify(keep).replace(/\{"counter":\{"packets":\d+,"bytes":\d+\}\}/g, '{"counter":null}');
+}
+
+/** Drop records (render-drop-records.ts) follow the traffic, not the ruleset: their elements are left out. */
+function withoutDropRecordElements(o: Record<string, unknown>): Record<string, unknown> {
+  const set = o['set'] as { name?: unknown; elem?: unknown } | undefined;
+  if (set === undefined || typeof set.name !== 'string' || !set.name.startsWith('nw_drop_')) return o;
+  const { elem: _records, ...rest } = set;
+  return { set: rest };
 }
 
 /** Rule handles in chain order (nft -a), to tell an element delta from a reload. */

@@ -53,3 +53,11 @@ export async function canonTable(netns: string, table: string): Promise<CanonTab
   }
   return { marker, sets: sets.sort(), chains: chains.sort(), rules };
 }
+
+/**
+ * `nft list table` text without the elements of the drop-record sets (render-drop-records.ts): like counter
+ * values, they follow the traffic (a probe that is dropped adds one, time moves their expiry), not the ruleset.
+ */
+export function withoutDropRecords(listing: string): string {
+  return listing.replace(/(set nw_drop_\w+ \{[^}]*?)\s*elements = \{[^}]*\}/g, '$1');
+}

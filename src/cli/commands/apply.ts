@@ -1,4 +1,6 @@
+import { dropRecordsOf } from '../../inventory/types.js';
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { type ApplyResult, applyModel } from '../../nft/apply.js';
 import type { PlanChanges } from '../../nft/set-delta.js';
 import { inboundSessions, sessionsCut } from '../../agent/lockout-guard.js';
@@ -18,7 +20,7 @@ interface ApplyArgs extends StateArgs {
   adopt: boolean;
   force: boolean;
   mode?: 'enforce' | 'audit' | undefined;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
   confirmWithin?: string | undefined;
   stateDir?: string | undefined;
 }
@@ -73,7 +75,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         describe: 'commit-confirm: unless `nodewall confirm` runs within this time (90, 60s, 2m; 1 s to 24 h), the previous ruleset is restored, even if this shell dies',
       })
       .option('state-dir', { type: 'string', describe: 'where the pending confirmation is kept (default: config stateDir)' })
-      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
+      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as unknown as Argv<ApplyArgs>,
   handler: async (argv) => {
     const confirmSeconds = argv.confirmWithin === undefined ? undefined : parseDuration('--confirm-within', argv.confirmWithin, 1, 86_400);
     const state = await loadStateFromArgs(argv);
@@ -120,6 +122,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       mode,
       dryRun,
       adopt: argv.adopt,
+      dropRecords: dropRecordsOf(state.config),
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
       ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
     }).catch(async (err: unknown) => {
@@ -134,10 +137,10 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     if (result.adopted) {
       process.stderr.write(`nodewall: table inet ${state.config.nft.table} had no nodewall ownership mark; ${dryRun ? 'it would be taken over' : 'it was taken over'} (--adopt)\n`);
     }
-    if (argv.output === 'json') {
+    if (argv.output !== 'text') {
       const { state: _state, script, ...rest } = result;
       const pending = probation === undefined ? {} : { pendingConfirmation: { id: probation.record.id, deadline: probation.record.deadline, seconds: probation.record.seconds, watchdogPid: probation.record.watchdogPid ?? null } };
-      process.stdout.write(`${JSON.stringify({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length, ...pending }, null, 2)}\n`);
+      process.stdout.write(formatDoc({ node: state.nodeName, table: state.config.nft.table, mode, ...rest, scriptLines: script.split('\n').length, ...pending }, argv.output));
     } else {
       process.stdout.write(`${summary(result, state.config.nft.table)}\n`);
       if (result.changes !== undefined) for (const l of changeLines(result.changes)) process.stdout.write(`  ${l}\n`);

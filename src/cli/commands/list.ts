@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { loadConfig } from '../../inventory/config.js';
 import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
 import { baseChainOf, fixedComments } from '../../nft/render-rules.js';
@@ -8,7 +9,7 @@ import { exitCodes } from '../options.js';
 
 interface ListArgs {
   config?: string | undefined;
-  output: 'table' | 'json';
+  output: 'table' | 'json' | 'yaml';
   sets: boolean;
 }
 
@@ -32,7 +33,9 @@ export interface DirectionStatus {
 const directionOf: Record<string, 'ingress' | 'egress'> = { input: 'ingress', output: 'egress' };
 
 function action(verdict: string): string {
-  return verdict.startsWith('goto nw_audit') ? 'audit' : verdict;
+  if (verdict.startsWith('goto nw_audit')) return 'audit';
+  // Drop records (render-drop-records.ts): the packet is recorded, then dropped.
+  return verdict.startsWith('goto nw_drop_') ? 'drop' : verdict;
 }
 
 function peerText(r: KernelRule, t: KernelTable): string {
@@ -140,7 +143,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
   builder: (y: Argv) =>
     y
       .option('config', { type: 'string', describe: 'config file (for nft.path / nft.table)' })
-      .option('output', { choices: ['table', 'json'] as const, default: 'table' as const })
+      .option('output', { alias: 'o', choices: ['table', 'json', 'yaml'] as const, default: 'table' as const })
       .option('sets', { type: 'boolean', default: false, describe: 'also show the elements of every set' }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
     const config = await loadConfig(argv.config);
@@ -148,18 +151,18 @@ export const listCommand: CommandModule<object, ListArgs> = {
     if (t !== null && t.ownership === 'foreign') {
       // Someone else's table under nodewall's configured name: not nodewall's rules, so not listed as such.
       const message = `table inet ${config.nft.table} exists but was not created by nodewall (no ${ownerMarkSet} ownership mark); nodewall is not enforcing with it. Set nft.table to a table of nodewall's own, or take it over with \`nodewall apply --adopt\``;
-      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ table: config.nft.table, enforcing: false, foreign: true, message }, null, 2)}\n`);
+      if (argv.output !== 'table') process.stdout.write(formatDoc({ table: config.nft.table, enforcing: false, foreign: true, message }, argv.output));
       else process.stdout.write(`nodewall: ${message}\n`);
       process.exitCode = exitCodes.failure;
       return;
     }
     if (t === null) {
-      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ table: config.nft.table, enforcing: false }, null, 2)}\n`);
+      if (argv.output !== 'table') process.stdout.write(formatDoc({ table: config.nft.table, enforcing: false }, argv.output));
       else process.stdout.write(`nodewall is not enforcing on this node: there is no table inet ${config.nft.table}\n`);
       process.exitCode = exitCodes.ok;
       return;
     }
-    if (argv.output === 'json') {
+    if (argv.output !== 'table') {
       const doc = {
         table: t.table,
         enforcing: true,
@@ -173,7 +176,7 @@ export const listCommand: CommandModule<object, ListArgs> = {
           .filter((s) => !isMarkerSet(s.name))
           .map((s) => ({ name: s.name, comment: s.comment ?? null, elements: s.elements.length, ...(argv.sets ? { members: s.elements } : {}) })),
       };
-      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+      process.stdout.write(formatDoc(doc, argv.output));
     } else {
       process.stdout.write(renderListText(t, argv.sets));
     }

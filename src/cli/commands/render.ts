@@ -1,3 +1,4 @@
+import { dropRecordsOf } from '../../inventory/types.js';
 import type { Argv, CommandModule } from 'yargs';
 import { renderRuleset } from '../../nft/render.js';
 import type { StateArgs } from '../options.js';
@@ -20,7 +21,7 @@ export const renderCommand: CommandModule<object, RenderArgs> = {
     const state = await loadStateFromArgs(argv);
     // A script without the rejected policies piped into `nft -f -` would replace the ruleset in force.
     if (refuseInvalid(state, 'not rendering: fix the errors above (nodewall validate lists every problem)')) return;
-    process.stdout.write(renderRuleset(state.model, { table: state.config.nft.table, mode: nftMode(argv.mode, state.config.mode) }));
+    process.stdout.write(renderRuleset(state.model, { table: state.config.nft.table, mode: nftMode(argv.mode, state.config.mode), dropRecords: dropRecordsOf(state.config) }));
     process.exitCode = exitCodes.ok;
   },
 };

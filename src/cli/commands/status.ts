@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { pidAlive, readStatus, type StatusFile } from '../../agent/status-file.js';
 import { StateFileError } from '../../inventory/state-files.js';
 import { escapeUnprintable } from '../../api/printable.js';
@@ -10,7 +11,7 @@ import { confirmStatus } from './confirm.js';
 interface StatusArgs {
   config?: string | undefined;
   stateDir?: string | undefined;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
 }
 
 /** Exit codes follow `systemctl status` (LSB): 0 running, 3 not running, 4 status unknown (corrupt status file); 1: running but no usable config (nothing applied). */
@@ -61,7 +62,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     y
       .option('config', { type: 'string', describe: 'config file (for stateDir; default /etc/nodewall/nodewall.yaml if present)' })
       .option('state-dir', { type: 'string', describe: 'state directory (overrides the config)' })
-      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<StatusArgs>,
+      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as unknown as Argv<StatusArgs>,
   handler: async (argv) => {
     let stateDir = argv.stateDir;
     if (stateDir === undefined) {
@@ -81,19 +82,19 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       s = await readStatus(stateDir);
     } catch (err) {
       if (!(err instanceof StateFileError)) throw err;
-      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: null, stateDir, status: null, error: { file: err.file, reason: err.reason } })}\n`);
+      if (argv.output !== 'text') process.stdout.write(formatDoc({ running: null, stateDir, status: null, error: { file: err.file, reason: err.reason } }, argv.output));
       process.stderr.write(`nodewall: status file ${err.file} is corrupt: ${err.reason}; the agent replaces it with its next write (or at its next start)\n`);
       process.exitCode = unknownStatus;
       return;
     }
     if (s === undefined) {
-      if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running: false, stateDir, status: null, ...confirm.json })}\n`);
+      if (argv.output !== 'text') process.stdout.write(formatDoc({ running: false, stateDir, status: null, ...confirm.json }, argv.output));
       else process.stdout.write(`agent: never ran (no status file in ${stateDir})\n${confirmText}`);
       process.exitCode = notRunning;
       return;
     }
     const running = s.stopped !== true && pidAlive(s.pid);
-    if (argv.output === 'json') process.stdout.write(`${JSON.stringify({ running, stateDir, status: s, ...confirm.json }, null, 2)}\n`);
+    if (argv.output !== 'text') process.stdout.write(formatDoc({ running, stateDir, status: s, ...confirm.json }, argv.output));
     // The status file holds text that came from input (policy names, errors): nothing in it may drive the terminal.
     else process.stdout.write(`${formatStatus(s, running).split('\n').map(escapeUnprintable).join('\n')}\n${confirmText}`);
     process.exitCode = !running ? notRunning : 'noConfig' in s ? runningWithoutConfig : 0;

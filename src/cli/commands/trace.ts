@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { formatProblem } from '../../api/problem.js';
 import { hasErrors } from '../../pipeline.js';
 import { evaluate } from '../../verdict/evaluate.js';
@@ -12,7 +13,7 @@ import { parseFlow } from '../parse-flow.js';
 import { loadStateFromArgs } from '../state-args.js';
 
 interface TraceArgs extends StateArgs, FlowArgs {
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
 }
 
 export const traceCommand: CommandModule<object, TraceArgs> = {
@@ -27,16 +28,16 @@ export const traceCommand: CommandModule<object, TraceArgs> = {
       .option('port', { type: 'number', describe: 'local port (ingress) or remote port (egress)' })
       .option('icmp-type', { type: 'string', describe: 'ICMP type number or name (EchoRequest, ...)' })
       .option('icmp-code', { type: 'number', describe: 'ICMP code (matters only for frag-needed)' })
-      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<TraceArgs>,
+      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as unknown as Argv<TraceArgs>,
   handler: async (argv) => {
     const flow = parseFlow(argv);
     const state = await loadStateFromArgs(argv);
     const both = stagedVerdicts(state.model, flow, evaluate);
     const verdict = both.enforced;
     const errors = state.problems.filter((p) => p.severity === 'error');
-    if (argv.output === 'json') {
+    if (argv.output !== 'text') {
       process.stdout.write(
-        `${JSON.stringify({ node: state.nodeName, flow, ...verdict, ...stagedJson(state.model, both), errors: errors.map(formatProblem) }, null, 2)}\n`,
+        formatDoc({ node: state.nodeName, flow, ...verdict, ...stagedJson(state.model, both), errors: errors.map(formatProblem) }, argv.output),
       );
     } else {
       process.stdout.write(`${explainText(verdict, state.model, flow)}\n`);

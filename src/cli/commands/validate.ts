@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { formatDoc } from '../output-format.js';
 import { formatProblem } from '../../api/problem.js';
 import { hasErrors } from '../../pipeline.js';
 import type { StateArgs } from '../options.js';
@@ -7,7 +8,7 @@ import { loadStateFromArgs } from '../state-args.js';
 
 interface ValidateArgs extends StateArgs {
   strict: boolean;
-  output: 'text' | 'json';
+  output: 'text' | 'json' | 'yaml';
 }
 
 export const validateCommand: CommandModule<object, ValidateArgs> = {
@@ -17,13 +18,13 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     y
       .options(stateOptions)
       .option('strict', { type: 'boolean', default: false, describe: 'warnings fail too' })
-      .option('output', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<ValidateArgs>,
+      .option('output', { alias: 'o', choices: ['text', 'json', 'yaml'] as const, default: 'text' as const }) as unknown as Argv<ValidateArgs>,
   handler: async (argv) => {
     const state = await loadStateFromArgs(argv);
     const failed = hasErrors(state.problems) || (argv.strict && state.problems.length > 0);
     const staged = new Set(state.model.staged?.policies ?? []);
     const selected = new Set([...state.model.selectedPolicies, ...staged]);
-    if (argv.output === 'json') {
+    if (argv.output !== 'text') {
       const policies = state.policies.map((p) => ({
         name: p.name,
         kind: p.kind,
@@ -34,7 +35,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
         ...(staged.has(p.name) ? { staged: true } : {}),
       }));
       process.stdout.write(
-        `${JSON.stringify({ ok: !failed, node: state.nodeName, policies, problems: state.problems }, null, 2)}\n`,
+        formatDoc({ ok: !failed, node: state.nodeName, policies, problems: state.problems }, argv.output),
       );
     } else {
       for (const p of state.problems) process.stdout.write(`${formatProblem(p)}\n`);

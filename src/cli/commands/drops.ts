@@ -1,0 +1,105 @@
+import type { Argv, CommandModule } from 'yargs';
+import { formatProblem } from '../../api/problem.js';
+import { dropRows, readDropRecords, type DropRow } from '../../agent/drop-records.js';
+import { canonicalPrefix, CidrError } from '../../policy/cidr.js';
+import { dropRecordsOf } from '../../inventory/types.js';
+import { evaluate } from '../../verdict/evaluate.js';
+import type { StateArgs } from '../options.js';
+import { exitCodes, stateOptions, UsageError } from '../options.js';
+import { formatDoc } from '../output-format.js';
+import { loadStateFromArgs } from '../state-args.js';
+
+interface DropsArgs extends StateArgs {
+  since?: string | undefined;
+  peer?: string | undefined;
+  output: 'table' | 'json' | 'yaml';
+}
+
+const units: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90s", "10m", "2h", "1d" (before now) or an ISO 8601 time -> ms since the epoch. */
+export function parseSince(text: string, nowMs: number): number {
+  const m = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  if (m !== null) return nowMs - Number(m[1]) * (units[m[2] ?? 's'] ?? 1000);
+  if (/^\d{4}-\d{2}-\d{2}T/.test(text)) {
+    const t = Date.parse(text);
+    if (Number.isFinite(t)) return t;
+  }
+  throw new UsageError(`--since: "${text}" is neither a duration (30s, 10m, 2h, 1d) nor an ISO time (2026-01-31T12:00:00Z)`);
+}
+
+/** An address or CIDR, canonical ("192.0.2.7" -> "192.0.2.7/32"). */
+export function parsePeerFilter(text: string): string {
+  try {
+    return canonicalPrefix(text.includes('/') ? text : `${text}/${text.includes(':') ? 128 : 32}`);
+  } catch (err) {
+    if (err instanceof CidrError) throw new UsageError(`--peer: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function l4Text(r: DropRow): string {
+  if (r.port !== undefined) return `${r.proto}/${r.port}`;
+  if (r.icmpType !== undefined) return `${r.proto} type ${r.icmpType}${r.icmpCode ? ` code ${r.icmpCode}` : ''}`;
+  return r.proto;
+}
+
+export function dropsTable(rows: readonly DropRow[]): string {
+  const header = ['LAST SEEN', 'FIRST SEEN', 'DIRECTION', 'PEER', 'PROTOCOL', 'PACKETS', 'DECIDED BY'];
+  const decided = (r: DropRow) =>
+    r.decidedBy === 'deny-entry' ? `${r.policy ?? '?'} ${r.rule}`
+      : r.decidedBy === 'default-deny' ? `default deny (${r.reason})`
+        : r.decidedBy === 'datapath' ? `datapath: ${r.reason}` : `${r.rule}: ${r.reason}`;
+  const cells = rows.map((r) => [r.lastSeen ?? '-', r.firstSeen ?? '-', r.direction, r.peer, l4Text(r), String(r.packets), decided(r)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  return [header, ...cells].map((c) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+export const dropsCommand: CommandModule<object, DropsArgs> = {
+  command: 'drops',
+  describe: 'Flows the kernel dropped (enforce mode drop records), newest first, with the policy and rule that dropped each',
+  builder: (y: Argv) =>
+    y
+      .options(stateOptions)
+      .option('since', { type: 'string', describe: 'only drops last seen within this long (10m, 2h, 1d) or since an ISO time' })
+      .option('peer', { type: 'string', describe: 'only peers in this CIDR (or this address)' })
+      .option('output', { alias: 'o', choices: ['table', 'json', 'yaml'] as const, default: 'table' as const }) as unknown as Argv<DropsArgs>,
+  handler: async (argv) => {
+    const now = Date.now();
+    const filter = {
+      ...(argv.since === undefined ? {} : { sinceMs: parseSince(argv.since, now) }),
+      ...(argv.peer === undefined ? {} : { peer: parsePeerFilter(argv.peer) }),
+    };
+    // The rule behind each drop comes from the same model `trace` evaluates (same config and sources).
+    const state = await loadStateFromArgs(argv, { mode: 'enforce' });
+    const cfg = state.config;
+    const settings = dropRecordsOf(cfg);
+    const read = await readDropRecords(cfg.nft.path, cfg.nft.table, { timeoutMs: cfg.nft.timeoutSeconds * 1000 });
+    const rows = dropRows(read, state.model, evaluate, filter);
+    const errors = state.problems.filter((p) => p.severity === 'error');
+    const summary = {
+      table: cfg.nft.table,
+      node: state.nodeName,
+      records: read.records.length,
+      shown: rows.length,
+      size: read.size ?? null,
+      timeoutSeconds: read.timeoutSeconds ?? null,
+      recordedPackets: read.recordedPackets,
+      unrecordedPackets: read.unrecordedPackets,
+      ...(settings === undefined ? { note: 'dropRecords is off in the config: these records are from an earlier ruleset' } : {}),
+    };
+    if (argv.output !== 'table') {
+      process.stdout.write(formatDoc({ ...summary, drops: rows, errors: errors.map(formatProblem) }, argv.output));
+    } else {
+      for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
+      process.stdout.write(`table inet ${summary.table} on ${summary.node}: ${summary.records} drop record(s) (at most ${summary.size ?? '?'} per direction and family, kept ${summary.timeoutSeconds ?? '?'} s after the last drop)\n`);
+      if (read.unrecordedPackets > 0) {
+        process.stdout.write(`${read.unrecordedPackets} packet(s) dropped without a record (a drop-record set was full): raise dropRecords.size or lower dropRecords.timeoutSeconds\n`);
+      }
+      if (rows.length > 0) process.stdout.write(`${dropsTable(rows)}\n`);
+      else process.stdout.write('no drops recorded' + (argv.since !== undefined || argv.peer !== undefined ? ' that match the filter' : '') + '\n');
+      if (errors.length > 0) process.stdout.write('some policies are invalid and were left out of the attribution, as in `nodewall trace`\n');
+    }
+    process.exitCode = exitCodes.ok;
+  },
+};

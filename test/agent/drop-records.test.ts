@@ -1,0 +1,79 @@
+import test from 'ava';
+import { DropLogLimiter, attributeDrop, dropKey, dropRows, lastSeenMs, type DropRecordsRead } from '../../src/agent/drop-records.js';
+import { parseRecordSet } from '../../src/agent/audit-records.js';
+import { evaluate } from '../../src/verdict/evaluate.js';
+import * as b from '../helpers/model-builders.js';
+
+const world = b.identity('world', ['0.0.0.0/0'], ['::/0'], { kind: 'entity' });
+const bad = b.identity('bad', ['198.51.100.66/32'], [], { kind: 'cidr' });
+const model = b.model({
+  sets: [world, bad],
+  ingress: b.enforced([b.allow('world', [b.tcp(22)], 'spec.ingress[0]', 'edge'), b.deny('bad', [b.anyL4], 'spec.ingressDeny[0]', 'edge')]),
+});
+
+const setJson = JSON.stringify({
+  nftables: [
+    { metainfo: { version: '1.0.6' } },
+    {
+      set: {
+        family: 'inet', name: 'nw_drop_in_v4', table: 'nodewall', type: ['inet_proto', 'inet_service', 'ipv4_addr'], size: 8, timeout: 600,
+        elem: [
+          { elem: { val: { concat: ['tcp', 8080, '203.0.113.5'] }, expires: 590, counter: { packets: 3, bytes: 180 } } },
+          { elem: { val: { concat: ['tcp', 22, '198.51.100.66'] }, expires: 599, counter: { packets: 1, bytes: 60 } } },
+          { elem: { val: { concat: [58, 139 * 256, '2001:db8::5'] }, expires: 500, counter: { packets: 2, bytes: 96 } } },
+          { elem: { val: { concat: ['tcp', 'not a port', '203.0.113.9'] }, expires: 1 } },
+          'garbage',
+        ],
+      },
+    },
+  ],
+});
+
+test('drop-record sets are read: protocol, port, peer in the proto-port-peer layout, counters, expiry, timeout', (t) => {
+  const r = parseRecordSet(setJson, 'ingress', 'proto-port-peer');
+  t.is(r.length, 3);
+  t.deepEqual(r[0], { direction: 'ingress', peer: '203.0.113.5', proto: 6, port: 8080, expires: 590, packets: 3, bytes: 180, timeoutSeconds: 600 });
+  t.is(r[2]?.proto, 58);
+});
+
+test('last seen is the read time minus the elapsed part of the timeout, never before the first drop', (t) => {
+  const [a] = parseRecordSet(setJson, 'ingress', 'proto-port-peer');
+  if (a === undefined) return t.fail();
+  t.is(lastSeenMs(a, 1_000_000), 1_000_000 - 10_000);
+  t.is(lastSeenMs({ ...a, firstSeenMs: 995_000 }, 1_000_000), 995_000);
+  const { expires: _gone, ...noExpiry } = a;
+  t.is(lastSeenMs(noExpiry, 1_000_000), undefined);
+});
+
+test('each drop is attributed the way trace decides it: deny entry, default deny, datapath, or changed since', (t) => {
+  t.like(attributeDrop(model, { direction: 'ingress', peer: '198.51.100.66', proto: 'tcp', port: 22 }, evaluate), { decidedBy: 'deny-entry', policy: 'edge', rule: 'spec.ingressDeny[0]' });
+  const dd = attributeDrop(model, { direction: 'ingress', peer: '203.0.113.5', proto: 'tcp', port: 8080 }, evaluate);
+  t.like(dd, { decidedBy: 'default-deny', policy: null, rule: 'default-deny' });
+  t.is(dd.reason, model.ingress.reason, 'the reason default deny is active');
+  t.like(attributeDrop(model, { direction: 'ingress', peer: '2001:db8::5', proto: 'icmpv6', icmpType: 139, icmpCode: 0 }, evaluate), { decidedBy: 'datapath', rule: 'datapath' });
+  t.like(attributeDrop(model, { direction: 'ingress', peer: '203.0.113.5', proto: 'tcp', port: 22 }, evaluate), { decidedBy: 'changed', rule: 'recorded-before-last-change' });
+});
+
+test('rows are newest first and filtered by time and peer prefix', (t) => {
+  const read: DropRecordsRead = { records: parseRecordSet(setJson, 'ingress', 'proto-port-peer'), recordedPackets: 6, unrecordedPackets: 0, readAtMs: 1_000_000 };
+  const rows = dropRows(read, model, evaluate);
+  t.deepEqual(rows.map((r) => r.peer), ['198.51.100.66', '203.0.113.5', '2001:db8::5']);
+  t.is(rows[2]?.icmpType, 139);
+  t.is(rows[2]?.port, undefined);
+  t.deepEqual(dropRows(read, model, evaluate, { sinceMs: 1_000_000 - 5000 }).map((r) => r.peer), ['198.51.100.66']);
+  t.deepEqual(dropRows(read, model, evaluate, { peer: '203.0.113.0/24' }).map((r) => r.peer), ['203.0.113.5']);
+  t.deepEqual(dropRows(read, model, evaluate, { peer: '2001:db8::/32' }).map((r) => r.peer), ['2001:db8::5']);
+});
+
+test('the log limiter lets one line per key and interval through and never remembers more than its bound', (t) => {
+  const l = new DropLogLimiter(60_000, 100);
+  const k = dropKey({ direction: 'ingress', peer: '203.0.113.5', proto: 'tcp', port: 8080 });
+  t.true(l.allow(k, 0));
+  t.false(l.allow(k, 59_999));
+  t.true(l.allow(k, 60_000));
+  for (let i = 0; i < 10_000; i++) l.allow(`k${i}`, 1000 + i);
+  t.is(l.size, 100);
+  // Forgotten (least recently logged first): allowed again.
+  t.true(l.allow('k0', 20_000));
+  t.false(l.allow('k9999', 20_000));
+});
