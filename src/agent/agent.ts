@@ -26,6 +26,8 @@ import { reportStaged, reportStagedLive } from './staged-records.js';
 import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { DropRecordReporter } from './drop-records.js';
+import { cachedCount, countSetElements } from './rule-counters.js';
+import { dropRecordSetName } from '../nft/render-drop-records.js';
 import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
@@ -151,6 +153,13 @@ export class Agent {
       onRestart: (kind) => this.#metrics.monitorRestarted(kind),
     });
     this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
+    // Drop-record entries in the kernel (recorded drops, enforce mode): counted from the record sets only, cached.
+    this.#metrics.setDropRecordSource(cachedCount(async () => {
+      const cfg = this.#desired?.cfg.config;
+      if (cfg === undefined || this.#pause.modeFor(cfg.mode) !== 'enforce' || dropRecordsOf(cfg) === undefined) return 0;
+      const sets = (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
+      return countSetElements(cfg.nft.path, cfg.nft.table, sets);
+    }));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
     this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
