@@ -33,6 +33,10 @@
 //   debounceMs: 300                  # quiet time after a file change before it is trusted (agent and CLI)
 //   maxFileBytes: 33554432           # per-file size limit of manifest files (32 MiB)
 //   logLevel: info                   # agent: debug | info | warn | error
+//   failsafe: {ingress: [tcp/22], egress: ["udp/53 to 198.51.100.53"]}
+//                                    # accepted before any policy, every mode (src/policy/failsafe.ts); default none
+//   rollout: {probes: ["192.0.2.10:6443", kube-apiserver], probeSeconds: 10}
+//                                    # agent: health probes around tightening changes (src/agent/rollout-probes.ts)
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -47,6 +51,8 @@ import { duplicateKeyAt } from '../api/yaml-duplicates.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
 import { readBounded, type BoundedReadError } from './read-bounded.js';
+import { FailsafeSyntaxError, parseFailsafeEntry, type FailsafeEntry, type Failsafes } from '../policy/failsafe.js';
+import { ProbeSyntaxError, maxProbes, parseProbeTarget, type RolloutSettings } from '../agent/rollout-config.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
 
@@ -71,6 +77,8 @@ interface FieldContext {
   readonly key: string;
   readonly at: (n: YamlNode | null | undefined) => SourcePos;
   readonly fail: (n: YamlNode | null | undefined, field: string, message: string) => undefined;
+  /** Like fail, `offset` characters into a one-line string value (failsafe and probe entries). */
+  readonly failInside: (n: YamlNode, offset: number, field: string, message: string) => undefined;
   readonly file: string;
 }
 
@@ -332,6 +340,79 @@ function sourceList(ctx: FieldContext): SourceList | undefined {
   return kubernetes === undefined ? { paths } : { paths, kubernetes };
 }
 
+// --- failsafe (src/policy/failsafe.ts) -------------------------------------------------------------------
+
+function failsafeSettings(ctx: FieldContext): Failsafes | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out: { ingress: FailsafeEntry[]; egress: FailsafeEntry[] } = { ingress: [], egress: [] };
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath('failsafe', e.key);
+    if (e.key !== 'ingress' && e.key !== 'egress') {
+      ok = ctx.fail(e.keyNode, field, 'unknown key (known: ingress, egress)') ?? false;
+      continue;
+    }
+    const direction = e.key;
+    const list = stringList({ ...ctx, node: e.value, key: field }, (s, n, itemField) => {
+      try {
+        out[direction].push(parseFailsafeEntry(s, direction));
+        return s;
+      } catch (err) {
+        if (!(err instanceof FailsafeSyntaxError)) throw err;
+        return ctx.failInside(n, err.offset, itemField, `${shown(s)}: ${err.message}`);
+      }
+    });
+    if (list === undefined) ok = false;
+  }
+  if (!ok) return undefined;
+  return out.ingress.length === 0 && out.egress.length === 0 ? undefined : out;
+}
+
+// --- rollout (agent; probes: src/agent/rollout-probes.ts) --------------------------------------------------
+
+/** Where `kube-apiserver` was listed, so parseConfig can point at it when no kubernetes source exists. */
+const kubeApiserverProbeAt = new WeakMap<RolloutSettings, YamlNode>();
+
+function rolloutSettings(ctx: FieldContext): RolloutSettings | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out: { probes: RolloutSettings['probes']; probeSeconds?: number } = { probes: [] };
+  let kubeAt: YamlNode | undefined;
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath('rollout', e.key);
+    if (e.key === 'probes') {
+      const probes: RolloutSettings['probes'][number][] = [];
+      const list = stringList({ ...ctx, node: e.value, key: field }, (s, n, itemField) => {
+        try {
+          const p = parseProbeTarget(s);
+          if (probes.some((q) => q.text === p.text)) return ctx.fail(n, itemField, `${shown(s)} is listed twice`);
+          if (p.kind === 'kube-apiserver') kubeAt = n;
+          probes.push(p);
+          return s;
+        } catch (err) {
+          if (!(err instanceof ProbeSyntaxError)) throw err;
+          return ctx.failInside(n, err.offset, itemField, `${shown(s)}: ${err.message}`);
+        }
+      });
+      if (list === undefined) ok = false;
+      else if (probes.length > maxProbes) ok = ctx.fail(e.value, field, `at most ${maxProbes} probes (got ${probes.length}): each is a TCP connect before and after every tightening change`) ?? false;
+      else out.probes = probes;
+    } else if (e.key === 'probeSeconds') {
+      const n = integerIn(1, 600)({ ...ctx, node: e.value, key: field });
+      if (n === undefined) ok = false;
+      else out.probeSeconds = n;
+    } else {
+      ok = ctx.fail(e.keyNode, field, 'unknown key (known: probes, probeSeconds)') ?? false;
+    }
+  }
+  if (!ok) return undefined;
+  const r: RolloutSettings = out;
+  if (kubeAt !== undefined) kubeApiserverProbeAt.set(r, kubeAt);
+  return r;
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -360,6 +441,8 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   debounceMs: integerIn(0, 60_000),
   maxFileBytes: integerIn(1, 1 << 30),
   logLevel: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  failsafe: failsafeSettings,
+  rollout: rolloutSettings,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.
@@ -381,6 +464,14 @@ export function parseConfig(text: string, file: string): NodewallConfig {
   const at = (n: YamlNode | null | undefined): SourcePos => posAt(n?.range?.[0] ?? 0);
   const fail = (n: YamlNode | null | undefined, field: string, message: string): undefined => {
     problems.push({ severity: 'error', pos: at(n), field, message, code: 'config/bad-value' });
+    return undefined;
+  };
+  const failInside = (n: YamlNode, offset: number, field: string, message: string): undefined => {
+    const start = at(n);
+    // Plain scalars start at their first character, quoted ones one before it; a folded value keeps the start.
+    const lead = isScalar(n) && (n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') ? 1 : 0;
+    const oneLine = isScalar(n) && (n.type === 'PLAIN' || lead === 1) && typeof n.value === 'string' && !n.value.includes('\n');
+    problems.push({ severity: 'error', pos: oneLine ? { ...start, col: start.col + lead + offset } : start, field, message, code: 'config/bad-value' });
     return undefined;
   };
   let syntaxError = false;
@@ -407,7 +498,7 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     if (!isMap(root)) {
       fail(root, '', 'the config must be a map of keys');
     } else {
-      const base: FieldContext = { node: null, key: '', at, fail, file };
+      const base: FieldContext = { node: null, key: '', at, fail, failInside, file };
       for (const e of entriesOf(base, root, '') ?? []) {
         const handler = handlers.get(e.key);
         if (handler === undefined) {
@@ -431,6 +522,11 @@ export function parseConfig(text: string, file: string): NodewallConfig {
         }
       }
     }
+  }
+  const kubeAt = out.rollout === undefined ? undefined : kubeApiserverProbeAt.get(out.rollout);
+  if (kubeAt !== undefined && out.kubernetes === undefined) {
+    fail(kubeAt, 'rollout.probes', '"kube-apiserver" probes the API server of the kubernetes source, and `sources` has none: '
+      + 'add `- kubernetes: {...}` to sources, or probe the API server as HOST:PORT');
   }
   if (problems.length > 0) throw configError(file, problems);
   return out;

@@ -2,6 +2,8 @@
 // Kubernetes API later) fill it; the policy stage reads it and nothing else.
 
 import type { KubernetesSourceConfig } from './sources/kubernetes-config.js';
+import type { Failsafes } from '../policy/failsafe.js';
+import type { RolloutSettings } from '../agent/rollout-config.js';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -72,6 +74,8 @@ export interface EngineConfig {
    * toCIDRSet) may produce; a policy over it is invalid (default 250000).
    */
   readonly maxSetElements: number;
+  /** nodewall: config `failsafe` (src/policy/failsafe.ts), accepted before any policy; absent = none. */
+  readonly failsafe?: Failsafes;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -123,6 +127,8 @@ export interface NodewallConfig extends EngineConfig {
   /** Per-file size limit for manifest files, in bytes (default 32 MiB; src/inventory/read-manifest-files.ts). */
   readonly maxFileBytes?: number;
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Agent: health probes around tightening changes (src/agent/rollout-config.ts); absent = none. */
+  readonly rollout?: RolloutSettings;
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }
