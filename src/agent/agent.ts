@@ -39,6 +39,9 @@ import { sha256 } from '../inventory/read-manifest-files.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
 import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
+import { RefusedChanges } from './refused-changes.js';
+import { probeAfter, probeBefore, type ProbeFailure } from './rollout-probes.js';
+import { logRefusals, refusedStatus, restoreLastGood, rollbackPlan } from './rollback.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 
@@ -272,25 +275,18 @@ export class Agent {
         }
       }
       this.#refusedModelHash = undefined;
+      // A change rolled back before (rollout probes) whose inputs are still exactly the same: keep the ruleset in force.
+      if (this.#memory.refused?.isInputRefused(d.inputHash) === true && this.#appliedModelHash !== undefined) {
+        log.debug('input refused earlier (rolled back): the previous ruleset stays');
+        await this.#persist(d);
+        return;
+      }
+      const inForce = { model: this.#appliedModel, hash: this.#appliedModelHash, mode: this.#appliedMode };
+      const baseline = await probeBefore({ prev: inForce.model, prevMode: inForce.mode, next: model, mode: config.mode, settings: config.rollout, kubeServer: this.#kube?.server, log });
       const t0 = performance.now();
       let result: ApplyResult;
       try {
-        // Apply and read back under the lock, so drift repair never sees a transaction in flight.
-        result = await this.#nftLock.run(async () => {
-          const fromMemory = !(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode);
-          const r = await applyModel(model, {
-            nftPath: config.nft.path,
-            table: config.nft.table,
-            mode: config.mode,
-            timeoutMs: config.nft.timeoutSeconds * 1000,
-            ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
-            // After drift, or a mode switch, read the kernel instead of trusting memory.
-            ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
-          });
-          const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
-          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
-          return r;
-        });
+        result = await this.#applyLocked(model, config, trigger === 'drift' || this.#appliedMode !== config.mode);
       } catch (err) {
         const durationMs = Math.round(performance.now() - t0);
         const message = err instanceof Error ? err.message : String(err);
@@ -320,7 +316,63 @@ export class Agent {
         at: new Date().toISOString(), outcome: result.kind === 'noop' ? 'noop' : 'applied', trigger, kind: result.kind, durationMs,
       };
       if (config.mode === 'audit') await this.#auditReport(log);
+      if (baseline !== undefined && inForce.model !== undefined && inForce.hash !== undefined) {
+        const broken = await probeAfter(baseline);
+        if (broken !== undefined) {
+          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash }, broken, trigger, log);
+          return;
+        }
+        log.info({ probes: baseline.passed.map((p) => p.name) }, 'rollout probes pass after the change');
+      }
     }
+    await this.#persist(d);
+  }
+
+  /** Apply and read back under the lock, so drift repair never sees a transaction in flight. */
+  async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean): Promise<ApplyResult> {
+    return this.#nftLock.run(async () => {
+      // After drift, or a mode switch, read the kernel instead of trusting memory.
+      const fromMemory = !(this.#previous === undefined || readKernel);
+      const r = await applyModel(model, {
+        nftPath: config.nft.path,
+        table: config.nft.table,
+        mode: config.mode,
+        timeoutMs: config.nft.timeoutSeconds * 1000,
+        ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
+        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
+      });
+      const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
+      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
+      return r;
+    });
+  }
+
+  /** A rollout probe broke: restore the ruleset in force before, refuse the change (rollback.ts). */
+  async #rollBack(d: Desired, prev: { model: HostModel; hash: string }, broken: ProbeFailure, trigger: Trigger, log: Logger): Promise<void> {
+    const config = d.cfg.config;
+    const refused = (this.#memory.refused ??= new RefusedChanges());
+    const plan = rollbackPlan(d, prev.model, broken, this.#memory.lastGood);
+    log.error({ rollback: true, probe: broken.probe, probeError: broken.error, attempts: broken.attempts, policies: plan.policies },
+      plan.message);
+    try {
+      const r = await this.#applyLocked(prev.model, config, false);
+      this.#previous = r.state;
+      this.#appliedModelHash = prev.hash;
+      this.#appliedModel = prev.model;
+      log.warn({ rollback: true, kind: r.kind, probe: broken.probe, policies: plan.policies }, 'rollback: previous ruleset restored');
+    } catch (err) {
+      // The change stays in the kernel; the next pass (retry on the timer) applies the model with the refusal in force.
+      log.error({ err, rollback: true }, 'rollback: restoring the previous ruleset failed; retrying with the change refused');
+      this.#previous = undefined;
+      this.#retry = true;
+    }
+    refused.refuse(plan.refusal);
+    restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
+    await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
+    this.#noteError(plan.message);
+    this.#lastApply = { at: new Date().toISOString(), outcome: 'rolled-back', trigger, error: plan.message };
+    // The next pass builds the model with the refusal in force (the previous one, unless other inputs changed).
+    this.#lastInputHash = undefined;
     await this.#persist(d);
   }
 
@@ -585,6 +637,7 @@ export class Agent {
       log.error({ policy: r.policy, file: r.file }, `policy ${r.policy}: invalid and never valid before: not applied`);
     }
     for (const r of d.merge.removed) log.info({ policy: r.policy, file: r.file, removed: true }, removedMessage(r));
+    logRefusals(d, log, (m) => this.#noteError(m));
     const firstError = [...d.merge.replacedProblems, ...d.state.problems].find((p) => p.severity === 'error');
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }
@@ -653,6 +706,7 @@ export class Agent {
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
       ...(kubernetes === undefined ? {} : { kubernetes }),
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
+      ...refusedStatus(this.#memory.refused),
       ...(stopped ? { stopped: true } : {}),
     };
     await writeStatus(cfg.stateDir, status);

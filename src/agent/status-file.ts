@@ -9,8 +9,11 @@ import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile,
 
 export interface ApplySummary {
   readonly at: string;
-  /** applied: kernel changed; noop: already equal; dry-run: nothing written; refused: lockout guard; failed: nft error. */
-  readonly outcome: 'applied' | 'noop' | 'dry-run' | 'refused' | 'failed';
+  /**
+   * applied: kernel changed; noop: already equal; dry-run: nothing written; refused: lockout guard; failed: nft error;
+   * rolled-back: applied, then a rollout probe broke and the previous ruleset was restored.
+   */
+  readonly outcome: 'applied' | 'noop' | 'dry-run' | 'refused' | 'failed' | 'rolled-back';
   readonly trigger: string;
   readonly kind?: string;
   readonly durationMs?: number;
@@ -42,7 +45,16 @@ export interface AgentStatus {
   readonly kubernetes?: KubernetesSourceStatus;
   /** The Kubernetes source has no snapshot yet (no cache, first list not complete): nothing applied. */
   readonly waitingForKubernetes?: boolean;
+  /** Changes rolled back and refused until they change (src/agent/refused-changes.ts). */
+  readonly refused?: readonly RefusalStatus[];
   readonly stopped?: boolean;
+}
+
+export interface RefusalStatus {
+  readonly policies: readonly { readonly policy: string; readonly version: string }[];
+  readonly by: string;
+  readonly reason: string;
+  readonly at: string;
 }
 
 /**
@@ -125,7 +137,7 @@ const lastErrorCheck: Check<{ at: string; message: string }> = (v, path) => {
 };
 
 const modes = literal<RunMode>('enforce', 'audit', 'dry-run');
-const outcomes = literal<ApplySummary['outcome']>('applied', 'noop', 'dry-run', 'refused', 'failed');
+const outcomes = literal<ApplySummary['outcome']>('applied', 'noop', 'dry-run', 'refused', 'failed', 'rolled-back');
 
 function counts<K extends string>(keys: readonly K[]): Check<Record<K, number>> {
   return (v, path) => {
@@ -198,6 +210,19 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'lastError', lastErrorCheck, '');
   optional(o, 'kubernetes', kubeCheck, '');
   optional(o, 'waitingForKubernetes', bool, '');
+  optional(o, 'refused', arrayOf((r, path) => {
+    const e = obj(r, path);
+    field(e, 'policies', arrayOf((p, pp) => {
+      const x = obj(p, pp);
+      field(x, 'policy', str, pp);
+      field(x, 'version', str, pp);
+      return x;
+    }), path);
+    field(e, 'by', str, path);
+    field(e, 'reason', str, path);
+    field(e, 'at', str, path);
+    return e;
+  }), '');
   return o as unknown as AgentStatus;
 }
 
