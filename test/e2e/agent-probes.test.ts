@@ -46,7 +46,7 @@ test('a probe-breaking change is rolled back and refused; a later change of the 
     rollout: { probes: [`${api}:6443`, `${dead}:7000`], probeSeconds: 3 },
   });
   await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
-  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  let agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
   await agent.waitFor(isApplied, 30_000, 0, 'first apply');
   t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
 
@@ -88,6 +88,14 @@ test('a probe-breaking change is rolled back and refused; a later change of the 
   t.is(agent.find((l) => l['rollback'] === true, mark).length, 0, 'no second rollback');
   t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
   t.notRegex(await tableText(lab), /lock-api/);
+
+  // The refusal survives a restart (refused.json): the restarted agent does not re-apply the breaking version.
+  t.is(await agent.stop(), 0);
+  agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply after restart');
+  t.truthy(agent.find((l) => /policy lock-api: this version was rolled back and is refused/.test(l.msg)).length, 'withheld, logged');
+  t.notRegex(await tableText(lab), /lock-api/);
+  t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
 
   // 3. A later change of the same policy is tried again; this one breaks no probe and stays.
   mark = agent.lines.length;
