@@ -316,7 +316,7 @@ export class Agent {
         at: new Date().toISOString(), outcome: result.kind === 'noop' ? 'noop' : 'applied', trigger, kind: result.kind, durationMs,
       };
       if (config.mode === 'audit') await this.#auditReport(log);
-      if (baseline !== undefined && inForce.model !== undefined && inForce.hash !== undefined) {
+      if (baseline !== undefined && result.kind !== 'noop' && inForce.model !== undefined && inForce.hash !== undefined) {
         const broken = await probeAfter(baseline);
         if (broken !== undefined) {
           await this.#rollBack(d, { model: inForce.model, hash: inForce.hash }, broken, trigger, log);
