@@ -319,7 +319,7 @@ export class Agent {
       if (baseline !== undefined && result.kind !== 'noop' && inForce.model !== undefined && inForce.hash !== undefined) {
         const broken = await probeAfter(baseline);
         if (broken !== undefined) {
-          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash }, broken, trigger, log);
+          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash, mode: inForce.mode ?? config.mode }, broken, trigger, log);
           return;
         }
         log.info({ probes: baseline.passed.map((p) => p.name) }, 'rollout probes pass after the change');
@@ -329,40 +329,44 @@ export class Agent {
   }
 
   /** Apply and read back under the lock, so drift repair never sees a transaction in flight. */
-  async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean): Promise<ApplyResult> {
+  async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean, mode: RunMode = config.mode): Promise<ApplyResult> {
     return this.#nftLock.run(async () => {
       // After drift, or a mode switch, read the kernel instead of trusting memory.
       const fromMemory = !(this.#previous === undefined || readKernel);
       const r = await applyModel(model, {
         nftPath: config.nft.path,
         table: config.nft.table,
-        mode: config.mode,
+        mode,
         timeoutMs: config.nft.timeoutSeconds * 1000,
         ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
         ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
       });
-      const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
-      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
+      const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r });
+      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash });
       return r;
     });
   }
 
   /** A rollout probe broke: restore the ruleset in force before, refuse the change (rollback.ts). */
-  async #rollBack(d: Desired, prev: { model: HostModel; hash: string }, broken: ProbeFailure, trigger: Trigger, log: Logger): Promise<void> {
+  async #rollBack(d: Desired, prev: { model: HostModel; hash: string; mode: RunMode }, broken: ProbeFailure, trigger: Trigger, log: Logger): Promise<void> {
     const config = d.cfg.config;
     const refused = (this.#memory.refused ??= new RefusedChanges());
     const plan = rollbackPlan(d, prev.model, broken, this.#memory.lastGood);
     log.error({ rollback: true, probe: broken.probe, probeError: broken.error, attempts: broken.attempts, policies: plan.policies },
       plan.message);
+    let restored = true;
     try {
-      const r = await this.#applyLocked(prev.model, config, false);
+      // The ruleset in force before, in the mode it was in (a switch to enforce is rolled back to audit).
+      const r = await this.#applyLocked(prev.model, config, prev.mode !== config.mode, prev.mode);
       this.#previous = r.state;
       this.#appliedModelHash = prev.hash;
       this.#appliedModel = prev.model;
+      this.#appliedMode = prev.mode;
       log.warn({ rollback: true, kind: r.kind, probe: broken.probe, policies: plan.policies }, 'rollback: previous ruleset restored');
     } catch (err) {
       // The change stays in the kernel; the next pass (retry on the timer) applies the model with the refusal in force.
       log.error({ err, rollback: true }, 'rollback: restoring the previous ruleset failed; retrying with the change refused');
+      restored = false;
       this.#previous = undefined;
       this.#retry = true;
     }
@@ -370,7 +374,7 @@ export class Agent {
     restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
     await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
     this.#noteError(plan.message);
-    this.#lastApply = { at: new Date().toISOString(), outcome: 'rolled-back', trigger, error: plan.message };
+    this.#lastApply = { at: new Date().toISOString(), outcome: restored ? 'rolled-back' : 'failed', trigger, error: plan.message };
     // The next pass builds the model with the refusal in force (the previous one, unless other inputs changed).
     this.#lastInputHash = undefined;
     await this.#persist(d);
