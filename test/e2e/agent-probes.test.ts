@@ -4,12 +4,12 @@
 // change that breaks no probe stays; a probe already failing before a change never rolls it back.
 
 import test from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../helpers/run-cli.js';
 import { Lab } from './lab.js';
 import { canonTable } from './table-canon.js';
-import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml } from './agent-harness.js';
+import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig } from './agent-harness.js';
 
 const api = '198.51.100.20';
 /** Has no listener: its probe fails before every change. */
@@ -108,5 +108,54 @@ test('a probe-breaking change is rolled back and refused; a later change of the 
   t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
   const st2 = JSON.parse(await readFile(join(dirs.state, 'status.json'), 'utf8')) as { refused?: unknown };
   t.is(st2.refused, undefined, 'nothing refused any more');
+  t.is(await agent.stop(), 0);
+});
+
+/** The canonical table without the audit records (timed elements the kernel adds as packets pass). */
+async function withoutRecords(lab: Lab): Promise<unknown> {
+  const c = await canonTable(lab.nodeNs, 'nodewall');
+  return { ...c, sets: c.sets.map((x) => (x.includes('"name":"nw_audit_') ? x.replace(/"elements":\[.*\]\}$/, '"elements":[]}') : x)) };
+}
+
+test('a switch from audit to enforce that breaks a probe goes back to audit and refuses that input until it changes', async (t) => {
+  const lab = await Lab.create(t, 'prbm');
+  await lab.addPeerAddress(api);
+  await lab.listen('peer', 'tcp', 6443);
+  const rollout = { probes: [`${api}:6443`], probeSeconds: 3 };
+  // logLevel debug: the pass that keeps a refused input says so at debug level.
+  const dirs = await agentDirs(t, { mode: 'audit', lockoutGuard: 'off', resyncSeconds: 0, rollout, logLevel: 'debug' });
+  await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
+  const lockFile = join(dirs.policies, 'lock.yaml');
+  await writeFile(lockFile, egressDeny('lock-api', [`${api}/32`]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply (audit)');
+  t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow', 'audit mode lets it pass');
+  const audit = await withoutRecords(lab);
+
+  // No policy document changed: the input as a whole is refused, and the audit ruleset is back.
+  let mark = agent.lines.length;
+  await writeConfig(dirs, { mode: 'enforce', lockoutGuard: 'off', resyncSeconds: 0, rollout, logLevel: 'debug' });
+  const rb = await agent.waitFor((l) => l['rollback'] === true && l.level === 50, 60_000, mark, 'rollback');
+  t.regex(rb.msg, /refused this input until any input changes \(no policy entry changed\)/);
+  await agent.waitFor((l) => l.msg === 'rollback: previous ruleset restored', 30_000, mark, 'restored');
+  t.deepEqual(await withoutRecords(lab), audit, 'the audit ruleset is back');
+  t.is(await lab.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
+  const st = await runCli(['status', '--config', dirs.config]);
+  t.regex(st.stdout, /^refused: {2}the current input \(no policy version explains the change; tried again when any input changes\) refused at \S+ by probe 198\.51\.100\.20:6443/m);
+
+  // The same input again (SIGHUP): not re-applied.
+  mark = agent.lines.length;
+  agent.signal('SIGHUP');
+  await agent.waitFor((l) => l['trigger'] === 'sighup' && l.msg === 'pass done', 30_000, mark, 'sighup pass');
+  t.is(agent.find((l) => l['trigger'] === 'sighup' && /input refused earlier \(rolled back\): the previous ruleset stays/.test(l.msg), mark).length, 1);
+  t.is(agent.find((l) => isApplied(l) || l['rollback'] === true, mark).length, 0, 'nothing applied, nothing rolled back');
+  t.deepEqual(await withoutRecords(lab), audit);
+
+  // Any input change: tried again (here the offending policy is gone, so enforce stays).
+  mark = agent.lines.length;
+  await rm(lockFile);
+  await agent.waitFor((l) => l.msg === 'inputs changed since a refused change: trying again', 30_000, mark, 'retry');
+  await agent.waitFor((l) => l.msg === 'rollout probes pass after the change', 30_000, mark, 'probes pass in enforce');
+  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.9', proto: 'tcp', port: 8080 }), 'deny', 'enforcing now');
   t.is(await agent.stop(), 0);
 });
