@@ -51,7 +51,7 @@ import { duplicateKeyAt } from '../api/yaml-duplicates.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
 import { readBounded, type BoundedReadError } from './read-bounded.js';
-import { FailsafeSyntaxError, parseFailsafeEntry, type FailsafeEntry, type Failsafes } from '../policy/failsafe.js';
+import { FailsafeSyntaxError, maxFailsafeEntries, parseFailsafeEntry, type FailsafeEntry, type Failsafes } from '../policy/failsafe.js';
 import { ProbeSyntaxError, maxProbes, parseProbeTarget, type RolloutSettings } from '../agent/rollout-config.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { defaultEngineConfig, type NodewallConfig } from './types.js';
@@ -364,6 +364,9 @@ function failsafeSettings(ctx: FieldContext): Failsafes | undefined {
       }
     });
     if (list === undefined) ok = false;
+    else if (list.length > maxFailsafeEntries) {
+      ok = ctx.fail(e.value, field, `at most ${maxFailsafeEntries} entries (got ${list.length}): list management ports and networks, not services`) ?? false;
+    }
   }
   if (!ok) return undefined;
   return out.ingress.length === 0 && out.egress.length === 0 ? undefined : out;

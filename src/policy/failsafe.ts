@@ -36,6 +36,9 @@ export interface Failsafes {
 /** No failsafes: one shared object, so models built without any compare (and cache) equal. */
 export const noFailsafes: Failsafes = Object.freeze({ ingress: Object.freeze([]), egress: Object.freeze([]) });
 
+/** Per direction: failsafes are a handful of management ports, each an nft rule before every policy. */
+export const maxFailsafeEntries = 256;
+
 export class FailsafeSyntaxError extends Error {
   override readonly name = 'FailsafeSyntaxError';
   /** 0-based offset into the entry text of the token at fault. */

@@ -90,3 +90,11 @@ test('config: a bad failsafe entry is an error at the token, file:line:col', (t)
   t.deepEqual(problemsOf('failsafe:\n  ingress: tcp/22\n'), ['/c/nodewall.yaml:2:12: error: failsafe.ingress: must be a list']);
   t.deepEqual(problemsOf('failsafe:\n  ingress: [22]\n'), ['/c/nodewall.yaml:2:13: error: failsafe.ingress[0]: must be a string, got a number (22)']);
 });
+
+test('config: at most 256 failsafe entries per direction', (t) => {
+  const list = (n: number) => Array.from({ length: n }, (_, i) => `tcp/${i + 1}`).join(', ');
+  t.deepEqual(problemsOf(`failsafe:\n  ingress: [${list(256)}]\n`), []);
+  t.deepEqual(problemsOf(`failsafe:\n  ingress: [${list(257)}]\n`), [
+    '/c/nodewall.yaml:2:12: error: failsafe.ingress: at most 256 entries (got 257): list management ports and networks, not services',
+  ]);
+});
