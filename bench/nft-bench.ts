@@ -22,6 +22,7 @@ import { planApply } from '../src/nft/set-delta.js';
 import { buildState } from '../src/pipeline.js';
 import type { HostModel, IdentitySet } from '../src/policy/model.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
+import { noFailsafes } from '../src/policy/failsafe.js';
 
 const nft = '/usr/sbin/nft';
 const table = 'nodewall';
@@ -273,6 +274,7 @@ function identityModel(addresses: number): HostModel {
     exclusions: { cluster: { v4: [], v6: [] }, cluster_non_node: { v4: [], v6: [] } },
     hostAddresses: [],
     datapath: { allowICMPFragNeeded: true, icmpv6AlwaysAllow: [1, 2, 3, 4, 133, 134, 135, 136], icmpv6IngressPolicyTypes: [128, 129], extendedProtocols: false },
+    failsafe: noFailsafes,
   };
 }
 

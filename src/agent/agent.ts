@@ -47,6 +47,9 @@ import { sha256 } from '../inventory/read-manifest-files.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
 import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
+import { RefusedChanges } from './refused-changes.js';
+import { probeAfter, probeBefore, type ProbeFailure } from './rollout-probes.js';
+import { logRefusals, refusedStatus, restoreLastGood, rollbackPlan } from './rollback.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
@@ -334,12 +337,18 @@ export class Agent {
         }
       }
       this.#refusedModelHash = undefined;
+      // A change rolled back before (rollout probes) whose inputs are still exactly the same: keep the ruleset in force.
+      if (this.#memory.refused?.isInputRefused(d.inputHash) === true && this.#appliedModelHash !== undefined) {
+        log.debug('input refused earlier (rolled back): the previous ruleset stays');
+        await this.#persist(d);
+        return;
+      }
+      const inForce = { model: this.#appliedModel, hash: this.#appliedModelHash, mode: this.#appliedMode };
+      const baseline = await probeBefore({ prev: inForce.model, prevMode: inForce.mode, next: model, mode: config.mode, settings: config.rollout, kubeServer: this.#kube?.server, log });
       const t0 = performance.now();
       let result: ApplyResult;
       try {
-        // Apply and read back under the lock, so drift repair never sees a transaction in flight.
-        result = await this.#nftLock.run(async () => {
-          const fromMemory = !(this.#previous === undefined || trigger === 'drift' || this.#appliedMode !== config.mode);
+        result = await this.#applyLocked(model, config, trigger === 'drift' || this.#appliedMode !== config.mode, config.mode, async () => {
           // A change goes on probation unless its input was confirmed before (a restart, a reboot) or the kernel already
           // holds it; record and watchdog come first, so an apply that dies half-way is still rolled back.
           if (confirm.confirm === 'manual' && changesRuleset && this.#rollout.needsProbation(d.inputHash)
@@ -348,19 +357,6 @@ export class Agent {
               seconds: confirm.confirmSeconds, inputHash: d.inputHash, modelHash: rulesetKey, previousApplied: this.#drift.applied, previousModelHash: this.#appliedModelHash,
             });
           }
-          const r = await applyModel(model, {
-            nftPath: config.nft.path,
-            table: config.nft.table,
-            mode: config.mode,
-            dropRecords: dropRecordsOf(config),
-            timeoutMs: config.nft.timeoutSeconds * 1000,
-            ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
-            // After drift, or a mode switch, read the kernel instead of trusting memory.
-            ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
-          });
-          const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, fromMemory, result: r });
-          this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
-          return r;
         });
       } catch (err) {
         const durationMs = Math.round(performance.now() - t0);
@@ -393,7 +389,70 @@ export class Agent {
         at: new Date().toISOString(), outcome: result.kind === 'noop' ? 'noop' : 'applied', trigger, kind: result.kind, durationMs,
       };
       if (config.mode === 'audit') await this.#auditReport(log);
+      if (baseline !== undefined && result.kind !== 'noop' && inForce.model !== undefined && inForce.hash !== undefined) {
+        const broken = await probeAfter(baseline);
+        if (broken !== undefined) {
+          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash, mode: inForce.mode ?? config.mode }, broken, trigger, log);
+          return;
+        }
+        log.info({ probes: baseline.passed.map((p) => p.name) }, 'rollout probes pass after the change');
+      }
     }
+    await this.#persist(d);
+  }
+
+  /** Apply and read back under the lock, so drift repair never sees a transaction in flight. */
+  /** Apply and read back under the lock, so drift repair never sees a transaction in flight; `before` runs first, inside it. */
+  async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean, mode: RunMode = config.mode, before?: () => Promise<void>): Promise<ApplyResult> {
+    return this.#nftLock.run(async () => {
+      await before?.();
+      // After drift, or a mode switch, read the kernel instead of trusting memory.
+      const fromMemory = !(this.#previous === undefined || readKernel);
+      const r = await applyModel(model, {
+        nftPath: config.nft.path,
+        table: config.nft.table,
+        mode,
+        dropRecords: dropRecordsOf(config),
+        timeoutMs: config.nft.timeoutSeconds * 1000,
+        ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
+        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
+      });
+      const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r });
+      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
+      return r;
+    });
+  }
+
+  /** A rollout probe broke: restore the ruleset in force before, refuse the change (rollback.ts). */
+  async #rollBack(d: Desired, prev: { model: HostModel; hash: string; mode: RunMode }, broken: ProbeFailure, trigger: Trigger, log: Logger): Promise<void> {
+    const config = d.cfg.config;
+    const refused = (this.#memory.refused ??= new RefusedChanges());
+    const plan = rollbackPlan(d, prev.model, broken, this.#memory.lastGood);
+    log.error({ rollback: true, probe: broken.probe, probeError: broken.error, attempts: broken.attempts, policies: plan.policies },
+      plan.message);
+    let restored = true;
+    try {
+      // The ruleset in force before, in the mode it was in (a switch to enforce is rolled back to audit).
+      const r = await this.#applyLocked(prev.model, config, prev.mode !== config.mode, prev.mode);
+      this.#previous = r.state;
+      this.#appliedModelHash = prev.hash;
+      this.#appliedModel = prev.model;
+      this.#appliedMode = prev.mode;
+      log.warn({ rollback: true, kind: r.kind, probe: broken.probe, policies: plan.policies }, 'rollback: previous ruleset restored');
+    } catch (err) {
+      // The change stays in the kernel; the next pass (retry on the timer) applies the model with the refusal in force.
+      log.error({ err, rollback: true }, 'rollback: restoring the previous ruleset failed; retrying with the change refused');
+      restored = false;
+      this.#previous = undefined;
+      this.#retry = true;
+    }
+    refused.refuse(plan.refusal);
+    restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
+    await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
+    this.#noteError(plan.message);
+    this.#lastApply = { at: new Date().toISOString(), outcome: restored ? 'rolled-back' : 'failed', trigger, error: plan.message };
+    // The next pass builds the model with the refusal in force (the previous one, unless other inputs changed).
+    this.#lastInputHash = undefined;
     await this.#persist(d);
   }
 
@@ -756,6 +815,7 @@ export class Agent {
     for (const r of d.merge.removed) log.info({ policy: r.policy, file: r.file, removed: true }, removedMessage(r));
     const errors = [...d.merge.replacedProblems, ...d.state.problems].filter((p) => p.severity === 'error');
     this.#metrics.inputErrors(errors.length + (d.configError === undefined ? 0 : d.configError.problems.length));
+    logRefusals(d, log, (m) => this.#noteError(m));
     const firstError = errors[0];
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }
@@ -826,6 +886,7 @@ export class Agent {
       ...(d.waitingForKubernetes ? { waitingForKubernetes: true } : {}),
       ...pauseField(this.#pause.status(cfg.mode)),
       ...(d.state.model.staged === undefined ? {} : { staged: d.state.model.staged.policies }),
+      ...refusedStatus(this.#memory.refused),
       ...(stopped ? { stopped: true } : {}),
     };
     this.#metrics.status(status);

@@ -5,7 +5,9 @@
 //   that is empty now (suspect: a truncated file looks exactly like that; to
 //   remove its policies, delete the file);
 // - a brand-new invalid policy is simply not applied;
-// - a policy whose file was deleted (no error) is gone, as intended.
+// - a policy whose file was deleted (no error) is gone, as intended;
+// - a refused version (refused-changes.ts: a rollout probe broke, ...) is handled like an invalid one:
+//   its last good version stays, a refused new policy is withheld.
 // Pure: the state builder is passed in, so tests use a fake.
 
 import type { PolicyDocument, KubeObject } from '../api/types.js';
@@ -50,7 +52,7 @@ export interface Kept {
    * "invalid": the current version has errors; "unreadable": its file could not be read or parsed;
    * "unsettled": its file is still changing; "empty": its file is empty now (suspect).
    */
-  readonly reason: 'invalid' | HeldReason;
+  readonly reason: 'invalid' | 'refused' | HeldReason;
 }
 
 export interface MergeResult<S> {
@@ -67,6 +69,8 @@ export interface MergeResult<S> {
    * them (`fileRead` true; an edit, or a file cut short at a document boundary: worth a log line).
    */
   readonly removed: readonly { policy: string; file: string; fileRead: boolean }[];
+  /** Refused versions of policies with no other last good version: left out (refused-changes.ts). */
+  readonly withheld?: readonly { policy: string; file: string }[];
 }
 
 export interface BuiltState {
@@ -91,6 +95,8 @@ export function mergeWithLastGood<S extends BuiltState>(
   unreadable: readonly (string | HeldFile)[],
   prev: LastGood,
   build: (load: Loaded) => S,
+  /** Is this (valid) version refused (refused-changes.ts)? Then it is handled like an invalid one. */
+  refused?: (key: string, doc: PolicyDocument) => boolean,
 ): MergeResult<S> {
   const fileOf = new Map<string, LoadedFile>();
   // One file holding every object (the Kubernetes source's objects entry): its list as it is, not a
@@ -138,6 +144,22 @@ export function mergeWithLastGood<S extends BuiltState>(
       rejected.push({ policy: key, file });
     }
   }
+  const withheld = new Map<string, string>();
+  if (refused !== undefined) {
+    for (const doc of first.valid) {
+      const key = policyKey(doc);
+      if (!refused(key, doc)) continue;
+      const good = prev.get(key);
+      const file = fileOf.get(key)?.file ?? doc.pos.file;
+      // A last good version equal to the refused one cannot undo anything: the agent refuses the input instead.
+      if (good !== undefined && good.doc.hash !== doc.hash) {
+        substitute.set(key, good);
+        kept.push({ policy: key, file, reason: 'refused' });
+      } else if (good === undefined) {
+        withheld.set(key, file);
+      }
+    }
+  }
   for (const good of prev.values()) {
     if (present.has(good.key) || substitute.has(good.key)) continue;
     const reason = heldBy(good.file, brokenFiles);
@@ -148,10 +170,10 @@ export function mergeWithLastGood<S extends BuiltState>(
   }
 
   let state = first;
-  if (substitute.size > 0) {
+  if (substitute.size > 0 || withheld.size > 0) {
     const merged: Loaded = {
       policies: [
-        ...current.policies.filter((p) => !substitute.has(policyKey(p))),
+        ...current.policies.filter((p) => !substitute.has(policyKey(p)) && !withheld.has(policyKey(p))),
         ...[...substitute.values()].map((g) => g.doc),
       ],
       objects: current.objects,
@@ -182,7 +204,10 @@ export function mergeWithLastGood<S extends BuiltState>(
   const removed = [...prev.values()]
     .filter((g) => !lastGood.has(g.key) && !present.has(g.key) && !invalid.has(g.key))
     .map((g) => ({ policy: g.key, file: g.file, fileRead: readFiles.has(g.file) }));
-  return { state, kept, rejected, lastGood, replacedProblems, removed };
+  return {
+    state, kept, rejected, lastGood, replacedProblems, removed,
+    ...(withheld.size === 0 ? {} : { withheld: [...withheld].map(([policy, file]) => ({ policy, file })) }),
+  };
 }
 
 /** The file itself, or a file inside an unreadable/missing source directory, is broken: why. */
@@ -198,6 +223,8 @@ export function keptMessage(k: Kept): string {
   switch (k.reason) {
     case 'invalid':
       return `policy ${k.policy}: new version is invalid; its last good version stays in force`;
+    case 'refused':
+      return `policy ${k.policy}: this version was rolled back and is refused (see nodewall status); its last good version stays in force until the policy changes again`;
     case 'unreadable':
       return `policy ${k.policy}: file cannot be read; its last good version stays in force`;
     case 'unsettled':

@@ -84,6 +84,8 @@ function decidedByText(v: Verdict): string {
     case 'allow-entry':
     case 'deny-entry':
       return first === undefined ? v.decidedBy : `${first.policy} ${first.rule}`;
+    case 'failsafe':
+      return `failsafe ${first?.rule ?? ''}`.trimEnd();
     case 'default-deny':
       return 'default deny';
     case 'default-allow':

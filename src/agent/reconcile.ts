@@ -12,7 +12,8 @@ import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
 import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-files.js';
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
-import { mergeWithLastGood, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
+import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
+import { RefusedChanges, type Refusal } from './refused-changes.js';
 import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
 
 export interface DesiredOptions {
@@ -33,6 +34,8 @@ export interface Memory {
   readonly texts: Map<string, string>;
   /** Builds each pass's state from the previous model where it can (pipeline.ts); made on first use. */
   stateBuilder?: StateBuilder;
+  /** Rolled-back inputs not to apply again until they change (refused-changes.ts); loaded on the first pass. */
+  refused?: RefusedChanges;
 }
 
 export interface Desired {
@@ -51,6 +54,10 @@ export interface Desired {
    * sources, so the node never enforces a half-known cluster.
    */
   readonly waitingForKubernetes: boolean;
+  /** Refusals forgotten in this pass because their input changed: those changes are tried again. */
+  readonly retried: readonly Refusal[];
+  /** The refusal store could not be read (moved aside); every refusal is forgotten. */
+  readonly refusedLoadError?: string;
 }
 
 export class NoConfigError extends Error {
@@ -109,6 +116,17 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   for (const f of kubeFiles) files.push({ file: f.file, textHash: f.textHash, load: f.load });
   for (const e of sources.issues) if (e.holdsLastGood) held.push({ file: e.file, reason: e.kind === 'unsettled' ? 'unsettled' : 'unreadable' });
   const fileProblems = sources.issues.map(fileIssueProblem);
+  let refusedLoadError: string | undefined;
+  if (memory.refused === undefined) {
+    const r = await RefusedChanges.load(config.stateDir);
+    memory.refused = r.refused;
+    refusedLoadError = r.error?.message;
+  }
+  const refused = memory.refused;
+  // A refused policy that changed since (or left the input) is tried again.
+  const versions = new Map<string, string>();
+  for (const f of files) for (const doc of f.load.policies) versions.set(policyKey(doc), doc.hash);
+  const retried = refused.size === 0 ? [] : refused.forgetChanged(versions, inputHash);
   await yieldToLoop();
   const builder = (memory.stateBuilder ??= new StateBuilder());
   const merge = mergeWithLastGood(files, held, memory.lastGood, (load) =>
@@ -119,9 +137,13 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
       ...(opts.nodeLabels === undefined ? {} : { nodeLabels: opts.nodeLabels }),
       ...(local === undefined ? {} : { localAddresses: local }),
     }),
+    refused.size === 0 ? undefined : (key, doc) => refused.isRefused(key, doc.hash),
   );
   const waitingForKubernetes = config.kubernetes !== undefined && snap === undefined;
-  return { cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName, waitingForKubernetes };
+  return {
+    cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName, waitingForKubernetes,
+    retried, ...(refusedLoadError === undefined ? {} : { refusedLoadError }),
+  };
 }
 
 /** Parse a persisted config text (the store keeps the text, not the object). */

@@ -12,7 +12,8 @@ export interface ApplySummary {
   readonly at: string;
   /**
    * applied: kernel changed; noop: already equal; dry-run: nothing written; refused: lockout guard, or an input rolled
-   * back unconfirmed; failed: nft error; rolled-back: a change not confirmed by its deadline was undone (commit-confirm).
+   * back unconfirmed; failed: nft error; rolled-back: a change not confirmed by its deadline was undone (commit-confirm),
+   * or a rollout probe broke after it and the previous ruleset was restored.
    */
   readonly outcome: 'applied' | 'noop' | 'dry-run' | 'refused' | 'failed' | 'rolled-back';
   readonly trigger: string;
@@ -50,7 +51,16 @@ export interface AgentStatus {
   readonly pause?: PauseStatus;
   /** Staged policies selecting this node (evaluated, not enforced; policy/staged.ts). */
   readonly staged?: readonly string[];
+  /** Changes rolled back and refused until they change (src/agent/refused-changes.ts). */
+  readonly refused?: readonly RefusalStatus[];
   readonly stopped?: boolean;
+}
+
+export interface RefusalStatus {
+  readonly policies: readonly { readonly policy: string; readonly version: string }[];
+  readonly by: string;
+  readonly reason: string;
+  readonly at: string;
 }
 
 /**
@@ -208,6 +218,19 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'waitingForKubernetes', bool, '');
   optional(o, 'pause', pauseStatusCheck, '');
   optional(o, 'staged', arrayOf(str), '');
+  optional(o, 'refused', arrayOf((r, path) => {
+    const e = obj(r, path);
+    field(e, 'policies', arrayOf((p, pp) => {
+      const x = obj(p, pp);
+      field(x, 'policy', str, pp);
+      field(x, 'version', str, pp);
+      return x;
+    }), path);
+    field(e, 'by', str, path);
+    field(e, 'reason', str, path);
+    field(e, 'at', str, path);
+    return e;
+  }), '');
   return o as unknown as AgentStatus;
 }
 

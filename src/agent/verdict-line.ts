@@ -28,7 +28,8 @@ export interface VerdictLine {
 
 export function verdictLine(lf: LiveFlow, v: Verdict): VerdictLine {
   const decider = v.matched[0];
-  const decidedByEntry = v.decidedBy === 'deny-entry' || v.decidedBy === 'allow-entry';
+  // A failsafe names itself as policy "failsafe", rule = the entry's text.
+  const decidedByEntry = v.decidedBy === 'deny-entry' || v.decidedBy === 'allow-entry' || v.decidedBy === 'failsafe';
   return {
     direction: lf.flow.direction,
     peer: lf.flow.peer,

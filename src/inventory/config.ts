@@ -41,6 +41,10 @@
 //   stagedPolicies: [new-deny]       # CCNPs evaluated and reported ("would deny/allow (staged: ...)"), never enforced
 //   dropRecords: {size: 65536, timeoutSeconds: 3600}  # enforce mode: kernel records of dropped flows,
 //                                    #   entries per map (4 maps: in/out x v4/v6) and seconds after the last drop; or `off`
+//   failsafe: {ingress: [tcp/22], egress: ["udp/53 to 198.51.100.53"]}
+//                                    # accepted before any policy, every mode (src/policy/failsafe.ts); default none
+//   rollout: {probes: ["192.0.2.10:6443", kube-apiserver], probeSeconds: 10}
+//                                    # agent: health probes around tightening changes (src/agent/rollout-probes.ts)
 //
 // Unknown keys and bad values are errors (InputError) naming file:line:col.
 
@@ -55,6 +59,8 @@ import { duplicateKeyAt } from '../api/yaml-duplicates.js';
 import type { SourcePos } from '../api/types.js';
 import { CidrError, canonicalAddress, canonicalPrefix } from '../policy/cidr.js';
 import { readBounded, type BoundedReadError } from './read-bounded.js';
+import { FailsafeSyntaxError, maxFailsafeEntries, parseFailsafeEntry, type FailsafeEntry, type Failsafes } from '../policy/failsafe.js';
+import { ProbeSyntaxError, maxProbes, parseProbeTarget, type RolloutSettings } from '../agent/rollout-config.js';
 import { parseKubernetesSourceConfig, type KubernetesSourceConfig } from './sources/kubernetes-config.js';
 import { metricsSettings } from './config-metrics.js';
 import { defaultDropRecords, defaultEngineConfig, type DropRecordSettings, type NodewallConfig } from './types.js';
@@ -80,6 +86,8 @@ interface FieldContext {
   readonly key: string;
   readonly at: (n: YamlNode | null | undefined) => SourcePos;
   readonly fail: (n: YamlNode | null | undefined, field: string, message: string) => undefined;
+  /** Like fail, `offset` characters into a one-line string value (failsafe and probe entries). */
+  readonly failInside: (n: YamlNode, offset: number, field: string, message: string) => undefined;
   readonly file: string;
 }
 
@@ -293,9 +301,11 @@ const rolloutKeys: ReadonlyMap<string, (ctx: FieldContext) => unknown> = new Map
   // `off` is a string in YAML 1.2; a YAML 1.1 habit (`confirm: false`) means the same.
   ['confirm', (ctx) => (isScalar(ctx.node) && ctx.node.value === false ? 'off' : oneOf(['off', 'manual'] as const)(ctx))],
   ['confirmSeconds', integerIn(1, 86_400)],
+  ['probes', probeList],
+  ['probeSeconds', integerIn(1, 600)],
 ]);
 
-function rolloutSettings(ctx: FieldContext): NonNullable<NodewallConfig['rollout']> | undefined {
+function rolloutSettings(ctx: FieldContext): RolloutSettings | undefined {
   const entries = mapEntries(ctx);
   if (entries === undefined) return undefined;
   const out: Record<string, unknown> = {};
@@ -312,7 +322,11 @@ function rolloutSettings(ctx: FieldContext): NonNullable<NodewallConfig['rollout
     if (v === undefined) ok = false;
     else out[e.key] = v;
   }
-  return ok ? (out as NonNullable<NodewallConfig['rollout']>) : undefined;
+  if (!ok) return undefined;
+  const r = { probes: [], ...out } as RolloutSettings;
+  const kubeAt = kubeApiserverProbeNode.get(r.probes);
+  if (kubeAt !== undefined) kubeApiserverProbeAt.set(r, kubeAt);
+  return r;
 }
 
 // Cilium's flag is a list ("nodes" is its only value): accept `nodes`, `[nodes]`, `""`, `[]`.
@@ -413,6 +427,64 @@ function dropRecords(ctx: FieldContext): DropRecordSettings | 'off' | undefined 
   return ok ? out : undefined;
 }
 
+// --- failsafe (src/policy/failsafe.ts) -------------------------------------------------------------------
+
+function failsafeSettings(ctx: FieldContext): Failsafes | undefined {
+  const entries = mapEntries(ctx);
+  if (entries === undefined) return undefined;
+  const out: { ingress: FailsafeEntry[]; egress: FailsafeEntry[] } = { ingress: [], egress: [] };
+  let ok = true;
+  for (const e of entries) {
+    const field = childPath('failsafe', e.key);
+    if (e.key !== 'ingress' && e.key !== 'egress') {
+      ok = ctx.fail(e.keyNode, field, 'unknown key (known: ingress, egress)') ?? false;
+      continue;
+    }
+    const direction = e.key;
+    const list = stringList({ ...ctx, node: e.value, key: field }, (s, n, itemField) => {
+      try {
+        out[direction].push(parseFailsafeEntry(s, direction));
+        return s;
+      } catch (err) {
+        if (!(err instanceof FailsafeSyntaxError)) throw err;
+        return ctx.failInside(n, err.offset, itemField, `${shown(s)}: ${err.message}`);
+      }
+    });
+    if (list === undefined) ok = false;
+    else if (list.length > maxFailsafeEntries) {
+      ok = ctx.fail(e.value, field, `at most ${maxFailsafeEntries} entries (got ${list.length}): list management ports and networks, not services`) ?? false;
+    }
+  }
+  if (!ok) return undefined;
+  return out.ingress.length === 0 && out.egress.length === 0 ? undefined : out;
+}
+
+// --- rollout (agent; probes: src/agent/rollout-probes.ts) --------------------------------------------------
+
+/** Where `kube-apiserver` was listed, so parseConfig can point at it when no kubernetes source exists. */
+const kubeApiserverProbeAt = new WeakMap<RolloutSettings, YamlNode>();
+const kubeApiserverProbeNode = new WeakMap<object, YamlNode>();
+
+/** rollout.probes: TCP endpoints and `kube-apiserver`, checked before and after a tightening change. */
+function probeList(ctx: FieldContext): RolloutSettings['probes'] | undefined {
+  const probes: RolloutSettings['probes'][number][] = [];
+  const list = stringList(ctx, (s, n, itemField) => {
+    try {
+      const p = parseProbeTarget(s);
+      if (probes.some((q) => q.text === p.text)) return ctx.fail(n, itemField, `${shown(s)} is listed twice`);
+      if (p.kind === 'kube-apiserver') kubeApiserverProbeNode.set(probes, n);
+      probes.push(p);
+      return s;
+    } catch (err) {
+      if (!(err instanceof ProbeSyntaxError)) throw err;
+      return ctx.failInside(n, err.offset, itemField, `${shown(s)}: ${err.message}`);
+    }
+  });
+  if (list === undefined) return undefined;
+  if (probes.length > maxProbes) return ctx.fail(ctx.node, ctx.key, `at most ${maxProbes} probes (got ${probes.length}): each is a TCP connect before and after every tightening change`);
+  return probes;
+}
+
 type Handler = (ctx: FieldContext) => unknown;
 
 const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler> = {
@@ -448,6 +520,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   // --- staged policies (issue 10) ---
   stagedPolicies: policyNameList,
   dropRecords,
+  failsafe: failsafeSettings,
 };
 
 // Looked up by keys from the file: a Map, so `constructor` or `__proto__` are unknown keys, not Object's members.
@@ -469,6 +542,14 @@ export function parseConfig(text: string, file: string): NodewallConfig {
   const at = (n: YamlNode | null | undefined): SourcePos => posAt(n?.range?.[0] ?? 0);
   const fail = (n: YamlNode | null | undefined, field: string, message: string): undefined => {
     problems.push({ severity: 'error', pos: at(n), field, message, code: 'config/bad-value' });
+    return undefined;
+  };
+  const failInside = (n: YamlNode, offset: number, field: string, message: string): undefined => {
+    const start = at(n);
+    // Plain scalars start at their first character, quoted ones one before it; a folded value keeps the start.
+    const lead = isScalar(n) && (n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') ? 1 : 0;
+    const oneLine = isScalar(n) && (n.type === 'PLAIN' || lead === 1) && typeof n.value === 'string' && !n.value.includes('\n');
+    problems.push({ severity: 'error', pos: oneLine ? { ...start, col: start.col + lead + offset } : start, field, message, code: 'config/bad-value' });
     return undefined;
   };
   let syntaxError = false;
@@ -495,7 +576,7 @@ export function parseConfig(text: string, file: string): NodewallConfig {
     if (!isMap(root)) {
       fail(root, '', 'the config must be a map of keys');
     } else {
-      const base: FieldContext = { node: null, key: '', at, fail, file };
+      const base: FieldContext = { node: null, key: '', at, fail, failInside, file };
       for (const e of entriesOf(base, root, '') ?? []) {
         const handler = handlers.get(e.key);
         if (handler === undefined) {
@@ -519,6 +600,11 @@ export function parseConfig(text: string, file: string): NodewallConfig {
         }
       }
     }
+  }
+  const kubeAt = out.rollout === undefined ? undefined : kubeApiserverProbeAt.get(out.rollout);
+  if (kubeAt !== undefined && out.kubernetes === undefined) {
+    fail(kubeAt, 'rollout.probes', '"kube-apiserver" probes the API server of the kubernetes source, and `sources` has none: '
+      + 'add `- kubernetes: {...}` to sources, or probe the API server as HOST:PORT');
   }
   if (problems.length > 0) throw configError(file, problems);
   return out;

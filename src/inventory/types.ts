@@ -2,6 +2,8 @@
 // Kubernetes API later) fill it; the policy stage reads it and nothing else.
 
 import type { KubernetesSourceConfig } from './sources/kubernetes-config.js';
+import type { Failsafes } from '../policy/failsafe.js';
+import type { RolloutSettings } from '../agent/rollout-config.js';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -72,6 +74,8 @@ export interface EngineConfig {
    * toCIDRSet) may produce; a policy over it is invalid (default 250000).
    */
   readonly maxSetElements: number;
+  /** nodewall: config `failsafe` (src/policy/failsafe.ts), accepted before any policy; absent = none. */
+  readonly failsafe?: Failsafes;
 }
 
 export const defaultEngineConfig: EngineConfig = {
@@ -134,13 +138,6 @@ export interface NodewallConfig extends EngineConfig {
   readonly metrics?: MetricsConfig;
   /** Follow `nft monitor` to repair drift at once (src/agent/nft-monitor.ts); absent = true. */
   readonly driftMonitor?: boolean;
-  /** Agent: how a policy change goes live (absent keys: the defaults in src/agent/rollout-confirm.ts). */
-  readonly rollout?: {
-    /** manual: each change waits for `nodewall confirm` and is rolled back at the deadline (default off). */
-    readonly confirm?: 'off' | 'manual';
-    /** The deadline of a manual change, in seconds (default 120). */
-    readonly confirmSeconds?: number;
-  };
   // --- staged policies (issue 10; src/policy/staged.ts) ---
   /** CCNP names evaluated and reported but never enforced, like the `nodewall.io/stage: audit` annotation. */
   readonly stagedPolicies?: readonly string[];
@@ -149,6 +146,8 @@ export interface NodewallConfig extends EngineConfig {
    * (src/nft/render-drop-records.ts). 'off' disables; absent = defaultDropRecords.
    */
   readonly dropRecords?: DropRecordSettings | 'off';
+  /** Agent: how a change goes live: commit-confirm (src/agent/rollout-confirm.ts) and health probes (src/agent/rollout-probes.ts). */
+  readonly rollout?: RolloutSettings;
   /** Where this config came from, for messages; undefined = built-in defaults. */
   readonly file?: string;
 }

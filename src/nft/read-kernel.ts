@@ -110,6 +110,8 @@ const fixed = new Set<string>(Object.values(fixedComments));
 /** "demo-host-policy spec.ingress[1]" -> policy + rule; nodewall's own comments -> neither. */
 export function splitComment(comment: string | undefined): { policy?: string; rule?: string } {
   if (comment === undefined || fixed.has(comment) || comment.startsWith(`${fixedComments.audit} `) || comment.startsWith(`${stagedComment} `) || comment.startsWith(`${fixedComments.dropRecord} `)) return {};
+  // Failsafe rules are listed as policy "failsafe", rule = the entry ("tcp/22 from 192.0.2.0/24").
+  if (comment.startsWith(`${fixedComments.failsafe} `)) return { policy: 'failsafe', rule: comment.slice(fixedComments.failsafe.length + 1) };
   const at = comment.lastIndexOf(' ');
   if (at <= 0) return { policy: comment };
   return { policy: comment.slice(0, at), rule: comment.slice(at + 1) };

@@ -12,6 +12,7 @@ import type { RunMode } from '../inventory/types.js';
 import type { Entry, Family, HostModel, L4Match } from '../policy/model.js';
 import { mergeRanges } from '../policy/resolve-l4.js';
 import { stagedRecordRules } from './render-staged.js';
+import { failsafeFamily, type FailsafeEntry } from '../policy/failsafe.js';
 import { RenderError, commentText, exclusionSetName, identitySetName, reservedPrefix } from './render-sets.js';
 
 export const chainNames: Record<Direction, string> = { ingress: 'input', egress: 'output' };
@@ -36,6 +37,8 @@ export const fixedComments = {
   notEnforced: 'nodewall not enforced',
   extendedProtocols: 'nodewall datapath extended protocols',
   defaultDeny: 'nodewall default-deny',
+  /** Followed by a space and the entry's text: "nodewall failsafe tcp/22 from 192.0.2.0/24". */
+  failsafe: 'nodewall failsafe',
   jump: 'nodewall jump',
   audit: 'nodewall audit',
   /** Prefix of the drop-record chains' rules (render-drop-records.ts). */
@@ -220,6 +223,9 @@ export function directionLayout(model: HostModel, direction: Direction, mode: Ru
         : `meta l4proto ipv6-icmp counter ${drop} ${c(fixedComments.icmpv6Drop)}`,
     );
   }
+  // Failsafes: after the datapath rules (loopback, conntrack, ICMP), before everything policy decides, in
+  // every mode (accept, never audited) — Calico's precedence for its failsafe rules (README "Failsafes").
+  for (const e of direction === 'ingress' ? model.failsafe.ingress : model.failsafe.egress) rules.push(failsafeRule(e, direction));
   if (!policy.enforced) {
     rules.push(`counter accept ${c(fixedComments.notEnforced)}`);
     return { base: rules, chains: [] };
@@ -236,6 +242,14 @@ export function directionLayout(model: HostModel, direction: Direction, mode: Ru
   for (const ch of chains) rules.push(`jump ${ch.name} ${c(fixedComments.jump)}`);
   if (policy.defaultDeny) rules.push(`counter ${drop} ${c(fixedComments.defaultDeny)}`);
   return { base: rules, chains };
+}
+
+/** The accept rule of one failsafe entry (tcp/udp/sctp, a port range, optionally one peer CIDR). */
+export function failsafeRule(e: FailsafeEntry, direction: Direction): string {
+  const family = failsafeFamily(e);
+  const peer = family === undefined ? '' : `${family === 'ipv4' ? 'ip' : 'ip6'} ${direction === 'ingress' ? 'saddr' : 'daddr'} ${e.peer ?? ''} `;
+  const ports = e.ports[0] === e.ports[1] ? `${e.ports[0]}` : `${e.ports[0]}-${e.ports[1]}`;
+  return `${peer}${e.proto} dport ${ports} counter accept comment "${commentText(`${fixedComments.failsafe} ${e.text}`)}"`;
 }
 
 /** Every rule a packet of this direction can walk through, in order, jumps expanded (tests, `list`). */

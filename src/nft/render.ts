@@ -13,7 +13,8 @@
 //                                one regular chain per policy, direction and action: that policy's entries.
 //   chain input / output         filter hooks, priority filter, policy accept:
 //                                loopback, conntrack reply, related, ICMPv4 frag-needed, ICMPv6 always-allow,
-//                                (input) other ICMPv6 except echo dropped, [not enforced: accept],
+//                                (input) other ICMPv6 except echo dropped, failsafe accepts (config
+//                                failsafe), [not enforced: accept],
 //                                extended-protocol drop, `jump` to every policy's deny chain, then to every
 //                                policy's allow chain (policy-name order), [default deny: drop].
 //                                Every rule but the jumps: counter + comment "POLICY RULEPATH" or "nodewall <what>".
@@ -156,6 +157,7 @@ function peerSignature(model: HostModel): string | undefined {
 interface CachedChains {
   readonly egress: DirectionPolicy;
   readonly datapath: HostModel['datapath'];
+  readonly failsafe: HostModel['failsafe'];
   readonly mode: RunMode;
   readonly recordDrops: boolean;
   readonly peers: string;
@@ -172,7 +174,7 @@ function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): Chai
   const peers = peerSignature(model);
   const staged = stagedRenderKey(model);
   const hit = chainsCache.get(model.ingress);
-  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.mode === mode
+  if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.failsafe === model.failsafe && hit.mode === mode
     && hit.recordDrops === recordDrops && hit.peers === peers && hit.staged === staged) {
     return hit.value;
   }
@@ -196,7 +198,7 @@ function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): Chai
   const hash = createHash('sha256');
   for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
   const value = { chains, rules, digest: hash.digest('hex') };
-  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, mode, recordDrops, peers, staged, value });
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, failsafe: model.failsafe, mode, recordDrops, peers, staged, value });
   return value;
 }
 

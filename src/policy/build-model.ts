@@ -6,6 +6,7 @@ import type { Direction, PeerRule, PolicyDocument, Rule, RuleListName } from '..
 import type { EngineConfig, Inventory, RunMode } from '../inventory/types.js';
 import { formatAddress, formatPrefixesByFamily, hostPrefix } from './cidr.js';
 import type { DirectionPolicy, Entry, HostModel } from './model.js';
+import { noFailsafes } from './failsafe.js';
 import { resolveL4 } from './resolve-l4.js';
 import { resolveContext, resolvePeers, type ResolveContext } from './resolve-peers.js';
 import { selectingRules, type SelectedRule } from './select-nodes.js';
@@ -198,5 +199,6 @@ export function buildHostModel(policies: readonly PolicyDocument[], inventory: I
       icmpv6IngressPolicyTypes,
       extendedProtocols: cfg.enableExtendedIPProtocols,
     },
+    failsafe: cfg.failsafe ?? noFailsafes,
   };
 }

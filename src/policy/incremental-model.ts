@@ -37,6 +37,7 @@ import {
 import { hostEndpointLabels, type SourcedLabel } from './label-filter.js';
 import { canonicalSelector, matchSelector, parseSelectorKey, selectorKeys, selectorRequirements } from './match-selector.js';
 import type { Family, HostModel, IdentitySet } from './model.js';
+import { noFailsafes } from './failsafe.js';
 import {
   addressOf,
   effectiveEndpointSelector,
@@ -836,6 +837,7 @@ export class IncrementalModel {
         icmpv6IngressPolicyTypes,
         extendedProtocols: this.cfg.enableExtendedIPProtocols,
       },
+      failsafe: this.cfg.failsafe ?? noFailsafes,
     };
   }
 

@@ -14,6 +14,7 @@ import { modelAtAddress } from './model-at-address.js';
 import { poolIndex, type PoolIndex } from './pool-index.js';
 import { peerFieldName, presentPeerKinds } from './resolve-peers.js';
 import { isHostRule, nodeSelectorMatches } from './select-nodes.js';
+import { lintFailsafeOverrides } from './lint-failsafe.js';
 
 const lists: readonly { list: RuleListName; dir: Direction; action: 'allow' | 'deny' }[] = [
   { list: 'ingress', dir: 'ingress', action: 'allow' },
@@ -252,7 +253,9 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
         e.l4.some((m) => m.kind === 'all' || (m.kind === 'ports' && m.proto === 'tcp' && m.ranges.some(([lo, hi]) => lo <= 22 && hi >= 22))) &&
         (e.peer === null || (model.sets[e.peer]?.v4.length ?? 0) + (model.sets[e.peer]?.v6.length ?? 0) > 0),
     );
-    if (!sshAllowed) {
+    // A failsafe admitting 22/TCP from anywhere keeps SSH open whatever the policies say.
+    const sshFailsafe = model.failsafe.ingress.some((f) => f.proto === 'tcp' && f.peer === null && f.ports[0] <= 22 && f.ports[1] >= 22);
+    if (!sshAllowed && !sshFailsafe) {
       warn(
         'ingress',
         'ssh-lockout',
@@ -361,6 +364,8 @@ export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inv
     }
   }
   const enforced = model === undefined ? buildHostModel(policies, inventory, cfg, 'enforce') : { ...model, runMode: 'enforce' as const };
-  out.push(...lintLockout(inventory, enforced, new Map(policies.map((p) => [p.name, p]))));
+  const byName = new Map(policies.map((p) => [p.name, p]));
+  out.push(...lintLockout(inventory, enforced, byName));
+  out.push(...lintFailsafeOverrides(enforced, byName));
   return out;
 }

@@ -4,6 +4,7 @@
 
 import type { Direction } from '../api/types.js';
 import type { EnforcementMode, RunMode } from '../inventory/types.js';
+import type { Failsafes } from './failsafe.js';
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -96,6 +97,11 @@ export interface HostModel {
     /** enableExtendedIPProtocols: port-less protocols (VRRP, GRE, ...) can be allowed by `proto` entries. */
     readonly extendedProtocols: boolean;
   };
+  /**
+   * Config `failsafe` (src/policy/failsafe.ts): tcp/udp/sctp flows accepted after the datapath rules and
+   * before anything else (enforcement, deny and allow entries), in every mode. Empty lists = Cilium's verdicts.
+   */
+  readonly failsafe: Failsafes;
   /** Absent: no staged policy selects this node (the usual case; nothing is recorded for staging). */
   readonly staged?: StagedPart;
 }

@@ -1,5 +1,6 @@
 // The verdict for one flow, derived from the HostModel alone (reference §6.7 + §8):
-// datapath exceptions, then enforcement, deny entries, allow entries, default deny.
+// datapath exceptions, then failsafe entries (failsafe-verdict.ts), enforcement, deny entries,
+// allow entries, default deny.
 //
 // Datapath decisions (the nft renderer does the same):
 // - traffic between this node's own addresses (and 127.0.0.0/8, ::1) travels over the
@@ -14,6 +15,7 @@
 
 import { AddressMatcher, hostPrefix, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
 import type { DirectionPolicy, Entry, HostModel, L4Match } from '../policy/model.js';
+import { failsafeVerdict } from './failsafe-verdict.js';
 import type { Flow, MatchedEntry, Verdict } from './types.js';
 
 export class FlowError extends Error {
@@ -159,6 +161,8 @@ export function evaluate(model: HostModel, flow: Flow): Verdict {
   if (dpv !== undefined) {
     return { verdict: dpv.verdict, enforced: dp.enforced, reason: dpv.reason, matched: [], peerIdentities: identities, decidedBy: 'datapath' };
   }
+  const fs = failsafeVerdict(model, flow, proto, addr, identities);
+  if (fs !== undefined) return fs;
   if (!dp.enforced) {
     return { verdict: 'allow', enforced: false, reason: dp.reason, matched: [], peerIdentities: identities, decidedBy: 'not-enforced' };
   }

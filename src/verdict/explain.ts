@@ -43,6 +43,9 @@ export function explainText(v: Verdict, model: HostModel, flow: Flow): string {
     case 'datapath':
       lines.push(`decided by: datapath exception (before any policy): ${v.reason}`);
       break;
+    case 'failsafe':
+      lines.push(`decided by: failsafe ${first?.rule ?? ''} (before any policy rule): ${v.reason}`);
+      break;
     case 'not-enforced':
       lines.push(`decided by: ${flow.direction} is not enforced.`);
       break;

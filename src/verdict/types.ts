@@ -33,6 +33,9 @@ export interface Verdict {
   readonly matched: readonly MatchedEntry[];
   /** Identity sets the peer address belongs to (names), for the explanation. */
   readonly peerIdentities: readonly string[];
-  /** What decided: a datapath exception, a deny entry, an allow entry, default deny, or not enforced. */
-  readonly decidedBy: 'not-enforced' | 'datapath' | 'deny-entry' | 'allow-entry' | 'default-deny' | 'default-allow';
+  /**
+   * What decided: a datapath exception, a failsafe entry (matched[0] is {policy: "failsafe", rule: the entry's
+   * text}), a deny entry, an allow entry, default deny, or not enforced.
+   */
+  readonly decidedBy: 'not-enforced' | 'datapath' | 'failsafe' | 'deny-entry' | 'allow-entry' | 'default-deny' | 'default-allow';
 }

@@ -2,6 +2,7 @@
 
 import type { DirectionPolicy, HostModel, IdentitySet } from '../../src/policy/model.js';
 import type { ProcSocket } from '../../src/agent/proc-net.js';
+import { noFailsafes } from '../../src/policy/failsafe.js';
 
 const open: DirectionPolicy = { enforced: false, defaultDeny: false, entries: [], reason: 'no policy' };
 
@@ -17,6 +18,7 @@ export function model(over: Partial<HostModel> = {}): HostModel {
     exclusions: { cluster: { v4: [], v6: [] }, cluster_non_node: { v4: [], v6: [] } },
     hostAddresses: ['192.0.2.1', '2001:db8::1'],
     datapath: { allowICMPFragNeeded: true, icmpv6AlwaysAllow: [], icmpv6IngressPolicyTypes: [128, 129], extendedProtocols: false },
+    failsafe: noFailsafes,
     ...over,
   };
 }

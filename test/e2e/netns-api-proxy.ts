@@ -15,17 +15,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 
-/** Runs inside the namespace (node -e, CommonJS): argv = [socket path, port]. Exits when stdin closes. */
+/** Runs inside the namespace (node -e, CommonJS): argv = [socket path, port, listen address]. Exits when stdin closes. */
 const forwarderScript = `
 const net = require('node:net');
-const [sock, port] = process.argv.slice(1);
+const [sock, port, host] = process.argv.slice(1);
 const server = net.createServer((c) => {
   const up = net.connect(sock);
   const end = () => { c.destroy(); up.destroy(); };
   c.on('error', end); up.on('error', end); c.on('close', end); up.on('close', end);
   c.pipe(up); up.pipe(c);
 });
-server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'));
+server.listen(Number(port), host, () => process.stdout.write('ready\\n'));
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
 `;
@@ -43,8 +43,11 @@ function pipeBoth(a: Socket, b: Socket): void {
   b.pipe(a);
 }
 
-/** Forward 127.0.0.1:`port` inside `netns` to 127.0.0.1:`port` here; torn down with the test. */
-export async function forwardIntoNetns(t: ExecutionContext, netns: string, port: number): Promise<void> {
+/**
+ * Forward 127.0.0.1:`port` (or `listen`:`port`, an address the namespace has) inside `netns` to
+ * 127.0.0.1:`port` here; torn down with the test.
+ */
+export async function forwardIntoNetns(t: ExecutionContext, netns: string, port: number, listen = '127.0.0.1'): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'nwt-int-fwd-'));
   const sockPath = join(dir, 'api.sock');
   const open = new Set<Socket>();
@@ -58,7 +61,7 @@ export async function forwardIntoNetns(t: ExecutionContext, netns: string, port:
     host.once('error', reject);
     host.listen(sockPath, () => resolve());
   });
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', forwarderScript, sockPath, String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', forwarderScript, sockPath, String(port), listen], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   t.teardown(async () => {

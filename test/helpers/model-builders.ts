@@ -1,6 +1,7 @@
 // Hand-built HostModels for nft tests (independent of the policy engine).
 
 import type { DirectionPolicy, Entry, HostModel, IdentitySet, L4Match } from '../../src/policy/model.js';
+import { noFailsafes, type Failsafes } from '../../src/policy/failsafe.js';
 
 export const datapathDefaults: HostModel['datapath'] = {
   allowICMPFragNeeded: true,
@@ -48,6 +49,7 @@ export interface ModelParts {
   readonly exclusions?: HostModel['exclusions'];
   readonly datapath?: Partial<HostModel['datapath']>;
   readonly node?: string;
+  readonly failsafe?: Failsafes;
 }
 
 export function model(parts: ModelParts = {}): HostModel {
@@ -64,6 +66,7 @@ export function model(parts: ModelParts = {}): HostModel {
     exclusions: parts.exclusions ?? { cluster: { v4: [], v6: [] }, cluster_non_node: { v4: [], v6: [] } },
     hostAddresses: ['192.0.2.1', '2001:db8::1'],
     datapath: { ...datapathDefaults, ...parts.datapath },
+    failsafe: parts.failsafe ?? noFailsafes,
   };
 }
 

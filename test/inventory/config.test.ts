@@ -196,14 +196,14 @@ test('mergeConfig: given values replace, labels layer, undefined is ignored', (t
 
 test('rollout: confirm and confirmSeconds, validated with file:line:col', (t) => {
   t.is(parseConfig('', '/c.yaml').rollout, undefined);
-  t.deepEqual(parseConfig('rollout:\n  confirm: manual\n  confirmSeconds: 45\n', '/c.yaml').rollout, { confirm: 'manual', confirmSeconds: 45 });
-  t.deepEqual(parseConfig('rollout: {confirm: off}\n', '/c.yaml').rollout, { confirm: 'off' });
-  t.deepEqual(parseConfig('rollout: {confirm: false}\n', '/c.yaml').rollout, { confirm: 'off' });
+  t.deepEqual(parseConfig('rollout:\n  confirm: manual\n  confirmSeconds: 45\n', '/c.yaml').rollout, { probes: [], confirm: 'manual', confirmSeconds: 45 });
+  t.deepEqual(parseConfig('rollout: {confirm: off}\n', '/c.yaml').rollout, { probes: [], confirm: 'off' });
+  t.deepEqual(parseConfig('rollout: {confirm: false}\n', '/c.yaml').rollout, { probes: [], confirm: 'off' });
   t.deepEqual(problemsOf('rollout:\n  confirm: auto\n  confirmSeconds: 1.5\n  confirmSecs: 3\n', '/c.yaml'), [
     '/c.yaml:2:12: error: rollout.confirm: must be one of "off", "manual"',
     '/c.yaml:3:19: error: rollout.confirmSeconds: must be a whole number from 1 to 86400',
-    '/c.yaml:4:3: error: rollout.confirmSecs: unknown key (known: confirm, confirmSeconds)',
+    '/c.yaml:4:3: error: rollout.confirmSecs: unknown key (known: confirm, confirmSeconds, probes, probeSeconds)',
   ]);
   t.deepEqual(problemsOf('rollout: manual\n', '/c.yaml'), ['/c.yaml:1:10: error: rollout: must be a map']);
-  t.deepEqual(problemsOf('rollout: {constructor: 1}\n', '/c.yaml'), ['/c.yaml:1:11: error: rollout.constructor: unknown key (known: confirm, confirmSeconds)']);
+  t.deepEqual(problemsOf('rollout: {constructor: 1}\n', '/c.yaml'), ['/c.yaml:1:11: error: rollout.constructor: unknown key (known: confirm, confirmSeconds, probes, probeSeconds)']);
 });

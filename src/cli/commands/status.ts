@@ -7,6 +7,7 @@ import { pauseText } from './pause-status.js';
 import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
 import { confirmStatus } from './confirm.js';
+import { refusalLine } from '../../agent/refused-changes.js';
 
 interface StatusArgs {
   config?: string | undefined;
@@ -41,6 +42,8 @@ export function formatStatus(s: StatusFile, running: boolean): string {
   lines.push(`policies: ${p.selected} select this node; ingress ${p.ingress} (${s.entries.ingress} entries${s.enforced.ingress ? ', enforced' : ', not enforced'}), egress ${p.egress} (${s.entries.egress} entries${s.enforced.egress ? ', enforced' : ', not enforced'})`);
   if (p.keptLastGood > 0 || p.rejected > 0) lines.push(`          ${p.keptLastGood} held at their last good version, ${p.rejected} invalid new not applied`);
   lines.push(`last error: ${s.lastError === undefined ? 'none' : `${s.lastError.at} ${s.lastError.message}`}`);
+  // Rolled-back changes (rollout probes): refused until they change.
+  for (const r of s.refused ?? []) lines.push(`refused:  ${refusalLine(r)}`);
   const k = s.kubernetes;
   if (k !== undefined) {
     const state = `${k.connected ? 'connected' : 'disconnected'} since ${k.since}${k.synced ? ', synced' : ', not synced'}${k.stale ? `, stale (enforcing the cache read from the API at ${k.cacheSyncedAt ?? 'unknown time'})` : ''}`;

@@ -206,6 +206,8 @@ export class KubernetesSource {
   private k8s: K8sModule | undefined;
   private apis: Apis | undefined;
   private watcher: K8s.Watch | undefined;
+  /** The API server URL of the current kubeconfig cluster, once loaded (rollout probe `kube-apiserver`). */
+  server: string | undefined;
   private readonly runners = new Map<KindId, Runner>();
   private podRunner: Runner | undefined;
   private podsWanted = false;
@@ -281,6 +283,7 @@ export class KubernetesSource {
       custom: kc.makeApiClient(k8s.CustomObjectsApi),
     };
     this.watcher = new k8s.Watch(kc);
+    this.server = kc.getCurrentCluster()?.server;
     if (this.stopped) return;
     for (const id of baseKinds) {
       const r = this.makeRunner(id);
