@@ -50,6 +50,7 @@ export class CompiledModel {
       const ex = s.exclude;
       return {
         name,
+        exclude: ex,
         ranges: () => rangesOf(s),
         // A missing exclusion excludes nothing.
         exclusion: ex === undefined ? undefined : () => (Object.hasOwn(model.exclusions, ex) ? rangesOf(model.exclusions[ex]) : emptyRanges),
@@ -104,10 +105,18 @@ export class CompiledModel {
     this.#index ??= new IntervalMembership(this.sets);
   }
 
+  /**
+   * Ranges the index would hold: the sets' (built by the scan anyway) and, as an upper bound, the
+   * exclusions' prefix counts: their ranges are built only where a flow needs them, and a model
+   * evaluated a few times (lint, the lockout guard) must not parse the whole cluster exclusion.
+   */
   #rangesHeld(): number {
     if (this.#held === undefined) {
       let n = 0;
-      for (const s of this.sets) n += s.ranges().size + (s.exclusion?.().size ?? 0);
+      for (const s of this.sets) n += s.ranges().size;
+      for (const ex of new Set(this.sets.map((s) => s.exclude))) {
+        if (ex !== undefined && Object.hasOwn(this.#model.exclusions, ex)) n += this.#model.exclusions[ex].v4.length + this.#model.exclusions[ex].v6.length;
+      }
       this.#held = n;
     }
     return this.#held;

@@ -95,23 +95,39 @@ function buildIndex(entries: readonly Entry[]): DirectionIndex {
   };
 }
 
-/** Cuts 0..65535 at every range boundary; each piece lists the entries covering it. */
+/** Cuts 0..65535 at every range boundary (one sweep); each piece lists the entries covering it. */
 function portIndex(ranges: readonly [number, number, number][]): PortIndex {
-  const cuts = new Set<number>([0]);
-  for (const [lo, hi] of ranges) {
-    if (lo >= 0 && lo <= 65535) cuts.add(lo);
-    if (hi + 1 >= 0 && hi + 1 <= 65536) cuts.add(hi + 1);
+  // (position, entry, +1 at lo / -1 after hi); a range starting below 0 counts from 0.
+  const events: [number, number, number][] = [];
+  for (const [lo, hi, i] of ranges) {
+    if (lo > hi || hi < 0 || lo > 65535) continue;
+    events.push([Math.max(lo, 0), i, 1]);
+    if (hi + 1 <= 65535) events.push([hi + 1, i, -1]);
   }
-  const starts = [...cuts].sort((a, b) => a - b);
-  const interned = new Map<string, Int32Array>();
-  const lists = starts.map((from) => {
-    // Every port in the piece is covered by the same ranges, so `from` stands for all of them.
-    const ids = [...new Set(ranges.filter(([lo, hi]) => from >= lo && from <= hi).map(([, , i]) => i))].sort((a, b) => a - b);
+  events.sort((a, b) => a[0] - b[0]);
+  const covering = new Map<number, number>();
+  const interned = new Map<string, Int32Array>([['', none]]);
+  const starts: number[] = [0];
+  const lists: Int32Array[] = [none];
+  let k = 0;
+  while (k < events.length) {
+    const at = events[k]![0];
+    for (; k < events.length && events[k]![0] === at; k++) {
+      const [, i, d] = events[k]!;
+      const n = (covering.get(i) ?? 0) + d;
+      if (n === 0) covering.delete(i);
+      else covering.set(i, n);
+    }
+    const ids = [...covering.keys()].sort((a, b) => a - b);
     const key = ids.join(',');
     let l = interned.get(key);
-    if (l === undefined) interned.set(key, (l = ids.length === 0 ? none : Int32Array.from(ids)));
-    return l;
-  });
+    if (l === undefined) interned.set(key, (l = Int32Array.from(ids)));
+    if (at === starts[starts.length - 1]) lists[lists.length - 1] = l;
+    else if (l !== lists[lists.length - 1]) {
+      starts.push(at);
+      lists.push(l);
+    }
+  }
   const noPort = [...new Set(ranges.filter(([lo, hi]) => lo === 0 && hi === 65535).map(([, , i]) => i))].sort((a, b) => a - b);
   return { starts: Int32Array.from(starts), lists, noPort: Int32Array.from(noPort) };
 }

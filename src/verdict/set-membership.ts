@@ -5,6 +5,7 @@
 //   a few flows per range, so a model gets one only once it has evaluated enough flows to pay for it
 //   (compiled-model.ts): `trace` of 20k flows, not the lint's or the lockout guard's few.
 
+import type { ExclusionName } from '../policy/model.js';
 import { lastAtOrBelow, lastAtOrBelowBig, type AddressRanges, type FlowAddress } from './address-ranges.js';
 
 /** The sets an address belongs to: names sorted, and their indexes in the compiled set list (ascending). */
@@ -18,6 +19,7 @@ export const noMembership: Membership = Object.freeze({ names: Object.freeze([])
 /** One identity set as the evaluator holds it: its ranges, and those of its exclusion (if any). */
 export interface CompiledSet {
   readonly name: string;
+  readonly exclude: ExclusionName | undefined;
   readonly ranges: () => AddressRanges;
   readonly exclusion: (() => AddressRanges) | undefined;
 }

@@ -56,7 +56,7 @@ const entryArb = (dir: string, i: number): fc.Arbitrary<Entry> =>
 
 const directionArb = (dir: string): fc.Arbitrary<DirectionPolicy> =>
   fc.record({
-    enforced: fc.boolean(),
+    enforced: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     defaultDeny: fc.boolean(),
     // Random order: the contract lists denies first, but the verdict must not depend on it.
     entries: fc.integer({ min: 0, max: 12 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => entryArb(dir, i)))),
@@ -93,17 +93,34 @@ const peerArb = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('203.0.113.01', '203.0.113', '203.0.113.1.', '256.1.1.1', '1.2.3.4/32', ' 1.2.3.4', 'fe80::1%eth0', 'host', '', '1..2.3', '203.0.113.255 ') },
 );
 
-const flowArb: fc.Arbitrary<Flow> = fc.record(
-  {
-    direction: fc.constantFrom('ingress' as const, 'egress' as const),
-    peer: peerArb,
-    proto: fc.constantFrom<Flow['proto']>('tcp', 'udp', 'sctp', 'icmp', 'icmpv6', 6, 17, 1, 58, 132, 47, 112, 200, 0),
-    port: fc.oneof(fc.constantFrom(0, 22, 80, 85, 90, 91, 443, 1000, 2000, 2001, 65535, 65536, -1, 80.5, Number.NaN), fc.integer({ min: 0, max: 65535 })),
-    icmpType: fc.constantFrom(0, 3, 8, 11, 128, 129, 135, 2, 200),
-    icmpCode: fc.constantFrom(0, 4),
-  },
-  { requiredKeys: ['direction', 'peer', 'proto'] },
-);
+/** Flows; ports also at the model's range boundaries (lo - 1, lo, hi, hi + 1), where an index is off by one if anywhere. */
+const flowArbFor = (portsOfModel: readonly number[]): fc.Arbitrary<Flow> =>
+  fc.record(
+    {
+      direction: fc.constantFrom('ingress' as const, 'egress' as const),
+      peer: peerArb,
+      proto: fc.constantFrom<Flow['proto']>('tcp', 'udp', 'sctp', 'icmp', 'icmpv6', 6, 17, 1, 58, 132, 47, 112, 200, 0),
+      port: fc.oneof(
+        fc.constantFrom(0, 22, 80, 85, 90, 91, 443, 1000, 2000, 2001, 65535, 65536, -1, 80.5, Number.NaN),
+        fc.integer({ min: 0, max: 65535 }),
+        ...(portsOfModel.length === 0 ? [] : [fc.constantFrom(...portsOfModel)]),
+      ),
+      icmpType: fc.constantFrom(0, 3, 8, 11, 128, 129, 135, 2, 200),
+      icmpCode: fc.constantFrom(0, 4),
+    },
+    { requiredKeys: ['direction', 'peer', 'proto'] },
+  );
+const flowArb = flowArbFor([]);
+
+function rangeBoundaries(model: HostModel): number[] {
+  const out = new Set<number>();
+  for (const e of [...model.ingress.entries, ...model.egress.entries]) {
+    for (const m of e.l4) if (m.kind === 'ports') for (const [lo, hi] of m.ranges) for (const p of [lo - 1, lo, hi, hi + 1]) out.add(p);
+  }
+  return [...out];
+}
+
+const modelAndFlowsArb = modelArb.chain((model) => fc.tuple(fc.constant(model), fc.array(flowArbFor(rangeBoundaries(model)), { minLength: 1, maxLength: 40 })));
 
 type Outcome = { readonly verdict: Verdict } | { readonly error: string };
 
@@ -135,11 +152,11 @@ function compare(model: HostModel, flows: readonly Flow[]): string | undefined {
 
 test('random models and flows: the same Verdict as the reference evaluator, scanned and indexed', (t) => {
   fc.assert(
-    fc.property(modelArb, fc.array(flowArb, { minLength: 1, maxLength: 30 }), (model, flows) => {
+    fc.property(modelAndFlowsArb, ([model, flows]) => {
       const diff = compare(model, flows);
       if (diff !== undefined) throw new Error(diff);
     }),
-    { numRuns: 600, seed: 20261206 },
+    { numRuns: 1000, seed: 20261206 },
   );
   t.pass();
 });
