@@ -2,7 +2,7 @@
 // beyond one pass over the dotted quad), IPv6 as a bigint; and address lists as merged, sorted
 // ranges searched by bisection. Built once per address list holder, queried per flow.
 
-import { parseAddress, parsePrefix, prefixesToRanges, type Address } from '../policy/cidr.js';
+import { parseAddress, parsePrefix, prefixesToRanges, prefixToRange, type Address, type Prefix } from '../policy/cidr.js';
 
 /** One peer address: `v4` when family is ipv4, `v6` otherwise (the other field is unused). */
 export interface FlowAddress {
@@ -35,6 +35,24 @@ function canonicalV4(s: string): number {
     }
   }
   return dots === 3 && digits > 0 ? n * 256 + octet : -1;
+}
+
+/**
+ * A canonical IPv4 prefix ("192.0.2.0/24": a canonical dotted quad, a length 0..32 without leading
+ * zeros) as its inclusive range, host bits masked off as parsePrefix does; undefined otherwise (the
+ * caller then uses parsePrefix, which decides, and throws, for everything else).
+ */
+function canonicalV4Prefix(s: string): [number, number] | undefined {
+  const slash = s.indexOf('/');
+  if (slash < 0) return undefined;
+  const n = canonicalV4(s.slice(0, slash));
+  const lenText = s.slice(slash + 1);
+  if (n < 0 || !/^(?:0|[1-9]\d?)$/.test(lenText)) return undefined;
+  const len = Number(lenText);
+  if (len > 32) return undefined;
+  const size = 2 ** (32 - len);
+  const start = n - (n % size);
+  return [start, start + size - 1];
 }
 
 /**
@@ -93,18 +111,40 @@ export class AddressRanges {
   readonly v6Ends: readonly bigint[];
 
   constructor(prefixes: readonly string[]) {
+    // IPv4 in numbers (a fast path for canonical "a.b.c.d/len", which model sets are made of), IPv6 in bigints.
+    const v4: [number, number][] = [];
+    const v6: Prefix[] = [];
+    for (const s of prefixes) {
+      const fast = canonicalV4Prefix(s);
+      if (fast !== undefined) {
+        v4.push(fast);
+        continue;
+      }
+      const p = parsePrefix(s);
+      if (p.family === 'ipv6') {
+        v6.push(p);
+        continue;
+      }
+      const r = prefixToRange(p);
+      v4.push([Number(r.start), Number(r.end)]);
+    }
+    v4.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     const v4s: number[] = [];
     const v4e: number[] = [];
+    for (const [start, end] of v4) {
+      const last = v4e.length - 1;
+      if (last >= 0 && start <= v4e[last]! + 1) {
+        if (end > v4e[last]!) v4e[last] = end;
+      } else {
+        v4s.push(start);
+        v4e.push(end);
+      }
+    }
     const v6s: bigint[] = [];
     const v6e: bigint[] = [];
-    for (const r of prefixesToRanges(prefixes.map((p) => parsePrefix(p)))) {
-      if (r.family === 'ipv4') {
-        v4s.push(Number(r.start));
-        v4e.push(Number(r.end));
-      } else {
-        v6s.push(r.start);
-        v6e.push(r.end);
-      }
+    for (const r of prefixesToRanges(v6)) {
+      v6s.push(r.start);
+      v6e.push(r.end);
     }
     this.v4Starts = Float64Array.from(v4s);
     this.v4Ends = Float64Array.from(v4e);

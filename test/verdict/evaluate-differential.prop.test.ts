@@ -17,9 +17,9 @@ import * as b from '../helpers/model-builders.js';
 
 // ---- random models: overlapping prefixes and hosts of two small windows per family ----
 
-const v4Prefixes = ['203.0.113.0/24', '203.0.113.0/28', '203.0.113.16/28', '203.0.113.8/29', '203.0.113.128/25', '198.51.100.0/24', '0.0.0.0/0', '192.0.2.0/30'];
+const v4Prefixes = ['203.0.113.0/24', '203.0.113.0/28', '203.0.113.16/28', '203.0.113.8/29', '203.0.113.128/25', '198.51.100.0/24', '0.0.0.0/0', '192.0.2.0/30', '203.0.113.37/27', '203.0.113.200/31'];
 const v4Hosts = [0, 1, 2, 7, 8, 15, 16, 17, 127, 128, 200, 255].map((h) => `203.0.113.${h}/32`);
-const v6Prefixes = ['2001:db8::/32', '2001:db8:ffff::/48', '2001:db8:ffff::/124', '2001:db8:ffff::10/124', '::/0', '::ffff:0:0/96'];
+const v6Prefixes = ['2001:db8::/32', '2001:db8:ffff::/48', '2001:db8:ffff::/124', '2001:db8:ffff::10/124', '::/0', '::ffff:0:0/96', '2001:db8:ffff::25/124'];
 const v6Hosts = ['2001:db8:ffff::1/128', '2001:db8:ffff::f/128', '2001:db8:ffff::10/128', '2001:db8:ffff::ffff/128', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128'];
 
 const v4List = fc.subarray([...v4Prefixes, ...v4Hosts], { maxLength: 6 });
