@@ -2,6 +2,7 @@
 // object per section. Sizes default to the issues' targets; NODEWALL_BENCH_SCALE
 // (e.g. 0.1) shrinks them for a quick look.
 import { runAgentBench } from './agent-bench.js';
+import { runEvaluateBench } from './evaluate-bench.js';
 import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
@@ -31,6 +32,8 @@ process.stdout.write(`${JSON.stringify({ bench: 'size', ...size })}\n`);
 const only = process.argv[2];
 const sections: Record<string, () => Promise<Record<string, number>>> = {
   model: () => runModelBench(size),
+  // `evaluate` throughput alone (also a row of `scale`).
+  evaluate: () => runEvaluateBench(size),
   nft: () => runNftBench(size),
   // Only with `npm run bench nftcold` (part of `nft` too).
   ...(only === 'nftcold' ? { nftcold: () => runColdStartBench() } : {}),

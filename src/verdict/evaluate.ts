@@ -12,58 +12,39 @@
 // - without enableExtendedIPProtocols, protocols other than tcp/udp/sctp/icmp/icmpv6 are
 //   dropped in an enforced direction even where a peer-only allow would match (§5); an
 //   unenforced direction passes them.
+//
+// The model is compiled once per model object (compiled-model.ts): per flow, one address parse, one
+// membership lookup and the entries the flow's protocol and port can match; test/helpers/
+// evaluate-reference.ts is the straightforward version it is tested against.
 
-import { AddressMatcher, hostPrefix, parseAddress, parsePrefix, type Address } from '../policy/cidr.js';
-import type { DirectionPolicy, Entry, HostModel, L4Match } from '../policy/model.js';
+import { parseAddress, type Address } from '../policy/cidr.js';
+import type { DirectionPolicy, HostModel, L4Match } from '../policy/model.js';
 import { failsafeVerdict } from './failsafe-verdict.js';
+import { parseFlowAddress, toFlowAddress, type FlowAddress } from './address-ranges.js';
+import { compiledModel, type CompiledDirection, type CompiledModel } from './compiled-model.js';
+import { l4Candidates, type NormalizedProto } from './entry-index.js';
 import type { Flow, MatchedEntry, Verdict } from './types.js';
+
+export type { NormalizedProto };
 
 export class FlowError extends Error {
   override readonly name = 'FlowError';
 }
 
-type Addresses = { readonly v4: readonly string[]; readonly v6: readonly string[] };
-
-/**
- * Matchers by the address lists' holder (an IdentitySet or an exclusion), not by model: models are
- * immutable and an incremental update keeps the objects of what did not change, so a pod event
- * rebuilds the matchers of the sets it changed alone, and a model copied with another run mode
- * (lint) shares them all. Exclusions are built on first need.
- */
-const cache = new WeakMap<Addresses, AddressMatcher>();
-
-function matcherOf(a: Addresses): AddressMatcher {
-  let m = cache.get(a);
-  if (m === undefined) {
-    m = new AddressMatcher([...a.v4, ...a.v6].map((s) => parsePrefix(s)));
-    cache.set(a, m);
-  }
-  return m;
-}
-
-/** Is `peer` in set `s`, its exclusion honoured? */
-function inSet(model: HostModel, s: HostModel['sets'][string], peer: Address): boolean {
-  if (!matcherOf(s).has(peer)) return false;
-  return s.exclude === undefined || !matcherOf(model.exclusions[s.exclude]).has(peer);
-}
-
 /** Names of the identity sets `peer` belongs to (exclusions honoured), sorted. */
 export function peerIdentities(model: HostModel, peer: Address): string[] {
-  const out: string[] = [];
-  for (const [name, s] of Object.entries(model.sets)) if (inSet(model, s, peer)) out.push(name);
-  return out.sort();
+  return [...compiledModel(model).membership(toFlowAddress(peer)).names];
 }
 
 /** Sets whose prefixes contain `peer` but whose exclusion removes it (a cluster address inside a CIDR/world peer). */
 export function excludedIdentities(model: HostModel, peer: Address): string[] {
+  const a = toFlowAddress(peer);
   const out: string[] = [];
-  for (const [name, s] of Object.entries(model.sets)) {
-    if (s.exclude !== undefined && matcherOf(s).has(peer) && matcherOf(model.exclusions[s.exclude]).has(peer)) out.push(name);
+  for (const s of compiledModel(model).sets) {
+    if (s.exclusion !== undefined && s.ranges().has(a) && s.exclusion().has(a)) out.push(s.name);
   }
-  return out.sort();
+  return out;
 }
-
-export type NormalizedProto = 'tcp' | 'udp' | 'sctp' | 'icmp' | 'icmpv6' | number;
 
 const protoNumbers: Readonly<Record<number, NormalizedProto>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };
 
@@ -90,33 +71,11 @@ export function l4Matches(m: L4Match, proto: NormalizedProto, flow: Flow): boole
   }
 }
 
-function entryMatches(e: Entry, identities: readonly string[], proto: NormalizedProto, flow: Flow): boolean {
-  if (e.peer !== null && !identities.includes(e.peer)) return false;
-  return e.l4.some((m) => l4Matches(m, proto, flow));
-}
-
-function toMatched(e: Entry): MatchedEntry {
-  return { policy: e.policy, rule: e.rule, action: e.action, peer: e.peer };
-}
-
 const coreProtos: readonly NormalizedProto[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
 
-const loopbackNets = [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')];
-const hostMatchers = new WeakMap<HostModel, AddressMatcher>();
-
-/** True for a peer that the kernel reaches over lo: a loopback address or one of this node's own. */
-function isLocalPeer(model: HostModel, peer: Address): boolean {
-  let m = hostMatchers.get(model);
-  if (m === undefined) {
-    m = new AddressMatcher([...loopbackNets, ...model.hostAddresses.map((a) => hostPrefix(a))]);
-    hostMatchers.set(model, m);
-  }
-  return m.has(peer);
-}
-
-function datapathVerdict(model: HostModel, dp: DirectionPolicy, flow: Flow, proto: NormalizedProto, peer: Address): { verdict: 'allow' | 'deny'; reason: string } | undefined {
+function datapathVerdict(cm: CompiledModel, model: HostModel, dp: DirectionPolicy, flow: Flow, proto: NormalizedProto, peer: FlowAddress): { verdict: 'allow' | 'deny'; reason: string } | undefined {
   const d = model.datapath;
-  if (isLocalPeer(model, peer)) {
+  if (cm.isLocal(peer)) {
     return {
       verdict: 'allow',
       reason: `${flow.peer} is this node's own (or a loopback) address: such traffic travels over the loopback interface, which is not filtered.`,
@@ -145,40 +104,82 @@ function datapathVerdict(model: HostModel, dp: DirectionPolicy, flow: Flow, prot
   return undefined;
 }
 
+/**
+ * The matching entries of one action, in entry order, appended to `out`: the any-protocol entries and
+ * the L4 candidates merged by index (both ascending), each checked against the marked peer. Returns
+ * the first one's index, or -1.
+ */
+function collect(cm: CompiledModel, cd: CompiledDirection, candidates: Int32Array, deny: number, out: MatchedEntry[]): number {
+  const ix = cd.index;
+  const any = ix.anyL4;
+  let first = -1;
+  let a = 0;
+  let c = 0;
+  while (a < any.length || c < candidates.length) {
+    const ea = a < any.length ? any[a]! : 0x7fffffff;
+    const ec = c < candidates.length ? candidates[c]! : 0x7fffffff;
+    const e = ea <= ec ? ea : ec;
+    if (ea === e) a++;
+    if (ec === e) c++;
+    if (ix.deny[e] !== deny || !cm.peerIn(cd.peers[e]!)) continue;
+    if (first < 0) first = e;
+    out.push(ix.matched[e]!);
+  }
+  return first;
+}
+
+/** Every entry checked with l4Matches, for flows outside what the index cuts (a fractional port, a NaN protocol). */
+function collectByScan(cm: CompiledModel, cd: CompiledDirection, proto: NormalizedProto, flow: Flow, deny: number, out: MatchedEntry[]): number {
+  const ix = cd.index;
+  let first = -1;
+  ix.entries.forEach((e, i) => {
+    if (ix.deny[i] !== deny || !cm.peerIn(cd.peers[i]!) || !e.l4.some((m) => l4Matches(m, proto, flow))) return;
+    if (first < 0) first = i;
+    out.push(ix.matched[i]!);
+  });
+  return first;
+}
+
 /** The verdict for `flow` under `model`. Throws FlowError when the peer is not an IP address. */
 export function evaluate(model: HostModel, flow: Flow): Verdict {
-  let addr: Address;
+  let addr: FlowAddress;
   try {
-    addr = parseAddress(flow.peer);
+    addr = parseFlowAddress(flow.peer);
   } catch (err) {
     throw new FlowError(`flow peer "${flow.peer}" is not an IP address`, { cause: err });
   }
-  const dp = flow.direction === 'ingress' ? model.ingress : model.egress;
+  const cm = compiledModel(model);
+  const cd = flow.direction === 'ingress' ? cm.ingress : cm.egress;
+  const dp = cd.policy;
   const proto = normalizeProto(flow.proto);
-  const identities = peerIdentities(model, addr);
+  const membership = cm.membership(addr);
+  const identities = membership.names;
 
-  const dpv = datapathVerdict(model, dp, flow, proto, addr);
+  const dpv = datapathVerdict(cm, model, dp, flow, proto, addr);
   if (dpv !== undefined) {
     return { verdict: dpv.verdict, enforced: dp.enforced, reason: dpv.reason, matched: [], peerIdentities: identities, decidedBy: 'datapath' };
   }
-  const fs = failsafeVerdict(model, flow, proto, addr, identities);
-  if (fs !== undefined) return fs;
+  // Failsafe entries (config, usually none) come right after the datapath, before anything policy decides.
+  if ((flow.direction === 'ingress' ? model.failsafe.ingress : model.failsafe.egress).length > 0) {
+    const fs = failsafeVerdict(model, flow, proto, parseAddress(flow.peer), identities);
+    if (fs !== undefined) return fs;
+  }
   if (!dp.enforced) {
     return { verdict: 'allow', enforced: false, reason: dp.reason, matched: [], peerIdentities: identities, decidedBy: 'not-enforced' };
   }
-  const hits = dp.entries.filter((e) => entryMatches(e, identities, proto, flow));
-  const denies = hits.filter((e) => e.action === 'deny');
-  const allows = hits.filter((e) => e.action === 'allow');
-  const matched = [...denies, ...allows].map(toMatched);
-  const first = denies[0] ?? allows[0];
-  if (first !== undefined) {
-    const verdict = first.action;
-    const reason = `${first.action === 'deny' ? 'Denied' : 'Allowed'} by policy ${first.policy} ${first.rule}` +
-      (first.action === 'deny' ? ' (deny entries win over allow entries).' : '.');
-    return { verdict, enforced: true, reason, matched, peerIdentities: identities, decidedBy: first.action === 'deny' ? 'deny-entry' : 'allow-entry' };
+  cm.mark(membership);
+  const matched: MatchedEntry[] = [];
+  const candidates = l4Candidates(cd.index, proto, flow.port, flow.icmpType);
+  // Deny entries first, then allow entries, each in entry order (the model lists denies first anyway).
+  const firstDeny = candidates === undefined ? collectByScan(cm, cd, proto, flow, 1, matched) : collect(cm, cd, candidates, 1, matched);
+  const firstAllow = candidates === undefined ? collectByScan(cm, cd, proto, flow, 0, matched) : collect(cm, cd, candidates, 0, matched);
+  const first = firstDeny >= 0 ? firstDeny : firstAllow;
+  if (first >= 0) {
+    const deny = firstDeny >= 0;
+    return { verdict: deny ? 'deny' : 'allow', enforced: true, reason: cd.index.decides[first]!, matched, peerIdentities: identities, decidedBy: deny ? 'deny-entry' : 'allow-entry' };
   }
   if (!dp.defaultDeny) {
-    return { verdict: 'allow', enforced: true, reason: `No entry matched and ${flow.direction} has no default deny. ${dp.reason}`, matched, peerIdentities: identities, decidedBy: 'default-allow' };
+    return { verdict: 'allow', enforced: true, reason: cd.defaultAllowReason, matched, peerIdentities: identities, decidedBy: 'default-allow' };
   }
-  return { verdict: 'deny', enforced: true, reason: `No allow entry matched; default deny. ${dp.reason}`, matched, peerIdentities: identities, decidedBy: 'default-deny' };
+  return { verdict: 'deny', enforced: true, reason: cd.defaultDenyReason, matched, peerIdentities: identities, decidedBy: 'default-deny' };
 }

@@ -40,7 +40,9 @@ export async function canonTable(netns: string, table: string): Promise<CanonTab
         marker = decl['name'].slice('nw_structure_'.length);
         decl['name'] = 'nw_structure_*';
       }
-      const elements = Array.isArray(elem) ? elem.map((e) => JSON.stringify(e)).sort() : [];
+      // Drop-record entries follow traffic, not the ruleset.
+      const records = typeof decl['name'] === 'string' && decl['name'].startsWith('nw_drop_');
+      const elements = Array.isArray(elem) && !records ? elem.map((e) => JSON.stringify(e)).sort() : [];
       sets.push(JSON.stringify({ ...(strip(decl) as object), elements }));
     }
     const chain = item['chain'] as Record<string, unknown> | undefined;

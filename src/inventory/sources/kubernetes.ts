@@ -492,6 +492,9 @@ export class KubernetesSource {
       (phase, obj, raw) => {
         events++;
         if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
+          // Logged before the store changes: every snapshot of a later revision contains this event
+          // (the kernel e2e test waits on it to know which pass enforces which API write).
+          this.log.debug({ kind: r.spec.kind, phase, resourceVersion: (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? null, revision: this.revision }, 'kubernetes source: event');
           const slim = stripObject(r.spec.id, obj);
           // Most MODIFIED events at scale are status heartbeats: same slim object, new resourceVersion.
           r.quiet = phase === 'MODIFIED' && sameContent(r.lw.get(slim.metadata.name, slim.metadata.namespace) as unknown as KubeObject | undefined, slim);
@@ -730,6 +733,7 @@ export class KubernetesSource {
   }
 
   private deliver(snap: KubernetesSnapshot): void {
+    this.log.debug({ revision: snap.revision, origin: snap.origin }, 'kubernetes source: snapshot handed out');
     this.lastSnapshot = snap;
     try {
       this.onChange?.(snap);
