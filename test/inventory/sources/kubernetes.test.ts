@@ -660,6 +660,11 @@ test('object feed: each snapshot tells what changed since earlier ones (watch ev
     h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-2', '198.51.100.52', { app: 'db' }));
     h.server.apply('nodes', node('node-b', '192.0.2.2', '2001:db8::2', { zone: 'b' }));
   }, (s) => find(s, 'Node', 'node-b')?.metadata.labels?.['zone'] === 'b' && find(s, 'CiliumEndpoint', 'web-2')?.metadata.labels?.['app'] === 'db');
+  // The per-namespace arrays give exactly what the client's stores list, in their order.
+  const stores = (src as unknown as { allRunners(): { spec: { id: string }; lw: { list(): unknown[] } }[] }).allRunners().filter((r) => r.spec.id !== 'ccnp');
+  const listed = stores.flatMap((r) => r.lw.list());
+  t.is(last(h).objects.length, listed.length);
+  t.true(last(h).objects.every((o, i) => o === listed[i]), 'same objects in the same order as ListWatch.list()');
   const watched = h.snaps.slice(start - 1);
   t.true(watched.every((s, i) => i === 0 || s.objectFeed?.since(watched[i - 1]!.revision) !== undefined), 'every watch-event step is answered');
   t.is(watched.at(-1)!.objectFeed?.since(watched[0]!.revision)?.come.length, 4, 'composed over skipped snapshots');
