@@ -21,10 +21,12 @@ import { lintPolicies } from './policy/lint.js';
 import { seedPoolIndex } from './policy/pool-index.js';
 import type { HostModel } from './policy/model.js';
 import { attachStaged, partitionStaged, stagedView } from './policy/staged.js';
+import type { ObjectChanges, ObjectFeed } from './inventory/object-feed.js';
 
 export interface StateInput {
   readonly config: NodewallConfig;
-  readonly load: LoadResult;
+  /** `objectFeed`: what changed in `objects` since earlier lists of the same source (StateBuilder uses it). */
+  readonly load: LoadResult & { readonly objectFeed?: ObjectFeed };
   readonly nodeName: string;
   readonly nodeLabels?: Labels;
   readonly localAddresses?: readonly string[];
@@ -134,8 +136,12 @@ export class StateBuilder {
         readonly inventory: { readonly inventory: Inventory; readonly index: ObjectIndex };
         readonly valid: readonly PolicyDocument[];
         readonly model: IncrementalModel;
+        /** Where the objects of that build stand in their source's history, when it told. */
+        readonly feed: { readonly lineage: object; readonly revision: number } | undefined;
       }
     | undefined;
+  /** How the changed objects of the last build were found: from the source's feed, or by comparing the lists. */
+  lastObjectChanges: 'feed' | 'walk' | undefined;
   /** How the last model was made, for logs and tests. */
   lastModel: 'full' | 'incremental' | undefined;
   /** How the last inventory was made: in full, or from the objects that changed. */
@@ -151,9 +157,14 @@ export class StateBuilder {
     let stagedEvents: ModelEvent[] | undefined;
     const prevStaged = prev === undefined ? undefined : this.#prevStaged;
     this.#prevStaged = undefined;
+    const inFeed = input.load.objectFeed;
+    const feed = inFeed === undefined ? undefined : { lineage: inFeed.lineage, revision: inFeed.revision };
+    this.lastObjectChanges = undefined;
     const inventory = (): InventoryBuild => {
       if (prev !== undefined) {
-        const change = objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
+        let change: ObjectChanges | undefined = fedChanges(prev, input);
+        this.lastObjectChanges = change === undefined ? 'walk' : 'feed';
+        change ??= objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
         const update = change === undefined ? undefined : updateChangedObjects(prev.inventory, input.load.objects, change);
         if (update !== undefined) {
           built = update;
@@ -185,7 +196,7 @@ export class StateBuilder {
         if (events !== undefined) {
           try {
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
-            this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model };
+            this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model, feed };
             this.lastModel = 'incremental';
             this.#incremental.add(update.model);
             // Lint asks the address pools about CIDR peers: the model answers from its live pools, no copy of any.
@@ -199,7 +210,7 @@ export class StateBuilder {
         }
       }
       const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
-      this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh };
+      this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh, feed };
       this.lastModel = 'full';
       const pools = fresh.poolIndex();
       seedPoolIndex(inv, pools.index, pools.current);
@@ -265,6 +276,23 @@ export class StateBuilder {
     this.#prev = undefined;
     this.#prevStaged = undefined;
   }
+}
+
+/**
+ * The objects changed since the previous build, from the source's feed (no walk over the lists), when
+ * the previous build's objects were a list of the same source and the feed still knows the way from
+ * there. A count that does not add up (the feed and the lists disagree) is not trusted.
+ */
+function fedChanges(
+  prev: { readonly inventory: { readonly index: ObjectIndex }; readonly feed: { readonly lineage: object; readonly revision: number } | undefined },
+  input: StateInput,
+): ObjectChanges | undefined {
+  const feed = input.load.objectFeed;
+  if (feed === undefined || prev.feed === undefined || feed.lineage !== prev.feed.lineage) return undefined;
+  const change = feed.since(prev.feed.revision);
+  if (change === undefined || change.gone.length > objectChangeLimit || change.come.length > objectChangeLimit) return undefined;
+  if (prev.inventory.index.objects.length - change.gone.length + change.come.length !== input.load.objects.length) return undefined;
+  return change;
 }
 
 /** More changed objects than this in one build: a full inventory build is about as cheap. */

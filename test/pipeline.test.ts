@@ -6,6 +6,8 @@ import type { LoadResult } from '../src/api/load-manifests.js';
 import { loadManifestText } from '../src/api/load-manifests.js';
 import type { KubeObject } from '../src/api/types.js';
 import { buildState, StateBuilder, type StateInput } from '../src/pipeline.js';
+import { objectChanges } from '../src/inventory/build-inventory.js';
+import { ObjectChangeLog, type ObjectFeed } from '../src/inventory/object-feed.js';
 import { caseConfig, CONFORMANCE_NODE, loadBaseCluster, loadConformanceCases } from './helpers/conformance.js';
 
 const pod = (name: string, ns: string, labels: Record<string, string>, ip: string): KubeObject => ({
@@ -15,9 +17,10 @@ const pod = (name: string, ns: string, labels: Record<string, string>, ip: strin
   status: { phase: 'Running', podIPs: [{ ip }] },
 });
 
-test('for every conformance case and a sequence of cluster, policy and config changes, StateBuilder.build equals buildState', (t) => {
+test('for every conformance case and a sequence of cluster, policy and config changes, StateBuilder.build equals buildState (changed objects found by comparing lists, or told by an object feed)', (t) => {
   const cluster = loadBaseCluster();
   let incremental = 0;
+  let fedBuilds = 0;
   for (const c of loadConformanceCases()) {
     if (c.cluster !== 'base') continue;
     const own = loadManifestText(c.manifests, `${c.file}:${c.line}`);
@@ -74,21 +77,70 @@ test('for every conformance case and a sequence of cluster, policy and config ch
       { what: 'own labels changed', input: at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), model: 'full', inventory: 'full' },
       { what: 'config changed', input: { ...at(noNodeC, own.policies, { nodeLabels: { type: 'infra' } }), config: { ...config, mode: 'audit' } }, model: 'full', inventory: 'full' },
     ];
-    const builder = new StateBuilder();
-    for (const s of steps) {
-      const got = builder.build(s.input);
-      t.deepEqual(got, buildState(s.input), `${c.name}: ${s.what}`);
-      t.is(builder.lastModel, s.model, `${c.name}: ${s.what}`);
-      t.is(builder.lastInventory, s.inventory, `${c.name}: ${s.what}`);
-      if (s.what === 'pods with warnings') {
-        // So that the next step tests their removal.
-        t.true(got.problems.some((p) => p.code === 'inventory/pod-ip-is-node-ip' && p.message.includes('Pod default/node-ip')));
-        t.true(got.problems.some((p) => p.code === 'inventory/bad-address' && p.message.includes('Pod default/bad-ip')));
+    for (const fed of [false, true]) {
+      const builder = new StateBuilder();
+      // As the Kubernetes source does: each list's step from the one before, by identity, in a change log.
+      const log = new ObjectChangeLog();
+      let before: readonly KubeObject[] | undefined;
+      for (const [i, step] of steps.entries()) {
+        const objects = step.input.load.objects;
+        const feed = log.commit(i + 1, before === undefined ? undefined : objectChanges(before, objects, Infinity));
+        before = objects;
+        const s = fed ? { ...step, input: { ...step.input, load: { ...step.input.load, objectFeed: feed } } } : step;
+        const got = builder.build(s.input);
+        if (fed && builder.lastObjectChanges !== undefined) {
+          t.is(builder.lastObjectChanges, 'feed', `${c.name}: ${s.what}: the feed was used`);
+          fedBuilds++;
+        }
+        if (!fed) t.not(builder.lastObjectChanges, 'feed');
+        t.deepEqual(got, buildState(s.input), `${c.name}: ${s.what}`);
+        t.is(builder.lastModel, s.model, `${c.name}: ${s.what}`);
+        t.is(builder.lastInventory, s.inventory, `${c.name}: ${s.what}`);
+        if (s.what === 'pods with warnings') {
+          // So that the next step tests their removal.
+          t.true(got.problems.some((p) => p.code === 'inventory/pod-ip-is-node-ip' && p.message.includes('Pod default/node-ip')));
+          t.true(got.problems.some((p) => p.code === 'inventory/bad-address' && p.message.includes('Pod default/bad-ip')));
+        }
+        if (builder.lastModel === 'incremental') incremental++;
       }
-      if (builder.lastModel === 'incremental') incremental++;
     }
   }
   t.true(incremental > 100, `${incremental} incremental builds`);
+  t.true(fedBuilds > 100, `${fedBuilds} builds from the feed`);
+});
+
+test('an object feed is used only from the list the last build read: another lineage, a skipped or unknown step, or counts that do not add up fall back to comparing the lists', (t) => {
+  const cluster = loadBaseCluster();
+  const config = caseConfig(loadConformanceCases()[0]!);
+  const input = (objects: readonly KubeObject[], objectFeed?: ObjectFeed): StateInput => ({ config, load: { ...cluster, objects: [...objects], ...(objectFeed === undefined ? {} : { objectFeed }) }, nodeName: CONFORMANCE_NODE });
+  const a = pod('a', 'default', { app: 'web' }, '198.51.100.91');
+  const b = pod('b', 'default', { app: 'web' }, '198.51.100.92');
+  const lists = [cluster.objects, [...cluster.objects, a], [...cluster.objects, a, b], [...cluster.objects, b]];
+  const check = (builder: StateBuilder, i: StateInput, want: 'feed' | 'walk', what: string): void => {
+    t.deepEqual(builder.build(i), buildState(i), what);
+    t.is(builder.lastObjectChanges, want, what);
+    t.is(builder.lastInventory, 'objects', what);
+  };
+  const log = new ObjectChangeLog();
+  const feeds = [log.commit(1, undefined), log.commit(2, { gone: [], come: [a] }), log.commit(3, { gone: [], come: [b] }), log.commit(4, { gone: [a], come: [] })];
+  const builder = new StateBuilder();
+  builder.build(input(lists[0]!, feeds[0]));
+  check(builder, input(lists[1]!, feeds[1]), 'feed', 'one step');
+  check(builder, input(lists[3]!, feeds[3]), 'feed', 'a snapshot skipped: the steps composed');
+  // A feed of another source: its revisions mean nothing here.
+  const other = new ObjectChangeLog();
+  other.commit(3, undefined);
+  check(builder, input(lists[2]!, other.commit(4, { gone: [], come: [] })), 'walk', 'another lineage');
+  // The next one reaches back over an unknown step.
+  const unknown = new ObjectChangeLog();
+  const u1 = unknown.commit(1, undefined);
+  check(builder, input(lists[1]!, u1), 'walk', 'first list of a lineage');
+  unknown.commit(2, undefined);
+  check(builder, input(lists[3]!, unknown.commit(3, { gone: [a], come: [b] })), 'walk', 'over an unknown step');
+  // A feed that claims nothing changed while the list grew: not trusted.
+  const liar = new ObjectChangeLog();
+  check(builder, input(lists[3]!, liar.commit(1, undefined)), 'walk', 'liar lineage starts');
+  check(builder, input(lists[2]!, liar.commit(2, { gone: [], come: [] })), 'walk', 'counts do not add up');
 });
 
 test('after reset the next build is a full one', (t) => {

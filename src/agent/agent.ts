@@ -32,6 +32,7 @@ import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
+import { DriftPollDepth } from './drift-poll-depth.js';
 import { ModelKeys } from './model-key.js';
 import { ProblemLogGate } from './problem-log.js';
 import { tableHashAfterApply } from './table-hash-after-apply.js';
@@ -54,7 +55,7 @@ import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
 import { MetricsServer } from './metrics-server.js';
-import { NftMonitor } from './nft-monitor.js';
+import { monitorKinds, NftMonitor } from './nft-monitor.js';
 
 export interface AgentOptions {
   readonly configFile: string | undefined;
@@ -102,6 +103,8 @@ export class Agent {
   readonly #nftLock = new NftWriteLock();
   /** Restores the last applied ruleset; works while a pass runs. */
   readonly #drift = new DriftRepair(this.#nftLock);
+  /** Cheap structural polls while the nft monitor runs, a full listing every few (drift-poll-depth.ts). */
+  readonly #pollDepth = new DriftPollDepth();
   #previous: PreviousState | undefined;
   #refusedModelHash: string | undefined;
   #lastApply: ApplySummary | undefined;
@@ -609,7 +612,8 @@ export class Agent {
   async #repairDrift(detectedBy: DriftDetector = 'poll'): Promise<boolean> {
     // An unconfirmed change at its deadline is being rolled back (by the watchdog or #confirmCheck), not repaired.
     if (this.#rollout.pendingDue) return false;
-    const r = await this.#drift.check(this.#log.child({ trigger: 'drift', detectedBy }));
+    const depth = detectedBy === 'poll' ? this.#pollDepth.next(this.#monitor.pids.size === monitorKinds.length) : 'full';
+    const r = await this.#drift.check(this.#log.child({ trigger: 'drift', detectedBy }), depth);
     if (r.kind === 'nothing-applied' || r.kind === 'in-sync') return false;
     this.#metrics.driftRepair(detectedBy, r.kind);
     // The kernel was rebuilt: the next pass reads it instead of trusting memory.

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import { applyModel, type ApplyOptions, type ApplyResult } from '../nft/apply.js';
 import type { HostModel } from '../policy/model.js';
-import { tableState, type TableState } from './drift.js';
+import { structureState, tableState, type TableState } from './drift.js';
 import type { NftWriteLock } from './nft-lock.js';
 
 /** What is in the kernel because the agent put it there. */
@@ -26,7 +26,15 @@ export interface AppliedRuleset {
   readonly structureHash?: string;
   /** Config dropRecords the ruleset was rendered with (undefined = off). */
   readonly dropRecords?: DropRecordSettings | undefined;
+  /**
+   * Hash of the cheap structural listing (drift.ts structureState), learnt right after a full check found the
+   * table as applied; undefined: not known yet (the next structural check is a full one).
+   */
+  readonly cheapHash?: string;
 }
+
+/** How deep a check looks: the full terse listing, or the cheap structural one (when its hash is known). */
+export type CheckDepth = 'full' | 'structure';
 
 export type DriftOutcome =
   | { readonly kind: 'nothing-applied' }
@@ -38,9 +46,11 @@ export type DriftOutcome =
 export interface DriftKernel {
   tableState(nftPath: string, table: string): Promise<TableState>;
   applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult>;
+  /** The cheap structural state; without it every check is a full one. */
+  structureState?(nftPath: string, table: string): Promise<TableState>;
 }
 
-const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel };
+const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel, structureState: (p, t) => structureState(p, t) };
 
 export class DriftRepair {
   readonly #lock: NftWriteLock;
@@ -54,7 +64,10 @@ export class DriftRepair {
 
   /** Called by the pass, inside the lock, right after its apply. */
   record(applied: AppliedRuleset): void {
-    this.#applied = applied;
+    const before = this.#applied;
+    // The table hash kept (an element-only delta, a noop): the structural listing is unchanged too.
+    const same = before !== undefined && before.tableHash !== undefined && before.tableHash === applied.tableHash && before.nftPath === applied.nftPath && before.table === applied.table;
+    this.#applied = same && before.cheapHash !== undefined && applied.cheapHash === undefined ? { ...applied, cheapHash: before.cheapHash } : applied;
   }
 
   /** Nothing to keep in force any more (dry-run, table removed on stop). */
@@ -66,13 +79,29 @@ export class DriftRepair {
     return this.#applied;
   }
 
-  /** Compare the kernel table with the last apply; restore that ruleset (full replace) when it changed or is gone. */
-  check(log: Logger): Promise<DriftOutcome> {
+  /**
+   * Compare the kernel table with the last apply; restore that ruleset (full replace) when it changed or is gone.
+   * `structure`: compare the cheap structural listing only when its hash is known; a difference there, or an
+   * unknown hash, falls through to the full check, so it only ever saves work, never misses what it sees.
+   */
+  check(log: Logger, depth: CheckDepth = 'full'): Promise<DriftOutcome> {
     return this.#lock.run(async () => {
       const a = this.#applied;
       if (a === undefined) return { kind: 'nothing-applied' };
+      const cheap = this.#kernel.structureState;
+      if (depth === 'structure' && cheap !== undefined && a.cheapHash !== undefined) {
+        const ss = await cheap.call(this.#kernel, a.nftPath, a.table);
+        if (ss.present && ss.hash === a.cheapHash) return { kind: 'in-sync' };
+      }
       const ts = await this.#kernel.tableState(a.nftPath, a.table);
-      if (ts.present && ts.hash === a.tableHash) return { kind: 'in-sync' };
+      if (ts.present && ts.hash === a.tableHash) {
+        // Verified as applied: learn the structural hash for the cheap checks (kept until the layout changes).
+        if (cheap !== undefined && a.cheapHash === undefined) {
+          const ss = await cheap.call(this.#kernel, a.nftPath, a.table);
+          if (ss.present && this.#applied === a) this.#applied = { ...a, cheapHash: ss.hash };
+        }
+        return { kind: 'in-sync' };
+      }
       const drift = ts.present ? 'changed' : 'missing';
       log.warn({ table: a.table, drift, detail: ts.present ? undefined : ts.error },
         ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
@@ -98,7 +127,8 @@ export class DriftRepair {
         elements: result.elements, durationMs, restored: true,
       }, 'ruleset applied');
       const after = await this.#kernel.tableState(a.nftPath, a.table);
-      this.#applied = { ...a, tableHash: after.present ? after.hash : undefined };
+      const { cheapHash: _learntAgain, ...rest } = a;
+      this.#applied = { ...rest, tableHash: after.present ? after.hash : undefined };
       return { kind: 'restored', result, drift, durationMs };
     });
   }

@@ -12,12 +12,15 @@
 
 import type { PolicyDocument, KubeObject } from '../api/types.js';
 import type { Problem } from '../api/problem.js';
+import type { ObjectFeed } from '../inventory/object-feed.js';
 
 /** Same shape as the api helper's LoadResult. */
 export interface Loaded {
   readonly policies: PolicyDocument[];
   readonly objects: KubeObject[];
   readonly problems: Problem[];
+  /** Where `objects` stands in its source's history (the Kubernetes source), when one file holds them all. */
+  readonly objectFeed?: ObjectFeed;
 }
 
 /** One source file as read now. */
@@ -102,7 +105,8 @@ export function mergeWithLastGood<S extends BuiltState>(
   // One file holding every object (the Kubernetes source's objects entry): its list as it is, not a
   // copy of 100k+ objects per pass. Nobody writes to a load's lists.
   const withObjects = files.filter((f) => f.load.objects.length > 0);
-  const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [] };
+  const feed = withObjects.length === 1 ? withObjects[0]!.load.objectFeed : undefined;
+  const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [], ...(feed === undefined ? {} : { objectFeed: feed }) };
   for (const f of files) {
     for (const p of f.load.policies) fileOf.set(policyKey(p), f);
     // Loops, not push(...spread): one file may hold 100k+ objects.
@@ -177,6 +181,7 @@ export function mergeWithLastGood<S extends BuiltState>(
         ...[...substitute.values()].map((g) => g.doc),
       ],
       objects: current.objects,
+      ...(feed === undefined ? {} : { objectFeed: feed }),
       // Problems of a replaced version would mark its good version invalid too.
       problems: current.problems.filter((p) => p.policy === undefined || !substitute.has(p.policy)),
     };

@@ -130,3 +130,78 @@ test('the lock runs holders one at a time, in order, and survives a rejection', 
   t.deepEqual(order, ['a-start', 'a-end', 'b', 'c']);
   t.false(lock.held);
 });
+
+/** FakeKernel with the cheap structural listing too, counting the listings of each kind. */
+class StructuredKernel extends FakeKernel {
+  structure: string | undefined = 'chains-of-a';
+  full = 0;
+  cheap = 0;
+
+  override async tableState(): Promise<{ present: false; error: string } | { present: true; hash: string }> {
+    this.full++;
+    return super.tableState();
+  }
+
+  async structureState(): Promise<{ present: false; error: string } | { present: true; hash: string }> {
+    this.cheap++;
+    return this.table === undefined || this.structure === undefined ? { present: false, error: 'not listed' } : { present: true, hash: this.structure };
+  }
+}
+
+test('structure depth: the cheap listing only once a full check verified the table; a structural difference falls through to the full check and is repaired', async (t) => {
+  const k = new StructuredKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  k.table = 'hash-of-a';
+  repair.record({ nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  // Unknown cheap hash: a full check, which learns it.
+  t.is((await repair.check(log, 'structure')).kind, 'in-sync');
+  t.is(k.full, 1);
+  t.is(repair.applied?.cheapHash, 'chains-of-a');
+  // Known: the cheap listing alone.
+  t.is((await repair.check(log, 'structure')).kind, 'in-sync');
+  t.deepEqual([k.full, k.cheap], [1, 2]);
+  // A rule edited inside a chain: invisible to the cheap listing, caught by the next full check.
+  k.table = 'rule-edited';
+  t.is((await repair.check(log, 'structure')).kind, 'in-sync');
+  t.like(await repair.check(log, 'full'), { kind: 'restored', drift: 'changed' });
+  t.is(k.table, 'hash-of-a');
+  t.is(repair.applied?.cheapHash, undefined, 'relearnt after a restore');
+  t.is((await repair.check(log, 'structure')).kind, 'in-sync');
+  t.is(repair.applied?.cheapHash, 'chains-of-a');
+  // A chain deleted (structure differs): the cheap check falls through to the full one, which repairs.
+  const applies = k.applies.length;
+  k.structure = 'chain-gone';
+  k.table = 'chain-gone-full';
+  t.like(await repair.check(log, 'structure'), { kind: 'restored', drift: 'changed' });
+  t.is(k.applies.length, applies + 1);
+  // The table flushed: the cheap listing does not show it, the full check says missing.
+  k.structure = 'chains-of-a';
+  await repair.check(log, 'structure');
+  k.table = undefined;
+  t.like(await repair.check(log, 'structure'), { kind: 'restored', drift: 'missing' });
+});
+
+test('record keeps the learnt structural hash while the table hash is the same (element-only deltas) and drops it when it changed', async (t) => {
+  const k = new StructuredKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  k.table = 'hash-of-a';
+  const base = { nftPath: '/usr/sbin/nft', table: 'nodewall', mode: 'enforce' as const, model: model('a'), tableHash: 'hash-of-a' };
+  repair.record(base);
+  await repair.check(log, 'structure');
+  t.is(repair.applied?.cheapHash, 'chains-of-a');
+  repair.record({ ...base, model: model('a2') });
+  t.is(repair.applied?.cheapHash, 'chains-of-a', 'element-only delta: same table hash');
+  repair.record({ ...base, model: model('b'), tableHash: 'hash-of-b' });
+  t.is(repair.applied?.cheapHash, undefined, 'chain delta: new table hash');
+  repair.record({ ...base, model: model('c'), tableHash: 'hash-of-b', table: 'other' });
+  t.is(repair.applied?.cheapHash, undefined);
+  // Without a structural listing every check is a full one.
+  const plain = new FakeKernel();
+  plain.table = 'hash-of-a';
+  const r2 = new DriftRepair(new NftWriteLock(), plain);
+  r2.record(base);
+  t.is((await r2.check(log, 'structure')).kind, 'in-sync');
+  t.is(r2.applied?.cheapHash, undefined);
+});

@@ -5,13 +5,14 @@
 // the cluster objects (no policies, so it never takes part in last-good).
 
 import type { LoadResult } from '../../api/load-manifests.js';
+import type { ObjectFeed } from '../object-feed.js';
 import type { KubernetesSnapshot } from './kubernetes.js';
 
 export interface SnapshotFile {
   readonly file: string;
   /** sha256 of the CCNP text; for the objects entry "k8s-objects@<origin>#<revision>". */
   readonly textHash: string;
-  readonly load: LoadResult;
+  readonly load: LoadResult & { readonly objectFeed?: ObjectFeed };
   /** The CCNP's text (for a persisted last-good store); undefined for the objects entry. */
   readonly text?: string;
 }
@@ -23,7 +24,7 @@ export function snapshotFiles(s: KubernetesSnapshot): SnapshotFile[] {
   out.push({
     file: KUBERNETES_OBJECTS_FILE,
     textHash: `k8s-objects@${s.origin}#${s.revision}`,
-    load: { objects: s.objects, policies: [], problems: [] },
+    load: { objects: s.objects, policies: [], problems: [], ...(s.objectFeed === undefined ? {} : { objectFeed: s.objectFeed }) },
   });
   return out;
 }

@@ -28,6 +28,7 @@ import { loadCache, writeCache, writeSelection } from './cache.js';
 import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
+import { ObjectChangeLog, type ObjectChanges, type ObjectFeed } from '../object-feed.js';
 import { selectedPoliciesNeedPods } from './pod-need.js';
 
 export interface SourceLogger {
@@ -101,6 +102,8 @@ export interface KubernetesSnapshot {
   readonly revision: number;
   /** The CCNPs one by one (same content as `policies`/`problems`), for per-policy last-good handling. */
   readonly policyFiles: PolicyFile[];
+  /** What changed in `objects` since earlier snapshots of this source (object-feed.ts); absent: not known. */
+  readonly objectFeed?: ObjectFeed;
 }
 
 export interface KubernetesSourceStatus {
@@ -151,6 +154,10 @@ interface Runner {
   stopped: boolean;
   /** The event being handled changes nothing the inventory reads (a status heartbeat). */
   quiet: boolean;
+  /** The store's objects, one array per namespace, kept until a store callback touches that namespace. */
+  nsLists: Map<string, readonly KubeObject[]>;
+  /** The store map nsLists was made from (ListWatch internals: checked, never relied on blindly). */
+  nsStore: unknown;
 }
 
 const noopLogger: SourceLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -191,6 +198,31 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
+/**
+ * A runner's objects as ListWatch.list() gives them (namespace by namespace, in the store's order), but
+ * from arrays kept per namespace: an event rebuilds only its namespace's array. Falls back to list()
+ * when the store is not the Map of Maps it is in @kubernetes/client-node 1.x.
+ */
+function runnerLists(r: Runner): (readonly KubeObject[])[] {
+  const store = (r.lw as unknown as { objects?: unknown }).objects;
+  if (!(store instanceof Map)) return [r.lw.list() as unknown as readonly KubeObject[]];
+  if (store !== r.nsStore) {
+    r.nsLists.clear();
+    r.nsStore = store;
+  }
+  const out: (readonly KubeObject[])[] = [];
+  for (const [ns, objects] of store as Map<string, unknown>) {
+    let list = r.nsLists.get(ns);
+    if (list === undefined) {
+      if (!(objects instanceof Map)) return [r.lw.list() as unknown as readonly KubeObject[]];
+      list = [...(objects as Map<string, KubeObject>).values()];
+      r.nsLists.set(ns, list);
+    }
+    out.push(list);
+  }
+  return out;
+}
+
 /** Equal apart from metadata.resourceVersion (slim objects are built in a fixed key order). */
 function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (a === undefined) return false;
@@ -226,6 +258,16 @@ export class KubernetesSource {
   private stale = false;
   private cacheSyncedAt: string | undefined;
   private lastSnapshot: KubernetesSnapshot | undefined;
+  /** Steps of the object list from snapshot to snapshot (object-feed.ts). */
+  private readonly changeLog = new ObjectChangeLog();
+  /** Objects changed by watch events since the last snapshot: what each key held at that snapshot. */
+  private readonly pendingBefore = new Map<string, { readonly r: Runner; readonly name: string; readonly namespace: string | undefined; readonly before: KubeObject | undefined }>();
+  /** The object list changed in a way the watch events do not show (a list applied, a kind stopped). */
+  private objectsUnknown = false;
+  /** The CCNPs decoded as of the last snapshot, reused while no CCNP changed. */
+  private decodedAll: { policies: PolicyDocument[]; problems: Problem[]; policyFiles: PolicyFile[] } | undefined;
+  /** selectionKey memo: its inputs (by identity) and the key. */
+  private selectionMemo: { files: readonly PolicyFile[]; node: unknown; key: string } | undefined;
   private cacheWrittenAt = 0;
   private cacheWrite: Promise<void> | undefined;
   private cacheDirty = false;
@@ -361,13 +403,24 @@ export class KubernetesSource {
     const watcher = this.watcher;
     if (k8s === undefined || watcher === undefined) throw new KubernetesSourceError('not started');
     const spec = kindSpecs[id];
-    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false, quiet: false } as Omit<Runner, 'lw'> as Runner;
+    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false, quiet: false, nsLists: new Map(), nsStore: undefined } as Omit<Runner, 'lw'> as Runner;
     // ListWatch only needs `watch()`; this one strips objects and adds bookmarks, timeouts and backoff.
     const slimWatch = { config: watcher.config, watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallback, done: (err: unknown) => void) => this.openWatch(r, path, query, cb, done) };
     r.lw = new k8s.ListWatch<K8s.KubernetesObject>(spec.path, slimWatch as unknown as K8s.Watch, () => this.listAll(r), false, spec.labelSelector);
-    const changed = (): void => this.changed(r);
+    // Every store change: that namespace's array is made anew; a change not made by a watch event (a list
+    // applied) cannot be followed by the object feed.
+    const touched = (obj: K8s.KubernetesObject): void => {
+      r.nsLists.delete(obj.metadata?.namespace ?? '');
+      if (r.listApplied && r.spec.id !== 'ccnp') this.objectsUnknown = true;
+      if (r.spec.id === 'ccnp') this.decodedAll = undefined;
+    };
+    const changed = (obj: K8s.KubernetesObject): void => {
+      touched(obj);
+      this.changed(r);
+    };
     r.lw.on('add', changed);
-    r.lw.on('update', () => {
+    r.lw.on('update', (obj: K8s.KubernetesObject) => {
+      touched(obj);
       if (!r.quiet) this.changed(r);
     });
     r.lw.on('delete', changed);
@@ -496,8 +549,10 @@ export class KubernetesSource {
           // (the kernel e2e test waits on it to know which pass enforces which API write).
           this.log.debug({ kind: r.spec.kind, phase, resourceVersion: (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? null, revision: this.revision }, 'kubernetes source: event');
           const slim = stripObject(r.spec.id, obj);
+          const before = r.lw.get(slim.metadata.name, slim.metadata.namespace) as unknown as KubeObject | undefined;
+          this.noteBefore(r, slim, before);
           // Most MODIFIED events at scale are status heartbeats: same slim object, new resourceVersion.
-          r.quiet = phase === 'MODIFIED' && sameContent(r.lw.get(slim.metadata.name, slim.metadata.namespace) as unknown as KubeObject | undefined, slim);
+          r.quiet = phase === 'MODIFIED' && sameContent(before, slim);
           try {
             cb(phase, slim, raw);
           } finally {
@@ -629,6 +684,8 @@ export class KubernetesSource {
       const r = this.podRunner;
       this.podRunner = undefined;
       if (r !== undefined) void this.stopRunner(r);
+      // Its objects leave the list without a watch event.
+      this.objectsUnknown = true;
       this.scheduleFlush();
     }
   }
@@ -715,7 +772,12 @@ export class KubernetesSource {
   private selectionKey(snap: KubernetesSnapshot): string {
     const name = this.opts.node?.name;
     const nodeObj = name === undefined ? undefined : this.runners.get('node')?.lw.get(name) as unknown as KubeObject | undefined;
-    return createHash('sha256').update(JSON.stringify([snap.policyFiles.map((f) => f.hash), nodeObj?.metadata.labels ?? null])).digest('hex');
+    // Same CCNP files and the same Node object (by identity) as last time: the same key, not hashed again.
+    const memo = this.selectionMemo;
+    if (memo !== undefined && memo.files === snap.policyFiles && memo.node === nodeObj) return memo.key;
+    const key = createHash('sha256').update(JSON.stringify([snap.policyFiles.map((f) => f.hash), nodeObj?.metadata.labels ?? null])).digest('hex');
+    this.selectionMemo = { files: snap.policyFiles, node: nodeObj, key };
+    return key;
   }
 
   /** Write the selection file (the CCNPs and this node's Node as they are now); a failure is logged, not thrown. */
@@ -740,6 +802,31 @@ export class KubernetesSource {
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'kubernetes source: onChange failed');
     }
+  }
+
+  /** A watch event is about to change `obj`'s key in r's store: keep what the key held at the last snapshot. */
+  private noteBefore(r: Runner, obj: KubeObject, before: KubeObject | undefined): void {
+    if (r.spec.id === 'ccnp') return;
+    const key = `${r.spec.id}\0${obj.metadata.namespace ?? ''}\0${obj.metadata.name}`;
+    if (!this.pendingBefore.has(key)) this.pendingBefore.set(key, { r, name: obj.metadata.name, namespace: obj.metadata.namespace, before });
+  }
+
+  /** The objects gone and come since the last snapshot, by identity; undefined when not known. Resets the record. */
+  private takeObjectChanges(): ObjectChanges | undefined {
+    const unknown = this.objectsUnknown;
+    this.objectsUnknown = false;
+    const pending = [...this.pendingBefore.values()];
+    this.pendingBefore.clear();
+    if (unknown) return undefined;
+    const gone: KubeObject[] = [];
+    const come: KubeObject[] = [];
+    for (const p of pending) {
+      const now = p.r.lw.get(p.name, p.namespace) as unknown as KubeObject | undefined;
+      if (now === p.before) continue;
+      if (p.before !== undefined) gone.push(p.before);
+      if (now !== undefined) come.push(now);
+    }
+    return { gone, come };
   }
 
   private decode(raw: KubeObject): PolicyFile {
@@ -770,20 +857,27 @@ export class KubernetesSource {
   }
 
   private currentObjects(): { objects: KubeObject[]; ccnps: KubeObject[] } {
-    const objects: KubeObject[] = [];
     let ccnps: KubeObject[] = [];
+    const parts: (readonly KubeObject[])[] = [];
     for (const r of this.allRunners()) {
-      const list = r.lw.list() as unknown as readonly KubeObject[];
-      if (r.spec.id === 'ccnp') ccnps = [...list];
-      else for (const o of list) objects.push(o);
+      if (r.spec.id === 'ccnp') ccnps = [...(r.lw.list() as unknown as readonly KubeObject[])];
+      else for (const part of runnerLists(r)) parts.push(part);
     }
+    // concat copies arrays wholesale (a memcpy at 100k pods); in slices so that the argument count stays small.
+    let objects: KubeObject[] = [];
+    for (let i = 0; i < parts.length; i += 1024) objects = objects.concat(...parts.slice(i, i + 1024));
     return { objects, ccnps };
   }
 
   private buildSnapshot(): KubernetesSnapshot {
+    const changes = this.takeObjectChanges();
     const { objects, ccnps } = this.currentObjects();
-    const { policies, problems, policyFiles } = this.decodeAll(ccnps);
-    return { objects, policies, problems, origin: 'api', revision: ++this.revision, policyFiles };
+    // No CCNP changed since the last snapshot: its decoded lists again (the same objects: no sort, no decode).
+    const decoded = this.decodedAll ?? this.decodeAll(ccnps);
+    this.decodedAll = decoded;
+    const { policies, problems, policyFiles } = decoded;
+    const revision = ++this.revision;
+    return { objects, policies, problems, origin: 'api', revision, policyFiles, objectFeed: this.changeLog.commit(revision, changes) };
   }
 
   // ---- disk cache ----
@@ -799,7 +893,8 @@ export class KubernetesSource {
     this.stale = true;
     this.cacheSyncedAt = cached.syncedAt;
     this.log.info({ syncedAt: cached.syncedAt, objects: cached.objects.length, policies: cached.policies.length }, 'kubernetes source: enforcing the cached cluster state until the API answers');
-    this.deliver({ objects: [...cached.objects], policies, problems, origin: 'cache', revision: ++this.revision, policyFiles });
+    const revision = ++this.revision;
+    this.deliver({ objects: [...cached.objects], policies, problems, origin: 'cache', revision, policyFiles, objectFeed: this.changeLog.commit(revision, undefined) });
   }
 
   private scheduleCacheWrite(): void {

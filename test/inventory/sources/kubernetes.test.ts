@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { KubeObject } from '../../../src/api/types.js';
+import { objectChanges } from '../../../src/inventory/build-inventory.js';
 import { cachePath, checkCache, checkSelection, overlaySelection, readCache, selectionPath } from '../../../src/inventory/sources/cache.js';
 import { KubernetesSource, KubernetesSourceError, readKubernetesOnce, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
 import { KUBERNETES_OBJECTS_FILE, snapshotFiles } from '../../../src/inventory/sources/kubernetes-files.js';
@@ -614,4 +615,73 @@ test('coalescing: an isolated change is handed out without waiting for the windo
   clock.advance(1000);
   await settle('the windowed change', () => h.snaps.length === 3);
   t.truthy(find(last(h), 'Node', 'node-in-window'));
+});
+
+/** Every snapshot's feed answers for the snapshots before it exactly as a comparison of the lists would. */
+function checkFeeds(t: ExecutionContext, snaps: readonly KubernetesSnapshot[]): number {
+  let answered = 0;
+  for (let j = 1; j < snaps.length; j++) {
+    const s = snaps[j]!;
+    for (let i = 0; i < j; i++) {
+      const got = s.objectFeed?.since(snaps[i]!.revision);
+      if (got === undefined) continue;
+      answered++;
+      const want = objectChanges(snaps[i]!.objects, s.objects, Infinity)!;
+      // The same objects (by identity), in any order.
+      const same = (a: readonly KubeObject[], b: readonly KubeObject[]) => a.length === b.length && new Set([...a, ...b]).size === a.length;
+      t.true(same(got.gone, want.gone), `gone from revision ${snaps[i]!.revision} to ${s.revision}`);
+      t.true(same(got.come, want.come), `come from revision ${snaps[i]!.revision} to ${s.revision}`);
+    }
+  }
+  return answered;
+}
+
+test('object feed: each snapshot tells what changed since earlier ones (watch events), exactly the list difference; a relist or a stopped pod watch is not answered', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  for (let i = 0; i < 5; i++) h.server.apply('ciliumendpoints', ciliumEndpoint(i % 2 === 0 ? 'default' : 'team-a', `web-${i}`, `198.51.100.${10 + i}`, { app: 'web' }));
+  const src = await h.start({ debounceMs: 0 });
+  await waitFor('pods in snapshot', () => h.snaps.length > 0 && kinds(last(h)).includes('CiliumEndpoint'));
+  await waitFor('watches open', () => h.server.openWatches() === 6);
+  const start = h.snaps.length;
+  const step = async (what: string, change: () => void, done: (s: KubernetesSnapshot) => boolean): Promise<void> => {
+    const n = h.snaps.length;
+    change();
+    await waitFor(what, () => h.snaps.length > n && done(last(h)));
+  };
+  await step('pod IP', () => h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-0', '198.51.100.50', { app: 'web' })),
+    (s) => JSON.stringify(find(s, 'CiliumEndpoint', 'web-0')?.['status']).includes('198.51.100.50'));
+  await step('pod added', () => h.server.apply('ciliumendpoints', ciliumEndpoint('team-a', 'web-9', '198.51.100.59', { app: 'web' })), (s) => find(s, 'CiliumEndpoint', 'web-9') !== undefined);
+  await step('pod deleted', () => h.server.remove('ciliumendpoints', 'web-1', 'team-a'), (s) => find(s, 'CiliumEndpoint', 'web-1') === undefined);
+  // A burst: several events in one snapshot, one pod added and deleted again inside it.
+  await step('burst', () => {
+    h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-7', '198.51.100.57', { app: 'web' }));
+    h.server.remove('ciliumendpoints', 'web-7', 'default');
+    h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-2', '198.51.100.52', { app: 'db' }));
+    h.server.apply('nodes', node('node-b', '192.0.2.2', '2001:db8::2', { zone: 'b' }));
+  }, (s) => find(s, 'Node', 'node-b')?.metadata.labels?.['zone'] === 'b' && find(s, 'CiliumEndpoint', 'web-2')?.metadata.labels?.['app'] === 'db');
+  // The per-namespace arrays give exactly what the client's stores list, in their order.
+  const stores = (src as unknown as { allRunners(): { spec: { id: string }; lw: { list(): unknown[] } }[] }).allRunners().filter((r) => r.spec.id !== 'ccnp');
+  const listed = stores.flatMap((r) => r.lw.list());
+  t.is(last(h).objects.length, listed.length);
+  t.true(last(h).objects.every((o, i) => o === listed[i]), 'same objects in the same order as ListWatch.list()');
+  const watched = h.snaps.slice(start - 1);
+  t.true(watched.every((s, i) => i === 0 || s.objectFeed?.since(watched[i - 1]!.revision) !== undefined), 'every watch-event step is answered');
+  t.is(watched.at(-1)!.objectFeed?.since(watched[0]!.revision)?.come.length, 4, 'composed over skipped snapshots');
+
+  // A relist (410 after compaction while away): the step is not followed, so it is not answered across.
+  const beforeRelist = last(h);
+  await h.server.close();
+  h.server.remove('ciliumendpoints', 'web-3', 'team-a');
+  h.server.compact();
+  await h.server.listen();
+  await waitFor('relisted', () => find(last(h), 'CiliumEndpoint', 'web-3') === undefined, 20_000);
+  t.is(last(h).objectFeed?.since(beforeRelist.revision), undefined);
+
+  // The pod watch stopped (no policy needs pods): its objects leave without events.
+  const beforeStop = last(h);
+  await step('pods gone', () => h.server.remove('ciliumclusterwidenetworkpolicies', 'from-web'), (s) => !kinds(s).includes('CiliumEndpoint'));
+  t.is(last(h).objectFeed?.since(beforeStop.revision), undefined);
+  t.true(src.synced());
+  t.true(checkFeeds(t, h.snaps) >= 5);
 });
