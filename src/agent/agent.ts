@@ -324,7 +324,9 @@ export class Agent {
       // keep the ruleset in force; a pause beginning or ending switches that ruleset's mode, nothing else.
       const held = inputRefusal(this.#memory.refused, d.inputHash);
       if (held !== undefined && (this.#appliedModelHash !== undefined || held.by === confirmRefuser)) {
-        if (this.#appliedModel !== undefined && this.#appliedModelHash !== undefined && this.#appliedMode !== config.mode && this.#appliedMode !== undefined) {
+        // Only a pause makes that switch: a refused input's own mode change (audit -> enforce) stays refused.
+        const pauseSwitch = config.mode !== d.cfg.config.mode || this.#appliedByPause;
+        if (pauseSwitch && this.#appliedModel !== undefined && this.#appliedModelHash !== undefined && this.#appliedMode !== undefined && this.#appliedMode !== config.mode) {
           model = this.#appliedModel;
           modelHash = this.#appliedModelHash;
           log.info({ refused: true, mode: config.mode }, 'input refused earlier (rolled back): the ruleset in force stays, in the new mode');
