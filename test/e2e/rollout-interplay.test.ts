@@ -3,7 +3,7 @@
 // and the state left behind; every wait has a generous bound.
 
 import test, { type ExecutionContext } from 'ava';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readOutcomes } from '../../src/agent/commit-confirm.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -50,14 +50,15 @@ async function confirmedStart(t: ExecutionContext, tag: string, config: Record<s
 
 test('manual confirm: an apply that fails after its record was written withdraws the record; nothing is rolled back or refused', async (t) => {
   const { lab, dirs, file, agent } = await confirmedStart(t, 'rio-fail', { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 8 } });
-  // nft that fails the load transaction (`-f -`) of the change (its script opens port 2222) once, while the flag exists.
-  const flag = join(dirs.root, 'fail-once');
+  // nft that fails every load (`-f -`) opening port 2222 while the flag exists (apply.ts retries a failed delta
+  // as a full replace: both fail), and works again once it is gone.
+  const flag = join(dirs.root, 'fail');
   const wrapper = join(dirs.root, 'nft-wrapper.sh');
   await writeFile(wrapper, [
     '#!/bin/sh',
     'if [ "$1" = "-f" ] && [ -e "FLAG" ]; then',
     '  script=$(cat)',
-    '  if printf "%s" "$script" | grep -q 2222 && rm "FLAG" 2>/dev/null; then echo "simulated nft failure" >&2; exit 1; fi',
+    '  if printf "%s" "$script" | grep -q 2222; then echo "simulated nft failure" >&2; exit 1; fi',
     '  printf "%s\\n" "$script" | exec /usr/sbin/nft "$@"',
     'fi',
     'exec /usr/sbin/nft "$@"',
@@ -77,13 +78,17 @@ test('manual confirm: an apply that fails after its record was written withdraws
   t.like((await readOutcomes(dirs.state)).find((o) => o.id === first['id']), { outcome: 'cancelled', origin: 'agent' });
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 2222 }), 'deny', 'nothing new loaded');
 
-  // The retry (timer) puts the change on probation afresh: a new record with its own deadline, then confirmed.
+  // nft works again: the retry (timer) puts the change on probation afresh, a new record with its own deadline.
+  mark = agent.lines.length;
+  await unlink(flag);
   const second = await agent.waitFor((l) => onProbation(l) && l['id'] !== first['id'], 30_000, mark, 'retry on probation');
   await agent.waitFor(applied, 30_000, mark, 'retry applied');
   await confirm(lab, dirs);
   await agent.waitFor(confirmed, 30_000, mark, 'retry confirmed');
+  await pastDeadline(first);
   await pastDeadline(second);
-  t.is(agent.find(rolledBack, mark).length, 0, 'the withdrawn record was never rolled back');
+  t.is(agent.find(rolledBack).length, 0, 'the withdrawn records were never rolled back');
+  for (const o of (await readOutcomes(dirs.state)).filter((x) => x.id !== second['id'] && x.outcome !== 'confirmed')) t.is(o.outcome, 'cancelled', JSON.stringify(o));
   t.is((await statusJson(dirs)).refused, undefined, 'nothing refused');
   t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 2222 }, 'allow'), 'allow');
   t.is(await agent.stop(), 0);
