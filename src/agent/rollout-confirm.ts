@@ -14,6 +14,8 @@
 // - A change put on probation whose apply then fails, or that a rollout probe
 //   rolls back at once, is withdrawn (withdraw): its record must not roll back
 //   at the deadline, nor refuse an input that was never (or no longer) loaded.
+// - check(t, { endNow }) ends a pending confirmation before its deadline (a pause began: the agent renders
+//   audit, and a rollback at the deadline must not put an enforce table back during the pause).
 
 import type { Logger } from 'pino';
 import { quarantine } from '../inventory/state-files.js';
