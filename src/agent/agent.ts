@@ -42,7 +42,8 @@ import { keptMessage, removedMessage } from './last-good.js';
 import { saveLastGood } from './last-good-store.js';
 import { guardDecision, inboundSessions, sessionsCut } from './lockout-guard.js';
 import { readProcNet } from './proc-net.js';
-import { RolloutConfirm, rolloutConfirmSettings, type ConfirmEvent } from './rollout-confirm.js';
+import { RolloutConfirm, rolloutConfirmSettings, type ConfirmEvent, type ProbationTicket } from './rollout-confirm.js';
+import { confirmRefuser, confirmRefusalsInForce, inputRefusal, planConfirmRefusal, refuseUnconfirmed } from './confirm-refusal.js';
 import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
 import { sha256 } from '../inventory/read-manifest-files.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
@@ -50,7 +51,7 @@ import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } 
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
 import { RefusedChanges } from './refused-changes.js';
 import { probeAfter, probeBefore, type ProbeFailure } from './rollout-probes.js';
-import { logRefusals, refusedStatus, restoreLastGood, rollbackPlan } from './rollback.js';
+import { logRefusals, logRetried, refusedStatus, restoreLastGood, rollbackPlan } from './rollback.js';
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
@@ -99,6 +100,8 @@ export class Agent {
   #appliedModelHash: string | undefined;
   #appliedMode: RunMode | undefined;
   #appliedModel: HostModel | undefined;
+  /** The ruleset in force was rendered as audit by a pause: its re-arm is not put on probation (commit-confirm). */
+  #appliedByPause = false;
   /** Every write of the table (pass, drift repair, removeOnStop) holds it. */
   readonly #nftLock = new NftWriteLock();
   /** Restores the last applied ruleset; works while a pass runs. */
@@ -290,7 +293,8 @@ export class Agent {
       return;
     }
     this.#loggedWaiting = false;
-    await this.#confirmCheck();
+    // Our own change was just rolled back: the pass queued by #confirmCheck builds the model with its refusal.
+    if (await this.#confirmCheck()) return;
 
     const changed = d.inputHash !== this.#lastInputHash;
     if (!changed && !forcing.has(trigger)) {
@@ -300,11 +304,13 @@ export class Agent {
     this.#lastInputHash = d.inputHash;
     // Kubernetes passes (pod churn) log them only when they changed (problem-log.ts).
     if ((changed || trigger !== 'drift') && this.#problemLog.fresh(d, trigger !== 'kubernetes')) this.#logInputProblems(d, log);
+    // A refused change tried again is news even when the problem log is quiet (Kubernetes passes).
+    else logRetried(d, log);
 
     // While paused, enforce is rendered as audit (pause.ts); drift repair keeps what was applied.
     const config = this.#pause.effective(d.cfg.config);
-    const model = d.state.model;
-    const modelHash = this.#modelKeys.keyOf(model, this.#memory.stateBuilder?.madeIncrementally(model) === true);
+    let model = d.state.model;
+    let modelHash = this.#modelKeys.keyOf(model, this.#memory.stateBuilder?.madeIncrementally(model) === true);
     const counts = policyCounts(d.state);
 
     if (config.mode === 'dry-run') {
@@ -317,17 +323,28 @@ export class Agent {
         log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '`');
       }
     } else {
+      // A change rolled back before (a rollout probe, commit-confirm) whose inputs are still exactly the same:
+      // keep the ruleset in force; a pause beginning or ending switches that ruleset's mode, nothing else.
+      const held = inputRefusal(this.#memory.refused, d.inputHash);
+      if (held !== undefined && (this.#appliedModelHash !== undefined || held.by === confirmRefuser)) {
+        // Only a pause makes that switch: a refused input's own mode change (audit -> enforce) stays refused.
+        const pauseSwitch = config.mode !== d.cfg.config.mode || this.#appliedByPause;
+        if (pauseSwitch && this.#appliedModel !== undefined && this.#appliedModelHash !== undefined && this.#appliedMode !== undefined && this.#appliedMode !== config.mode) {
+          model = this.#appliedModel;
+          modelHash = this.#appliedModelHash;
+          log.info({ refused: true, mode: config.mode }, 'input refused earlier (rolled back): the ruleset in force stays, in the new mode');
+        } else {
+          log[held.by === confirmRefuser ? 'warn' : 'debug']({ refused: true, by: held.by, rolledBackAt: held.at, ...(held.by === confirmRefuser ? { confirm: 'refused' } : {}) },
+            'input refused earlier (rolled back): the previous ruleset stays');
+          this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger, error: `rolled back at ${held.at} by ${held.by}: waiting for a changed input` };
+          await this.#persist(d);
+          return;
+        }
+      }
       const confirm = rolloutConfirmSettings(config);
       // The ruleset is the model in a mode: switching audit -> enforce is a change too.
       const rulesetKey = `${config.mode}|${modelHash}`;
       const changesRuleset = modelHash !== this.#appliedModelHash || config.mode !== this.#appliedMode;
-      const refusal = confirm.confirm === 'manual' ? this.#rollout.refused(d.inputHash, rulesetKey) : undefined;
-      if (refusal !== undefined) {
-        log.warn({ confirm: 'refused', id: refusal.id, rolledBackAt: refusal.at }, 'not applying: this input was rolled back unconfirmed; it is tried again when it changes');
-        this.#lastApply = { at: new Date().toISOString(), outcome: 'refused', trigger, error: `not confirmed (rolled back at ${refusal.at}): waiting for a changed input` };
-        await this.#persist(d);
-        return;
-      }
       if (config.mode === 'enforce' && modelHash !== this.#appliedModelHash) {
         const refused = await this.#lockoutGuard(model, modelHash, log);
         if (refused) {
@@ -340,24 +357,23 @@ export class Agent {
         }
       }
       this.#refusedModelHash = undefined;
-      // A change rolled back before (rollout probes) whose inputs are still exactly the same: keep the ruleset in force.
-      if (this.#memory.refused?.isInputRefused(d.inputHash) === true && this.#appliedModelHash !== undefined) {
-        log.debug('input refused earlier (rolled back): the previous ruleset stays');
-        await this.#persist(d);
-        return;
-      }
       const inForce = { model: this.#appliedModel, hash: this.#appliedModelHash, mode: this.#appliedMode };
       const baseline = await probeBefore({ prev: inForce.model, prevMode: inForce.mode, next: model, mode: config.mode, settings: config.rollout, kubeServer: this.#kube?.server, log });
       const t0 = performance.now();
       let result: ApplyResult;
+      const probation: { ticket?: ProbationTicket | undefined } = {};
       try {
         result = await this.#applyLocked(model, config, trigger === 'drift' || this.#appliedMode !== config.mode, config.mode, async () => {
           // A change goes on probation unless its input was confirmed before (a restart, a reboot) or the kernel already
           // holds it; record and watchdog come first, so an apply that dies half-way is still rolled back.
-          if (confirm.confirm === 'manual' && changesRuleset && this.#rollout.needsProbation(d.inputHash)
-            && (await applyModel(model, { nftPath: config.nft.path, table: config.nft.table, mode: config.mode, timeoutMs: config.nft.timeoutSeconds * 1000, dryRun: true })).kind !== 'noop') {
-            await this.#rollout.beforeApply(this.#confirmTarget(config), {
+          // Not while paused (audit drops nothing), nor the re-arm when a pause ends (see README "Rolling out safely").
+          if (confirm.confirm === 'manual' && changesRuleset && !this.#pause.paused && !this.#appliedByPause && this.#rollout.needsProbation(d.inputHash, rulesetKey)
+            && (await applyModel(model, {
+              nftPath: config.nft.path, table: config.nft.table, mode: config.mode, dropRecords: dropRecordsOf(config), timeoutMs: config.nft.timeoutSeconds * 1000, dryRun: true,
+            })).kind !== 'noop') {
+            probation.ticket = await this.#rollout.beforeApply(this.#confirmTarget(config), {
               seconds: confirm.confirmSeconds, inputHash: d.inputHash, modelHash: rulesetKey, previousApplied: this.#drift.applied, previousModelHash: this.#appliedModelHash,
+              lastGood: this.#memory.lastGood, plan: (before, lastGoodBefore) => planConfirmRefusal(d, model, before, lastGoodBefore),
             });
           }
         });
@@ -369,6 +385,12 @@ export class Agent {
         this.#metrics.applyFailed();
         this.#noteError(message);
         this.#previous = undefined;
+        // Put on probation by this pass, never loaded: withdrawn, not rolled back (and refused) at its deadline.
+        const ticket = probation.ticket;
+        if (ticket !== undefined) {
+          await this.#nftLock.run(() => this.#rollout.withdraw(this.#confirmTarget(config), ticket, `not loaded: ${message}`, { kernelUnchanged: true }))
+            .catch((e: unknown) => log.error({ err: e }, 'cannot withdraw the pending confirmation of the failed apply: it is rolled back at its deadline'));
+        }
         // Retried on the next timer tick, even though no input changes.
         this.#lastInputHash = undefined;
         this.#retry = true;
@@ -382,6 +404,7 @@ export class Agent {
       this.#appliedModelHash = modelHash;
       this.#appliedModel = model;
       this.#appliedMode = config.mode;
+      this.#appliedByPause = config.mode !== d.cfg.config.mode;
       log.info({
         table: config.nft.table, mode: config.mode, kind: result.kind, reason: result.reason,
         rules: result.rules, sets: result.sets, elements: result.elements, added: result.added, removed: result.removed,
@@ -391,11 +414,18 @@ export class Agent {
       this.#lastApply = {
         at: new Date().toISOString(), outcome: result.kind === 'noop' ? 'noop' : 'applied', trigger, kind: result.kind, durationMs,
       };
+      const heldByConfirm = result.kind === 'noop' ? confirmRefusalsInForce(this.#memory.refused, d) : [];
+      if (heldByConfirm.length > 0) {
+        // The input as read was not applied: its unconfirmed policy versions stay left out (status: refused).
+        const policies = heldByConfirm.flatMap((r) => r.policies.map((p) => p.policy));
+        log.warn({ confirm: 'refused', refused: true, policies }, `not applying ${policies.join(', ')}: rolled back unconfirmed, refused until ${policies.length === 1 ? 'it changes' : 'they change'} (see nodewall status)`);
+        this.#lastApply = { ...this.#lastApply, outcome: 'refused', error: `${policies.join(', ')}: rolled back unconfirmed, waiting for a changed version` };
+      }
       if (config.mode === 'audit') await this.#auditReport(log);
       if (baseline !== undefined && result.kind !== 'noop' && inForce.model !== undefined && inForce.hash !== undefined) {
         const broken = await probeAfter(baseline);
         if (broken !== undefined) {
-          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash, mode: inForce.mode ?? config.mode }, broken, trigger, log);
+          await this.#rollBack(d, { model: inForce.model, hash: inForce.hash, mode: inForce.mode ?? config.mode }, broken, trigger, log, probation.ticket);
           return;
         }
         log.info({ probes: baseline.passed.map((p) => p.name) }, 'rollout probes pass after the change');
@@ -427,7 +457,7 @@ export class Agent {
   }
 
   /** A rollout probe broke: restore the ruleset in force before, refuse the change (rollback.ts). */
-  async #rollBack(d: Desired, prev: { model: HostModel; hash: string; mode: RunMode }, broken: ProbeFailure, trigger: Trigger, log: Logger): Promise<void> {
+  async #rollBack(d: Desired, prev: { model: HostModel; hash: string; mode: RunMode }, broken: ProbeFailure, trigger: Trigger, log: Logger, ticket?: ProbationTicket): Promise<void> {
     const config = d.cfg.config;
     const refused = (this.#memory.refused ??= new RefusedChanges());
     const plan = rollbackPlan(d, prev.model, broken, this.#memory.lastGood);
@@ -442,6 +472,11 @@ export class Agent {
       this.#appliedModel = prev.model;
       this.#appliedMode = prev.mode;
       log.warn({ rollback: true, kind: r.kind, probe: broken.probe, policies: plan.policies }, 'rollback: previous ruleset restored');
+      // The change was on probation (rollout.confirm: manual): it is gone, so is its confirmation; the probe refuses it.
+      if (ticket !== undefined) {
+        await this.#nftLock.run(() => this.#rollout.withdraw(this.#confirmTarget(config), ticket, `rolled back by rollout probe ${broken.probe}`))
+          .catch((err: unknown) => log.error({ err }, 'cannot withdraw the pending confirmation of the rolled-back change: it is rolled back again at its deadline'));
+      }
     } catch (err) {
       // The change stays in the kernel; the next pass (retry on the timer) applies the model with the refusal in force.
       log.error({ err, rollback: true }, 'rollback: restoring the previous ruleset failed; retrying with the change refused');
@@ -667,14 +702,19 @@ export class Agent {
     return { stateDir: config.stateDir, nftPath: config.nft.path, table: config.nft.table, timeoutMs: config.nft.timeoutSeconds * 1000 };
   }
 
-  /** Enforce pending confirmations (start, every pass and tick, the deadline timer); follow a rollback of our own change. */
-  async #confirmCheck(): Promise<void> {
+  /**
+   * Enforce pending confirmations (start, every pass and tick, the deadline timer); follow a rollback of our own
+   * change and refuse it (confirm-refusal.ts). True when our own change was rolled back: a pass is queued.
+   */
+  async #confirmCheck(): Promise<boolean> {
     const config = this.#desired?.cfg.config;
-    if (config === undefined || this.#stopping) return;
+    if (config === undefined || this.#stopping) return false;
     let e: ConfirmEvent | undefined;
+    // A pause is the operator's break-glass: a change pending confirmation ends as not confirmed (README).
+    const endNow = this.#pause.modeFor(config.mode) !== config.mode ? 'the node was paused (break-glass): a pending change ends as not confirmed' : undefined;
     try {
       e = await this.#nftLock.run(async () => {
-        const ev = await this.#rollout.check(this.#confirmTarget(config));
+        const ev = await this.#rollout.check(this.#confirmTarget(config), endNow === undefined ? {} : { endNow });
         if (ev?.kind === 'rolled-back' && ev.own) {
           // The kernel holds the table from before the change again: drift repair keeps that one (when known).
           const prev = ev.previousApplied;
@@ -683,14 +723,18 @@ export class Agent {
           this.#appliedModelHash = ev.previousModelHash;
           this.#appliedModel = prev?.model;
           this.#appliedMode = prev?.mode;
+          this.#appliedByPause = false;
+          const refused = (this.#memory.refused ??= new RefusedChanges());
+          const r = refuseUnconfirmed(refused, this.#memory.lastGood, ev.record, ev.plan, ev.detail);
+          if (r !== undefined) await refused.save(config.stateDir).catch((err: unknown) => this.#log.error({ err }, 'cannot save the refused changes'));
         }
         return ev;
       });
     } catch (err) {
       this.#log.error({ err }, 'commit-confirm check failed');
-      return;
+      return false;
     }
-    if (e === undefined) return;
+    if (e === undefined) return false;
     if (e.kind === 'error') this.#noteError(e.message);
     if (e.kind === 'rolled-back') {
       this.#previous = undefined;
@@ -698,6 +742,10 @@ export class Agent {
       this.#noteError(`change ${e.record.id} (${e.record.origin}) was not confirmed by ${e.record.deadline}: rolled back`);
     }
     await this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
+    if (e.kind !== 'rolled-back' || !e.own) return false;
+    this.#lastInputHash = undefined;
+    void this.reconcile('resync');
+    return true;
   }
 
   #syncWatch(files: readonly string[], dirs: readonly string[]): void {

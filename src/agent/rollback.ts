@@ -53,16 +53,21 @@ export function restoreLastGood(next: Map<string, GoodEntry>, before: LastGood, 
 
 /** Log lines of a pass about refusals: changes tried again, refused new policies withheld, a bad store. */
 export function logRefusals(d: Desired, log: Logger, noteError: (m: string) => void): void {
-  for (const r of d.retried) {
-    log.info({ refused: false, policies: r.policies.map((p) => p.policy), by: r.by },
-      r.policies.length === 0 ? 'inputs changed since a refused change: trying again' : `refused change of ${r.policies.map((p) => p.policy).join(', ')} changed since: trying it again`);
-  }
+  logRetried(d, log);
   for (const w of d.merge.withheld ?? []) {
     log.warn({ policy: w.policy, file: w.file, refused: true }, `policy ${w.policy}: this version was rolled back and is refused (see nodewall status); not applied until it changes`);
   }
   if (d.refusedLoadError !== undefined) {
     log.warn({ error: d.refusedLoadError }, 'refused changes store unusable: moved aside, every refused change will be tried again');
     noteError(d.refusedLoadError);
+  }
+}
+
+/** Refusals forgotten in this pass (their change is tried again): logged in every pass that has them. */
+export function logRetried(d: Desired, log: Logger): void {
+  for (const r of d.retried) {
+    log.info({ refused: false, policies: r.policies.map((p) => p.policy), by: r.by },
+      r.policies.length === 0 ? 'inputs changed since a refused change: trying again' : `refused change of ${r.policies.map((p) => p.policy).join(', ')} changed since: trying it again`);
   }
 }
 

@@ -8,22 +8,30 @@
 //   at once, so an unconfirmed ruleset is never adopted as the one in force).
 // - With rollout.confirm: manual, each change of the desired model is loaded
 //   on probation (beforeApply: record fsync'd, watchdog armed, THEN the
-//   apply), and when it is rolled back the agent does not apply that input
-//   again until it changes ("refused"). The refusal is the newest agent
-//   outcome in confirm-outcomes.json being `rolled-back` with its inputHash,
-//   so it survives restarts; in memory the model key is refused too.
+//   apply). When it is rolled back, the event carries the refusal plan made
+//   at probation time (confirm-refusal.ts): the agent refuses it through
+//   RefusedChanges (refused.json, shown in `status`), like a probe rollback.
+// - A change put on probation whose apply then fails, or that a rollout probe
+//   rolls back at once, is withdrawn (withdraw): its record must not roll back
+//   at the deadline, nor refuse an input that was never (or no longer) loaded.
+// - check(t, { endNow }) ends a pending confirmation before its deadline (a pause began: the agent renders
+//   audit, and a rollback at the deadline must not put an enforce table back during the pause).
 
 import type { Logger } from 'pino';
 import { quarantine } from '../inventory/state-files.js';
 import type { NodewallConfig } from '../inventory/types.js';
 import {
-  isDue, liveClaims, msLeft, outcomeOf, pendingPath, readOutcomes, readPending, recoverClaims, rollbackFromMemory,
+  cancelPending, isDue, liveClaims, msLeft, outcomeOf, pendingPath, readOutcomes, readPending, recoverClaims, rollbackFromMemory,
   rollbackPending, writePending, type KernelTarget, type PendingConfirm, type RollbackResult,
 } from './commit-confirm.js';
 import { startWatchdog } from './confirm-watchdog.js';
-import { putOnProbation } from './probation.js';
+import { putOnProbation, type Probation } from './probation.js';
 import { pidAlive } from './status-file.js';
 import type { AppliedRuleset } from './drift-repair.js';
+import type { ConfirmRefusalPlan } from './confirm-refusal.js';
+import { tableState } from './drift.js';
+import type { LastGood } from './last-good.js';
+import type { HostModel } from '../policy/model.js';
 
 export interface RolloutConfirmSettings {
   readonly confirm: 'off' | 'manual';
@@ -53,6 +61,19 @@ interface OwnPending {
   readonly previousApplied: AppliedRuleset | undefined;
   readonly previousModelHash: string | undefined;
   readonly modelHash: string;
+  /** The last good policy versions before the first unconfirmed change of the chain. */
+  readonly lastGoodBefore: LastGood;
+  /** What a rollback refuses (confirm-refusal.ts). */
+  readonly plan: ConfirmRefusalPlan | undefined;
+}
+
+/** A probation put on by one pass: what withdraw() needs if its apply fails or a probe rolls it back. */
+export interface ProbationTicket {
+  readonly probation: Probation;
+  /** Our pending change this one replaced (restored on withdrawal). */
+  readonly ownBefore: OwnPending | undefined;
+  /** The table's structure hash just before the apply (undefined: no table). */
+  readonly tableHash: string | undefined;
 }
 
 export type ConfirmEvent =
@@ -66,24 +87,20 @@ export type ConfirmEvent =
     readonly detail: string;
     readonly previousApplied?: AppliedRuleset | undefined;
     readonly previousModelHash?: string | undefined;
+    /** Our own change of this run: what to refuse (undefined: an earlier run's change, or a CLI apply). */
+    readonly plan?: ConfirmRefusalPlan | undefined;
   }
   | { readonly kind: 'error'; readonly message: string };
-
-export interface Refusal {
-  readonly id: string;
-  readonly inputHash: string | undefined;
-  readonly modelHash: string | undefined;
-  readonly at: string;
-}
 
 export class RolloutConfirm {
   readonly #log: Logger;
   readonly #onDue: () => void;
   #own: OwnPending | undefined;
-  #refused: Refusal | undefined;
   /** The input of the agent's last confirmed change: applying it again (restart, reboot) needs no new confirmation. */
   #confirmedInput: string | undefined;
-  #refusalLoadedFrom: string | undefined;
+  /** The ruleset (mode|model key) last confirmed in this run: loading it again needs no new confirmation. */
+  #confirmedRuleset: string | undefined;
+  #loadedFrom: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The record on disk at the last check. */
   #seen: PendingConfirm | undefined;
@@ -106,26 +123,21 @@ export class RolloutConfirm {
     return this.#own?.record;
   }
 
-  /** Manual mode: this input (or model) was rolled back and has not changed since. */
-  refused(inputHash: string, modelHash: string): Refusal | undefined {
-    const r = this.#refused;
-    if (r === undefined) return undefined;
-    return r.inputHash === inputHash || (r.modelHash !== undefined && r.modelHash === modelHash) ? r : undefined;
-  }
-
-  /** Read the refusal kept in the outcomes (once per state dir): a restarted agent does not retry a rolled-back input. */
-  async loadRefusal(stateDir: string): Promise<void> {
-    if (this.#refusalLoadedFrom === stateDir) return;
-    this.#refusalLoadedFrom = stateDir;
+  /** Read the last confirmed input from the outcomes (once per state dir): a restarted agent does not ask again. */
+  async loadConfirmed(stateDir: string): Promise<void> {
+    if (this.#loadedFrom === stateDir) return;
+    this.#loadedFrom = stateDir;
     const mine = (await readOutcomes(stateDir)).filter((o) => o.origin === 'agent');
     const last = mine[mine.length - 1];
-    this.#refused = last?.outcome === 'rolled-back' ? { id: last.id, inputHash: last.inputHash, modelHash: undefined, at: last.at } : undefined;
     this.#confirmedInput = last?.outcome === 'confirmed' ? last.inputHash : undefined;
   }
 
-  /** False when this input is the one last confirmed (the agent restarted, the node rebooted). */
-  needsProbation(inputHash: string): boolean {
-    return this.#confirmedInput !== inputHash;
+  /**
+   * False when this input is the one last confirmed (the agent restarted, the node rebooted), or this ruleset
+   * is the one last confirmed (a refused change left out: the confirmed ruleset again).
+   */
+  needsProbation(inputHash: string, rulesetKey?: string): boolean {
+    return this.#confirmedInput !== inputHash && (rulesetKey === undefined || this.#confirmedRuleset !== rulesetKey);
   }
 
   /**
@@ -134,7 +146,11 @@ export class RolloutConfirm {
    */
   async beforeApply(t: ConfirmTarget, c: {
     seconds: number; inputHash: string; modelHash: string; previousApplied: AppliedRuleset | undefined; previousModelHash: string | undefined;
-  }): Promise<void> {
+    /** The last good policy versions now (before this change is persisted as last good). */
+    lastGood: LastGood;
+    /** The refusal plan of this change, from the model in force before the chain (confirm-refusal.ts). */
+    plan: (before: HostModel | undefined, lastGoodBefore: LastGood) => ConfirmRefusalPlan;
+  }): Promise<ProbationTicket | undefined> {
     const existing = await readPending(t.stateDir);
     if (existing.kind === 'ok' && existing.value.origin === 'agent' && existing.value.inputHash === c.inputHash && !isDue(existing.value)) {
       // A restarted agent re-applying the change its earlier run put on probation: same record, same deadline.
@@ -146,31 +162,77 @@ export class RolloutConfirm {
       }
       // Our own record (an apply that failed and is retried) keeps what was in force before it.
       const same = this.#own?.record.id === record.id ? this.#own : undefined;
-      this.#own = { record, previousApplied: same?.previousApplied, previousModelHash: same?.previousModelHash, modelHash: c.modelHash };
+      // Without our own copy (an earlier run's change) the model in force before it is unknown: the input as a whole.
+      const lastGoodBefore = same?.lastGoodBefore ?? new Map(c.lastGood);
+      this.#own = {
+        record, previousApplied: same?.previousApplied, previousModelHash: same?.previousModelHash, modelHash: c.modelHash,
+        lastGoodBefore, plan: c.plan(same?.previousApplied?.model, lastGoodBefore),
+      };
       this.#arm(record);
-      return;
+      // Not withdrawn if this apply fails: the record predates it, and its deadline rolls back whatever is loaded.
+      return undefined;
     }
-    const { record, replaced } = await putOnProbation(t, { origin: 'agent', by: `agent pid ${process.pid}`, seconds: c.seconds, inputHash: c.inputHash });
+    const probation = await putOnProbation(t, { origin: 'agent', by: `agent pid ${process.pid}`, seconds: c.seconds, inputHash: c.inputHash });
+    const { record, replaced } = probation;
+    const ownBefore = this.#own;
     const keep = this.#own !== undefined && replaced?.id === this.#own.record.id ? this.#own : undefined;
+    // A change on top of a pending one rolls back to what was in force before the first.
+    const previousApplied = keep === undefined ? c.previousApplied : keep.previousApplied;
+    const lastGoodBefore = keep === undefined ? new Map(c.lastGood) : keep.lastGoodBefore;
     this.#own = {
       record,
-      // A change on top of a pending one rolls back to what was in force before the first.
-      previousApplied: keep === undefined ? c.previousApplied : keep.previousApplied,
+      previousApplied,
       previousModelHash: keep === undefined ? c.previousModelHash : keep.previousModelHash,
       modelHash: c.modelHash,
+      lastGoodBefore,
+      plan: c.plan(previousApplied?.model, lastGoodBefore),
     };
-    this.#refused = undefined;
     this.#arm(record);
+    // What withdraw() compares: an apply that failed without touching the table leaves exactly this.
+    const st = await tableState(t.nftPath, t.table, t.timeoutMs);
     this.#log.warn({ confirm: 'pending', id: record.id, deadline: record.deadline, seconds: c.seconds, watchdogPid: record.watchdogPid, supersedes: record.supersedes },
       `change on probation: run \`nodewall confirm\` before ${record.deadline}, or the previous ruleset is restored`);
+    return { probation, ownBefore: keep === undefined ? undefined : ownBefore, tableHash: st.present ? st.hash : undefined };
+  }
+
+  /**
+   * The change of `ticket` is not (or no longer) in the kernel: its apply failed, or a rollout probe restored
+   * the ruleset before it. Withdraw its record (outcome `cancelled`, nothing refused by commit-confirm), or put
+   * back our pending change it replaced. `kernelUnchanged`: only when the table is still exactly as before the
+   * apply (an apply that timed out may have loaded it, or part of it: then the record stays and its deadline
+   * rolls back). Inside the nft write lock. True when withdrawn.
+   */
+  async withdraw(t: ConfirmTarget, ticket: ProbationTicket, detail: string, opts: { kernelUnchanged?: boolean } = {}): Promise<boolean> {
+    const by = `agent pid ${process.pid}`;
+    const record = ticket.probation.record;
+    if (opts.kernelUnchanged === true) {
+      const st = await tableState(t.nftPath, t.table, t.timeoutMs);
+      const now = st.present ? st.hash : undefined;
+      if (now !== ticket.tableHash) {
+        this.#log.warn({ confirm: 'pending', id: record.id }, 'the failed apply may have changed the table: the change stays on probation, and is rolled back at its deadline');
+        return false;
+      }
+    }
+    const replaced = ticket.probation.replaced;
+    if (replaced === undefined) {
+      if (!(await cancelPending(t.stateDir, record, by, detail))) return false;
+    } else {
+      await writePending(t.stateDir, replaced);
+    }
+    if (this.#own?.record.id === record.id) this.#own = ticket.ownBefore;
+    if (this.#own !== undefined) this.#arm(this.#own.record);
+    else this.stop();
+    this.#log.warn({ confirm: 'withdrawn', id: record.id, restored: replaced?.id, detail },
+      replaced === undefined ? 'change on probation withdrawn: nothing to confirm' : `change on probation withdrawn: the unconfirmed change ${replaced.id} is pending again`);
+    return true;
   }
 
   /**
    * Enforce whatever confirmation is pending (inside the nft write lock): roll back a due one, notice one
    * confirmed or rolled back by someone else. At most one event per call.
    */
-  async check(t: ConfirmTarget): Promise<ConfirmEvent | undefined> {
-    await this.loadRefusal(t.stateDir);
+  async check(t: ConfirmTarget, opts: { endNow?: string } = {}): Promise<ConfirmEvent | undefined> {
+    await this.loadConfirmed(t.stateDir);
     const target: KernelTarget = { nftPath: t.nftPath, table: t.table, exec: { timeoutMs: t.timeoutMs } };
     const by = `agent pid ${process.pid}`;
     await recoverClaims(t.stateDir);
@@ -199,12 +261,14 @@ export class RolloutConfirm {
         // A CLI apply on top of our pending change: it rolls back to our rollback target; follow it.
         this.#own = { ...own, record: rec };
       }
-      if (!isDue(rec)) {
+      if (!isDue(rec) && opts.endNow === undefined) {
         this.#arm(rec);
         return undefined;
       }
       const mine = this.#own !== undefined && this.#own.record.id === rec.id ? this.#own.record : undefined;
-      return this.#event(await rollbackPending(t.stateDir, target, { by, expected: mine }));
+      // endNow (a pause began): the pending change ends as not confirmed, before its deadline.
+      if (opts.endNow !== undefined && !isDue(rec)) this.#log.warn({ confirm: 'ending', id: rec.id, origin: rec.origin, reason: opts.endNow }, `pending confirmation ended before its deadline: ${opts.endNow}`);
+      return this.#event(await rollbackPending(t.stateDir, target, { by, expected: mine, force: opts.endNow !== undefined }));
     }
     // No record on disk.
     if (own === undefined) return undefined;
@@ -212,6 +276,7 @@ export class RolloutConfirm {
     if (o?.outcome === 'confirmed') {
       this.#own = undefined;
       this.#confirmedInput = own.record.inputHash;
+      this.#confirmedRuleset = own.modelHash;
       this.#log.info({ confirm: 'confirmed', id: own.record.id, by: o.by }, 'change confirmed: it stays in force');
       return { kind: 'confirmed', record: own.record, by: o.by };
     }
@@ -221,11 +286,6 @@ export class RolloutConfirm {
     if (!isDue(own.record) || (await liveClaims(t.stateDir)).length > 0) return undefined;
     // Gone with no outcome at its deadline: fail towards the known-good table.
     return this.#event(await rollbackFromMemory(t.stateDir, target, own.record, by));
-  }
-
-  /** For status: the refusal in force (manual mode). */
-  get refusal(): Refusal | undefined {
-    return this.#refused;
   }
 
   stop(): void {
@@ -250,20 +310,15 @@ export class RolloutConfirm {
   #rolledBack(record: PendingConfirm, by: string, detail: string): ConfirmEvent {
     this.#seen = undefined;
     const own = this.#own !== undefined && (this.#own.record.id === record.id || (record.supersedes ?? []).includes(this.#own.record.id)) ? this.#own : undefined;
-    if (own !== undefined) {
-      this.#own = undefined;
-      this.#refused = { id: record.id, inputHash: record.inputHash, modelHash: own.modelHash, at: new Date().toISOString() };
-    } else if (record.origin === 'agent') {
-      // An earlier run's change (restart, reboot): refuse its input too.
-      this.#refused = { id: record.id, inputHash: record.inputHash, modelHash: undefined, at: new Date().toISOString() };
-    }
+    // The caller refuses it (confirm-refusal.ts): by our plan, or an earlier run's change (restart, reboot) by its input.
+    if (own !== undefined) this.#own = undefined;
     this.#log.error({ confirm: 'rolled-back', id: record.id, origin: record.origin, deadline: record.deadline, by, detail, inputHash: record.inputHash },
       record.origin === 'agent'
-        ? 'change not confirmed by its deadline: previous ruleset restored; this input is not applied again until it changes'
+        ? 'change not confirmed by its deadline: previous ruleset restored; the change is refused (see nodewall status) until it changes'
         : 'nodewall apply --confirm-within was not confirmed by its deadline: previous ruleset restored');
     return {
       kind: 'rolled-back', record, own: own !== undefined || record.origin === 'agent', by, detail,
-      previousApplied: own?.previousApplied, previousModelHash: own?.previousModelHash,
+      previousApplied: own?.previousApplied, previousModelHash: own?.previousModelHash, plan: own?.plan,
     };
   }
 

@@ -45,7 +45,8 @@ test('manual confirm: an unconfirmed change is rolled back and not retried; a co
 
   // A change that is never confirmed: rolled back at its deadline.
   let mark = agent.lines.length;
-  await writeConfigSeconds(dirs, 3);
+  // Long enough that \`status\` (below) still finds it pending on a busy machine.
+  await writeConfigSeconds(dirs, 15);
   await agent.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
   mark = agent.lines.length;
   await atomicWrite(file, policyYaml('p', [2222]));

@@ -42,7 +42,7 @@ export function formatStatus(s: StatusFile, running: boolean): string {
   lines.push(`policies: ${p.selected} select this node; ingress ${p.ingress} (${s.entries.ingress} entries${s.enforced.ingress ? ', enforced' : ', not enforced'}), egress ${p.egress} (${s.entries.egress} entries${s.enforced.egress ? ', enforced' : ', not enforced'})`);
   if (p.keptLastGood > 0 || p.rejected > 0) lines.push(`          ${p.keptLastGood} held at their last good version, ${p.rejected} invalid new not applied`);
   lines.push(`last error: ${s.lastError === undefined ? 'none' : `${s.lastError.at} ${s.lastError.message}`}`);
-  // Rolled-back changes (rollout probes): refused until they change.
+  // Rolled-back changes (rollout probes, commit-confirm): refused until they change.
   for (const r of s.refused ?? []) lines.push(`refused:  ${refusalLine(r)}`);
   const k = s.kubernetes;
   if (k !== undefined) {
