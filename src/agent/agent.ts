@@ -53,6 +53,7 @@ import { logRefusals, refusedStatus, restoreLastGood, rollbackPlan } from './rol
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
+import { rolloutSource } from './rollout-metrics.js';
 import { MetricsServer } from './metrics-server.js';
 import { NftMonitor } from './nft-monitor.js';
 
@@ -163,6 +164,7 @@ export class Agent {
       const sets = (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
       return countSetElements(cfg.nft.path, cfg.nft.table, sets);
     }));
+    this.#metrics.setRolloutSource(rolloutSource(() => this.#desired?.cfg.config, () => this.#appliedModel));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
     this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
@@ -447,6 +449,7 @@ export class Agent {
       this.#retry = true;
     }
     refused.refuse(plan.refusal);
+    this.#metrics.rolledBack('probe');
     restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
     await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
     this.#noteError(plan.message);
@@ -689,6 +692,7 @@ export class Agent {
     if (e === undefined) return;
     if (e.kind === 'error') this.#noteError(e.message);
     if (e.kind === 'rolled-back') {
+      this.#metrics.rolledBack('confirm_deadline');
       this.#previous = undefined;
       this.#lastApply = { at: new Date().toISOString(), outcome: 'rolled-back', trigger: 'confirm-deadline', error: `${e.record.origin} change ${e.record.id} ${e.detail}` };
       this.#noteError(`change ${e.record.id} (${e.record.origin}) was not confirmed by ${e.record.deadline}: rolled back`);
