@@ -54,6 +54,7 @@ import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
 import { rolloutSource } from './rollout-metrics.js';
+import { observerStatus } from './observer-status.js';
 import { MetricsServer } from './metrics-server.js';
 import { NftMonitor } from './nft-monitor.js';
 
@@ -150,11 +151,14 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#log = opts.log;
-    this.#metricsServer = new MetricsServer(this.#metrics, opts.log.child({ component: 'metrics' }));
+    this.#metricsServer = new MetricsServer(this.#metrics, opts.log.child({ component: 'metrics' }), () => this.#observerChanged());
     this.#monitor = new NftMonitor({
       log: opts.log.child({ component: 'drift-monitor' }),
       onTrigger: (reason) => void this.#onMonitorEvent(reason),
-      onRestart: (kind) => this.#metrics.monitorRestarted(kind),
+      onRestart: (kind) => {
+        this.#metrics.monitorRestarted(kind);
+        this.#observerChanged();
+      },
     });
     this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
     // Drop-record entries in the kernel (recorded drops, enforce mode): counted from the record sets only, cached.
@@ -649,6 +653,13 @@ export class Agent {
     }
   }
 
+  /** The metrics endpoint bound or failed, a monitor child restarted: `nodewall status` shows it (after the restart's spawn). */
+  #observerChanged(): void {
+    setImmediate(() => {
+      if (!this.#stopping) void this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
+    });
+  }
+
   /** Metrics endpoint, the counters' table, and the nft monitor follow the config. */
   #syncObservers(config: NodewallConfig): void {
     if (this.#stopping) return;
@@ -891,6 +902,8 @@ export class Agent {
       ...pauseField(this.#pause.status(cfg.mode)),
       ...(d.state.model.staged === undefined ? {} : { staged: d.state.model.staged.policies }),
       ...refusedStatus(this.#memory.refused),
+      // Stopped: the children and the endpoint are gone; what they were is in the log.
+      ...(stopped ? {} : observerStatus(this.#monitor, this.#metricsServer)),
       ...(stopped ? { stopped: true } : {}),
     };
     this.#metrics.status(status);
