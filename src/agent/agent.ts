@@ -599,7 +599,7 @@ export class Agent {
       await this.#stagedReport(log);
       if (this.#pause.modeFor(cfg.mode) === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
         await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
-      }
+      } else if (this.#pause.paused) this.#drops.paused(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {

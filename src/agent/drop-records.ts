@@ -269,6 +269,8 @@ export class DropRecordReporter {
   #lastReadAtMs: number | undefined;
   #nextListAtMs = 0;
   #unrecordedLogged = 0;
+  /** Set while a pause keeps recording off (said once; the table loaded at re-arm has fresh counters). */
+  #paused = false;
 
   constructor(opts: ReporterOptions = {}) {
     this.#limiter = new DropLogLimiter(opts.perKeyIntervalMs, opts.maxKeys);
@@ -276,7 +278,24 @@ export class DropRecordReporter {
     this.#minListMs = opts.minListIntervalMs ?? 10_000;
   }
 
+  /**
+   * The agent's timer while a break-glass pause renders the audit ruleset: nothing is dropped, so nothing is
+   * recorded. Says so once (the drop records are not silently stale), and forgets the counters it last saw: the
+   * enforce table loaded at re-arm starts from 0, and a counter key equal by chance must not hide new drops.
+   */
+  paused(log: Logger): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#lastCounters = undefined;
+    this.#unrecordedLogged = 0;
+    log.info({ dropRecords: 'paused' }, 'drop records: not recorded while paused (nothing is dropped; would-be drops are logged as audit records)');
+  }
+
   async tick(ctx: { nftPath: string; table: string; model: HostModel; log: Logger; evaluate: (m: HostModel, f: Flow) => Verdict; netns?: string }): Promise<void> {
+    if (this.#paused) {
+      this.#paused = false;
+      ctx.log.info({ dropRecords: 'on' }, 'drop records: enforcement is back, recording drops again');
+    }
     const exec = ctx.netns === undefined ? {} : { netns: ctx.netns };
     let counters;
     try {
