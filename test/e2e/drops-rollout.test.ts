@@ -29,7 +29,7 @@ interface DropsDoc {
   recording: 'on' | 'off' | 'paused';
   pause?: { until: string; reason: string };
   drops: DropRow[];
-  beforePause?: DropRow[];
+  note?: string;
 }
 
 interface TraceDoc {
@@ -157,4 +157,21 @@ test('paused: drops and the agent say recording is paused, metrics say paused un
   t.is(rowOf(resumed, during), undefined, 'the flow of the pause was never a drop');
   await waitMetrics(lab, (m) => sampleValue(m, 'nodewall_paused') === 0 && m.get('nodewall_pause_end_timestamp_seconds')?.samples.length === 0, 'not paused any more');
   t.is(await agent.stop(), 0);
+});
+
+test('an agent stopped during a pause restores enforcement with its drop records: drops are current again, the recorded pause is a note', async (t) => {
+  const { lab, dirs, agent } = await start(t, 'dpstop', {});
+  await cli(lab, dirs, ['pause', '--for', '10m', '--reason', 'stop test']);
+  await agent.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('PAUSED:'), 30_000, 0, 'PAUSED');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['mode'] === 'audit', 30_000, 0, 'audit ruleset loaded');
+  t.is((await drops(lab, dirs)).recording, 'paused');
+  t.is(await agent.stop(), 0);
+  // The pause file stays (an agent started before its end resumes it), but the kernel enforces and records.
+  const denied: Probe = { direction: 'ingress', peer: '203.0.113.60', proto: 'tcp', port: 8080 };
+  t.is(await lab.probeSure(denied, 'deny'), 'deny', 'enforcement restored at stop');
+  const doc = await drops(lab, dirs);
+  t.is(doc.recording, 'on');
+  t.truthy(rowOf(doc, denied), 'the drop after the stop is recorded and shown');
+  t.regex(doc.note ?? '', /a pause is recorded, but the table enforces/);
+  t.regex(await cli(lab, dirs, ['drops']), /^note: a pause is recorded until \S+, but the table enforces/m);
 });
