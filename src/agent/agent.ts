@@ -55,6 +55,8 @@ import { logRefusals, logRetried, refusedStatus, restoreLastGood, rollbackPlan }
 import { Deduper, dedupeKey } from './verdict-line.js';
 import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
+import { rolloutSource } from './rollout-metrics.js';
+import { observerStatus } from './observer-status.js';
 import { MetricsServer } from './metrics-server.js';
 import { monitorKinds, NftMonitor } from './nft-monitor.js';
 
@@ -155,11 +157,14 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#log = opts.log;
-    this.#metricsServer = new MetricsServer(this.#metrics, opts.log.child({ component: 'metrics' }));
+    this.#metricsServer = new MetricsServer(this.#metrics, opts.log.child({ component: 'metrics' }), () => this.#observerChanged());
     this.#monitor = new NftMonitor({
       log: opts.log.child({ component: 'drift-monitor' }),
       onTrigger: (reason) => void this.#onMonitorEvent(reason),
-      onRestart: (kind) => this.#metrics.monitorRestarted(kind),
+      onRestart: (kind) => {
+        this.#metrics.monitorRestarted(kind);
+        this.#observerChanged();
+      },
     });
     this.#metrics.setMonitorChildren(() => this.#monitor.pids.size);
     // Drop-record entries in the kernel (recorded drops, enforce mode): counted from the record sets only, cached.
@@ -169,6 +174,7 @@ export class Agent {
       const sets = (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
       return countSetElements(cfg.nft.path, cfg.nft.table, sets);
     }));
+    this.#metrics.setRolloutSource(rolloutSource(() => this.#desired?.cfg.config, () => this.#appliedModel));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
     this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
@@ -485,6 +491,7 @@ export class Agent {
       this.#retry = true;
     }
     refused.refuse(plan.refusal);
+    this.#metrics.rolledBack('probe');
     restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
     await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
     this.#noteError(plan.message);
@@ -630,7 +637,7 @@ export class Agent {
       await this.#stagedReport(log);
       if (this.#pause.modeFor(cfg.mode) === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
         await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
-      }
+      } else if (this.#pause.paused) this.#drops.paused(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
@@ -685,6 +692,13 @@ export class Agent {
     }
   }
 
+  /** The metrics endpoint bound or failed, a monitor child restarted: `nodewall status` shows it (after the restart's spawn). */
+  #observerChanged(): void {
+    setImmediate(() => {
+      if (!this.#stopping) void this.#writeStatus(false).catch((err) => this.#log.error({ err }, 'cannot write status file'));
+    });
+  }
+
   /** Metrics endpoint, the counters' table, and the nft monitor follow the config. */
   #syncObservers(config: NodewallConfig): void {
     if (this.#stopping) return;
@@ -737,6 +751,7 @@ export class Agent {
     if (e === undefined) return false;
     if (e.kind === 'error') this.#noteError(e.message);
     if (e.kind === 'rolled-back') {
+      this.#metrics.rolledBack('confirm_deadline');
       this.#previous = undefined;
       this.#lastApply = { at: new Date().toISOString(), outcome: 'rolled-back', trigger: 'confirm-deadline', error: `${e.record.origin} change ${e.record.id} ${e.detail}` };
       this.#noteError(`change ${e.record.id} (${e.record.origin}) was not confirmed by ${e.record.deadline}: rolled back`);
@@ -939,6 +954,8 @@ export class Agent {
       ...pauseField(this.#pause.status(cfg.mode)),
       ...(d.state.model.staged === undefined ? {} : { staged: d.state.model.staged.policies }),
       ...refusedStatus(this.#memory.refused),
+      // Stopped: the children and the endpoint are gone; what they were is in the log.
+      ...(stopped ? {} : observerStatus(this.#monitor, this.#metricsServer)),
       ...(stopped ? { stopped: true } : {}),
     };
     this.#metrics.status(status);

@@ -76,26 +76,17 @@ export async function readDropRecords(nftPath: string, table: string, opts: Read
   let size: number | undefined;
   let timeoutSeconds: number | undefined;
   let counters;
-  const readAtMs = Date.now();
+  // Every `expires` is as of its own listing, and on a loaded node listing eight full sets takes many seconds:
+  // each set's expiries are moved to one read time (the end), so derived times never lag by the listing time.
+  const listed: { direction: Direction; json: string; at: number; firstJson: string; firstAt: number }[] = [];
   try {
     counters = await readDropCounters(nftPath, table, opts);
     for (const direction of ['ingress', 'egress'] as const) {
       for (const family of ['ipv4', 'ipv6'] as const) {
         const json = await listRecordSet(nftPath, table, 'set', dropRecordSetName(direction, family), execOpts(opts));
+        const at = Date.now();
         const firstJson = await listRecordSet(nftPath, table, 'set', dropFirstSetName(direction, family), execOpts(opts));
-        const limits = setLimits(json);
-        if (limits.size !== undefined) size = limits.size;
-        if (limits.timeout !== undefined) timeoutSeconds = limits.timeout;
-        const firstTimeout = setLimits(firstJson).timeout;
-        // First drop: read time - (timeout - expires) of the never-refreshed `_first` element.
-        const first = new Map<string, number>();
-        for (const f of parseRecordSet(firstJson, direction, 'proto-port-peer')) {
-          if (f.expires !== undefined && firstTimeout !== undefined) first.set(recordKey(f), readAtMs - Math.max(0, firstTimeout - f.expires) * 1000);
-        }
-        for (const r of parseRecordSet(json, direction, 'proto-port-peer')) {
-          const firstSeenMs = first.get(recordKey(r));
-          records.push(firstSeenMs === undefined ? r : { ...r, firstSeenMs });
-        }
+        listed.push({ direction, json, at, firstJson, firstAt: Date.now() });
       }
     }
   } catch (err) {
@@ -105,6 +96,24 @@ export async function readDropRecords(nftPath: string, table: string, opts: Read
         '(the default); `nodewall list` shows what the kernel holds',
       { cause: err },
     );
+  }
+  const readAtMs = Date.now();
+  for (const l of listed) {
+    const limits = setLimits(l.json);
+    if (limits.size !== undefined) size = limits.size;
+    if (limits.timeout !== undefined) timeoutSeconds = limits.timeout;
+    const firstTimeout = setLimits(l.firstJson).timeout;
+    // First drop: listing time - (timeout - expires) of the never-refreshed `_first` element.
+    const first = new Map<string, number>();
+    for (const f of parseRecordSet(l.firstJson, l.direction, 'proto-port-peer')) {
+      if (f.expires !== undefined && firstTimeout !== undefined) first.set(recordKey(f), l.firstAt - Math.max(0, firstTimeout - f.expires) * 1000);
+    }
+    const lag = (readAtMs - l.at) / 1000;
+    for (const r of parseRecordSet(l.json, l.direction, 'proto-port-peer')) {
+      const firstSeenMs = first.get(recordKey(r));
+      const atRead = r.expires === undefined ? r : { ...r, expires: r.expires - lag };
+      records.push(firstSeenMs === undefined ? atRead : { ...atRead, firstSeenMs });
+    }
   }
   return {
     records, recordedPackets: counters.recorded, unrecordedPackets: counters.unrecorded, readAtMs,
@@ -269,6 +278,8 @@ export class DropRecordReporter {
   #lastReadAtMs: number | undefined;
   #nextListAtMs = 0;
   #unrecordedLogged = 0;
+  /** Set while a pause keeps recording off (said once; the table loaded at re-arm has fresh counters). */
+  #paused = false;
 
   constructor(opts: ReporterOptions = {}) {
     this.#limiter = new DropLogLimiter(opts.perKeyIntervalMs, opts.maxKeys);
@@ -276,7 +287,24 @@ export class DropRecordReporter {
     this.#minListMs = opts.minListIntervalMs ?? 10_000;
   }
 
+  /**
+   * The agent's timer while a break-glass pause renders the audit ruleset: nothing is dropped, so nothing is
+   * recorded. Says so once (the drop records are not silently stale), and forgets the counters it last saw: the
+   * enforce table loaded at re-arm starts from 0, and a counter key equal by chance must not hide new drops.
+   */
+  paused(log: Logger): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#lastCounters = undefined;
+    this.#unrecordedLogged = 0;
+    log.info({ dropRecords: 'paused' }, 'drop records: not recorded while paused (nothing is dropped; would-be drops are logged as audit records)');
+  }
+
   async tick(ctx: { nftPath: string; table: string; model: HostModel; log: Logger; evaluate: (m: HostModel, f: Flow) => Verdict; netns?: string }): Promise<void> {
+    if (this.#paused) {
+      this.#paused = false;
+      ctx.log.info({ dropRecords: 'on' }, 'drop records: enforcement is back, recording drops again');
+    }
     const exec = ctx.netns === undefined ? {} : { netns: ctx.netns };
     let counters;
     try {

@@ -8,6 +8,8 @@
 // The evaluator decides (the same one `trace` and the kernel follow), so the report cannot disagree with them.
 
 import type { HostModel, IdentitySet } from '../policy/model.js';
+import { familyWidth, formatAddress, parsePrefix } from '../policy/cidr.js';
+import type { FailsafeEntry } from '../policy/failsafe.js';
 import type { Flow, Verdict } from '../verdict/types.js';
 import { isListener, representativeAddress, socketKey } from './live-flows.js';
 import { isUnspecified, type ProcSocket } from './proc-net.js';
@@ -97,6 +99,35 @@ function decidedByText(v: Verdict): string {
   }
 }
 
+/**
+ * Failsafe entries with a peer CIDR that cover this listener's port: one class each ("failsafe 192.0.2.0/24"), so
+ * the report names who the failsafe lets in even where no policy names that network (a failsafe without a peer
+ * covers every class already, and shows as their deciding rule).
+ */
+export function failsafeClasses(model: HostModel, proto: 'tcp' | 'udp', port: number, family: 4 | 6): PeerClass[] {
+  const out: PeerClass[] = [];
+  const host = new Set(model.hostAddresses);
+  for (const e of model.failsafe.ingress) {
+    if (e.peer === null || e.proto !== proto || port < e.ports[0] || port > e.ports[1]) continue;
+    const peer = failsafePeer(e, family, host);
+    if (peer !== undefined) out.push({ identity: `failsafe ${e.peer}`, set: 'failsafe', peer });
+  }
+  return out;
+}
+
+/** An address of the entry's prefix that is not the node's own (first host address when there is one), or undefined. */
+function failsafePeer(e: FailsafeEntry, family: 4 | 6, host: ReadonlySet<string>): string | undefined {
+  if (e.peer === null) return undefined;
+  const p = parsePrefix(e.peer);
+  if (p.family !== (family === 4 ? 'ipv4' : 'ipv6')) return undefined;
+  const size = 1n << BigInt(familyWidth(p.family) - p.len);
+  for (let i = size > 2n ? 1n : 0n, n = 0; i < size && n < 4; i++, n++) {
+    const text = formatAddress(p.family, p.bits + i);
+    if (!host.has(text)) return text;
+  }
+  return undefined;
+}
+
 /** Evaluate every class against one listener port and group by verdict and deciding rule (allowed groups first). */
 export function reachGroups(model: HostModel, proto: 'tcp' | 'udp', port: number, classes: readonly PeerClass[], evaluate: (m: HostModel, f: Flow) => Verdict): ReachGroup[] {
   const groups = new Map<string, { verdict: 'allow' | 'deny'; decidedBy: Verdict['decidedBy']; policy: string | null; rule: string; text: string; ids: PeerClass[] }>();
@@ -141,7 +172,7 @@ export function listenerReach(
     if (out.has(key)) continue;
     // A "::" listener is dual-stack unless bindv6only: it takes IPv4 peers too.
     const families: (4 | 6)[] = s.family === 4 ? [4] : isUnspecified(s.localAddress) ? [4, 6] : [6];
-    const classes = families.flatMap((f) => classesOf(f));
+    const classes = families.flatMap((f) => [...classesOf(f), ...failsafeClasses(model, s.proto, s.localPort, f)]);
     const groups = reachGroups(model, s.proto, s.localPort, classes, evaluate);
     const process = processes?.get(socketKey(s));
     out.set(key, {

@@ -23,18 +23,37 @@ export function listenText(l: MetricsListen): string {
   return l === 'off' ? 'off' : l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
 }
 
+/** What `nodewall status` shows of the endpoint. */
+export type MetricsEndpointState =
+  | { readonly state: 'off' }
+  | { readonly state: 'binding'; readonly listen: string }
+  | { readonly state: 'listening'; readonly listen: string; readonly address: string }
+  | { readonly state: 'error'; readonly listen: string; readonly error: string; readonly since: string };
+
 export class MetricsServer {
   readonly #source: MetricsSource;
   readonly #log: Logger;
+  /** Called when the endpoint starts listening, fails to bind or stops (the agent rewrites its status file). */
+  readonly #onChange: () => void;
   #listen: MetricsListen = 'off';
   #server: Server | undefined;
   #retry: NodeJS.Timeout | undefined;
   #attempts = 0;
   #generation = 0;
+  #bindError: { error: string; since: string } | undefined;
 
-  constructor(source: MetricsSource, log: Logger) {
+  constructor(source: MetricsSource, log: Logger, onChange: () => void = () => undefined) {
     this.#source = source;
     this.#log = log;
+    this.#onChange = onChange;
+  }
+
+  get state(): MetricsEndpointState {
+    if (this.#listen === 'off') return { state: 'off' };
+    const listen = listenText(this.#listen);
+    const a = this.address;
+    if (a !== undefined) return { state: 'listening', listen, address: a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}` };
+    return this.#bindError === undefined ? { state: 'binding', listen } : { state: 'error', listen, ...this.#bindError };
   }
 
   /** The bound address (tests: port 0 picks one), or undefined while not listening. */
@@ -50,6 +69,7 @@ export class MetricsServer {
     this.#listen = listen;
     if (listen === 'off') {
       this.#log.info({}, 'metrics: disabled (metrics.listen: off)');
+      this.#onChange();
       return;
     }
     this.#attempts = 0;
@@ -63,6 +83,7 @@ export class MetricsServer {
     const s = this.#server;
     this.#server = undefined;
     this.#listen = 'off';
+    this.#bindError = undefined;
     if (s !== undefined) {
       s.closeAllConnections();
       await new Promise<void>((resolve) => s.close(() => resolve()));
@@ -88,6 +109,11 @@ export class MetricsServer {
       if (generation !== this.#generation) return;
       const delay = backoffDelay(++this.#attempts, bindBackoff);
       const code = (err as NodeJS.ErrnoException).code;
+      const error = `${code ?? 'error'}: ${err instanceof Error ? err.message : String(err)}`;
+      if (this.#bindError?.error !== error) {
+        this.#bindError = { error, since: new Date().toISOString() };
+        this.#onChange();
+      }
       this.#log.error({ err, listen: listenText(l), code, retryInMs: delay },
         `metrics: cannot listen on ${listenText(l)} (${code ?? 'error'}): /metrics is not served, enforcement goes on; retrying`);
       this.#retry = setTimeout(() => {
@@ -103,8 +129,10 @@ export class MetricsServer {
     }
     server.on('error', (err) => this.#log.error({ err }, 'metrics: server error'));
     this.#server = server;
+    this.#bindError = undefined;
     const a = this.address;
     this.#log.info({ listen: listenText(l), port: a?.port }, 'metrics: serving /metrics');
+    this.#onChange();
   }
 
   async #handle(method: string | undefined, url: string | undefined, res: import('node:http').ServerResponse): Promise<void> {

@@ -13,6 +13,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 import { RuleCounterReader, type CounterTarget } from './rule-counters.js';
+import { RolloutMetrics, type RollbackCause, type RolloutMetricsSource } from './rollout-metrics.js';
 import type { AgentStatus } from './status-file.js';
 
 export type ApplyKind = 'full' | 'delta' | 'noop';
@@ -27,6 +28,8 @@ export interface AgentMetrics {
   inputErrors(count: number): void;
   kubernetesSnapshot(origin: 'api' | 'cache'): void;
   status(s: AgentStatus): void;
+  /** A change was rolled back (rollout probe, commit-confirm deadline). */
+  rolledBack(cause: RollbackCause): void;
   /** The table whose rule counters a scrape reads (undefined: nothing applied, dry-run). */
   target(t: CounterTarget | undefined): void;
 }
@@ -65,6 +68,8 @@ export class PromMetrics implements AgentMetrics {
   readonly #policies: Gauge<'state'>;
   readonly #kubeLastSync: Gauge<'source'>;
   readonly #monitorRestarts: Counter<'kind'>;
+  /** Pause, commit-confirm, rollbacks, refused changes, staged policies (rollout-metrics.ts). */
+  readonly #rollout: RolloutMetrics;
 
   constructor(opts: MetricsOptions = {}) {
     this.#reader = opts.reader ?? new RuleCounterReader();
@@ -102,7 +107,7 @@ export class PromMetrics implements AgentMetrics {
     this.#inputErrors = new Counter({ name: 'nodewall_input_errors_total', help: 'Errors in the inputs (config, policy files, API objects) reported by reconcile passes.', registers });
     this.#refusals = new Counter({ name: 'nodewall_lockout_guard_refusals_total', help: 'Rulesets the lockout guard refused to apply because they would cut an established session.', registers });
     this.#policies = new Gauge({
-      name: 'nodewall_policies', help: 'Policies by state: selected (select this node), kept_last_good (invalid now, last good version in force), rejected (invalid, never valid: not applied).',
+      name: 'nodewall_policies', help: 'Policies by state: selected (select this node), kept_last_good (invalid now, last good version in force), rejected (invalid, never valid: not applied), refused (a change of theirs was rolled back and is refused until it changes).',
       labelNames: ['state'], registers,
     });
     this.#kubeLastSync = new Gauge({
@@ -110,6 +115,7 @@ export class PromMetrics implements AgentMetrics {
       labelNames: ['source'], registers,
     });
     this.#monitorRestarts = new Counter({ name: 'nodewall_drift_monitor_restarts_total', help: 'Restarts of an nft monitor child of the instant drift repair.', labelNames: ['kind'], registers });
+    this.#rollout = new RolloutMetrics(this.registry);
 
     const self = this;
     // Labelled (source="kubernetes") so that a node without that source has no series at all, not a 0 that
@@ -208,6 +214,15 @@ export class PromMetrics implements AgentMetrics {
     this.#monitorChildren = fn;
   }
 
+  /** Where the rollout metrics read the pending confirmation and the staged-record count. */
+  setRolloutSource(source: RolloutMetricsSource): void {
+    this.#rollout.setSource(source);
+  }
+
+  rolledBack(cause: RollbackCause): void {
+    this.#rollout.rolledBack(cause);
+  }
+
   monitorRestarted(kind: string): void {
     this.#monitorRestarts.inc({ kind });
   }
@@ -252,6 +267,8 @@ export class PromMetrics implements AgentMetrics {
     this.#policies.set({ state: 'selected' }, s.policies.selected);
     this.#policies.set({ state: 'kept_last_good' }, s.policies.keptLastGood);
     this.#policies.set({ state: 'rejected' }, s.policies.rejected);
+    this.#rollout.status(s);
+    this.#policies.set({ state: 'refused' }, this.#rollout.refusedPolicies());
     this.#kube = s.kubernetes;
   }
 

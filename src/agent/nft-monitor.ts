@@ -127,6 +127,11 @@ export class NftMonitor {
     return this.#restarts;
   }
 
+  /** Children that should run: one per kind while following a table, else 0. */
+  get expected(): number {
+    return this.#target === undefined ? 0 : this.#watched.length;
+  }
+
   /** Follow `target` (restarting the children when it changed), or nothing (undefined: stop). */
   sync(target: NftMonitorTarget | undefined): void {
     if (target?.nftPath === this.#target?.nftPath && target?.table === this.#target?.table) return;

@@ -13,7 +13,7 @@ import { open, rm } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { NodewallConfig, RunMode } from '../inventory/types.js';
+import { dropRecordsOf, type NodewallConfig, type RunMode } from '../inventory/types.js';
 import { applyModel } from '../nft/apply.js';
 import type { HostModel } from '../policy/model.js';
 import type { NftWriteLock } from './nft-lock.js';
@@ -342,7 +342,8 @@ export async function rearmOnStop(
 ): Promise<void> {
   if (!pause.paused || model === undefined || config.mode !== 'enforce' || appliedMode !== 'audit') return;
   try {
-    await lock.run(() => applyModel(model, { nftPath: config.nft.path, table: config.nft.table, mode: 'enforce', timeoutMs: config.nft.timeoutSeconds * 1000 }));
+    // The enforce ruleset as the agent renders it: with its drop records (and logDrops), or `nodewall drops` has no table to read.
+    await lock.run(() => applyModel(model, { nftPath: config.nft.path, table: config.nft.table, mode: 'enforce', dropRecords: dropRecordsOf(config), timeoutMs: config.nft.timeoutSeconds * 1000 }));
     log.warn({ table: config.nft.table }, 'agent stopping during a pause: enforcement restored (the pause resumes if the agent starts again before it ends)');
   } catch (err) {
     log.error({ err, table: config.nft.table }, 'agent stopping during a pause: could not restore enforcement; the audit ruleset stays until the agent runs again');

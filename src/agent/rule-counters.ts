@@ -13,7 +13,7 @@
 import { runNft, parseNftJson } from '../nft/nft-exec.js';
 import { isMissingTableError } from '../nft/ownership.js';
 import { parseTableDoc, type KernelRule } from '../nft/read-kernel.js';
-import { baseChainOf, chainNames, fixedComments } from '../nft/render-rules.js';
+import { auditChainNames, baseChainOf, chainNames, dropRecordChainNames, fixedComments } from '../nft/render-rules.js';
 
 export interface RuleCounterRow {
   readonly direction: 'ingress' | 'egress';
@@ -29,12 +29,20 @@ export interface RuleCounterRow {
 
 /** Label of nodewall's own rules: not a valid Kubernetes object name, so never a policy's. */
 export const fixedPolicyLabel = '(nodewall)';
+/** Label of the failsafe accepts (config `failsafe`); rule = the entry ("tcp/22 from 192.0.2.0/24"). */
+export const failsafePolicyLabel = '(failsafe)';
+
+const gotoAction = new Map<string, RuleCounterRow['action']>([
+  // Drop records (enforce): a drop rule ends in `goto nw_drop_in|out`, which records the packet and drops it.
+  ...Object.values(dropRecordChainNames).map((c) => [`goto ${c}`, 'drop'] as const),
+  // Audit mode (and a pause): a would-be drop goes to the audit chain, which records it and accepts.
+  ...Object.values(auditChainNames).map((c) => [`goto ${c}`, 'audit'] as const),
+]);
 
 function action(verdict: string): RuleCounterRow['action'] | undefined {
   if (verdict === 'accept') return 'accept';
   if (verdict === 'drop') return 'drop';
-  if (verdict.startsWith('goto ')) return 'audit';
-  return undefined; // jump (no counter), continue, ...
+  return gotoAction.get(verdict); // jump (no counter), continue, staged records (no verdict), ...: none
 }
 
 /** Rows per (direction, policy, rule, action), summed over the rule's nft rules (families, protocols). Pure. */
@@ -46,7 +54,9 @@ export function counterRows(rules: readonly KernelRule[]): RuleCounterRow[] {
     if (base === undefined || act === undefined) continue;
     const direction = base === chainNames.ingress ? 'ingress' : 'egress';
     const fixed = r.policy === undefined;
-    const policy = fixed ? fixedPolicyLabel : r.policy;
+    // A failsafe accept is nodewall's, not a policy's (a policy may well be named "failsafe").
+    const failsafe = r.comment?.startsWith(`${fixedComments.failsafe} `) === true;
+    const policy = fixed ? fixedPolicyLabel : failsafe ? failsafePolicyLabel : r.policy;
     const rule = fixed ? fixedRuleName(r.comment) : (r.rule ?? '');
     const key = JSON.stringify([direction, policy, rule, act]);
     const row = out.get(key);

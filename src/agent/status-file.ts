@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import type { RunMode } from '../inventory/types.js';
 import type { KubernetesSourceStatus } from '../inventory/sources/kubernetes.js';
 import { pauseStatusCheck, type PauseStatus } from './pause.js';
+import { driftMonitorCheck, metricsEndpointCheck, type DriftMonitorStatus } from './observer-status.js';
+import type { MetricsEndpointState } from './metrics-server.js';
 import { arrayOf, bool, field, literal, nonNegInt, obj, optional, readStateFile, recordOf, StateFileError, str, type Check } from '../inventory/state-files.js';
 
 export interface ApplySummary {
@@ -53,6 +55,10 @@ export interface AgentStatus {
   readonly staged?: readonly string[];
   /** Changes rolled back and refused until they change (src/agent/refused-changes.ts). */
   readonly refused?: readonly RefusalStatus[];
+  /** Instant drift repair: nft monitor children (observer-status.ts). */
+  readonly driftMonitor?: DriftMonitorStatus;
+  /** The metrics endpoint: listening address or bind error (observer-status.ts). */
+  readonly metrics?: MetricsEndpointState;
   readonly stopped?: boolean;
 }
 
@@ -231,6 +237,8 @@ export function checkStatus(v: unknown): StatusFile {
     field(e, 'at', str, path);
     return e;
   }), '');
+  optional(o, 'driftMonitor', driftMonitorCheck, '');
+  optional(o, 'metrics', metricsEndpointCheck, '');
   return o as unknown as AgentStatus;
 }
 

@@ -41,6 +41,7 @@
 //   stagedPolicies: [new-deny]       # CCNPs evaluated and reported ("would deny/allow (staged: ...)"), never enforced
 //   dropRecords: {size: 65536, timeoutSeconds: 3600}  # enforce mode: kernel records of dropped flows,
 //                                    #   entries per map (4 maps: in/out x v4/v6) and seconds after the last drop; or `off`
+//   logDrops: false                  # enforce: a rate-limited nft `log` rule before each drop, prefix naming the rule
 //   failsafe: {ingress: [tcp/22], egress: ["udp/53 to 198.51.100.53"]}
 //                                    # accepted before any policy, every mode (src/policy/failsafe.ts); default none
 //   rollout: {probes: ["192.0.2.10:6443", kube-apiserver], probeSeconds: 10}
@@ -520,6 +521,7 @@ const fields: Record<keyof Omit<NodewallConfig, 'file' | 'kubernetes'>, Handler>
   // --- staged policies (issue 10) ---
   stagedPolicies: policyNameList,
   dropRecords,
+  logDrops: bool,
   failsafe: failsafeSettings,
 };
 
@@ -605,6 +607,10 @@ export function parseConfig(text: string, file: string): NodewallConfig {
   if (kubeAt !== undefined && out.kubernetes === undefined) {
     fail(kubeAt, 'rollout.probes', '"kube-apiserver" probes the API server of the kubernetes source, and `sources` has none: '
       + 'add `- kubernetes: {...}` to sources, or probe the API server as HOST:PORT');
+  }
+  // logDrops rides on the drop-record settings (the renderer places both next to each drop rule).
+  if (out.logDrops === true && out.dropRecords === 'off' && isMap(root)) {
+    fail(root.get('logDrops', true) as YamlNode | undefined, 'logDrops', 'needs drop records: remove `dropRecords: off` (or set logDrops: false)');
   }
   if (problems.length > 0) throw configError(file, problems);
   return out;

@@ -146,6 +146,8 @@ export interface NodewallConfig extends EngineConfig {
    * (src/nft/render-drop-records.ts). 'off' disables; absent = defaultDropRecords.
    */
   readonly dropRecords?: DropRecordSettings | 'off';
+  /** logDrops: a rate-limited nft `log` rule before each drop, its prefix naming the rule (src/nft/render-drop-log.ts); needs dropRecords. */
+  readonly logDrops?: boolean;
   /** Agent: how a change goes live: commit-confirm (src/agent/rollout-confirm.ts) and health probes (src/agent/rollout-probes.ts). */
   readonly rollout?: RolloutSettings;
   /** Where this config came from, for messages; undefined = built-in defaults. */
@@ -156,11 +158,14 @@ export interface NodewallConfig extends EngineConfig {
 export interface DropRecordSettings {
   readonly size: number;
   readonly timeoutSeconds: number;
+  /** Config logDrops (folded in by dropRecordsOf, so it reaches every render of the table: apply, drift repair). */
+  readonly log?: boolean;
 }
 
 export const defaultDropRecords: DropRecordSettings = { size: 65_536, timeoutSeconds: 3600 };
 
 /** The drop-record settings in force for a config: undefined when off. */
-export function dropRecordsOf(config: { readonly dropRecords?: DropRecordSettings | 'off' }): DropRecordSettings | undefined {
-  return config.dropRecords === 'off' ? undefined : (config.dropRecords ?? defaultDropRecords);
+export function dropRecordsOf(config: { readonly dropRecords?: DropRecordSettings | 'off'; readonly logDrops?: boolean }): DropRecordSettings | undefined {
+  const s = config.dropRecords === 'off' ? undefined : (config.dropRecords ?? defaultDropRecords);
+  return s !== undefined && config.logDrops === true ? { ...s, log: true } : s;
 }

@@ -12,6 +12,7 @@ import type { RunMode } from '../inventory/types.js';
 import type { Entry, Family, HostModel, L4Match } from '../policy/model.js';
 import { mergeRanges } from '../policy/resolve-l4.js';
 import { stagedRecordRules } from './render-staged.js';
+import { withDropLogs } from './render-drop-log.js';
 import { failsafeFamily, type FailsafeEntry } from '../policy/failsafe.js';
 import { RenderError, commentText, exclusionSetName, identitySetName, reservedPrefix } from './render-sets.js';
 
@@ -197,7 +198,12 @@ function policyChains(model: HostModel, entries: readonly Entry[], action: 'deny
  * policy's allow chain, so deny-before-allow holds across all policies exactly as in one flat chain: a
  * jumped-to chain's accept or drop ends the packet's walk, no match returns to the next jump.
  */
-export function directionLayout(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false): DirectionLayout {
+export function directionLayout(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false, logDrops = false): DirectionLayout {
+  const layout = plainLayout(model, direction, mode, recordDrops);
+  return logDrops && mode === 'enforce' ? withDropLogs(layout, dropVerdict(direction, mode, recordDrops)) : layout;
+}
+
+function plainLayout(model: HostModel, direction: Direction, mode: RunMode, recordDrops: boolean): DirectionLayout {
   const policy = direction === 'ingress' ? model.ingress : model.egress;
   const dp = model.datapath;
   const drop = dropVerdict(direction, mode, recordDrops);
@@ -253,8 +259,8 @@ export function failsafeRule(e: FailsafeEntry, direction: Direction): string {
 }
 
 /** Every rule a packet of this direction can walk through, in order, jumps expanded (tests, `list`). */
-export function directionRules(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false): string[] {
-  const layout = directionLayout(model, direction, mode, recordDrops);
+export function directionRules(model: HostModel, direction: Direction, mode: RunMode, recordDrops = false, logDrops = false): string[] {
+  const layout = directionLayout(model, direction, mode, recordDrops, logDrops);
   const byName = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
   const out: string[] = [];
   for (const r of layout.base) {

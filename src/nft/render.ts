@@ -126,7 +126,9 @@ function parts(model: HostModel, opts: RenderOptions, sets: readonly SetSpec[]):
   audit.push(...stagedSetLines(model));
   const recordDrops = recordsDrops(opts.mode, opts.dropRecords);
   if (recordDrops) for (const l of dropRecordLines(opts.dropRecords)) audit.push(l);
-  return { head, sets, audit, ...chainsPart(model, opts.mode, recordDrops) };
+  // logDrops (config): a rate-limited log rule before each drop (render-drop-log.ts).
+  const logDrops = recordDrops && opts.dropRecords.log === true;
+  return { head, sets, audit, ...chainsPart(model, opts.mode, recordDrops, logDrops) };
 }
 
 interface ChainsPart {
@@ -160,6 +162,7 @@ interface CachedChains {
   readonly failsafe: HostModel['failsafe'];
   readonly mode: RunMode;
   readonly recordDrops: boolean;
+  readonly logDrops: boolean;
   readonly peers: string;
   readonly staged: string;
   readonly value: ChainsPart;
@@ -170,12 +173,12 @@ interface CachedChains {
 // direction policy objects) reuses the chains of the last render instead of rendering thousands of rules.
 const chainsCache = new WeakMap<DirectionPolicy, CachedChains>();
 
-function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): ChainsPart {
+function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean, logDrops = false): ChainsPart {
   const peers = peerSignature(model);
   const staged = stagedRenderKey(model);
   const hit = chainsCache.get(model.ingress);
   if (hit !== undefined && peers !== undefined && hit.egress === model.egress && hit.datapath === model.datapath && hit.failsafe === model.failsafe && hit.mode === mode
-    && hit.recordDrops === recordDrops && hit.peers === peers && hit.staged === staged) {
+    && hit.recordDrops === recordDrops && hit.logDrops === logDrops && hit.peers === peers && hit.staged === staged) {
     return hit.value;
   }
   const rules: RenderedRule[] = [];
@@ -183,7 +186,7 @@ function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): Chai
   const baseChains: ChainSpec[] = [];
   for (const direction of ['ingress', 'egress'] as const) {
     const hook = chainNames[direction];
-    const layout = directionLayout(model, direction, mode, recordDrops);
+    const layout = directionLayout(model, direction, mode, recordDrops, logDrops);
     const inner = new Map(layout.chains.map((ch) => [ch.name, ch.rules]));
     // Rules in the order a packet walks them (jumps expanded after the jump itself), as `list` shows them.
     for (const text of layout.base) {
@@ -198,7 +201,7 @@ function chainsPart(model: HostModel, mode: RunMode, recordDrops: boolean): Chai
   const hash = createHash('sha256');
   for (const ch of chains) hash.update(`${chainLines(ch).join('\n')}\n`);
   const value = { chains, rules, digest: hash.digest('hex') };
-  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, failsafe: model.failsafe, mode, recordDrops, peers, staged, value });
+  if (peers !== undefined) chainsCache.set(model.ingress, { egress: model.egress, datapath: model.datapath, failsafe: model.failsafe, mode, recordDrops, logDrops, peers, staged, value });
   return value;
 }
 

@@ -1,5 +1,8 @@
 import test from 'ava';
-import { DropLogLimiter, attributeDrop, dropKey, dropRows, lastSeenMs, type DropRecordsRead } from '../../src/agent/drop-records.js';
+import { DropLogLimiter, attributeDrop, dropKey, dropRows, lastSeenMs, readDropRecords, type DropRecordsRead } from '../../src/agent/drop-records.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseRecordSet } from '../../src/agent/audit-records.js';
 import { evaluate } from '../../src/verdict/evaluate.js';
 import * as b from '../helpers/model-builders.js';
@@ -76,4 +79,31 @@ test('the log limiter lets one line per key and interval through and never remem
   // Forgotten (least recently logged first): allowed again.
   t.true(l.allow('k0', 20_000));
   t.false(l.allow('k9999', 20_000));
+});
+
+test('readDropRecords: each set\'s expiries count from its own listing, so a slow listing never makes drops look older', async (t) => {
+  // A fake nft that takes 0.5 s per call (a loaded node): the ingress IPv4 set is listed after the two chains
+  // (>= 1.5 s after the read began), with a record refreshed at that moment (expires = timeout).
+  const dir = await mkdtemp(join(tmpdir(), 'nwt-slow-nft-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fake = join(dir, 'nft');
+  const set = (name: string, elem: string) => `{"nftables":[{"set":{"family":"inet","name":"${name}","table":"nodewall","size":1024,"timeout":600,"elem":[${elem}]}}]}`;
+  await writeFile(fake, [
+    '#!/bin/sh',
+    'sleep 0.5',
+    'name="$6"',
+    'case "$3" in chain) echo \'{"nftables":[]}\'; exit 0;; esac',
+    `case "$name" in nw_drop_in_v4) echo '${set('nw_drop_in_v4', '{"elem":{"val":{"concat":["tcp",8080,"203.0.113.5"]},"expires":600,"counter":{"packets":1,"bytes":60}}}')}';;`,
+    `  nw_drop_in_v4_first) echo '${set('nw_drop_in_v4_first', '{"elem":{"val":{"concat":["tcp",8080,"203.0.113.5"]},"expires":600}}')}';;`,
+    `  *) echo '${set('x', '')}';; esac`,
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const t0 = Date.now();
+  const read = await readDropRecords(fake, 'nodewall');
+  const done = Date.now();
+  t.is(read.records.length, 1);
+  const r = read.records[0];
+  const last = r === undefined ? undefined : lastSeenMs(r, read.readAtMs);
+  t.true(last !== undefined && last >= t0 + 1500, `last seen ${String(last)} is at the set's listing, not at the start of the read (${t0})`);
+  t.true(last !== undefined && last <= done, 'never in the future');
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { counterRows, fixedPolicyLabel, RuleCounterReader, type CounterTarget } from '../../src/agent/rule-counters.js';
+import { counterRows, failsafePolicyLabel, fixedPolicyLabel, RuleCounterReader, type CounterTarget } from '../../src/agent/rule-counters.js';
 import { parseTableDoc, type KernelRule } from '../../src/nft/read-kernel.js';
 
 const rule = (chain: string, comment: string, verdict: object, packets: number, bytes: number) => ({
@@ -32,6 +32,39 @@ test('counterRows: per direction, policy, rule and action; families summed; jump
     `ingress ${fixedPolicyLabel} loopback accept 5 500`,
     'ingress ssh spec.ingress[0] accept 8 500',
   ]);
+});
+
+// Enforce mode with drop records, staged policies and a failsafe (the merged features side by side).
+const enforceDoc = {
+  nftables: [
+    { table: { family: 'inet', name: 'nodewall' } },
+    // A staged record rule: a counter and a set update, no verdict.
+    { rule: { family: 'inet', table: 'nodewall', chain: 'input', handle: 4, comment: 'nodewall staged record ipv4', expr: [
+      { match: { op: '==', left: { meta: { key: 'nfproto' } }, right: 'ipv4' } }, { counter: { packets: 50, bytes: 5000 } },
+      { set: { op: 'update', elem: { concat: [{ payload: { protocol: 'ip', field: 'saddr' } }] }, set: '@nw_staged_in_v4' } }] } },
+    rule('input', 'nodewall failsafe tcp/22 from 192.0.2.0/24', { accept: null }, 6, 360),
+    // A policy really named "failsafe" stays a policy.
+    rule('nw_in_allow_failsafe_89ab', 'failsafe spec.ingress[0]', { accept: null }, 2, 100),
+    rule('nw_in_deny_edge_0123', 'edge spec.ingressDeny[0]', { goto: { target: 'nw_drop_in' } }, 9, 540),
+    rule('input', 'nodewall default-deny', { goto: { target: 'nw_drop_in' } }, 11, 660),
+    rule('output', 'nodewall default-deny', { goto: { target: 'nw_drop_out' } }, 1, 60),
+    rule('nw_drop_in', 'nodewall drop tcp', { drop: null }, 20, 1200),
+    rule('nw_drop_in', 'nodewall drop unrecorded', { drop: null }, 0, 0),
+  ],
+};
+
+test('counterRows with drop records, staged records and failsafes: goto the drop-record chain is a drop, staged records are nothing, failsafes are not a policy', (t) => {
+  const rows = counterRows(parseTableDoc(enforceDoc, 'nodewall').rules);
+  const key = (r: (typeof rows)[number]) => `${r.direction} ${r.policy} ${r.rule} ${r.action} ${r.packets}`;
+  t.deepEqual(rows.map(key).sort(), [
+    `egress ${fixedPolicyLabel} default-deny drop 1`,
+    `ingress ${failsafePolicyLabel} tcp/22 from 192.0.2.0/24 accept 6`,
+    `ingress ${fixedPolicyLabel} default-deny drop 11`,
+    'ingress edge spec.ingressDeny[0] drop 9',
+    'ingress failsafe spec.ingress[0] accept 2',
+  ]);
+  // The staged record rule counted 50 packets: none of them is a drop or an accept of any policy.
+  t.false(rows.some((r) => r.packets === 50));
 });
 
 test('RuleCounterReader: one nft call in flight, cached, failures reported not thrown', async (t) => {

@@ -71,3 +71,41 @@ test('status text never passes a control character from the status file to the t
   t.false(/[\u0000-\u0008\u000b-\u001f]/.test(r.stdout), JSON.stringify(r.stdout));
   t.true(r.stdout.includes('\\u001b[2Jevil\\u0000 x'), r.stdout);
 });
+
+test('the drift monitor and the metrics endpoint: shown from the status file, shape-checked', async (t) => {
+  const running = {
+    ...base,
+    driftMonitor: { children: 4, expected: 4, restarts: 2 },
+    metrics: { state: 'listening', listen: '127.0.0.1:9964', address: '127.0.0.1:9964' },
+  } as const;
+  t.deepEqual(checkStatus(JSON.parse(JSON.stringify(running))), running);
+  const text = formatStatus(running, true);
+  t.regex(text, /^drift: {4}4\/4 nft monitor children running, 2 restart\(s\)$/m);
+  t.regex(text, /^metrics: {2}serving \/metrics on 127\.0\.0\.1:9964$/m);
+
+  const degraded = formatStatus({
+    ...base,
+    driftMonitor: { children: 3, expected: 4, restarts: 7 },
+    metrics: { state: 'error', listen: '[2001:db8::1]:9964', error: 'EADDRNOTAVAIL: listen EADDRNOTAVAIL', since: '2026-01-01T00:00:01.000Z' },
+  }, true);
+  t.regex(degraded, /^drift: {4}3\/4 nft monitor children running, 7 restart\(s\) \(degraded: the periodic check still repairs, later\)$/m);
+  t.regex(degraded, /^metrics: {2}NOT serving: cannot listen on \[2001:db8::1\]:9964 since 2026-01-01T00:00:01\.000Z \(EADDRNOTAVAIL: listen EADDRNOTAVAIL\); retrying/m);
+  const off = formatStatus({ ...base, driftMonitor: { children: 0, expected: 0, restarts: 0 }, metrics: { state: 'off' } }, false);
+  t.regex(off, /^drift: {4}when the agent stopped: instant repair off \(periodic check only\)$/m);
+  t.regex(off, /^metrics: {2}when the agent stopped: off \(metrics\.listen: off\)$/m);
+  // An older agent's status file (no such fields) shows no such lines.
+  t.false(/^(drift|metrics):/m.test(formatStatus(base, true)));
+
+  // Bad shapes are a corrupt status file (exit 4), naming the field.
+  for (const [bad, reason] of [
+    [{ ...base, driftMonitor: { children: -1, expected: 4, restarts: 0 } }, /driftMonitor\.children: expected a non-negative integer/],
+    [{ ...base, metrics: { state: 'listening', listen: 'x' } }, /metrics\.address: expected a value \(missing\)/],
+    [{ ...base, metrics: { state: 'on fire' } }, /metrics\.state: expected "off" or "binding" or "listening" or "error"/],
+  ] as const) {
+    const dir = await tmp(t);
+    await writeFile(join(dir, 'status.json'), JSON.stringify(bad));
+    const r = await runCli(['status', '--state-dir', dir]);
+    t.is(r.code, 4);
+    t.regex(r.stderr, reason);
+  }
+});

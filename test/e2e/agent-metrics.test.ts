@@ -16,6 +16,21 @@ import { Lab, nftPath } from './lab.js';
 import { cachedCount, countSetElements } from '../../src/agent/rule-counters.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, type LogLine } from './agent-harness.js';
 import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
+import { readStatus, type AgentStatus } from '../../src/agent/status-file.js';
+import { formatStatus } from '../../src/cli/commands/status.js';
+
+/** The agent's status file once `pred` holds (bounded). */
+async function waitStatus(stateDir: string, pred: (s: AgentStatus) => boolean, what: string): Promise<AgentStatus> {
+  const deadline = Date.now() + 30_000;
+  let last: unknown;
+  for (;;) {
+    const s = await readStatus(stateDir).catch(() => undefined);
+    last = s;
+    if (s !== undefined && !('noConfig' in s) && pred(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timeout waiting for the status file: ${what}: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const peer = '203.0.113.5';
 
@@ -64,6 +79,8 @@ test('/metrics serves the Prometheus text format and rule counters move with rea
   const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
   await agent.waitFor(isApplied, 20_000, 0, 'first apply');
   await agent.waitFor((l) => l.msg === 'metrics: serving /metrics', 20_000, 0, 'metrics server');
+  const st = await waitStatus(dirs.state, (s) => s.metrics?.state === 'listening', 'metrics listening in the status file');
+  t.like(st.metrics, { state: 'listening', address: '127.0.0.1:9964' });
 
   const raw = await scrape(lab, 'http://127.0.0.1:9964/metrics');
   t.is(raw.status, 200);
@@ -149,6 +166,11 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   const kids = await waitChildren(agent.pid, (m) => m.size === 4, 'four monitor children');
   t.deepEqual([...kids.keys()].sort(), ['chains', 'rules', 'sets', 'tables']);
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
+  // `nodewall status` says so: the endpoint's bind error, and the monitor children.
+  const st = await waitStatus(dirs.state, (s) => s.metrics?.state === 'error' && s.driftMonitor?.children === 4, 'bind error and 4 children');
+  t.like(st.metrics, { state: 'error', listen: '198.51.100.77:9964' });
+  t.deepEqual(st.driftMonitor, { children: 4, expected: 4, restarts: 0 });
+  t.regex(formatStatus(st, true), /^metrics: {2}NOT serving: cannot listen on 198\.51\.100\.77:9964 since .*EADDRNOTAVAIL/m);
 
   // 1. The agent's own applies (a changed policy, a new one) are not drift: no repair follows them.
   let mark = agent.lines.length;
@@ -206,6 +228,8 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   await agent.waitFor((l) => /drift monitor: nft monitor child ended; restarting/.test(l.msg) && l['kind'] === 'tables', 30_000, mark, 'restart logged');
   const again = await waitChildren(agent.pid, (m) => m.size === 4 && m.get('tables') !== old, 'restarted tables child');
   t.not(again.get('tables'), old);
+  const restarted = await waitStatus(dirs.state, (s) => (s.driftMonitor?.restarts ?? 0) >= 1 && s.driftMonitor?.children === 4, 'restart in the status file');
+  t.regex(formatStatus(restarted, true), /^drift: {4}4\/4 nft monitor children running, \d+ restart\(s\)$/m);
   mark = agent.lines.length;
   await lab.nft(['flush', 'ruleset']);
   await agent.waitFor(repairedByMonitor, 30_000, mark, 'repair after the restart');

@@ -1,7 +1,7 @@
 // A canonical form of an nft table read from the kernel, for comparing a table
 // built by deltas with one loaded whole: handles, counter values, the table
-// name, the structure marker's name and the order of chains, sets and elements left out; rule order within
-// a chain kept.
+// name, the structure marker's name and the order of chains, sets and elements left out, and the elements of
+// record sets (kernel-written, like counters); rule order within a chain kept.
 
 import { parseNftJson, runNft } from '../../src/nft/nft-exec.js';
 import { nftPath } from './lab.js';
@@ -40,8 +40,9 @@ export async function canonTable(netns: string, table: string): Promise<CanonTab
         marker = decl['name'].slice('nw_structure_'.length);
         decl['name'] = 'nw_structure_*';
       }
-      // Drop-record entries follow traffic, not the ruleset.
-      const records = typeof decl['name'] === 'string' && decl['name'].startsWith('nw_drop_');
+      // Record sets (a set timeout: audit, drop and staged records) are filled by the traffic, like counters: their
+      // elements are not part of the ruleset (a dropped probe adds one).
+      const records = decl['timeout'] !== undefined;
       const elements = Array.isArray(elem) && !records ? elem.map((e) => JSON.stringify(e)).sort() : [];
       sets.push(JSON.stringify({ ...(strip(decl) as object), elements }));
     }
@@ -62,16 +63,4 @@ export async function canonTable(netns: string, table: string): Promise<CanonTab
  */
 export function withoutDropRecords(listing: string): string {
   return listing.replace(/(set nw_drop_\w+ \{[^}]*?)\s*elements = \{[^}]*\}/g, '$1');
-}
-
-/**
- * The same canonical table without the elements of the drop-record sets (nw_drop_*): they follow the traffic
- * (a dropped probe adds one), not the ruleset, so a ruleset restored after drops compares equal.
- */
-export function canonWithoutDropRecords(c: CanonTable): CanonTable {
-  const sets = c.sets.map((s) => {
-    const o = JSON.parse(s) as { name?: unknown; elements?: unknown };
-    return typeof o.name === 'string' && o.name.startsWith('nw_drop_') ? JSON.stringify({ ...o, elements: [] }) : s;
-  });
-  return { ...c, sets };
 }

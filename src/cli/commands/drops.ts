@@ -1,6 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { formatProblem } from '../../api/problem.js';
-import { dropRows, readDropRecords, type DropRow } from '../../agent/drop-records.js';
+import { dropRows, readDropRecords, type DropRecordsRead, type DropRow } from '../../agent/drop-records.js';
+import { readPause, requesterText } from '../../agent/pause.js';
+import { escapeUnprintable } from '../../api/printable.js';
 import { canonicalPrefix, CidrError } from '../../policy/cidr.js';
 import { dropRecordsOf } from '../../inventory/types.js';
 import { evaluate } from '../../verdict/evaluate.js';
@@ -74,31 +76,57 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
     const state = await loadStateFromArgs(argv, { mode: 'enforce' });
     const cfg = state.config;
     const settings = dropRecordsOf(cfg);
-    const read = await readDropRecords(cfg.nft.path, cfg.nft.table, { timeoutMs: cfg.nft.timeoutSeconds * 1000 });
-    const rows = dropRows(read, state.model, evaluate, filter);
+    // A break-glass pause renders the audit ruleset: nothing is dropped and the table has no drop records, so
+    // the read fails and recording is "paused". The kernel decides, not the pause file alone: an agent stopped
+    // during a pause restores the enforce table (the file stays, for a restart), and then the drops are current.
+    const pause = cfg.mode === 'enforce' ? await readPause(cfg.stateDir, now) : { kind: 'none' as const };
+    const active = pause.kind === 'active' ? pause : undefined;
+    let read: DropRecordsRead | undefined;
+    try {
+      read = await readDropRecords(cfg.nft.path, cfg.nft.table, { timeoutMs: cfg.nft.timeoutSeconds * 1000 });
+    } catch (err) {
+      if (active === undefined) throw err;
+    }
+    const paused = read === undefined ? active : undefined;
+    const rows = read === undefined ? [] : dropRows(read, state.model, evaluate, filter);
     const errors = state.problems.filter((p) => p.severity === 'error');
+    const recording = paused !== undefined ? 'paused' : settings === undefined ? 'off' : 'on';
+    const pauseInfo = active === undefined ? undefined : {
+      until: new Date(active.untilMs).toISOString(), pausedAt: active.record.pausedAt, reason: active.record.reason, requestedBy: active.record.requestedBy,
+    };
     const summary = {
       table: cfg.nft.table,
       node: state.nodeName,
-      records: read.records.length,
+      recording,
+      ...(pauseInfo === undefined ? {} : { pause: pauseInfo }),
+      records: read?.records.length ?? 0,
       shown: rows.length,
-      size: read.size ?? null,
-      timeoutSeconds: read.timeoutSeconds ?? null,
-      recordedPackets: read.recordedPackets,
-      unrecordedPackets: read.unrecordedPackets,
+      size: read?.size ?? null,
+      timeoutSeconds: read?.timeoutSeconds ?? null,
+      recordedPackets: read?.recordedPackets ?? 0,
+      unrecordedPackets: read?.unrecordedPackets ?? 0,
       ...(settings === undefined ? { note: 'dropRecords is off in the config: these records are from an earlier ruleset' } : {}),
+      ...(pauseInfo !== undefined && paused === undefined
+        ? { note: 'a pause is recorded, but the table enforces (the agent is not running, or has not loaded the pause yet): these drops are current' } : {}),
     };
     if (argv.output !== 'table') {
       process.stdout.write(formatDoc({ ...summary, drops: rows, errors: errors.map(formatProblem) }, argv.output));
+    } else if (paused !== undefined && pauseInfo !== undefined) {
+      for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
+      const who = escapeUnprintable(requesterText(pauseInfo.requestedBy));
+      const why = pauseInfo.reason === '' ? '' : `: ${escapeUnprintable(pauseInfo.reason)}`;
+      process.stdout.write(`table inet ${summary.table} on ${summary.node}: enforcement is PAUSED until ${pauseInfo.until} (asked by ${who}${why}).\n`
+        + 'Nothing is dropped and no drops are recorded meanwhile; the flows policy would drop are recorded as audit records (`nodewall audit`, the agent\'s log).\n');
     } else {
       for (const p of errors) process.stderr.write(`${formatProblem(p)}\n`);
       process.stdout.write(`table inet ${summary.table} on ${summary.node}: ${summary.records} drop record(s) (at most ${summary.size ?? '?'} per direction and family, kept ${summary.timeoutSeconds ?? '?'} s after the last drop)\n`);
-      if (read.unrecordedPackets > 0) {
-        process.stdout.write(`${read.unrecordedPackets} packet(s) dropped without a record (a drop-record set was full): raise dropRecords.size or lower dropRecords.timeoutSeconds\n`);
+      if (summary.unrecordedPackets > 0) {
+        process.stdout.write(`${summary.unrecordedPackets} packet(s) dropped without a record (a drop-record set was full): raise dropRecords.size or lower dropRecords.timeoutSeconds\n`);
       }
       if (rows.length > 0) process.stdout.write(`${dropsTable(rows)}\n`);
       else process.stdout.write('no drops recorded' + (argv.since !== undefined || argv.peer !== undefined ? ' that match the filter' : '') + '\n');
       if (errors.length > 0) process.stdout.write('some policies are invalid and were left out of the attribution, as in `nodewall trace`\n');
+      if (pauseInfo !== undefined) process.stdout.write(`note: a pause is recorded until ${pauseInfo.until}, but the table enforces (the agent is not running, or has not loaded the pause yet): these drops are current\n`);
     }
     process.exitCode = exitCodes.ok;
   },

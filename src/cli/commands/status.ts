@@ -8,6 +8,7 @@ import { loadConfig } from '../../inventory/config.js';
 import { defaultConfig } from '../../inventory/config.js';
 import { confirmStatus } from './confirm.js';
 import { refusalLine } from '../../agent/refused-changes.js';
+import { observerLines } from '../../agent/observer-status.js';
 
 interface StatusArgs {
   config?: string | undefined;
@@ -54,6 +55,7 @@ export function formatStatus(s: StatusFile, running: boolean): string {
   }
   if (s.staged !== undefined) lines.push(`staged:   ${s.staged.join(', ')} (evaluated, not enforced)`);
   if (s.pause !== undefined) lines.push(pauseText(s.pause, running, Date.now()));
+  lines.push(...observerLines(s, running));
   lines.push(`updated:  ${s.updatedAt}`);
   return lines.join('\n');
 }
