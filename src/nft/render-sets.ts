@@ -98,6 +98,26 @@ export function hashSetElements(elements: readonly string[], family: Family, set
   return out;
 }
 
+/**
+ * A model delta (merged prefixes, e.g. remove 198.51.100.4/32, add 198.51.100.4/31) as the element delta of
+ * a set of this kind: for a hash set both sides written out as addresses and what is on both sides dropped
+ * (add 198.51.100.5). For whoever turns the incremental model's set deltas straight into `add element` /
+ * `delete element` without diffing whole lists.
+ */
+export function kernelDelta(
+  delta: { readonly add: readonly string[]; readonly remove: readonly string[] },
+  family: Family,
+  kind: SetKind,
+  setName?: string,
+): { add: readonly string[]; remove: readonly string[] } {
+  if (kind === 'interval') return delta;
+  const add = hashSetElements(delta.add, family, setName);
+  const removed = new Set(hashSetElements(delta.remove, family, setName));
+  const kept: string[] = [];
+  for (const e of add) if (!removed.delete(e)) kept.push(e);
+  return { add: kept, remove: [...removed] };
+}
+
 /** The elements a set of this kind holds in the kernel. */
 export function kernelElements(elements: readonly string[], family: Family, kind: SetKind, setName?: string): readonly string[] {
   return kind === 'hash' ? hashSetElements(elements, family, setName) : elements;

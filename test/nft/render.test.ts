@@ -1,7 +1,7 @@
 import test from 'ava';
 import { renderPlan, renderRuleset } from '../../src/nft/render.js';
 import { l4Parts, numberList } from '../../src/nft/render-rules.js';
-import { RenderError, commentText, hashSetElements, identitySetKind, maxHashSetAddresses } from '../../src/nft/render-sets.js';
+import { RenderError, commentText, hashSetElements, identitySetKind, kernelDelta, maxHashSetAddresses } from '../../src/nft/render-sets.js';
 import * as b from '../helpers/model-builders.js';
 
 const world = b.identity('world', ['0.0.0.0/0'], ['::/0'], { kind: 'entity', exclude: 'cluster' });
@@ -176,6 +176,11 @@ test('hash sets: merged neighbours are written out as their addresses, in order;
   const exact = ['192.0.2.1/32', '192.0.2.3/32'];
   t.is(hashSetElements(exact, 'ipv4'), exact, 'a list without prefixes is used as it is');
   t.throws(() => hashSetElements(['10.0.0.0/8'], 'ipv4', 'pods_v4'), { instanceOf: RenderError, message: new RegExp(`pods_v4: more than ${maxHashSetAddresses} addresses \\(10\\.0\\.0\\.0/8\\)`) });
+  // A model delta that merges a neighbour in (or splits it off) is one address for a hash set, untouched for an interval set.
+  t.deepEqual(kernelDelta({ add: ['198.51.100.4/31'], remove: ['198.51.100.4/32'] }, 'ipv4', 'hash'), { add: ['198.51.100.5/32'], remove: [] });
+  t.deepEqual(kernelDelta({ add: ['198.51.100.4/32', '198.51.100.6/32'], remove: ['198.51.100.4/30'] }, 'ipv4', 'hash'), { add: [], remove: ['198.51.100.5/32', '198.51.100.7/32'] });
+  const interval = { add: ['198.51.100.4/31'], remove: ['198.51.100.4/32'] };
+  t.is(kernelDelta(interval, 'ipv4', 'interval'), interval);
   // The same model: two neighbouring pods are two elements of a hash set, not a /31 in an interval set.
   const s = renderRuleset(b.model({ sets: [b.identity('pods', ['198.51.100.4/31'], [], { kind: 'endpoints' })], ingress: b.enforced([b.allow('pods', [b.anyL4])]) }), { table: 't', mode: 'enforce' });
   t.regex(s, /set pods_v4 \{\n\t\ttype ipv4_addr\n\t\tcomment "[^"]*"\n\t\telements = \{ 198\.51\.100\.4, 198\.51\.100\.5 \}/);
