@@ -68,34 +68,67 @@ export const maxHashSetAddresses = 1 << 21;
 // unchanged 100k-address set then costs nothing).
 const expandCache: Record<Family, WeakMap<readonly string[], readonly string[]>> = { ipv4: new WeakMap(), ipv6: new WeakMap() };
 
+// The written-out addresses of each prefix of a set's last expansion, by set name and family: when one pod
+// changed a 100k-address set, its new list is assembled from these pieces instead of formatting every
+// address again (~1 ms instead of ~90 ms). A piece depends on the prefix text alone, so a stale entry is
+// never wrong; collectSets drops the entries of sets no longer rendered.
+const pieceCache = new Map<string, Map<string, readonly string[]>>();
+
+function writtenOut(prefix: string, family: Family): string[] {
+  const p = parsePrefix(prefix);
+  const out: string[] = [];
+  if (family === 'ipv4') {
+    const base = Number(p.bits);
+    const count = 2 ** (32 - p.len);
+    for (let i = 0; i < count; i++) {
+      const n = base + i;
+      out.push(`${Math.floor(n / 16777216)}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/32`);
+    }
+    return out;
+  }
+  const count = 1n << BigInt(128 - p.len);
+  for (let i = 0n; i < count; i++) out.push(`${formatAddress(family, p.bits + i)}/128`);
+  return out;
+}
+
 /**
  * The elements of a hash set: `elements` with every prefix written out as its single addresses
  * ("198.51.100.4/31" -> "198.51.100.4/32", "198.51.100.5/32"), in order. The list itself when it holds no
  * prefix (the usual case). Throws RenderError past maxHashSetAddresses.
  */
-export function hashSetElements(elements: readonly string[], family: Family, setName = 'set'): readonly string[] {
+export function hashSetElements(elements: readonly string[], family: Family, setName = 'set', keepPieces = true): readonly string[] {
   const cached = expandCache[family].get(elements);
   if (cached !== undefined) return cached;
   const full = `/${fullLength[family]}`;
   let out: readonly string[] = elements;
   if (!elements.every((e) => e.endsWith(full) || !e.includes('/'))) {
+    const key = `${setName}/${family}`;
+    const previous = keepPieces ? pieceCache.get(key) : undefined;
+    const pieces = new Map<string, readonly string[]>();
     const expanded: string[] = [];
     for (const e of elements) {
       if (e.endsWith(full) || !e.includes('/')) {
         expanded.push(e);
         continue;
       }
-      const p = parsePrefix(e);
-      const count = 1n << BigInt(fullLength[family] - p.len);
-      if (BigInt(expanded.length) + count > BigInt(maxHashSetAddresses)) {
+      const len = Number(e.slice(e.lastIndexOf('/') + 1));
+      if (!Number.isInteger(len) || expanded.length + 2 ** (fullLength[family] - len) > maxHashSetAddresses) {
         throw new RenderError(`${setName}: more than ${maxHashSetAddresses} addresses (${e}) for a set of single addresses`);
       }
-      for (let i = 0n; i < count; i++) expanded.push(`${formatAddress(family, p.bits + i)}${full}`);
+      const piece = previous?.get(e) ?? pieces.get(e) ?? writtenOut(e, family);
+      pieces.set(e, piece);
+      for (const a of piece) expanded.push(a);
     }
+    if (keepPieces) pieceCache.set(key, pieces);
     out = expanded;
   }
   expandCache[family].set(elements, out);
   return out;
+}
+
+/** Forgets the written-out pieces of every set not in `rendered` (names as passed to hashSetElements). */
+function prunePieces(rendered: ReadonlySet<string>): void {
+  for (const key of pieceCache.keys()) if (!rendered.has(key)) pieceCache.delete(key);
 }
 
 /**
@@ -111,8 +144,8 @@ export function kernelDelta(
   setName?: string,
 ): { add: readonly string[]; remove: readonly string[] } {
   if (kind === 'interval') return delta;
-  const add = hashSetElements(delta.add, family, setName);
-  const removed = new Set(hashSetElements(delta.remove, family, setName));
+  const add = hashSetElements(delta.add, family, setName, false);
+  const removed = new Set(hashSetElements(delta.remove, family, setName, false));
   const kept: string[] = [];
   for (const e of add) if (!removed.delete(e)) kept.push(e);
   return { add: kept, remove: [...removed] };
@@ -175,6 +208,7 @@ export function collectSets(model: HostModel): SetSpec[] {
       });
     }
   }
+  prunePieces(new Set(out.filter((s) => s.kind === 'hash').map((s) => `${s.name}/${s.family}`)));
   for (const exclusion of ['cluster', 'cluster_non_node'] as const) {
     const ex = model.exclusions[exclusion];
     for (const family of ['ipv4', 'ipv6'] as const) {

@@ -176,6 +176,13 @@ test('hash sets: merged neighbours are written out as their addresses, in order;
   const exact = ['192.0.2.1/32', '192.0.2.3/32'];
   t.is(hashSetElements(exact, 'ipv4'), exact, 'a list without prefixes is used as it is');
   t.throws(() => hashSetElements(['10.0.0.0/8'], 'ipv4', 'pods_v4'), { instanceOf: RenderError, message: new RegExp(`pods_v4: more than ${maxHashSetAddresses} addresses \\(10\\.0\\.0\\.0/8\\)`) });
+  // Addresses above 2^31 (no sign trouble), and a list rebuilt from the pieces of the previous one equals a fresh one.
+  t.deepEqual(hashSetElements(['203.0.113.254/31'], 'ipv4', 'hi_v4'), ['203.0.113.254/32', '203.0.113.255/32']);
+  const before = ['192.0.2.0/30', '198.51.100.4/31'];
+  const after = ['192.0.2.0/30', '198.51.100.4/31', '198.51.100.8/32', '203.0.113.0/29'];
+  hashSetElements(before, 'ipv4', 'churn_v4');
+  t.deepEqual(hashSetElements(after, 'ipv4', 'churn_v4'), hashSetElements([...after], 'ipv4', 'fresh_v4'));
+  t.is(hashSetElements(after, 'ipv4', 'churn_v4').length, 4 + 2 + 1 + 8);
   // A model delta that merges a neighbour in (or splits it off) is one address for a hash set, untouched for an interval set.
   t.deepEqual(kernelDelta({ add: ['198.51.100.4/31'], remove: ['198.51.100.4/32'] }, 'ipv4', 'hash'), { add: ['198.51.100.5/32'], remove: [] });
   t.deepEqual(kernelDelta({ add: ['198.51.100.4/32', '198.51.100.6/32'], remove: ['198.51.100.4/30'] }, 'ipv4', 'hash'), { add: [], remove: ['198.51.100.5/32', '198.51.100.7/32'] });
