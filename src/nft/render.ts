@@ -6,8 +6,10 @@
 //   set nw_owner                 empty; nodewall's ownership mark (ownership.ts).
 //   set nw_structure_<hash>      empty; its name is the hash of everything below except set elements.
 //                                Every delta removes or flushes it first, so it fails on any other structure.
-//   set <identity>_v4/_v6        one per IdentitySet and family, declared even when empty; hash sets when
-//                                every element is a single address, interval sets otherwise.
+//   set <identity>_v4/_v6        one per IdentitySet and family, declared even when empty; hash sets for
+//                                identities of single addresses (pods, nodes, host, API server), interval
+//                                sets for those that can hold prefixes: by what the identity selects, never
+//                                by its elements of the moment (render-sets.ts identitySetKind).
 //   set nw_excl_<exclusion>_v4/6 the cluster addresses CIDR/world identities never match.
 //   chain nw_{in,out}_{deny,allow}_<policy>_<hash>
 //                                one regular chain per policy, direction and action: that policy's entries.

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { renderPlan, renderRuleset } from '../../src/nft/render.js';
 import { l4Parts, numberList } from '../../src/nft/render-rules.js';
-import { RenderError, commentText, setKindFor } from '../../src/nft/render-sets.js';
+import { RenderError, commentText, hashSetElements, identitySetKind, kernelDelta, maxHashSetAddresses } from '../../src/nft/render-sets.js';
 import * as b from '../helpers/model-builders.js';
 
 const world = b.identity('world', ['0.0.0.0/0'], ['::/0'], { kind: 'entity', exclude: 'cluster' });
@@ -148,7 +148,7 @@ test('port lists and protocol numbers are grouped', (t) => {
   t.is(numberList([8]), '8');
 });
 
-test('sets: hash for exact addresses, interval for prefixes, both families declared even when empty', (t) => {
+test('sets: hash for identities of single addresses, interval for those that can hold prefixes, both families declared even when empty', (t) => {
   const s = renderRuleset(demo(), { table: 'nodewall', mode: 'enforce' });
   const block = (name: string) => s.slice(s.indexOf(`\tset ${name} {`), s.indexOf('\n\t}', s.indexOf(`\tset ${name} {`)));
   t.notRegex(block('pods_v4'), /flags interval/);
@@ -156,12 +156,41 @@ test('sets: hash for exact addresses, interval for prefixes, both families decla
   t.regex(block('world_v4'), /flags interval/);
   t.regex(block('world_v4'), /elements = \{ 0\.0\.0\.0\/0 \}/);
   t.regex(block('nw_excl_cluster_non_node_v6'), /type ipv6_addr\n\t\tflags interval\n\t\tcomment "nodewall exclusion cluster_non_node"$/);
-  t.is(setKindFor([], 'ipv4', 'hash'), 'hash');
-  t.is(setKindFor(['10.0.0.0/8', '192.0.2.1/32'], 'ipv4', 'hash'), 'interval');
-  t.is(setKindFor(['2001:db8::1/128'], 'ipv6', 'interval'), 'hash');
+  // By what the identity selects, never by its elements of the moment.
+  t.is(identitySetKind({ kind: 'endpoints', label: 'endpoints:{}' }), 'hash');
+  t.is(identitySetKind({ kind: 'nodes', label: 'nodes:{}' }), 'hash');
+  t.is(identitySetKind({ kind: 'entity', label: 'entity:kube-apiserver' }), 'hash');
+  t.is(identitySetKind({ kind: 'entity', label: 'entity:cluster' }), 'interval');
+  t.is(identitySetKind({ kind: 'entity', label: 'entity:world' }), 'interval');
+  t.is(identitySetKind({ kind: 'cidr', label: 'cidr:192.0.2.1/32' }), 'interval');
   const empty = renderRuleset(b.model({ sets: [b.identity('only4', ['192.0.2.9/32'], [], { kind: 'nodes' })], ingress: b.enforced([b.allow('only4', [b.anyL4])]) }), { table: 't', mode: 'enforce' });
   t.regex(empty, /set only4_v6 \{\n\t\ttype ipv6_addr\n\t\tcomment/);
   t.regex(empty, /ip6 saddr @only4_v6 counter accept/);
+});
+
+test('hash sets: merged neighbours are written out as their addresses, in order; too many are refused', (t) => {
+  t.deepEqual(hashSetElements(['192.0.2.1/32', '198.51.100.4/31', '198.51.100.8/30'], 'ipv4'), [
+    '192.0.2.1/32', '198.51.100.4/32', '198.51.100.5/32', '198.51.100.8/32', '198.51.100.9/32', '198.51.100.10/32', '198.51.100.11/32',
+  ]);
+  t.deepEqual(hashSetElements(['2001:db8::/127', '2001:db8::5/128'], 'ipv6'), ['2001:db8::/128', '2001:db8::1/128', '2001:db8::5/128']);
+  const exact = ['192.0.2.1/32', '192.0.2.3/32'];
+  t.is(hashSetElements(exact, 'ipv4'), exact, 'a list without prefixes is used as it is');
+  t.throws(() => hashSetElements(['10.0.0.0/8'], 'ipv4', 'pods_v4'), { instanceOf: RenderError, message: new RegExp(`pods_v4: more than ${maxHashSetAddresses} addresses \\(10\\.0\\.0\\.0/8\\)`) });
+  // Addresses above 2^31 (no sign trouble), and a list rebuilt from the pieces of the previous one equals a fresh one.
+  t.deepEqual(hashSetElements(['203.0.113.254/31'], 'ipv4', 'hi_v4'), ['203.0.113.254/32', '203.0.113.255/32']);
+  const before = ['192.0.2.0/30', '198.51.100.4/31'];
+  const after = ['192.0.2.0/30', '198.51.100.4/31', '198.51.100.8/32', '203.0.113.0/29'];
+  hashSetElements(before, 'ipv4', 'churn_v4');
+  t.deepEqual(hashSetElements(after, 'ipv4', 'churn_v4'), hashSetElements([...after], 'ipv4', 'fresh_v4'));
+  t.is(hashSetElements(after, 'ipv4', 'churn_v4').length, 4 + 2 + 1 + 8);
+  // A model delta that merges a neighbour in (or splits it off) is one address for a hash set, untouched for an interval set.
+  t.deepEqual(kernelDelta({ add: ['198.51.100.4/31'], remove: ['198.51.100.4/32'] }, 'ipv4', 'hash'), { add: ['198.51.100.5/32'], remove: [] });
+  t.deepEqual(kernelDelta({ add: ['198.51.100.4/32', '198.51.100.6/32'], remove: ['198.51.100.4/30'] }, 'ipv4', 'hash'), { add: [], remove: ['198.51.100.5/32', '198.51.100.7/32'] });
+  const interval = { add: ['198.51.100.4/31'], remove: ['198.51.100.4/32'] };
+  t.is(kernelDelta(interval, 'ipv4', 'interval'), interval);
+  // The same model: two neighbouring pods are two elements of a hash set, not a /31 in an interval set.
+  const s = renderRuleset(b.model({ sets: [b.identity('pods', ['198.51.100.4/31'], [], { kind: 'endpoints' })], ingress: b.enforced([b.allow('pods', [b.anyL4])]) }), { table: 't', mode: 'enforce' });
+  t.regex(s, /set pods_v4 \{\n\t\ttype ipv4_addr\n\t\tcomment "[^"]*"\n\t\telements = \{ 198\.51\.100\.4, 198\.51\.100\.5 \}/);
 });
 
 test('audit mode: nothing is dropped, would-drops go to the recording chain', (t) => {

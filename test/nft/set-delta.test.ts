@@ -55,7 +55,16 @@ test('structure changed: full replace unless a chain delta can do it from a reme
   t.is(ruleChanged.kind, 'delta');
   // ... from a kernel read-back (no chain texts) it is a full replace.
   t.is(planApply({ structureHash: a.structureHash, sets: a.sets }, renderPlan(mk(['198.51.100.5/32'], 23), opts)).kind, 'full');
-  t.is(planApply(a, renderPlan(mk(['198.51.100.0/28']), opts)).kind, 'full', 'hash set became an interval set');
+  // Merged neighbours no longer change the declaration (issue 9): an element delta of the written-out addresses.
+  const merged = planApply(a, renderPlan(mk(['198.51.100.0/28']), opts));
+  t.is(merged.kind, 'delta', 'pods merged into a /28 stay in the hash set');
+  t.is(renderPlan(mk(['198.51.100.0/28']), opts).structureHash, a.structureHash);
+  if (merged.kind === 'delta') t.deepEqual([merged.added, merged.removed, merged.chains.length], [15, 0, 0]);
+  // A declaration change (here the same set name for a CIDR identity) is still a full replace.
+  const asCidr = b.model({ sets: [b.identity('pods', ['198.51.100.5/32'], ['2001:db8:100::5/128'])], ingress: b.enforced([b.allow('pods', [b.tcp(22)])]) });
+  const declared = planApply(a, renderPlan(asCidr, opts));
+  t.is(declared.kind, 'full', 'hash set became an interval set');
+  t.regex(declared.reason, /set pods_v4 changed its declaration \(hash -> interval\)/);
   t.is(planApply(a, renderPlan(mk(['198.51.100.5/32']), { ...opts, mode: 'audit' })).kind, 'full', 'mode switch');
   t.is(planApply(a, renderPlan({ ...mk(['198.51.100.5/32']), node: 'other' }, opts)).kind, 'full', 'node renamed');
   t.is(planApply({ structureHash: null, sets: a.sets }, a).kind, 'full');
