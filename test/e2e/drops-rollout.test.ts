@@ -16,7 +16,8 @@ import { cliPath } from '../agent/paths.js';
 import type { DropRow } from '../../src/agent/drop-records.js';
 import { Lab, type Probe } from './lab.js';
 import { AgentProcess, agentDirs, isApplied, policyYaml, type AgentDirs, type LogLine } from './agent-harness.js';
-import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
+import { sampleValue } from '../helpers/prom-text.js';
+import { scrapeMetrics, waitMetrics } from './scrape-metrics.js';
 
 const run = promisify(execFile);
 
@@ -48,23 +49,6 @@ async function trace(lab: Lab, dirs: AgentDirs, p: Probe): Promise<TraceDoc> {
 
 const rowOf = (doc: DropsDoc, p: Probe) => doc.drops.find((r) => r.peer === p.peer && r.port === p.port && r.proto === p.proto);
 const dropLine = (p: Probe) => (l: LogLine) => l['kind'] === 'drop' && l['peer'] === p.peer && l['port'] === p.port;
-
-async function scrape(lab: Lab): Promise<Map<string, Family>> {
-  const script = `const r = await fetch('http://127.0.0.1:9964/metrics', { signal: AbortSignal.timeout(15000) });
-if (r.status !== 200) throw new Error('GET /metrics: ' + r.status);
-process.stdout.write(await r.text());`;
-  return parseExposition(await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]));
-}
-
-async function waitMetrics(lab: Lab, pred: (f: Map<string, Family>) => boolean, what: string): Promise<Map<string, Family>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const f = await scrape(lab);
-    if (pred(f)) return f;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for metrics: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 async function start(t: ExecutionContext, tag: string, config: Record<string, unknown>) {
   const lab = await Lab.create(t, tag);
@@ -120,7 +104,7 @@ test('paused: drops and the agent say recording is paused, metrics say paused un
   t.is(await lab.probeSure(before, 'deny'), 'deny');
   await agent.waitFor(dropLine(before), 60_000, 0, 'drop line before the pause');
   t.truthy(rowOf(await drops(lab, dirs), before));
-  const m0 = await scrape(lab);
+  const m0 = await scrapeMetrics(lab);
   t.is(sampleValue(m0, 'nodewall_paused'), 0);
 
   let mark = agent.lines.length;

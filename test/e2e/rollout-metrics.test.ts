@@ -8,25 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab } from './lab.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig, type LogLine } from './agent-harness.js';
-import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
-
-async function scrape(lab: Lab): Promise<Map<string, Family>> {
-  const script = `const r = await fetch('http://127.0.0.1:9964/metrics', { signal: AbortSignal.timeout(15000) });
-if (r.status !== 200) throw new Error('GET /metrics: ' + r.status);
-process.stdout.write(await r.text());`;
-  return parseExposition(await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]));
-}
-
-async function waitMetrics(lab: Lab, pred: (f: Map<string, Family>) => boolean, what: string): Promise<Map<string, Family>> {
-  const deadline = Date.now() + 60_000;
-  let last: Map<string, Family> | undefined;
-  for (;;) {
-    last = await scrape(lab).catch(() => last);
-    if (last !== undefined && pred(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for metrics: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+import { sampleValue } from '../helpers/prom-text.js';
+import { waitMetrics } from './scrape-metrics.js';
 
 const listen = { listen: '127.0.0.1:9964' };
 const onProbation = (l: LogLine) => l['confirm'] === 'pending';
