@@ -93,11 +93,6 @@ export function addressPools(inv: Inventory): AddressPools {
   return pools;
 }
 
-/** Hands addressPools the pools of `inv` computed elsewhere (the incremental model keeps them up to date). */
-export function seedAddressPools(inv: Inventory, pools: AddressPools): void {
-  if (!poolCache.has(inv)) poolCache.set(inv, pools);
-}
-
 function computeAddressPools(inv: Inventory): AddressPools {
   const all = [inv.self, ...inv.remoteNodes];
   const host = defined(inv.self.addresses.map(addressOf));
