@@ -14,6 +14,7 @@
 
 import { createHash } from 'node:crypto';
 import type { DirectionLayout } from './render-rules.js';
+import { utf8Prefix } from './render-sets.js';
 
 /** Comment of the log rules (read-kernel treats "nodewall drop ..." as nodewall's own, never a policy's). */
 export const dropLogComment = 'nodewall drop log';
@@ -29,9 +30,7 @@ export function dropLogPrefix(ruleComment: string): string {
   if (Buffer.byteLength(full) <= maxDropLogPrefixBytes) return full;
   // Cut, and keep the rules apart with a hash of the whole name.
   const hash = `~${createHash('sha256').update(name).digest('hex').slice(0, 8)}: `;
-  let cut = full.slice(0, maxDropLogPrefixBytes - hash.length);
-  while (Buffer.byteLength(cut) > maxDropLogPrefixBytes - hash.length) cut = cut.slice(0, -1);
-  return `${cut}${hash}`;
+  return `${utf8Prefix(full, maxDropLogPrefixBytes - hash.length)}${hash}`;
 }
 
 /** The log rule for one rule ending in `counter <drop> comment "..."`, or undefined for any other rule. */

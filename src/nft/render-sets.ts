@@ -170,9 +170,19 @@ export function elementText(cidr: string, family: Family): string {
 export function commentText(text: string): string {
   const clean = replaceUnprintable(text.replace(/["\\]/g, "'"), '?');
   if (Buffer.byteLength(clean) <= 128) return clean;
-  let cut = clean.slice(0, 120);
-  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
-  return `${cut}~${shortHash(clean)}`;
+  return `${utf8Prefix(clean, 120)}~${shortHash(clean)}`;
+}
+
+/** The longest prefix of `text` within `maxBytes` of UTF-8, never splitting a character (a surrogate pair). */
+export function utf8Prefix(text: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const ch of text) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > maxBytes) break;
+    end += ch.length;
+  }
+  return text.slice(0, end);
 }
 
 function shortHash(text: string): string {

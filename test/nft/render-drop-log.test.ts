@@ -58,6 +58,13 @@ test('prefixes name the rule, stay within the kernel limit, and long names stay 
   t.not(a, c);
   t.regex(a, /^nodewall drop a-very-long-policy-name.*~[0-9a-f]{8}: $/);
   t.is(dropLogRule('counter accept comment "x"', 'goto nw_drop_in'), undefined, 'accepts are never logged');
+  // The cut never splits a character (a lone surrogate would reach nft as U+FFFD).
+  const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  for (let i = 0; i < 8; i++) {
+    const p = dropLogPrefix(`${'a'.repeat(i)}${'\u{1F600}'.repeat(40)} spec.ingress[0]`);
+    t.true(Buffer.byteLength(p) <= maxDropLogPrefixBytes);
+    t.notRegex(p, lone);
+  }
 });
 
 test('logDrops in the config: off by default, folded into the drop-record settings; with dropRecords off it is an error at its line', (t) => {

@@ -211,6 +211,13 @@ test('comments name policy and rule, stay quotable and within nft limits', (t) =
   const long = commentText(`${'x'.repeat(200)} spec.ingress[0]`);
   t.true(Buffer.byteLength(long) <= 128);
   t.not(long, commentText(`${'x'.repeat(199)}y spec.ingress[0]`));
+  // A cut never splits a character: no lone surrogate (nft would store U+FFFD, and the comment read back would differ).
+  const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+  for (let i = 0; i < 8; i++) {
+    const c = commentText(`${'a'.repeat(i)}${'\u{1F600}'.repeat(60)}`);
+    t.true(Buffer.byteLength(c) <= 128);
+    t.notRegex(c, lone);
+  }
 });
 
 test('bad input is a RenderError, not a broken script', (t) => {
