@@ -2,39 +2,13 @@
 // beyond one pass over the dotted quad), IPv6 as a bigint; and address lists as merged, sorted
 // ranges searched by bisection. Built once per address list holder, queried per flow.
 
-import { parseAddress, parsePrefix, prefixesToRanges, prefixToRange, type Address, type Prefix } from '../policy/cidr.js';
+import { canonicalIPv4, parseAddress, parsePrefix, prefixesToRanges, prefixToRange, type Address, type Prefix } from '../policy/cidr.js';
 
 /** One peer address: `v4` when family is ipv4, `v6` otherwise (the other field is unused). */
 export interface FlowAddress {
   readonly family: 'ipv4' | 'ipv6';
   readonly v4: number;
   readonly v6: bigint;
-}
-
-/** A canonical dotted quad ("192.0.2.1": four decimal octets <= 255, no leading zeros) as a number; -1 otherwise. */
-function canonicalV4(s: string): number {
-  let n = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      n = n * 256 + octet;
-      dots++;
-      octet = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return -1;
-      octet = octet * 10 + (c - 48);
-      if (octet > 255) return -1;
-      digits++;
-    } else {
-      return -1;
-    }
-  }
-  return dots === 3 && digits > 0 ? n * 256 + octet : -1;
 }
 
 /**
@@ -45,9 +19,9 @@ function canonicalV4(s: string): number {
 function canonicalV4Prefix(s: string): [number, number] | undefined {
   const slash = s.indexOf('/');
   if (slash < 0) return undefined;
-  const n = canonicalV4(s.slice(0, slash));
+  const n = canonicalIPv4(s.slice(0, slash));
   const lenText = s.slice(slash + 1);
-  if (n < 0 || !/^(?:0|[1-9]\d?)$/.test(lenText)) return undefined;
+  if (n === undefined || !/^(?:0|[1-9]\d?)$/.test(lenText)) return undefined;
   const len = Number(lenText);
   if (len > 32) return undefined;
   const size = 2 ** (32 - len);
@@ -61,8 +35,8 @@ function canonicalV4Prefix(s: string): [number, number] | undefined {
  * and throws CidrError like parseAddress for anything else.
  */
 export function parseFlowAddress(s: string): FlowAddress {
-  const n = canonicalV4(s);
-  if (n >= 0) return { family: 'ipv4', v4: n, v6: 0n };
+  const n = canonicalIPv4(s);
+  if (n !== undefined) return { family: 'ipv4', v4: n, v6: 0n };
   return toFlowAddress(parseAddress(s));
 }
 
