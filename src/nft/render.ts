@@ -23,8 +23,8 @@
 //   audit mode only:             would-drop rules `goto nw_audit_in|out`, which records the packet in
 //                                nw_audit_{in,out}_{v4,v6} (peer . l4proto . port, timeout 10m; port =
 //                                type*256+code for ICMP; see auditChainRules) and accepts.
-//   enforce mode, dropRecords:   drop rules `goto nw_drop_in|out`, which records the packet in the maps
-//                                nw_drop_{in,out}_{v4,v6} and drops it (render-drop-records.ts).
+//   enforce mode, dropRecords:   drop rules `goto nw_drop_in|out`, which records the packet in the sets
+//                                nw_drop_{in,out}_{v4,v6}[_first] and drops it (render-drop-records.ts).
 
 import { createHash } from 'node:crypto';
 import type { DropRecordSettings, RunMode } from '../inventory/types.js';
