@@ -5,7 +5,8 @@
 import type { Direction } from '../api/types.js';
 import type { Problem } from '../api/problem.js';
 import type { PolicyDocument } from '../api/types.js';
-import { parsePrefix, prefixContains, type Prefix } from './cidr.js';
+import { parsePrefix, prefixToRange } from './cidr.js';
+import { rangesOf } from '../verdict/address-ranges.js';
 import type { FailsafeEntry } from './failsafe.js';
 import type { Entry, HostModel } from './model.js';
 
@@ -17,14 +18,10 @@ function peerOverlaps(model: HostModel, e: Entry, f: FailsafeEntry): boolean {
   if (e.peer === null) return true;
   const s = Object.hasOwn(model.sets, e.peer) ? model.sets[e.peer] : undefined;
   if (s === undefined) return false;
-  const prefixes = [...s.v4, ...s.v6];
-  if (f.peer === null) return prefixes.length > 0;
-  const fp = parsePrefix(f.peer);
-  // Two prefixes overlap exactly when one contains the other.
-  return prefixes.some((t) => {
-    const p: Prefix = parsePrefix(t);
-    return prefixContains(p, fp) || prefixContains(fp, p);
-  });
+  if (f.peer === null) return s.v4.length + s.v6.length > 0;
+  // The set's merged ranges, cached per list holder and shared with the evaluator: one bisection per
+  // (deny, failsafe), not a parse of every prefix of the set on every lint pass (each reconcile).
+  return rangesOf(s).overlaps(prefixToRange(parsePrefix(f.peer)));
 }
 
 /** One warning per (deny entry, failsafe entry) that overlap, at the deny entry's field. */

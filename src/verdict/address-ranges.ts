@@ -2,7 +2,7 @@
 // beyond one pass over the dotted quad), IPv6 as a bigint; and address lists as merged, sorted
 // ranges searched by bisection. Built once per address list holder, queried per flow.
 
-import { canonicalIPv4, parseAddress, parsePrefix, prefixesToRanges, prefixToRange, type Address, type Prefix } from '../policy/cidr.js';
+import { canonicalIPv4, parseAddress, parsePrefix, prefixesToRanges, prefixToRange, type Address, type AddressRange, type Prefix } from '../policy/cidr.js';
 
 /** One peer address: `v4` when family is ipv4, `v6` otherwise (the other field is unused). */
 export interface FlowAddress {
@@ -138,6 +138,16 @@ export class AddressRanges {
     }
     const i = lastAtOrBelowBig(this.v6Starts, a.v6);
     return i >= 0 && a.v6 <= this.v6Ends[i]!;
+  }
+
+  /** Does any held address fall in the inclusive range `r` (a prefix's)? One bisection: the ranges are merged. */
+  overlaps(r: AddressRange): boolean {
+    if (r.family === 'ipv4') {
+      const i = lastAtOrBelow(this.v4Starts, Number(r.end));
+      return i >= 0 && this.v4Ends[i]! >= Number(r.start);
+    }
+    const i = lastAtOrBelowBig(this.v6Starts, r.end);
+    return i >= 0 && this.v6Ends[i]! >= r.start;
   }
 }
 

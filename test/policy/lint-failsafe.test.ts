@@ -52,3 +52,11 @@ test('a failsafe for 22/TCP silences the SSH lockout warning', (t) => {
   t.is(lint(['tcp/22']).filter((p) => p.code === 'lint/ssh-lockout').length, 0);
   t.is(lint(['tcp/22 from 192.0.2.0/24']).filter((p) => p.code === 'lint/ssh-lockout').length, 1, 'a CIDR-scoped failsafe does not count');
 });
+
+test('peer overlap either way and in both families; an adjacent prefix does not overlap', (t) => {
+  t.is(overrides(lint(['tcp/6443 from 192.0.0.0/16'])).length, 1, 'the failsafe peer contains the deny peer');
+  t.is(overrides(lint(['tcp/6443 from 192.0.2.7/32'])).length, 1, 'the deny peer contains the failsafe peer');
+  t.deepEqual(overrides(lint(['tcp/6443 from 192.0.3.0/24', 'tcp/6443 from 192.0.1.255/32'])), [], 'adjacent prefixes');
+  t.is(overrides(lint(['udp/8500 from 2001:db8::/32'])).length, 1, 'world holds IPv6 prefixes too');
+  t.deepEqual(overrides(lint(['tcp/6443 from 2001:db8::/32'])), [], 'the CIDR deny has no IPv6 prefix');
+});
