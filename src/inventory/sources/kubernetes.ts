@@ -24,7 +24,7 @@ import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { maxConfigBytes } from '../config.js';
 import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { loadCache, writeCache, writeSelection } from './cache.js';
+import { loadCache, removeSelection, writeCache, writeSelection } from './cache.js';
 import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
@@ -791,6 +791,10 @@ export class KubernetesSource {
       await writeSelection(dir, { syncedAt: new Date().toISOString(), policies, nodeName: name, node });
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'kubernetes source: cannot write the cache (selection)');
+      // The file on disk still holds the previous selection, which readCache/loadCache lay over the big
+      // cache however new that is: remove it, and force the write again on the next snapshot.
+      await removeSelection(dir);
+      this.cacheSelectionKey = undefined;
     }
   }
 

@@ -2,7 +2,7 @@
 // client library (TLS, bearer token, list, chunked watch streams).
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -512,6 +512,30 @@ test('a CCNP change or this node\'s relabel is in the cache (its selection file)
   t.true(onDisk.at(-1)?.snapPodIps.includes('198.51.100.11'));
   t.false(onDisk.at(-1)?.podIps.includes('198.51.100.11'));
   t.is(readFileSync(cachePath(h.dir), 'utf8'), before);
+});
+
+test('a failed selection write removes the older selection file (it would overlay a newer big cache) and is retried on the next snapshot', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, backoff: { initialMs: 50, maxMs: 400 }, stateDir: h.dir, cacheIntervalMs: 3_600_000, node: { name: 'node-a' } });
+  await h.source.start((s) => { h.snaps.push(s); });
+  await waitFor('first selection file', () => existsSync(selectionPath(h.dir)));
+  const selPolicies = () => checkSelection(JSON.parse(readFileSync(selectionPath(h.dir), 'utf8'))).policies.map((p) => p.metadata.name).sort();
+  t.deepEqual(selPolicies(), ['from-web', 'ssh']);
+
+  // The atomic write's temporary file cannot be created (a directory in its place): the write fails.
+  const blocker = `${selectionPath(h.dir)}.tmp-${process.pid}`;
+  mkdirSync(blocker);
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'ssh');
+  await waitFor('snapshot without ssh', () => h.snaps.length > 0 && !last(h).policies.some((p) => p.name === 'ssh'));
+  t.false(existsSync(selectionPath(h.dir)), 'the stale selection (with ssh) is gone');
+
+  // Writable again: the next snapshot (pod churn only) writes the selection.
+  rmdirSync(blocker);
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.12', { app: 'web' }));
+  await waitFor('selection file written again', () => existsSync(selectionPath(h.dir)));
+  t.deepEqual(selPolicies(), ['from-web']);
 });
 
 test('snapshotFiles: one entry per CCNP plus one for the objects; unchanged CCNPs keep their decoded documents', async (t) => {
