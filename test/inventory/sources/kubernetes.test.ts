@@ -2,7 +2,7 @@
 // client library (TLS, bearer token, list, chunked watch streams).
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -461,6 +461,31 @@ test('readKubernetesOnce: an unreachable API or a bad token is an error naming t
   // Unreachable: retried until the deadline, whatever the machine's speed (the deadline is the event).
   await h.server.close();
   await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 2_000 }), { instanceOf: KubernetesSourceError, message: /no complete read of the Kubernetes API within 2000 ms/ });
+});
+
+test('a CCNP nested too deep for the stack (here from the cache) is one invalid policy, not a throw out of start()', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const first = await h.start({ stateDir: h.dir, node: { name: 'node-a' } });
+  await waitFor('selection file written', () => existsSync(selectionPath(h.dir)) && existsSync(cachePath(h.dir)));
+  await first.stop();
+  await h.server.close();
+  // Written as text: JSON.parse reads this depth, JSON.stringify and the decoder recurse.
+  const sel = JSON.parse(readFileSync(selectionPath(h.dir), 'utf8')) as { policies: unknown[] };
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const hostile = `{"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy","metadata":{"name":"deep","resourceVersion":"7"},"spec":{"nodeSelector":{},"ingress":[{"fromEntities":${deep}}]}}`;
+  const body = JSON.stringify(sel);
+  writeFileSync(selectionPath(h.dir), body.replace('"policies":[', `"policies":[${hostile},`));
+
+  h.snaps.length = 0;
+  await h.start({ stateDir: h.dir, node: { name: 'node-a' } });
+  t.is(h.snaps.length, 1, 'the cache is handed out during start()');
+  const s = last(h);
+  t.is(s.origin, 'cache');
+  t.deepEqual(s.policies.map((p) => p.name), ['ssh'], 'the other CCNP still decodes');
+  const p = s.problems.find((x) => x.pos.file === 'k8s:ccnp/deep');
+  t.is(p?.severity, 'error');
+  t.is(p?.code, 'load/too-deep');
 });
 
 test('a CCNP change or this node\'s relabel is in the cache (its selection file) before the snapshot is handed out; pod churn is rate-limited', async (t) => {
