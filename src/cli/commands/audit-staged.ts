@@ -6,7 +6,6 @@ import { formatTable } from '../../agent/dry-run.js';
 import type { ConnectionSnapshot } from '../../agent/dry-run.js';
 import { readStagedRecords, stagedLines, stagedLiveLines } from '../../agent/staged-records.js';
 import { dedupeKey, type VerdictLine } from '../../agent/verdict-line.js';
-import { loadConfig } from '../../inventory/config.js';
 import type { HostModel } from '../../policy/model.js';
 import { evaluate } from '../../verdict/evaluate.js';
 
@@ -16,14 +15,14 @@ export interface StagedAudit {
   readonly note?: string;
 }
 
-export async function stagedAuditLines(model: HostModel, snap: Pick<ConnectionSnapshot, 'sockets' | 'processes'>, configFile: string | undefined): Promise<StagedAudit> {
+/** `nft`: the config the model was built from (state.config.nft), not the config file read again. */
+export async function stagedAuditLines(model: HostModel, snap: Pick<ConnectionSnapshot, 'sockets' | 'processes'>, nft: { readonly path: string; readonly table: string }): Promise<StagedAudit> {
   if (model.staged === undefined) return { lines: [] };
   const byKey = new Map<string, VerdictLine>();
   for (const l of stagedLiveLines(model, snap, evaluate)) byKey.set(dedupeKey(l), l);
   let note: string | undefined;
   try {
-    const config = await loadConfig(configFile);
-    for (const l of stagedLines(await readStagedRecords(model, config.nft.path, config.nft.table), model, evaluate)) byKey.set(dedupeKey(l), l);
+    for (const l of stagedLines(await readStagedRecords(model, nft.path, nft.table), model, evaluate)) byKey.set(dedupeKey(l), l);
   } catch (err) {
     note = `kernel records not read (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): is the agent running in enforce or audit mode with these policies?`;
   }

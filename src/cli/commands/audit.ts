@@ -28,7 +28,7 @@ export const auditCommand: CommandModule<object, AuditArgs> = {
     const listeners = listenerReach(state.model, snap.sockets, evaluate, snap.processes);
     const sum = summarize(lines);
     // Staged policies: live flows they would change, and the candidate flows the kernel recorded.
-    const staged = await stagedAuditLines(state.model, snap, argv.config);
+    const staged = await stagedAuditLines(state.model, snap, state.config.nft);
     const errors = state.problems.filter((p) => p.severity === 'error');
     if (argv.output !== 'table') {
       process.stdout.write(formatDoc({

@@ -63,6 +63,14 @@ export async function writeSelection(stateDir: string, sel: CachedSelection): Pr
   await writeAtomic(selectionPath(stateDir), JSON.stringify({ format: SELECTION_FORMAT, ...sel }));
 }
 
+/**
+ * Removes the selection file (after a failed write): left in place it would lay an older policy set over
+ * every later, newer big cache. Never throws.
+ */
+export async function removeSelection(stateDir: string): Promise<void> {
+  await rm(selectionPath(stateDir), { force: true }).catch(() => undefined);
+}
+
 /** Shape check of a parsed selection file (throws ShapeError naming the field). */
 export function checkSelection(v: unknown): CachedSelection {
   const o = obj(v, '');

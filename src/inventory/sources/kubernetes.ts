@@ -24,7 +24,7 @@ import type { KubeObject, PolicyDocument } from '../../api/types.js';
 import { maxConfigBytes } from '../config.js';
 import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
-import { loadCache, writeCache, writeSelection } from './cache.js';
+import { loadCache, removeSelection, writeCache, writeSelection } from './cache.js';
 import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
 import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
@@ -87,7 +87,7 @@ export interface PolicyFile {
   readonly file: string;
   /** The JSON text decoded (the slim object, pretty-printed). */
   readonly text: string;
-  /** sha256 of `text`. */
+  /** sha256 of `text` (of the file name and resourceVersion when the object could not be encoded). */
   readonly hash: string;
   readonly load: LoadResult;
 }
@@ -791,6 +791,10 @@ export class KubernetesSource {
       await writeSelection(dir, { syncedAt: new Date().toISOString(), policies, nodeName: name, node });
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'kubernetes source: cannot write the cache (selection)');
+      // The file on disk still holds the previous selection, which readCache/loadCache lay over the big
+      // cache however new that is: remove it, and force the write again on the next snapshot.
+      await removeSelection(dir);
+      this.cacheSelectionKey = undefined;
     }
   }
 
@@ -834,8 +838,17 @@ export class KubernetesSource {
     const hit = this.decoded.get(raw.metadata.name);
     if (hit !== undefined && hit.rv === rv && rv !== '') return hit.file;
     const file = `k8s:ccnp/${raw.metadata.name}`;
-    const text = JSON.stringify(raw, null, 2);
-    const pf: PolicyFile = { file, text, hash: createHash('sha256').update(text).digest('hex'), load: loadManifestText(text, file) };
+    let pf: PolicyFile;
+    try {
+      const text = JSON.stringify(raw, null, 2);
+      pf = { file, text, hash: createHash('sha256').update(text).digest('hex'), load: loadManifestText(text, file) };
+    } catch (err) {
+      // A hostile object (nested some thousands deep) overflows the stack of JSON.stringify or the decoder:
+      // one invalid CCNP, like any other, never a throw out of the snapshot (a crash, a crash loop on the cache).
+      const text = '';
+      const problem: Problem = { severity: 'error', pos: { file, line: 1, col: 1 }, policy: raw.metadata.name, field: '', code: 'load/too-deep', message: `cannot decode this CCNP: ${describeError(err)}` };
+      pf = { file, text, hash: createHash('sha256').update(`${file}\n${rv}\n${describeError(err)}`).digest('hex'), load: { policies: [], objects: [], problems: [problem], skipped: 1 } };
+    }
     this.decoded.set(raw.metadata.name, { rv, file: pf });
     return pf;
   }

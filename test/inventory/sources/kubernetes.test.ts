@@ -2,7 +2,7 @@
 // client library (TLS, bearer token, list, chunked watch streams).
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -463,6 +463,31 @@ test('readKubernetesOnce: an unreachable API or a bad token is an error naming t
   await t.throwsAsync(readKubernetesOnce({ kubeconfig: h.kubeconfig, timeoutMs: 2_000 }), { instanceOf: KubernetesSourceError, message: /no complete read of the Kubernetes API within 2000 ms/ });
 });
 
+test('a CCNP nested too deep for the stack (here from the cache) is one invalid policy, not a throw out of start()', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  const first = await h.start({ stateDir: h.dir, node: { name: 'node-a' } });
+  await waitFor('selection file written', () => existsSync(selectionPath(h.dir)) && existsSync(cachePath(h.dir)));
+  await first.stop();
+  await h.server.close();
+  // Written as text: JSON.parse reads this depth, JSON.stringify and the decoder recurse.
+  const sel = JSON.parse(readFileSync(selectionPath(h.dir), 'utf8')) as { policies: unknown[] };
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const hostile = `{"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy","metadata":{"name":"deep","resourceVersion":"7"},"spec":{"nodeSelector":{},"ingress":[{"fromEntities":${deep}}]}}`;
+  const body = JSON.stringify(sel);
+  writeFileSync(selectionPath(h.dir), body.replace('"policies":[', `"policies":[${hostile},`));
+
+  h.snaps.length = 0;
+  await h.start({ stateDir: h.dir, node: { name: 'node-a' } });
+  t.is(h.snaps.length, 1, 'the cache is handed out during start()');
+  const s = last(h);
+  t.is(s.origin, 'cache');
+  t.deepEqual(s.policies.map((p) => p.name), ['ssh'], 'the other CCNP still decodes');
+  const p = s.problems.find((x) => x.pos.file === 'k8s:ccnp/deep');
+  t.is(p?.severity, 'error');
+  t.is(p?.code, 'load/too-deep');
+});
+
 test('a CCNP change or this node\'s relabel is in the cache (its selection file) before the snapshot is handed out; pod churn is rate-limited', async (t) => {
   const h = await harness(t);
   h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
@@ -512,6 +537,30 @@ test('a CCNP change or this node\'s relabel is in the cache (its selection file)
   t.true(onDisk.at(-1)?.snapPodIps.includes('198.51.100.11'));
   t.false(onDisk.at(-1)?.podIps.includes('198.51.100.11'));
   t.is(readFileSync(cachePath(h.dir), 'utf8'), before);
+});
+
+test('a failed selection write removes the older selection file (it would overlay a newer big cache) and is retried on the next snapshot', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  h.server.apply('ciliumclusterwidenetworkpolicies', podPeerPolicy('from-web'));
+  h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, backoff: { initialMs: 50, maxMs: 400 }, stateDir: h.dir, cacheIntervalMs: 3_600_000, node: { name: 'node-a' } });
+  await h.source.start((s) => { h.snaps.push(s); });
+  await waitFor('first selection file', () => existsSync(selectionPath(h.dir)));
+  const selPolicies = () => checkSelection(JSON.parse(readFileSync(selectionPath(h.dir), 'utf8'))).policies.map((p) => p.metadata.name).sort();
+  t.deepEqual(selPolicies(), ['from-web', 'ssh']);
+
+  // The atomic write's temporary file cannot be created (a directory in its place): the write fails.
+  const blocker = `${selectionPath(h.dir)}.tmp-${process.pid}`;
+  mkdirSync(blocker);
+  h.server.remove('ciliumclusterwidenetworkpolicies', 'ssh');
+  await waitFor('snapshot without ssh', () => h.snaps.length > 0 && !last(h).policies.some((p) => p.name === 'ssh'));
+  t.false(existsSync(selectionPath(h.dir)), 'the stale selection (with ssh) is gone');
+
+  // Writable again: the next snapshot (pod churn only) writes the selection.
+  rmdirSync(blocker);
+  h.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.12', { app: 'web' }));
+  await waitFor('selection file written again', () => existsSync(selectionPath(h.dir)));
+  t.deepEqual(selPolicies(), ['from-web']);
 });
 
 test('snapshotFiles: one entry per CCNP plus one for the objects; unchanged CCNPs keep their decoded documents', async (t) => {
