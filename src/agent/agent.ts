@@ -440,7 +440,6 @@ export class Agent {
     await this.#persist(d);
   }
 
-  /** Apply and read back under the lock, so drift repair never sees a transaction in flight. */
   /** Apply and read back under the lock, so drift repair never sees a transaction in flight; `before` runs first, inside it. */
   async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean, mode: RunMode = config.mode, before?: () => Promise<void>): Promise<ApplyResult> {
     return this.#nftLock.run(async () => {
