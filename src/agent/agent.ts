@@ -27,7 +27,7 @@ import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { DropRecordReporter } from './drop-records.js';
 import { cachedCount, countSetElements } from './rule-counters.js';
-import { dropRecordSetName } from '../nft/render-drop-records.js';
+import { dropRecordSetNames, recordsDrops } from '../nft/render-drop-records.js';
 import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
 import { deleteTable, tableState } from './drift.js';
@@ -170,9 +170,8 @@ export class Agent {
     // Drop-record entries in the kernel (recorded drops, enforce mode): counted from the record sets only, cached.
     this.#metrics.setDropRecordSource(cachedCount(async () => {
       const cfg = this.#desired?.cfg.config;
-      if (cfg === undefined || this.#pause.modeFor(cfg.mode) !== 'enforce' || dropRecordsOf(cfg) === undefined) return 0;
-      const sets = (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
-      return countSetElements(cfg.nft.path, cfg.nft.table, sets);
+      if (cfg === undefined || !recordsDrops(this.#pause.modeFor(cfg.mode), dropRecordsOf(cfg))) return 0;
+      return countSetElements(cfg.nft.path, cfg.nft.table, dropRecordSetNames());
     }));
     this.#metrics.setRolloutSource(rolloutSource(() => this.#desired?.cfg.config, () => this.#appliedModel));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
@@ -634,7 +633,7 @@ export class Agent {
       if (await this.#repairDrift()) return;
       if (this.#pause.modeFor(cfg.mode) === 'audit') await this.#auditReport(log);
       await this.#stagedReport(log);
-      if (this.#pause.modeFor(cfg.mode) === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
+      if (recordsDrops(this.#pause.modeFor(cfg.mode), dropRecordsOf(cfg)) && this.#appliedModel !== undefined) {
         await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
       } else if (this.#pause.paused) this.#drops.paused(log);
     } catch (err) {
