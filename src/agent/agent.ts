@@ -30,7 +30,7 @@ import { cachedCount, countSetElements } from './rule-counters.js';
 import { dropRecordSetNames, recordsDrops } from '../nft/render-drop-records.js';
 import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
-import { deleteTable, tableState } from './drift.js';
+import { deleteTable, tableHashNow } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { DriftPollDepth } from './drift-poll-depth.js';
 import { ModelKeys } from './model-key.js';
@@ -966,10 +966,6 @@ export class Agent {
   }
 }
 
-async function tableHashNow(nftPath: string, table: string): Promise<string | undefined> {
-  const st = await tableState(nftPath, table);
-  return st.present ? st.hash : undefined;
-}
 
 function memoryMB(): { rssMB: number; heapUsedMB: number } {
   const m = process.memoryUsage();
