@@ -640,12 +640,15 @@ export class Agent {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
       this.#driftBusy = false;
-      // A monitor event that arrived meanwhile still gets its check.
-      if (this.#monitorPending) {
-        this.#monitorPending = false;
-        void this.#onMonitorEvent('queued event');
-      }
+      this.#runQueuedMonitorEvent();
     }
+  }
+
+  /** A monitor event that arrived while a check ran still gets its own check. */
+  #runQueuedMonitorEvent(): void {
+    if (!this.#monitorPending) return;
+    this.#monitorPending = false;
+    void this.#onMonitorEvent('queued event');
   }
 
   /** True when the table had drifted (restored or not). */
@@ -684,10 +687,7 @@ export class Agent {
     } finally {
       this.#driftBusy = false;
     }
-    if (this.#monitorPending) {
-      this.#monitorPending = false;
-      void this.#onMonitorEvent('queued event');
-    }
+    this.#runQueuedMonitorEvent();
   }
 
   /** The metrics endpoint bound or failed, a monitor child restarted: `nodewall status` shows it (after the restart's spawn). */
