@@ -27,10 +27,10 @@ import { PauseControl, pauseField, rearmOnStop } from './pause.js';
 import { defaultAgentSettings, type AgentSettings } from './agent-config.js';
 import { DropRecordReporter } from './drop-records.js';
 import { cachedCount, countSetElements } from './rule-counters.js';
-import { dropRecordSetName } from '../nft/render-drop-records.js';
+import { dropRecordSetNames, recordsDrops } from '../nft/render-drop-records.js';
 import { listenerReach } from './listener-reach.js';
 import { debounce, fileMaxWaitMs, type Debouncer } from './debounce.js';
-import { deleteTable, tableState } from './drift.js';
+import { deleteTable, tableHashNow } from './drift.js';
 import { DriftRepair } from './drift-repair.js';
 import { DriftPollDepth } from './drift-poll-depth.js';
 import { ModelKeys } from './model-key.js';
@@ -170,9 +170,8 @@ export class Agent {
     // Drop-record entries in the kernel (recorded drops, enforce mode): counted from the record sets only, cached.
     this.#metrics.setDropRecordSource(cachedCount(async () => {
       const cfg = this.#desired?.cfg.config;
-      if (cfg === undefined || this.#pause.modeFor(cfg.mode) !== 'enforce' || dropRecordsOf(cfg) === undefined) return 0;
-      const sets = (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
-      return countSetElements(cfg.nft.path, cfg.nft.table, sets);
+      if (cfg === undefined || !recordsDrops(this.#pause.modeFor(cfg.mode), dropRecordsOf(cfg))) return 0;
+      return countSetElements(cfg.nft.path, cfg.nft.table, dropRecordSetNames());
     }));
     this.#metrics.setRolloutSource(rolloutSource(() => this.#desired?.cfg.config, () => this.#appliedModel));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
@@ -440,7 +439,6 @@ export class Agent {
     await this.#persist(d);
   }
 
-  /** Apply and read back under the lock, so drift repair never sees a transaction in flight. */
   /** Apply and read back under the lock, so drift repair never sees a transaction in flight; `before` runs first, inside it. */
   async #applyLocked(model: HostModel, config: NodewallConfig, readKernel: boolean, mode: RunMode = config.mode, before?: () => Promise<void>): Promise<ApplyResult> {
     return this.#nftLock.run(async () => {
@@ -635,19 +633,22 @@ export class Agent {
       if (await this.#repairDrift()) return;
       if (this.#pause.modeFor(cfg.mode) === 'audit') await this.#auditReport(log);
       await this.#stagedReport(log);
-      if (this.#pause.modeFor(cfg.mode) === 'enforce' && dropRecordsOf(cfg) !== undefined && this.#appliedModel !== undefined) {
+      if (recordsDrops(this.#pause.modeFor(cfg.mode), dropRecordsOf(cfg)) && this.#appliedModel !== undefined) {
         await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
       } else if (this.#pause.paused) this.#drops.paused(log);
     } catch (err) {
       this.#log.error({ err }, 'periodic check failed');
     } finally {
       this.#driftBusy = false;
-      // A monitor event that arrived meanwhile still gets its check.
-      if (this.#monitorPending) {
-        this.#monitorPending = false;
-        void this.#onMonitorEvent('queued event');
-      }
+      this.#runQueuedMonitorEvent();
     }
+  }
+
+  /** A monitor event that arrived while a check ran still gets its own check. */
+  #runQueuedMonitorEvent(): void {
+    if (!this.#monitorPending) return;
+    this.#monitorPending = false;
+    void this.#onMonitorEvent('queued event');
   }
 
   /** True when the table had drifted (restored or not). */
@@ -686,10 +687,7 @@ export class Agent {
     } finally {
       this.#driftBusy = false;
     }
-    if (this.#monitorPending) {
-      this.#monitorPending = false;
-      void this.#onMonitorEvent('queued event');
-    }
+    this.#runQueuedMonitorEvent();
   }
 
   /** The metrics endpoint bound or failed, a monitor child restarted: `nodewall status` shows it (after the restart's spawn). */
@@ -968,10 +966,6 @@ export class Agent {
   }
 }
 
-async function tableHashNow(nftPath: string, table: string): Promise<string | undefined> {
-  const st = await tableState(nftPath, table);
-  return st.present ? st.hash : undefined;
-}
 
 function memoryMB(): { rssMB: number; heapUsedMB: number } {
   const m = process.memoryUsage();

@@ -28,6 +28,12 @@ export async function tableState(nftPath: string, table: string, timeoutMs = 10_
   }
 }
 
+/** The drift check's hash of the table as it is now, or undefined when it is absent (or cannot be listed). */
+export async function tableHashNow(nftPath: string, table: string, timeoutMs = 10_000): Promise<string | undefined> {
+  const st = await tableState(nftPath, table, timeoutMs);
+  return st.present ? st.hash : undefined;
+}
+
 /**
  * Our table's block of a listing of several tables (`nft list chains inet` lists every inet table):
  * its lines from `table inet T {` to the closing `}`, or undefined when the table is not listed.

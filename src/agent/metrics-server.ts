@@ -52,7 +52,7 @@ export class MetricsServer {
     if (this.#listen === 'off') return { state: 'off' };
     const listen = listenText(this.#listen);
     const a = this.address;
-    if (a !== undefined) return { state: 'listening', listen, address: a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}` };
+    if (a !== undefined) return { state: 'listening', listen, address: listenText(a) };
     return this.#bindError === undefined ? { state: 'binding', listen } : { state: 'error', listen, ...this.#bindError };
   }
 

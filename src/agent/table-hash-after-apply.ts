@@ -14,7 +14,7 @@
 import type { RunMode } from '../inventory/types.js';
 import type { ApplyResult } from '../nft/apply.js';
 import type { AppliedRuleset } from './drift-repair.js';
-import { tableState } from './drift.js';
+import { tableHashNow } from './drift.js';
 
 export interface AfterApply {
   readonly nftPath: string;
@@ -41,6 +41,5 @@ function structureOf(r: AppliedRuleset): string | undefined {
 export async function tableHashAfterApply(before: AppliedRuleset | undefined, a: AfterApply): Promise<string | undefined> {
   const kept = keptTableHash(before, a);
   if (kept !== undefined) return kept;
-  const ts = await tableState(a.nftPath, a.table);
-  return ts.present ? ts.hash : undefined;
+  return tableHashNow(a.nftPath, a.table);
 }

@@ -30,6 +30,11 @@ export function dropRecordSetName(direction: Direction, family: Family): string 
   return `${dropRecordChainNames[direction]}_${family === 'ipv4' ? 'v4' : 'v6'}`;
 }
 
+/** Every record set (not the first-drop sets), both directions and families: what holds one entry per recorded flow. */
+export function dropRecordSetNames(): string[] {
+  return (['ingress', 'egress'] as const).flatMap((d) => (['ipv4', 'ipv6'] as const).map((f) => dropRecordSetName(d, f)));
+}
+
 /** The set holding each record's first drop (never refreshed). */
 export function dropFirstSetName(direction: Direction, family: Family): string {
   return `${dropRecordSetName(direction, family)}_first`;

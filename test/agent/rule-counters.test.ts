@@ -73,9 +73,12 @@ test('RuleCounterReader: one nft call in flight, cached, failures reported not t
   let fail = false;
   const list = async (_t: CounterTarget): Promise<KernelRule[] | null> => {
     calls++;
+    const call = calls;
     await new Promise<void>((r) => (release = r));
     if (fail) throw new Error('nft timed out');
-    return [...parseTableDoc(doc, 'nodewall').rules];
+    const rules = [...parseTableDoc(doc, 'nodewall').rules];
+    // The background refresh (second call) answers differently, so its landing can be seen.
+    return call === 2 ? rules.slice(0, 2) : rules;
   };
   const reader = new RuleCounterReader({ cacheMs: 1000, list });
   const target = { nftPath: '/usr/sbin/nft', table: 'nodewall' };
@@ -96,7 +99,15 @@ test('RuleCounterReader: one nft call in flight, cached, failures reported not t
   t.is(calls, 2, 'not a second one while it runs');
   const before = reader.readAt;
   release?.();
-  await new Promise((r) => setTimeout(r, 10));
+  // Wait (bounded, generously) for the refresh to land instead of sleeping a fixed time: the cache then holds its answer.
+  const deadline = Date.now() + 20_000;
+  let landed = await reader.read(target, reader.readAt ?? 0);
+  while (!(landed.ok && landed.rules === 2) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+    landed = await reader.read(target, reader.readAt ?? 0);
+  }
+  t.true(landed.ok && landed.rules === 2, 'the background refresh replaced the cached value');
+  t.is(calls, 2, 'reading the fresh value made no call');
   t.true((reader.readAt ?? 0) >= (before ?? 0));
   const r2 = new RuleCounterReader({ cacheMs: 0, list });
   fail = true;

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { renderPlan } from '../../src/nft/render.js';
-import { dropRecordChainRules, dropRecordLines, recordsDrops } from '../../src/nft/render-drop-records.js';
+import { dropRecordChainRules, dropRecordLines, dropRecordSetNames, recordsDrops } from '../../src/nft/render-drop-records.js';
 import { directionRules } from '../../src/nft/render-rules.js';
 import { planApply } from '../../src/nft/set-delta.js';
 import * as b from '../helpers/model-builders.js';
@@ -69,4 +69,13 @@ test('turning drop records on, or changing their size, is a full replace (skelet
   t.true(on.script.includes('chain nw_drop_in {'));
   // The chain cache keys on drop records too: rendering without them again gives plain drops.
   t.false(renderPlan(demo(), { table: 'nodewall', mode: 'enforce' }).script.includes('goto nw_drop_in'));
+});
+
+test('dropRecordSetNames: the four record sets the table declares, without the first-drop sets', (t) => {
+  const names = dropRecordSetNames();
+  t.deepEqual(names, ['nw_drop_in_v4', 'nw_drop_in_v6', 'nw_drop_out_v4', 'nw_drop_out_v6']);
+  const declared = dropRecordLines({ size: 16, timeoutSeconds: 60 } as Parameters<typeof dropRecordLines>[0])
+    .map((l) => /^\tset (\S+) \{$/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+  for (const n of names) t.true(declared.includes(n), n);
+  t.is(declared.filter((n) => !names.includes(n)).every((n) => n.endsWith('_first')), true);
 });

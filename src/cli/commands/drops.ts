@@ -94,6 +94,12 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
     const pauseInfo = active === undefined ? undefined : {
       until: new Date(active.untilMs).toISOString(), pausedAt: active.record.pausedAt, reason: active.record.reason, requestedBy: active.record.requestedBy,
     };
+    // Both can hold at once: one note, not the second spread silently replacing the first.
+    const notes = [
+      ...(settings === undefined ? ['dropRecords is off in the config: these records are from an earlier ruleset'] : []),
+      ...(pauseInfo !== undefined && paused === undefined
+        ? ['a pause is recorded, but the table enforces (the agent is not running, or has not loaded the pause yet): these drops are current'] : []),
+    ];
     const summary = {
       table: cfg.nft.table,
       node: state.nodeName,
@@ -105,9 +111,7 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
       timeoutSeconds: read?.timeoutSeconds ?? null,
       recordedPackets: read?.recordedPackets ?? 0,
       unrecordedPackets: read?.unrecordedPackets ?? 0,
-      ...(settings === undefined ? { note: 'dropRecords is off in the config: these records are from an earlier ruleset' } : {}),
-      ...(pauseInfo !== undefined && paused === undefined
-        ? { note: 'a pause is recorded, but the table enforces (the agent is not running, or has not loaded the pause yet): these drops are current' } : {}),
+      ...(notes.length === 0 ? {} : { note: notes.join('; ') }),
     };
     if (argv.output !== 'table') {
       process.stdout.write(formatDoc({ ...summary, drops: rows, errors: errors.map(formatProblem) }, argv.output));
