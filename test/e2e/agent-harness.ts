@@ -40,6 +40,22 @@ export async function atomicWrite(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
+/** Policy "ssh": TCP 22 only from the operators' 198.51.100.0/24, so a session from elsewhere is cut. */
+export const sshFromOperatorsYaml = [
+  'apiVersion: cilium.io/v2',
+  'kind: CiliumClusterwideNetworkPolicy',
+  'metadata:',
+  '  name: ssh',
+  'spec:',
+  '  nodeSelector: {}',
+  '  ingress:',
+  '    - fromCIDR: [198.51.100.0/24]',
+  '      toPorts:',
+  '        - ports:',
+  '            - { port: "22", protocol: TCP }',
+  '',
+].join('\n');
+
 /** A host policy (nodeSelector {}) allowing TCP ports from entity world, plus optional extra ingress rules. */
 export function policyYaml(name: string, ports: readonly (number | string)[], extra = ''): string {
   return [
