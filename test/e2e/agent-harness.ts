@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { cliPath } from '../agent/paths.js';
+import type { FakeApiServer } from '../helpers/fake-apiserver.js';
+import { forwardIntoNetns } from './netns-api-proxy.js';
 
 export type LogLine = Record<string, unknown> & { msg: string; level: number; time: string };
 
@@ -31,6 +33,23 @@ export async function agentDirs(t: ExecutionContext, config: Record<string, unkn
 export async function writeConfig(dirs: AgentDirs, config: Record<string, unknown>): Promise<void> {
   const full = { sources: [dirs.policies], stateDir: dirs.state, nodeName: 'node-a', driftCheckSeconds: 1, debounceMs: 100, ...config };
   await atomicWrite(dirs.config, `${JSON.stringify(full, null, 2)}\n`);
+}
+
+/**
+ * Agent dirs for an enforcing agent in `netns` whose only source is the fake API server (forwarded into the
+ * namespace), with the lab's pod CIDRs; `config` adds or overrides keys.
+ */
+export async function kubernetesAgentDirs(t: ExecutionContext, netns: string, server: FakeApiServer, config: Record<string, unknown>): Promise<AgentDirs> {
+  await forwardIntoNetns(t, netns, server.port);
+  const dirs = await agentDirs(t, {});
+  const kubeconfig = server.writeKubeconfig(dirs.root);
+  await writeConfig(dirs, {
+    mode: 'enforce',
+    sources: [{ kubernetes: { kubeconfig } }],
+    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
+    ...config,
+  });
+  return dirs;
 }
 
 /** Editor-style save: write a temp file, rename over the target. */

@@ -12,9 +12,8 @@ import { cachePath } from '../../src/inventory/sources/cache.js';
 import { FakeApiServer, type JsonObject } from '../helpers/fake-apiserver.js';
 import { ciliumEndpoint, node, podPeerPolicy, seedBaseCluster, sshPolicy } from '../helpers/fake-apiserver-cluster.js';
 import { runCli } from '../helpers/run-cli.js';
-import { AgentProcess, agentDirs, isApplied, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
+import { AgentProcess, isApplied, kubernetesAgentDirs, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
 import { Lab } from './lab.js';
-import { forwardIntoNetns } from './netns-api-proxy.js';
 
 const table = 'nodewall';
 
@@ -32,16 +31,8 @@ async function rig(t: ExecutionContext, tag: string, seed: (s: FakeApiServer) =>
   seedBaseCluster(server);
   server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
   seed(server);
-  await forwardIntoNetns(t, lab.nodeNs, server.port);
-  const dirs = await agentDirs(t, {});
-  const kubeconfig = server.writeKubeconfig(dirs.root);
-  await writeConfig(dirs, {
-    mode: 'enforce',
-    sources: [{ kubernetes: { kubeconfig } }],
-    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
-    // Only the source's own reads and its status: no periodic full re-read muddling the timings.
-    resyncSeconds: 0,
-  });
+  // Only the source's own reads and its status: no periodic full re-read muddling the timings.
+  const dirs = await kubernetesAgentDirs(t, lab.nodeNs, server, { resyncSeconds: 0 });
   return { lab, server, dirs, startAgent: () => AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]) };
 }
 
