@@ -49,7 +49,9 @@ async function confirmedStart(t: ExecutionContext, tag: string, config: Record<s
 }
 
 test('manual confirm: an apply that fails after its record was written withdraws the record; nothing is rolled back or refused', async (t) => {
-  const { lab, dirs, file, agent } = await confirmedStart(t, 'rio-fail', { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 8 } });
+  t.timeout(300_000); // two 30 s confirm windows waited out in full
+  // 30 s: `nodewall confirm` must land inside the window on a busy machine.
+  const { lab, dirs, file, agent } = await confirmedStart(t, 'rio-fail', { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
   // nft that fails every load (`-f -`) opening port 2222 while the flag exists (apply.ts retries a failed delta
   // as a full replace: both fail), and works again once it is gone.
   const flag = join(dirs.root, 'fail');
@@ -65,7 +67,7 @@ test('manual confirm: an apply that fails after its record was written withdraws
     '',
   ].join('\n').replaceAll('FLAG', flag), { mode: 0o755 });
   let mark = agent.lines.length;
-  await writeConfig(dirs, { mode: 'enforce', nft: { path: wrapper, table: 'nodewall' }, rollout: { confirm: 'manual', confirmSeconds: 8 } });
+  await writeConfig(dirs, { mode: 'enforce', nft: { path: wrapper, table: 'nodewall' }, rollout: { confirm: 'manual', confirmSeconds: 30 } });
   await agent.waitFor((l) => l.msg === 'ruleset unchanged' || applied(l), 30_000, mark, 'config change pass');
 
   await writeFile(flag, '');
