@@ -98,7 +98,9 @@ test('manual confirm: an apply that fails after its record was written withdraws
 
 test('manual confirm + probes: a probe rolls the change back at once, its confirmation is withdrawn, one refusal (the probe\'s)', async (t) => {
   const api = '198.51.100.20';
-  const rollout = { confirm: 'manual', confirmSeconds: 10, probes: [`${api}:6443`], probeSeconds: 3 };
+  t.timeout(300_000); // the 30 s window is waited out in full
+  // 30 s: the first confirm, and the probe's rollback, must both land inside the window on a busy machine.
+  const rollout = { confirm: 'manual', confirmSeconds: 30, probes: [`${api}:6443`], probeSeconds: 3 };
   const pre = await Lab.create(t, 'rio-prb');
   await pre.addPeerAddress(api);
   await pre.listen('peer', 'tcp', 6443);
