@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { Lab, nftPath } from './lab.js';
 import { cachedCount, countSetElements } from '../../src/agent/rule-counters.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, type LogLine } from './agent-harness.js';
-import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
+import { parseExposition, sampleValue } from '../helpers/prom-text.js';
+import { waitMetrics } from './scrape-metrics.js';
 import { readStatus, type AgentStatus } from '../../src/agent/status-file.js';
 import { formatStatus } from '../../src/cli/commands/status.js';
 
@@ -40,23 +41,6 @@ async function scrape(lab: Lab, url: string): Promise<{ status: number; type: st
 process.stdout.write(JSON.stringify({ status: r.status, type: r.headers.get('content-type'), body: await r.text() }));`;
   const out = await lab.exec('node', process.execPath, ['--input-type=module', '-e', script]);
   return JSON.parse(out) as { status: number; type: string; body: string };
-}
-
-async function metrics(lab: Lab): Promise<Map<string, Family>> {
-  const r = await scrape(lab, 'http://127.0.0.1:9964/metrics');
-  if (r.status !== 200) throw new Error(`GET /metrics: ${r.status} ${r.body.slice(0, 200)}`);
-  return parseExposition(r.body);
-}
-
-/** Scrape until `pred` holds (counters are cached for ~1.5 s); bounded. */
-async function waitMetrics(lab: Lab, pred: (f: Map<string, Family>) => boolean, what: string, timeoutMs = 30_000): Promise<Map<string, Family>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const f = await metrics(lab);
-    if (pred(f)) return f;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for metrics: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 function promtool(args: readonly string[], stdin?: string): Promise<{ code: number; out: string }> {
