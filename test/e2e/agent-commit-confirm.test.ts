@@ -20,6 +20,34 @@ async function confirm(lab: Lab, dirs: AgentDirs) {
   return runCli(['confirm', '--config', dirs.config], { netns: lab.nodeNs, timeoutMs: 60_000 });
 }
 
+/**
+ * Sets the confirm window, waits for the pass that reads it (marked before the write, so a fast pass is not
+ * missed), then saves policy p with `ports` and waits until that change is applied on probation.
+ */
+async function changeOnProbation(agent: AgentProcess, dirs: AgentDirs, file: string, seconds: number, ports: readonly number[]) {
+  let mark = agent.lines.length;
+  await writeConfigSeconds(dirs, seconds);
+  await agent.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
+  mark = agent.lines.length;
+  await atomicWrite(file, policyYaml('p', ports));
+  const probation = await agent.waitFor(onProbation, 30_000, mark, 'change on probation');
+  await agent.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  return { probation, mark };
+}
+
+/** Both enforcers of a life die: the agent, and the watchdog the pending record names (waited for, bounded). */
+async function killAgentAndWatchdog(agent: AgentProcess, watchdogPid: number | undefined): Promise<void> {
+  // Never process.kill(-1): that signals every process we may signal.
+  if (watchdogPid === undefined || !Number.isInteger(watchdogPid) || watchdogPid <= 0) throw new Error(`the pending record names no watchdog: ${String(watchdogPid)}`);
+  agent.signal('SIGKILL');
+  process.kill(watchdogPid, 'SIGKILL');
+  const end = Date.now() + 30_000;
+  while (pidAlive(watchdogPid)) {
+    if (Date.now() > end) throw new Error(`watchdog pid ${watchdogPid} still alive 30 s after SIGKILL`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function pendingRecord(dirs: AgentDirs) {
   const r = await readPending(dirs.state);
   if (r.kind !== 'ok') throw new Error(`no pending record: ${r.kind}`);
@@ -27,9 +55,11 @@ async function pendingRecord(dirs: AgentDirs) {
 }
 
 test('manual confirm: an unconfirmed change is rolled back and not retried; a confirmed change stays', async (t) => {
+  t.timeout(300_000); // two 30 s confirm windows wait out in full
   const lab = await Lab.create(t, 'acc-man');
-  // Long enough for `nodewall confirm` to arrive from a busy machine; the unconfirmed case just waits it out.
-  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  // Long enough for `nodewall confirm` to arrive from a busy machine (and unlike the 30 s set below, so that
+  // setting those is a config change the agent passes on).
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 60 } });
   const file = join(dirs.policies, 'p.yaml');
   await writeFile(file, policyYaml('p', [22]));
   const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
@@ -44,14 +74,10 @@ test('manual confirm: an unconfirmed change is rolled back and not retried; a co
   t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
 
   // A change that is never confirmed: rolled back at its deadline.
-  let mark = agent.lines.length;
   // Long enough that \`status\` (below) still finds it pending on a busy machine.
-  await writeConfigSeconds(dirs, 15);
-  await agent.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
-  mark = agent.lines.length;
-  await atomicWrite(file, policyYaml('p', [2222]));
-  const probation = await agent.waitFor(onProbation, 30_000, mark, 'change on probation');
-  await agent.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  const change = await changeOnProbation(agent, dirs, file, 30, [2222]);
+  const probation = change.probation;
+  let mark = change.mark;
   const status = await runCli(['status', '--config', dirs.config], { netns: lab.nodeNs });
   t.regex(status.stdout, new RegExp(`pending confirmation: agent change ${String(probation['id'])}`));
   const back = await agent.waitFor(rolledBack, 60_000, mark, 'rollback');
@@ -96,19 +122,11 @@ test('an agent restarted while its change is pending (watchdog killed too) still
   t.is((await confirm(lab, dirs)).code, 0);
   await first.waitFor(confirmed, 30_000, 0, 'confirmed');
 
-  await writeConfigSeconds(dirs, 6);
-  let mark = first.lines.length;
-  await first.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
-  mark = first.lines.length;
-  await atomicWrite(file, policyYaml('p', [2222]));
-  await first.waitFor(onProbation, 30_000, mark, 'change on probation');
-  await first.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  // Long enough that both die before the deadline on a busy machine (else the watchdog rolls back, not the agent).
+  await changeOnProbation(first, dirs, file, 20, [2222]);
   const rec = await pendingRecord(dirs);
-  // Both enforcers of the first life die: the agent, and the watchdog.
-  first.signal('SIGKILL');
   t.true(rec.watchdogPid !== undefined);
-  process.kill(rec.watchdogPid ?? -1, 'SIGKILL');
-  while (pidAlive(rec.watchdogPid ?? -1)) await new Promise((r) => setTimeout(r, 100));
+  await killAgentAndWatchdog(first, rec.watchdogPid);
 
   const second = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
   const back = await second.waitFor(rolledBack, 60_000, 0, 'rollback by the restarted agent');
@@ -117,7 +135,7 @@ test('an agent restarted while its change is pending (watchdog killed too) still
   t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
   // The restarted agent does not re-apply the rolled-back input either.
-  mark = second.lines.length;
+  const mark = second.lines.length;
   second.signal('SIGHUP');
   await second.waitFor(refusedAgain, 30_000, mark, 'refusal after the restart');
   t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.7', proto: 'tcp', port: 2222 }), 'deny');
@@ -137,17 +155,9 @@ test('after a reboot an unconfirmed change is rolled back at once, never adopted
   await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
   t.is((await confirm(lab, dirs)).code, 0);
   await first.waitFor(confirmed, 30_000, 0, 'confirmed');
-  await writeConfig(dirs, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 3600 } });
-  let mark = first.lines.length;
-  await first.waitFor((l) => l.msg === 'ruleset unchanged' || l.msg === 'ruleset applied', 30_000, mark, 'config change pass');
-  mark = first.lines.length;
-  await atomicWrite(file, policyYaml('p', [2222]));
-  await first.waitFor(onProbation, 30_000, mark, 'change on probation');
-  await first.waitFor((l) => l.msg === 'ruleset applied', 30_000, mark, 'change applied');
+  await changeOnProbation(first, dirs, file, 3600, [2222]);
   const rec = await pendingRecord(dirs);
-  first.signal('SIGKILL');
-  process.kill(rec.watchdogPid ?? -1, 'SIGKILL');
-  while (pidAlive(rec.watchdogPid ?? -1)) await new Promise((r) => setTimeout(r, 100));
+  await killAgentAndWatchdog(first, rec.watchdogPid);
   // "Reboot": the kernel forgets every table; the record on disk is from the boot before (deadline an hour away).
   await lab.nft(['flush', 'ruleset']);
   await writeFile(join(dirs.state, 'pending-confirm.json'), JSON.stringify({ ...rec, bootId: 'a-previous-boot' }));

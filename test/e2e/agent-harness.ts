@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { cliPath } from '../agent/paths.js';
+import type { FakeApiServer } from '../helpers/fake-apiserver.js';
+import { forwardIntoNetns } from './netns-api-proxy.js';
 
 export type LogLine = Record<string, unknown> & { msg: string; level: number; time: string };
 
@@ -33,12 +35,45 @@ export async function writeConfig(dirs: AgentDirs, config: Record<string, unknow
   await atomicWrite(dirs.config, `${JSON.stringify(full, null, 2)}\n`);
 }
 
+/**
+ * Agent dirs for an enforcing agent in `netns` whose only source is the fake API server (forwarded into the
+ * namespace), with the lab's pod CIDRs; `config` adds or overrides keys.
+ */
+export async function kubernetesAgentDirs(t: ExecutionContext, netns: string, server: FakeApiServer, config: Record<string, unknown>): Promise<AgentDirs> {
+  await forwardIntoNetns(t, netns, server.port);
+  const dirs = await agentDirs(t, {});
+  const kubeconfig = server.writeKubeconfig(dirs.root);
+  await writeConfig(dirs, {
+    mode: 'enforce',
+    sources: [{ kubernetes: { kubeconfig } }],
+    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
+    ...config,
+  });
+  return dirs;
+}
+
 /** Editor-style save: write a temp file, rename over the target. */
 export async function atomicWrite(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, text);
   await rename(tmp, path);
 }
+
+/** Policy "ssh": TCP 22 only from the operators' 198.51.100.0/24, so a session from elsewhere is cut. */
+export const sshFromOperatorsYaml = [
+  'apiVersion: cilium.io/v2',
+  'kind: CiliumClusterwideNetworkPolicy',
+  'metadata:',
+  '  name: ssh',
+  'spec:',
+  '  nodeSelector: {}',
+  '  ingress:',
+  '    - fromCIDR: [198.51.100.0/24]',
+  '      toPorts:',
+  '        - ports:',
+  '            - { port: "22", protocol: TCP }',
+  '',
+].join('\n');
 
 /** A host policy (nodeSelector {}) allowing TCP ports from entity world, plus optional extra ingress rules. */
 export function policyYaml(name: string, ports: readonly (number | string)[], extra = ''): string {

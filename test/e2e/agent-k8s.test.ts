@@ -12,9 +12,8 @@ import { cachePath } from '../../src/inventory/sources/cache.js';
 import { FakeApiServer, type JsonObject } from '../helpers/fake-apiserver.js';
 import { ciliumEndpoint, node, podPeerPolicy, seedBaseCluster, sshPolicy } from '../helpers/fake-apiserver-cluster.js';
 import { runCli } from '../helpers/run-cli.js';
-import { AgentProcess, agentDirs, isApplied, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
+import { AgentProcess, isApplied, kubernetesAgentDirs, writeConfig, type AgentDirs, type LogLine } from './agent-harness.js';
 import { Lab } from './lab.js';
-import { forwardIntoNetns } from './netns-api-proxy.js';
 
 const table = 'nodewall';
 
@@ -32,16 +31,8 @@ async function rig(t: ExecutionContext, tag: string, seed: (s: FakeApiServer) =>
   seedBaseCluster(server);
   server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
   seed(server);
-  await forwardIntoNetns(t, lab.nodeNs, server.port);
-  const dirs = await agentDirs(t, {});
-  const kubeconfig = server.writeKubeconfig(dirs.root);
-  await writeConfig(dirs, {
-    mode: 'enforce',
-    sources: [{ kubernetes: { kubeconfig } }],
-    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
-    // Only the source's own reads and its status: no periodic full re-read muddling the timings.
-    resyncSeconds: 0,
-  });
+  // Only the source's own reads and its status: no periodic full re-read muddling the timings.
+  const dirs = await kubernetesAgentDirs(t, lab.nodeNs, server, { resyncSeconds: 0 });
   return { lab, server, dirs, startAgent: () => AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]) };
 }
 
@@ -117,10 +108,10 @@ test.serial('a CCNP created in the API reaches the kernel (latency logged); an i
     metadata: { name: 'web' },
     spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '99999', protocol: 'TCP' }, { port: '8081', protocol: 'TCP' }] }] }] },
   });
-  const err = await agent.waitFor((l: LogLine) => l.level === 50 && l['policy'] === 'web', 10_000, mark, 'error naming policy web');
+  const err = await agent.waitFor((l: LogLine) => l.level === 50 && l['policy'] === 'web', 30_000, mark, 'error naming policy web');
   t.is(err['file'], 'k8s:ccnp/web');
   t.regex(String(err['field']), /^spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]/);
-  await agent.waitFor((l) => l['policy'] === 'web' && /last good version stays in force/.test(l.msg), 10_000, mark, 'kept message');
+  await agent.waitFor((l) => l['policy'] === 'web' && /last good version stays in force/.test(l.msg), 30_000, mark, 'kept message');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'allow'), 'allow', 'last good version of web still enforced');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8081), 'deny'), 'deny', 'the invalid version is not enforced');
   const st = await status(r);
@@ -132,7 +123,7 @@ test.serial('a CCNP created in the API reaches the kernel (latency logged); an i
     metadata: { name: 'web' },
     spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.0/24'], toPorts: [{ ports: [{ port: '8081', protocol: 'TCP' }] }] }] },
   });
-  await until('8081 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8081))) === 'allow' ? true : undefined), 10_000);
+  await until('8081 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8081))) === 'allow' ? true : undefined), 30_000);
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 8080), 'deny'), 'deny');
   t.is(await agent.stop(), 0);
 });
@@ -150,13 +141,13 @@ test('a node label change moves this node into and out of a policy', async (t) =
 
   let mark = agent.lines.length;
   r.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'core' }));
-  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after relabel');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, mark, 'apply after relabel');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 8443), 'deny'), 'deny');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 22), 'allow'), 'allow');
 
   mark = agent.lines.length;
   r.server.apply('nodes', node('node-a', '192.0.2.1', '2001:db8::1', { role: 'edge' }));
-  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after relabel back');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, mark, 'apply after relabel back');
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.9', 8443), 'allow'), 'allow');
 });
 
@@ -174,7 +165,7 @@ test('a pod IP change is an element delta: rule handles unchanged, packets follo
 
   const mark = agent.lines.length;
   r.server.apply('ciliumendpoints', ciliumEndpoint('default', 'web-1', '198.51.100.11', { app: 'web' }));
-  const a = await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 10_000, mark, 'apply after pod IP change');
+  const a = await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'kubernetes', 30_000, mark, 'apply after pod IP change');
   t.is(a['kind'], 'delta', String(a['reason']));
   t.true((a['added'] as number) >= 1 && (a['removed'] as number) >= 1);
   t.deepEqual(await ruleHandles(r.lab), before, 'no rule replaced');
@@ -186,7 +177,7 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   const r = await rig(t, 'ik8sd');
   const agent = r.startAgent();
   await agent.waitFor(isApplied, 30_000, 0, 'first apply');
-  await until('cache file', async () => (existsSync(cachePath(r.dirs.state)) ? true : undefined), 10_000);
+  await until('cache file', async () => (existsSync(cachePath(r.dirs.state)) ? true : undefined), 30_000);
   const up = await status(r);
   t.true(up.running);
   t.like(up.status.kubernetes, { connected: true, synced: true, stale: false });
@@ -199,7 +190,7 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   const down = await until('status: disconnected with an error', async () => {
     const s = await status(r);
     return s.status.kubernetes?.['connected'] === false && typeof s.status.kubernetes['lastError'] === 'string' ? s : undefined;
-  }, 15_000, 250);
+  }, 30_000, 250);
   t.log(`status while the API is down: ${String(down.status.kubernetes?.['lastError'])}`);
   const text = await runCli(['status', '--state-dir', r.dirs.state]);
   t.regex(text.stdout, /kubernetes: disconnected since /);
@@ -223,7 +214,7 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   const cached = await until('status: stale, disconnected', async () => {
     const s = await status(r);
     return s.status.kubernetes?.['stale'] === true && s.status.kubernetes['connected'] === false ? s : undefined;
-  }, 10_000, 250);
+  }, 30_000, 250);
   t.true(cached.running);
 
   // The API comes back: live again, same rules (nothing changed in the cluster).
@@ -231,7 +222,7 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   await until('status: connected, not stale', async () => {
     const s = await status(r);
     return s.status.kubernetes?.['connected'] === true && s.status.kubernetes['stale'] === false ? s : undefined;
-  }, 20_000, 250);
+  }, 30_000, 250);
   t.is(await ruleset(r.lab), before);
   t.is(await again.stop(), 0);
 });
@@ -242,13 +233,13 @@ test('kubeconfig unreadable at start: nothing applied, error in status, retried 
   const later = join(r.dirs.root, 'kubeconfig.later');
   await rename(kubeconfig, later);
   const agent = r.startAgent();
-  const err = await agent.waitFor((l) => l.level === 50 && /kubernetes source cannot start/.test(l.msg), 20_000, 0, 'start error');
+  const err = await agent.waitFor((l) => l.level === 50 && /kubernetes source cannot start/.test(l.msg), 30_000, 0, 'start error');
   t.regex(String(err['error']), /kubeconfig/);
   await agent.waitFor((l) => /waiting for the first complete read/.test(l.msg), 30_000, 0, 'waiting message');
   const s = await until('status with the start error', async () => {
     const st = await status(r);
     return typeof st.status.kubernetes?.['lastError'] === 'string' ? st : undefined;
-  }, 10_000, 250);
+  }, 30_000, 250);
   t.like(s.status, { waitingForKubernetes: true });
   t.is(s.status.kubernetes?.['connected'], false);
   t.deepEqual(agent.find(isApplied), [], 'no half-known cluster: nothing applied');
@@ -261,7 +252,7 @@ test('kubeconfig unreadable at start: nothing applied, error in status, retried 
   await until('status: connected, no longer waiting', async () => {
     const st = await status(r);
     return st.status.kubernetes?.['connected'] === true && st.status['waitingForKubernetes'] === undefined ? st : undefined;
-  }, 10_000, 250);
+  }, 30_000, 250);
 });
 
 test('a config edit of the kubernetes entry restarts the source without dropping what is in force', async (t) => {
@@ -279,13 +270,13 @@ test('a config edit of the kubernetes entry restarts the source without dropping
     clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
     resyncSeconds: 0,
   });
-  await agent.waitFor(listing, 10_000, mark, 'source restarted');
-  await agent.waitFor((l) => isApplied(l) && l['trigger'] === 'kubernetes', 10_000, mark, 'pass on the new source');
+  await agent.waitFor(listing, 30_000, mark, 'source restarted');
+  await agent.waitFor((l) => isApplied(l) && l['trigger'] === 'kubernetes', 30_000, mark, 'pass on the new source');
   t.deepEqual(agent.find((l) => /waiting for the first complete read/.test(l.msg), mark), []);
   t.is(await ruleset(r.lab), before);
 
   r.server.apply('ciliumclusterwidenetworkpolicies', webPolicy);
-  await until('8080 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8080))) === 'allow' ? true : undefined), 10_000);
+  await until('8080 allowed', async () => ((await r.lab.probe(tcpFrom('203.0.113.7', 8080))) === 'allow' ? true : undefined), 30_000);
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');
 });
 

@@ -6,22 +6,7 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Lab } from './lab.js';
-import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, writeConfig } from './agent-harness.js';
-
-const fromOperatorsOnly = [
-  'apiVersion: cilium.io/v2',
-  'kind: CiliumClusterwideNetworkPolicy',
-  'metadata:',
-  '  name: ssh',
-  'spec:',
-  '  nodeSelector: {}',
-  '  ingress:',
-  '    - fromCIDR: [198.51.100.0/24]',
-  '      toPorts:',
-  '        - ports:',
-  '            - { port: "22", protocol: TCP }',
-  '',
-].join('\n');
+import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, sshFromOperatorsYaml, writeConfig } from './agent-harness.js';
 
 test('lockout guard: refuse keeps the previous ruleset, warn applies with a loud warning', async (t) => {
   const lab = await Lab.create(t, 'agt-lck');
@@ -37,7 +22,7 @@ test('lockout guard: refuse keeps the previous ruleset, warn applies with a loud
 
   // a change that would cut it
   let mark = agent.lines.length;
-  await atomicWrite(file, fromOperatorsOnly);
+  await atomicWrite(file, sshFromOperatorsYaml);
   const warn = await agent.waitFor((l) => l['lockout'] === true, 10_000, mark, 'lockout warning');
   t.regex(String(warn['session']), /^203\.0\.113\.5:\d+ -> local port 22$/);
   t.is(warn['rule'], 'default-deny');

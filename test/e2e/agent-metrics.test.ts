@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { Lab, nftPath } from './lab.js';
 import { cachedCount, countSetElements } from '../../src/agent/rule-counters.js';
 import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, type LogLine } from './agent-harness.js';
-import { parseExposition, sampleValue, type Family } from '../helpers/prom-text.js';
+import { parseExposition, sampleValue } from '../helpers/prom-text.js';
+import { waitMetrics } from './scrape-metrics.js';
 import { readStatus, type AgentStatus } from '../../src/agent/status-file.js';
 import { formatStatus } from '../../src/cli/commands/status.js';
 
@@ -42,23 +43,6 @@ process.stdout.write(JSON.stringify({ status: r.status, type: r.headers.get('con
   return JSON.parse(out) as { status: number; type: string; body: string };
 }
 
-async function metrics(lab: Lab): Promise<Map<string, Family>> {
-  const r = await scrape(lab, 'http://127.0.0.1:9964/metrics');
-  if (r.status !== 200) throw new Error(`GET /metrics: ${r.status} ${r.body.slice(0, 200)}`);
-  return parseExposition(r.body);
-}
-
-/** Scrape until `pred` holds (counters are cached for ~1.5 s); bounded. */
-async function waitMetrics(lab: Lab, pred: (f: Map<string, Family>) => boolean, what: string, timeoutMs = 30_000): Promise<Map<string, Family>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const f = await metrics(lab);
-    if (pred(f)) return f;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for metrics: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 function promtool(args: readonly string[], stdin?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const child = execFile('promtool', [...args], { timeout: 30_000 }, (err, stdout, stderr) => {
@@ -77,8 +61,8 @@ test('/metrics serves the Prometheus text format and rule counters move with rea
   const dirs = await agentDirs(t, { mode: 'enforce', metrics: { listen: '127.0.0.1:9964' } });
   await writeFile(join(dirs.policies, 'ssh.yaml'), policyYaml('ssh', [22]));
   const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
-  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
-  await agent.waitFor((l) => l.msg === 'metrics: serving /metrics', 20_000, 0, 'metrics server');
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  await agent.waitFor((l) => l.msg === 'metrics: serving /metrics', 30_000, 0, 'metrics server');
   const st = await waitStatus(dirs.state, (s) => s.metrics?.state === 'listening', 'metrics listening in the status file');
   t.like(st.metrics, { state: 'listening', address: '127.0.0.1:9964' });
 
@@ -160,8 +144,8 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   const file = join(dirs.policies, 'ssh.yaml');
   await writeFile(file, policyYaml('ssh', [22]));
   const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
-  await agent.waitFor(isApplied, 20_000, 0, 'first apply');
-  const bind = await agent.waitFor((l) => /metrics: cannot listen on 198\.51\.100\.77:9964/.test(l.msg), 20_000, 0, 'bind failure logged');
+  await agent.waitFor(isApplied, 30_000, 0, 'first apply');
+  const bind = await agent.waitFor((l) => /metrics: cannot listen on 198\.51\.100\.77:9964/.test(l.msg), 30_000, 0, 'bind failure logged');
   t.is(bind.level, 50);
   const kids = await waitChildren(agent.pid, (m) => m.size === 4, 'four monitor children');
   t.deepEqual([...kids.keys()].sort(), ['chains', 'rules', 'sets', 'tables']);
@@ -175,11 +159,11 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   // 1. The agent's own applies (a changed policy, a new one) are not drift: no repair follows them.
   let mark = agent.lines.length;
   await atomicWrite(file, policyYaml('ssh', [22, 8080]));
-  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 20_000, mark, 'apply after change');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 30_000, mark, 'apply after change');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
   const beforeWeb = agent.lines.length;
   await writeFile(join(dirs.policies, 'web.yaml'), policyYaml('web', [9090]));
-  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 20_000, beforeWeb, 'apply of a new policy');
+  await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 30_000, beforeWeb, 'apply of a new policy');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'allow');
 
   // 2. Someone flushes the whole ruleset: the monitor sees it and the table is back.

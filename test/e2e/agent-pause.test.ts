@@ -120,7 +120,7 @@ test('an agent stopped cleanly during a pause restores enforcement before it exi
 
 test('an agent killed during a pause and never started again: the watchdog re-arms enforcement at the deadline', async (t) => {
   const { lab, dirs, agent } = await setup(t, 'agt-psw');
-  await cli(lab, dirs, ['pause', '--for', '6s', '--reason', 'watchdog test']);
+  await cli(lab, dirs, ['pause', '--for', '20s', '--reason', 'watchdog test']);
   t.is(await lab.probeSure(denied, 'allow'), 'allow');
   agent.signal('SIGKILL');
   await agent.stop();

@@ -20,9 +20,8 @@ import { evaluate } from '../../src/verdict/evaluate.js';
 import type { Flow } from '../../src/verdict/types.js';
 import { FakeApiServer, type JsonObject, type ResourceName } from '../helpers/fake-apiserver.js';
 import { apiServerSlice, ciliumEndpoint, ciliumNode, namespace, node, podPeerPolicy, sshPolicy } from '../helpers/fake-apiserver-cluster.js';
-import { AgentProcess, agentDirs, isApplied, writeConfig, type LogLine } from './agent-harness.js';
+import { AgentProcess, isApplied, kubernetesAgentDirs, type LogLine } from './agent-harness.js';
 import { Lab, nodeV4, nodeV6, type Probe } from './lab.js';
-import { forwardIntoNetns } from './netns-api-proxy.js';
 import { canonTable } from './table-canon.js';
 
 const table = 'nodewall';
@@ -295,13 +294,7 @@ test('a random sequence of API events through the agent leaves the kernel table 
   t.teardown(() => server.close());
   const cluster = new Cluster(server);
   cluster.seed();
-  await forwardIntoNetns(t, lab.nodeNs, server.port);
-  const dirs = await agentDirs(t, {});
-  const kubeconfig = server.writeKubeconfig(dirs.root);
-  await writeConfig(dirs, {
-    mode: 'enforce',
-    sources: [{ kubernetes: { kubeconfig } }],
-    clusterPodCIDRs: ['198.51.100.0/24', '2001:db8:100::/64'],
+  const dirs = await kubernetesAgentDirs(t, lab.nodeNs, server, {
     enableNodeSelectorLabels: true,
     // Only the API's events: no periodic full re-read that would repair what an incremental step got wrong.
     resyncSeconds: 0,

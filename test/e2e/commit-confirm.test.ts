@@ -12,23 +12,8 @@ import { structureHash } from '../../src/agent/drift.js';
 import { pidAlive } from '../../src/agent/status-file.js';
 import { cliPath } from '../agent/paths.js';
 import { runCli } from '../helpers/run-cli.js';
-import { policyYaml } from './agent-harness.js';
+import { policyYaml, sshFromOperatorsYaml } from './agent-harness.js';
 import { Lab, nftPath } from './lab.js';
-
-const operatorsOnly = [
-  'apiVersion: cilium.io/v2',
-  'kind: CiliumClusterwideNetworkPolicy',
-  'metadata:',
-  '  name: ssh',
-  'spec:',
-  '  nodeSelector: {}',
-  '  ingress:',
-  '    - fromCIDR: [198.51.100.0/24]',
-  '      toPorts:',
-  '        - ports:',
-  '            - { port: "22", protocol: TCP }',
-  '',
-].join('\n');
 
 interface Setup {
   readonly dir: string;
@@ -47,7 +32,7 @@ async function setup(t: ExecutionContext): Promise<Setup> {
   const open = join(dir, 'open.yaml');
   const closed = join(dir, 'closed.yaml');
   await writeFile(open, policyYaml('ssh', [22]));
-  await writeFile(closed, operatorsOnly);
+  await writeFile(closed, sshFromOperatorsYaml);
   return { dir, config, state, open, closed };
 }
 

@@ -77,7 +77,7 @@ export async function forwardIntoNetns(t: ExecutionContext, netns: string, port:
     await rm(dir, { recursive: true, force: true });
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`netns forwarder not ready within 10 s: ${stderr}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`netns forwarder not ready within 30 s: ${stderr}`)), 30_000);
     child.stdout.once('data', () => {
       clearTimeout(timer);
       resolve();

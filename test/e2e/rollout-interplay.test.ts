@@ -49,7 +49,9 @@ async function confirmedStart(t: ExecutionContext, tag: string, config: Record<s
 }
 
 test('manual confirm: an apply that fails after its record was written withdraws the record; nothing is rolled back or refused', async (t) => {
-  const { lab, dirs, file, agent } = await confirmedStart(t, 'rio-fail', { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 8 } });
+  t.timeout(300_000); // two 30 s confirm windows waited out in full
+  // 30 s: `nodewall confirm` must land inside the window on a busy machine.
+  const { lab, dirs, file, agent } = await confirmedStart(t, 'rio-fail', { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
   // nft that fails every load (`-f -`) opening port 2222 while the flag exists (apply.ts retries a failed delta
   // as a full replace: both fail), and works again once it is gone.
   const flag = join(dirs.root, 'fail');
@@ -65,7 +67,7 @@ test('manual confirm: an apply that fails after its record was written withdraws
     '',
   ].join('\n').replaceAll('FLAG', flag), { mode: 0o755 });
   let mark = agent.lines.length;
-  await writeConfig(dirs, { mode: 'enforce', nft: { path: wrapper, table: 'nodewall' }, rollout: { confirm: 'manual', confirmSeconds: 8 } });
+  await writeConfig(dirs, { mode: 'enforce', nft: { path: wrapper, table: 'nodewall' }, rollout: { confirm: 'manual', confirmSeconds: 30 } });
   await agent.waitFor((l) => l.msg === 'ruleset unchanged' || applied(l), 30_000, mark, 'config change pass');
 
   await writeFile(flag, '');
@@ -96,7 +98,9 @@ test('manual confirm: an apply that fails after its record was written withdraws
 
 test('manual confirm + probes: a probe rolls the change back at once, its confirmation is withdrawn, one refusal (the probe\'s)', async (t) => {
   const api = '198.51.100.20';
-  const rollout = { confirm: 'manual', confirmSeconds: 10, probes: [`${api}:6443`], probeSeconds: 3 };
+  t.timeout(300_000); // the 30 s window is waited out in full
+  // 30 s: the first confirm, and the probe's rollback, must both land inside the window on a busy machine.
+  const rollout = { confirm: 'manual', confirmSeconds: 30, probes: [`${api}:6443`], probeSeconds: 3 };
   const pre = await Lab.create(t, 'rio-prb');
   await pre.addPeerAddress(api);
   await pre.listen('peer', 'tcp', 6443);
