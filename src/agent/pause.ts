@@ -12,6 +12,7 @@
 import { open, rm } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { durationMs } from '../duration.js';
 import type { Logger } from 'pino';
 import { dropRecordsOf, type NodewallConfig, type RunMode } from '../inventory/types.js';
 import { applyModel } from '../nft/apply.js';
@@ -64,25 +65,13 @@ export interface PauseStatus {
   readonly suspendedMode: RunMode;
 }
 
-const units: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /**
- * "15m", "90s", "1h30m", "2h" -> milliseconds. Rejects 0, negatives, fractions
- * of a millisecond, unknown units, garbage, and anything over maxPauseMs.
+ * "15m", "90s", "1h30m", "2h" -> milliseconds (the command line's one grammar, src/duration.ts). Rejects 0,
+ * negatives, fractions of a millisecond, unknown units, garbage, and anything over maxPauseMs.
  */
 export function parsePauseDuration(text: string): number {
-  const s = text.trim();
-  const re = /(\d+)(ms|s|m|h)/y;
-  let total = 0;
-  let at = 0;
-  while (at < s.length) {
-    re.lastIndex = at;
-    const m = re.exec(s);
-    if (m === null) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m (units ms, s, m, h)`);
-    total += Number(m[1]) * (units[m[2] ?? ''] ?? Number.NaN);
-    at = re.lastIndex;
-  }
-  if (s === '' || !Number.isSafeInteger(total)) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m`);
+  const total = durationMs(text);
+  if (total === undefined) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m (units h, m, s, ms, in this order)`);
   if (total <= 0) throw new PauseInputError(`--for ${JSON.stringify(text)}: must be longer than zero`);
   if (total < 1000) throw new PauseInputError(`--for ${JSON.stringify(text)}: at least 1s`);
   if (total > maxPauseMs) throw new PauseInputError(`--for ${JSON.stringify(text)}: at most 24h (a longer break-glass is a change of mode: set mode: audit in the config)`);
