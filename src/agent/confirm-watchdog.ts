@@ -18,10 +18,9 @@ import { appendFile, readlink, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  isDue, liveClaims, msLeft, outcomeOf, pendingPath, readPending, recoverClaims, rollbackFromMemory, rollbackPending,
+  changedPendingReader, isDue, liveClaims, msLeft, outcomeOf, readPending, recoverClaims, rollbackFromMemory, rollbackPending,
   type KernelTarget, type PendingConfirm,
 } from './commit-confirm.js';
-import type { StateRead } from '../inventory/state-files.js';
 
 export const watchdogLogName = 'confirm-watchdog.log';
 const logMaxBytes = 1024 * 1024;
@@ -112,24 +111,6 @@ async function log(stateDir: string, msg: string, extra: Record<string, unknown>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * readPending, re-read only when the file changed. The record carries a full table listing (tens of MB for a
- * large table) whose sha256 the shape check recomputes: re-reading it every poll for a whole confirm window
- * would burn a core. Every writer replaces the file by rename (new inode) and a claim renames it away, so an
- * unchanged (dev, ino, size, mtime) means the record read last time; anything else reads it again.
- */
-export function changedPendingReader(stateDir: string): () => Promise<StateRead<PendingConfirm>> {
-  let last: { key: string; read: StateRead<PendingConfirm> } | undefined;
-  return async () => {
-    const st = await stat(pendingPath(stateDir), { bigint: true }).catch(() => undefined);
-    const key = st === undefined || !st.isFile() ? undefined : `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    if (key !== undefined && last !== undefined && last.key === key) return last.read;
-    const read = await readPending(stateDir);
-    last = key === undefined ? undefined : { key, read };
-    return read;
-  };
-}
-
 /** The watchdog's life. Resolves with how it ended (the process then exits); an unexpected error is logged, then thrown. */
 export async function runWatchdog(a: WatchdogArgs, armed: (pid: number) => void): Promise<string> {
   try {
@@ -151,11 +132,11 @@ async function watch(a: WatchdogArgs, armed: (pid: number) => void): Promise<str
   await log(a.stateDir, 'armed', { id: a.id, deadline: mine.deadline, table: a.table });
   const target: KernelTarget = { nftPath: a.nftPath, table: a.table, exec: { timeoutMs: a.timeoutMs } };
   const by = `watchdog pid ${process.pid}`;
-  const read = changedPendingReader(a.stateDir);
+  const read = changedPendingReader();
   let attempts = 0;
   for (;;) {
     await recoverClaims(a.stateDir);
-    const now = await read();
+    const now = await read(a.stateDir);
     if (now.kind === 'ok' && now.value.id !== a.id) {
       // Replaced by a newer apply: it keeps this record's rollback target and has its own watchdog.
       await log(a.stateDir, 'superseded', { id: a.id, by: now.value.id });

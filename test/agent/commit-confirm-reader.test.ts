@@ -2,16 +2,16 @@ import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { newPending, pendingPath, writePending } from '../../src/agent/commit-confirm.js';
-import { changedPendingReader } from '../../src/agent/confirm-watchdog.js';
+import { changedPendingReader, newPending, pendingPath, writePending } from '../../src/agent/commit-confirm.js';
 
-test('the watchdog re-reads the pending record only when the file changed', async (t) => {
+test('changedPendingReader re-reads the pending record only when the file changed', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nwt-cwd-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const script = 'table inet nodewall {\n}\n';
   const a = newPending({ origin: 'cli', by: 'test', seconds: 30, table: 'nodewall', previous: { kind: 'table', ownership: 'mark', script } });
   await writePending(dir, a);
-  const read = changedPendingReader(dir);
+  const reader = changedPendingReader();
+  const read = () => reader(dir);
   const r1 = await read();
   t.like(r1, { kind: 'ok', value: { id: a.id } });
   // Unchanged file: the same parsed record, not a second read.
