@@ -25,7 +25,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../inventory/read-manifest-files.js';
 import {
@@ -215,6 +215,26 @@ export function checkPending(v: unknown): PendingConfirm {
 /** Read the pending record. Never throws; never moves the file (the caller decides). */
 export function readPending(stateDir: string): Promise<StateRead<PendingConfirm>> {
   return readStateFile(pendingPath(stateDir), pendingMaxBytes, checkPending);
+}
+
+/**
+ * readPending, re-read only when the file changed. The record carries a full table listing (tens of MB for a
+ * large table) whose sha256 the shape check recomputes: the watchdog polls it every 500 ms for the whole
+ * confirm window, the agent at every pass and tick. Every writer replaces the file by rename (new inode) and a
+ * claim renames it away, so an unchanged (path, dev, ino, size, mtime, ctime) means the record read last time;
+ * anything else (or a failed stat) reads it again.
+ */
+export function changedPendingReader(): (stateDir: string) => Promise<StateRead<PendingConfirm>> {
+  let last: { key: string; read: StateRead<PendingConfirm> } | undefined;
+  return async (stateDir) => {
+    const path = pendingPath(stateDir);
+    const st = await stat(path, { bigint: true }).catch(() => undefined);
+    const key = st === undefined || !st.isFile() ? undefined : `${path}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (key !== undefined && last !== undefined && last.key === key) return last.read;
+    const read = await readPending(stateDir);
+    last = key === undefined ? undefined : { key, read };
+    return read;
+  };
 }
 
 async function readClaim(path: string): Promise<StateRead<PendingConfirm>> {

@@ -18,7 +18,7 @@ import { appendFile, readlink, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  isDue, liveClaims, msLeft, outcomeOf, readPending, recoverClaims, rollbackFromMemory, rollbackPending,
+  changedPendingReader, isDue, liveClaims, msLeft, outcomeOf, readPending, recoverClaims, rollbackFromMemory, rollbackPending,
   type KernelTarget, type PendingConfirm,
 } from './commit-confirm.js';
 
@@ -132,10 +132,11 @@ async function watch(a: WatchdogArgs, armed: (pid: number) => void): Promise<str
   await log(a.stateDir, 'armed', { id: a.id, deadline: mine.deadline, table: a.table });
   const target: KernelTarget = { nftPath: a.nftPath, table: a.table, exec: { timeoutMs: a.timeoutMs } };
   const by = `watchdog pid ${process.pid}`;
+  const read = changedPendingReader();
   let attempts = 0;
   for (;;) {
     await recoverClaims(a.stateDir);
-    const now = await readPending(a.stateDir);
+    const now = await read(a.stateDir);
     if (now.kind === 'ok' && now.value.id !== a.id) {
       // Replaced by a newer apply: it keeps this record's rollback target and has its own watchdog.
       await log(a.stateDir, 'superseded', { id: a.id, by: now.value.id });

@@ -12,6 +12,8 @@
 import { open, rm } from 'node:fs/promises';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { durationMs } from '../duration.js';
+import { escapeUnprintable, unprintableProblem } from '../api/printable.js';
 import type { Logger } from 'pino';
 import { dropRecordsOf, type NodewallConfig, type RunMode } from '../inventory/types.js';
 import { applyModel } from '../nft/apply.js';
@@ -64,25 +66,13 @@ export interface PauseStatus {
   readonly suspendedMode: RunMode;
 }
 
-const units: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /**
- * "15m", "90s", "1h30m", "2h" -> milliseconds. Rejects 0, negatives, fractions
- * of a millisecond, unknown units, garbage, and anything over maxPauseMs.
+ * "15m", "90s", "1h30m", "2h" -> milliseconds (the command line's one grammar, src/duration.ts). Rejects 0,
+ * negatives, fractions of a millisecond, unknown units, garbage, and anything over maxPauseMs.
  */
 export function parsePauseDuration(text: string): number {
-  const s = text.trim();
-  const re = /(\d+)(ms|s|m|h)/y;
-  let total = 0;
-  let at = 0;
-  while (at < s.length) {
-    re.lastIndex = at;
-    const m = re.exec(s);
-    if (m === null) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m (units ms, s, m, h)`);
-    total += Number(m[1]) * (units[m[2] ?? ''] ?? Number.NaN);
-    at = re.lastIndex;
-  }
-  if (s === '' || !Number.isSafeInteger(total)) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m`);
+  const total = durationMs(text);
+  if (total === undefined) throw new PauseInputError(`--for ${JSON.stringify(text)}: not a duration; use e.g. 15m, 90s, 1h30m (units h, m, s, ms, in this order)`);
   if (total <= 0) throw new PauseInputError(`--for ${JSON.stringify(text)}: must be longer than zero`);
   if (total < 1000) throw new PauseInputError(`--for ${JSON.stringify(text)}: at least 1s`);
   if (total > maxPauseMs) throw new PauseInputError(`--for ${JSON.stringify(text)}: at most 24h (a longer break-glass is a change of mode: set mode: audit in the config)`);
@@ -100,18 +90,20 @@ export function currentRequester(env: NodeJS.ProcessEnv = process.env): Requeste
   } catch {
     tty = undefined;
   }
+  // From the environment: kept printable and short, so the record passes checkPause and prints safely.
+  const safe = (s: string) => escapeUnprintable(s).slice(0, maxNameLength);
   return {
-    user: sudoUser ?? login ?? `uid ${uid}`,
+    user: safe(sudoUser ?? login ?? `uid ${uid}`),
     uid,
-    ...(sudoUser === undefined ? {} : { sudoUser }),
-    ...(tty === undefined ? {} : { tty }),
+    ...(sudoUser === undefined ? {} : { sudoUser: safe(sudoUser) }),
+    ...(tty === undefined ? {} : { tty: safe(tty) }),
   };
 }
 
 export function checkReason(reason: string): string {
   if (reason.length > maxReasonLength) throw new PauseInputError(`--reason: at most ${maxReasonLength} characters (got ${reason.length})`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(reason)) throw new PauseInputError('--reason: control characters are not allowed');
+  const problem = unprintableProblem(reason);
+  if (problem !== undefined) throw new PauseInputError(`--reason: ${problem} (control characters are not allowed)`);
   return reason;
 }
 
@@ -134,13 +126,22 @@ export async function removePause(stateDir: string): Promise<void> {
   await rm(pausePath(stateDir), { force: true });
 }
 
+const maxNameLength = 256;
+
+/** A name shown by `nodewall status` and logged: short, printable. */
+const nameText: Check<string> = (v, path) => {
+  const s = str(v, path);
+  if (s.length > maxNameLength || unprintableProblem(s) !== undefined) throw new ShapeError(path, `printable text of at most ${maxNameLength} characters`, v);
+  return s;
+};
+
 const requesterCheck: Check<Requester> = (v, path) => {
   const o = obj(v, path);
-  field(o, 'user', str, path);
+  field(o, 'user', nameText, path);
   const uid = o['uid'];
   if (typeof uid !== 'number' || !Number.isSafeInteger(uid) || uid < -1) throw new ShapeError(`${path}.uid`, 'an integer', uid);
-  optional(o, 'sudoUser', str, path);
-  optional(o, 'tty', str, path);
+  optional(o, 'sudoUser', nameText, path);
+  optional(o, 'tty', nameText, path);
   return o as unknown as Requester;
 };
 
@@ -160,8 +161,7 @@ export function checkPause(v: unknown): PauseRecord {
   field(o, 'until', isoTime, '');
   const reason = field(o, 'reason', str, '');
   if (reason.length > maxReasonLength) throw new ShapeError('reason', `at most ${maxReasonLength} characters`, reason);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(reason)) throw new ShapeError('reason', 'text without control characters', reason);
+  if (unprintableProblem(reason) !== undefined) throw new ShapeError('reason', 'text without control characters', reason);
   field(o, 'requestedBy', requesterCheck, '');
   return o as unknown as PauseRecord;
 }

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { quarantine } from '../inventory/state-files.js';
 import type { NodewallConfig } from '../inventory/types.js';
 import {
-  cancelPending, isDue, liveClaims, msLeft, outcomeOf, pendingPath, readOutcomes, readPending, recoverClaims, rollbackFromMemory,
+  cancelPending, changedPendingReader, isDue, liveClaims, msLeft, outcomeOf, pendingPath, readOutcomes, recoverClaims, rollbackFromMemory,
   rollbackPending, writePending, type KernelTarget, type PendingConfirm, type RollbackResult,
 } from './commit-confirm.js';
 import { startWatchdog } from './confirm-watchdog.js';
@@ -105,6 +105,8 @@ export class RolloutConfirm {
   /** The record on disk at the last check. */
   #seen: PendingConfirm | undefined;
   #lastError: string | undefined;
+  /** The pending record, re-read only when the file changed (check runs at every pass and tick). */
+  readonly #readPending = changedPendingReader();
 
   constructor(log: Logger, onDue: () => void) {
     this.#log = log;
@@ -151,7 +153,7 @@ export class RolloutConfirm {
     /** The refusal plan of this change, from the model in force before the chain (confirm-refusal.ts). */
     plan: (before: HostModel | undefined, lastGoodBefore: LastGood) => ConfirmRefusalPlan;
   }): Promise<ProbationTicket | undefined> {
-    const existing = await readPending(t.stateDir);
+    const existing = await this.#readPending(t.stateDir);
     if (existing.kind === 'ok' && existing.value.origin === 'agent' && existing.value.inputHash === c.inputHash && !isDue(existing.value)) {
       // A restarted agent re-applying the change its earlier run put on probation: same record, same deadline.
       let record = existing.value;
@@ -236,7 +238,7 @@ export class RolloutConfirm {
     const target: KernelTarget = { nftPath: t.nftPath, table: t.table, exec: { timeoutMs: t.timeoutMs } };
     const by = `agent pid ${process.pid}`;
     await recoverClaims(t.stateDir);
-    const r = await readPending(t.stateDir);
+    const r = await this.#readPending(t.stateDir);
     this.#seen = r.kind === 'ok' ? r.value : undefined;
     const own = this.#own;
     if (r.kind === 'corrupt') {

@@ -1,8 +1,7 @@
 // Durations on the command line: `90` (seconds), `45s`, `2m`, `1h`, `1m30s`.
 
+import { durationMs } from '../duration.js';
 import { UsageError } from './options.js';
-
-const units: ReadonlyMap<string, number> = new Map([['s', 1], ['m', 60], ['h', 3600]]);
 
 /** Seconds in `text`, between min and max. Throws UsageError naming the option. */
 export function parseDuration(option: string, text: string, min: number, max: number): number {
@@ -10,9 +9,10 @@ export function parseDuration(option: string, text: string, min: number, max: nu
   let seconds: number;
   if (/^\d{1,6}$/.test(t)) seconds = Number(t);
   else {
-    const parts = /^(?:(\d{1,4})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?$/.exec(t);
-    if (parts === null || t === '') throw new UsageError(`${option}: "${text.slice(0, 40)}" is not a duration (e.g. 90, 60s, 2m, 1h, 1m30s)`);
-    seconds = Number(parts[1] ?? 0) * (units.get('h') ?? 0) + Number(parts[2] ?? 0) * (units.get('m') ?? 0) + Number(parts[3] ?? 0);
+    const ms = durationMs(t);
+    // Whole seconds only: the pending record's `seconds` is an integer.
+    if (ms === undefined || ms % 1000 !== 0) throw new UsageError(`${option}: "${text.slice(0, 40)}" is not a duration (e.g. 90, 60s, 2m, 1h, 1m30s)`);
+    seconds = ms / 1000;
   }
   if (seconds < min || seconds > max) throw new UsageError(`${option}: ${text.slice(0, 40)} is ${seconds} s; it must be from ${min} s to ${max} s`);
   return seconds;

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import pino from 'pino';
-import { checkReason, judgePause, maxPauseMs, parsePauseDuration, PauseControl, PauseInputError, pausePath, readPause, requesterText, writePause, type PauseRecord } from '../../src/agent/pause.js';
+import { checkPause, checkReason, currentRequester, judgePause, maxPauseMs, parsePauseDuration, PauseControl, PauseInputError, pausePath, readPause, requesterText, writePause, type PauseRecord } from '../../src/agent/pause.js';
 import { checkStatus } from '../../src/agent/status-file.js';
+import { ShapeError } from '../../src/inventory/state-files.js';
 
 async function tmp(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nwt-pause-'));
@@ -116,4 +117,16 @@ test('PauseControl: starts, replaces, ends on removal, expiry and corruption; en
   await writeFile(pausePath(dir), '{"version":1,');
   t.true(await pc.refresh(t0 + 2000), 'a corrupt file ends the pause');
   t.is(pc.modeFor('enforce'), 'enforce');
+});
+
+test('requester names are printable and short: hostile SUDO_USER is escaped on write, refused on read', (t) => {
+  const r = currentRequester({ SUDO_USER: 'eve\u001b[2J\u202e' + 'x'.repeat(400) });
+  t.false(/[\u0000-\u001f\u202e]/.test(r.user));
+  t.true(r.user.startsWith('eve\\u001b[2J\\u202e'));
+  t.true(r.user.length <= 256);
+  t.notThrows(() => checkPause(JSON.parse(JSON.stringify(rec({ requestedBy: r })))));
+  t.throws(() => checkPause(JSON.parse(JSON.stringify(rec({ requestedBy: { user: 'eve\u001b[2J', uid: 0 } })))), { instanceOf: ShapeError });
+  t.throws(() => checkPause(JSON.parse(JSON.stringify(rec({ requestedBy: { user: 'a'.repeat(300), uid: 0 } })))), { instanceOf: ShapeError });
+  // The shared printable check (src/api/printable.ts): bidi overrides too, not only C0/C1.
+  t.throws(() => checkReason('safe\u202eexe.sh'), { instanceOf: PauseInputError, message: /control characters/ });
 });

@@ -40,7 +40,8 @@ const exists = (p: string) => access(p).then(() => true, () => false);
 
 test('pause: the denied port is reachable and recorded, then enforcement comes back by itself', async (t) => {
   const { lab, dirs, agent } = await setup(t, 'agt-pse');
-  const out = await cli(lab, dirs, ['pause', '--for', '15s', '--reason', 'incident 42']);
+  // Long enough for the checks made during the pause on a busy 2-core machine (the pause counts from `pause` itself).
+  const out = await cli(lab, dirs, ['pause', '--for', '45s', '--reason', 'incident 42']);
   t.regex(out.stdout, /^PAUSED until \S+: the agent loaded its ruleset in audit mode/);
   const paused = await agent.waitFor(isPaused, 30_000, 0, 'PAUSED log line');
   t.like(paused['pause'], { reason: 'incident 42', requestedBy: { user: 'alice', sudoUser: 'alice' } });
@@ -52,7 +53,7 @@ test('pause: the denied port is reachable and recorded, then enforcement comes b
   const rec = await agent.waitFor((l) => l['kind'] === 'audit-record' && l['peer'] === denied.peer && l['port'] === 8080, 30_000, 0, 'audit record of the paused flow');
   t.like(rec, { verdict: 'would-deny', rule: 'default-deny' });
 
-  const ended = await agent.waitFor(isEnded('expired'), 60_000, 0, 'pause expiry');
+  const ended = await agent.waitFor(isEnded('expired'), 90_000, 0, 'pause expiry');
   await agent.waitFor((l) => isApplied(l) && l['mode'] === 'enforce', 30_000, agent.lines.indexOf(ended), 'enforce ruleset after expiry');
   t.is(await lab.probe(denied), 'deny', 'enforcement is back');
   t.is(await lab.probeSure(ssh, 'allow'), 'allow');
@@ -120,7 +121,8 @@ test('an agent stopped cleanly during a pause restores enforcement before it exi
 
 test('an agent killed during a pause and never started again: the watchdog re-arms enforcement at the deadline', async (t) => {
   const { lab, dirs, agent } = await setup(t, 'agt-psw');
-  await cli(lab, dirs, ['pause', '--for', '20s', '--reason', 'watchdog test']);
+  // The agent must still be paused when it is killed: a pause that ends before is re-armed by the agent itself.
+  await cli(lab, dirs, ['pause', '--for', '30s', '--reason', 'watchdog test']);
   t.is(await lab.probeSure(denied, 'allow'), 'allow');
   agent.signal('SIGKILL');
   await agent.stop();
