@@ -83,7 +83,8 @@ test('an unconfirmed apply that cuts the test\'s own session is rolled back and 
   const conn = await lab.openIngress('203.0.113.5', 22);
   t.true(await lab.echo(conn), 'session works before');
 
-  const r = await cli(lab, ['apply', '--config', s.config, '--source', s.closed, '--confirm-within', '6s']);
+  // 30 s: long enough that the cut below is observed on probation even on a busy machine (asserted, not assumed).
+  const r = await cli(lab, ['apply', '--config', s.config, '--source', s.closed, '--confirm-within', '30s']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /would be cut/);
   t.regex(r.stderr, /loaded on probation: run `nodewall confirm` before/);
@@ -91,10 +92,11 @@ test('an unconfirmed apply that cuts the test\'s own session is rolled back and 
   t.true(watchdogPid !== undefined && pidAlive(watchdogPid), 'watchdog running');
 
   t.regex(r.stderr, /established session 203\.0\.113\.5:\d+ -> local port 22 would be cut/);
-  // While the new ruleset is in force the session is cut. Only the order is asserted: if a loaded machine let
-  // the deadline pass before this echo, the rollback is already done and the echo proves nothing.
+  // While the new ruleset is in force the session is cut: the echo is tried, and only then is the change checked
+  // to be still on probation (no outcome yet), so the echo happened under the new ruleset.
   const echoed = await lab.echo(conn, 500);
-  if ((await readOutcomes(s.state)).every((x) => x.id !== id)) t.false(echoed, 'the session is cut while the new ruleset is in force');
+  t.true((await readOutcomes(s.state)).every((x) => x.id !== id), 'the change was still on probation when the session was tried');
+  t.false(echoed, 'the session is cut while the new ruleset is in force');
   const o = await outcome(s.state, id);
   t.is(o.outcome, 'rolled-back');
   t.regex(o.by, /^watchdog pid \d+$/);
