@@ -12,11 +12,11 @@
 // else (the agent), or by itself. Everything it does is appended to
 // <stateDir>/confirm-watchdog.log (JSON lines, bounded).
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, readlink, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cliEntry, startDetached } from './detached-cli.js';
 import {
   changedPendingReader, isDue, liveClaims, msLeft, outcomeOf, readPending, recoverClaims, rollbackFromMemory, rollbackPending,
   type KernelTarget, type PendingConfirm,
@@ -36,50 +36,19 @@ export interface WatchdogArgs {
   readonly timeoutMs: number;
 }
 
-/** The CLI entry built next to this module (dist/src/bin/nodewall.js). */
-function cliEntry(): string {
-  return fileURLToPath(new URL('../bin/nodewall.js', import.meta.url));
-}
-
 /** Thrown when the watchdog could not be started: the caller must not load the new ruleset. */
-export class WatchdogStartError extends Error {
-  override readonly name = 'WatchdogStartError';
-}
+export { DetachedStartError as WatchdogStartError } from './detached-cli.js';
 
 /**
  * Start the watchdog for record `id` and wait (bounded) until it has read the record and armed itself.
  * Returns its pid. The child is detached and unref'd: this process may exit or die at any time after.
  */
 export function startWatchdog(a: WatchdogArgs, waitMs = 15_000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, watchdogArgv(a), { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    let settled = false;
-    const finish = (err: Error | undefined, pid?: number) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.stdout?.destroy();
-      child.unref();
-      if (err !== undefined) {
-        if (child.exitCode === null) child.kill('SIGKILL');
-        reject(err);
-      } else resolve(pid ?? -1);
-    };
-    const timer = setTimeout(() => finish(new WatchdogStartError(`the confirm watchdog did not arm within ${waitMs} ms`)), waitMs);
-    child.once('error', (err) => finish(new WatchdogStartError(`cannot start the confirm watchdog: ${err.message}`, { cause: err })));
-    child.once('exit', (code) => finish(new WatchdogStartError(`the confirm watchdog exited (${code}) before arming; see ${join(a.stateDir, watchdogLogName)}`)));
-    child.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /^armed (\d+)$/m.exec(out);
-      if (m !== null) finish(undefined, Number(m[1]));
-      else if (out.length > 4096) finish(new WatchdogStartError('the confirm watchdog said something unexpected'));
-    });
-  });
+  return startDetached({ what: 'the confirm watchdog', args: watchdogArgv(a), waitMs, logHint: join(a.stateDir, watchdogLogName) });
 }
 
 function watchdogArgv(a: WatchdogArgs): string[] {
-  return [cliEntry(), 'confirm-watchdog', '--state-dir', a.stateDir, '--id', a.id, '--nft-path', a.nftPath, '--table', a.table, '--timeout-ms', String(a.timeoutMs)];
+  return ['confirm-watchdog', '--state-dir', a.stateDir, '--id', a.id, '--nft-path', a.nftPath, '--table', a.table, '--timeout-ms', String(a.timeoutMs)];
 }
 
 /**
@@ -94,7 +63,7 @@ export async function startSystemdWatchdog(a: WatchdogArgs): Promise<boolean> {
   if (mine !== init) return false;
   return new Promise((resolve) => {
     execFile('systemd-run', ['--quiet', '--collect', `--unit=nodewall-confirm-${a.id}`, '--description=nodewall commit-confirm watchdog',
-      process.execPath, ...watchdogArgv(a)], { timeout: 10_000 }, (err) => resolve(err === null));
+      process.execPath, cliEntry(), ...watchdogArgv(a)], { timeout: 10_000 }, (err) => resolve(err === null));
   });
 }
 

@@ -45,12 +45,21 @@ async function agentRunning(stateDir: string): Promise<boolean> {
   return s !== undefined && s.stopped !== true && pidAlive(s.pid);
 }
 
-export async function runWatchdog(o: WatchdogOptions): Promise<WatchdogOutcome> {
+/**
+ * Waits for the pause `o.id` to end, then re-arms if needed. `armed` is called once the pause file has been
+ * read and is this pause (the starter waits for that); a pause already gone or replaced ends it unarmed.
+ */
+export async function runWatchdog(o: WatchdogOptions, armed: (pid: number) => void = () => undefined): Promise<WatchdogOutcome> {
   const deadline = Date.now() + o.maxWaitMs;
+  let isArmed = false;
   for (;;) {
     const st = await readPause(o.stateDir, Date.now()).catch(() => ({ kind: 'none' as const }));
     if ((st.kind === 'active' || st.kind === 'expired') && st.record.id !== o.id) return 'replaced';
     if (st.kind !== 'active' || Date.now() >= deadline) break;
+    if (!isArmed) {
+      isArmed = true;
+      armed(process.pid);
+    }
     await new Promise((r) => setTimeout(r, o.pollMs ?? 1000));
   }
   if ((await o.configMode().catch(() => 'enforce')) !== 'enforce') return 'not-enforce';

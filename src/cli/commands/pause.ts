@@ -8,7 +8,7 @@
 // at the deadline, so the CLI refuses instead of loading an audit ruleset that
 // nobody would take back.
 
-import { spawn } from 'node:child_process';
+import { startDetached } from '../../agent/detached-cli.js';
 import { randomBytes } from 'node:crypto';
 import { rearmKernel, runWatchdog } from '../../agent/pause-watchdog.js';
 import type { Argv, CommandModule } from 'yargs';
@@ -108,8 +108,15 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
       if (cur.kind === 'active' && cur.record.id === rec.id) await removePause(stateDir);
       throw new PauseRefusedError(`the agent did not confirm the pause within ${argv.waitSeconds}s: pause withdrawn, enforcement stays (check \`nodewall status\` and the agent's log)`);
     }
-    // Backstop for an agent that dies during the pause and is not restarted (pause-watchdog.ts).
-    startWatchdog({ stateDir, nftPath: config.nft.path, table: config.nft.table, id: rec.id, config: config.file });
+    // Backstop for an agent that dies during the pause and is not restarted (pause-watchdog.ts). A pause
+    // without it could outlive its deadline: withdrawn (enforcement comes back) when it does not arm.
+    try {
+      await startDetached({ what: 'the pause watchdog', args: watchdogArgs({ stateDir, nftPath: config.nft.path, table: config.nft.table, id: rec.id, config: config.file }), waitMs: 15_000 });
+    } catch (err) {
+      const cur = await readPause(stateDir, Date.now());
+      if (cur.kind === 'active' && cur.record.id === rec.id) await removePause(stateDir);
+      throw new PauseRefusedError(`${err instanceof Error ? err.message : String(err)}: pause withdrawn, enforcement is back`, { cause: err });
+    }
     process.stdout.write(
       `PAUSED until ${rec.until}: the agent loaded its ruleset in audit mode (nothing dropped, every would-drop recorded); ` +
         `enforcement comes back by itself at that time. \`nodewall resume\` ends it early.\n`,
@@ -118,14 +125,8 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
   },
 };
 
-function startWatchdog(o: { stateDir: string; nftPath: string; table: string; id: string; config: string | undefined }): void {
-  const script = process.argv[1];
-  if (script === undefined) return;
-  const args = [script, 'pause-watchdog', '--state-dir', o.stateDir, '--nft-path', o.nftPath, '--table', o.table, '--id', o.id, ...(o.config === undefined ? [] : ['--config', o.config])];
-  // detached: a session of its own, so the SSH session's hangup does not reach it.
-  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
-  child.on('error', () => undefined);
-  child.unref();
+function watchdogArgs(o: { stateDir: string; nftPath: string; table: string; id: string; config: string | undefined }): string[] {
+  return ['pause-watchdog', '--state-dir', o.stateDir, '--nft-path', o.nftPath, '--table', o.table, '--id', o.id, ...(o.config === undefined ? [] : ['--config', o.config])];
 }
 
 interface WatchdogArgs {
@@ -152,7 +153,7 @@ export const pauseWatchdogCommand: CommandModule<object, WatchdogArgs> = {
     const outcome = await runWatchdog({
       stateDir: argv.stateDir, nftPath: argv.nftPath, table: argv.table, id: argv.id, configMode: async () => (await loadConfig(argv.config)).mode,
       maxWaitMs: maxPauseMs + 60_000,
-    });
+    }, (pid) => process.stdout.write(`armed ${pid}\n`));
     process.exitCode = outcome === 'rearmed' || outcome === 'agent-running' || outcome === 'replaced' || outcome === 'not-audit' ? exitCodes.ok : exitCodes.failure;
   },
 };
