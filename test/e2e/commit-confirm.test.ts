@@ -3,7 +3,8 @@
 // apply stays, and a second unconfirmed apply keeps the first one's rollback target.
 
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,31 @@ async function tableHash(lab: Lab): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A FIFO opened read-write and filled to capacity: a process given it as stdout blocks on its first
+ * write, so it cannot end by itself before the test kills it.
+ */
+async function fullPipe(t: ExecutionContext): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'nw-cc-pipe-'));
+  const fifo = join(dir, 'out');
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+  t.teardown(async () => {
+    closeSync(fd);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const chunk = Buffer.alloc(65536, 0x2e);
+  for (let i = 0; i < 1024; i++) {
+    try {
+      writeSync(fd, chunk);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return fd;
+      throw err;
+    }
+  }
+  throw new Error('the FIFO never filled');
 }
 
 /** Wait (bounded, by polling the state dir) for an outcome of record `id`. */
@@ -118,15 +144,18 @@ test('the rollback happens when apply is SIGKILLed right after loading (its whol
   t.is(first.code, 0, first.stderr);
   const before = await tableHash(lab);
 
+  // Its stdout is a full pipe: after "loaded on probation" it blocks writing its summary, so the kill
+  // below always lands while it is alive (it would otherwise often exit first on a loaded machine).
+  const stdout = await fullPipe(t);
   const child = spawn('ip', ['netns', 'exec', lab.nodeNs, process.execPath, cliPath(), 'apply', '--config', s.config, '--source', s.closed,
-    '--confirm-within', '3s', '--force'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    '--confirm-within', '3s', '--force'], { stdio: ['ignore', stdout, 'pipe'], detached: true });
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const killed = await new Promise<string>((resolve, reject) => {
     let err = '';
     const timer = setTimeout(() => reject(new Error(`apply did not load within 60 s: ${err}`)), 60_000);
-    child.stderr.on('data', (b: Buffer) => {
+    child.stderr?.on('data', (b: Buffer) => {
       err += b.toString();
       if (err.includes('loaded on probation')) {
         clearTimeout(timer);
