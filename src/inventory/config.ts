@@ -396,7 +396,7 @@ function policyNameList(ctx: FieldContext): string[] | undefined {
 }
 
 // --- dropRecords (issue 11) ---------------------------------------------------------------------------
-/** Largest dropRecords.size: 4 kernel maps of this many entries stay within a few hundred MB in the worst case. */
+/** Largest dropRecords.size: 8 kernel sets (records and first-seen, per direction and family) of this many entries stay within a few hundred MB in the worst case. */
 export const maxDropRecordsSize = 1 << 20;
 /** Longest dropRecords.timeoutSeconds: a week. */
 export const maxDropRecordsTimeoutSeconds = 7 * 86_400;

@@ -44,8 +44,11 @@ test('drops --since takes durations and ISO times; --peer takes an address or a 
   t.is(parseSince('90s', now), now - 90_000);
   t.is(parseSince('2h', now), now - 7_200_000);
   t.is(parseSince('1d', now), now - 86_400_000);
+  // The same grammar as --for and --confirm-within (src/duration.ts).
+  t.is(parseSince('1h30m', now), now - 5_400_000);
+  t.is(parseSince('500ms', now), now - 500);
   t.is(parseSince('2026-01-31T12:00:00Z', now), Date.parse('2026-01-31T12:00:00Z'));
-  for (const bad of ['10', 'ten minutes', '-5m', '1w', '']) t.throws(() => parseSince(bad, now), { instanceOf: UsageError });
+  for (const bad of ['10', 'ten minutes', '-5m', '1w', '', '1.5h', '1d2h', 'm']) t.throws(() => parseSince(bad, now), { instanceOf: UsageError });
   t.is(parsePeerFilter('198.51.100.7'), '198.51.100.7/32');
   t.is(parsePeerFilter('2001:db8::/32'), '2001:db8::/32');
   t.is(parsePeerFilter('198.51.100.0/24'), '198.51.100.0/24');

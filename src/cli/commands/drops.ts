@@ -6,6 +6,7 @@ import { escapeUnprintable } from '../../api/printable.js';
 import { canonicalPrefix, CidrError } from '../../policy/cidr.js';
 import { dropRecordsOf } from '../../inventory/types.js';
 import { evaluate } from '../../verdict/evaluate.js';
+import { durationMs } from '../../duration.js';
 import type { StateArgs } from '../options.js';
 import { exitCodes, stateOptions, UsageError } from '../options.js';
 import { formatDoc } from '../output-format.js';
@@ -17,12 +18,12 @@ interface DropsArgs extends StateArgs {
   output: 'table' | 'json' | 'yaml';
 }
 
-const units: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "90s", "10m", "2h", "1d" (before now) or an ISO 8601 time -> ms since the epoch. */
+/** A duration in nodewall's one grammar (src/duration.ts: 90s, 10m, 1h30m) or whole days ("1d") before now, or an ISO 8601 time -> ms since the epoch. */
 export function parseSince(text: string, nowMs: number): number {
-  const m = /^(\d{1,9})([smhd])$/.exec(text.trim());
-  if (m !== null) return nowMs - Number(m[1]) * (units[m[2] ?? 's'] ?? 1000);
+  const days = /^(\d{1,5})d$/.exec(text.trim());
+  if (days !== null) return nowMs - Number(days[1]) * 86_400_000;
+  const ms = durationMs(text);
+  if (ms !== undefined) return nowMs - ms;
   if (/^\d{4}-\d{2}-\d{2}T/.test(text)) {
     const t = Date.parse(text);
     if (Number.isFinite(t)) return t;
