@@ -76,6 +76,27 @@ export function parseReply(line: string): LauncherReply | undefined {
   return undefined;
 }
 
+/** Returned by AnswerLines.push when the text without a newline is longer than any answer. */
+export const tooLong: readonly string[] = Object.freeze([]);
+
+/** Splits the launcher's answer stream into lines, whatever the chunks it arrives in. */
+export class AnswerLines {
+  #rest = '';
+
+  /** Complete lines so far; tooLong when more than 200 characters came without a newline (no answer is that long). */
+  push(chunk: string): readonly string[] {
+    const parts = (this.#rest + chunk).split('\n');
+    this.#rest = parts.pop() ?? '';
+    if (parts.length === 0 && this.#rest.length > 200) return tooLong;
+    return parts;
+  }
+
+  /** Text after the last newline. */
+  get rest(): string {
+    return this.#rest;
+  }
+}
+
 /** The shell text that runs one command: argv quoted, script from `inFile` (or nothing), output to files. */
 export function commandLine(id: number, argv: readonly string[], dir: string, inFile: string | undefined): string {
   const out = shellQuote(join(dir, 'out'));
@@ -139,8 +160,7 @@ interface Shell {
   readonly child: ChildProcess;
   readonly pgid: number | undefined;
   readonly dir: string;
-  /** Unparsed answer text. */
-  buffered: string;
+  readonly answers: AnswerLines;
   pending: Pending | undefined;
   dead: boolean;
   /** Last lines the shell wrote on its stderr (diagnostics only). */
@@ -221,7 +241,7 @@ export class NftLauncher implements NftRunner {
       return undefined;
     }
     this.stats.starts++;
-    const s: Shell = { child, pgid: child.pid, dir, buffered: '', pending: undefined, dead: false, stderr: '' };
+    const s: Shell = { child, pgid: child.pid, dir, answers: new AnswerLines(), pending: undefined, dead: false, stderr: '' };
     // Not a reason to keep the process alive; a pending command's timer is.
     child.unref();
     for (const stream of child.stdio) (stream as { unref?: () => void } | null)?.unref?.();
@@ -279,15 +299,12 @@ export class NftLauncher implements NftRunner {
   }
 
   #onData(s: Shell, chunk: string): void {
-    s.buffered += chunk;
-    let nl: number;
-    while ((nl = s.buffered.indexOf('\n')) >= 0) {
-      const line = s.buffered.slice(0, nl);
-      s.buffered = s.buffered.slice(nl + 1);
+    const lines = s.answers.push(chunk);
+    for (const line of lines) {
       this.#onLine(s, line);
       if (s.dead) return;
     }
-    if (s.buffered.length > 200) this.#onBad(s, s.buffered);
+    if (lines === tooLong) this.#onBad(s, s.answers.rest);
   }
 
   #onLine(s: Shell, line: string): void {
