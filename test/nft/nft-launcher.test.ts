@@ -267,12 +267,17 @@ test('launcher SIGKILLed mid-command of a successful script: success comes from 
   const l = launcher(t);
   const dir = scratch(t);
   const started = join(dir, 'started');
-  const nft = program(t, `cat > /dev/null; : > '${started}'; sleep 0.2; echo loaded`);
+  const gate = join(dir, 'gate');
+  // The gate opens only after the launcher was killed, so the launcher's run cannot have finished.
+  const nft = program(t, `cat > /dev/null; echo $$ >> '${started}'; while [ ! -e '${gate}' ]; do sleep 0.05; done; echo "loaded by $$"`);
   const shell = l.pid!;
   const p = l.run(nft, ['-f', '-'], { stdin: 'x\n' });
   t.true(await eventually(() => existsSync(started)));
   process.kill(shell, 'SIGKILL');
-  t.deepEqual(await p, { stdout: 'loaded\n', stderr: '' });
+  t.true(await eventually(() => readFileSync(started, 'utf8').trim().split('\n').length === 2));
+  writeFileSync(gate, '');
+  const second = readFileSync(started, 'utf8').trim().split('\n')[1];
+  t.deepEqual(await p, { stdout: `loaded by ${second}\n`, stderr: '' });
   t.is(l.stats.fallbacks, 1);
 });
 
