@@ -40,6 +40,11 @@ export interface NftLauncherOptions {
   readonly log?: LauncherLog;
   /** A launcher that has not said "started" this long after a command counts as hung (at most half the nft timeout). Default 5 s. */
   readonly startAckMs?: number;
+  /**
+   * Launcher shells kept (default 2): a drift check's listing and an apply often run at once, and a call that
+   * finds every shell busy spawns directly.
+   */
+  readonly shells?: number;
   /** Backoff before a new launcher after a failed one: first, doubled up to max. Default 1 s .. 60 s. */
   readonly backoffMs?: { readonly first: number; readonly max: number };
 }
@@ -170,7 +175,8 @@ interface Shell {
 export class NftLauncher implements NftRunner {
   readonly stats: NftLauncherStats = { viaLauncher: 0, direct: 0, fallbacks: 0, starts: 0, failures: 0 };
   readonly #opts: NftLauncherOptions;
-  #shell: Shell | undefined;
+  /** One slot per launcher shell; undefined: none running (not started yet, or gone). */
+  readonly #shells: (Shell | undefined)[];
   #nextId = 1;
   #backoffMs: number;
   #nextStartAt = 0;
@@ -180,17 +186,19 @@ export class NftLauncher implements NftRunner {
     this.#opts = opts;
     this.#backoffMs = opts.backoffMs?.first ?? 1000;
     // Started now, while the process is small: this fork is the cheap one.
-    this.#shell = this.#start();
+    this.#shells = Array.from({ length: Math.max(1, opts.shells ?? 2) }, () => this.#start());
   }
 
   /** pid of the launcher shell (tests). */
   get pid(): number | undefined {
-    return this.#shell?.dead === false ? this.#shell.child.pid : undefined;
+    const s = this.#shells[0];
+    return s?.dead === false ? s.child.pid : undefined;
   }
 
   /** Its private directory (tests). */
   get dir(): string | undefined {
-    return this.#shell?.dead === false ? this.#shell.dir : undefined;
+    const s = this.#shells[0];
+    return s?.dead === false ? s.dir : undefined;
   }
 
   run(nftPath: string, args: readonly string[], opts: NftExecOptions = {}): Promise<NftOutput> {
@@ -207,20 +215,22 @@ export class NftLauncher implements NftRunner {
   /** Stop the launcher (its group is killed, its directory removed); later calls spawn directly. */
   close(): void {
     this.#closed = true;
-    const s = this.#shell;
-    this.#shell = undefined;
-    if (s !== undefined) this.#kill(s);
+    for (const [i, s] of this.#shells.entries()) {
+      this.#shells[i] = undefined;
+      if (s !== undefined) this.#kill(s);
+    }
   }
 
   /** An idle live launcher, starting one if none runs and the backoff allows; undefined: spawn directly. */
   #ready(): Shell | undefined {
     if (this.#closed) return undefined;
-    if (this.#shell === undefined || this.#shell.dead) {
-      if (Date.now() < this.#nextStartAt) return undefined;
-      this.#shell = this.#start();
-    }
-    const s = this.#shell;
-    return s === undefined || s.dead || s.pending !== undefined ? undefined : s;
+    const idle = this.#shells.find((s) => s !== undefined && !s.dead && s.pending === undefined);
+    if (idle !== undefined) return idle;
+    const free = this.#shells.findIndex((s) => s === undefined || s.dead);
+    if (free < 0 || Date.now() < this.#nextStartAt) return undefined;
+    const s = this.#start();
+    this.#shells[free] = s;
+    return s?.dead === false ? s : undefined;
   }
 
   #start(): Shell | undefined {
@@ -391,7 +401,7 @@ export class NftLauncher implements NftRunner {
     this.#clear(s, p);
     s.dead = true;
     this.#kill(s);
-    if (this.#shell === s) this.#shell = undefined;
+    this.#forget(s);
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code: null, signal: 'SIGKILL', stdout: '', stderr, killedFor: 'timeout' });
     p.reject('error' in r ? r.error : new Error('unreachable: a timed-out run settled as success'));
   }
@@ -428,13 +438,18 @@ export class NftLauncher implements NftRunner {
       if (s.dead && kind === 'died') return;
       s.dead = true;
       this.#kill(s);
-      if (this.#shell === s) this.#shell = undefined;
+      this.#forget(s);
     }
     if (this.#closed) return;
     this.stats.failures++;
     this.#nextStartAt = Date.now() + this.#backoffMs;
     this.#opts.log?.warn({ kind, why, stderr: s?.stderr === '' ? undefined : s?.stderr, retryInMs: this.#backoffMs }, 'nft launcher failed: nft runs by a direct spawn until a new launcher starts');
     this.#backoffMs = Math.min(this.#backoffMs * 2, this.#opts.backoffMs?.max ?? 60_000);
+  }
+
+  #forget(s: Shell): void {
+    const i = this.#shells.indexOf(s);
+    if (i >= 0) this.#shells[i] = undefined;
   }
 
   #kill(s: Shell): void {

@@ -26,7 +26,8 @@ function program(t: ExecutionContext, body: string, name = 'nft'): string {
 }
 
 function launcher(t: ExecutionContext, opts: NftLauncherOptions = {}): NftLauncher {
-  const l = new NftLauncher({ parentDir: scratch(t), backoffMs: { first: 10, max: 20 }, ...opts });
+  // One shell unless a test asks for more: the tests below follow that one shell through its failures.
+  const l = new NftLauncher({ parentDir: scratch(t), backoffMs: { first: 10, max: 20 }, shells: 1, ...opts });
   t.teardown(() => l.close());
   return l;
 }
@@ -210,6 +211,21 @@ test('a busy launcher sends a concurrent call to a direct spawn: calls never wai
   t.is(l.stats.viaLauncher, 1);
 });
 
+test('two launcher shells (the default) take two concurrent calls; a third one, with both busy, spawns directly', async (t) => {
+  const l = launcher(t, { shells: 2 });
+  const dir = scratch(t);
+  const gate = join(dir, 'gate');
+  const slow = program(t, `while [ ! -e '${gate}' ]; do sleep 0.05; done; echo slow`);
+  const first = l.run(slow, ['list', 'tables']);
+  const second = l.run(slow, ['list', 'tables']);
+  t.deepEqual(await l.run(program(t, 'echo fast'), ['list', 'tables']), { stdout: 'fast\n', stderr: '' });
+  t.is(l.stats.direct, 1);
+  writeFileSync(gate, '');
+  t.deepEqual(await Promise.all([first, second]), [{ stdout: 'slow\n', stderr: '' }, { stdout: 'slow\n', stderr: '' }]);
+  t.is(l.stats.viaLauncher, 2);
+  t.is(l.stats.starts, 2);
+});
+
 // --- timeouts and failures ------------------------------------------------------------------------------
 
 test('a hung nft is killed at the timeout with the launcher, reported as a direct spawn would, and a new launcher takes the next call', async (t) => {
@@ -382,4 +398,29 @@ test('syncNftLauncher routes runNft through the launcher, and back to direct spa
   t.deepEqual(await runNft(echo, ['list', 'tables']), { stdout: 'hi\n', stderr: '' });
   t.is(l?.stats.viaLauncher, 1, 'not through the closed launcher');
   t.true(await eventually(() => !alive(pid)));
+});
+
+// --- the real nft, in a throwaway namespace -------------------------------------------------------------
+
+test('real nft through the launcher (netns): a load, a check, a listing and a rejected script give what a direct spawn gives; the rejected one changes nothing', async (t) => {
+  const { throwawayNetns } = await import('./netns.js');
+  const ns = await throwawayNetns(t, 'launch');
+  const l = launcher(t);
+  const nft = '/usr/sbin/nft';
+  const good = [
+    'table inet nodewall {',
+    '\tset s {', '\t\ttype ipv4_addr', '\t\tflags interval', '\t\telements = { 198.51.100.0/28, 203.0.113.7 }', '\t}',
+    '\tchain input {', '\t\ttype filter hook input priority 0; policy accept;', '\t\tip saddr @s tcp dport 22 accept', '\t}',
+    '}', '',
+  ].join('\n');
+  t.deepEqual(await outcome(l.run(nft, ['-c', '-f', '-'], { netns: ns, stdin: good })), { ok: { stdout: '', stderr: '' } });
+  t.deepEqual(await outcome(l.run(nft, ['list', 'tables'], { netns: ns })), { ok: { stdout: '', stderr: '' } }, 'a check commits nothing');
+  await l.run(nft, ['-f', '-'], { netns: ns, stdin: good });
+  const listed = await same(t, l, nft, ['list', 'table', 'inet', 'nodewall'], { netns: ns });
+  t.true('ok' in listed && listed.ok.stdout.includes('198.51.100.0/28'));
+  const bad = 'add element inet nodewall s { 192.0.2.1 }\nadd rule inet nodewall no_such_chain accept\n';
+  const rejected = await same(t, l, nft, ['-f', '-'], { netns: ns, stdin: bad });
+  t.true('error' in rejected && rejected.error.exitCode === 1 && rejected.error.line === 2, JSON.stringify(rejected));
+  t.deepEqual(await outcome(l.run(nft, ['list', 'table', 'inet', 'nodewall'], { netns: ns })), listed, 'the rejected transaction changed nothing');
+  t.is(l.stats.fallbacks, 0);
 });
