@@ -21,7 +21,7 @@
 // launcher's process group sees its pipe close, removes the directory and kills the group.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
@@ -367,21 +367,27 @@ export class NftLauncher implements NftRunner {
     let stdout = '';
     let stderr = '';
     let killedFor: 'output' | undefined;
+    const fds: number[] = [];
     try {
-      const outFile = join(s.dir, 'out');
-      const errFile = join(s.dir, 'err');
-      if (statSync(outFile).size + statSync(errFile).size > maxNftOutputBytes) killedFor = 'output';
+      for (const f of ['out', 'err']) fds.push(openSync(join(s.dir, f), 'r'));
+      const [outFd, errFd] = fds as [number, number];
+      const [outBytes, errBytes] = [fstatSync(outFd).size, fstatSync(errFd).size];
+      if (outBytes + errBytes > maxNftOutputBytes) killedFor = 'output';
       else {
-        stdout = readFileSync(outFile).toString('utf8');
-        stderr = readFileSync(errFile).toString('utf8');
+        stdout = readFileSync(outFd).toString('utf8');
+        stderr = readFileSync(errFd).toString('utf8');
       }
-      for (const f of [outFile, errFile]) unlinkSync(f);
+      // Removed, not left for the shell to truncate: on ext4 a truncated-and-rewritten file is flushed on
+      // close (auto_da_alloc), which costs more than a new file.
+      for (const f of ['out', 'err']) unlinkSync(join(s.dir, f));
     } catch (err) {
       // nft ran, but its output is gone: the status alone cannot be trusted for a listing; run it again directly.
       this.stats.fallbacks++;
       this.#failed(s, 'files', `cannot read nft's output: ${(err as Error).message}`);
       spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
       return;
+    } finally {
+      for (const fd of fds) closeSync(fd);
     }
     const { code, signal } = statusToExit(status);
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code, signal, stdout, stderr, killedFor });
@@ -423,6 +429,7 @@ export class NftLauncher implements NftRunner {
     clearTimeout(p.timer);
     clearTimeout(p.ackTimer);
     if (s.pending === p) s.pending = undefined;
+    // Removed for the same reason as the output files (and a big script is not kept on disk).
     if (p.inFile !== undefined) {
       try {
         unlinkSync(p.inFile);
