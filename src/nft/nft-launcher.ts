@@ -309,6 +309,8 @@ export class NftLauncher implements NftRunner {
   }
 
   #onData(s: Shell, chunk: string): void {
+    // A shell we already gave up on (killed at a timeout, or failed): what it still says is moot.
+    if (s.dead) return;
     const lines = s.answers.push(chunk);
     for (const line of lines) {
       this.#onLine(s, line);
