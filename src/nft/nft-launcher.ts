@@ -374,7 +374,8 @@ export class NftLauncher implements NftRunner {
       for (const f of ['out', 'err']) fds.push(openSync(join(s.dir, f), 'r'));
       const [outFd, errFd] = fds as [number, number];
       const [outBytes, errBytes] = [fstatSync(outFd).size, fstatSync(errFd).size];
-      if (outBytes + errBytes > maxNftOutputBytes) killedFor = 'output';
+      // The shell's `ulimit -f` stops nft with SIGXFSZ at maxNftOutputBytes per file; together they may not exceed it either.
+      if (outBytes + errBytes > maxNftOutputBytes || status === 128 + osConstants.signals.SIGXFSZ) killedFor = 'output';
       else {
         stdout = readFileSync(outFd).toString('utf8');
         stderr = readFileSync(errFd).toString('utf8');

@@ -181,6 +181,13 @@ test('huge output and a huge script (partial reads on both sides) are carried wh
   t.is(l.stats.viaLauncher, 1);
 });
 
+test('runaway output: a program stopped by the output limit (SIGXFSZ from the launcher\'s ulimit) is an "output" failure, as when a direct spawn kills it', async (t) => {
+  const l = launcher(t);
+  const r = await outcome(l.run(program(t, 'echo some; kill -XFSZ $$'), ['list', 'ruleset']));
+  t.true('error' in r && r.error.failure === 'output', JSON.stringify(r));
+  if ('error' in r) t.regex(r.error.message, /printed more than 256 MB and was killed; nothing was changed\. Is nft\.path really nft\?/);
+});
+
 test('a missing or non-executable program fails as from a direct spawn (spawn error with its hint)', async (t) => {
   const l = launcher(t);
   const r = await same(t, l, '/nonexistent/nft', ['list', 'tables']);
