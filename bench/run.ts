@@ -9,6 +9,7 @@ import { runModelBench } from './model-bench.js';
 import { runMonitorBench } from './monitor-bench.js';
 import { runColdStartBench, runNftBench } from './nft-bench.js';
 import { runScaleBench } from './scale-bench.js';
+import { runNftLauncherBench } from './nft-launcher-bench.js';
 
 const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
 const size = {
@@ -37,6 +38,8 @@ const sections: Record<string, () => Promise<Record<string, number>>> = {
   nft: () => runNftBench(size),
   // Only with `npm run bench nftcold` (part of `nft` too).
   ...(only === 'nftcold' ? { nftcold: () => runColdStartBench() } : {}),
+  // Only with `npm run bench nftlaunch`: agent CPU per nft run, direct spawn vs the launcher, small and 400 MB heap.
+  ...(only === 'nftlaunch' ? { nftlaunch: () => runNftLauncherBench() } : {}),
   agent: () => runAgentBench(),
   k8s: () => runK8sBench(size),
   incremental: () => runIncrementalBench(size),

@@ -18,6 +18,7 @@ import type { KubernetesSnapshot, KubernetesSource, KubernetesSourceStatus } fro
 import { applyModel, type ApplyResult } from '../nft/apply.js';
 import type { PreviousState } from '../nft/set-delta.js';
 import { renderPlan } from '../nft/render.js';
+import { syncNftLauncher } from '../nft/nft-launcher.js';
 import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
@@ -704,6 +705,7 @@ export class Agent {
     const writes = config.mode !== 'dry-run';
     const target = { nftPath: config.nft.path, table: config.nft.table };
     this.#metrics.target(writes ? target : undefined);
+    syncNftLauncher(config.nft.launcher !== false, this.#log.child({ component: 'nft-launcher' }));
     this.#monitor.sync(writes && s.driftMonitor ? target : undefined);
     void this.#metricsServer.sync(s.metricsListen);
   }

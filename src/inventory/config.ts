@@ -24,6 +24,8 @@
 //                                    #   the previous ruleset stays in force
 //                                    # maxElementsPerTransaction: a cold start with more set elements is
 //                                    #   loaded in bounded transactions, hooks last (src/nft/cold-start.ts)
+//   nft: {launcher: true}            # agent: run nft through a small launcher process started early
+//                                    #   (src/nft/nft-launcher.ts); false: the agent spawns nft itself
 //   maxSetElements: 250000           # most nft set elements one rule's CIDR list may make (larger: invalid policy)
 //   stateDir: /var/lib/nodewall
 //   lockoutGuard: warn               # agent: warn | refuse | off (a change would cut an established session)
@@ -289,8 +291,13 @@ function nftSettings(ctx: FieldContext): NodewallConfig['nft'] | undefined {
       const n = integerIn(1000, 10_000_000)({ ...ctx, node: e.value, key: field });
       if (n === undefined) ok = false;
       else out.maxElementsPerTransaction = n;
+    } else if (e.key === 'launcher') {
+      // nft.launcher (src/nft/nft-launcher.ts): absent = true.
+      const v = bool({ ...ctx, node: e.value, key: field });
+      if (v === undefined) ok = false;
+      else out.launcher = v;
     } else {
-      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)');
+      ctx.fail(e.keyNode, field, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction, launcher)');
       ok = false;
     }
   }

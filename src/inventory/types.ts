@@ -116,8 +116,9 @@ export interface NodewallConfig extends EngineConfig {
    * timeoutSeconds: nft runs longer than this are killed (the previous ruleset stays in force).
    * maxElementsPerTransaction: a cold start (no table yet) with more set elements is staged in transactions of
    * at most this many elements, hooks last (src/nft/cold-start.ts); absent = 100000.
+   * launcher: the agent runs nft through a small launcher process (src/nft/nft-launcher.ts); absent = true.
    */
-  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number; readonly maxElementsPerTransaction?: number };
+  readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number; readonly maxElementsPerTransaction?: number; readonly launcher?: boolean };
   /** Where the agent keeps state (last good policies, status). */
   readonly stateDir: string;
   // Agent only (src/agent/agent-config.ts has the defaults); absent = default.

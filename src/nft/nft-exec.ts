@@ -110,21 +110,93 @@ function spawnHint(cause: NodeJS.ErrnoException, program: string, viaNsenter: bo
   }
 }
 
+/** How one nft run ended, whoever started it (a direct spawn or the launcher, nft-launcher.ts). */
+export interface NftRunEnd {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** We killed it: it ran past the timeout, or printed more than maxNftOutputBytes. */
+  readonly killedFor: 'timeout' | 'output' | undefined;
+}
+
+/** A usable timeout: a NaN or non-positive one would kill nft at once, so it falls back to the default. */
+export function effectiveTimeoutMs(timeoutMs: number | undefined): number {
+  return timeoutMs !== undefined && Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : defaultNftTimeoutMs;
+}
+
+/** The NftError of a program that could not be started (spawn error), with the hint what to fix. */
+export function spawnFailure(nftPath: string, args: readonly string[], opts: NftExecOptions, cause: NodeJS.ErrnoException, viaNsenter: boolean): NftError {
+  const argv = netnsArgv(nftPath, args, opts.netns);
+  return new NftError(`cannot run \`${commandText(args)}\`: ${spawnHint(cause, nftPath, viaNsenter)}`, { argv, exitCode: null, stderr: '', failure: 'spawn' }, { cause });
+}
+
+/** The result of a finished run: its output on success, else the NftError that says what failed and what it means. */
+export function settleNftRun(nftPath: string, args: readonly string[], opts: NftExecOptions, end: NftRunEnd): { ok: NftOutput } | { error: NftError } {
+  const argv = netnsArgv(nftPath, args, opts.netns);
+  const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
+  const command = `\`${commandText(args)}\``;
+  const { code, signal, stdout, stderr, killedFor } = end;
+  if (code === 0 && killedFor === undefined) return { ok: { stdout, stderr } };
+  const tail = stderrTail(stderr);
+  const stderrText = tail === '' ? '' : `; stderr: ${tail}`;
+  if (killedFor === 'timeout') {
+    const s = timeoutMs / 1000;
+    return { error: new NftError(
+      `${command} (${nftPath}) timed out after ${s} s and was killed (SIGKILL); ${consequence(args)}` +
+        `${stderrText}. A very large ruleset needs a longer nft.timeoutSeconds; a hanging nft points at the kernel or another nft holding the lock`,
+      { argv, exitCode: code, stderr, failure: 'timeout', signal: signal ?? 'SIGKILL' },
+    ) };
+  }
+  if (killedFor === 'output') {
+    return { error: new NftError(
+      `${command}: \`${nftPath}\` (nft.path) printed more than ${maxNftOutputBytes >> 20} MB and was killed; ${consequence(args)}. Is nft.path really nft?`,
+      { argv, exitCode: code, stderr, failure: 'output', signal: signal ?? 'SIGKILL' },
+    ) };
+  }
+  const line = errorLine(stderr);
+  const scriptLine = line === undefined || opts.stdin === undefined ? undefined : opts.stdin.split('\n')[line - 1];
+  const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with status ${code}`;
+  const where = line === undefined ? '' : ` (script line ${line}${scriptLine === undefined ? '' : `: ${scriptLine.trim().slice(0, 200)}`})`;
+  const detail = tail === '' ? ' and printed nothing on stderr' : `: ${tail}`;
+  return { error: new NftError(
+    `${command} (${nftPath}) ${how}${detail}${where}; ${consequence(args)}`,
+    { argv, exitCode: code, stderr, line, scriptLine, failure: 'exit', signal },
+  ) };
+}
+
+/**
+ * Something that runs nft commands for this process instead of a direct spawn: the agent's launcher
+ * (nft-launcher.ts), so that a large agent does not fork itself for every nft run. Same contract as spawnNft.
+ */
+export interface NftRunner {
+  run(nftPath: string, args: readonly string[], opts: NftExecOptions): Promise<NftOutput>;
+}
+
+let processRunner: NftRunner | undefined;
+
+/** Route every runNft/loadScript/checkScript of this process through `runner` (undefined: direct spawns again). */
+export function setNftRunner(runner: NftRunner | undefined): void {
+  processRunner = runner;
+}
+
 /** Run nft with `args`; rejects with NftError on a spawn failure, a non-zero exit, a signal, a timeout or runaway output. */
 export function runNft(nftPath: string, args: readonly string[], opts: NftExecOptions = {}): Promise<NftOutput> {
+  return processRunner === undefined ? spawnNft(nftPath, args, opts) : processRunner.run(nftPath, args, opts);
+}
+
+/** runNft by a direct spawn of nft (or nsenter) from this process, whatever runner is set. */
+export function spawnNft(nftPath: string, args: readonly string[], opts: NftExecOptions = {}): Promise<NftOutput> {
   const argv = netnsArgv(nftPath, args, opts.netns);
   const [cmd, ...rest] = argv as [string, ...string[]];
-  // A NaN or non-positive timeout would kill nft at once: fall back to the default instead.
-  const timeoutMs = opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0 ? opts.timeoutMs : defaultNftTimeoutMs;
-  const command = `\`${commandText(args)}\``;
+  const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
   return new Promise((resolve, reject) => {
     let child;
     try {
       child = spawn(cmd, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (cause) {
       // spawn throws synchronously for e.g. a path with a NUL byte.
-      const err = cause as NodeJS.ErrnoException;
-      reject(new NftError(`cannot run ${command}: ${spawnHint(err, nftPath, false)}`, { argv, exitCode: null, stderr: '', failure: 'spawn' }, { cause }));
+      reject(spawnFailure(nftPath, args, opts, cause as NodeJS.ErrnoException, false));
       return;
     }
     const out: Buffer[] = [];
@@ -152,44 +224,15 @@ export function runNft(nftPath: string, args: readonly string[], opts: NftExecOp
     });
     child.on('error', (cause: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const message = `cannot run ${command}: ${spawnHint(cause, nftPath, opts.netns !== undefined && cause.path === 'nsenter')}`;
-      reject(new NftError(message, { argv, exitCode: null, stderr: '', failure: 'spawn' }, { cause }));
+      reject(spawnFailure(nftPath, args, opts, cause, opts.netns !== undefined && cause.path === 'nsenter'));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
-      if (code === 0 && killedFor === undefined) {
-        resolve({ stdout, stderr });
-        return;
-      }
-      const tail = stderrTail(stderr);
-      const stderrText = tail === '' ? '' : `; stderr: ${tail}`;
-      if (killedFor === 'timeout') {
-        const s = timeoutMs / 1000;
-        reject(new NftError(
-          `${command} (${nftPath}) timed out after ${s} s and was killed (SIGKILL); ${consequence(args)}` +
-            `${stderrText}. A very large ruleset needs a longer nft.timeoutSeconds; a hanging nft points at the kernel or another nft holding the lock`,
-          { argv, exitCode: code, stderr, failure: 'timeout', signal: signal ?? 'SIGKILL' },
-        ));
-        return;
-      }
-      if (killedFor === 'output') {
-        reject(new NftError(
-          `${command}: \`${nftPath}\` (nft.path) printed more than ${maxNftOutputBytes >> 20} MB and was killed; ${consequence(args)}. Is nft.path really nft?`,
-          { argv, exitCode: code, stderr, failure: 'output', signal: signal ?? 'SIGKILL' },
-        ));
-        return;
-      }
-      const line = errorLine(stderr);
-      const scriptLine = line === undefined || opts.stdin === undefined ? undefined : opts.stdin.split('\n')[line - 1];
-      const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with status ${code}`;
-      const where = line === undefined ? '' : ` (script line ${line}${scriptLine === undefined ? '' : `: ${scriptLine.trim().slice(0, 200)}`})`;
-      const detail = tail === '' ? ' and printed nothing on stderr' : `: ${tail}`;
-      reject(new NftError(
-        `${command} (${nftPath}) ${how}${detail}${where}; ${consequence(args)}`,
-        { argv, exitCode: code, stderr, line, scriptLine, failure: 'exit', signal },
-      ));
+      const r = settleNftRun(nftPath, args, opts, {
+        code, signal, killedFor, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'),
+      });
+      if ('ok' in r) resolve(r.ok);
+      else reject(r.error);
     });
     child.stdin.end(opts.stdin ?? '');
   });

@@ -35,7 +35,7 @@ for (const key of PROTO_KEYS) {
 
   test(`nested key ${key} in nft: and in the kubernetes source entry is an unknown key`, (t) => {
     const nft = problemsOf(`nft: {table: fw, ${key}: x}\n`);
-    t.deepEqual(nft.map((p) => [p.field, p.message]), [[`nft.${key}`, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)']]);
+    t.deepEqual(nft.map((p) => [p.field, p.message]), [[`nft.${key}`, 'unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction, launcher)']]);
     const kube = problemsOf(`sources: [{kubernetes: {inCluster: true, ${key}: x}}]\n`);
     t.deepEqual(kube.map((p) => p.field), [`sources[0].kubernetes.${key}`]);
     t.regex(kube[0]?.message ?? '', /^unknown key \(known: kubeconfig, inCluster, context, needPods\)$/);

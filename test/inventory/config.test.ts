@@ -90,6 +90,16 @@ test('nft.maxElementsPerTransaction: a bounded number, absent by default', (t) =
   t.is(problemsOf('nft: {maxElementsPerTransaction: 1500.5}\n', 'c.yaml').length, 1);
 });
 
+test('nft.launcher: true or false, absent by default (the agent then uses the launcher); anything else names file:line:col', (t) => {
+  t.is(parseConfig('nft: {table: fw}', 'c.yaml').nft.launcher, undefined);
+  t.is(parseConfig('nft: {launcher: false}', 'c.yaml').nft.launcher, false);
+  t.is(parseConfig('nft: {launcher: true}', 'c.yaml').nft.launcher, true);
+  t.deepEqual(problemsOf('nft:\n  table: fw\n  launcher: "no"\n', 'c.yaml'), ['c.yaml:3:13: error: nft.launcher: must be true or false']);
+  t.deepEqual(problemsOf('nft:\n  launcher: 1\n', 'c.yaml'), ['c.yaml:2:13: error: nft.launcher: must be true or false']);
+  t.deepEqual(problemsOf('nft:\n  launcher:\n', 'c.yaml'), ['c.yaml:2:12: error: nft.launcher: must be true or false']);
+  t.deepEqual(problemsOf('nft: {launchr: true}\n', 'c.yaml'), ['c.yaml:1:7: error: nft.launchr: unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction, launcher)']);
+});
+
 test('nft settings keep the default for the key not given', (t) => {
   t.deepEqual(parseConfig('nft: {table: fw}', 'c.yaml').nft, { path: '/usr/sbin/nft', table: 'fw', timeoutSeconds: 120 });
 });
@@ -99,7 +109,7 @@ test('unknown keys are errors with file:line:col and a suggestion', (t) => {
   t.is(ps.length, 2);
   t.is(ps[0], '/c/nodewall.yaml:2:1: error: nodename: unknown key (did you mean "nodeName"?)');
   t.regex(ps[1] ?? '', /^\/c\/nodewall\.yaml:3:1: error: foo: unknown key \(known: nodeName, nodeLabels, .*, stateDir\b.*\)$/);
-  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction)']);
+  t.deepEqual(problemsOf('nft:\n  path: /usr/sbin/nft\n  tabel: x\n', 'c.yaml'), ['c.yaml:3:3: error: nft.tabel: unknown key (known: path, table, timeoutSeconds, maxElementsPerTransaction, launcher)']);
 });
 
 test('bad values are errors at the value position', (t) => {
