@@ -330,8 +330,16 @@ export async function openConnection(req: ConnectionRequest): Promise<Connection
   const list = (env['KUBECONFIG'] ?? '').split(delimiter).filter((f) => f !== '');
   if (list.length === 1) return kubeconfigConnection(list[0]!, req.context);
   if (list.length > 1) {
-    // Several files are merged: the library's merge rules, not ours.
-    return libraryConnection(`$KUBECONFIG (${list.join(delimiter)})`, req.context, (kc) => kc.loadFromDefault());
+    // Several files are merged: the library's merge rules (as its loadFromDefault applies them), not ours.
+    const k8s = await import('@kubernetes/client-node');
+    return libraryConnection(`$KUBECONFIG (${list.join(delimiter)})`, req.context, (kc) => {
+      kc.loadFromFile(list[0]!);
+      for (const f of list.slice(1)) {
+        const more = new k8s.KubeConfig();
+        more.loadFromFile(f);
+        kc.mergeConfig(more);
+      }
+    });
   }
   const home = env['HOME'] !== undefined && env['HOME'] !== '' ? env['HOME'] : homedir();
   const config = join(home, '.kube', 'config');
@@ -340,5 +348,6 @@ export async function openConnection(req: ConnectionRequest): Promise<Connection
     if (req.context !== undefined) throw new KubeconfigError('in-cluster', 'context', 'in-cluster credentials have no contexts');
     return inClusterConnection(env, saDir);
   }
-  return libraryConnection('the default kubeconfig', req.context, (kc) => kc.loadFromDefault());
+  // Nothing found: what the library's lookup ends with (http://localhost:8080, refused by its agent at every request).
+  return libraryConnection('the default kubeconfig', req.context, (kc) => kc.loadFromClusterAndUser({ name: 'cluster', server: 'http://localhost:8080', skipTLSVerify: false }, { name: 'user' }));
 }

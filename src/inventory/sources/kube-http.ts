@@ -106,9 +106,21 @@ function readBody(res: IncomingMessage, max: number, what: string): Promise<Buff
   });
 }
 
-function send(url: URL, opts: RequestOptions & https.RequestOptions, signal?: AbortSignal): ClientRequest {
+/**
+ * A GET; `onAbort` runs once when `signal` aborts, after the request is destroyed. Destroyed without an
+ * error: a socket already back in a keep-alive pool has nobody listening for one.
+ */
+function send(url: URL, opts: RequestOptions & https.RequestOptions, signal: AbortSignal, onAbort: () => void): ClientRequest {
   const mod = url.protocol === 'http:' ? http : https;
-  return mod.request(url, { ...opts, method: 'GET', ...(signal === undefined ? {} : { signal }) });
+  const req = mod.request(url, { ...opts, method: 'GET' });
+  const stop = (): void => {
+    req.destroy();
+    onAbort();
+  };
+  if (signal.aborted) queueMicrotask(stop);
+  else signal.addEventListener('abort', stop, { once: true });
+  req.on('close', () => signal.removeEventListener('abort', stop));
+  return req;
 }
 
 export class KubeHttp {
@@ -129,7 +141,7 @@ export class KubeHttp {
     const opts = { ...base, headers: { ...base.headers, Accept: 'application/json', 'Accept-Encoding': 'gzip' } };
     const what = `GET ${url.pathname}`;
     const text = await new Promise<string>((resolve, reject) => {
-      const req = send(url, opts, signal);
+      const req = send(url, opts, signal ?? new AbortController().signal, () => reject(new KubeHttpError(`${what}: aborted`)));
       req.on('error', (err) => reject(err));
       req.on('response', (res) => {
         const ok = res.statusCode === 200;
@@ -172,8 +184,7 @@ export class KubeHttp {
       return controller;
     }
     const what = `watch ${url.pathname}`;
-    const req = send(url, opts, controller.signal);
-    controller.signal.addEventListener('abort', () => finish(null));
+    const req = send(url, opts, controller.signal, () => finish(null));
     req.on('error', (err) => finish(controller.signal.aborted ? null : err));
     req.on('socket', (s) => s.setKeepAlive(true, 30_000));
     req.on('response', (res) => {

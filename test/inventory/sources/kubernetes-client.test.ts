@@ -1,0 +1,112 @@
+// The Kubernetes source on its own client (issue 9): in-cluster credentials with a rotating
+// token, the client library's fallback (an exec plugin) for a whole source run, a watch event
+// over the line bound (an error, retried, the last state kept), a list page over the page
+// bound.
+
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { KubernetesSource, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
+import { FakeApiServer } from '../../helpers/fake-apiserver.js';
+import { node, seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function run(t: ExecutionContext, opts: KubernetesSourceOptions): Promise<{ source: KubernetesSource; snaps: KubernetesSnapshot[] }> {
+  const snaps: KubernetesSnapshot[] = [];
+  const source = new KubernetesSource({ debounceMs: 20, backoff: { initialMs: 50, maxMs: 400 }, ...opts });
+  t.teardown(() => source.stop());
+  await source.start((s) => snaps.push(s));
+  return { source, snaps };
+}
+
+async function setup(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
+  const server = await FakeApiServer.start();
+  seedBaseCluster(server);
+  const dir = await mkdtemp(join(tmpdir(), 'nw-kclient-'));
+  t.teardown(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { server, dir };
+}
+
+const nodeNames = (s: KubernetesSnapshot | undefined): string[] => (s?.objects ?? []).filter((o) => o.kind === 'Node').map((o) => o.metadata.name).sort();
+
+test('in-cluster: lists and watches with the ServiceAccount token; a rotated token is picked up on reconnect', async (t) => {
+  const { server, dir } = await setup(t);
+  const sa = join(dir, 'sa');
+  await mkdir(sa);
+  await writeFile(join(sa, 'ca.crt'), server.cert.cert);
+  await writeFile(join(sa, 'token'), 'nodewall-test-token');
+  const { source, snaps } = await run(t, {
+    inCluster: true,
+    env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(server.port) },
+    serviceAccountDir: sa,
+  });
+  await waitFor('snapshot', () => snaps.length > 0);
+  t.deepEqual(nodeNames(snaps.at(-1)), ['node-a', 'node-b', 'node-c']);
+  t.is(source.server, server.url);
+  await waitFor('connected', () => source.status().connected);
+  // The kubelet writes a new token and the old one stops working: the reconnect uses the new one.
+  await writeFile(join(sa, 'token'), 'rotated-token');
+  server.setToken('rotated-token');
+  server.dropWatches();
+  server.apply('nodes', node('node-d', '192.0.2.4', '2001:db8::4'));
+  await waitFor('the change after the rotation', () => nodeNames(snaps.at(-1)).includes('node-d'));
+  t.is(source.status().lastError, undefined, 'no 401 on the way');
+});
+
+test('an exec-plugin kubeconfig runs the whole source through the client library fallback', async (t) => {
+  const { server, dir } = await setup(t);
+  const file = join(dir, 'kubeconfig');
+  const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential', status: { token: 'nodewall-test-token' } });
+  await writeFile(file, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'x',
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    clusters: [{ name: 'c', cluster: { server: server.url, 'certificate-authority-data': Buffer.from(server.cert.cert).toString('base64') } }],
+    users: [{ name: 'u', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: '/bin/sh', args: ['-c', `echo '${credential}'`] } } }],
+  }));
+  const logs: string[] = [];
+  const logger = { debug() {}, info(o: object, m: string) { logs.push(`${m} ${JSON.stringify(o)}`); }, warn() {}, error() {} };
+  const { snaps } = await run(t, { kubeconfig: file, logger });
+  await waitFor('snapshot', () => snaps.length > 0);
+  t.deepEqual(nodeNames(snaps.at(-1)), ['node-a', 'node-b', 'node-c']);
+  t.true(logs.some((l) => l.includes('"client":"library"')), logs.join('\n'));
+  server.apply('nodes', node('node-d', '192.0.2.4', '2001:db8::4'));
+  await waitFor('a watch event through the fallback', () => nodeNames(snaps.at(-1)).includes('node-d'));
+});
+
+test('a watch event over the line bound is an API error (retried with backoff), the last state stays', async (t) => {
+  const { server, dir } = await setup(t);
+  const errors: string[] = [];
+  const { source, snaps } = await run(t, { kubeconfig: server.writeKubeconfig(dir), limits: { maxLineBytes: 4096 }, onApiError: (e) => errors.push(e.message) });
+  await waitFor('snapshot', () => snaps.length > 0);
+  await waitFor('connected', () => source.status().connected);
+  const good = snaps.at(-1);
+  server.apply('nodes', node('node-big', '192.0.2.9', '2001:db8::9', { pad: 'x'.repeat(60), ...Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`k${i}`, 'v'.repeat(60)])) }));
+  await waitFor('the error', () => errors.some((m) => m.includes('longer than 4096 characters')));
+  t.regex(source.status().lastError ?? '', /Node: .*watch \/api\/v1\/nodes: an event line is longer than 4096 characters/);
+  t.is(snaps.at(-1), good);
+  t.false(nodeNames(snaps.at(-1)).includes('node-big'));
+  // Retried, not given up: the error comes again (the event is replayed on every resume).
+  const n = errors.length;
+  await waitFor('retried', () => errors.length > n);
+  t.pass();
+});
+
+test('a list page over the page bound fails the list with a clear error; nothing is handed out', async (t) => {
+  const { server, dir } = await setup(t);
+  const errors: string[] = [];
+  const { source, snaps } = await run(t, { kubeconfig: server.writeKubeconfig(dir), limits: { maxListBytes: 1500 }, onApiError: (e) => errors.push(e.message) });
+  await waitFor('the error', () => errors.some((m) => /Node: GET \/api\/v1\/nodes: response larger than 1500 bytes/.test(m)));
+  t.false(source.synced());
+  t.is(snaps.length, 0);
+});
