@@ -160,7 +160,8 @@ export class KubeHttp {
   }
 
   /**
-   * Opens a watch: `onEvent(type, object)` for every event line, then `done` exactly once: null when
+   * Opens a watch; resolves once the server answered (or the watch ended before that).
+   * `onEvent(type, object)` for every event line, then `done` exactly once: null when
    * the stream ended (server timeout, closed connection, or `abort()` on the returned controller),
    * an error otherwise (HTTP status, a line that is not JSON or too long, a transport error). A last
    * line cut off by the end of the stream is dropped: the watch resumes before it.
@@ -168,9 +169,13 @@ export class KubeHttp {
   async watch(path: string, query: Query, onEvent: (type: string, object: unknown) => void, done: (err: Error | null) => void): Promise<AbortController> {
     const controller = new AbortController();
     let finished = false;
+    // Resolved once the server answered the watch (or it ended before): "connected" means accepted.
+    let answered: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (answered = resolve));
     const finish = (err: Error | null): void => {
       if (finished) return;
       finished = true;
+      answered();
       if (!controller.signal.aborted) controller.abort();
       done(err);
     };
@@ -189,12 +194,14 @@ export class KubeHttp {
     req.on('socket', (s) => s.setKeepAlive(true, 30_000));
     req.on('response', (res) => {
       if (res.statusCode !== 200) {
+        // Resolved by finish(): a refused watch is over before watch() returns.
         readBody(res, maxErrorBodyBytes, what).then(
           (buf) => finish(apiError(res.statusCode ?? 0, buf.toString('utf8'))),
           () => finish(apiError(res.statusCode ?? 0, '')),
         );
         return;
       }
+      answered();
       res.setEncoding('utf8');
       // The current line so far, in pieces (a line may span many chunks).
       let pending: string[] = [];
@@ -247,6 +254,7 @@ export class KubeHttp {
       res.on('error', (err) => finish(controller.signal.aborted ? null : err));
     });
     req.end();
+    await ready;
     return controller;
   }
 }

@@ -160,6 +160,8 @@ interface Runner {
 
 const noopLogger: SourceLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const baseKinds: readonly KindId[] = ['ccnp', 'node', 'namespace', 'apiserver-endpointslice', 'ciliumnode'];
+/** CCNPs decoded per step of the background decoding (a step is some 10-20 ms). */
+const predecodeChunk = 20;
 /** A watch that lived at least this long, or delivered an event, counts as healthy. */
 const healthyWatchMs = 5_000;
 
@@ -240,6 +242,8 @@ export class KubernetesSource {
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private started = false;
+  /** The next step of schedulePredecode(). */
+  private predecode: NodeJS.Immediate | undefined;
   private connectedNow = false;
   private sinceAt: string = new Date().toISOString();
   private lastError: string | undefined;
@@ -328,6 +332,7 @@ export class KubernetesSource {
     if (this.stopped) return;
     this.stopped = true;
     this.coalescer.cancel();
+    if (this.predecode !== undefined) clearImmediate(this.predecode);
     if (this.cacheTimer !== undefined) clearTimeout(this.cacheTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -382,7 +387,10 @@ export class KubernetesSource {
     const touched = (obj: KubeObject): void => {
       r.nsLists.delete(obj.metadata.namespace ?? '');
       if (r.listApplied && r.spec.id !== 'ccnp') this.objectsUnknown = true;
-      if (r.spec.id === 'ccnp') this.decodedAll = undefined;
+      if (r.spec.id === 'ccnp') {
+        this.decodedAll = undefined;
+        this.schedulePredecode();
+      }
     };
     const changed = (obj: KubeObject): void => {
       touched(obj);
@@ -626,8 +634,32 @@ export class KubernetesSource {
     if (node === undefined || candidates.length === 0) return candidates.length > 0;
     const nodeObj = this.runners.get('node')?.lw.get(node.name) as unknown as KubeObject | undefined;
     const labels: Labels = { ...nodeObj?.metadata.labels, ...node.labels };
-    const docs = candidates.flatMap((raw) => this.decode(raw).load.policies);
-    return selectedPoliciesNeedPods(docs, labels, node.labelFilter ?? 'cilium');
+    // One candidate at a time: the first that needs pods ends the search (the pod list starts sooner).
+    for (const raw of candidates) if (selectedPoliciesNeedPods(this.decode(raw).load.policies, labels, node.labelFilter ?? 'cilium')) return true;
+    return false;
+  }
+
+  /**
+   * Decodes the listed CCNPs a few at a time, between I/O (into the `decoded` memo), so that while the
+   * pod list pages in, the first snapshot's decoding gets done. Same decode, same memo: only earlier.
+   */
+  private schedulePredecode(): void {
+    if (this.predecode !== undefined || this.stopped) return;
+    this.predecode = setImmediate(() => {
+      this.predecode = undefined;
+      if (this.stopped) return;
+      const raws = this.runners.get('ccnp')?.lw.list() ?? [];
+      let done = 0;
+      for (const raw of raws) {
+        const rv = raw.metadata['resourceVersion'];
+        if (this.decoded.get(raw.metadata.name)?.rv === rv) continue;
+        this.decode(raw);
+        if (++done >= predecodeChunk) {
+          this.schedulePredecode();
+          return;
+        }
+      }
+    });
   }
 
   private updatePodWatch(): void {
