@@ -110,3 +110,33 @@ test('a list page over the page bound fails the list with a clear error; nothing
   t.false(source.synced());
   t.is(snaps.length, 0);
 });
+
+test('CCNPs decoded in the background equal a plain decode of each, and a changed CCNP is decoded again', async (t) => {
+  const { server, dir } = await setup(t);
+  // More than one background step (20 per step), pods needed by some (the search stops at the first).
+  for (let i = 0; i < 65; i++) {
+    const spec = i % 3 === 0
+      ? { nodeSelector: { matchLabels: { role: 'edge' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: `a${i}` } }] }] }
+      : { nodeSelector: {}, ingress: [{ fromCIDR: [`198.51.100.${i}/32`], toPorts: [{ ports: [{ port: String(1000 + i), protocol: 'TCP' }] }] }] };
+    server.apply('ciliumclusterwidenetworkpolicies', { metadata: { name: `p${String(i).padStart(2, '0')}` }, spec });
+  }
+  const { source, snaps } = await run(t, { kubeconfig: server.writeKubeconfig(dir), node: { name: 'node-a' } });
+  await waitFor('snapshot with pods watched', () => snaps.length > 0 && source.status().pods === 'CiliumEndpoint' && source.synced());
+  const s = snaps.at(-1)!;
+  t.is(s.policyFiles.length, 65);
+  const { loadManifestText } = await import('../../../src/api/load-manifests.js');
+  const plain = (f: { file: string; text: string }): unknown => {
+    const l = loadManifestText(f.text, f.file);
+    return { problems: l.problems, policies: l.policies.map(({ locate: _, ...p }) => p) };
+  };
+  for (const f of s.policyFiles) {
+    const { locate: _, ...got } = f.load.policies[0]!;
+    t.deepEqual({ problems: f.load.problems, policies: [got] }, plain(f), f.file);
+  }
+  const before = s.policyFiles.find((f) => f.file === 'k8s:ccnp/p07')!;
+  server.apply('ciliumclusterwidenetworkpolicies', { metadata: { name: 'p07' }, spec: { nodeSelector: {}, ingress: [{ fromCIDR: ['203.0.113.7/32'] }] } });
+  await waitFor('p07 changed', () => snaps.at(-1)!.policyFiles.find((f) => f.file === 'k8s:ccnp/p07')?.hash !== before.hash);
+  const after = snaps.at(-1)!.policyFiles.find((f) => f.file === 'k8s:ccnp/p07')!;
+  t.is(after.load.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.7/32');
+  t.is(snaps.at(-1)!.policyFiles.find((f) => f.file === 'k8s:ccnp/p08')?.load, s.policyFiles.find((f) => f.file === 'k8s:ccnp/p08')?.load, 'unchanged: the same decode');
+});
