@@ -150,7 +150,11 @@ function ownConnection(s: OwnSettings): Connection {
 async function libraryConnection(source: string, context: string | undefined, load: (kc: import('@kubernetes/client-node').KubeConfig) => void): Promise<Connection> {
   const k8s = await import('@kubernetes/client-node');
   const kc = new k8s.KubeConfig();
-  load(kc);
+  try {
+    load(kc);
+  } catch (err) {
+    throw err instanceof KubeconfigError ? err : new KubeconfigError(source, '', (err as Error).message, { cause: err });
+  }
   if (context !== undefined) kc.setCurrentContext(context);
   const cluster = kc.getCurrentCluster();
   if (cluster === null) throw new KubeconfigError(source, 'current-context', 'no current cluster');
@@ -330,15 +334,28 @@ export async function openConnection(req: ConnectionRequest): Promise<Connection
   const list = (env['KUBECONFIG'] ?? '').split(delimiter).filter((f) => f !== '');
   if (list.length === 1) return kubeconfigConnection(list[0]!, req.context);
   if (list.length > 1) {
-    // Several files are merged: the library's merge rules (as its loadFromDefault applies them), not ours.
+    // Several files are merged: the library's merge rules (as its loadFromDefault applies them), not ours;
+    // each file read bounded (the library's readFileSync would hang on a FIFO).
     const k8s = await import('@kubernetes/client-node');
-    return libraryConnection(`$KUBECONFIG (${list.join(delimiter)})`, req.context, (kc) => {
-      kc.loadFromFile(list[0]!);
-      for (const f of list.slice(1)) {
-        const more = new k8s.KubeConfig();
-        more.loadFromFile(f);
-        kc.mergeConfig(more);
+    const texts: string[] = [];
+    for (const f of list) {
+      try {
+        texts.push((await readBounded(f, maxKubeconfigBytes)).bytes.toString('utf8'));
+      } catch (err) {
+        throw new KubeconfigError(f, '', (err as Error).message, { cause: err });
       }
+    }
+    return libraryConnection(`$KUBECONFIG (${list.join(delimiter)})`, req.context, (kc) => {
+      list.forEach((f, i) => {
+        const one = i === 0 ? kc : new k8s.KubeConfig();
+        try {
+          one.loadFromString(texts[i]!);
+        } catch (err) {
+          throw new KubeconfigError(f, '', (err as Error).message, { cause: err });
+        }
+        one.makePathsAbsolute(dirname(f));
+        if (one !== kc) kc.mergeConfig(one);
+      });
     });
   }
   const home = env['HOME'] !== undefined && env['HOME'] !== '' ? env['HOME'] : homedir();

@@ -44,6 +44,8 @@ export interface KubeHttpLimits {
   readonly maxListBytes?: number;
   /** A watch event line longer than this many characters ends the watch with an error (default 16 Mi). */
   readonly maxLineBytes?: number;
+  /** A watch the server has not answered (status line and headers) within this ends with an error (default 60 s). */
+  readonly watchAnswerMs?: number;
 }
 
 export const defaultMaxListBytes = 256 * 1024 * 1024;
@@ -127,11 +129,13 @@ export class KubeHttp {
   readonly endpoint: KubeEndpoint;
   private readonly maxListBytes: number;
   private readonly maxLineBytes: number;
+  private readonly watchAnswerMs: number;
 
   constructor(endpoint: KubeEndpoint, limits: KubeHttpLimits = {}) {
     this.endpoint = endpoint;
     this.maxListBytes = limits.maxListBytes ?? defaultMaxListBytes;
     this.maxLineBytes = limits.maxLineBytes ?? defaultMaxLineBytes;
+    this.watchAnswerMs = limits.watchAnswerMs ?? 60_000;
   }
 
   /** GET one JSON document. Rejects with KubeApiError (HTTP status) or KubeHttpError; `signal` aborts it. */
@@ -190,6 +194,9 @@ export class KubeHttp {
     }
     const what = `watch ${url.pathname}`;
     const req = send(url, opts, controller.signal, () => finish(null));
+    // A server that takes the connection and never answers must not hold the watch (and its kind) forever.
+    const noAnswer = setTimeout(() => finish(new KubeHttpError(`${what}: no answer within ${this.watchAnswerMs} ms`)), this.watchAnswerMs);
+    void ready.then(() => clearTimeout(noAnswer));
     req.on('error', (err) => finish(controller.signal.aborted ? null : err));
     req.on('socket', (s) => s.setKeepAlive(true, 30_000));
     req.on('response', (res) => {

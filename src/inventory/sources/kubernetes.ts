@@ -424,6 +424,8 @@ export class KubernetesSource {
         const page = await this.listPage(r.spec, cont, this.opts.pageSize ?? 500);
         for (const o of page.items) items.push(stripObject(r.spec.id, o));
         rv = page.resourceVersion ?? rv;
+        // A server that hands back the token it was given would page forever.
+        if (page.continue !== undefined && page.continue === cont) throw new KubernetesSourceError(`list of ${r.spec.kind}: the server repeated its continue token`);
         cont = page.continue;
       } while (cont !== undefined && !r.stopped);
     } catch (err) {

@@ -180,6 +180,10 @@ test('default lookup: $KUBECONFIG (one file ours, several merged by the library)
   const merged = await openConnection({ ...none, env: { HOME: home, KUBECONFIG: `${a}:${b}` } });
   t.is(merged.via, 'library');
   t.is((await nodeNames(merged)).length, 3);
+  // One of several missing, or not a kubeconfig the library reads: an error naming that file.
+  await t.throwsAsync(openConnection({ ...none, env: { HOME: home, KUBECONFIG: `${a}:${join(dir, 'gone.yaml')}` } }), { instanceOf: KubeconfigError, message: /gone\.yaml/ });
+  await writeFile(join(dir, 'bad.yaml'), 'clusters: [{cluster: {server: "https://192.0.2.1"}}]\n');
+  await t.throwsAsync(openConnection({ ...none, env: { HOME: home, KUBECONFIG: `${a}:${join(dir, 'bad.yaml')}` } }), { instanceOf: KubeconfigError, message: /bad\.yaml: clusters\[0\]\.name is missing/ });
   // Nothing anywhere: the library's last resort (http://localhost:8080).
   const last = await openConnection(none);
   t.deepEqual([last.via, last.server], ['library', 'http://localhost:8080']);

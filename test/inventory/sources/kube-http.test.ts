@@ -173,3 +173,10 @@ test('watch: abort ends it with done(null), once; a refused connection is an err
   const refused = await watchAll(new KubeHttp({ server: 'http://127.0.0.1:9', requestOptions: async () => ({}) }));
   t.regex(refused.err?.message ?? '', /ECONNREFUSED/);
 });
+
+test('watch: a server that takes the request and never answers ends the watch with an error', async (t) => {
+  const ep = await serve(t, () => undefined);
+  const r = await watchAll(new KubeHttp(ep, { watchAnswerMs: 300 }));
+  t.true(r.err instanceof KubeHttpError);
+  t.regex(r.err?.message ?? '', /watch \/w: no answer within 300 ms/);
+});

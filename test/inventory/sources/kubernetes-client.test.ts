@@ -140,3 +140,31 @@ test('CCNPs decoded in the background equal a plain decode of each, and a change
   t.is(after.load.policies[0]?.rules[0]?.ingress?.[0]?.cidr?.[0], '203.0.113.7/32');
   t.is(snaps.at(-1)!.policyFiles.find((f) => f.file === 'k8s:ccnp/p08')?.load, s.policyFiles.find((f) => f.file === 'k8s:ccnp/p08')?.load, 'unchanged: the same decode');
 });
+
+test('a server that repeats its continue token fails the list (no endless paging), over plain http with insecure-skip-tls-verify', async (t) => {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ items: [{ metadata: { name: `n-${url.searchParams.get('continue') ?? 'first'}` } }], metadata: { resourceVersion: '5', continue: 'again' } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const dir = await mkdtemp(join(tmpdir(), 'nw-kclient-'));
+  t.teardown(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+  const file = join(dir, 'kubeconfig');
+  const port = (server.address() as { port: number }).port;
+  await writeFile(file, `apiVersion: v1\ncurrent-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]\n`);
+  const errors: string[] = [];
+  const { source, snaps } = await run(t, { kubeconfig: file, onApiError: (e) => errors.push(e.message) });
+  await waitFor('the error', () => errors.some((m) => /the server repeated its continue token/.test(m)));
+  t.false(source.synced());
+  t.is(snaps.length, 0);
+});
