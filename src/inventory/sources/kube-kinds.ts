@@ -104,6 +104,25 @@ function stringMap(v: unknown): Record<string, string> | undefined {
   return Object.fromEntries(Object.entries(o).flatMap(([k, v]) => (typeof v === 'string' ? [[intern(k), intern(v)]] : [])));
 }
 
+// Label maps many objects repeat (every pod of a ReplicaSet has the same labels): one frozen map
+// each, shared. Bounded like intern(): when full it starts over; a long label set is not shared.
+const labelSetLimit = 50_000;
+const labelSetMaxKeyLength = 4096;
+let labelSets = new Map<string, Readonly<Record<string, string>>>();
+
+/** stringMap(v), the one shared frozen copy of an equal map when there is one (same keys, values and order). */
+export function sharedStringMap(v: unknown): Record<string, string> | undefined {
+  const m = stringMap(v);
+  if (m === undefined) return undefined;
+  const key = JSON.stringify(Object.entries(m));
+  if (key.length > labelSetMaxKeyLength) return m;
+  const hit = labelSets.get(key);
+  if (hit !== undefined) return hit as Record<string, string>;
+  if (labelSets.size >= labelSetLimit) labelSets = new Map();
+  labelSets.set(key, Object.freeze(m));
+  return m;
+}
+
 /** Copies the listed keys that are present (and not null). */
 function pick(o: Json | undefined, keys: readonly string[]): Json | undefined {
   if (o === undefined) return undefined;
@@ -132,7 +151,7 @@ function slimMetadata(m: unknown, keepAnnotations = false): KubeObject['metadata
   const out: Json = { name: str(md['name']) ?? '' };
   const ns = istr(md['namespace']);
   if (ns !== undefined) out['namespace'] = ns;
-  const labels = stringMap(md['labels']);
+  const labels = sharedStringMap(md['labels']);
   if (labels !== undefined) out['labels'] = labels;
   const rv = str(md['resourceVersion']);
   if (rv !== undefined) out['resourceVersion'] = rv;

@@ -3,26 +3,28 @@
 // source (KubeObjects + decoded PolicyDocuments), so everything downstream is
 // unchanged.
 //
-// The client library does the API work: KubeConfig (file, in-cluster), the
-// typed/custom list calls, Watch (the streaming watch), and ListWatch (the
-// list-then-watch loop with resourceVersion resume, bookmark resourceVersions,
-// relist on 410 Gone, and the object store). This module adds what ListWatch
-// leaves to its user: slim objects, bookmarks requested, chunked lists, backoff
-// with jitter after errors, "synced" only once every kind has been listed,
-// optional CRDs, pods only while needed, coalescing of changes (coalesce.ts: an
-// isolated change goes out at once, a burst at most once per `debounceMs`), and
-// the disk cache.
+// The API work is our own, on node:https (issue 9: the client library's typed
+// list conversion and its caches cost ~2 s and ~250 MB at 100k pods):
+// kube-connection.ts (in-cluster, kubeconfig; the client library only for exec
+// plugins, auth providers, proxies and other rare kubeconfig settings),
+// kube-http.ts (list pages parsed with JSON.parse, watch streams of JSON lines,
+// both bounded), kube-list-watch.ts (the list-then-watch loop with
+// resourceVersion resume, bookmark resourceVersions, relist on 410 Gone, and the
+// store of slim objects). This module adds: slim objects as each page or event
+// arrives, bookmarks requested, chunked lists, backoff with jitter after errors,
+// the watchdog for silent watches, "synced" only once every kind has been
+// listed, optional CRDs, pods only while needed, coalescing of changes
+// (coalesce.ts: an isolated change goes out at once, a burst at most once per
+// `debounceMs`), and the disk cache.
 //
-// The library is imported lazily in start(): a file-only node never loads it.
+// List pages: `limit` 500 by default (pageSize). Not resourceVersion=0 (served
+// from the API server's watch cache): such a list ignores `limit` and returns
+// every pod in one response, an unbounded buffer at 100k pods.
 
-import type * as K8s from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import { dirname } from 'node:path';
 import { loadManifestText, type LoadResult } from '../../api/load-manifests.js';
 import type { Problem } from '../../api/problem.js';
 import type { KubeObject, PolicyDocument } from '../../api/types.js';
-import { maxConfigBytes } from '../config.js';
-import { readBounded } from '../read-bounded.js';
 import { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 import { loadCache, removeSelection, writeCache, writeSelection } from './cache.js';
 import { coalesce, type CoalesceTimers, type Coalescer } from './coalesce.js';
@@ -30,6 +32,9 @@ import type { LabelFilter, Labels } from '../types.js';
 import { kindSpecs, policyNeedsPods, stripObject, type KindId, type KindSpec } from './kube-kinds.js';
 import { ObjectChangeLog, type ObjectChanges, type ObjectFeed } from '../object-feed.js';
 import { selectedPoliciesNeedPods } from './pod-need.js';
+import { openConnection, type Connection } from './kube-connection.js';
+import { KubeHttp, type KubeHttpLimits } from './kube-http.js';
+import { KindListWatch, type ListResult, type WatchHandler } from './kube-list-watch.js';
 
 export interface SourceLogger {
   debug(obj: object, msg: string): void;
@@ -39,7 +44,7 @@ export interface SourceLogger {
 }
 
 export interface KubernetesSourceOptions {
-  /** Kubeconfig file. Neither this nor inCluster: the library's default lookup ($KUBECONFIG, ~/.kube/config, in-cluster). */
+  /** Kubeconfig file. Neither this nor inCluster: the client library's default lookup ($KUBECONFIG, ~/.kube/config, in-cluster). */
   readonly kubeconfig?: string;
   /** ServiceAccount token and CA from /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT. */
   readonly inCluster?: boolean;
@@ -77,6 +82,11 @@ export interface KubernetesSourceOptions {
   readonly absentRecheckMs?: number;
   /** Minimum time between two cache writes (default 30 s); the first sync is written at once. */
   readonly cacheIntervalMs?: number;
+  /** Bounds of one list page and one watch line (kube-http.ts; defaults 256 MiB and 16 Mi characters). */
+  readonly limits?: KubeHttpLimits;
+  /** Environment and ServiceAccount directory for in-cluster and the default lookup (tests); default the process's. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly serviceAccountDir?: string;
   readonly logger?: SourceLogger;
   /** Called on every API error a watched kind gets (after logging; it is retried anyway). */
   readonly onApiError?: (error: { readonly kind: string; readonly status: number | undefined; readonly message: string }) => void;
@@ -129,19 +139,9 @@ export class KubernetesSourceError extends Error {
   override readonly name = 'KubernetesSourceError';
 }
 
-type K8sModule = typeof K8s;
-type WatchCallback = (phase: string, apiObj: unknown, watchObj?: unknown) => void;
-type ListResult = K8s.KubernetesListObject<K8s.KubernetesObject>;
-
-interface Apis {
-  readonly core: K8s.CoreV1Api;
-  readonly discovery: K8s.DiscoveryV1Api;
-  readonly custom: K8s.CustomObjectsApi;
-}
-
 interface Runner {
   readonly spec: KindSpec;
-  lw: K8s.ListWatch<K8s.KubernetesObject>;
+  lw: KindListWatch;
   /** Its first list has been applied to the store. */
   listed: boolean;
   /** A list finished and its items are being applied (ListWatch opens the watch right after). */
@@ -156,12 +156,12 @@ interface Runner {
   quiet: boolean;
   /** The store's objects, one array per namespace, kept until a store callback touches that namespace. */
   nsLists: Map<string, readonly KubeObject[]>;
-  /** The store map nsLists was made from (ListWatch internals: checked, never relied on blindly). */
-  nsStore: unknown;
 }
 
 const noopLogger: SourceLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const baseKinds: readonly KindId[] = ['ccnp', 'node', 'namespace', 'apiserver-endpointslice', 'ciliumnode'];
+/** CCNPs decoded per step of the background decoding (a step is some 10-20 ms). */
+const predecodeChunk = 20;
 /** A watch that lived at least this long, or delivered an event, counts as healthy. */
 const healthyWatchMs = 5_000;
 
@@ -199,23 +199,15 @@ export function describeError(err: unknown): string {
 }
 
 /**
- * A runner's objects as ListWatch.list() gives them (namespace by namespace, in the store's order), but
- * from arrays kept per namespace: an event rebuilds only its namespace's array. Falls back to list()
- * when the store is not the Map of Maps it is in @kubernetes/client-node 1.x.
+ * A runner's objects as its store's list() gives them (namespace by namespace, in the store's order), but
+ * from arrays kept per namespace: an event rebuilds only its namespace's array.
  */
 function runnerLists(r: Runner): (readonly KubeObject[])[] {
-  const store = (r.lw as unknown as { objects?: unknown }).objects;
-  if (!(store instanceof Map)) return [r.lw.list() as unknown as readonly KubeObject[]];
-  if (store !== r.nsStore) {
-    r.nsLists.clear();
-    r.nsStore = store;
-  }
   const out: (readonly KubeObject[])[] = [];
-  for (const [ns, objects] of store as Map<string, unknown>) {
+  for (const [ns, objects] of r.lw.objects) {
     let list = r.nsLists.get(ns);
     if (list === undefined) {
-      if (!(objects instanceof Map)) return [r.lw.list() as unknown as readonly KubeObject[]];
-      list = [...(objects as Map<string, KubeObject>).values()];
+      list = [...objects.values()];
       r.nsLists.set(ns, list);
     }
     out.push(list);
@@ -235,9 +227,7 @@ export class KubernetesSource {
   private needPods: boolean | 'auto';
   private readonly log: SourceLogger;
   private onChange: ((s: KubernetesSnapshot) => void) | undefined;
-  private k8s: K8sModule | undefined;
-  private apis: Apis | undefined;
-  private watcher: K8s.Watch | undefined;
+  private http: KubeHttp | undefined;
   /** The API server URL of the current kubeconfig cluster, once loaded (rollout probe `kube-apiserver`). */
   server: string | undefined;
   private readonly runners = new Map<KindId, Runner>();
@@ -252,6 +242,8 @@ export class KubernetesSource {
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private started = false;
+  /** The next step of schedulePredecode(). */
+  private predecode: NodeJS.Immediate | undefined;
   private connectedNow = false;
   private sinceAt: string = new Date().toISOString();
   private lastError: string | undefined;
@@ -296,43 +288,28 @@ export class KubernetesSource {
     this.started = true;
     this.onChange = onChange;
     await this.emitCache();
-    let k8s: K8sModule;
+    let conn: Connection;
     try {
-      k8s = await import('@kubernetes/client-node');
-    } catch (err) {
-      throw new KubernetesSourceError(`cannot load @kubernetes/client-node: ${describeError(err)}`, { cause: err });
-    }
-    this.k8s = k8s;
-    const kc = new k8s.KubeConfig();
-    try {
-      if (this.opts.inCluster === true) kc.loadFromCluster();
-      else if (this.opts.kubeconfig !== undefined) {
-        // Not kc.loadFromFile: its readFileSync blocks the whole agent on a FIFO and reads /dev/zero until memory runs out.
-        const { bytes } = await readBounded(this.opts.kubeconfig, maxConfigBytes);
-        kc.loadFromString(bytes.toString('utf8'));
-        kc.makePathsAbsolute(dirname(this.opts.kubeconfig));
-      }
-      else kc.loadFromDefault();
-      if (this.opts.context !== undefined) kc.setCurrentContext(this.opts.context);
-      if (kc.getCurrentCluster() === null) throw new Error('no current cluster in the kubeconfig');
+      conn = await openConnection({
+        ...(this.opts.kubeconfig === undefined ? {} : { kubeconfig: this.opts.kubeconfig }),
+        ...(this.opts.inCluster === undefined ? {} : { inCluster: this.opts.inCluster }),
+        ...(this.opts.context === undefined ? {} : { context: this.opts.context }),
+        ...(this.opts.env === undefined ? {} : { env: this.opts.env }),
+        ...(this.opts.serviceAccountDir === undefined ? {} : { serviceAccountDir: this.opts.serviceAccountDir }),
+      });
     } catch (err) {
       const where = this.opts.inCluster === true ? 'in-cluster credentials' : (this.opts.kubeconfig ?? 'the default kubeconfig');
       throw new KubernetesSourceError(`cannot load ${where}: ${describeError(err)}`, { cause: err });
     }
-    this.apis = {
-      core: kc.makeApiClient(k8s.CoreV1Api),
-      discovery: kc.makeApiClient(k8s.DiscoveryV1Api),
-      custom: kc.makeApiClient(k8s.CustomObjectsApi),
-    };
-    this.watcher = new k8s.Watch(kc);
-    this.server = kc.getCurrentCluster()?.server;
+    this.http = new KubeHttp(conn, this.opts.limits);
+    this.server = conn.server;
     if (this.stopped) return;
     for (const id of baseKinds) {
       const r = this.makeRunner(id);
       this.runners.set(id, r);
       void r.lw.start();
     }
-    this.log.info({ server: kc.getCurrentCluster()?.server }, 'kubernetes source: listing');
+    this.log.info({ server: conn.server, credentials: conn.source, client: conn.via }, 'kubernetes source: listing');
     this.updatePodWatch();
   }
 
@@ -355,6 +332,7 @@ export class KubernetesSource {
     if (this.stopped) return;
     this.stopped = true;
     this.coalescer.cancel();
+    if (this.predecode !== undefined) clearImmediate(this.predecode);
     if (this.cacheTimer !== undefined) clearTimeout(this.cacheTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -399,27 +377,27 @@ export class KubernetesSource {
   }
 
   private makeRunner(id: KindId): Runner {
-    const k8s = this.k8s;
-    const watcher = this.watcher;
-    if (k8s === undefined || watcher === undefined) throw new KubernetesSourceError('not started');
+    if (this.http === undefined) throw new KubernetesSourceError('not started');
     const spec = kindSpecs[id];
-    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false, quiet: false, nsLists: new Map(), nsStore: undefined } as Omit<Runner, 'lw'> as Runner;
-    // ListWatch only needs `watch()`; this one strips objects and adds bookmarks, timeouts and backoff.
-    const slimWatch = { config: watcher.config, watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: WatchCallback, done: (err: unknown) => void) => this.openWatch(r, path, query, cb, done) };
-    r.lw = new k8s.ListWatch<K8s.KubernetesObject>(spec.path, slimWatch as unknown as K8s.Watch, () => this.listAll(r), false, spec.labelSelector);
+    const r = { spec, listed: false, listApplied: false, absent: false, connected: false, attempts: 0, retryTimer: undefined, stopped: false, quiet: false, nsLists: new Map() } as Omit<Runner, 'lw'> as Runner;
+    // The watch strips objects and adds bookmarks, timeouts, the watchdog and backoff.
+    r.lw = new KindListWatch((query, cb, done) => this.openWatch(r, spec.path, query, cb, done), () => this.listAll(r), spec.labelSelector);
     // Every store change: that namespace's array is made anew; a change not made by a watch event (a list
     // applied) cannot be followed by the object feed.
-    const touched = (obj: K8s.KubernetesObject): void => {
-      r.nsLists.delete(obj.metadata?.namespace ?? '');
+    const touched = (obj: KubeObject): void => {
+      r.nsLists.delete(obj.metadata.namespace ?? '');
       if (r.listApplied && r.spec.id !== 'ccnp') this.objectsUnknown = true;
-      if (r.spec.id === 'ccnp') this.decodedAll = undefined;
+      if (r.spec.id === 'ccnp') {
+        this.decodedAll = undefined;
+        this.schedulePredecode();
+      }
     };
-    const changed = (obj: K8s.KubernetesObject): void => {
+    const changed = (obj: KubeObject): void => {
       touched(obj);
       this.changed(r);
     };
     r.lw.on('add', changed);
-    r.lw.on('update', (obj: K8s.KubernetesObject) => {
+    r.lw.on('update', (obj: KubeObject) => {
       touched(obj);
       if (!r.quiet) this.changed(r);
     });
@@ -436,26 +414,26 @@ export class KubernetesSource {
     await r.lw.stop();
   }
 
-  /** One full list, page by page (one consistent resourceVersion), slimmed as it arrives. */
+  /** One full list, page by page (one consistent resourceVersion), each page slimmed as it arrives. */
   private async listAll(r: Runner): Promise<ListResult> {
-    const items: K8s.KubernetesObject[] = [];
+    const items: KubeObject[] = [];
     let cont: string | undefined;
     let rv = '';
     try {
       do {
-        const page = await this.withTimeout(this.listPage(r.spec.id, cont), this.opts.listPageTimeoutMs ?? 60_000, `list of ${r.spec.kind}`);
-        for (const o of page.items) items.push(stripObject(r.spec.id, o) as unknown as K8s.KubernetesObject);
-        const md = (page.metadata ?? {}) as { resourceVersion?: string; _continue?: string; continue?: string };
-        rv = md.resourceVersion ?? rv;
-        cont = md._continue ?? md.continue;
-        if (cont === '') cont = undefined;
+        const page = await this.listPage(r.spec, cont, this.opts.pageSize ?? 500);
+        for (const o of page.items) items.push(stripObject(r.spec.id, o));
+        rv = page.resourceVersion ?? rv;
+        // A server that hands back the token it was given would page forever.
+        if (page.continue !== undefined && page.continue === cont) throw new KubernetesSourceError(`list of ${r.spec.kind}: the server repeated its continue token`);
+        cont = page.continue;
       } while (cont !== undefined && !r.stopped);
     } catch (err) {
       if (r.spec.optional && errorStatusCode(err) === 404) {
         if (!r.absent) this.log.info({ kind: r.spec.kind }, 'kubernetes source: CRD not installed; treated as empty');
         r.absent = true;
         r.listApplied = true;
-        return { items: [], metadata: { resourceVersion: '' } };
+        return { items: [], resourceVersion: '' };
       }
       throw err;
     }
@@ -463,48 +441,41 @@ export class KubernetesSource {
     r.absent = false;
     r.listApplied = true;
     this.log.debug({ kind: r.spec.kind, items: items.length, resourceVersion: rv }, 'kubernetes source: listed');
-    return { items, metadata: { resourceVersion: rv } };
+    return { items, resourceVersion: rv };
   }
 
-  private async withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new KubernetesSourceError(`${what} took longer than ${ms} ms`)), ms);
-    });
+  /**
+   * One list page: the raw JSON, its items not yet slimmed. Aborted (an error, the list is retried)
+   * when it takes longer than listPageTimeoutMs.
+   */
+  private async listPage(spec: KindSpec, cont: string | undefined, limit: number): Promise<{ items: readonly unknown[]; resourceVersion: string | undefined; continue: string | undefined }> {
+    const client = this.http;
+    if (client === undefined) throw new KubernetesSourceError('not started');
+    const ms = this.opts.listPageTimeoutMs ?? 60_000;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), ms);
+    let body: unknown;
     try {
-      return await Promise.race([p, timeout]);
+      body = await client.getJson(spec.path, { limit, labelSelector: spec.labelSelector, continue: cont }, abort.signal);
+    } catch (err) {
+      if (abort.signal.aborted) throw new KubernetesSourceError(`list of ${spec.kind} took longer than ${ms} ms`, { cause: err });
+      throw err;
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  private async listPage(id: KindId, cont: string | undefined): Promise<{ items: readonly unknown[]; metadata?: object }> {
-    const apis = this.apis;
-    if (apis === undefined) throw new KubernetesSourceError('not started');
-    const paging = { limit: this.opts.pageSize ?? 500, ...(cont === undefined ? {} : { _continue: cont }) };
-    switch (id) {
-      case 'node':
-        return apis.core.listNode(paging);
-      case 'namespace':
-        return apis.core.listNamespace(paging);
-      case 'pod':
-        return apis.core.listPodForAllNamespaces(paging);
-      case 'apiserver-endpointslice':
-        return apis.discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: kindSpecs[id].labelSelector ?? '', ...paging });
-      case 'ccnp':
-      case 'ciliumnode':
-      case 'ciliumendpoint': {
-        const plural = kindSpecs[id].path.split('/').pop() ?? '';
-        return (await apis.custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural, ...paging })) as { items: unknown[]; metadata?: object };
-      }
-    }
+    const list = body as { items?: unknown; metadata?: { resourceVersion?: unknown; continue?: unknown } } | null;
+    if (list === null || typeof list !== 'object' || !Array.isArray(list.items)) throw new KubernetesSourceError(`list of ${spec.kind}: the answer is not a list (no items)`);
+    const md = list.metadata ?? {};
+    const rv = typeof md.resourceVersion === 'string' ? md.resourceVersion : undefined;
+    const next = typeof md.continue === 'string' && md.continue !== '' ? md.continue : undefined;
+    return { items: list.items as unknown[], resourceVersion: rv, continue: next };
   }
 
   private async openWatch(
     r: Runner,
     path: string,
     query: Record<string, string | number | boolean | undefined>,
-    cb: WatchCallback,
+    cb: WatchHandler,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
     const idle = new AbortController();
@@ -533,16 +504,16 @@ export class KubernetesSource {
       this.setConnected(r, true);
       return idle;
     }
-    const watcher = this.watcher;
-    if (watcher === undefined) return idle;
+    const client = this.http;
+    if (client === undefined) return idle;
     const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
     const startedAt = Date.now();
     let events = 0;
     let finished = false;
-    const controller = await watcher.watch(
+    const controller = await client.watch(
       path,
       { ...query, allowWatchBookmarks: true, timeoutSeconds },
-      (phase, obj, raw) => {
+      (phase, obj) => {
         events++;
         if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
           // Logged before the store changes: every snapshot of a later revision contains this event
@@ -554,7 +525,7 @@ export class KubernetesSource {
           // Most MODIFIED events at scale are status heartbeats: same slim object, new resourceVersion.
           r.quiet = phase === 'MODIFIED' && sameContent(before, slim);
           try {
-            cb(phase, slim, raw);
+            cb(phase, slim);
           } finally {
             r.quiet = false;
           }
@@ -565,7 +536,7 @@ export class KubernetesSource {
           if (code === 410) this.log.info({ kind: r.spec.kind }, 'kubernetes source: resourceVersion expired (410 Gone), relisting');
           else this.log.warn({ kind: r.spec.kind, status: obj }, 'kubernetes source: watch error event');
         }
-        cb(phase, obj, raw);
+        cb(phase, obj);
       },
       (err: unknown) => {
         finished = true;
@@ -665,12 +636,36 @@ export class KubernetesSource {
     if (node === undefined || candidates.length === 0) return candidates.length > 0;
     const nodeObj = this.runners.get('node')?.lw.get(node.name) as unknown as KubeObject | undefined;
     const labels: Labels = { ...nodeObj?.metadata.labels, ...node.labels };
-    const docs = candidates.flatMap((raw) => this.decode(raw).load.policies);
-    return selectedPoliciesNeedPods(docs, labels, node.labelFilter ?? 'cilium');
+    // One candidate at a time: the first that needs pods ends the search (the pod list starts sooner).
+    for (const raw of candidates) if (selectedPoliciesNeedPods(this.decode(raw).load.policies, labels, node.labelFilter ?? 'cilium')) return true;
+    return false;
+  }
+
+  /**
+   * Decodes the listed CCNPs a few at a time, between I/O (into the `decoded` memo), so that while the
+   * pod list pages in, the first snapshot's decoding gets done. Same decode, same memo: only earlier.
+   */
+  private schedulePredecode(): void {
+    if (this.predecode !== undefined || this.stopped) return;
+    this.predecode = setImmediate(() => {
+      this.predecode = undefined;
+      if (this.stopped) return;
+      const raws = this.runners.get('ccnp')?.lw.list() ?? [];
+      let done = 0;
+      for (const raw of raws) {
+        const rv = raw.metadata['resourceVersion'];
+        if (this.decoded.get(raw.metadata.name)?.rv === rv) continue;
+        this.decode(raw);
+        if (++done >= predecodeChunk) {
+          this.schedulePredecode();
+          return;
+        }
+      }
+    });
   }
 
   private updatePodWatch(): void {
-    if (this.stopped || this.apis === undefined) return;
+    if (this.stopped || this.http === undefined) return;
     // In auto mode the policies (and this node's labels) decide, so wait until they have been listed.
     const inputsListed = this.runners.get('ccnp')?.listed === true && (this.opts.node === undefined || this.runners.get('node')?.listed === true);
     const want = this.needPods === 'auto' && !inputsListed ? this.podsWanted : this.wantPods();
@@ -692,14 +687,13 @@ export class KubernetesSource {
 
   /** CiliumEndpoint where its CRD is served (Cilium runs), else Pod. */
   private async startPodRunner(): Promise<void> {
-    const apis = this.apis;
-    if (apis === undefined || this.podsProbing || this.podRunner !== undefined) return;
+    if (this.http === undefined || this.podsProbing || this.podRunner !== undefined) return;
     this.podsProbing = true;
     let kind: KindId | undefined;
     for (let attempt = 1; kind === undefined; attempt++) {
       if (this.stopped || !this.podsWanted) break;
       try {
-        await apis.custom.listClusterCustomObject({ group: 'cilium.io', version: 'v2', plural: 'ciliumendpoints', limit: 1 });
+        await this.listPage(kindSpecs.ciliumendpoint, undefined, 1);
         kind = 'ciliumendpoint';
       } catch (err) {
         if (errorStatusCode(err) === 404) {
