@@ -177,7 +177,9 @@ export function hostPrefix(addr: string): Prefix {
 }
 
 function formatV4(bits: bigint): string {
-  return [24n, 16n, 8n, 0n].map((sh) => String(Number((bits >> sh) & 0xffn))).join('.');
+  const n = Number(bits);
+  // join: one flat string (see formatPrefix).
+  return [n >>> 24, '.', (n >>> 16) & 255, '.', (n >>> 8) & 255, '.', n & 255].join('');
 }
 
 function formatV6(bits: bigint): string {
@@ -298,7 +300,58 @@ export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
  * length), no element inside another, adjacent siblings merged.
  */
 export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
-  return rangesToPrefixes(prefixesToRanges(ps));
+  let v4 = 0;
+  for (const p of ps) if (p.family === 'ipv4') v4++;
+  if (v4 === 0) return rangesToPrefixes(prefixesToRanges(ps));
+  const out = mergeIPv4(ps, v4);
+  if (v4 < ps.length) for (const p of rangesToPrefixes(prefixesToRanges(ps.filter((p) => p.family === 'ipv6')))) out.push(p);
+  return out;
+}
+
+/**
+ * mergePrefixes of the IPv4 prefixes of `ps` (`count` of them) in doubles instead of bigints: one typed
+ * array sorted in place, no range objects. A pod set of a large cluster is 100k+ host prefixes, merged
+ * on every full build. Exact: every value stays below 2^39. test/policy/cidr-merge.test.ts checks it
+ * against the bigint ranges (rangesToPrefixes(prefixesToRanges(ps))).
+ */
+function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] {
+  // start * 64 + len: sorted by start, then shorter (larger) first.
+  const keys = new Float64Array(count);
+  let n = 0;
+  for (const p of ps) if (p.family === 'ipv4') keys[n++] = Number(p.bits) * 64 + p.len;
+  keys.sort();
+  const out: Prefix[] = [];
+  let start = -1;
+  let end = -1;
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    const len = k % 64;
+    const s = (k - len) / 64;
+    const e = s + 2 ** (32 - len) - 1;
+    if (start >= 0 && s <= end + 1) {
+      if (e > end) end = e;
+      continue;
+    }
+    if (start >= 0) pushIPv4Blocks(out, start, end);
+    start = s;
+    end = e;
+  }
+  if (start >= 0) pushIPv4Blocks(out, start, end);
+  return out;
+}
+
+/** The fewest aligned IPv4 blocks covering [start, end] exactly, in order (rangesToPrefixes in doubles). */
+function pushIPv4Blocks(out: Prefix[], start: number, end: number): void {
+  let s = start;
+  while (s <= end) {
+    // Largest aligned block starting at s (trailing zeros of s) that does not pass end.
+    const align = s === 0 ? 32 : 31 - Math.clz32(s & -s);
+    const size = end - s + 1;
+    const fit = size >= 2 ** 32 ? 32 : 31 - Math.clz32(size);
+    const k = Math.min(align, fit);
+    out.push({ family: 'ipv4', bits: BigInt(s), len: 32 - k });
+    s += 2 ** k;
+  }
 }
 
 /** Addresses in `base` but not in `minus`, as a merged prefix list. */
