@@ -98,7 +98,9 @@ const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 &
 export function plainIPv6(s: string): bigint | undefined {
   const n = s.length;
   if (n < 2 || n > 39) return undefined;
-  const groups: number[] = [];
+  // Groups as written (a reused scratch array: no allocation per address; this function never re-enters).
+  const groups = scratchGroups;
+  let count = 0;
   let ellipsis = -1;
   let i = 0;
   if (s.charCodeAt(0) === 58) {
@@ -115,22 +117,31 @@ export function plainIPv6(s: string): bigint | undefined {
       value = value * 16 + h;
       if (++digits > 4) return undefined;
     }
-    if (digits === 0 || groups.push(value) > 8) return undefined;
+    if (digits === 0 || count >= 8) return undefined;
+    groups[count++] = value;
     if (i === n) break;
     if (s.charCodeAt(i) !== 58) return undefined; // '.', '%' or anything else: the strict parser
     i++;
     if (i === n) return undefined; // a trailing single ':'
     if (s.charCodeAt(i) === 58) {
       if (ellipsis >= 0) return undefined;
-      ellipsis = groups.length;
+      ellipsis = count;
       i++;
     }
   }
-  if (ellipsis < 0 ? groups.length !== 8 : groups.length > 7) return undefined;
-  const full = ellipsis < 0 ? groups : [...groups.slice(0, ellipsis), ...Array<number>(8 - groups.length).fill(0), ...groups.slice(ellipsis)];
+  if (ellipsis < 0 ? count !== 8 : count > 7) return undefined;
   // Four exact 32-bit numbers, then one bigint.
-  const word = (k: number): bigint => BigInt((full[2 * k] ?? 0) * 65536 + (full[2 * k + 1] ?? 0));
+  const word = (k: number): bigint => BigInt(groupAt(2 * k, count, ellipsis) * 65536 + groupAt(2 * k + 1, count, ellipsis));
   return (word(0) << 96n) | (word(1) << 64n) | (word(2) << 32n) | word(3);
+}
+
+const scratchGroups: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+
+/** Group k (0-7) of the full address whose `count` written groups are in scratchGroups, '::' before group `ellipsis` (-1: none). */
+function groupAt(k: number, count: number, ellipsis: number): number {
+  if (ellipsis < 0 || k < ellipsis) return scratchGroups[k] ?? 0;
+  const gap = 8 - count;
+  return k < ellipsis + gap ? 0 : (scratchGroups[k - gap] ?? 0);
 }
 
 /** True when `s` is a valid bare IP address for parseAddress. */
@@ -177,19 +188,28 @@ export function hostPrefix(addr: string): Prefix {
 }
 
 function formatV4(bits: bigint): string {
-  const n = Number(bits);
+  return formatV4Number(Number(bits));
+}
+
+function formatV4Number(n: number): string {
   // join: one flat string (see formatPrefix).
   return [n >>> 24, '.', (n >>> 16) & 255, '.', (n >>> 8) & 255, '.', n & 255].join('');
 }
 
 function formatV6(bits: bigint): string {
-  const groups: number[] = [];
-  for (let sh = 112n; sh >= 0n; sh -= 16n) groups.push(Number((bits >> sh) & 0xffffn));
+  // Four 32-bit words as numbers: the groups come from number arithmetic, not one bigint shift each.
+  const w0 = Number(bits >> 96n);
+  const w1 = Number((bits >> 64n) & 0xffffffffn);
+  const w2 = Number((bits >> 32n) & 0xffffffffn);
+  const w3 = Number(bits & 0xffffffffn);
   // Dotted tail for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, first 96 bits
   // zero, bits 96-111 not) addresses, exactly as glibc's inet_ntop prints them, so that the text
   // equals `nft list` output (and node:net's). Go prints the latter as ::102:304.
-  if (bits >> 32n === 0xffffn) return `::ffff:${formatV4(bits & 0xffffffffn)}`;
-  if (bits >> 32n === 0n && bits >> 16n !== 0n) return `::${formatV4(bits)}`;
+  if (w0 === 0 && w1 === 0) {
+    if (w2 === 0xffff) return ['::ffff:', formatV4Number(w3)].join('');
+    if (w2 === 0 && w3 >>> 16 !== 0) return ['::', formatV4Number(w3)].join('');
+  }
+  const groups = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
@@ -206,9 +226,14 @@ function formatV6(bits: bigint): string {
     }
     i = j;
   }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return [hex(groups.slice(0, bestStart)), '::', hex(groups.slice(bestStart + bestLen))].join('');
+  // join: flat strings (see formatPrefix).
+  const hex = (from: number, to: number): string => {
+    const parts: string[] = [];
+    for (let k = from; k < to; k++) parts.push((groups[k] ?? 0).toString(16));
+    return parts.join(':');
+  };
+  if (bestStart < 0) return hex(0, 8);
+  return [hex(0, bestStart), '::', hex(bestStart + bestLen, 8)].join('');
 }
 
 /** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '../api/types.js';
 import type { Inventory, EngineConfig, LabelFilter, Labels, NodeInfo, PodInfo } from '../inventory/types.js';
 import {
+  canonicalIPv4,
   formatPrefix,
   formatPrefixesByFamily,
   hostPrefix,
@@ -41,6 +42,9 @@ const worldV6: Prefix = { family: 'ipv6', bits: 0n, len: 0 };
 
 /** A node address may come with an interface prefix length ("192.0.2.1/24"): keep the address. */
 export function addressOf(s: string): Prefix | undefined {
+  // Canonical IPv4 (nearly every pod and node address): no exception frame, no intermediate object.
+  const v4 = canonicalIPv4(s);
+  if (v4 !== undefined) return { family: 'ipv4', bits: BigInt(v4), len: 32 };
   try {
     const slash = s.indexOf('/');
     return hostPrefix(slash < 0 ? s : s.slice(0, slash));
