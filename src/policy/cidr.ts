@@ -304,9 +304,19 @@ function bitLength(x: bigint): number {
 
 /** The fewest prefixes covering exactly the given ranges, sorted. */
 export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
+  return normalRangesToPrefixes(normalizeRanges(rs));
+}
+
+/** rangesToPrefixes of ranges already normalized (sorted, disjoint, not adjacent). */
+function normalRangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
   const out: Prefix[] = [];
-  for (const r of normalizeRanges(rs)) {
+  for (const r of rs) {
     const width = familyWidth(r.family);
+    if (r.start === r.end) {
+      // One address (most elements of a pod set): no bit lengths to find.
+      out.push({ family: r.family, bits: r.start, len: width });
+      continue;
+    }
     let start = r.start;
     while (start <= r.end) {
       // Largest aligned block starting at `start` that does not pass `end`.
@@ -327,10 +337,40 @@ export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
 export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
   let v4 = 0;
   for (const p of ps) if (p.family === 'ipv4') v4++;
-  if (v4 === 0) return rangesToPrefixes(prefixesToRanges(ps));
+  if (v4 === 0) return mergeIPv6(ps);
   const out = mergeIPv4(ps, v4);
-  if (v4 < ps.length) for (const p of rangesToPrefixes(prefixesToRanges(ps.filter((p) => p.family === 'ipv6')))) out.push(p);
+  if (v4 < ps.length) for (const p of mergeIPv6(ps.filter((p) => p.family === 'ipv6'))) out.push(p);
   return out;
+}
+
+/**
+ * mergePrefixes of IPv6 prefixes: sorted as they are and swept once, without a range object per input
+ * (test/policy/cidr-merge.test.ts checks it against the range path).
+ */
+function mergeIPv6(ps: readonly Prefix[]): Prefix[] {
+  const sorted = ps.slice().sort((a, b) => (a.bits < b.bits ? -1 : a.bits > b.bits ? 1 : a.len - b.len));
+  const ranges: AddressRange[] = [];
+  let start = 0n;
+  let end = 0n;
+  let next = 0n; // end + 1
+  let open = false;
+  for (const p of sorted) {
+    const e = p.len === 128 ? p.bits : p.bits + (1n << BigInt(128 - p.len)) - 1n;
+    if (open && p.bits <= next) {
+      if (e > end) {
+        end = e;
+        next = e + 1n;
+      }
+      continue;
+    }
+    if (open) ranges.push({ family: 'ipv6', start, end });
+    start = p.bits;
+    end = e;
+    next = e + 1n;
+    open = true;
+  }
+  if (open) ranges.push({ family: 'ipv6', start, end });
+  return normalRangesToPrefixes(ranges);
 }
 
 /**

@@ -33,23 +33,17 @@ export class PrefixCounts {
 
   /** Adds one; returns the new count. */
   add(bits: bigint, len: number): number {
-    const n = (this.get(bits, len) ?? 0) + 1;
-    this.set(bits, len, n);
-    return n;
+    // The key is made once per call (an IPv6 key is a new bigint each time it is made).
+    if (this.family === 'ipv6') return bump(this.all6 ??= new Map(), (bits << 8n) | BigInt(len), 1);
+    if (len === 32) return bump(this.hosts4 ??= new Map(), Number(bits) | 0, 1);
+    return bump(this.nets4 ??= new Map(), Number(bits) * 64 + len, 1);
   }
 
   /** Removes one; returns the new count, or -1 when (bits, len) was absent (nothing changes). */
   remove(bits: bigint, len: number): number {
-    const n = this.get(bits, len);
-    if (n === undefined) return -1;
-    if (n > 1) {
-      this.set(bits, len, n - 1);
-      return n - 1;
-    }
-    if (this.family === 'ipv6') this.all6?.delete((bits << 8n) | BigInt(len));
-    else if (len === 32) this.hosts4?.delete(Number(bits) | 0);
-    else this.nets4?.delete(Number(bits) * 64 + len);
-    return 0;
+    if (this.family === 'ipv6') return this.all6 === undefined ? -1 : bump(this.all6, (bits << 8n) | BigInt(len), -1);
+    if (len === 32) return this.hosts4 === undefined ? -1 : bump(this.hosts4, Number(bits) | 0, -1);
+    return this.nets4 === undefined ? -1 : bump(this.nets4, Number(bits) * 64 + len, -1);
   }
 
   clear(): void {
@@ -77,10 +71,20 @@ export class PrefixCounts {
     if (this.family === 'ipv6') return this.all6?.get((bits << 8n) | BigInt(len));
     return len === 32 ? this.hosts4?.get(Number(bits) | 0) : this.nets4?.get(Number(bits) * 64 + len);
   }
+}
 
-  private set(bits: bigint, len: number, n: number): void {
-    if (this.family === 'ipv6') (this.all6 ??= new Map()).set((bits << 8n) | BigInt(len), n);
-    else if (len === 32) (this.hosts4 ??= new Map()).set(Number(bits) | 0, n);
-    else (this.nets4 ??= new Map()).set(Number(bits) * 64 + len, n);
+/** Adds d (+1 or -1) to the count of k: the new count, 0 when it went (deleted), -1 when a removal found nothing. */
+function bump<K>(m: Map<K, number>, k: K, d: 1 | -1): number {
+  const n = m.get(k);
+  if (n === undefined) {
+    if (d < 0) return -1;
+    m.set(k, 1);
+    return 1;
   }
+  if (n + d === 0) {
+    m.delete(k);
+    return 0;
+  }
+  m.set(k, n + d);
+  return n + d;
 }
