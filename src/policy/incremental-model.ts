@@ -172,11 +172,16 @@ function withElements(t: IdentitySet, e: { v4: readonly string[]; v6: readonly s
 
 function addresses(xs: readonly string[]): Prefix[] {
   const out: Prefix[] = [];
+  pushAddresses(xs, out);
+  return out;
+}
+
+/** addresses(xs) appended to `out` (no array per pod in a full build). */
+function pushAddresses(xs: readonly string[], out: Prefix[]): void {
   for (const x of xs) {
     const p = addressOf(x);
     if (p !== undefined) out.push(p);
   }
-  return out;
 }
 
 function prefixes(xs: readonly string[]): Prefix[] {
@@ -309,7 +314,7 @@ export class IncrementalModel {
     const podInputs: Prefix[] = [];
     for (const pod of inventory.pods) {
       this.identityOf(pod, false).pods.add(pod);
-      for (const p of addresses(pod.addresses)) podInputs.push(p);
+      pushAddresses(pod.addresses, podInputs);
       this.pods.set(pod);
     }
     const all = [inventory.self, ...inventory.remoteNodes];
@@ -716,7 +721,7 @@ export class IncrementalModel {
       for (const id of this.identities.values()) {
         if (!matchSelector(eff, id.labels)) continue;
         id.sets.add(s);
-        for (const pod of id.pods) for (const p of addresses(pod.addresses)) inputs.push(p);
+        for (const pod of id.pods) pushAddresses(pod.addresses, inputs);
       }
       // A selector with a reserved: key also selects reserved identities (never narrowed to pods).
       const feeding: CoverSet[] = [];

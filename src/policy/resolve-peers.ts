@@ -263,22 +263,35 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
  * and a text key equal for pods that share an identity.
  */
 export function podSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
-  // Pods share Labels objects (build-inventory.ts): compute once per labels object and inputs.
-  const memoKey = `${pod.namespace}\u0000${clusterName}\u0000${filter}`;
-  let memo = selectorLabelMemo.get(pod.labels);
-  const hit = memo?.get(memoKey);
-  if (hit !== undefined) return hit;
-  const out = computePodSelectorLabels(pod, clusterName, filter);
-  if (memo === undefined) {
-    memo = new Map();
-    selectorLabelMemo.set(pod.labels, memo);
+  // Pods share Labels objects (build-inventory.ts): compute once per labels object and inputs. Looked up
+  // by the strings as they are (no key string made per call: this runs once per pod in a full build).
+  let byNamespace = selectorLabelMemo.get(pod.labels);
+  if (byNamespace === undefined) {
+    byNamespace = new Map();
+    selectorLabelMemo.set(pod.labels, byNamespace);
   }
-  memo.set(memoKey, out);
+  let byCluster = byNamespace.get(pod.namespace);
+  if (byCluster === undefined) {
+    byCluster = new Map();
+    byNamespace.set(pod.namespace, byCluster);
+  }
+  let byFilter = byCluster.get(clusterName);
+  if (byFilter === undefined) {
+    byFilter = new Map();
+    byCluster.set(clusterName, byFilter);
+  }
+  let out = byFilter.get(filter);
+  if (out === undefined) {
+    out = computePodSelectorLabels(pod, clusterName, filter);
+    byFilter.set(filter, out);
+  }
   return out;
 }
 
-/** podSelectorLabels results by the pod's Labels object; the result's array must not be changed. */
-const selectorLabelMemo = new WeakMap<Labels, Map<string, { labels: SourcedLabel[]; key: string }>>();
+type SelectorLabels = { labels: SourcedLabel[]; key: string };
+
+/** podSelectorLabels results by the pod's Labels object, namespace, cluster name and label filter; the result's array must not be changed. */
+const selectorLabelMemo = new WeakMap<Labels, Map<string, Map<string, Map<LabelFilter, SelectorLabels>>>>();
 
 function computePodSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
   const raw = { [namespaceKey]: pod.namespace, [clusterKey]: clusterName, ...pod.labels };
