@@ -335,19 +335,33 @@ function normalRangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
  * length), no element inside another, adjacent siblings merged.
  */
 export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
+  // Nothing or one prefix (a node's pod CIDRs, called once per node): nothing to merge.
+  if (ps.length === 0) return [];
+  if (ps.length === 1) {
+    const p = ps[0] as Prefix;
+    if (aligned(p)) return [{ family: p.family, bits: p.bits, len: p.len }];
+  }
   let v4 = 0;
   for (const p of ps) if (p.family === 'ipv4') v4++;
-  if (v4 === 0) return mergeIPv6(ps);
-  const out = mergeIPv4(ps, v4);
-  if (v4 < ps.length) for (const p of mergeIPv6(ps.filter((p) => p.family === 'ipv6'))) out.push(p);
+  const out = v4 === 0 ? [] : mergeIPv4(ps, v4);
+  const v6 = v4 === ps.length ? undefined : mergeIPv6(v4 === 0 ? ps : ps.filter((p) => p.family === 'ipv6'));
+  // A prefix with host bits set is not one this module makes; the range path gives what it always gave.
+  if (out === undefined || v6 === undefined && v4 < ps.length) return rangesToPrefixes(prefixesToRanges(ps));
+  if (v6 !== undefined) for (const p of v6) out.push(p);
   return out;
+}
+
+/** No host bits set (every Prefix this module makes). */
+function aligned(p: Prefix): boolean {
+  return (p.bits & ((1n << BigInt(familyWidth(p.family) - p.len)) - 1n)) === 0n;
 }
 
 /**
  * mergePrefixes of IPv6 prefixes: sorted as they are and swept once, without a range object per input
  * (test/policy/cidr-merge.test.ts checks it against the range path).
  */
-function mergeIPv6(ps: readonly Prefix[]): Prefix[] {
+function mergeIPv6(ps: readonly Prefix[]): Prefix[] | undefined {
+  for (const p of ps) if (p.len !== 128 && !aligned(p)) return undefined;
   const sorted = ps.slice().sort((a, b) => (a.bits < b.bits ? -1 : a.bits > b.bits ? 1 : a.len - b.len));
   const ranges: AddressRange[] = [];
   let start = 0n;
@@ -379,11 +393,16 @@ function mergeIPv6(ps: readonly Prefix[]): Prefix[] {
  * on every full build. Exact: every value stays below 2^39. test/policy/cidr-merge.test.ts checks it
  * against the bigint ranges (rangesToPrefixes(prefixesToRanges(ps))).
  */
-function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] {
+function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] | undefined {
   // start * 64 + len: sorted by start, then shorter (larger) first.
   const keys = new Float64Array(count);
   let n = 0;
-  for (const p of ps) if (p.family === 'ipv4') keys[n++] = Number(p.bits) * 64 + p.len;
+  for (const p of ps) {
+    if (p.family !== 'ipv4') continue;
+    const start = Number(p.bits);
+    if (p.len < 0 || p.len > 32 || start < 0 || start % 2 ** (32 - p.len) !== 0 || start >= 2 ** 32) return undefined; // not a valid prefix
+    keys[n++] = start * 64 + p.len;
+  }
   keys.sort();
   const out: Prefix[] = [];
   let start = -1;

@@ -34,4 +34,15 @@ test('mergePrefixes: the whole IPv4 space, adjacent halves, the last address, du
   t.deepEqual(mergePrefixes([p(0xffffffffn, 32), p(0xfffffffen, 32), p(0xffffffffn, 32)]).map(formatPrefix), ['255.255.255.254/31']);
   t.deepEqual(mergePrefixes([p(1n, 32), p(3n, 32), p(2n, 32)]).map(formatPrefix), ['0.0.0.1/32', '0.0.0.2/31']);
   t.deepEqual(mergePrefixes([]), []);
+  t.deepEqual(mergePrefixes([p(0xc0000200n, 24)]), [p(0xc0000200n, 24)]);
+});
+
+// Prefixes with host bits set are never made by cidr.ts; given one anyway, mergePrefixes still answers as before.
+const raw = fc.oneof(
+  fc.tuple(fc.constant('ipv4' as const), fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }), fc.integer({ min: 0, max: 32 })),
+  fc.tuple(fc.constant('ipv6' as const), fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.integer({ min: 0, max: 128 })),
+).map(([family, bits, len]): Prefix => ({ family, bits, len }));
+
+testProp('mergePrefixes of prefixes with or without host bits equals the bigint ranges path', [fc.array(fc.oneof(raw, v4Prefix, v6Prefix), { minLength: 1, maxLength: 4 })], (t, ps) => {
+  t.deepEqual(mergePrefixes(ps), reference(ps));
 });
