@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { parseConfig } from '../src/inventory/config.js';
-import { buildState } from '../src/pipeline.js';
+import { buildState, StateBuilder } from '../src/pipeline.js';
 import { evaluate } from '../src/verdict/evaluate.js';
 import type { Flow } from '../src/verdict/types.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
@@ -41,18 +41,27 @@ export function benchFlows(size: SyntheticSize): Flow[] {
   return flows;
 }
 
+/** CPU milliseconds (user + system) of this process since `since`. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+}
+
 export async function runModelBench(size: SyntheticSize): Promise<Record<string, number>> {
   const t0 = performance.now();
   const cluster = generateCluster(size);
   const tGen = performance.now();
   const memBefore = memoryMB();
   const tParse0 = performance.now();
+  const cParse0 = process.cpuUsage();
   const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
   const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
+  const parseCpuMs = cpuMs(cParse0);
   const tParse = performance.now();
   const memParsed = memoryMB();
   const maxRssParse = process.resourceUsage().maxRSS / 1e3;
   const tModel0 = performance.now();
+  const cModel0 = process.cpuUsage();
   const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
   const load = {
     policies: policies.policies,
@@ -60,8 +69,19 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
     problems: [...objects.problems, ...policies.problems],
   };
   const state = buildState({ config, load, nodeName: cluster.nodeName });
+  const firstModelCpuMs = cpuMs(cModel0);
   const tModel = performance.now();
   const memModel = memoryMB();
+  // What the agent runs for its first model (src/pipeline.ts StateBuilder: inventory with its object
+  // index, the incremental model, lint), and the heap it keeps: measured with the reference model above
+  // already collected, so the heap difference is the agent's inventory + model.
+  const agentMem0 = memoryMB();
+  const cAgent0 = process.cpuUsage();
+  const agentBuilder = new StateBuilder();
+  const agentState = agentBuilder.build({ config, load, nodeName: cluster.nodeName });
+  const agentFirstBuildCpuMs = cpuMs(cAgent0);
+  const agentMem = memoryMB();
+  if (agentState.model.ingress.entries.length !== state.model.ingress.entries.length) throw new Error('model bench: the agent build and the reference differ');
   // Warm-up model rebuild: the second build is what the agent pays on each change.
   buildState({ config, load, nodeName: cluster.nodeName });
   const tModel2 = performance.now();
@@ -78,6 +98,12 @@ export async function runModelBench(size: SyntheticSize): Promise<Record<string,
     parseMs: tParse - tParse0,
     firstModelMs: tModel - tModel0,
     parseAndFirstModelMs: tParse - tParse0 + (tModel - tModel0),
+    // CPU time (the machine may be busy with other work; wall figures above then overstate).
+    parseCpuMs,
+    firstModelCpuMs,
+    parseAndFirstModelCpuMs: parseCpuMs + firstModelCpuMs,
+    agentFirstBuildCpuMs,
+    agentInventoryAndModelHeapMB: agentMem.heap - agentMem0.heap,
     // Live heap (after a full GC) and RSS: before parsing (generated text only), after parsing, after the first model.
     heapBeforeMB: memBefore.heap,
     heapAfterParseMB: memParsed.heap,

@@ -249,7 +249,7 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
     name: obj.metadata.name,
     labels,
     fromPod: true,
-    addresses: new Set([...(prev?.addresses ?? []), ...addresses]),
+    addresses: prev === undefined ? addresses : new Set([...prev.addresses, ...addresses]),
     ...(nodeName === undefined ? {} : { nodeName }),
     obj,
   });
@@ -448,8 +448,9 @@ export function buildInventory(
   const nodeOwner = new Map<string, string>();
   for (const n of [self, ...remoteNodes]) for (const a of n.addresses) nodeOwner.set(a, n.name);
   const podInfos: PodInfo[] = [];
-  for (const [, p] of [...pods.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const info = finishPod(c, p, nodeOwner);
+  // The default sort compares UTF-16 code units, as `<` does: the keys alone, no [key, value] pair per pod.
+  for (const k of [...pods.keys()].sort()) {
+    const info = finishPod(c, pods.get(k) as PodAcc, nodeOwner);
     if (info !== undefined) podInfos.push(info);
   }
 
@@ -522,7 +523,7 @@ export interface ObjectIndex {
   /** The objects of that build, as given. */
   readonly objects: readonly KubeObject[];
   /** The objects of each key: one object alone (the usual case, kept without an array), or a list. */
-  readonly byKey: Map<string, KubeObject | readonly KubeObject[]>;
+  readonly byKey: ObjectsByKey;
   readonly selfName: string;
   /** What buildInventory adds to this node's own objects: command-line labels, local interface addresses. */
   readonly selfExtra: { readonly labels: Labels; readonly local: readonly string[] };
@@ -537,21 +538,79 @@ export interface ObjectIndex {
 const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === 'CiliumEndpoint';
 const isNodeObject = (o: KubeObject): boolean => o.kind === 'Node' || o.kind === 'CiliumNode';
 /** "pod:NS/NAME" for Pods and CiliumEndpoints, "node:NAME" for Nodes and CiliumNodes. */
-function objectKey(o: KubeObject): string {
+export function objectKey(o: KubeObject): string {
   return isNodeObject(o) ? ['node:', o.metadata.name].join('') : ['pod:', namespaceOf(o), '/', o.metadata.name].join('');
 }
 
-function objectsByKey(all: readonly KubeObject[]): Map<string, KubeObject | readonly KubeObject[]> {
-  const out = new Map<string, KubeObject | KubeObject[]>();
-  for (const o of all) {
-    if (!isPodObject(o) && !isNodeObject(o)) continue;
-    const k = objectKey(o);
-    const have = out.get(k);
+type Held = KubeObject | readonly KubeObject[];
+
+/**
+ * Pod and node objects by objectKey, stored by namespace and name: the inner keys are the objects' own
+ * name strings, so the index keeps no "pod:NS/NAME" string per pod (100k pods: some 4 MB). Keys are
+ * objectKey texts; a namespace or name with a '/' in it (invalid in Kubernetes) still finds its entry,
+ * as the key is split the same way on every call.
+ */
+export class ObjectsByKey {
+  private readonly pods = new Map<string, Map<string, Held>>();
+  private readonly nodes = new Map<string, Held>();
+
+  /** Indexes `o` under objectKey(o): the first object alone, more as a list. */
+  add(o: KubeObject): void {
+    const ns = namespaceOf(o);
+    // Split as locate() splits objectKey(o): at the first '/' after "pod:".
+    const at = isNodeObject(o) || !ns.includes('/') ? undefined : this.locate(objectKey(o), true);
+    const names = at?.names ?? (isNodeObject(o) ? this.nodes : this.namespace(ns, true));
+    const name = at?.name ?? o.metadata.name;
+    const have = names.get(name);
     // A lone object is kept as it is: one array fewer per pod (100k pods: some 5 MB).
-    if (have === undefined) out.set(k, o);
-    else if (Array.isArray(have)) have.push(o);
-    else out.set(k, [have as KubeObject, o]);
+    if (have === undefined) names.set(name, o);
+    else if (Array.isArray(have)) (have as KubeObject[]).push(o);
+    else names.set(name, [have as KubeObject, o]);
   }
+
+  get(k: string): Held | undefined {
+    const at = this.locate(k, false);
+    return at?.names.get(at.name);
+  }
+
+  set(k: string, value: Held): void {
+    const at = this.locate(k, true);
+    if (at === undefined) return;
+    const first = Array.isArray(value) ? (value as readonly KubeObject[])[0] : (value as KubeObject);
+    // The object's own string when it is the key's name (always, but for names with a '/').
+    const name = first?.metadata.name === at.name ? first.metadata.name : at.name;
+    at.names.set(name, value);
+  }
+
+  delete(k: string): void {
+    const at = this.locate(k, false);
+    if (at === undefined) return;
+    at.names.delete(at.name);
+    if (at.names !== this.nodes && at.names.size === 0) this.pods.delete(at.namespace);
+  }
+
+  private namespace(ns: string, create: boolean): Map<string, Held> {
+    let names = this.pods.get(ns);
+    if (names === undefined) {
+      names = new Map();
+      if (create) this.pods.set(ns, names);
+    }
+    return names;
+  }
+
+  private locate(k: string, create: boolean): { names: Map<string, Held>; namespace: string; name: string } | undefined {
+    if (k.startsWith('node:')) return { names: this.nodes, namespace: '', name: k.slice('node:'.length) };
+    if (!k.startsWith('pod:')) return undefined;
+    const slash = k.indexOf('/', 'pod:'.length);
+    if (slash < 0) return undefined;
+    const namespace = k.slice('pod:'.length, slash);
+    return { names: this.namespace(namespace, create), namespace, name: k.slice(slash + 1) };
+  }
+}
+
+function objectsByKey(all: readonly KubeObject[]): ObjectsByKey {
+  const out = new ObjectsByKey();
+  for (const o of all) if (isPodObject(o) || isNodeObject(o)) out.add(o);
   return out;
 }
 

@@ -98,7 +98,9 @@ const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 &
 export function plainIPv6(s: string): bigint | undefined {
   const n = s.length;
   if (n < 2 || n > 39) return undefined;
-  const groups: number[] = [];
+  // Groups as written (a reused scratch array: no allocation per address; this function never re-enters).
+  const groups = scratchGroups;
+  let count = 0;
   let ellipsis = -1;
   let i = 0;
   if (s.charCodeAt(0) === 58) {
@@ -115,22 +117,31 @@ export function plainIPv6(s: string): bigint | undefined {
       value = value * 16 + h;
       if (++digits > 4) return undefined;
     }
-    if (digits === 0 || groups.push(value) > 8) return undefined;
+    if (digits === 0 || count >= 8) return undefined;
+    groups[count++] = value;
     if (i === n) break;
     if (s.charCodeAt(i) !== 58) return undefined; // '.', '%' or anything else: the strict parser
     i++;
     if (i === n) return undefined; // a trailing single ':'
     if (s.charCodeAt(i) === 58) {
       if (ellipsis >= 0) return undefined;
-      ellipsis = groups.length;
+      ellipsis = count;
       i++;
     }
   }
-  if (ellipsis < 0 ? groups.length !== 8 : groups.length > 7) return undefined;
-  const full = ellipsis < 0 ? groups : [...groups.slice(0, ellipsis), ...Array<number>(8 - groups.length).fill(0), ...groups.slice(ellipsis)];
+  if (ellipsis < 0 ? count !== 8 : count > 7) return undefined;
   // Four exact 32-bit numbers, then one bigint.
-  const word = (k: number): bigint => BigInt((full[2 * k] ?? 0) * 65536 + (full[2 * k + 1] ?? 0));
+  const word = (k: number): bigint => BigInt(groupAt(2 * k, count, ellipsis) * 65536 + groupAt(2 * k + 1, count, ellipsis));
   return (word(0) << 96n) | (word(1) << 64n) | (word(2) << 32n) | word(3);
+}
+
+const scratchGroups: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+
+/** Group k (0-7) of the full address whose `count` written groups are in scratchGroups, '::' before group `ellipsis` (-1: none). */
+function groupAt(k: number, count: number, ellipsis: number): number {
+  if (ellipsis < 0 || k < ellipsis) return scratchGroups[k] ?? 0;
+  const gap = 8 - count;
+  return k < ellipsis + gap ? 0 : (scratchGroups[k - gap] ?? 0);
 }
 
 /** True when `s` is a valid bare IP address for parseAddress. */
@@ -177,17 +188,28 @@ export function hostPrefix(addr: string): Prefix {
 }
 
 function formatV4(bits: bigint): string {
-  return [24n, 16n, 8n, 0n].map((sh) => String(Number((bits >> sh) & 0xffn))).join('.');
+  return formatV4Number(Number(bits));
+}
+
+function formatV4Number(n: number): string {
+  // join: one flat string (see formatPrefix).
+  return [n >>> 24, '.', (n >>> 16) & 255, '.', (n >>> 8) & 255, '.', n & 255].join('');
 }
 
 function formatV6(bits: bigint): string {
-  const groups: number[] = [];
-  for (let sh = 112n; sh >= 0n; sh -= 16n) groups.push(Number((bits >> sh) & 0xffffn));
+  // Four 32-bit words as numbers: the groups come from number arithmetic, not one bigint shift each.
+  const w0 = Number(bits >> 96n);
+  const w1 = Number((bits >> 64n) & 0xffffffffn);
+  const w2 = Number((bits >> 32n) & 0xffffffffn);
+  const w3 = Number(bits & 0xffffffffn);
   // Dotted tail for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, first 96 bits
   // zero, bits 96-111 not) addresses, exactly as glibc's inet_ntop prints them, so that the text
   // equals `nft list` output (and node:net's). Go prints the latter as ::102:304.
-  if (bits >> 32n === 0xffffn) return `::ffff:${formatV4(bits & 0xffffffffn)}`;
-  if (bits >> 32n === 0n && bits >> 16n !== 0n) return `::${formatV4(bits)}`;
+  if (w0 === 0 && w1 === 0) {
+    if (w2 === 0xffff) return ['::ffff:', formatV4Number(w3)].join('');
+    if (w2 === 0 && w3 >>> 16 !== 0) return ['::', formatV4Number(w3)].join('');
+  }
+  const groups = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
@@ -204,9 +226,14 @@ function formatV6(bits: bigint): string {
     }
     i = j;
   }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return [hex(groups.slice(0, bestStart)), '::', hex(groups.slice(bestStart + bestLen))].join('');
+  // join: flat strings (see formatPrefix).
+  const hex = (from: number, to: number): string => {
+    const parts: string[] = [];
+    for (let k = from; k < to; k++) parts.push((groups[k] ?? 0).toString(16));
+    return parts.join(':');
+  };
+  if (bestStart < 0) return hex(0, 8);
+  return [hex(0, bestStart), '::', hex(bestStart + bestLen, 8)].join('');
 }
 
 /** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */
@@ -277,9 +304,19 @@ function bitLength(x: bigint): number {
 
 /** The fewest prefixes covering exactly the given ranges, sorted. */
 export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
+  return normalRangesToPrefixes(normalizeRanges(rs));
+}
+
+/** rangesToPrefixes of ranges already normalized (sorted, disjoint, not adjacent). */
+function normalRangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
   const out: Prefix[] = [];
-  for (const r of normalizeRanges(rs)) {
+  for (const r of rs) {
     const width = familyWidth(r.family);
+    if (r.start === r.end) {
+      // One address (most elements of a pod set): no bit lengths to find.
+      out.push({ family: r.family, bits: r.start, len: width });
+      continue;
+    }
     let start = r.start;
     while (start <= r.end) {
       // Largest aligned block starting at `start` that does not pass `end`.
@@ -298,7 +335,107 @@ export function rangesToPrefixes(rs: readonly AddressRange[]): Prefix[] {
  * length), no element inside another, adjacent siblings merged.
  */
 export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
-  return rangesToPrefixes(prefixesToRanges(ps));
+  // Nothing or one prefix (a node's pod CIDRs, called once per node): nothing to merge.
+  if (ps.length === 0) return [];
+  if (ps.length === 1) {
+    const p = ps[0] as Prefix;
+    if (aligned(p)) return [{ family: p.family, bits: p.bits, len: p.len }];
+  }
+  let v4 = 0;
+  for (const p of ps) if (p.family === 'ipv4') v4++;
+  const out = v4 === 0 ? [] : mergeIPv4(ps, v4);
+  const v6 = v4 === ps.length ? undefined : mergeIPv6(v4 === 0 ? ps : ps.filter((p) => p.family === 'ipv6'));
+  // A prefix with host bits set is not one this module makes; the range path gives what it always gave.
+  if (out === undefined || v6 === undefined && v4 < ps.length) return rangesToPrefixes(prefixesToRanges(ps));
+  if (v6 !== undefined) for (const p of v6) out.push(p);
+  return out;
+}
+
+/** No host bits set (every Prefix this module makes). */
+function aligned(p: Prefix): boolean {
+  return (p.bits & ((1n << BigInt(familyWidth(p.family) - p.len)) - 1n)) === 0n;
+}
+
+/**
+ * mergePrefixes of IPv6 prefixes: sorted as they are and swept once, without a range object per input
+ * (test/policy/cidr-merge.test.ts checks it against the range path).
+ */
+function mergeIPv6(ps: readonly Prefix[]): Prefix[] | undefined {
+  for (const p of ps) if (p.len !== 128 && !aligned(p)) return undefined;
+  const sorted = ps.slice().sort((a, b) => (a.bits < b.bits ? -1 : a.bits > b.bits ? 1 : a.len - b.len));
+  const ranges: AddressRange[] = [];
+  let start = 0n;
+  let end = 0n;
+  let next = 0n; // end + 1
+  let open = false;
+  for (const p of sorted) {
+    const e = p.len === 128 ? p.bits : p.bits + (1n << BigInt(128 - p.len)) - 1n;
+    if (open && p.bits <= next) {
+      if (e > end) {
+        end = e;
+        next = e + 1n;
+      }
+      continue;
+    }
+    if (open) ranges.push({ family: 'ipv6', start, end });
+    start = p.bits;
+    end = e;
+    next = e + 1n;
+    open = true;
+  }
+  if (open) ranges.push({ family: 'ipv6', start, end });
+  return normalRangesToPrefixes(ranges);
+}
+
+/**
+ * mergePrefixes of the IPv4 prefixes of `ps` (`count` of them) in doubles instead of bigints: one typed
+ * array sorted in place, no range objects. A pod set of a large cluster is 100k+ host prefixes, merged
+ * on every full build. Exact: every value stays below 2^39. test/policy/cidr-merge.test.ts checks it
+ * against the bigint ranges (rangesToPrefixes(prefixesToRanges(ps))).
+ */
+function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] | undefined {
+  // start * 64 + len: sorted by start, then shorter (larger) first.
+  const keys = new Float64Array(count);
+  let n = 0;
+  for (const p of ps) {
+    if (p.family !== 'ipv4') continue;
+    const start = Number(p.bits);
+    if (p.len < 0 || p.len > 32 || start < 0 || start % 2 ** (32 - p.len) !== 0 || start >= 2 ** 32) return undefined; // not a valid prefix
+    keys[n++] = start * 64 + p.len;
+  }
+  keys.sort();
+  const out: Prefix[] = [];
+  let start = -1;
+  let end = -1;
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    const len = k % 64;
+    const s = (k - len) / 64;
+    const e = s + 2 ** (32 - len) - 1;
+    if (start >= 0 && s <= end + 1) {
+      if (e > end) end = e;
+      continue;
+    }
+    if (start >= 0) pushIPv4Blocks(out, start, end);
+    start = s;
+    end = e;
+  }
+  if (start >= 0) pushIPv4Blocks(out, start, end);
+  return out;
+}
+
+/** The fewest aligned IPv4 blocks covering [start, end] exactly, in order (rangesToPrefixes in doubles). */
+function pushIPv4Blocks(out: Prefix[], start: number, end: number): void {
+  let s = start;
+  while (s <= end) {
+    // Largest aligned block starting at s (trailing zeros of s) that does not pass end.
+    const align = s === 0 ? 32 : 31 - Math.clz32(s & -s);
+    const size = end - s + 1;
+    const fit = size >= 2 ** 32 ? 32 : 31 - Math.clz32(size);
+    const k = Math.min(align, fit);
+    out.push({ family: 'ipv4', bits: BigInt(s), len: 32 - k });
+    s += 2 ** k;
+  }
 }
 
 /** Addresses in `base` but not in `minus`, as a merged prefix list. */

@@ -23,7 +23,6 @@ import type { EngineConfig, Inventory, Labels, NodeInfo, PodInfo, RunMode } from
 import type { Prefix } from './cidr.js';
 import { CoverSet, type ElementChanges } from './cover-set.js';
 import type { PoolIndex } from './pool-index.js';
-import { PrefixCounts } from './prefix-counts.js';
 import {
   buildHostModel,
   canonicalHostAddresses,
@@ -115,13 +114,16 @@ const reservedPools: readonly (readonly [string, PoolName])[] = [
 const namespaceKey = 'io.kubernetes.pod.namespace';
 const clusterKey = 'io.cilium.k8s.policy.cluster';
 
-/** Pods with equal selector labels: one identity, matched against selectors once. */
+/**
+ * Pods with equal selector labels: one identity, matched against selectors once. It holds its pods (the
+ * inventory's PodInfo objects, nothing copied), not a count per address: every pod address is an input
+ * of each endpoint set selecting the identity, counted once per pod by the set's CoverSet, so two pods
+ * sharing an address keep it until both are gone.
+ */
 interface Identity {
   readonly key: string;
   readonly labels: readonly SourcedLabel[];
-  pods: number;
-  /** Distinct addresses of its pods, with the number of pods holding each (compact keys, prefix-counts.ts). */
-  readonly addrs: Record<Family, PrefixCounts>;
+  readonly pods: Set<PodInfo>;
   /** Endpoint sets selecting it. */
   readonly sets: Set<LiveSet>;
 }
@@ -170,11 +172,16 @@ function withElements(t: IdentitySet, e: { v4: readonly string[]; v6: readonly s
 
 function addresses(xs: readonly string[]): Prefix[] {
   const out: Prefix[] = [];
+  pushAddresses(xs, out);
+  return out;
+}
+
+/** addresses(xs) appended to `out` (no array per pod in a full build). */
+function pushAddresses(xs: readonly string[], out: Prefix[]): void {
   for (const x of xs) {
     const p = addressOf(x);
     if (p !== undefined) out.push(p);
   }
-  return out;
 }
 
 function prefixes(xs: readonly string[]): Prefix[] {
@@ -204,8 +211,36 @@ function minus(a: readonly Prefix[], b: readonly Prefix[]): Prefix[] {
   return out;
 }
 
-/** One flat string (join), not a chain of concatenation nodes: it is kept as a Map key per pod. */
-const podKey = (namespace: string, name: string): string => [namespace, '/', name].join('');
+/**
+ * Pods by namespace, then name: the keys are the strings the PodInfo objects hold, so the index adds no
+ * string (and no wrapper object) per pod.
+ */
+class PodIndex {
+  private readonly byNamespace = new Map<string, Map<string, PodInfo>>();
+
+  get(namespace: string, name: string): PodInfo | undefined {
+    return this.byNamespace.get(namespace)?.get(name);
+  }
+
+  set(pod: PodInfo): void {
+    let names = this.byNamespace.get(pod.namespace);
+    if (names === undefined) {
+      names = new Map();
+      this.byNamespace.set(pod.namespace, names);
+    }
+    names.set(pod.name, pod);
+  }
+
+  delete(namespace: string, name: string): void {
+    const names = this.byNamespace.get(namespace);
+    if (names === undefined || !names.delete(name)) return;
+    if (names.size === 0) this.byNamespace.delete(namespace);
+  }
+
+  *values(): IterableIterator<PodInfo> {
+    for (const names of this.byNamespace.values()) yield* names.values();
+  }
+}
 
 /**
  * Where a selector is filed in the label index: an `In` (or matchLabels) requirement on a pod label
@@ -239,7 +274,7 @@ export class IncrementalModel {
   private emptyInventory: Inventory;
   private selfEndpointLabels: readonly SourcedLabel[];
   private readonly nodes = new Map<string, NodeInfo>();
-  private readonly pods = new Map<string, { info: PodInfo; identity: Identity | undefined }>();
+  private readonly pods = new PodIndex();
   private apiServer: readonly string[];
   private clusterPodCIDRs: readonly string[];
   private readonly identities = new Map<string, Identity>();
@@ -278,13 +313,9 @@ export class IncrementalModel {
     // Pods and identities first: every set and pool is then loaded in one merge.
     const podInputs: Prefix[] = [];
     for (const pod of inventory.pods) {
-      const identity = this.identityOf(pod, false);
-      identity.pods++;
-      for (const p of addresses(pod.addresses)) {
-        this.identityAddress(identity, p, +1, false);
-        podInputs.push(p);
-      }
-      this.pods.set(podKey(pod.namespace, pod.name), { info: pod, identity });
+      this.identityOf(pod, false).pods.add(pod);
+      pushAddresses(pod.addresses, podInputs);
+      this.pods.set(pod);
     }
     const all = [inventory.self, ...inventory.remoteNodes];
     const hostAddrs = addresses(inventory.self.addresses);
@@ -341,7 +372,7 @@ export class IncrementalModel {
       clusterName: this.clusterName,
       self: this.self,
       remoteNodes: [...this.nodes.values()],
-      pods: [...this.pods.values()].map((p) => p.info),
+      pods: [...this.pods.values()],
       apiServerAddresses: this.apiServer,
       clusterPodCIDRs: this.clusterPodCIDRs,
     };
@@ -399,7 +430,7 @@ export class IncrementalModel {
           this.upsertPod(e.pod);
           break;
         case 'pod-deleted':
-          this.deletePod(podKey(e.namespace, e.name));
+          this.deletePod(e.namespace, e.name);
           break;
         case 'node':
           if (e.node.name === this.self.name) throw new IncrementalModelError(`node ${e.node.name} is this node: build the model anew`);
@@ -451,7 +482,7 @@ export class IncrementalModel {
     const { labels, key } = podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter);
     let id = this.identities.get(key);
     if (id === undefined) {
-      id = { key, labels, pods: 0, addrs: { ipv4: new PrefixCounts('ipv4'), ipv6: new PrefixCounts('ipv6') }, sets: new Set() };
+      id = { key, labels, pods: new Set(), sets: new Set() };
       this.identities.set(key, id);
       if (live) for (const s of this.candidates(labels)) if (this.selectsIdentity(s, id)) id.sets.add(s);
     }
@@ -471,48 +502,45 @@ export class IncrementalModel {
     return s.source.kind === 'endpoints' && matchSelector(effectiveEndpointSelector(s.source.selector, this.clusterName), id.labels);
   }
 
-  /** One more (+1) or one fewer (-1) pod of `id` holds address p. */
-  private identityAddress(id: Identity, p: Prefix, d: 1 | -1, live: boolean): void {
-    const counts = id.addrs[p.family];
-    if (d === 1) {
-      if (counts.add(p.bits, p.len) > 1) return;
-      if (live) for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.add(p);
-      return;
-    }
-    const left = counts.remove(p.bits, p.len);
-    if (left < 0) throw new IncrementalModelError(`address ${prefixKey(p)} of identity ${id.key} removed but never added`);
-    if (left > 0) return;
-    for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.remove(p);
+  /** The identity `pod` belongs to (it must have one: every pod in the index has). */
+  private identityOfKnown(pod: PodInfo): Identity {
+    const id = this.identities.get(podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter).key);
+    if (id === undefined || !id.pods.has(pod)) throw new IncrementalModelError(`pod ${pod.namespace}/${pod.name} is not among its identity's pods`);
+    return id;
   }
 
   private upsertPod(pod: PodInfo): void {
-    const key = podKey(pod.namespace, pod.name);
-    const old = this.pods.get(key);
-    if (old !== undefined && sameStrings(old.info.addresses, pod.addresses) && podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter).key === old.identity?.key) {
-      this.pods.set(key, { info: pod, identity: old.identity });
-      return;
+    const old = this.pods.get(pod.namespace, pod.name);
+    if (old !== undefined && sameStrings(old.addresses, pod.addresses)) {
+      const id = this.identityOfKnown(old);
+      if (podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter).key === id.key) {
+        id.pods.delete(old);
+        id.pods.add(pod);
+        this.pods.set(pod);
+        return;
+      }
     }
-    if (old !== undefined) this.deletePod(key);
+    if (old !== undefined) this.deletePod(old.namespace, old.name);
     const identity = this.identityOf(pod, true);
-    identity.pods++;
+    identity.pods.add(pod);
     for (const p of addresses(pod.addresses)) {
-      this.identityAddress(identity, p, +1, true);
+      for (const s of identity.sets) if (s.source.kind === 'endpoints') s.source.cover.add(p);
       this.pools.pods.add(p);
     }
-    this.pods.set(key, { info: pod, identity });
+    this.pods.set(pod);
   }
 
-  private deletePod(key: string): void {
-    const old = this.pods.get(key);
+  private deletePod(namespace: string, name: string): void {
+    const old = this.pods.get(namespace, name);
     if (old === undefined) return;
-    this.pods.delete(key);
-    const id = old.identity;
-    if (id === undefined) return;
-    for (const p of addresses(old.info.addresses)) {
-      this.identityAddress(id, p, -1, true);
+    const id = this.identityOfKnown(old);
+    this.pods.delete(namespace, name);
+    id.pods.delete(old);
+    for (const p of addresses(old.addresses)) {
+      for (const s of id.sets) if (s.source.kind === 'endpoints') s.source.cover.remove(p);
       this.pools.pods.remove(p);
     }
-    if (--id.pods === 0) this.identities.delete(id.key);
+    if (id.pods.size === 0) this.identities.delete(id.key);
   }
 
   // ---- nodes, API server, pod CIDRs ----
@@ -693,7 +721,7 @@ export class IncrementalModel {
       for (const id of this.identities.values()) {
         if (!matchSelector(eff, id.labels)) continue;
         id.sets.add(s);
-        for (const family of ['ipv4', 'ipv6'] as const) for (const [bits, len] of id.addrs[family].entries()) inputs.push({ family, bits, len });
+        for (const pod of id.pods) pushAddresses(pod.addresses, inputs);
       }
       // A selector with a reserved: key also selects reserved identities (never narrowed to pods).
       const feeding: CoverSet[] = [];

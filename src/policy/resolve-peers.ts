@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '../api/types.js';
 import type { Inventory, EngineConfig, LabelFilter, Labels, NodeInfo, PodInfo } from '../inventory/types.js';
 import {
+  canonicalIPv4,
   formatPrefix,
   formatPrefixesByFamily,
   hostPrefix,
@@ -41,6 +42,9 @@ const worldV6: Prefix = { family: 'ipv6', bits: 0n, len: 0 };
 
 /** A node address may come with an interface prefix length ("192.0.2.1/24"): keep the address. */
 export function addressOf(s: string): Prefix | undefined {
+  // Canonical IPv4 (nearly every pod and node address): no exception frame, no intermediate object.
+  const v4 = canonicalIPv4(s);
+  if (v4 !== undefined) return { family: 'ipv4', bits: BigInt(v4), len: 32 };
   try {
     const slash = s.indexOf('/');
     return hostPrefix(slash < 0 ? s : s.slice(0, slash));
@@ -259,22 +263,35 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
  * and a text key equal for pods that share an identity.
  */
 export function podSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
-  // Pods share Labels objects (build-inventory.ts): compute once per labels object and inputs.
-  const memoKey = `${pod.namespace}\u0000${clusterName}\u0000${filter}`;
-  let memo = selectorLabelMemo.get(pod.labels);
-  const hit = memo?.get(memoKey);
-  if (hit !== undefined) return hit;
-  const out = computePodSelectorLabels(pod, clusterName, filter);
-  if (memo === undefined) {
-    memo = new Map();
-    selectorLabelMemo.set(pod.labels, memo);
+  // Pods share Labels objects (build-inventory.ts): compute once per labels object and inputs. Looked up
+  // by the strings as they are (no key string made per call: this runs once per pod in a full build).
+  let byNamespace = selectorLabelMemo.get(pod.labels);
+  if (byNamespace === undefined) {
+    byNamespace = new Map();
+    selectorLabelMemo.set(pod.labels, byNamespace);
   }
-  memo.set(memoKey, out);
+  let byCluster = byNamespace.get(pod.namespace);
+  if (byCluster === undefined) {
+    byCluster = new Map();
+    byNamespace.set(pod.namespace, byCluster);
+  }
+  let byFilter = byCluster.get(clusterName);
+  if (byFilter === undefined) {
+    byFilter = new Map();
+    byCluster.set(clusterName, byFilter);
+  }
+  let out = byFilter.get(filter);
+  if (out === undefined) {
+    out = computePodSelectorLabels(pod, clusterName, filter);
+    byFilter.set(filter, out);
+  }
   return out;
 }
 
-/** podSelectorLabels results by the pod's Labels object; the result's array must not be changed. */
-const selectorLabelMemo = new WeakMap<Labels, Map<string, { labels: SourcedLabel[]; key: string }>>();
+type SelectorLabels = { labels: SourcedLabel[]; key: string };
+
+/** podSelectorLabels results by the pod's Labels object, namespace, cluster name and label filter; the result's array must not be changed. */
+const selectorLabelMemo = new WeakMap<Labels, Map<string, Map<string, Map<LabelFilter, SelectorLabels>>>>();
 
 function computePodSelectorLabels(pod: PodInfo, clusterName: string, filter: LabelFilter): { labels: SourcedLabel[]; key: string } {
   const raw = { [namespaceKey]: pod.namespace, [clusterKey]: clusterName, ...pod.labels };
