@@ -14,7 +14,8 @@ import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-f
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
 import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
-import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
+import { ConfigMemo } from './config-memo.js';
+import { parseAgentConfig, type AgentConfig } from './read-config.js';
 
 export interface DesiredOptions {
   /** Config file to read (undefined = built-in defaults). */
@@ -36,6 +37,8 @@ export interface Memory {
   stateBuilder?: StateBuilder;
   /** Rolled-back inputs not to apply again until they change (refused-changes.ts); loaded on the first pass. */
   refused?: RefusedChanges;
+  /** The config parsed only when its bytes changed (config-memo.ts); made on first use. */
+  configMemo?: ConfigMemo;
 }
 
 export interface Desired {
@@ -71,8 +74,9 @@ export class NoConfigError extends Error {
 export async function readDesired(opts: DesiredOptions, memory: Memory): Promise<Desired> {
   let base: AgentConfig;
   let configError: InputError | undefined;
+  const configMemo = (memory.configMemo ??= new ConfigMemo());
   try {
-    base = await readAgentConfig(opts.configFile);
+    base = await configMemo.read(opts.configFile);
     memory.lastGoodConfig = base;
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
@@ -80,7 +84,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
     base = memory.lastGoodConfig;
     configError = err;
   }
-  const cfg = withOverrides(base, opts.overrides);
+  const cfg = configMemo.withOverrides(base, opts.overrides);
   const config = cfg.config;
   const sources = await readManifestFiles(config.sources, fileReadLimits(config));
   const machine = hostName();
