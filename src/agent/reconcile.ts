@@ -15,6 +15,7 @@ import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from
 import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
 import { ConfigMemo } from './config-memo.js';
+import { MergeMemo } from './merge-memo.js';
 import { parseAgentConfig, type AgentConfig } from './read-config.js';
 
 export interface DesiredOptions {
@@ -37,6 +38,8 @@ export interface Memory {
   stateBuilder?: StateBuilder;
   /** Rolled-back inputs not to apply again until they change (refused-changes.ts); loaded on the first pass. */
   refused?: RefusedChanges;
+  /** The last-good bookkeeping of the last pass (merge-memo.ts); made on first use. */
+  mergeMemo?: MergeMemo;
   /** The config parsed only when its bytes changed (config-memo.ts); made on first use. */
   configMemo?: ConfigMemo;
 }
@@ -128,9 +131,12 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   }
   const refused = memory.refused;
   // A refused policy that changed since (or left the input) is tried again.
-  const versions = new Map<string, string>();
-  for (const f of files) for (const doc of f.load.policies) versions.set(policyKey(doc), doc.hash);
-  const retried = refused.size === 0 ? [] : refused.forgetChanged(versions, inputHash);
+  let retried: Refusal[] = [];
+  if (refused.size > 0) {
+    const versions = new Map<string, string>();
+    for (const f of files) for (const doc of f.load.policies) versions.set(policyKey(doc), doc.hash);
+    retried = refused.forgetChanged(versions, inputHash);
+  }
   await yieldToLoop();
   const builder = (memory.stateBuilder ??= new StateBuilder());
   const merge = mergeWithLastGood(files, held, memory.lastGood, (load) =>
@@ -142,6 +148,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
       ...(local === undefined ? {} : { localAddresses: local }),
     }),
     refused.size === 0 ? undefined : (key, doc) => refused.isRefused(key, doc.hash),
+    (memory.mergeMemo ??= new MergeMemo()),
   );
   const waitingForKubernetes = config.kubernetes !== undefined && snap === undefined;
   return {
