@@ -15,7 +15,7 @@ import { hostName, localAddresses } from './inventory/host-facts.js';
 import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/types.js';
 import { buildHostModel } from './policy/build-model.js';
 import { CoverSetError } from './policy/cover-set.js';
-import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
+import { IncrementalModel, IncrementalModelError, type ModelEvent, type ModelSetDelta } from './policy/incremental-model.js';
 import { inventoryEvents, policyEvents, sameNode } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
 import { seedPoolIndex } from './policy/pool-index.js';
@@ -195,7 +195,10 @@ export class StateBuilder {
         stagedEvents = events;
         if (events !== undefined) {
           try {
+            const before = prev.model.model;
             const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
+            // Set elements alone changed: the renderer may take the element delta from the model (nft/render-delta.ts).
+            if (!update.structureChanged && update.model !== before) this.#links.set(update.model, { from: before, deltas: update.setDeltas });
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model, feed };
             this.lastModel = 'incremental';
             this.#incremental.add(update.model);
@@ -265,6 +268,11 @@ export class StateBuilder {
   #validatedFor: string | undefined;
   /** Models this builder handed out from an incremental update (not built from scratch). */
   #incremental = new WeakSet<HostModel>();
+  /** Models made from another by set element changes alone, with those changes. */
+  #links = new WeakMap<HostModel, { readonly from: HostModel; readonly deltas: readonly ModelSetDelta[] }>();
+
+  /** How `model` was made from another model by set element changes alone (undefined: not so, or not here). */
+  readonly modelDeltas = (model: HostModel): { readonly from: HostModel; readonly deltas: readonly ModelSetDelta[] } | undefined => this.#links.get(model);
 
   /** True when `model` came from an incremental update here (the agent keys such models by identity, agent/model-key.ts). */
   madeIncrementally(model: HostModel): boolean {

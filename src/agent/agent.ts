@@ -452,7 +452,7 @@ export class Agent {
         dropRecords: dropRecordsOf(config),
         timeoutMs: config.nft.timeoutSeconds * 1000,
         ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
-        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
+        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous, modelDeltas: this.#memory.stateBuilder?.modelDeltas } : {}),
       });
       const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r });
       this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
