@@ -168,6 +168,17 @@ export function configFromStore(stored: { file: string; text: string }): AgentCo
 
 /** Policies (not entries) that have at least one entry per direction, for status and logs. */
 export function policyCounts(state: State): { selected: number; ingress: number; egress: number } {
-  const count = (d: 'ingress' | 'egress') => new Set(state.model[d].entries.map((e) => e.policy)).size;
+  // Entries are immutable and kept by an element-only update: counted once per entry list, not twice per pass.
+  const count = (d: 'ingress' | 'egress'): number => {
+    const entries = state.model[d].entries;
+    let n = policiesIn.get(entries);
+    if (n === undefined) {
+      n = new Set(entries.map((e) => e.policy)).size;
+      policiesIn.set(entries, n);
+    }
+    return n;
+  };
   return { selected: state.model.selectedPolicies.length, ingress: count('ingress'), egress: count('egress') };
 }
+
+const policiesIn = new WeakMap<readonly { readonly policy: string }[], number>();
