@@ -196,7 +196,7 @@ export class StateBuilder {
         if (events !== undefined) {
           try {
             const before = prev.model.model;
-            const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
+            const update = prev.model.apply([...events, ...policyChanges(prev.valid, valid)]);
             // Set elements alone changed: the renderer may take the element delta from the model (nft/render-delta.ts).
             if (!update.structureChanged && update.model !== before) this.#links.set(update.model, { from: before, deltas: update.setDeltas });
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model, feed };
@@ -238,7 +238,7 @@ export class StateBuilder {
     const stagedModel = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
       if (prevStaged !== undefined && stagedEvents !== undefined) {
         try {
-          const update = prevStaged.model.apply([...stagedEvents, ...policyEvents(prevStaged.valid, valid)]);
+          const update = prevStaged.model.apply([...stagedEvents, ...policyChanges(prevStaged.valid, valid)]);
           this.#prevStaged = { valid, model: prevStaged.model };
           return update.model;
         } catch (err) {
@@ -301,6 +301,15 @@ function fedChanges(
   if (change === undefined || change.gone.length > objectChangeLimit || change.come.length > objectChangeLimit) return undefined;
   if (prev.inventory.index.objects.length - change.gone.length + change.come.length !== input.load.objects.length) return undefined;
   return change;
+}
+
+/**
+ * policyEvents, without its maps when the valid policies are the very same documents in the same order
+ * (every pod event: the sources hand out the same decoded documents for unchanged policies).
+ */
+function policyChanges(prev: readonly PolicyDocument[], next: readonly PolicyDocument[]): ModelEvent[] {
+  if (prev.length === next.length && prev.every((p, i) => p === next[i])) return [];
+  return policyEvents(prev, next);
 }
 
 /** More changed objects than this in one build: a full inventory build is about as cheap. */

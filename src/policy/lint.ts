@@ -9,7 +9,7 @@ import { buildHostModel, ruleDefaultDeny } from './build-model.js';
 import { formatPrefix, parsePrefix, type Prefix } from './cidr.js';
 import { droppingPattern } from './label-filter.js';
 import { parseSelectorKey, selectorRequirements } from './match-selector.js';
-import type { HostModel } from './model.js';
+import type { HostModel, IdentitySet } from './model.js';
 import { modelAtAddress } from './model-at-address.js';
 import { poolIndex, type PoolIndex } from './pool-index.js';
 import { peerFieldName, presentPeerKinds } from './resolve-peers.js';
@@ -232,40 +232,57 @@ function lintCidrs(l: Linter, rule: Rule, pools: PoolIndex, cfg: EngineConfig): 
 }
 
 /** What the verdicts of flows to one address depend on, for a model cut down to it: see apiServerDenied. */
-interface AddressVerdictKey {
+interface AddressVerdict {
   readonly parts: readonly unknown[];
-  readonly membership: string;
+  readonly names: readonly string[];
+  /** The cut-down sets (model-at-address.ts keeps one object per original set and address), in `names` order. */
+  readonly sets: readonly IdentitySet[];
+  readonly exclusions: readonly (readonly string[])[];
   readonly denied: boolean;
 }
 
-const addressVerdicts = new Map<string, AddressVerdictKey>();
+const addressVerdicts = new Map<string, AddressVerdict>();
+
+/** Same name, exclusion and membership of the address (a cut-down set holds the address or nothing). */
+function sameCutSet(a: IdentitySet, b: IdentitySet): boolean {
+  return a === b || (a.name === b.name && a.exclude === b.exclude && a.v4.length === b.v4.length && a.v6.length === b.v6.length);
+}
+
+function sameVerdictInputs(hit: AddressVerdict, parts: readonly unknown[], at: HostModel): boolean {
+  if (hit.parts.length !== parts.length || !hit.parts.every((p, i) => p === parts[i])) return false;
+  const ex = [at.exclusions.cluster.v4, at.exclusions.cluster.v6, at.exclusions.cluster_non_node.v4, at.exclusions.cluster_non_node.v6];
+  if (!ex.every((l, i) => l.length === hit.exclusions[i]!.length)) return false;
+  let i = 0;
+  for (const name in at.sets) {
+    if (!Object.hasOwn(at.sets, name)) continue;
+    if (hit.names[i] !== name || !sameCutSet(hit.sets[i]!, at.sets[name]!)) return false;
+    i++;
+  }
+  return i === hit.names.length;
+}
 
 /**
  * Are 6443/TCP and 443/TCP to `addr` denied on egress? The model cut down to this address decides its
  * flows exactly as the whole model (model-at-address.ts); that cut-down model is new on every pod event,
  * and evaluating it compiles it (ms at 1k policies). Its verdicts depend on everything but the sets
- * (compared by identity: an incremental update of set elements keeps them) and on which sets and
- * exclusions hold the address and what each set excludes (compared by value): unchanged, the verdict of
+ * (compared by identity: an incremental update of set elements keeps them), on which sets and exclusions
+ * hold the address, and on each set's name and exclusion (compared by value): unchanged, the verdict of
  * the last call stands.
  */
 function apiServerDenied(model: HostModel, addr: string): boolean {
   const at = modelAtAddress(model, addr);
   const parts: unknown[] = [];
   for (const [k, v] of Object.entries(at)) if (k !== 'sets' && k !== 'exclusions') parts.push(k, v);
-  const bits: string[] = [];
-  for (const name of Object.keys(at.sets)) {
-    const s = at.sets[name]!;
-    // Also what a set excludes: the evaluator reads that of a set besides its elements.
-    bits.push(`${name}:${s.exclude ?? ''}:${s.v4.length + s.v6.length}`);
-  }
-  for (const name of ['cluster', 'cluster_non_node'] as const) bits.push(`${name}:${at.exclusions[name].v4.length + at.exclusions[name].v6.length}`);
-  const membership = bits.join(',');
   const hit = addressVerdicts.get(addr);
-  if (hit !== undefined && hit.membership === membership && hit.parts.length === parts.length && hit.parts.every((p, i) => p === parts[i])) return hit.denied;
+  if (hit !== undefined && sameVerdictInputs(hit, parts, at)) return hit.denied;
   const denied = [6443, 443].every((port) => evaluate(at, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
   // A handful of API server addresses at most: the map stays small; forget it if it grows (addresses changed).
   if (addressVerdicts.size > 64) addressVerdicts.clear();
-  addressVerdicts.set(addr, { parts, membership, denied });
+  const names = Object.keys(at.sets);
+  addressVerdicts.set(addr, {
+    parts, names, sets: names.map((n) => at.sets[n]!), denied,
+    exclusions: [at.exclusions.cluster.v4, at.exclusions.cluster.v6, at.exclusions.cluster_non_node.v4, at.exclusions.cluster_non_node.v6],
+  });
   return denied;
 }
 
@@ -418,7 +435,14 @@ function listLint(policies: readonly PolicyDocument[], inventory: Inventory, poo
       segments.push(cidrItems(r.rule).length === 0 ? r.after : { doc, rule: r.rule });
     }
   }
-  const made: ListLint = { policies: [...policies], key, segments, byName: new Map(policies.map((p) => [p.name, p])) };
+  // Runs of fixed warnings as one list each: a pass then walks a few lists, not one per rule.
+  const merged: Segment[] = [];
+  for (const seg of segments) {
+    const last = merged.at(-1);
+    if (Array.isArray(seg) && Array.isArray(last)) (last as Problem[]).push(...(seg as readonly Problem[]));
+    else merged.push(Array.isArray(seg) ? [...(seg as readonly Problem[])] : seg);
+  }
+  const made: ListLint = { policies: [...policies], key, segments: merged, byName: new Map(policies.map((p) => [p.name, p])) };
   listLintCache.unshift(made);
   listLintCache.length = Math.min(listLintCache.length, listLintCacheSize);
   return made;
