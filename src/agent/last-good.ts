@@ -111,7 +111,6 @@ export function mergeWithLastGood<S extends BuiltState>(
   const feed = withObjects.length === 1 ? withObjects[0]!.load.objectFeed : undefined;
   const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [], ...(feed === undefined ? {} : { objectFeed: feed }) };
   for (const f of files) {
-    for (const p of f.load.policies) fileOf.set(policyKey(p), f);
     // Loops, not push(...spread): one file may hold 100k+ objects.
     for (const x of f.load.policies) current.policies.push(x);
     if (withObjects.length > 1) for (const x of f.load.objects) current.objects.push(x);
@@ -134,6 +133,7 @@ export function mergeWithLastGood<S extends BuiltState>(
     const hit = memo!.result(memoKey, first);
     if (hit !== undefined) return { ...hit, state: first };
   }
+  for (const f of files) for (const p of f.load.policies) fileOf.set(policyKey(p), f);
   const validKeys = new Set(first.valid.map(policyKey));
   const present = new Map(first.policies.map((p) => [policyKey(p), p] as const));
   // Invalid: refused by the builder, or named by a load error (a policy the
