@@ -148,7 +148,7 @@ export class StateBuilder {
   lastInventory: 'full' | 'objects' | undefined;
 
   build(input: StateInput): State {
-    const configKey = JSON.stringify(input.config);
+    const configKey = configJson(input.config);
     const inputKey = JSON.stringify([input.nodeName, input.nodeLabels ?? null, input.localAddresses ?? null]);
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
     let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
@@ -301,6 +301,18 @@ function fedChanges(
   if (change === undefined || change.gone.length > objectChangeLimit || change.come.length > objectChangeLimit) return undefined;
   if (prev.inventory.index.objects.length - change.gone.length + change.come.length !== input.load.objects.length) return undefined;
   return change;
+}
+
+const configJsons = new WeakMap<NodewallConfig, string>();
+
+/** JSON of a config, once per config object (configs are never modified; the agent keeps one while its file is unchanged). */
+function configJson(config: NodewallConfig): string {
+  let json = configJsons.get(config);
+  if (json === undefined) {
+    json = JSON.stringify(config);
+    configJsons.set(config, json);
+  }
+  return json;
 }
 
 /**
