@@ -232,6 +232,8 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       if (only !== undefined && !only.split(',').includes(kind)) return;
       const lat: number[] = [];
       const cpu: number[] = [];
+      const cpuUser: number[] = [];
+      const cpuSys: number[] = [];
       let skipped = 0;
       const profile = await startProfile();
       for (let i = 0; i < events; i++) {
@@ -247,7 +249,10 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
         lat.push(l.at - a);
         if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `${kind} #${i}: ${l.line.msg} rev ${String(l.line['rev'])} after ${Math.round(l.at - a)} ms`);
         await passDone(stateDir, l.line);
-        cpu.push(cpuMs(process.cpuUsage(c0)));
+        const used = process.cpuUsage(c0);
+        cpu.push(cpuMs(used));
+        cpuUser.push(used.user / 1000);
+        cpuSys.push(used.system / 1000);
         await sleep(250);
       }
       await profile?.stop(`${size.pods}-${kind}`);
@@ -256,6 +261,9 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       out[`${kind}P99Ms`] = percentile(lat, 99);
       out[`${kind}CpuP50Ms`] = percentile(cpu, 50);
       out[`${kind}CpuP99Ms`] = percentile(cpu, 99);
+      // User and system time apart: system time is mostly fork/exec of nft and file I/O, user time the pass.
+      out[`${kind}CpuUserP50Ms`] = percentile(cpuUser, 50);
+      out[`${kind}CpuSysP50Ms`] = percentile(cpuSys, 50);
       if (skipped > 0) out[`${kind}UnrelatedPasses`] = skipped;
     };
     const get = async (resource: string, name: string, namespace?: string): Promise<ApiObject> => {
@@ -413,6 +421,7 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['events per kind', (r) => fmt(r['eventsPerKind'])],
     ...kinds.map((k): [string, (r: SizeResult) => string] => [`${kindLabels[k]}  p50 / p99`, (r) => pair(r, k, 'ms')]),
     ...kinds.map((k): [string, (r: SizeResult) => string] => [`agent CPU per event: ${k}  p50 / p99`, (r) => `${fmt(r[`${k}CpuP50Ms`])} / ${fmt(r[`${k}CpuP99Ms`])} ms`]),
+    ...kinds.map((k): [string, (r: SizeResult) => string] => [`  of which user / system: ${k}  p50`, (r) => `${fmt(r[`${k}CpuUserP50Ms`], 1)} / ${fmt(r[`${k}CpuSysP50Ms`], 1)} ms`]),
     ['burst: 20 pod IP changes 10 ms apart, last -> kernel', (r) => `${fmt(r['burstLastToKernelMs'])} ms (${fmt(r['burstPasses'])} passes)`],
     ['start -> enforced (no cache)', (r) => `${fmt(r['startToEnforcedMs'])} ms (CPU ${fmt(r['startCpuMs'])} ms)`],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],

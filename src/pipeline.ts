@@ -15,7 +15,7 @@ import { hostName, localAddresses } from './inventory/host-facts.js';
 import type { Inventory, Labels, NodewallConfig, RunMode } from './inventory/types.js';
 import { buildHostModel } from './policy/build-model.js';
 import { CoverSetError } from './policy/cover-set.js';
-import { IncrementalModel, IncrementalModelError, type ModelEvent } from './policy/incremental-model.js';
+import { IncrementalModel, IncrementalModelError, type ModelEvent, type ModelSetDelta } from './policy/incremental-model.js';
 import { inventoryEvents, policyEvents, sameNode } from './policy/inventory-events.js';
 import { lintPolicies } from './policy/lint.js';
 import { seedPoolIndex } from './policy/pool-index.js';
@@ -148,7 +148,7 @@ export class StateBuilder {
   lastInventory: 'full' | 'objects' | undefined;
 
   build(input: StateInput): State {
-    const configKey = JSON.stringify(input.config);
+    const configKey = configJson(input.config);
     const inputKey = JSON.stringify([input.nodeName, input.nodeLabels ?? null, input.localAddresses ?? null]);
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
     let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
@@ -195,7 +195,10 @@ export class StateBuilder {
         stagedEvents = events;
         if (events !== undefined) {
           try {
-            const update = prev.model.apply([...events, ...policyEvents(prev.valid, valid)]);
+            const before = prev.model.model;
+            const update = prev.model.apply([...events, ...policyChanges(prev.valid, valid)]);
+            // Set elements alone changed: the renderer may take the element delta from the model (nft/render-delta.ts).
+            if (!update.structureChanged && update.model !== before) this.#links.set(update.model, { from: before, deltas: update.setDeltas });
             this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: prev.model, feed };
             this.lastModel = 'incremental';
             this.#incremental.add(update.model);
@@ -235,7 +238,7 @@ export class StateBuilder {
     const stagedModel = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
       if (prevStaged !== undefined && stagedEvents !== undefined) {
         try {
-          const update = prevStaged.model.apply([...stagedEvents, ...policyEvents(prevStaged.valid, valid)]);
+          const update = prevStaged.model.apply([...stagedEvents, ...policyChanges(prevStaged.valid, valid)]);
           this.#prevStaged = { valid, model: prevStaged.model };
           return update.model;
         } catch (err) {
@@ -265,6 +268,11 @@ export class StateBuilder {
   #validatedFor: string | undefined;
   /** Models this builder handed out from an incremental update (not built from scratch). */
   #incremental = new WeakSet<HostModel>();
+  /** Models made from another by set element changes alone, with those changes. */
+  #links = new WeakMap<HostModel, { readonly from: HostModel; readonly deltas: readonly ModelSetDelta[] }>();
+
+  /** How `model` was made from another model by set element changes alone (undefined: not so, or not here). */
+  readonly modelDeltas = (model: HostModel): { readonly from: HostModel; readonly deltas: readonly ModelSetDelta[] } | undefined => this.#links.get(model);
 
   /** True when `model` came from an incremental update here (the agent keys such models by identity, agent/model-key.ts). */
   madeIncrementally(model: HostModel): boolean {
@@ -293,6 +301,27 @@ function fedChanges(
   if (change === undefined || change.gone.length > objectChangeLimit || change.come.length > objectChangeLimit) return undefined;
   if (prev.inventory.index.objects.length - change.gone.length + change.come.length !== input.load.objects.length) return undefined;
   return change;
+}
+
+const configJsons = new WeakMap<NodewallConfig, string>();
+
+/** JSON of a config, once per config object (configs are never modified; the agent keeps one while its file is unchanged). */
+function configJson(config: NodewallConfig): string {
+  let json = configJsons.get(config);
+  if (json === undefined) {
+    json = JSON.stringify(config);
+    configJsons.set(config, json);
+  }
+  return json;
+}
+
+/**
+ * policyEvents, without its maps when the valid policies are the very same documents in the same order
+ * (every pod event: the sources hand out the same decoded documents for unchanged policies).
+ */
+function policyChanges(prev: readonly PolicyDocument[], next: readonly PolicyDocument[]): ModelEvent[] {
+  if (prev.length === next.length && prev.every((p, i) => p === next[i])) return [];
+  return policyEvents(prev, next);
 }
 
 /** More changed objects than this in one build: a full inventory build is about as cheap. */

@@ -46,7 +46,7 @@ import { readProcNet } from './proc-net.js';
 import { RolloutConfirm, rolloutConfirmSettings, type ConfirmEvent, type ProbationTicket } from './rollout-confirm.js';
 import { confirmRefuser, confirmRefusalsInForce, inputRefusal, planConfirmRefusal, refuseUnconfirmed } from './confirm-refusal.js';
 import { NoConfigError, policyCounts, readDesired, type Desired, type Memory } from './reconcile.js';
-import { sha256 } from '../inventory/read-manifest-files.js';
+import { StoreMemo } from './store-memo.js';
 import { fallbackStateDir, restorePersisted } from './restore.js';
 import { kubeErrorToNote, noConfigStatus, retireNoConfigStatus, type NoConfig } from './status-report.js';
 import { writeStatus, type AgentStatus, type ApplySummary } from './status-file.js';
@@ -137,7 +137,8 @@ export class Agent {
   #kubeStatusKey: string | undefined;
   #loggedWaiting = false;
   /** Content key of the last good store last written (skip identical rewrites). */
-  #savedStoreKey: string | undefined;
+  /** What the last good store holds on disk (store-memo.ts). */
+  readonly #storeMemo = new StoreMemo();
   /** No usable config (and no last good one): what status reports instead of a ruleset. */
   #noConfig: NoConfig | undefined;
   /** The source's status when it was stopped with the agent, for the last status file. */
@@ -453,7 +454,7 @@ export class Agent {
         dropRecords: dropRecordsOf(config),
         timeoutMs: config.nft.timeoutSeconds * 1000,
         ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
-        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous } : {}),
+        ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous, modelDeltas: this.#memory.stateBuilder?.modelDeltas } : {}),
       });
       const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r });
       this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
@@ -892,15 +893,14 @@ export class Agent {
     const stateDir = d.cfg.config.stateDir;
     try {
       // Kubernetes snapshots can come several times a second: rewrite the store only when its content changes.
-      const storeKey = sha256(JSON.stringify([stateDir, this.#memory.lastGoodConfig?.hash ?? null, [...d.merge.lastGood].map(([k, g]) => [k, g.file, g.textHash])]));
-      if (storeKey !== this.#savedStoreKey) {
+      const configHash = this.#memory.lastGoodConfig?.hash ?? null;
+      if (this.#storeMemo.changed(stateDir, configHash, d.merge.lastGood)) {
         await saveLastGood(stateDir, d.merge.lastGood, (h) => this.#memory.texts.get(h),
           this.#memory.lastGoodConfig?.file === undefined ? undefined : { file: this.#memory.lastGoodConfig.file, text: this.#memory.lastGoodConfig.text });
-        this.#savedStoreKey = storeKey;
+        this.#storeMemo.saved(stateDir, configHash, d.merge.lastGood);
       }
       // Drop texts no policy refers to any more.
-      const used = new Set([...d.merge.lastGood.values()].map((g) => g.textHash));
-      for (const h of [...this.#memory.texts.keys()]) if (!used.has(h)) this.#memory.texts.delete(h);
+      this.#storeMemo.prune(this.#memory.texts, d.merge.lastGood);
     } catch (err) {
       this.#log.error({ err, stateDir }, 'cannot persist last good policies');
     }

@@ -13,6 +13,7 @@
 import type { PolicyDocument, KubeObject } from '../api/types.js';
 import type { Problem } from '../api/problem.js';
 import type { ObjectFeed } from '../inventory/object-feed.js';
+import type { MergeMemo } from './merge-memo.js';
 
 /** Same shape as the api helper's LoadResult. */
 export interface Loaded {
@@ -100,6 +101,8 @@ export function mergeWithLastGood<S extends BuiltState>(
   build: (load: Loaded) => S,
   /** Is this (valid) version refused (refused-changes.ts)? Then it is handled like an invalid one. */
   refused?: (key: string, doc: PolicyDocument) => boolean,
+  /** Remembers the bookkeeping of the last call (merge-memo.ts); never used together with `refused`. */
+  memo?: MergeMemo,
 ): MergeResult<S> {
   const fileOf = new Map<string, LoadedFile>();
   // One file holding every object (the Kubernetes source's objects entry): its list as it is, not a
@@ -108,7 +111,6 @@ export function mergeWithLastGood<S extends BuiltState>(
   const feed = withObjects.length === 1 ? withObjects[0]!.load.objectFeed : undefined;
   const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [], ...(feed === undefined ? {} : { objectFeed: feed }) };
   for (const f of files) {
-    for (const p of f.load.policies) fileOf.set(policyKey(p), f);
     // Loops, not push(...spread): one file may hold 100k+ objects.
     for (const x of f.load.policies) current.policies.push(x);
     if (withObjects.length > 1) for (const x of f.load.objects) current.objects.push(x);
@@ -125,7 +127,13 @@ export function mergeWithLastGood<S extends BuiltState>(
     if (p.severity === 'error' && p.policy === undefined && !brokenFiles.has(p.pos.file)) brokenFiles.set(p.pos.file, 'unreadable');
   }
 
+  const memoKey = memo !== undefined && refused === undefined ? memo.inputKey(files, unreadable, prev) : undefined;
   const first = build(current);
+  if (memoKey !== undefined) {
+    const hit = memo!.result(memoKey, first);
+    if (hit !== undefined) return { ...hit, state: first };
+  }
+  for (const f of files) for (const p of f.load.policies) fileOf.set(policyKey(p), f);
   const validKeys = new Set(first.valid.map(policyKey));
   const present = new Map(first.policies.map((p) => [policyKey(p), p] as const));
   // Invalid: refused by the builder, or named by a load error (a policy the
@@ -209,10 +217,13 @@ export function mergeWithLastGood<S extends BuiltState>(
   const removed = [...prev.values()]
     .filter((g) => !lastGood.has(g.key) && !present.has(g.key) && !invalid.has(g.key))
     .map((g) => ({ policy: g.key, file: g.file, fileRead: readFiles.has(g.file) }));
-  return {
+  const result = {
     state, kept, rejected, lastGood, replacedProblems, removed,
     ...(withheld.size === 0 ? {} : { withheld: [...withheld].map(([policy, file]) => ({ policy, file })) }),
   };
+  // Only a state built once from the input as it is (no substitutes) is remembered.
+  if (memoKey !== undefined && state === first) memo!.remember(memoKey, first, result);
+  return result;
 }
 
 /** The file itself, or a file inside an unreadable/missing source directory, is broken: why. */

@@ -14,7 +14,9 @@ import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-f
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
 import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
-import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
+import { ConfigMemo } from './config-memo.js';
+import { MergeMemo } from './merge-memo.js';
+import { parseAgentConfig, type AgentConfig } from './read-config.js';
 
 export interface DesiredOptions {
   /** Config file to read (undefined = built-in defaults). */
@@ -36,6 +38,10 @@ export interface Memory {
   stateBuilder?: StateBuilder;
   /** Rolled-back inputs not to apply again until they change (refused-changes.ts); loaded on the first pass. */
   refused?: RefusedChanges;
+  /** The last-good bookkeeping of the last pass (merge-memo.ts); made on first use. */
+  mergeMemo?: MergeMemo;
+  /** The config parsed only when its bytes changed (config-memo.ts); made on first use. */
+  configMemo?: ConfigMemo;
 }
 
 export interface Desired {
@@ -71,8 +77,9 @@ export class NoConfigError extends Error {
 export async function readDesired(opts: DesiredOptions, memory: Memory): Promise<Desired> {
   let base: AgentConfig;
   let configError: InputError | undefined;
+  const configMemo = (memory.configMemo ??= new ConfigMemo());
   try {
-    base = await readAgentConfig(opts.configFile);
+    base = await configMemo.read(opts.configFile);
     memory.lastGoodConfig = base;
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
@@ -80,7 +87,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
     base = memory.lastGoodConfig;
     configError = err;
   }
-  const cfg = withOverrides(base, opts.overrides);
+  const cfg = configMemo.withOverrides(base, opts.overrides);
   const config = cfg.config;
   const sources = await readManifestFiles(config.sources, fileReadLimits(config));
   const machine = hostName();
@@ -124,9 +131,12 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   }
   const refused = memory.refused;
   // A refused policy that changed since (or left the input) is tried again.
-  const versions = new Map<string, string>();
-  for (const f of files) for (const doc of f.load.policies) versions.set(policyKey(doc), doc.hash);
-  const retried = refused.size === 0 ? [] : refused.forgetChanged(versions, inputHash);
+  let retried: Refusal[] = [];
+  if (refused.size > 0) {
+    const versions = new Map<string, string>();
+    for (const f of files) for (const doc of f.load.policies) versions.set(policyKey(doc), doc.hash);
+    retried = refused.forgetChanged(versions, inputHash);
+  }
   await yieldToLoop();
   const builder = (memory.stateBuilder ??= new StateBuilder());
   const merge = mergeWithLastGood(files, held, memory.lastGood, (load) =>
@@ -138,6 +148,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
       ...(local === undefined ? {} : { localAddresses: local }),
     }),
     refused.size === 0 ? undefined : (key, doc) => refused.isRefused(key, doc.hash),
+    (memory.mergeMemo ??= new MergeMemo()),
   );
   const waitingForKubernetes = config.kubernetes !== undefined && snap === undefined;
   return {
@@ -157,6 +168,17 @@ export function configFromStore(stored: { file: string; text: string }): AgentCo
 
 /** Policies (not entries) that have at least one entry per direction, for status and logs. */
 export function policyCounts(state: State): { selected: number; ingress: number; egress: number } {
-  const count = (d: 'ingress' | 'egress') => new Set(state.model[d].entries.map((e) => e.policy)).size;
+  // Entries are immutable and kept by an element-only update: counted once per entry list, not twice per pass.
+  const count = (d: 'ingress' | 'egress'): number => {
+    const entries = state.model[d].entries;
+    let n = policiesIn.get(entries);
+    if (n === undefined) {
+      n = new Set(entries.map((e) => e.policy)).size;
+      policiesIn.set(entries, n);
+    }
+    return n;
+  };
   return { selected: state.model.selectedPolicies.length, ingress: count('ingress'), egress: count('egress') };
 }
+
+const policiesIn = new WeakMap<readonly { readonly policy: string }[], number>();

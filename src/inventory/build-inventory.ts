@@ -738,7 +738,8 @@ export function updateChangedObjects(
   const podInfos = new Map<string, PodInfo | undefined>();
   const nodeInfos = new Map<string, NodeInfo>();
   const problems = new Map<string, Problem[]>();
-  const remoteByName = new Map(prev.inventory.remoteNodes.map((n) => [n.name, n]));
+  // Built only for a node change: a pod event must not index every node.
+  let remoteByName: Map<string, NodeInfo> | undefined;
   let self: NodeInfo | undefined;
   for (const [k, list] of after) {
     const before = objectsOf(idx, k);
@@ -757,6 +758,7 @@ export function updateChangedObjects(
       // most one Node and one CiliumNode, addresses and pod CIDRs unchanged.
       const name = k.slice('node:'.length);
       const isSelf = name === idx.selfName;
+      remoteByName ??= new Map(prev.inventory.remoteNodes.map((n) => [n.name, n]));
       const old = isSelf ? prev.inventory.self : remoteByName.get(name);
       if (old === undefined || list.length === 0 || (isSelf && before.length === 0)) return undefined;
       if (list.filter((o) => o.kind === 'Node').length > 1 || list.filter((o) => o.kind === 'CiliumNode').length > 1) return undefined;

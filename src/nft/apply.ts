@@ -14,7 +14,8 @@ import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
-import { type ApplyPlan, type PlanChanges, type PreviousState, describeChanges, planApply } from './set-delta.js';
+import { type ModelDeltaLookup, elementDelta, noteApplied } from './render-delta.js';
+import { type ApplyPlan, type PlanChanges, type PreviousState, type SetDelta, describeChanges, planApply, renderDelta } from './set-delta.js';
 
 export interface ApplyOptions {
   readonly nftPath: string;
@@ -48,6 +49,12 @@ export interface ApplyOptions {
   readonly replace?: boolean;
   /** Config dropRecords (enforce mode): record every drop in the kernel (render-drop-records.ts); undefined = off. */
   readonly dropRecords?: DropRecordSettings | undefined;
+  /**
+   * How a model was made from another by set element changes alone (the agent's StateBuilder). With `previous`,
+   * an element delta is then taken from the model's set deltas instead of a render and a diff of every set,
+   * where that is provably the same (render-delta.ts); anything else renders and diffs as before.
+   */
+  readonly modelDeltas?: ModelDeltaLookup | undefined;
 }
 
 export interface ApplyResult {
@@ -84,12 +91,28 @@ function elementCount(r: RenderedRuleset): number {
   return n;
 }
 
+/** The plan of an element delta taken from the model (render-delta.ts): what planApply gives for the same change. */
+function planFromElementDelta(next: RenderedRuleset, deltas: readonly SetDelta[]): ApplyPlan {
+  if (deltas.length === 0) return { kind: 'noop', reason: 'the kernel already holds this ruleset' };
+  const added = deltas.reduce((n, d) => n + d.add.length, 0);
+  const removed = deltas.reduce((n, d) => n + d.remove.length, 0);
+  return {
+    kind: 'delta', script: renderDelta(next.table, next.markerSet, deltas), prefill: [], deltas, added, removed, chains: [],
+    reason: `${removed} removed, ${added} added elements (from the model's set deltas)`,
+  };
+}
+
 export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
   const t0 = performance.now();
   const exec = { ...(opts.netns === undefined ? {} : { netns: opts.netns }), ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) };
-  const rendered = renderPlan(model, { table: opts.table, mode: opts.mode, dropRecords: opts.dropRecords });
-  const t1 = performance.now();
   const replace = opts.replace === true;
+  const dryRun = opts.dryRun === true;
+  const renderOpts = { table: opts.table, mode: opts.mode, dropRecords: opts.dropRecords };
+  const fast = !dryRun && !replace && opts.adopt !== true && opts.previous !== undefined && opts.modelDeltas !== undefined
+    ? elementDelta(model, renderOpts, opts.previous, opts.modelDeltas)
+    : undefined;
+  const rendered = fast?.rendered ?? renderPlan(model, renderOpts);
+  const t1 = performance.now();
   // A replace needs no elements read back (a terse ownership read says whether the table exists: cold start).
   const kernel: KernelTable | null | undefined = replace
     ? ((await readOwnership(opts.nftPath, opts.table, exec)) === 'absent' ? null : undefined)
@@ -107,7 +130,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     adopted = true;
   };
   const limit = opts.maxElementsPerTransaction ?? defaultMaxElementsPerTransaction;
-  let plan: ApplyPlan = planApply(previous, rendered, { maxElementsPerTransaction: limit });
+  let plan: ApplyPlan = fast === undefined ? planApply(previous, rendered, { maxElementsPerTransaction: limit }) : planFromElementDelta(rendered, fast.deltas);
   if (replace && kernel !== null) plan = { kind: 'full', script: rendered.script, reason: 'replace requested (drift repair)' };
   if (kernel?.ownership === 'legacy' && plan.kind !== 'full') {
     // An older nodewall's table: rewrite it once so that it carries the ownership mark.
@@ -130,7 +153,6 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     }
   };
   let reason = plan.reason;
-  const dryRun = opts.dryRun === true;
 
   if (dryRun) {
     const c0 = performance.now();
@@ -153,7 +175,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   if (!dryRun && plan.kind === 'full') {
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
-    const elements = elementCount(rendered);
+    const elements = fast?.elements ?? elementCount(rendered);
     if (kernel === null && elements > limit) {
       const scripts = coldStartScripts(rendered, limit);
       let created = false;
@@ -175,6 +197,9 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   }
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
+  const elements = fast?.elements ?? elementCount(rendered);
+  // What this state was rendered from: the next apply may take its element delta from the model (render-delta.ts).
+  if (!dryRun) noteApplied(rendered, model, renderOpts, elements);
   return {
     kind: plan.kind,
     dryRun,
@@ -182,7 +207,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     structureHash: rendered.structureHash,
     rules: rendered.ruleCount,
     sets: rendered.sets.size,
-    elements: elementCount(rendered),
+    elements,
     added: delta?.added ?? 0,
     removed: delta?.removed ?? 0,
     chains: delta?.chains ?? [],

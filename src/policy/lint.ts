@@ -9,7 +9,7 @@ import { buildHostModel, ruleDefaultDeny } from './build-model.js';
 import { formatPrefix, parsePrefix, type Prefix } from './cidr.js';
 import { droppingPattern } from './label-filter.js';
 import { parseSelectorKey, selectorRequirements } from './match-selector.js';
-import type { HostModel } from './model.js';
+import type { HostModel, IdentitySet } from './model.js';
 import { modelAtAddress } from './model-at-address.js';
 import { poolIndex, type PoolIndex } from './pool-index.js';
 import { peerFieldName, presentPeerKinds } from './resolve-peers.js';
@@ -231,6 +231,61 @@ function lintCidrs(l: Linter, rule: Rule, pools: PoolIndex, cfg: EngineConfig): 
   }
 }
 
+/** What the verdicts of flows to one address depend on, for a model cut down to it: see apiServerDenied. */
+interface AddressVerdict {
+  readonly parts: readonly unknown[];
+  readonly names: readonly string[];
+  /** The cut-down sets (model-at-address.ts keeps one object per original set and address), in `names` order. */
+  readonly sets: readonly IdentitySet[];
+  readonly exclusions: readonly (readonly string[])[];
+  readonly denied: boolean;
+}
+
+const addressVerdicts = new Map<string, AddressVerdict>();
+
+/** Same name, exclusion and membership of the address (a cut-down set holds the address or nothing). */
+function sameCutSet(a: IdentitySet, b: IdentitySet): boolean {
+  return a === b || (a.name === b.name && a.exclude === b.exclude && a.v4.length === b.v4.length && a.v6.length === b.v6.length);
+}
+
+function sameVerdictInputs(hit: AddressVerdict, parts: readonly unknown[], at: HostModel): boolean {
+  if (hit.parts.length !== parts.length || !hit.parts.every((p, i) => p === parts[i])) return false;
+  const ex = [at.exclusions.cluster.v4, at.exclusions.cluster.v6, at.exclusions.cluster_non_node.v4, at.exclusions.cluster_non_node.v6];
+  if (!ex.every((l, i) => l.length === hit.exclusions[i]!.length)) return false;
+  let i = 0;
+  for (const name in at.sets) {
+    if (!Object.hasOwn(at.sets, name)) continue;
+    if (hit.names[i] !== name || !sameCutSet(hit.sets[i]!, at.sets[name]!)) return false;
+    i++;
+  }
+  return i === hit.names.length;
+}
+
+/**
+ * Are 6443/TCP and 443/TCP to `addr` denied on egress? The model cut down to this address decides its
+ * flows exactly as the whole model (model-at-address.ts); that cut-down model is new on every pod event,
+ * and evaluating it compiles it (ms at 1k policies). Its verdicts depend on everything but the sets
+ * (compared by identity: an incremental update of set elements keeps them), on which sets and exclusions
+ * hold the address, and on each set's name and exclusion (compared by value): unchanged, the verdict of
+ * the last call stands.
+ */
+function apiServerDenied(model: HostModel, addr: string): boolean {
+  const at = modelAtAddress(model, addr);
+  const parts: unknown[] = [];
+  for (const [k, v] of Object.entries(at)) if (k !== 'sets' && k !== 'exclusions') parts.push(k, v);
+  const hit = addressVerdicts.get(addr);
+  if (hit !== undefined && sameVerdictInputs(hit, parts, at)) return hit.denied;
+  const denied = [6443, 443].every((port) => evaluate(at, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
+  // A handful of API server addresses at most: the map stays small; forget it if it grows (addresses changed).
+  if (addressVerdicts.size > 64) addressVerdicts.clear();
+  const names = Object.keys(at.sets);
+  addressVerdicts.set(addr, {
+    parts, names, sets: names.map((n) => at.sets[n]!), denied,
+    exclusions: [at.exclusions.cluster.v4, at.exclusions.cluster.v6, at.exclusions.cluster_non_node.v4, at.exclusions.cluster_non_node.v6],
+  });
+  return denied;
+}
+
 function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<string, PolicyDocument>): Problem[] {
   const out: Problem[] = [];
   const at = (dir: Direction): { doc: PolicyDocument; field: string } | undefined => {
@@ -269,9 +324,7 @@ function lintLockout(inv: Inventory, model: HostModel, byName: ReadonlyMap<strin
     const blocked = inv.apiServerAddresses.filter((a) => {
       const addr = a.includes('/') ? a.slice(0, a.indexOf('/')) : a;
       try {
-        // The model cut down to this address decides its flows exactly as the whole model (model-at-address.ts).
-        const at = modelAtAddress(model, addr);
-        return [6443, 443].every((port) => evaluate(at, { direction: 'egress', peer: addr, proto: 'tcp', port }).verdict === 'deny');
+        return apiServerDenied(model, addr);
       } catch {
         return false;
       }
@@ -300,7 +353,7 @@ interface DocumentLint {
 
 // Policy documents of unchanged CCNPs are the same objects from one agent pass to the next; their
 // warnings only change with the nodes, the address pools or the config (all compared by identity).
-const docLintCache = new WeakMap<PolicyDocument, DocumentLint>();
+let docLintCache = new WeakMap<PolicyDocument, DocumentLint>();
 
 function cidrWarnings(doc: PolicyDocument, rule: Rule, pools: PoolIndex, cfg: EngineConfig): Problem[] {
   const l = new Linter(doc);
@@ -322,16 +375,77 @@ function lintDocument(doc: PolicyDocument, inventory: Inventory, pools: PoolInde
   return { key, pools, head: head.problems, rules };
 }
 
-const cidrPeersCache = new WeakMap<PolicyDocument, boolean>();
+/** One piece of the policies' warnings in output order: warnings fixed for the memo's key, or a rule's CIDR warnings (read the pools). */
+type Segment = readonly Problem[] | { readonly doc: PolicyDocument; readonly rule: Rule };
 
-/** Does any rule list a CIDR peer (what lintCidrs reads)? */
-function hasCidrPeers(doc: PolicyDocument): boolean {
-  let has = cidrPeersCache.get(doc);
-  if (has === undefined) {
-    has = doc.rules.some((rule) => lists.some(({ list }) => (rule[list] ?? []).some((pr) => (pr.cidr ?? []).length > 0 || (pr.cidrSet ?? []).length > 0)));
-    cidrPeersCache.set(doc, has);
+/**
+ * Everything but the CIDR and model warnings of one list of policies, for the nodes and config it was
+ * found with (compared by identity; a policy list matches when it holds the same documents in order).
+ * A pod event changes none of these: only the pools (CIDR warnings) and the model (lockout, failsafe).
+ */
+interface ListLint {
+  readonly policies: readonly PolicyDocument[];
+  readonly key: readonly unknown[];
+  readonly segments: readonly Segment[];
+  readonly byName: ReadonlyMap<string, PolicyDocument>;
+}
+
+// A few lists: the agent lints the enforced policies and, with staged ones, all of them.
+const listLintCache: ListLint[] = [];
+const listLintCacheSize = 4;
+
+function sameDocuments(a: readonly PolicyDocument[], b: readonly PolicyDocument[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const configKeys = new WeakMap<object, string>();
+
+/** JSON of a config, once per config object (configs are never modified). */
+function configKey(cfg: EngineConfig): string {
+  let key = configKeys.get(cfg);
+  if (key === undefined) {
+    key = JSON.stringify(cfg);
+    configKeys.set(cfg, key);
   }
-  return has;
+  return key;
+}
+
+function listLint(policies: readonly PolicyDocument[], inventory: Inventory, pools: PoolIndex, cfg: EngineConfig, key: readonly unknown[]): ListLint {
+  const hit = listLintCache.find((c) => c.key.length === key.length && c.key.every((k, i) => k === key[i]) && sameDocuments(c.policies, policies));
+  if (hit !== undefined) return hit;
+  const segments: Segment[] = [];
+  for (const doc of policies) {
+    if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
+    let own = docLintCache.get(doc);
+    if (own === undefined || own.key.length !== key.length || own.key.some((k, i) => k !== key[i])) {
+      own = lintDocument(doc, inventory, pools, cfg, key);
+      docLintCache.set(doc, own);
+    }
+    segments.push(own.head);
+    for (const r of own.rules) {
+      segments.push(r.before);
+      // Depends on every policy: kept with the list.
+      const l = new Linter(doc);
+      lintRedundantAllows(l, r.rule, policies, inventory, cfg);
+      segments.push(l.problems);
+      // Only the CIDR warnings read the address pools (which pod churn changes): each a few binary searches.
+      segments.push(cidrItems(r.rule).length === 0 ? r.after : { doc, rule: r.rule });
+    }
+  }
+  // Runs of fixed warnings as one list each: a pass then walks a few lists, not one per rule.
+  const merged: Segment[] = [];
+  for (const seg of segments) {
+    const last = merged.at(-1);
+    if (Array.isArray(seg) && Array.isArray(last)) (last as Problem[]).push(...(seg as readonly Problem[]));
+    else merged.push(Array.isArray(seg) ? [...(seg as readonly Problem[])] : seg);
+  }
+  const made: ListLint = { policies: [...policies], key, segments: merged, byName: new Map(policies.map((p) => [p.name, p])) };
+  listLintCache.unshift(made);
+  listLintCache.length = Math.min(listLintCache.length, listLintCacheSize);
+  return made;
 }
 
 /**
@@ -340,32 +454,27 @@ function hasCidrPeers(doc: PolicyDocument): boolean {
  */
 export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, model?: HostModel): Problem[] {
   const pools = poolIndex(inventory);
-  const key = [inventory.self, inventory.remoteNodes, JSON.stringify(cfg)] as const;
+  const key = [inventory.self, inventory.remoteNodes, configKey(cfg)] as const;
   const out: Problem[] = [];
-  for (const doc of policies) {
-    if (doc.kind !== 'CiliumClusterwideNetworkPolicy') continue;
-    let own = docLintCache.get(doc);
-    if (own === undefined || own.key.length !== key.length || own.key.some((k, i) => k !== key[i])) {
-      own = lintDocument(doc, inventory, pools, cfg, key);
-      docLintCache.set(doc, own);
-    } else if (own.pools !== pools && hasCidrPeers(doc)) {
-      // Only the CIDR warnings read the address pools (which pod churn changes): each a few binary searches.
-      own = { ...own, pools, rules: own.rules.map((r) => ({ ...r, after: cidrWarnings(doc, r.rule, pools, cfg) })) };
-      docLintCache.set(doc, own);
-    }
-    for (const p of own.head) out.push(p);
-    for (const r of own.rules) {
-      for (const p of r.before) out.push(p);
-      // Depends on every policy: not kept.
-      const l = new Linter(doc);
-      lintRedundantAllows(l, r.rule, policies, inventory, cfg);
-      for (const p of l.problems) out.push(p);
-      for (const p of r.after) out.push(p);
+  const list = listLint(policies, inventory, pools, cfg, key);
+  for (const seg of list.segments) {
+    if (Array.isArray(seg)) {
+      for (const p of seg as readonly Problem[]) out.push(p);
+    } else {
+      const { doc, rule } = seg as { readonly doc: PolicyDocument; readonly rule: Rule };
+      for (const p of cidrWarnings(doc, rule, pools, cfg)) out.push(p);
     }
   }
   const enforced = model === undefined ? buildHostModel(policies, inventory, cfg, 'enforce') : { ...model, runMode: 'enforce' as const };
-  const byName = new Map(policies.map((p) => [p.name, p]));
+  const byName = list.byName;
   out.push(...lintLockout(inventory, enforced, byName));
   out.push(...lintFailsafeOverrides(enforced, byName));
   return out;
+}
+
+/** Forgets every memo of this module (tests compare memoised results with fresh ones). */
+export function clearLintMemo(): void {
+  docLintCache = new WeakMap();
+  listLintCache.length = 0;
+  addressVerdicts.clear();
 }

@@ -307,6 +307,8 @@ test('a random sequence of API events through the agent leaves the kernel table 
   const ops = fc.sample(fc.array(opArb, { minLength: steps, maxLength: steps }), { seed, numRuns: 1 })[0] ?? [];
   let writes = 0;
   let deltas = 0;
+  /** Element deltas taken from the model's set deltas instead of a render and diff (nft/render-delta.ts). */
+  let fromModel = 0;
   const kinds = new Map<string, number>();
   // Full replaces after the first apply, with the op that caused them: only a structural change may.
   const fulls: string[] = [];
@@ -322,6 +324,7 @@ test('a random sequence of API events through the agent leaves the kernel table 
     const kindOf = applied === undefined ? 'inputs unchanged' : String(applied['kind']);
     kinds.set(kindOf, (kinds.get(kindOf) ?? 0) + 1);
     if (kindOf === 'delta') deltas++;
+    if (/from the model's set deltas/.test(String(applied?.['reason'] ?? ''))) fromModel++;
     if (kindOf === 'full') fulls.push(`${o.op}: ${String(applied?.['reason'] ?? '')}`);
     // Address churn (pods, nodes, namespaces, API server addresses) only ever changes set elements: a set's
     // declaration never depends on what it holds (issue 9). A CCNP or this node's labels may change the
@@ -333,9 +336,10 @@ test('a random sequence of API events through the agent leaves the kernel table 
     t.notRegex(String(applied?.['reason'] ?? ''), /delta failed/, `${what}: the delta loaded as planned`);
     await compareWithFreshRender(t, lab, dirs.config, what);
   }
-  t.log(`seed ${seed}: ${writes} API writes of ${ops.length} ops (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')}), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  t.log(`seed ${seed}: ${writes} API writes of ${ops.length} ops (${[...kinds].map(([k, n]) => `${n} ${k}`).join(', ')}; ${fromModel} deltas from the model's set deltas), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   t.true(writes >= steps / 2, 'most ops changed something');
   t.true(deltas > 0, 'some steps went through the incremental path');
+  t.true(fromModel > 0, "some element deltas came from the model's set deltas, and the kernel matched a fresh render after each");
   if (fulls.length > 0) t.log(`full replaces after the first apply: ${fulls.join('; ')}`);
 
   // Real packets on the final state: the kernel decides as evaluate() does on the fresh model.

@@ -1,0 +1,106 @@
+// mergeWithLastGood's bookkeeping (which policies are invalid, kept, rejected, removed; the new last
+// good map) reads every policy of every file: at 1k policies a few ms per pass, and a pod event changes
+// none of it. The memo remembers the last call's inputs and answer, and answers again when:
+// - every file is the same file, with the same text hash, the same policy documents and the same load
+//   problems (compared by identity: the sources hand out the same decoded objects for unchanged input);
+// - the held (unreadable, unsettled, empty) files are the same;
+// - the previous last good map holds the same entries (key, file, text hash, document);
+// - the build of this pass found the same policies and the same valid ones (by identity);
+// - and the remembered call needed no substitute (its state was the input's own build).
+// Then every output is what the full bookkeeping would compute from these same inputs. Not used when
+// refusals are in force (their answers are not part of the key).
+
+import type { PolicyDocument } from '../api/types.js';
+import type { Problem } from '../api/problem.js';
+import type { BuiltState, GoodEntry, HeldFile, LastGood, LoadedFile, MergeResult } from './last-good.js';
+
+interface FileKey {
+  readonly file: string;
+  readonly textHash: string;
+  readonly policies: readonly PolicyDocument[];
+  readonly problems: readonly Problem[];
+}
+
+interface Remembered {
+  readonly files: readonly FileKey[];
+  readonly held: string;
+  readonly prev: readonly GoodEntry[];
+  readonly policies: readonly PolicyDocument[];
+  readonly valid: readonly PolicyDocument[];
+  readonly result: Omit<MergeResult<unknown>, 'state'>;
+}
+
+/** This call's inputs, and whether they equal the remembered call's. */
+export interface MergeInputs {
+  readonly files: readonly LoadedFile[];
+  readonly unreadable: readonly (string | HeldFile)[];
+  readonly prev: LastGood;
+  readonly same: boolean;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function heldKey(unreadable: readonly (string | HeldFile)[]): string {
+  return unreadable.length === 0 ? '' : JSON.stringify(unreadable.map((u) => (typeof u === 'string' ? [u] : [u.file, u.reason])));
+}
+
+export class MergeMemo {
+  #last: Remembered | undefined;
+  /** Calls answered from the memo (for tests and logs). */
+  hits = 0;
+
+  inputKey(files: readonly LoadedFile[], unreadable: readonly (string | HeldFile)[], prev: LastGood): MergeInputs {
+    return { files, unreadable, prev, same: this.#sameInputs(files, unreadable, prev) };
+  }
+
+  #sameInputs(files: readonly LoadedFile[], unreadable: readonly (string | HeldFile)[], prev: LastGood): boolean {
+    const m = this.#last;
+    if (m === undefined || m.files.length !== files.length || m.prev.length !== prev.size) return false;
+    for (let i = 0; i < files.length; i++) {
+      const f = files[i]!;
+      const k = m.files[i]!;
+      if (f.file !== k.file || !sameItems(f.load.policies, k.policies) || !sameItems(f.load.problems, k.problems)) return false;
+      // The text hash names a policy's last good text; a file without policies (the cluster objects) is never one.
+      if (k.policies.length > 0 && f.textHash !== k.textHash) return false;
+    }
+    let i = 0;
+    for (const g of prev.values()) {
+      const r = m.prev[i++]!;
+      if (g !== r && (g.key !== r.key || g.file !== r.file || g.textHash !== r.textHash || g.doc !== r.doc)) return false;
+    }
+    return heldKey(unreadable) === m.held;
+  }
+
+  /** The remembered answer (fresh containers), when the inputs and this pass's build match it. */
+  result(key: MergeInputs, first: BuiltState): Omit<MergeResult<unknown>, 'state'> | undefined {
+    const m = this.#last;
+    if (!key.same || m === undefined || !sameItems(first.policies, m.policies) || !sameItems(first.valid, m.valid)) return undefined;
+    this.hits++;
+    const r = m.result;
+    return {
+      kept: [...r.kept], rejected: [...r.rejected], lastGood: new Map(r.lastGood), replacedProblems: [...r.replacedProblems], removed: [...r.removed],
+      ...(r.withheld === undefined ? {} : { withheld: [...r.withheld] }),
+    };
+  }
+
+  remember(key: MergeInputs, first: BuiltState, result: MergeResult<unknown>): void {
+    const { state: _state, ...rest } = result;
+    this.#last = {
+      files: key.files.map((f) => ({ file: f.file, textHash: f.textHash, policies: [...f.load.policies], problems: [...f.load.problems] })),
+      held: heldKey(key.unreadable),
+      prev: [...key.prev.values()],
+      policies: [...first.policies],
+      valid: [...first.valid],
+      result: { ...rest, lastGood: new Map(rest.lastGood) },
+    };
+  }
+
+  forget(): void {
+    this.#last = undefined;
+  }
+}
