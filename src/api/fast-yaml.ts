@@ -25,6 +25,8 @@ export interface FastDocument {
 
 type LineCol = Pick<SourcePos, 'line' | 'col'>;
 type ItemPositions = (LineCol | undefined)[];
+/** itemPos of a root mapping without an `items` key (one shared empty list, not one per document). */
+const noItems: readonly (LineCol | undefined)[] = Object.freeze([]);
 
 /**
  * Short strings seen before in the same file, reused instead of sliced again:
@@ -71,8 +73,6 @@ function isKeyChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 47 || c === DASH;
 }
 
-const NULL_RE = /^(?:~|[Nn]ull|NULL)$/;
-const BOOL_RE = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const OCT_RE = /^0o[0-7]+$/;
 const INT_RE = /^[-+]?[0-9]+$/;
 const HEX_RE = /^0x[0-9a-fA-F]+$/;
@@ -83,13 +83,24 @@ const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
 /** A plain scalar as yaml's core schema resolves it (same tests, same order, same conversions). */
 export function resolvePlainScalar(s: string): unknown {
   const c = s.charCodeAt(0);
-  // Fast exit: only these first characters can start a null, bool or number.
-  const maybeTyped = c === 126 || c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70 ||
-    c === 43 || c === DASH || c === 46 || (c >= 48 && c <= 57);
-  if (!maybeTyped) return s;
+  // A letter can start only a null or a bool (the regexes NULL_RE and BOOL_RE, written out: keys such
+  // as name, namespace, nodeName and values such as node-7 are met in every object).
+  if (c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70) {
+    if (s.length !== 4 && s.length !== 5) return s;
+    if (s === 'null' || s === 'Null' || s === 'NULL') return null;
+    if (s === 'true' || s === 'True' || s === 'TRUE') return true;
+    if (s === 'false' || s === 'False' || s === 'FALSE') return false;
+    return s;
+  }
+  if (c === 126 /* ~ */) return s.length === 1 ? null : s;
+  // Only these first characters can start a number.
   const digit = c >= 48 && c <= 57;
-  if (!digit && NULL_RE.test(s)) return null;
-  if (!digit && BOOL_RE.test(s)) return c === 116 || c === 84;
+  if (!digit && c !== 43 && c !== DASH && c !== 46) return s;
+  if (digit) {
+    // No number of the core schema has a ':' or two '.': addresses (100.65.0.1, 2001:db8::1) stay strings.
+    if (s.includes(':') || s.indexOf('.') !== s.lastIndexOf('.')) return s;
+    if (allDigits(s)) return parseInt(s, 10); // INT_RE (OCT_RE and HEX_RE need a letter)
+  }
   if (OCT_RE.test(s)) return parseInt(s.substring(2), 8);
   if (INT_RE.test(s)) return parseInt(s, 10);
   if (HEX_RE.test(s)) return parseInt(s.substring(2), 16);
@@ -98,16 +109,22 @@ export function resolvePlainScalar(s: string): unknown {
   return s;
 }
 
+function allDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i);
+    if (d < 48 || d > 57) return false;
+  }
+  return true;
+}
+
 /**
  * Decodes the document in text[start, end) whose first line is line `line`
  * (1-based) of the whole text. `start` is at a line start; the document may
  * open with a bare `---` line. Undefined when the document is outside the subset.
  */
 export function decodeFastYamlDocument(text: string, start: number, end: number, line: number,
-  strings: StringTable = new StringTable()): FastDocument | undefined {
-  const source = text.slice(start, end);
-  // `${VAR:=default}` placeholders are expanded (and warned about) by the full path.
-  if (UNSUPPORTED_CHAR.test(source) || source.includes('${')) return undefined;
+  strings: StringTable = new StringTable(), textIsClean = false): FastDocument | undefined {
+  if (!textIsClean && !fastSubsetText(text.slice(start, end))) return undefined;
   try {
     return new Decoder(text, start, end, line, strings).document();
   } catch (e) {
@@ -116,6 +133,16 @@ export function decodeFastYamlDocument(text: string, start: number, end: number,
     if (e instanceof RangeError) return undefined;
     throw e;
   }
+}
+
+/**
+ * True when `text` holds only characters the subset reads and no `${`
+ * (placeholders are expanded, and warned about, by the full path). A caller
+ * with a stream of many documents checks the whole text once with this and
+ * passes `textIsClean` instead of having each document scanned again.
+ */
+export function fastSubsetText(text: string): boolean {
+  return !UNSUPPORTED_CHAR.test(text) && !text.includes('${');
 }
 
 class Decoder {
@@ -129,6 +156,8 @@ class Decoder {
   private eol: number;
 
   private readonly strings: StringTable;
+  /** Positions of the entries of the root mapping's `items` (created when that key is met). */
+  private rootItems: ItemPositions | undefined;
 
   constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
     this.text = text;
@@ -150,10 +179,9 @@ class Decoder {
     const indent = this.skipToContent();
     if (indent < 0) return { value: null, rootPos: undefined, itemPos: undefined };
     const rootPos = { line: this.line, col: indent + 1 };
-    const itemPos: ItemPositions = [];
-    const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, itemPos);
+    const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, true);
     if (this.skipToContent() >= 0) giveUp();
-    return { value, rootPos, itemPos: Array.isArray(value) ? undefined : itemPos };
+    return { value, rootPos, itemPos: Array.isArray(value) ? undefined : this.rootItems ?? noItems };
   }
 
   /** Index of the end of the current line (its '\n' or the document end); `from` is on that line. */
@@ -210,7 +238,7 @@ class Decoder {
   /** The block node on the current (content) line at `indent`; `itemPos` collects a sequence's item positions. */
   private block(indent: number, itemPos?: ItemPositions): unknown {
     if (this.isSeqEntry(indent)) return this.seq(indent, itemPos);
-    return this.map(indent, this.pos + indent, undefined);
+    return this.map(indent, this.pos + indent);
   }
 
   /** End of a plain key starting at `p` (at its ':'), or -1 if the line does not start with one. */
@@ -236,10 +264,10 @@ class Decoder {
   /**
    * A block mapping whose entries sit at column `indent`; the first key starts
    * at `keyStart` on the current line (later than the line's indentation for a
-   * mapping opened on a `- ` line). `itemPos` is set for the root only: the
-   * positions of the `items` sequence's entries are collected into it.
+   * mapping opened on a `- ` line). For the root only (`root`), the
+   * positions of the `items` sequence's entries are collected (rootItems).
    */
-  private map(indent: number, keyStart: number, itemPos?: ItemPositions): Record<string, unknown> {
+  private map(indent: number, keyStart: number, root = false): Record<string, unknown> {
     const { text } = this;
     const obj: Record<string, unknown> = {};
     let at = keyStart;
@@ -253,7 +281,7 @@ class Decoder {
       if (rest === this.lineEnd(colon + 1)) {
         this.nextLine();
         const next = this.skipToContent();
-        const items = itemPos !== undefined && key === 'items' ? itemPos : undefined;
+        const items = root && key === 'items' ? (this.rootItems = []) : undefined;
         if (next > indent) value = this.block(next, items);
         else if (next === indent && this.isSeqEntry(indent)) value = this.seq(indent, items);
         else value = null;

@@ -12,7 +12,7 @@ import { collectPositions, lineCounter } from './yaml-positions.js';
 import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
-import { decodeFastYamlDocument, StringTable } from './fast-yaml.js';
+import { decodeFastYamlDocument, fastSubsetText, StringTable } from './fast-yaml.js';
 import { decodeFastJson } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
@@ -117,7 +117,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   const json = decodeFastJson(text);
   if (json !== undefined) {
     const out = newAcc();
-    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined)) commit(out, acc);
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out)) commit(out, acc);
     else yield* loadStream(text, file, whole, false, acc);
     return;
   }
@@ -144,19 +144,36 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     return false;
   };
   const strings = new StringTable();
+  // Checked once for the whole text, not per document (the documents would be scanned again one by one).
+  const textIsClean = fastSubsetText(text);
+  // One scratch result reused for every document: what a document gives is kept only if it all went through.
+  const out = newAcc();
   for (const span of spans) {
-    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings);
-    const out = newAcc();
-    if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
-      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out, () => text.slice(span.start, span.end), span.line)))) {
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings, textIsClean);
+    let done = doc !== undefined && (doc.value === null || doc.rootPos === undefined);
+    if (doc !== undefined && !done && doc.rootPos !== undefined) {
+      const pos = { file, ...doc.rootPos };
+      done = listParts(doc.value, undefined) === undefined
+        ? fastObject(doc.value, pos, file, undefined, out, { text, span })
+        : yield* fastNode(doc.value, pos, doc.itemPos, file, undefined, out, { text, span });
+    }
+    if (done) {
       if (!(yield* flushSlow(span.start))) return;
       commit(out, acc);
       yield;
     } else {
       slowFrom ??= span;
     }
+    clear(out);
   }
   yield* flushSlow(text.length);
+}
+
+function clear(a: Acc): void {
+  a.policies.length = 0;
+  a.objects.length = 0;
+  a.problems.length = 0;
+  a.skipped = 0;
 }
 
 function commit(from: Acc, to: Acc): void {
@@ -167,17 +184,48 @@ function commit(from: Acc, to: Acc): void {
   to.skipped += from.skipped;
 }
 
+/** The items of a List / <Kind>List and what they inherit, or undefined when `js` is no List. */
+function listParts(js: unknown, inherited: Inherited | undefined): { items: unknown[]; inheritedItem: Inherited } | undefined {
+  if (!isRecord(js)) return undefined;
+  const kind = typeof js['kind'] === 'string' ? js['kind'] : inherited?.kind;
+  const items = js['items'];
+  if (kind === undefined || !(kind === 'List' || kind.endsWith('List')) || !Array.isArray(items)) return undefined;
+  const apiVersion = typeof js['apiVersion'] === 'string' ? js['apiVersion'] : inherited?.apiVersion;
+  return { items, inheritedItem: listItemInheritance(kind, apiVersion) };
+}
+
 /**
  * loadNode for a decoded value: true when done (objects, policies, skips and
  * problems in `out`), false when the node needs the full parser (a policy in a
  * List or in JSON, a ConfigMap that may embed one, an object with a problem to
  * report, a nested List). A policy document decoded here gets its field
- * positions when first asked for (lazy-positions.ts).
+ * positions when first asked for (lazy-positions.ts). Yields between a List's
+ * items; a value that is no List is read by fastObject (callers with many
+ * documents call that directly: no generator per document).
  */
 function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
-  file: string, inherited: Inherited | undefined, out: Acc,
-  /** For a whole YAML document: its text and first line (a policy's positions are read from it when asked for). */
-  documentText?: () => string, documentLine = 1): Generator<void, boolean, void> {
+  file: string, inherited: Inherited | undefined, out: Acc, whole?: WholeDocument): Generator<void, boolean, void> {
+  const list = listParts(js, inherited);
+  if (list === undefined) return fastObject(js, pos, file, inherited, out, whole);
+  const { items, inheritedItem } = list;
+  if (itemPos === undefined || itemPos.length !== items.length) return false;
+  for (let i = 0; i < items.length; i++) {
+    const at = itemPos[i];
+    if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) return false;
+    if (i % 256 === 255) yield;
+  }
+  return true;
+}
+
+/** A whole YAML document: the text it is in and its span (a policy's positions are read from it when asked for). */
+interface WholeDocument {
+  readonly text: string;
+  readonly span: DocumentSpan;
+}
+
+/** fastNode for a value that is no List. */
+function fastObject(js: unknown, pos: SourcePos | undefined, file: string, inherited: Inherited | undefined, out: Acc,
+  whole: WholeDocument | undefined): boolean {
   if (js === null) return true;
   if (!isRecord(js)) {
     out.skipped++;
@@ -189,25 +237,14 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
     out.skipped++;
     return true;
   }
-  const items = js['items'];
-  if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(items)) {
-    if (itemPos === undefined || itemPos.length !== items.length) return false;
-    const inheritedItem = listItemInheritance(kind, apiVersion);
-    for (let i = 0; i < items.length; i++) {
-      const at = itemPos[i];
-      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out, undefined))) return false;
-      if (i % 256 === 255) yield;
-    }
-    return true;
-  }
   if (POLICY_KINDS.has(kind)) {
-    if (documentText === undefined || pos === undefined) return false;
+    if (whole === undefined || pos === undefined) return false;
     if (apiVersion !== POLICY_API_VERSION) {
       out.problems.push(apiVersionProblem(kind, apiVersion, pos));
       out.skipped++;
       return true;
     }
-    const positions = new LazyDocumentPositions(documentText(), file, documentLine);
+    const positions = new LazyDocumentPositions(whole.text.slice(whole.span.start, whole.span.end), file, whole.span.line);
     out.policies.push(decodePolicy({ kind: kind as PolicyKind, json: withKind(js, kind, apiVersion), pos, positions }));
     return true;
   }
@@ -414,21 +451,45 @@ function decodeObject(js: Record<string, unknown>, kind: string, apiVersion: str
     return { ok: false, at: bad.field, field: bad.field, code: badType === undefined ? 'decode/metadata' : 'decode/type',
       message: `${kind} ${name}: ${bad.message}: skipped` };
   }
-  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies.
-  const meta: Record<string, unknown> = {};
-  for (const k of Object.keys(metadata)) {
-    if (k === 'labels' || k === 'namespace') continue;
-    if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
-    else meta[k] = metadata[k];
+  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies;
+  // metadata itself when it is that already (namespace and labels last, as dumps write them).
+  let meta: Record<string, unknown> = metadata;
+  if (!metadataInOrder(metadata)) {
+    meta = {};
+    for (const k of Object.keys(metadata)) {
+      if (k === 'labels' || k === 'namespace') continue;
+      if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
+      else meta[k] = metadata[k];
+    }
+    meta['name'] = name;
+    if (typeof namespace === 'string') meta['namespace'] = namespace;
+    if (isRecord(labels)) meta['labels'] = labels;
   }
-  meta['name'] = name;
-  if (typeof namespace === 'string') meta['namespace'] = namespace;
-  if (isRecord(labels)) meta['labels'] = labels;
   js['kind'] = kind;
   if (apiVersion !== undefined) js['apiVersion'] = apiVersion;
   js['metadata'] = meta as KubeObject['metadata'];
   js['pos'] = pos;
   return { ok: true, object: js as KubeObject };
+}
+
+/**
+ * True when `metadata` (its name checked already) has the shape decodeObject
+ * gives it: namespace (a string) and labels (a map) are its last keys, in that
+ * order, when present, and no null namespace or labels is there to drop.
+ */
+function metadataInOrder(metadata: Record<string, unknown>): boolean {
+  const keys = Object.keys(metadata);
+  let i = keys.length;
+  if (keys[i - 1] === 'labels') {
+    if (!isRecord(metadata['labels'])) return false;
+    i--;
+  }
+  if (keys[i - 1] === 'namespace') {
+    if (typeof metadata['namespace'] !== 'string') return false;
+    i--;
+  }
+  for (let j = 0; j < i; j++) if (keys[j] === 'labels' || keys[j] === 'namespace' || keys[j] === '__proto__') return false;
+  return true;
 }
 
 /** metadata.namespace must be a string and labels a map of strings (null = absent), as the API server requires. */
