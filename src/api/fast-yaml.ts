@@ -145,6 +145,19 @@ export function fastSubsetText(text: string): boolean {
   return !UNSUPPORTED_CHAR.test(text) && !text.includes('${');
 }
 
+/** 1 for the characters that cannot start a plain scalar (c-indicators). */
+const INDICATOR = new Uint8Array(128);
+for (const ch of '&*!|>%@`,[]{}#\'"?:-') INDICATOR[ch.charCodeAt(0)] = 1;
+
+/**
+ * A short list copied to its exact length: a list grown by push keeps room for
+ * 16+ entries, and 100k pods' two-address lists would keep that room (about
+ * 130 bytes each) for as long as the objects live.
+ */
+function fitted<T>(a: T[]): T[] {
+  return a.length < 16 ? a.slice() : a;
+}
+
 class Decoder {
   private readonly text: string;
   private readonly end: number;
@@ -309,7 +322,7 @@ class Decoder {
         this.nextLine();
         const next = this.skipToContent();
         if (next > indent) {
-          pos = { line: this.line, col: next + 1 };
+          if (itemPos !== undefined) pos = { line: this.line, col: next + 1 };
           item = this.block(next);
         } else {
           item = null;
@@ -317,16 +330,16 @@ class Decoder {
       } else {
         const c = text.charCodeAt(rest);
         if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
-        pos = { line: this.line, col: rest - this.pos + 1 };
+        if (itemPos !== undefined) pos = { line: this.line, col: rest - this.pos + 1 };
         item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
       }
       arr.push(item);
       itemPos?.push(pos);
       const next = this.skipToContent();
-      if (next < indent) return arr;
+      if (next < indent) return fitted(arr);
       if (next > indent || !this.isSeqEntry(indent)) {
         // A mapping key at the same column ends a sequence that is a mapping's value.
-        if (next === indent && !this.isSeqEntry(indent)) return arr;
+        if (next === indent && !this.isSeqEntry(indent)) return fitted(arr);
         giveUp();
       }
     }
@@ -361,7 +374,7 @@ class Decoder {
         giveUp();
       }
     }
-    return items;
+    return fitted(items);
   }
 
   private firstNonSpace(from: number, to: number): number {
@@ -405,16 +418,19 @@ class Decoder {
       after = close + 1;
     } else {
       // Indicators that cannot start a plain scalar here (or start something else).
-      if ('&*!|>%@`,[]{}#\'"?:-'.includes(text[p] ?? '') &&
+      if (c < 128 && INDICATOR[c] === 1 &&
         !((c === DASH || c === 63 || c === COLON) && p + 1 < e && text.charCodeAt(p + 1) !== SPACE)) giveUp();
-      // A comment starts at " #"; the scalar is what comes before, without trailing spaces.
+      // A comment starts at " #"; the scalar is what comes before, without trailing spaces. A ':'
+      // followed by a space or ending the scalar would make it a mapping key (yaml: an error here).
       let stop = p;
-      while (stop < e && !(text.charCodeAt(stop) === HASH && text.charCodeAt(stop - 1) === SPACE)) stop++;
+      for (; stop < e; stop++) {
+        const ch = text.charCodeAt(stop);
+        if (ch === HASH && text.charCodeAt(stop - 1) === SPACE) break;
+        if (ch === COLON && (stop + 1 >= e || text.charCodeAt(stop + 1) === SPACE)) giveUp();
+      }
       let q = stop;
       while (q > p && text.charCodeAt(q - 1) === SPACE) q--;
-      const s = this.strings.get(text, p, q);
-      if (s.includes(': ') || s.endsWith(':')) giveUp();
-      value = resolvePlainScalar(s);
+      value = resolvePlainScalar(this.strings.get(text, p, q));
       after = e;
     }
     if (this.restOfLine(after) !== e) giveUp();
