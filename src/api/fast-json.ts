@@ -10,11 +10,15 @@
 // over yaml's 1024-character limit or separated from their ':' by a newline,
 // and characters the YAML reader treats specially.
 
+import type { ItemSpan } from './fast-yaml.js';
+
 export interface FastJson {
   readonly value: unknown;
   readonly rootPos: { readonly line: number; readonly col: number };
   /** When the root is an object with an `items` array: where each item starts. */
   readonly itemPos: readonly { readonly line: number; readonly col: number }[] | undefined;
+  /** With itemPos: the text of each item, for reading one item alone. */
+  readonly itemSpans: readonly ItemSpan[] | undefined;
 }
 
 const MAX_DEPTH = 64;
@@ -49,7 +53,7 @@ export function decodeFastJson(text: string): FastJson | undefined {
   const keys = countKeys(value, 0);
   // Each ':' outside strings is one key of one object; fewer keys in the result means a duplicate.
   if (keys !== scan.colons) return undefined;
-  return { value, rootPos: scan.rootPos, itemPos: scan.itemPos };
+  return { value, rootPos: scan.rootPos, itemPos: scan.itemPos, itemSpans: scan.itemSpans };
 }
 
 /** Keys of every object below `v`; -1 when something must go through the full parser. */
@@ -79,6 +83,7 @@ interface Scan {
   colons: number;
   rootPos: { line: number; col: number };
   itemPos: { line: number; col: number }[] | undefined;
+  itemSpans: ItemSpan[] | undefined;
 }
 
 /** One pass over text already known to be valid JSON. */
@@ -91,6 +96,15 @@ function scanJson(text: string, start: number): Scan | undefined {
   }
   const rootPos = { line, col: start - lineStart + 1 };
   let itemPos: { line: number; col: number }[] | undefined;
+  let itemSpans: ItemSpan[] | undefined;
+  // The item being read: its start and position.
+  let itemStart = -1;
+  let itemLine = 0;
+  let itemCol = 0;
+  const endItem = (end: number): void => {
+    if (itemStart >= 0) itemSpans?.push({ start: itemStart, end, line: itemLine, col: itemCol });
+    itemStart = -1;
+  };
   let depth = 0;
   let colons = 0;
   // Depth of the root object's `items` array while inside it, else -1.
@@ -106,7 +120,12 @@ function scanJson(text: string, start: number): Scan | undefined {
       continue;
     }
     if (c === 32 || c === 13 || c === 9) continue;
-    if (expectItem && c !== 93 /* ] */) itemPos?.push({ line, col: i - lineStart + 1 });
+    if (expectItem && c !== 93 /* ] */ && itemPos !== undefined) {
+      itemStart = i;
+      itemLine = line;
+      itemCol = i - lineStart + 1;
+      itemPos.push({ line, col: itemCol });
+    }
     expectItem = false;
     switch (c) {
       case 34 /* " */: {
@@ -136,16 +155,23 @@ function scanJson(text: string, start: number): Scan | undefined {
         if (c === 91 && depth === 2 && lastRootKeyIsItems && itemsDepth < 0 && itemPos === undefined) {
           itemsDepth = depth;
           itemPos = [];
+          itemSpans = [];
           expectItem = true;
         }
         break;
       case 125 /* } */:
       case 93 /* ] */:
-        if (depth === itemsDepth) itemsDepth = -1;
+        if (depth === itemsDepth) {
+          itemsDepth = -1;
+          endItem(i);
+        }
         depth--;
         break;
       case 44 /* , */:
-        if (depth === itemsDepth) expectItem = true;
+        if (depth === itemsDepth) {
+          expectItem = true;
+          endItem(i);
+        }
         break;
       default: {
         // A number or a literal (true, false, null).
@@ -165,5 +191,5 @@ function scanJson(text: string, start: number): Scan | undefined {
       }
     }
   }
-  return { colons, rootPos, itemPos };
+  return { colons, rootPos, itemPos, itemSpans };
 }

@@ -21,10 +21,25 @@ export interface FastDocument {
   readonly rootPos: LineCol | undefined;
   /** For a root mapping whose `items` is a block sequence: where each item starts (undefined for an empty item). */
   readonly itemPos: readonly (LineCol | undefined)[] | undefined;
+  /** With itemPos: the text of each item (its `- ` line to the next item), for reading one item alone. */
+  readonly itemSpans?: readonly ItemSpan[] | undefined;
+}
+
+/** Where one item of a List is in the text: text[start, end), `start` on line `line`, column `col`. */
+export interface ItemSpan {
+  readonly start: number;
+  readonly end: number;
+  readonly line: number;
+  readonly col: number;
 }
 
 type LineCol = Pick<SourcePos, 'line' | 'col'>;
 type ItemPositions = (LineCol | undefined)[];
+/** Positions and spans of the root `items` entries, collected together. */
+interface ItemCollector {
+  readonly pos: ItemPositions;
+  readonly spans: ItemSpan[];
+}
 /** itemPos of a root mapping without an `items` key (one shared empty list, not one per document). */
 const noItems: readonly (LineCol | undefined)[] = Object.freeze([]);
 
@@ -170,7 +185,7 @@ class Decoder {
 
   private readonly strings: StringTable;
   /** Positions of the entries of the root mapping's `items` (created when that key is met). */
-  private rootItems: ItemPositions | undefined;
+  private rootItems: ItemCollector | undefined;
 
   constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
     this.text = text;
@@ -194,7 +209,8 @@ class Decoder {
     const rootPos = { line: this.line, col: indent + 1 };
     const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, true);
     if (this.skipToContent() >= 0) giveUp();
-    return { value, rootPos, itemPos: Array.isArray(value) ? undefined : this.rootItems ?? noItems };
+    if (Array.isArray(value)) return { value, rootPos, itemPos: undefined };
+    return { value, rootPos, itemPos: this.rootItems?.pos ?? noItems, itemSpans: this.rootItems?.spans };
   }
 
   /** Index of the end of the current line (its '\n' or the document end); `from` is on that line. */
@@ -249,7 +265,7 @@ class Decoder {
   }
 
   /** The block node on the current (content) line at `indent`; `itemPos` collects a sequence's item positions. */
-  private block(indent: number, itemPos?: ItemPositions): unknown {
+  private block(indent: number, itemPos?: ItemCollector): unknown {
     if (this.isSeqEntry(indent)) return this.seq(indent, itemPos);
     return this.map(indent, this.pos + indent);
   }
@@ -294,7 +310,7 @@ class Decoder {
       if (rest === this.lineEnd(colon + 1)) {
         this.nextLine();
         const next = this.skipToContent();
-        const items = root && key === 'items' ? (this.rootItems = []) : undefined;
+        const items = root && key === 'items' ? (this.rootItems = { pos: [], spans: [] }) : undefined;
         if (next > indent) value = this.block(next, items);
         else if (next === indent && this.isSeqEntry(indent)) value = this.seq(indent, items);
         else value = null;
@@ -310,10 +326,12 @@ class Decoder {
   }
 
   /** A block sequence whose `- ` entries sit at column `indent`. */
-  private seq(indent: number, itemPos: ItemPositions | undefined): unknown[] {
+  private seq(indent: number, itemPos: ItemCollector | undefined): unknown[] {
     const { text } = this;
     const arr: unknown[] = [];
     for (;;) {
+      const lineStart = this.pos;
+      const dashLine = this.line;
       const dash = this.pos + indent;
       const rest = this.restOfLine(dash + 1);
       let item: unknown;
@@ -334,8 +352,12 @@ class Decoder {
         item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
       }
       arr.push(item);
-      itemPos?.push(pos);
       const next = this.skipToContent();
+      if (itemPos !== undefined) {
+        itemPos.pos.push(pos);
+        // Up to the next content line: the next item's `- ` line, or what follows the sequence.
+        itemPos.spans.push({ start: lineStart, end: this.pos, line: dashLine, col: 1 });
+      }
       if (next < indent) return fitted(arr);
       if (next > indent || !this.isSeqEntry(indent)) {
         // A mapping key at the same column ends a sequence that is a mapping's value.

@@ -12,7 +12,7 @@ import { collectPositions, lineCounter } from './yaml-positions.js';
 import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
-import { decodeFastYamlDocument, fastSubsetText, StringTable } from './fast-yaml.js';
+import { decodeFastYamlDocument, fastSubsetText, StringTable, type ItemSpan } from './fast-yaml.js';
 import { decodeFastJson } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
@@ -27,6 +27,14 @@ export interface LoadResult {
 }
 
 export const POLICY_API_VERSION = 'cilium.io/v2';
+
+/**
+ * How the loader has read its input since the process started: the full
+ * (position-tracking) parser over a stream or document, and List items read
+ * alone by it. For tests that big inputs take the fast path, and for a look at
+ * why one is slow.
+ */
+export const loaderCounts = { fullParserRuns: 0, itemsReadAlone: 0 };
 const POLICY_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy']);
 export const OBJECT_KINDS: ReadonlySet<string> = new Set([
   'Node', 'CiliumNode', 'Pod', 'CiliumEndpoint', 'Namespace', 'Endpoints', 'EndpointSlice',
@@ -117,7 +125,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   const json = decodeFastJson(text);
   if (json !== undefined) {
     const out = newAcc();
-    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out)) commit(out, acc);
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
     else yield* loadStream(text, file, whole, false, acc);
     return;
   }
@@ -156,7 +164,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
       const pos = { file, ...doc.rootPos };
       done = listParts(doc.value, undefined) === undefined
         ? fastObject(doc.value, pos, file, undefined, out, { text, span })
-        : yield* fastNode(doc.value, pos, doc.itemPos, file, undefined, out, { text, span });
+        : yield* fastNode(doc.value, pos, doc.itemPos, file, undefined, out, { text, span }, { text, spans: doc.itemSpans, entries: true });
     }
     if (done) {
       if (!(yield* flushSlow(span.start))) return;
@@ -206,16 +214,70 @@ function listParts(js: unknown, inherited: Inherited | undefined): { items: unkn
  * documents call that directly: no generator per document).
  */
 function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
-  file: string, inherited: Inherited | undefined, out: Acc, whole?: WholeDocument): Generator<void, boolean, void> {
+  file: string, inherited: Inherited | undefined, out: Acc, whole?: WholeDocument, listText?: ListText): Generator<void, boolean, void> {
   const list = listParts(js, inherited);
   if (list === undefined) return fastObject(js, pos, file, inherited, out, whole);
   const { items, inheritedItem } = list;
   if (itemPos === undefined || itemPos.length !== items.length) return false;
+  const spans = listText?.spans;
   for (let i = 0; i < items.length; i++) {
     const at = itemPos[i];
-    if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) return false;
+    if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) {
+      // This item alone through the full parser, not the whole List (one bad pod in a dump of 100k).
+      const span = spans?.length === items.length ? spans[i] : undefined;
+      if (listText === undefined || span === undefined || !slowItem(listText, span, file, inheritedItem, out)) return false;
+    }
     if (i % 256 === 255) yield;
   }
+  return true;
+}
+
+/** The text a List was decoded from and where its items are in it (entries: YAML `- ` entries, else JSON values). */
+interface ListText {
+  readonly text: string;
+  readonly spans: readonly ItemSpan[] | undefined;
+  readonly entries: boolean;
+}
+
+/**
+ * One List item the fast path declined (a policy, an object with a problem to
+ * report, a ConfigMap that may embed policies, a nested List), read by the
+ * full parser from its own text: what the full parser gives for it inside the
+ * whole document, positions included (the item's text is the same, and the
+ * fast decoder accepted the whole document, so no anchor, tag or directive
+ * ties it to the rest). False when that text does not read cleanly alone (an
+ * error, a warning, anything unexpected): then the whole document is read by
+ * the full parser.
+ */
+function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inherited, out: Acc): boolean {
+  const source = list.text.slice(span.start, span.end);
+  const lc = lineCounter(source);
+  // The item's first line starts at span.col in the file (a JSON value mid-line); later lines at column 1.
+  const toPos = (offset: number): SourcePos => {
+    const { line, col } = lc.linePos(offset);
+    return line === 1 ? { file, line: span.line, col: col + span.col - 1 } : { file, line: span.line + line - 1, col };
+  };
+  const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
+  let doc: Document | undefined;
+  for (const d of composer.compose(new Parser().parse(source))) {
+    if (doc !== undefined) return false;
+    doc = d;
+  }
+  if (doc === undefined || doc.errors.length > 0 || doc.warnings.length > 0 || composer.streamInfo().errors.length > 0) return false;
+  let node: unknown = doc.contents;
+  if (list.entries) {
+    if (!isSeq(node) || node.items.length !== 1) return false;
+    node = node.items[0];
+  }
+  if (node === null || typeof node !== 'object' || !('range' in node)) return false;
+  const local = newAcc();
+  try {
+    loadNode(node as Node, { file, text: source, lc, doc, toPos, embedded: false }, local, inherited);
+  } catch {
+    return false;
+  }
+  commit(local, out);
+  loaderCounts.itemsReadAlone++;
   return true;
 }
 
@@ -277,6 +339,7 @@ const SEMANTIC_ERRORS: ReadonlySet<string> = new Set([
  * is in SEMANTIC_ERRORS).
  */
 function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, boolean, void> {
+  if (!embedded) loaderCounts.fullParserRuns++;
   let clean = true;
   const lc = lineCounter(text);
   const parser = new Parser();
