@@ -35,8 +35,20 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
-/** Undefined when the text is not JSON, or when yaml might read it differently. */
-export function decodeFastJson(text: string): FastJson | undefined {
+/**
+ * A JSON List whose items repeat keys (yaml: DUPLICATE_KEY errors, the whole
+ * document is not loaded): the items that do, each to be read alone by the
+ * full parser for its exact errors instead of the whole file.
+ */
+export interface FastJsonDuplicates {
+  readonly duplicateItems: readonly ItemSpan[];
+}
+
+/**
+ * Undefined when the text is not JSON, or when yaml might read it differently
+ * (a List whose only difference is keys repeated inside its items: which items).
+ */
+export function decodeFastJson(text: string): FastJson | FastJsonDuplicates | undefined {
   const start = skipSpace(text, 0);
   const first = text.charCodeAt(start);
   if (first !== 123 /* { */ && first !== 91 /* [ */) return undefined;
@@ -52,8 +64,25 @@ export function decodeFastJson(text: string): FastJson | undefined {
   if (scan === undefined) return undefined;
   const keys = countKeys(value, 0);
   // Each ':' outside strings is one key of one object; fewer keys in the result means a duplicate.
-  if (keys !== scan.colons) return undefined;
+  if (keys !== scan.colons) return keys < 0 ? undefined : duplicateItems(value, scan, scan.colons - keys);
   return { value, rootPos: scan.rootPos, itemPos: scan.itemPos, itemSpans: scan.itemSpans };
+}
+
+/** The items of a root `items` list that repeat keys, when they hold all `missing` repeats; else undefined. */
+function duplicateItems(value: unknown, scan: Scan, missing: number): FastJsonDuplicates | undefined {
+  const items = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)['items'] : undefined;
+  const spans = scan.itemSpans;
+  if (!Array.isArray(items) || spans === undefined || spans.length !== items.length || scan.itemColons.length !== items.length) return undefined;
+  const found: ItemSpan[] = [];
+  let inItems = 0;
+  for (let i = 0; i < items.length; i++) {
+    const lost = (scan.itemColons[i] ?? 0) - countKeys(items[i], 2);
+    if (lost <= 0) continue;
+    inItems += lost;
+    const span = spans[i];
+    if (span !== undefined) found.push(span);
+  }
+  return inItems === missing && found.length > 0 ? { duplicateItems: found } : undefined;
 }
 
 /** Keys of every object below `v`; -1 when something must go through the full parser. */
@@ -84,6 +113,8 @@ interface Scan {
   rootPos: { line: number; col: number };
   itemPos: { line: number; col: number }[] | undefined;
   itemSpans: ItemSpan[] | undefined;
+  /** The ':' count of each item (keys, duplicates included). */
+  itemColons: number[];
 }
 
 /** One pass over text already known to be valid JSON. */
@@ -101,12 +132,17 @@ function scanJson(text: string, start: number): Scan | undefined {
   let itemStart = -1;
   let itemLine = 0;
   let itemCol = 0;
+  let colons = 0;
+  let itemColonsFrom = 0;
+  const itemColons: number[] = [];
   const endItem = (end: number): void => {
-    if (itemStart >= 0) itemSpans?.push({ start: itemStart, end, line: itemLine, col: itemCol });
+    if (itemStart >= 0) {
+      itemSpans?.push({ start: itemStart, end, line: itemLine, col: itemCol });
+      itemColons.push(colons - itemColonsFrom);
+    }
     itemStart = -1;
   };
   let depth = 0;
-  let colons = 0;
   // Depth of the root object's `items` array while inside it, else -1.
   let itemsDepth = -1;
   let lastRootKeyIsItems = false;
@@ -122,6 +158,7 @@ function scanJson(text: string, start: number): Scan | undefined {
     if (c === 32 || c === 13 || c === 9) continue;
     if (expectItem && c !== 93 /* ] */ && itemPos !== undefined) {
       itemStart = i;
+      itemColonsFrom = colons;
       itemLine = line;
       itemCol = i - lineStart + 1;
       itemPos.push({ line, col: itemCol });
@@ -191,5 +228,5 @@ function scanJson(text: string, start: number): Scan | undefined {
       }
     }
   }
-  return { colons, rootPos, itemPos, itemSpans };
+  return { colons, rootPos, itemPos, itemSpans, itemColons };
 }

@@ -13,7 +13,7 @@ import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
 import { decodeFastYamlDocument, fastSubsetText, StringTable, type ItemSpan } from './fast-yaml.js';
-import { decodeFastJson } from './fast-json.js';
+import { decodeFastJson, type FastJsonDuplicates } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
 export interface LoadResult {
@@ -123,6 +123,10 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     return;
   }
   const json = decodeFastJson(text);
+  if (json !== undefined && 'duplicateItems' in json) {
+    if (!duplicateKeyErrors(text, json, file, acc)) yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
   if (json !== undefined) {
     const out = newAcc();
     if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
@@ -232,6 +236,46 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
   return true;
 }
 
+/** One document read by the full parser from text[span], positions mapped into the file; undefined unless exactly one document, without stream errors. */
+function readAlone(text: string, span: ItemSpan, file: string): { doc: Document; source: string; lc: LineCounter; toPos: (offset: number) => SourcePos } | undefined {
+  loaderCounts.itemsReadAlone++;
+  const source = text.slice(span.start, span.end);
+  const lc = lineCounter(source);
+  // The item's first line starts at span.col in the file (a JSON value mid-line); later lines at column 1.
+  const toPos = (offset: number): SourcePos => {
+    const { line, col } = lc.linePos(offset);
+    return line === 1 ? { file, line: span.line, col: col + span.col - 1 } : { file, line: span.line + line - 1, col };
+  };
+  const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
+  let doc: Document | undefined;
+  for (const d of composer.compose(new Parser().parse(source))) {
+    if (doc !== undefined) return undefined;
+    doc = d;
+  }
+  if (doc === undefined || composer.streamInfo().errors.length > 0) return undefined;
+  return { doc, source, lc, toPos };
+}
+
+/**
+ * The errors yaml gives a JSON List whose items repeat keys, from those items
+ * alone (each a few lines, not the whole file): true when every one read alone
+ * has only DUPLICATE_KEY errors (then the whole document gives exactly these,
+ * in this order, and nothing of it is loaded).
+ */
+function duplicateKeyErrors(text: string, dups: FastJsonDuplicates, file: string, acc: Acc): boolean {
+  const problems: Problem[] = [];
+  for (const span of dups.duplicateItems) {
+    const alone = readAlone(text, span, file);
+    if (alone === undefined || alone.doc.errors.length === 0) return false;
+    for (const e of alone.doc.errors) {
+      if (e.code !== 'DUPLICATE_KEY') return false;
+      problems.push(yamlProblem('error', e, alone.toPos));
+    }
+  }
+  for (const p of problems) acc.problems.push(p);
+  return true;
+}
+
 /** The text a List was decoded from and where its items are in it (entries: YAML `- ` entries, else JSON values). */
 interface ListText {
   readonly text: string;
@@ -250,20 +294,10 @@ interface ListText {
  * the full parser.
  */
 function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inherited, out: Acc): boolean {
-  const source = list.text.slice(span.start, span.end);
-  const lc = lineCounter(source);
-  // The item's first line starts at span.col in the file (a JSON value mid-line); later lines at column 1.
-  const toPos = (offset: number): SourcePos => {
-    const { line, col } = lc.linePos(offset);
-    return line === 1 ? { file, line: span.line, col: col + span.col - 1 } : { file, line: span.line + line - 1, col };
-  };
-  const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
-  let doc: Document | undefined;
-  for (const d of composer.compose(new Parser().parse(source))) {
-    if (doc !== undefined) return false;
-    doc = d;
-  }
-  if (doc === undefined || doc.errors.length > 0 || doc.warnings.length > 0 || composer.streamInfo().errors.length > 0) return false;
+  const alone = readAlone(list.text, span, file);
+  if (alone === undefined) return false;
+  const { doc, source, lc, toPos } = alone;
+  if (doc.errors.length > 0 || doc.warnings.length > 0) return false;
   let node: unknown = doc.contents;
   if (list.entries) {
     if (!isSeq(node) || node.items.length !== 1) return false;
@@ -277,7 +311,6 @@ function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inher
     return false;
   }
   commit(local, out);
-  loaderCounts.itemsReadAlone++;
   return true;
 }
 
