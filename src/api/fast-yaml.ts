@@ -64,6 +64,12 @@ export class StringTable {
   }
 }
 
+/**
+ * Stands in the root `items` list for an item outside the subset: the caller
+ * reads that item alone with the full parser (FastDocument.itemSpans).
+ */
+export const SLOW_ITEM: unique symbol = Symbol('item outside the fast subset');
+
 /** Thrown inside the decoder to abandon a document; never escapes this module. */
 class OutsideSubset {}
 const outside = new OutsideSubset();
@@ -138,16 +144,27 @@ function allDigits(s: string): boolean {
  * open with a bare `---` line. Undefined when the document is outside the subset.
  */
 export function decodeFastYamlDocument(text: string, start: number, end: number, line: number,
-  strings: StringTable = new StringTable(), textIsClean = false): FastDocument | undefined {
+  strings: StringTable = new StringTable(), textIsClean = false, slowItems = false): FastDocument | undefined {
   if (!textIsClean && !fastSubsetText(text.slice(start, end))) return undefined;
   try {
-    return new Decoder(text, start, end, line, strings).document();
+    const decoder = new Decoder(text, start, end, line, strings);
+    const doc = decoder.document();
+    // SLOW_ITEM stands in the value only for a caller that reads those items itself, and only in a List.
+    if (decoder.slowItems > 0 && (!slowItems || !isListValue(doc.value))) return undefined;
+    return doc;
   } catch (e) {
     if (e === outside) return undefined;
     // A stack overflow on absurd nesting: the full parser reports it properly.
     if (e instanceof RangeError) return undefined;
     throw e;
   }
+}
+
+/** A root mapping that loaders read as a List: kind List or ...List, items a list. */
+function isListValue(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const kind = (v as Record<string, unknown>)['kind'];
+  return typeof kind === 'string' && (kind === 'List' || kind.endsWith('List')) && Array.isArray((v as Record<string, unknown>)['items']);
 }
 
 /**
@@ -186,6 +203,8 @@ class Decoder {
   private readonly strings: StringTable;
   /** Positions of the entries of the root mapping's `items` (created when that key is met). */
   private rootItems: ItemCollector | undefined;
+  /** Items of the root `items` list left to the full parser (SLOW_ITEM in the value). */
+  slowItems = 0;
 
   constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
     this.text = text;
@@ -336,20 +355,30 @@ class Decoder {
       const rest = this.restOfLine(dash + 1);
       let item: unknown;
       let pos: LineCol | undefined;
-      if (rest === this.lineEnd(dash + 1)) {
-        this.nextLine();
-        const next = this.skipToContent();
-        if (next > indent) {
-          if (itemPos !== undefined) pos = { line: this.line, col: next + 1 };
-          item = this.block(next);
+      try {
+        if (rest === this.lineEnd(dash + 1)) {
+          this.nextLine();
+          const next = this.skipToContent();
+          if (next > indent) {
+            if (itemPos !== undefined) pos = { line: this.line, col: next + 1 };
+            item = this.block(next);
+          } else {
+            item = null;
+          }
         } else {
-          item = null;
+          const c = text.charCodeAt(rest);
+          if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
+          if (itemPos !== undefined) pos = { line: this.line, col: rest - this.pos + 1 };
+          item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
         }
-      } else {
-        const c = text.charCodeAt(rest);
-        if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
-        if (itemPos !== undefined) pos = { line: this.line, col: rest - this.pos + 1 };
-        item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
+      } catch (e) {
+        // An item of a root `items` list outside the subset (a block scalar, an escape, an anchor...) is
+        // left to the full parser alone (ItemSpan); the rest of the List stays on the fast path.
+        if (itemPos === undefined || !(e === outside || e instanceof RangeError)) throw e;
+        this.skipItem(indent, dashLine);
+        item = SLOW_ITEM;
+        pos = undefined;
+        this.slowItems++;
       }
       arr.push(item);
       const next = this.skipToContent();
@@ -364,6 +393,20 @@ class Decoder {
         if (next === indent && !this.isSeqEntry(indent)) return fitted(arr);
         giveUp();
       }
+    }
+  }
+
+  /**
+   * Moves past the rest of the item whose `- ` (at column `indent`) is on line
+   * `dashLine`: to the next content line indented `indent` or less (comment
+   * and blank lines belong to the item), or the end.
+   */
+  private skipItem(indent: number, dashLine: number): void {
+    if (this.line === dashLine) this.nextLine();
+    for (;;) {
+      const next = this.skipToContent();
+      if (next < 0 || next <= indent) return;
+      this.nextLine();
     }
   }
 

@@ -12,7 +12,7 @@ import { collectPositions, lineCounter } from './yaml-positions.js';
 import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
-import { decodeFastYamlDocument, fastSubsetText, StringTable, type ItemSpan } from './fast-yaml.js';
+import { decodeFastYamlDocument, fastSubsetText, SLOW_ITEM, StringTable, type ItemSpan } from './fast-yaml.js';
 import { decodeFastJson, type FastJsonDuplicates } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
@@ -162,7 +162,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   const out = newAcc();
   let fastDocs = 0;
   for (const span of spans) {
-    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings, textIsClean);
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings, textIsClean, true);
     let done = doc !== undefined && (doc.value === null || doc.rootPos === undefined);
     if (doc !== undefined && !done && doc.rootPos !== undefined) {
       const pos = { file, ...doc.rootPos };
@@ -226,7 +226,8 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
   const spans = listText?.spans;
   for (let i = 0; i < items.length; i++) {
     const at = itemPos[i];
-    if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) {
+    const item = items[i];
+    if (item === SLOW_ITEM || !(yield* fastNode(item, at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) {
       // This item alone through the full parser, not the whole List (one bad pod in a dump of 100k).
       const span = spans?.length === items.length ? spans[i] : undefined;
       if (listText === undefined || span === undefined || !slowItem(listText, span, file, inheritedItem, out)) return false;
