@@ -14,10 +14,11 @@ const issueCodes: Record<FileIssueKind, string> = {
   unsettled: 'load/unsettled',
   loop: 'load/symlink-loop',
   'too-deep': 'load/too-deep',
+  'not-utf8': 'load/encoding',
 };
 
 export function fileIssueProblem(e: ManifestFileError): Problem {
-  return { severity: e.severity, pos: { file: e.file, line: 1, col: 1 }, field: '', message: e.reason, code: issueCodes[e.kind] };
+  return { severity: e.severity, pos: { file: e.file, line: e.line, col: e.col }, field: '', message: e.reason, code: issueCodes[e.kind] };
 }
 
 /** True when a file held nothing at all: zero bytes, only whitespace, comments or empty documents. */
