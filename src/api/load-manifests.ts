@@ -230,9 +230,10 @@ function tooBigForFullParser(text: string, span: DocumentSpan, file: string): Pr
 }
 
 function clear(a: Acc): void {
-  a.policies.length = 0;
-  a.objects.length = 0;
-  a.problems.length = 0;
+  // Setting an array's length is a runtime call: only when there is something to drop.
+  if (a.policies.length !== 0) a.policies.length = 0;
+  if (a.objects.length !== 0) a.objects.length = 0;
+  if (a.problems.length !== 0) a.problems.length = 0;
   a.skipped = 0;
 }
 
@@ -645,7 +646,8 @@ function badMetadataField(metadata: Record<string, unknown>): { field: string; m
   }
   if (labels === undefined || labels === null) return undefined;
   if (!isRecord(labels)) return { field: 'metadata.labels', message: `metadata.labels must be a map, got ${describeValue(labels)}` };
-  for (const [k, v] of Object.entries(labels)) {
+  for (const k of Object.keys(labels)) {
+    const v = labels[k];
     if (typeof v !== 'string') {
       return { field: childPath('metadata.labels', k), message: `label ${k} must be a string (quote it), got ${describeValue(v)}` };
     }
