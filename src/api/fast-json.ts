@@ -23,7 +23,9 @@ export interface FastJson {
 
 const MAX_DEPTH = 64;
 /** Characters outside plain printable text, or that YAML reads as line breaks or a BOM. */
-const SPECIAL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]/;
+// A character past U+FFFF (an emoji in an annotation) is a surrogate pair in the text and reads the same
+// both ways; only a lone surrogate half is special.
+const SPECIAL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 const LONE_CR = /\r(?!\n)/;
 

@@ -148,3 +148,22 @@ test('a 3000-pod JSON List with a repeated key: the repeating item alone gives y
   t.deepEqual(r.problems.map((p) => [p.code, p.pos.line]), [['yaml/duplicate-key', line]]);
   assertSame(t, text);
 });
+
+testProp('JSON with characters past U+FFFF (surrogate pairs) and lone surrogates = the full parser', [fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 4 }), fc.constantFrom('🚀', 'a😀b', '\ud800', '\udc00x', '𝄞\ud83d')), { minLength: 1, maxLength: 4 })], (t, notes) => {
+  const items = notes.map((n, i) => ({ ...pod(i), metadata: { name: `pod-${i}`, annotations: { note: n } } }));
+  for (const indent of [0, 2]) {
+    const text = JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, indent);
+    // Raw characters, not \u escapes: what a UTF-8 file decodes to.
+    assertSame(t, text.replace(/\\u(d[89ab][0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\\u(d[c-f][0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))));
+    assertSame(t, text);
+  }
+}, { numRuns: 200, seed: 0x9f13 });
+
+test('a JSON List with an emoji in an annotation stays on the fast path', (t) => {
+  const text = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ ...pod(1), metadata: { name: 'pod-1', annotations: { note: 'deploy 🚀 done' } } }, pod(2)] }, null, 2);
+  const before = loaderCounts.fullParserRuns;
+  const r = loadManifestText(text, FILE);
+  t.is(loaderCounts.fullParserRuns, before);
+  t.is((r.objects[0]?.metadata['annotations'] as Record<string, string> | undefined)?.['note'], 'deploy 🚀 done');
+  assertSame(t, text);
+});
