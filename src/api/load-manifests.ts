@@ -130,6 +130,7 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   if (json !== undefined) {
     const out = newAcc();
     if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
+    else if (text.length > FULL_PARSER_MAX_DOCUMENT_CHARS) acc.problems.push(tooBigForFullParser(text, { start: 0, end: text.length, line: 1 }, file));
     else yield* loadStream(text, file, whole, false, acc);
     return;
   }
@@ -271,15 +272,26 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
   const { items, inheritedItem } = list;
   if (itemPos === undefined || itemPos.length !== items.length) return false;
   const spans = listText?.spans;
+  // Once an item repeats a key, yaml fails the whole document: only the errors of the items that have
+  // some are collected from then on (the fast-read items have none), and nothing of the List is loaded.
+  let errors: Problem[] | undefined;
   for (let i = 0; i < items.length; i++) {
     const at = itemPos[i];
     const item = items[i];
-    if (item === SLOW_ITEM || !(yield* fastNode(item, at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out))) {
-      // This item alone through the full parser, not the whole List (one bad pod in a dump of 100k).
-      const span = spans?.length === items.length ? spans[i] : undefined;
-      if (listText === undefined || span === undefined || !slowItem(listText, span, file, inheritedItem, out)) return false;
+    if (item !== SLOW_ITEM && (errors !== undefined || (yield* fastNode(item, at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out)))) {
+      if (i % 256 === 255) yield;
+      continue;
     }
+    // This item alone through the full parser, not the whole List (one bad pod in a dump of 100k).
+    const span = spans?.length === items.length ? spans[i] : undefined;
+    const alone = listText === undefined || span === undefined ? false : slowItem(listText, span, file, inheritedItem, out);
+    if (alone === false) return false;
+    if (alone !== true) for (const e of alone) (errors ??= []).push(e);
     if (i % 256 === 255) yield;
+  }
+  if (errors !== undefined) {
+    clear(out);
+    for (const e of errors) out.problems.push(e);
   }
   return true;
 }
@@ -337,15 +349,21 @@ interface ListText {
  * full parser from its own text: what the full parser gives for it inside the
  * whole document, positions included (the item's text is the same, and the
  * fast decoder accepted the whole document, so no anchor, tag or directive
- * ties it to the rest). False when that text does not read cleanly alone (an
- * error, a warning, anything unexpected): then the whole document is read by
- * the full parser.
+ * ties it to the rest). Its errors when it only repeats keys (the document
+ * then fails as a whole). False when that text does not read cleanly alone
+ * (another error, a warning, anything unexpected): then the whole document is
+ * read by the full parser.
  */
-function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inherited, out: Acc): boolean {
+function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inherited, out: Acc): boolean | Problem[] {
   const alone = readAlone(list.text, span, file);
   if (alone === undefined) return false;
   const { doc, source, lc, toPos } = alone;
-  if (doc.errors.length > 0 || doc.warnings.length > 0) return false;
+  if (doc.errors.length > 0) {
+    // A repeated key is an error of this item's text alone; the whole document gives it too (and fails).
+    if (!doc.errors.every((e) => e.code === 'DUPLICATE_KEY')) return false;
+    return doc.errors.map((e) => yamlProblem('error', e, toPos));
+  }
+  if (doc.warnings.length > 0) return false;
   let node: unknown = doc.contents;
   if (list.entries) {
     if (!isSeq(node) || node.items.length !== 1) return false;

@@ -167,3 +167,20 @@ test('a JSON List with an emoji in an annotation stays on the fast path', (t) =>
   t.is((r.objects[0]?.metadata['annotations'] as Record<string, string> | undefined)?.['note'], 'deploy 🚀 done');
   assertSame(t, text);
 });
+
+test('a 3000-pod YAML List with repeated keys in two items: their exact errors, nothing of the List loads, the List not read whole', (t) => {
+  const lines = stringify({ apiVersion: 'v1', kind: 'List', items: bigList(3000) }).split('\n');
+  const at = (name: string): number => lines.findIndex((l) => l.endsWith(`name: ${name}`));
+  for (const name of ['pod-2999', 'pod-1200']) {
+    const i = at(name);
+    lines.splice(i + 1, 0, lines[i + 1] ?? '');
+  }
+  const text = lines.join('\n');
+  const before = { ...loaderCounts };
+  const r = loadManifestText(text, FILE);
+  t.is(loaderCounts.fullParserRuns, before.fullParserRuns);
+  t.is(loaderCounts.itemsReadAlone - before.itemsReadAlone, 2);
+  t.deepEqual(r.objects, []);
+  t.deepEqual(r.problems.map((p) => [p.code, p.pos.line]), [['yaml/duplicate-key', at('pod-1200') + 3], ['yaml/duplicate-key', at('pod-2999') + 3]]);
+  assertSame(t, text);
+});
