@@ -3,6 +3,7 @@
 // (e.g. 0.1) shrinks them for a quick look.
 import { runAgentBench } from './agent-bench.js';
 import { runEvaluateBench } from './evaluate-bench.js';
+import { runFileSourceBench } from './file-source-bench.js';
 import { runIncrementalBench } from './incremental-bench.js';
 import { runK8sBench } from './k8s-bench.js';
 import { runModelBench } from './model-bench.js';
@@ -33,6 +34,8 @@ process.stdout.write(`${JSON.stringify({ bench: 'size', ...size })}\n`);
 const only = process.argv[2];
 const sections: Record<string, () => Promise<Record<string, number>>> = {
   model: () => runModelBench(size),
+  // Issue 9: the file source read + parsed from files and the first model, in a fresh process (peak RSS).
+  fileparse: () => runFileSourceBench(size),
   // `evaluate` throughput alone (also a row of `scale`).
   evaluate: () => runEvaluateBench(size),
   nft: () => runNftBench(size),

@@ -10,7 +10,7 @@ import type { Labels } from '../inventory/types.js';
 import { StateBuilder, type State } from '../pipeline.js';
 import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
-import { fileIssueProblem, loadManifestFile } from '../inventory/load-manifest-files.js';
+import { fileIssueProblem, ManifestFileCache } from '../inventory/load-manifest-files.js';
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
 import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
@@ -42,6 +42,8 @@ export interface Memory {
   mergeMemo?: MergeMemo;
   /** The config parsed only when its bytes changed (config-memo.ts); made on first use. */
   configMemo?: ConfigMemo;
+  /** Each source file's last load, reused while its text is unchanged; made on first use. */
+  fileLoads?: ManifestFileCache;
 }
 
 export interface Desired {
@@ -115,11 +117,12 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   for (const f of sources.files) {
     // Yield between files (and documents, in loadManifestFile) so timers (drift repair) keep running.
     await yieldToLoop();
-    const { load, empty } = await loadManifestFile(f);
+    const { load, empty } = await (memory.fileLoads ??= new ManifestFileCache()).load(f);
     // Empty now (truncated?): the policies it held keep their last good versions until the file is deleted.
     if (empty) held.push({ file: f.file, reason: 'empty' });
     files.push({ file: f.file, textHash: f.hash, load });
   }
+  memory.fileLoads?.retainOnly(sources.files.map((f) => f.file));
   for (const f of kubeFiles) files.push({ file: f.file, textHash: f.textHash, load: f.load });
   for (const e of sources.issues) if (e.holdsLastGood) held.push({ file: e.file, reason: e.kind === 'unsettled' ? 'unsettled' : 'unreadable' });
   const fileProblems = sources.issues.map(fileIssueProblem);

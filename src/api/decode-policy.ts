@@ -59,10 +59,28 @@ function isObject(v: unknown): v is Json {
 
 /** JSON with object keys sorted, so equal content gives an equal hash. */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  // One string built as it goes (no array of parts per level): every policy is hashed when it is read.
+  if (Array.isArray(v)) {
+    let s = '[';
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) s += ',';
+      // A hole gives '' (as map + join did); parsers never make one.
+      if (i in v) s += canonicalJson(v[i]);
+    }
+    return `${s}]`;
+  }
   if (isObject(v)) {
-    const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+    const keys = Object.keys(v).sort();
+    let s = '{';
+    let first = true;
+    for (const k of keys) {
+      const x = v[k];
+      if (x === undefined) continue;
+      s += first ? `${JSON.stringify(k)}:` : `,${JSON.stringify(k)}:`;
+      s += canonicalJson(x);
+      first = false;
+    }
+    return `${s}}`;
   }
   return JSON.stringify(v ?? null);
 }

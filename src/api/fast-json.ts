@@ -10,16 +10,22 @@
 // over yaml's 1024-character limit or separated from their ':' by a newline,
 // and characters the YAML reader treats specially.
 
+import type { ItemSpan } from './fast-yaml.js';
+
 export interface FastJson {
   readonly value: unknown;
   readonly rootPos: { readonly line: number; readonly col: number };
   /** When the root is an object with an `items` array: where each item starts. */
   readonly itemPos: readonly { readonly line: number; readonly col: number }[] | undefined;
+  /** With itemPos: the text of each item, for reading one item alone. */
+  readonly itemSpans: readonly ItemSpan[] | undefined;
 }
 
 const MAX_DEPTH = 64;
 /** Characters outside plain printable text, or that YAML reads as line breaks or a BOM. */
-const SPECIAL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]/;
+// A character past U+FFFF (an emoji in an annotation) is a surrogate pair in the text and reads the same
+// both ways; only a lone surrogate half is special.
+const SPECIAL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 const LONE_CR = /\r(?!\n)/;
 
@@ -31,8 +37,20 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
-/** Undefined when the text is not JSON, or when yaml might read it differently. */
-export function decodeFastJson(text: string): FastJson | undefined {
+/**
+ * A JSON List whose items repeat keys (yaml: DUPLICATE_KEY errors, the whole
+ * document is not loaded): the items that do, each to be read alone by the
+ * full parser for its exact errors instead of the whole file.
+ */
+export interface FastJsonDuplicates {
+  readonly duplicateItems: readonly ItemSpan[];
+}
+
+/**
+ * Undefined when the text is not JSON, or when yaml might read it differently
+ * (a List whose only difference is keys repeated inside its items: which items).
+ */
+export function decodeFastJson(text: string): FastJson | FastJsonDuplicates | undefined {
   const start = skipSpace(text, 0);
   const first = text.charCodeAt(start);
   if (first !== 123 /* { */ && first !== 91 /* [ */) return undefined;
@@ -48,8 +66,25 @@ export function decodeFastJson(text: string): FastJson | undefined {
   if (scan === undefined) return undefined;
   const keys = countKeys(value, 0);
   // Each ':' outside strings is one key of one object; fewer keys in the result means a duplicate.
-  if (keys !== scan.colons) return undefined;
-  return { value, rootPos: scan.rootPos, itemPos: scan.itemPos };
+  if (keys !== scan.colons) return keys < 0 ? undefined : duplicateItems(value, scan, scan.colons - keys);
+  return { value, rootPos: scan.rootPos, itemPos: scan.itemPos, itemSpans: scan.itemSpans };
+}
+
+/** The items of a root `items` list that repeat keys, when they hold all `missing` repeats; else undefined. */
+function duplicateItems(value: unknown, scan: Scan, missing: number): FastJsonDuplicates | undefined {
+  const items = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)['items'] : undefined;
+  const spans = scan.itemSpans;
+  if (!Array.isArray(items) || spans === undefined || spans.length !== items.length || scan.itemColons.length !== items.length) return undefined;
+  const found: ItemSpan[] = [];
+  let inItems = 0;
+  for (let i = 0; i < items.length; i++) {
+    const lost = (scan.itemColons[i] ?? 0) - countKeys(items[i], 2);
+    if (lost <= 0) continue;
+    inItems += lost;
+    const span = spans[i];
+    if (span !== undefined) found.push(span);
+  }
+  return inItems === missing && found.length > 0 ? { duplicateItems: found } : undefined;
 }
 
 /** Keys of every object below `v`; -1 when something must go through the full parser. */
@@ -79,6 +114,9 @@ interface Scan {
   colons: number;
   rootPos: { line: number; col: number };
   itemPos: { line: number; col: number }[] | undefined;
+  itemSpans: ItemSpan[] | undefined;
+  /** The ':' count of each item (keys, duplicates included). */
+  itemColons: number[];
 }
 
 /** One pass over text already known to be valid JSON. */
@@ -91,8 +129,22 @@ function scanJson(text: string, start: number): Scan | undefined {
   }
   const rootPos = { line, col: start - lineStart + 1 };
   let itemPos: { line: number; col: number }[] | undefined;
-  let depth = 0;
+  let itemSpans: ItemSpan[] | undefined;
+  // The item being read: its start and position.
+  let itemStart = -1;
+  let itemLine = 0;
+  let itemCol = 0;
   let colons = 0;
+  let itemColonsFrom = 0;
+  const itemColons: number[] = [];
+  const endItem = (end: number): void => {
+    if (itemStart >= 0) {
+      itemSpans?.push({ start: itemStart, end, line: itemLine, col: itemCol });
+      itemColons.push(colons - itemColonsFrom);
+    }
+    itemStart = -1;
+  };
+  let depth = 0;
   // Depth of the root object's `items` array while inside it, else -1.
   let itemsDepth = -1;
   let lastRootKeyIsItems = false;
@@ -106,7 +158,13 @@ function scanJson(text: string, start: number): Scan | undefined {
       continue;
     }
     if (c === 32 || c === 13 || c === 9) continue;
-    if (expectItem && c !== 93 /* ] */) itemPos?.push({ line, col: i - lineStart + 1 });
+    if (expectItem && c !== 93 /* ] */ && itemPos !== undefined) {
+      itemStart = i;
+      itemColonsFrom = colons;
+      itemLine = line;
+      itemCol = i - lineStart + 1;
+      itemPos.push({ line, col: itemCol });
+    }
     expectItem = false;
     switch (c) {
       case 34 /* " */: {
@@ -136,16 +194,23 @@ function scanJson(text: string, start: number): Scan | undefined {
         if (c === 91 && depth === 2 && lastRootKeyIsItems && itemsDepth < 0 && itemPos === undefined) {
           itemsDepth = depth;
           itemPos = [];
+          itemSpans = [];
           expectItem = true;
         }
         break;
       case 125 /* } */:
       case 93 /* ] */:
-        if (depth === itemsDepth) itemsDepth = -1;
+        if (depth === itemsDepth) {
+          itemsDepth = -1;
+          endItem(i);
+        }
         depth--;
         break;
       case 44 /* , */:
-        if (depth === itemsDepth) expectItem = true;
+        if (depth === itemsDepth) {
+          expectItem = true;
+          endItem(i);
+        }
         break;
       default: {
         // A number or a literal (true, false, null).
@@ -165,5 +230,5 @@ function scanJson(text: string, start: number): Scan | undefined {
       }
     }
   }
-  return { colons, rootPos, itemPos };
+  return { colons, rootPos, itemPos, itemSpans, itemColons };
 }

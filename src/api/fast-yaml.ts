@@ -11,6 +11,9 @@
 // characters, odd indentation, keys that do not resolve to strings. The caller
 // then reads that document with the full position-tracking parser, so the
 // result is always exactly what yaml (core schema, merge on) would give.
+// One exception, for a caller that asks: an item of a List's root `items`
+// outside the subset stands as SLOW_ITEM, with its text span, and the caller
+// reads that item alone with the full parser (a 100k-pod dump with one odd pod).
 
 import type { SourcePos } from './types.js';
 
@@ -21,10 +24,27 @@ export interface FastDocument {
   readonly rootPos: LineCol | undefined;
   /** For a root mapping whose `items` is a block sequence: where each item starts (undefined for an empty item). */
   readonly itemPos: readonly (LineCol | undefined)[] | undefined;
+  /** With itemPos: the text of each item (its `- ` line to the next item), for reading one item alone. */
+  readonly itemSpans?: readonly ItemSpan[] | undefined;
+}
+
+/** Where one item of a List is in the text: text[start, end), `start` on line `line`, column `col`. */
+export interface ItemSpan {
+  readonly start: number;
+  readonly end: number;
+  readonly line: number;
+  readonly col: number;
 }
 
 type LineCol = Pick<SourcePos, 'line' | 'col'>;
 type ItemPositions = (LineCol | undefined)[];
+/** Positions and spans of the root `items` entries, collected together. */
+interface ItemCollector {
+  readonly pos: ItemPositions;
+  readonly spans: ItemSpan[];
+}
+/** itemPos of a root mapping without an `items` key (one shared empty list, not one per document). */
+const noItems: readonly (LineCol | undefined)[] = Object.freeze([]);
 
 /**
  * Short strings seen before in the same file, reused instead of sliced again:
@@ -46,6 +66,12 @@ export class StringTable {
     return s;
   }
 }
+
+/**
+ * Stands in the root `items` list for an item outside the subset: the caller
+ * reads that item alone with the full parser (FastDocument.itemSpans).
+ */
+export const SLOW_ITEM: unique symbol = Symbol('item outside the fast subset');
 
 /** Thrown inside the decoder to abandon a document; never escapes this module. */
 class OutsideSubset {}
@@ -71,8 +97,6 @@ function isKeyChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 47 || c === DASH;
 }
 
-const NULL_RE = /^(?:~|[Nn]ull|NULL)$/;
-const BOOL_RE = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const OCT_RE = /^0o[0-7]+$/;
 const INT_RE = /^[-+]?[0-9]+$/;
 const HEX_RE = /^0x[0-9a-fA-F]+$/;
@@ -83,13 +107,24 @@ const FLOAT_RE = /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
 /** A plain scalar as yaml's core schema resolves it (same tests, same order, same conversions). */
 export function resolvePlainScalar(s: string): unknown {
   const c = s.charCodeAt(0);
-  // Fast exit: only these first characters can start a null, bool or number.
-  const maybeTyped = c === 126 || c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70 ||
-    c === 43 || c === DASH || c === 46 || (c >= 48 && c <= 57);
-  if (!maybeTyped) return s;
+  // A letter can start only a null or a bool (the regexes NULL_RE and BOOL_RE, written out: keys such
+  // as name, namespace, nodeName and values such as node-7 are met in every object).
+  if (c === 110 || c === 78 || c === 116 || c === 84 || c === 102 || c === 70) {
+    if (s.length !== 4 && s.length !== 5) return s;
+    if (s === 'null' || s === 'Null' || s === 'NULL') return null;
+    if (s === 'true' || s === 'True' || s === 'TRUE') return true;
+    if (s === 'false' || s === 'False' || s === 'FALSE') return false;
+    return s;
+  }
+  if (c === 126 /* ~ */) return s.length === 1 ? null : s;
+  // Only these first characters can start a number.
   const digit = c >= 48 && c <= 57;
-  if (!digit && NULL_RE.test(s)) return null;
-  if (!digit && BOOL_RE.test(s)) return c === 116 || c === 84;
+  if (!digit && c !== 43 && c !== DASH && c !== 46) return s;
+  if (digit) {
+    // No number of the core schema has a ':' or two '.': addresses (100.65.0.1, 2001:db8::1) stay strings.
+    if (s.includes(':') || s.indexOf('.') !== s.lastIndexOf('.')) return s;
+    if (allDigits(s)) return parseInt(s, 10); // INT_RE (OCT_RE and HEX_RE need a letter)
+  }
   if (OCT_RE.test(s)) return parseInt(s.substring(2), 8);
   if (INT_RE.test(s)) return parseInt(s, 10);
   if (HEX_RE.test(s)) return parseInt(s.substring(2), 16);
@@ -98,24 +133,64 @@ export function resolvePlainScalar(s: string): unknown {
   return s;
 }
 
+function allDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i);
+    if (d < 48 || d > 57) return false;
+  }
+  return true;
+}
+
 /**
  * Decodes the document in text[start, end) whose first line is line `line`
  * (1-based) of the whole text. `start` is at a line start; the document may
  * open with a bare `---` line. Undefined when the document is outside the subset.
  */
 export function decodeFastYamlDocument(text: string, start: number, end: number, line: number,
-  strings: StringTable = new StringTable()): FastDocument | undefined {
-  const source = text.slice(start, end);
-  // `${VAR:=default}` placeholders are expanded (and warned about) by the full path.
-  if (UNSUPPORTED_CHAR.test(source) || source.includes('${')) return undefined;
+  strings: StringTable = new StringTable(), textIsClean = false, slowItems = false): FastDocument | undefined {
+  if (!textIsClean && !fastSubsetText(text.slice(start, end))) return undefined;
   try {
-    return new Decoder(text, start, end, line, strings).document();
+    const decoder = new Decoder(text, start, end, line, strings);
+    const doc = decoder.document();
+    // SLOW_ITEM stands in the value only for a caller that reads those items itself, and only in a List.
+    if (decoder.slowItems > 0 && (!slowItems || !isListValue(doc.value))) return undefined;
+    return doc;
   } catch (e) {
     if (e === outside) return undefined;
     // A stack overflow on absurd nesting: the full parser reports it properly.
     if (e instanceof RangeError) return undefined;
     throw e;
   }
+}
+
+/** A root mapping that loaders read as a List: kind List or ...List, items a list. */
+function isListValue(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const kind = (v as Record<string, unknown>)['kind'];
+  return typeof kind === 'string' && (kind === 'List' || kind.endsWith('List')) && Array.isArray((v as Record<string, unknown>)['items']);
+}
+
+/**
+ * True when `text` holds only characters the subset reads and no `${`
+ * (placeholders are expanded, and warned about, by the full path). A caller
+ * with a stream of many documents checks the whole text once with this and
+ * passes `textIsClean` instead of having each document scanned again.
+ */
+export function fastSubsetText(text: string): boolean {
+  return !UNSUPPORTED_CHAR.test(text) && !text.includes('${');
+}
+
+/** 1 for the characters that cannot start a plain scalar (c-indicators). */
+const INDICATOR = new Uint8Array(128);
+for (const ch of '&*!|>%@`,[]{}#\'"?:-') INDICATOR[ch.charCodeAt(0)] = 1;
+
+/**
+ * A short list copied to its exact length: a list grown by push keeps room for
+ * 16+ entries, and 100k pods' two-address lists would keep that room (about
+ * 130 bytes each) for as long as the objects live.
+ */
+function fitted<T>(a: T[]): T[] {
+  return a.length < 16 ? a.slice() : a;
 }
 
 class Decoder {
@@ -129,6 +204,10 @@ class Decoder {
   private eol: number;
 
   private readonly strings: StringTable;
+  /** Positions of the entries of the root mapping's `items` (created when that key is met). */
+  private rootItems: ItemCollector | undefined;
+  /** Items of the root `items` list left to the full parser (SLOW_ITEM in the value). */
+  slowItems = 0;
 
   constructor(text: string, start: number, end: number, line: number, strings: StringTable) {
     this.text = text;
@@ -150,10 +229,10 @@ class Decoder {
     const indent = this.skipToContent();
     if (indent < 0) return { value: null, rootPos: undefined, itemPos: undefined };
     const rootPos = { line: this.line, col: indent + 1 };
-    const itemPos: ItemPositions = [];
-    const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, itemPos);
+    const value = this.isSeqEntry(indent) ? this.seq(indent, undefined) : this.map(indent, this.pos + indent, true);
     if (this.skipToContent() >= 0) giveUp();
-    return { value, rootPos, itemPos: Array.isArray(value) ? undefined : itemPos };
+    if (Array.isArray(value)) return { value, rootPos, itemPos: undefined };
+    return { value, rootPos, itemPos: this.rootItems?.pos ?? noItems, itemSpans: this.rootItems?.spans };
   }
 
   /** Index of the end of the current line (its '\n' or the document end); `from` is on that line. */
@@ -208,9 +287,9 @@ class Decoder {
   }
 
   /** The block node on the current (content) line at `indent`; `itemPos` collects a sequence's item positions. */
-  private block(indent: number, itemPos?: ItemPositions): unknown {
+  private block(indent: number, itemPos?: ItemCollector): unknown {
     if (this.isSeqEntry(indent)) return this.seq(indent, itemPos);
-    return this.map(indent, this.pos + indent, undefined);
+    return this.map(indent, this.pos + indent);
   }
 
   /** End of a plain key starting at `p` (at its ':'), or -1 if the line does not start with one. */
@@ -236,10 +315,10 @@ class Decoder {
   /**
    * A block mapping whose entries sit at column `indent`; the first key starts
    * at `keyStart` on the current line (later than the line's indentation for a
-   * mapping opened on a `- ` line). `itemPos` is set for the root only: the
-   * positions of the `items` sequence's entries are collected into it.
+   * mapping opened on a `- ` line). For the root only (`root`), the
+   * positions of the `items` sequence's entries are collected (rootItems).
    */
-  private map(indent: number, keyStart: number, itemPos?: ItemPositions): Record<string, unknown> {
+  private map(indent: number, keyStart: number, root = false): Record<string, unknown> {
     const { text } = this;
     const obj: Record<string, unknown> = {};
     let at = keyStart;
@@ -253,7 +332,7 @@ class Decoder {
       if (rest === this.lineEnd(colon + 1)) {
         this.nextLine();
         const next = this.skipToContent();
-        const items = itemPos !== undefined && key === 'items' ? itemPos : undefined;
+        const items = root && key === 'items' ? (this.rootItems = { pos: [], spans: [] }) : undefined;
         if (next > indent) value = this.block(next, items);
         else if (next === indent && this.isSeqEntry(indent)) value = this.seq(indent, items);
         else value = null;
@@ -269,38 +348,68 @@ class Decoder {
   }
 
   /** A block sequence whose `- ` entries sit at column `indent`. */
-  private seq(indent: number, itemPos: ItemPositions | undefined): unknown[] {
+  private seq(indent: number, itemPos: ItemCollector | undefined): unknown[] {
     const { text } = this;
     const arr: unknown[] = [];
     for (;;) {
+      const lineStart = this.pos;
+      const dashLine = this.line;
       const dash = this.pos + indent;
       const rest = this.restOfLine(dash + 1);
       let item: unknown;
       let pos: LineCol | undefined;
-      if (rest === this.lineEnd(dash + 1)) {
-        this.nextLine();
-        const next = this.skipToContent();
-        if (next > indent) {
-          pos = { line: this.line, col: next + 1 };
-          item = this.block(next);
+      try {
+        if (rest === this.lineEnd(dash + 1)) {
+          this.nextLine();
+          const next = this.skipToContent();
+          if (next > indent) {
+            if (itemPos !== undefined) pos = { line: this.line, col: next + 1 };
+            item = this.block(next);
+          } else {
+            item = null;
+          }
         } else {
-          item = null;
+          const c = text.charCodeAt(rest);
+          if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
+          if (itemPos !== undefined) pos = { line: this.line, col: rest - this.pos + 1 };
+          item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
         }
-      } else {
-        const c = text.charCodeAt(rest);
-        if (c === DASH && (rest + 1 >= this.end || text.charCodeAt(rest + 1) === SPACE || text.charCodeAt(rest + 1) === NL)) giveUp();
-        pos = { line: this.line, col: rest - this.pos + 1 };
-        item = this.keyEnd(rest) >= 0 ? this.map(rest - this.pos, rest) : this.scalar(rest);
+      } catch (e) {
+        // An item of a root `items` list outside the subset (a block scalar, an escape, an anchor...) is
+        // left to the full parser alone (ItemSpan); the rest of the List stays on the fast path.
+        if (itemPos === undefined || !(e === outside || e instanceof RangeError)) throw e;
+        this.skipItem(indent, dashLine);
+        item = SLOW_ITEM;
+        pos = undefined;
+        this.slowItems++;
       }
       arr.push(item);
-      itemPos?.push(pos);
       const next = this.skipToContent();
-      if (next < indent) return arr;
+      if (itemPos !== undefined) {
+        itemPos.pos.push(pos);
+        // Up to the next content line: the next item's `- ` line, or what follows the sequence.
+        itemPos.spans.push({ start: lineStart, end: this.pos, line: dashLine, col: 1 });
+      }
+      if (next < indent) return fitted(arr);
       if (next > indent || !this.isSeqEntry(indent)) {
         // A mapping key at the same column ends a sequence that is a mapping's value.
-        if (next === indent && !this.isSeqEntry(indent)) return arr;
+        if (next === indent && !this.isSeqEntry(indent)) return fitted(arr);
         giveUp();
       }
+    }
+  }
+
+  /**
+   * Moves past the rest of the item whose `- ` (at column `indent`) is on line
+   * `dashLine`: to the next content line indented `indent` or less (comment
+   * and blank lines belong to the item), or the end.
+   */
+  private skipItem(indent: number, dashLine: number): void {
+    if (this.line === dashLine) this.nextLine();
+    for (;;) {
+      const next = this.skipToContent();
+      if (next < 0 || next <= indent) return;
+      this.nextLine();
     }
   }
 
@@ -333,7 +442,7 @@ class Decoder {
         giveUp();
       }
     }
-    return items;
+    return fitted(items);
   }
 
   private firstNonSpace(from: number, to: number): number {
@@ -377,16 +486,19 @@ class Decoder {
       after = close + 1;
     } else {
       // Indicators that cannot start a plain scalar here (or start something else).
-      if ('&*!|>%@`,[]{}#\'"?:-'.includes(text[p] ?? '') &&
+      if (c < 128 && INDICATOR[c] === 1 &&
         !((c === DASH || c === 63 || c === COLON) && p + 1 < e && text.charCodeAt(p + 1) !== SPACE)) giveUp();
-      // A comment starts at " #"; the scalar is what comes before, without trailing spaces.
+      // A comment starts at " #"; the scalar is what comes before, without trailing spaces. A ':'
+      // followed by a space or ending the scalar would make it a mapping key (yaml: an error here).
       let stop = p;
-      while (stop < e && !(text.charCodeAt(stop) === HASH && text.charCodeAt(stop - 1) === SPACE)) stop++;
+      for (; stop < e; stop++) {
+        const ch = text.charCodeAt(stop);
+        if (ch === HASH && text.charCodeAt(stop - 1) === SPACE) break;
+        if (ch === COLON && (stop + 1 >= e || text.charCodeAt(stop + 1) === SPACE)) giveUp();
+      }
       let q = stop;
       while (q > p && text.charCodeAt(q - 1) === SPACE) q--;
-      const s = this.strings.get(text, p, q);
-      if (s.includes(': ') || s.endsWith(':')) giveUp();
-      value = resolvePlainScalar(s);
+      value = resolvePlainScalar(this.strings.get(text, p, q));
       after = e;
     }
     if (this.restOfLine(after) !== e) giveUp();

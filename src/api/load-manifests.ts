@@ -12,8 +12,8 @@ import { collectPositions, lineCounter } from './yaml-positions.js';
 import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
-import { decodeFastYamlDocument, StringTable } from './fast-yaml.js';
-import { decodeFastJson } from './fast-json.js';
+import { decodeFastYamlDocument, fastSubsetText, SLOW_ITEM, StringTable, type ItemSpan } from './fast-yaml.js';
+import { decodeFastJson, type FastJsonDuplicates } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
 export interface LoadResult {
@@ -27,6 +27,14 @@ export interface LoadResult {
 }
 
 export const POLICY_API_VERSION = 'cilium.io/v2';
+
+/**
+ * How the loader has read its input since the process started: the full
+ * (position-tracking) parser over a stream or document, and List items read
+ * alone by it. For tests that big inputs take the fast path, and for a look at
+ * why one is slow.
+ */
+export const loaderCounts = { fullParserRuns: 0, itemsReadAlone: 0 };
 const POLICY_KINDS: ReadonlySet<string> = new Set<PolicyKind>(['CiliumClusterwideNetworkPolicy', 'CiliumNetworkPolicy']);
 export const OBJECT_KINDS: ReadonlySet<string> = new Set([
   'Node', 'CiliumNode', 'Pod', 'CiliumEndpoint', 'Namespace', 'Endpoints', 'EndpointSlice',
@@ -115,9 +123,14 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     return;
   }
   const json = decodeFastJson(text);
+  if (json !== undefined && 'duplicateItems' in json) {
+    if (!duplicateKeyErrors(text, json, file, acc)) yield* loadStream(text, file, whole, false, acc);
+    return;
+  }
   if (json !== undefined) {
     const out = newAcc();
-    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined)) commit(out, acc);
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
+    else if (text.length > FULL_PARSER_MAX_DOCUMENT_CHARS) acc.problems.push(tooBigForFullParser(text, { start: 0, end: text.length, line: 1 }, file));
     else yield* loadStream(text, file, whole, false, acc);
     return;
   }
@@ -144,19 +157,85 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     return false;
   };
   const strings = new StringTable();
+  // Checked once for the whole text, not per document (the documents would be scanned again one by one).
+  const textIsClean = fastSubsetText(text);
+  // One scratch result reused for every document: what a document gives is kept only if it all went through.
+  const out = newAcc();
+  let fastDocs = 0;
   for (const span of spans) {
-    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings);
-    const out = newAcc();
-    if (doc !== undefined && (doc.value === null || doc.rootPos === undefined ||
-      (yield* fastNode(doc.value, { file, ...doc.rootPos }, doc.itemPos, file, undefined, out, () => text.slice(span.start, span.end), span.line)))) {
+    const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings, textIsClean, true);
+    let done = doc !== undefined && (doc.value === null || doc.rootPos === undefined);
+    if (doc !== undefined && !done && doc.rootPos !== undefined) {
+      const pos = { file, ...doc.rootPos };
+      done = listParts(doc.value, undefined) === undefined
+        ? fastObject(doc.value, pos, file, undefined, out, { text, span })
+        : yield* fastNode(doc.value, pos, doc.itemPos, file, undefined, out, { text, span }, { text, spans: doc.itemSpans, entries: true });
+    }
+    if (done) {
       if (!(yield* flushSlow(span.start))) return;
       commit(out, acc);
-      yield;
+      // A turn every 32 fast documents (a few µs each): a yield and a clock read per document cost more.
+      if ((++fastDocs & 31) === 0) yield;
+    } else if (span.end - span.start > FULL_PARSER_MAX_DOCUMENT_CHARS) {
+      if (!(yield* flushSlow(span.start))) return;
+      acc.problems.push(tooBigForFullParser(text, span, file));
     } else {
       slowFrom ??= span;
     }
+    clear(out);
   }
   yield* flushSlow(text.length);
+}
+
+/**
+ * The largest single document handed to the position-tracking parser. It
+ * costs about 0.8 s of CPU and 100 MB of memory per MB of YAML, in one piece
+ * (no turn for the event loop inside a document), so a 25 MB document outside
+ * the fast subset (a truncated JSON dump, a List whose items alias each other)
+ * would stall the agent for tens of seconds and could exhaust its memory. No
+ * Kubernetes object is near this size (etcd takes at most 1.5 MiB per object),
+ * and a List is read item by item: only such a malformed or unusual giant
+ * document meets the limit, and it is refused with an error at its first line.
+ */
+export const FULL_PARSER_MAX_DOCUMENT_CHARS = 2 * 1024 * 1024;
+
+function tooBigForFullParser(text: string, span: DocumentSpan, file: string): Problem {
+  const source = text.slice(span.start, span.end);
+  let pos: SourcePos = { file, line: span.line, col: 1 };
+  let why = 'it is not in the plain form the fast reader takes (block YAML without anchors, aliases, tags and multi-line scalars, or JSON)';
+  const first = source.trimStart()[0];
+  if (first === '{' || first === '[') {
+    try {
+      JSON.parse(source);
+    } catch (e) {
+      const message = (e instanceof Error ? e.message : String(e)).split('\n')[0]?.slice(0, 200) ?? '';
+      why = `it is not valid JSON (${message.replace(/ in JSON at position \d+.*$/, '')})`;
+      const at = / at position (\d+)/.exec(message);
+      // V8 names the offset, or says the text ended early (a truncated file: point at its end).
+      const offset = at !== null ? Math.min(Number(at[1]), source.length) : /end of JSON input/.test(message) ? source.length : undefined;
+      if (offset !== undefined) {
+        let line = span.line;
+        let lineStart = 0;
+        for (let nl = source.indexOf('\n'); nl >= 0 && nl < offset; nl = source.indexOf('\n', nl + 1)) {
+          line++;
+          lineStart = nl + 1;
+        }
+        pos = { file, line, col: offset - lineStart + 1 };
+      }
+    }
+  }
+  return problem('error', pos,
+    `document not loaded: ${source.length} characters long, and ${why}; the position-tracking parser reads at most ` +
+      `${FULL_PARSER_MAX_DOCUMENT_CHARS} characters in one document. Split it into several documents (---) or write it as kubectl does`,
+    'load/document-too-big');
+}
+
+function clear(a: Acc): void {
+  // Setting an array's length is a runtime call: only when there is something to drop.
+  if (a.policies.length !== 0) a.policies.length = 0;
+  if (a.objects.length !== 0) a.objects.length = 0;
+  if (a.problems.length !== 0) a.problems.length = 0;
+  a.skipped = 0;
 }
 
 function commit(from: Acc, to: Acc): void {
@@ -167,17 +246,149 @@ function commit(from: Acc, to: Acc): void {
   to.skipped += from.skipped;
 }
 
+/** The items of a List / <Kind>List and what they inherit, or undefined when `js` is no List. */
+function listParts(js: unknown, inherited: Inherited | undefined): { items: unknown[]; inheritedItem: Inherited } | undefined {
+  if (!isRecord(js)) return undefined;
+  const kind = typeof js['kind'] === 'string' ? js['kind'] : inherited?.kind;
+  const items = js['items'];
+  if (kind === undefined || !(kind === 'List' || kind.endsWith('List')) || !Array.isArray(items)) return undefined;
+  const apiVersion = typeof js['apiVersion'] === 'string' ? js['apiVersion'] : inherited?.apiVersion;
+  return { items, inheritedItem: listItemInheritance(kind, apiVersion) };
+}
+
 /**
  * loadNode for a decoded value: true when done (objects, policies, skips and
  * problems in `out`), false when the node needs the full parser (a policy in a
  * List or in JSON, a ConfigMap that may embed one, an object with a problem to
  * report, a nested List). A policy document decoded here gets its field
- * positions when first asked for (lazy-positions.ts).
+ * positions when first asked for (lazy-positions.ts). Yields between a List's
+ * items; a value that is no List is read by fastObject (callers with many
+ * documents call that directly: no generator per document).
  */
 function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (Omit<SourcePos, 'file'> | undefined)[] | undefined,
-  file: string, inherited: Inherited | undefined, out: Acc,
-  /** For a whole YAML document: its text and first line (a policy's positions are read from it when asked for). */
-  documentText?: () => string, documentLine = 1): Generator<void, boolean, void> {
+  file: string, inherited: Inherited | undefined, out: Acc, whole?: WholeDocument, listText?: ListText): Generator<void, boolean, void> {
+  const list = listParts(js, inherited);
+  if (list === undefined) return fastObject(js, pos, file, inherited, out, whole);
+  const { items, inheritedItem } = list;
+  if (itemPos === undefined || itemPos.length !== items.length) return false;
+  const spans = listText?.spans;
+  // Once an item repeats a key, yaml fails the whole document: only the errors of the items that have
+  // some are collected from then on (the fast-read items have none), and nothing of the List is loaded.
+  let errors: Problem[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const at = itemPos[i];
+    const item = items[i];
+    if (item !== SLOW_ITEM && (errors !== undefined || (yield* fastNode(item, at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out)))) {
+      if (i % 256 === 255) yield;
+      continue;
+    }
+    // This item alone through the full parser, not the whole List (one bad pod in a dump of 100k).
+    const span = spans?.length === items.length ? spans[i] : undefined;
+    const alone = listText === undefined || span === undefined ? false : slowItem(listText, span, file, inheritedItem, out);
+    if (alone === false) return false;
+    if (alone !== true) for (const e of alone) (errors ??= []).push(e);
+    if (i % 256 === 255) yield;
+  }
+  if (errors !== undefined) {
+    clear(out);
+    for (const e of errors) out.problems.push(e);
+  }
+  return true;
+}
+
+/** One document read by the full parser from text[span], positions mapped into the file; undefined unless exactly one document, without stream errors. */
+function readAlone(text: string, span: ItemSpan, file: string): { doc: Document; source: string; lc: LineCounter; toPos: (offset: number) => SourcePos } | undefined {
+  loaderCounts.itemsReadAlone++;
+  const source = text.slice(span.start, span.end);
+  const lc = lineCounter(source);
+  // The item's first line starts at span.col in the file (a JSON value mid-line); later lines at column 1.
+  const toPos = (offset: number): SourcePos => {
+    const { line, col } = lc.linePos(offset);
+    return line === 1 ? { file, line: span.line, col: col + span.col - 1 } : { file, line: span.line + line - 1, col };
+  };
+  const composer = new Composer({ merge: true, prettyErrors: true, logLevel: 'error' });
+  let doc: Document | undefined;
+  for (const d of composer.compose(new Parser().parse(source))) {
+    if (doc !== undefined) return undefined;
+    doc = d;
+  }
+  if (doc === undefined || composer.streamInfo().errors.length > 0) return undefined;
+  return { doc, source, lc, toPos };
+}
+
+/**
+ * The errors yaml gives a JSON List whose items repeat keys, from those items
+ * alone (each a few lines, not the whole file): true when every one read alone
+ * has only DUPLICATE_KEY errors (then the whole document gives exactly these,
+ * in this order, and nothing of it is loaded).
+ */
+function duplicateKeyErrors(text: string, dups: FastJsonDuplicates, file: string, acc: Acc): boolean {
+  const problems: Problem[] = [];
+  for (const span of dups.duplicateItems) {
+    const alone = readAlone(text, span, file);
+    if (alone === undefined || alone.doc.errors.length === 0) return false;
+    for (const e of alone.doc.errors) {
+      if (e.code !== 'DUPLICATE_KEY') return false;
+      problems.push(yamlProblem('error', e, alone.toPos));
+    }
+  }
+  for (const p of problems) acc.problems.push(p);
+  return true;
+}
+
+/** The text a List was decoded from and where its items are in it (entries: YAML `- ` entries, else JSON values). */
+interface ListText {
+  readonly text: string;
+  readonly spans: readonly ItemSpan[] | undefined;
+  readonly entries: boolean;
+}
+
+/**
+ * One List item the fast path declined (a policy, an object with a problem to
+ * report, a ConfigMap that may embed policies, a nested List), read by the
+ * full parser from its own text: what the full parser gives for it inside the
+ * whole document, positions included (the item's text is the same, and the
+ * fast decoder accepted the whole document, so no anchor, tag or directive
+ * ties it to the rest). Its errors when it only repeats keys (the document
+ * then fails as a whole). False when that text does not read cleanly alone
+ * (another error, a warning, anything unexpected): then the whole document is
+ * read by the full parser.
+ */
+function slowItem(list: ListText, span: ItemSpan, file: string, inherited: Inherited, out: Acc): boolean | Problem[] {
+  const alone = readAlone(list.text, span, file);
+  if (alone === undefined) return false;
+  const { doc, source, lc, toPos } = alone;
+  if (doc.errors.length > 0) {
+    // A repeated key is an error of this item's text alone; the whole document gives it too (and fails).
+    if (!doc.errors.every((e) => e.code === 'DUPLICATE_KEY')) return false;
+    return doc.errors.map((e) => yamlProblem('error', e, toPos));
+  }
+  if (doc.warnings.length > 0) return false;
+  let node: unknown = doc.contents;
+  if (list.entries) {
+    if (!isSeq(node) || node.items.length !== 1) return false;
+    node = node.items[0];
+  }
+  if (node === null || typeof node !== 'object' || !('range' in node)) return false;
+  const local = newAcc();
+  try {
+    loadNode(node as Node, { file, text: source, lc, doc, toPos, embedded: false }, local, inherited);
+  } catch {
+    return false;
+  }
+  commit(local, out);
+  return true;
+}
+
+/** A whole YAML document: the text it is in and its span (a policy's positions are read from it when asked for). */
+interface WholeDocument {
+  readonly text: string;
+  readonly span: DocumentSpan;
+}
+
+/** fastNode for a value that is no List. */
+function fastObject(js: unknown, pos: SourcePos | undefined, file: string, inherited: Inherited | undefined, out: Acc,
+  whole: WholeDocument | undefined): boolean {
   if (js === null) return true;
   if (!isRecord(js)) {
     out.skipped++;
@@ -189,25 +400,14 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
     out.skipped++;
     return true;
   }
-  const items = js['items'];
-  if ((kind === 'List' || kind.endsWith('List')) && Array.isArray(items)) {
-    if (itemPos === undefined || itemPos.length !== items.length) return false;
-    const inheritedItem = listItemInheritance(kind, apiVersion);
-    for (let i = 0; i < items.length; i++) {
-      const at = itemPos[i];
-      if (!(yield* fastNode(items[i], at === undefined ? undefined : { file, ...at }, undefined, file, inheritedItem, out, undefined))) return false;
-      if (i % 256 === 255) yield;
-    }
-    return true;
-  }
   if (POLICY_KINDS.has(kind)) {
-    if (documentText === undefined || pos === undefined) return false;
+    if (whole === undefined || pos === undefined) return false;
     if (apiVersion !== POLICY_API_VERSION) {
       out.problems.push(apiVersionProblem(kind, apiVersion, pos));
       out.skipped++;
       return true;
     }
-    const positions = new LazyDocumentPositions(documentText(), file, documentLine);
+    const positions = new LazyDocumentPositions(whole.text.slice(whole.span.start, whole.span.end), file, whole.span.line);
     out.policies.push(decodePolicy({ kind: kind as PolicyKind, json: withKind(js, kind, apiVersion), pos, positions }));
     return true;
   }
@@ -238,6 +438,7 @@ const SEMANTIC_ERRORS: ReadonlySet<string> = new Set([
  * is in SEMANTIC_ERRORS).
  */
 function* loadStream(text: string, file: string, mapLineCol: LineColToPos, embedded: boolean, acc: Acc): Generator<void, boolean, void> {
+  if (!embedded) loaderCounts.fullParserRuns++;
   let clean = true;
   const lc = lineCounter(text);
   const parser = new Parser();
@@ -414,21 +615,45 @@ function decodeObject(js: Record<string, unknown>, kind: string, apiVersion: str
     return { ok: false, at: bad.field, field: bad.field, code: badType === undefined ? 'decode/metadata' : 'decode/type',
       message: `${kind} ${name}: ${bad.message}: skipped` };
   }
-  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies.
-  const meta: Record<string, unknown> = {};
-  for (const k of Object.keys(metadata)) {
-    if (k === 'labels' || k === 'namespace') continue;
-    if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
-    else meta[k] = metadata[k];
+  // { ...metadata without labels and namespace, name, namespace?, labels? }, built without two copies;
+  // metadata itself when it is that already (namespace and labels last, as dumps write them).
+  let meta: Record<string, unknown> = metadata;
+  if (!metadataInOrder(metadata)) {
+    meta = {};
+    for (const k of Object.keys(metadata)) {
+      if (k === 'labels' || k === 'namespace') continue;
+      if (k === '__proto__') Object.defineProperty(meta, k, { value: metadata[k], writable: true, enumerable: true, configurable: true });
+      else meta[k] = metadata[k];
+    }
+    meta['name'] = name;
+    if (typeof namespace === 'string') meta['namespace'] = namespace;
+    if (isRecord(labels)) meta['labels'] = labels;
   }
-  meta['name'] = name;
-  if (typeof namespace === 'string') meta['namespace'] = namespace;
-  if (isRecord(labels)) meta['labels'] = labels;
   js['kind'] = kind;
   if (apiVersion !== undefined) js['apiVersion'] = apiVersion;
   js['metadata'] = meta as KubeObject['metadata'];
   js['pos'] = pos;
   return { ok: true, object: js as KubeObject };
+}
+
+/**
+ * True when `metadata` (its name checked already) has the shape decodeObject
+ * gives it: namespace (a string) and labels (a map) are its last keys, in that
+ * order, when present, and no null namespace or labels is there to drop.
+ */
+function metadataInOrder(metadata: Record<string, unknown>): boolean {
+  const keys = Object.keys(metadata);
+  let i = keys.length;
+  if (keys[i - 1] === 'labels') {
+    if (!isRecord(metadata['labels'])) return false;
+    i--;
+  }
+  if (keys[i - 1] === 'namespace') {
+    if (typeof metadata['namespace'] !== 'string') return false;
+    i--;
+  }
+  for (let j = 0; j < i; j++) if (keys[j] === 'labels' || keys[j] === 'namespace' || keys[j] === '__proto__') return false;
+  return true;
 }
 
 /** metadata.namespace must be a string and labels a map of strings (null = absent), as the API server requires. */
@@ -439,7 +664,8 @@ function badMetadataField(metadata: Record<string, unknown>): { field: string; m
   }
   if (labels === undefined || labels === null) return undefined;
   if (!isRecord(labels)) return { field: 'metadata.labels', message: `metadata.labels must be a map, got ${describeValue(labels)}` };
-  for (const [k, v] of Object.entries(labels)) {
+  for (const k of Object.keys(labels)) {
+    const v = labels[k];
     if (typeof v !== 'string') {
       return { field: childPath('metadata.labels', k), message: `label ${k} must be a string (quote it), got ${describeValue(v)}` };
     }

@@ -14,10 +14,11 @@ const issueCodes: Record<FileIssueKind, string> = {
   unsettled: 'load/unsettled',
   loop: 'load/symlink-loop',
   'too-deep': 'load/too-deep',
+  'not-utf8': 'load/encoding',
 };
 
 export function fileIssueProblem(e: ManifestFileError): Problem {
-  return { severity: e.severity, pos: { file: e.file, line: 1, col: 1 }, field: '', message: e.reason, code: issueCodes[e.kind] };
+  return { severity: e.severity, pos: { file: e.file, line: e.line, col: e.col }, field: '', message: e.reason, code: issueCodes[e.kind] };
 }
 
 /** True when a file held nothing at all: zero bytes, only whitespace, comments or empty documents. */
@@ -44,6 +45,36 @@ export async function loadManifestFile(f: Pick<ManifestFile, 'file' | 'text'>): 
       message: 'file is empty (no YAML document): nothing loaded from it; if it is being written, it is read again once complete',
     }],
   } };
+}
+
+/**
+ * The last load of each file, reused while the file's text is the same (its
+ * sha256): the agent reads its sources on every pass, and parsing an
+ * unchanged 100k-pod dump again each time costs about a second of CPU. The
+ * load is handed out as it is (the same objects: nobody writes to a load),
+ * which is what parsing the same text again would give. The owner forgets the
+ * files that are gone (retainOnly), so a deleted dump is not kept alive.
+ */
+export class ManifestFileCache {
+  readonly #entries = new Map<string, { readonly hash: string; readonly loaded: LoadedManifestFile }>();
+
+  async load(f: Pick<ManifestFile, 'file' | 'text' | 'hash'>): Promise<LoadedManifestFile> {
+    const hit = this.#entries.get(f.file);
+    if (hit !== undefined && hit.hash === f.hash) return hit.loaded;
+    const loaded = await loadManifestFile(f);
+    this.#entries.set(f.file, { hash: f.hash, loaded });
+    return loaded;
+  }
+
+  /** Forgets every file but these (the ones read this pass). */
+  retainOnly(files: Iterable<string>): void {
+    const keep = new Set(files);
+    for (const file of this.#entries.keys()) if (!keep.has(file)) this.#entries.delete(file);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
 }
 
 /** Loads files and directories (recursive; .yaml/.yml/.json, sorted). Never rejects for bad input. */

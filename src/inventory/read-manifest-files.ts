@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileType, readBounded, type BoundedRead, type BoundedReadError } from './read-bounded.js';
+import { findUtf8Problem } from './utf8-check.js';
 
 /** Default per-file size limit (config key `maxFileBytes`). */
 export const DEFAULT_MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -61,9 +62,10 @@ export interface ManifestFile {
  * missing: a named source does not exist (or a symlink in a directory dangles);
  * unreadable: open/read failed; not-regular: FIFO, socket, device (skipped);
  * too-large: over maxFileBytes; unsettled: still changing; loop: a symlink leads
- * back to a directory being read (not followed); too-deep: nesting limit.
+ * back to a directory being read (not followed); too-deep: nesting limit;
+ * not-utf8: bytes that are not UTF-8 (refused, not decoded with U+FFFD).
  */
-export type FileIssueKind = 'missing' | 'unreadable' | 'not-regular' | 'too-large' | 'unsettled' | 'loop' | 'too-deep';
+export type FileIssueKind = 'missing' | 'unreadable' | 'not-regular' | 'too-large' | 'unsettled' | 'loop' | 'too-deep' | 'not-utf8';
 
 export class ManifestFileError extends Error {
   override readonly name = 'ManifestFileError';
@@ -74,10 +76,15 @@ export class ManifestFileError extends Error {
   readonly code: string | undefined;
   /** The message without the file name (for problems, which carry the file apart). */
   readonly reason: string;
+  /** Where in the file, when the issue is at a place in it (not-utf8); else the file as a whole (1:1). */
+  readonly line: number;
+  readonly col: number;
 
-  constructor(file: string, kind: FileIssueKind, reason: string, options?: { cause?: unknown; code?: string | undefined }) {
-    super(`${file}: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(file: string, kind: FileIssueKind, reason: string, options?: { cause?: unknown; code?: string | undefined; line?: number; col?: number }) {
+    super(`${file}${options?.line === undefined ? '' : `:${options.line}:${options.col ?? 1}`}: ${reason}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.file = file;
+    this.line = options?.line ?? 1;
+    this.col = options?.col ?? 1;
     this.reason = reason;
     this.kind = kind;
     this.severity = kind === 'not-regular' || kind === 'loop' ? 'warning' : 'error';
@@ -295,6 +302,12 @@ async function readOne(file: string, limits: FileReadLimits, clock: ReadClock, p
     if (e.kind === 'not-regular') return notRegular(file, e.fileType ?? 'special file');
     if (e.kind === 'too-large') return tooLarge(file, e.size, limits.maxFileBytes);
     return new ManifestFileError(file, e.kind === 'missing' ? 'missing' : 'unreadable', `cannot read: ${why(e.cause ?? e)}`, { cause: e, code: e.code });
+  }
+  const bad = findUtf8Problem(r.bytes);
+  if (bad !== undefined) {
+    return new ManifestFileError(file, 'not-utf8',
+      `not UTF-8: ${bad.what} at line ${bad.line}, column ${bad.col} (byte offset ${bad.offset}): file not loaded; ` +
+        'Kubernetes manifests are UTF-8 (save it as UTF-8)', { line: bad.line, col: bad.col });
   }
   const text = r.bytes.toString('utf8');
   const hash = sha256(text);

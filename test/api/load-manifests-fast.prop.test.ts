@@ -195,7 +195,7 @@ test('a kubectl-style List in YAML and in JSON goes through the fast path with i
   assertSame(t, yamlText);
   const jsonText = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: pods }, null, 2);
   const j = decodeFastJson(jsonText);
-  t.is(j?.itemPos?.length, 3);
+  t.is(j !== undefined && 'itemPos' in j ? j.itemPos?.length : undefined, 3);
   assertSame(t, jsonText);
   const r = loadManifestText(jsonText, FILE);
   const braceLines = jsonText.split('\n').flatMap((l, i) => (l === '    {' ? [{ file: FILE, line: i + 1, col: 5 }] : []));

@@ -1,0 +1,80 @@
+// File source at cluster scale (issue 9): the synthetic cluster written to
+// files, then read + parsed the way the CLI and the agent read them
+// (loadManifestPaths) and the first model built, in a fresh child process so
+// its peak RSS is that of parse + first model alone (not of the generator).
+// `npm run bench fileparse`; `node dist/bench/file-source-bench.js DIR` runs
+// the measuring side alone (NODEWALL_BENCH_CPUPROF=DIR: a V8 profile of it).
+import { fork } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/inventory/config.js';
+import { loadManifestPaths } from '../src/inventory/load-manifest-files.js';
+import { buildState } from '../src/pipeline.js';
+import { generateCluster, type SyntheticSize } from './synthetic.js';
+
+interface Measured { [k: string]: number }
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+}
+
+async function measure(dir: string, nodeName: string): Promise<Measured> {
+  const rss0 = process.memoryUsage().rss / 1e6;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const load = await loadManifestPaths([dir], { maxFileBytes: 1 << 30, settleMs: 0, settleWaitMs: 1000 });
+  const parseWall = performance.now() - t0;
+  const parseCpu = cpuMs(c0);
+  const heapParsed = process.memoryUsage().heapUsed / 1e6;
+  const maxRssParse = process.resourceUsage().maxRSS / 1e3;
+  const c1 = process.cpuUsage();
+  const t1 = performance.now();
+  const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
+  const state = buildState({ config, load, nodeName });
+  const modelWall = performance.now() - t1;
+  const modelCpu = cpuMs(c1);
+  return {
+    objects: load.objects.length,
+    policies: load.policies.length,
+    problems: load.problems.length,
+    selectedPolicies: state.model.selectedPolicies.length,
+    parseMs: parseWall,
+    parseCpuMs: parseCpu,
+    firstModelMs: modelWall,
+    firstModelCpuMs: modelCpu,
+    parseAndFirstModelCpuMs: parseCpu + modelCpu,
+    rssStartMB: rss0,
+    heapAfterParseMB: heapParsed,
+    maxRssParseMB: maxRssParse,
+    maxRssParseAndModelMB: process.resourceUsage().maxRSS / 1e3,
+  };
+}
+
+export async function runFileSourceBench(size: SyntheticSize): Promise<Measured> {
+  const dir = await mkdtemp(join(tmpdir(), 'nodewall-fileparse-'));
+  try {
+    const cluster = generateCluster(size);
+    await writeFile(join(dir, 'cluster.yaml'), cluster.clusterYaml);
+    await writeFile(join(dir, 'policies.yaml'), cluster.policiesYaml);
+    const manifestMB = (cluster.clusterYaml.length + cluster.policiesYaml.length) / 1e6;
+    const child = fork(fileURLToPath(import.meta.url), [dir, cluster.nodeName], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const result = await new Promise<Measured>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as Measured));
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`file source bench child exited with ${code}`)));
+    });
+    return { manifestMB, ...result };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== undefined) {
+  const r = await measure(process.argv[2], process.argv[3] ?? 'node-5');
+  if (process.send !== undefined) process.send(r);
+  else process.stdout.write(`${JSON.stringify(r)}\n`);
+  process.disconnect?.();
+}
