@@ -14,6 +14,7 @@ import { AgentProcess, agentDirs, atomicWrite, isApplied, policyYaml, type LogLi
 import { canonTable } from './table-canon.js';
 import { throwawayNetns } from '../nft/netns.js';
 import { nftPath } from './lab.js';
+import { runningPid as alive } from '../helpers/proc.js';
 
 interface Wrapper {
   readonly path: string;
@@ -66,14 +67,6 @@ function runs(w: Wrapper): [number, string][] {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 const cidrRule = (cidrs: readonly string[]) => `    - fromCIDR: [${cidrs.join(', ')}]\n      toPorts:\n        - ports:\n            - { port: "443", protocol: TCP }`;
 

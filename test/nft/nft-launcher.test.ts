@@ -10,6 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { NftError, runNft, spawnNft, type NftExecOptions, type NftOutput } from '../../src/nft/nft-exec.js';
 import { AnswerLines, NftLauncher, commandLine, installedNftLauncher, parseReply, shellQuote, statusToExit, syncNftLauncher, tooLong, type NftLauncherOptions } from '../../src/nft/nft-launcher.js';
+import { runningPid as alive } from '../helpers/proc.js';
 
 function scratch(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'nodewall-launcher-test-'));
@@ -53,14 +54,6 @@ async function same(t: ExecutionContext, l: NftLauncher, nftPath: string, args: 
   return via;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** Waits (up to 30 s) for `cond`; no timing is asserted. */
 async function eventually(cond: () => boolean): Promise<boolean> {
