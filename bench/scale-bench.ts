@@ -150,6 +150,8 @@ function gcNow(): void {
  * (DIR/PODS-KIND.cpuprofile), for finding what an event costs; the figures are then not comparable.
  */
 async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  const heapDir = process.env['NODEWALL_BENCH_HEAPPROF'];
+  if (heapDir !== undefined && heapDir !== '') return startHeapProfile(heapDir);
   const dir = process.env['NODEWALL_BENCH_CPUPROF'];
   if (dir === undefined || dir === '') return undefined;
   const session = new Session();
@@ -162,6 +164,25 @@ async function startProfile(): Promise<{ stop(name: string): Promise<void> } | u
       const { profile } = await session.post('Profiler.stop');
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * NODEWALL_BENCH_HEAPPROF=DIR: V8's sampling heap profile per event kind (DIR/PODS-KIND.heapprofile),
+ * counting objects already collected too: where an event allocates, garbage included.
+ */
+async function startHeapProfile(dir: string): Promise<{ stop(name: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as object);
+  return {
+    async stop(name: string): Promise<void> {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `${name}.heapprofile`), JSON.stringify(profile));
       session.disconnect();
     },
   };

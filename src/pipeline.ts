@@ -136,8 +136,8 @@ export class StateBuilder {
         readonly inventory: { readonly inventory: Inventory; readonly index: ObjectIndex };
         readonly valid: readonly PolicyDocument[];
         readonly model: IncrementalModel;
-        /** Where the objects of that build stand in their source's history, when it told. */
-        readonly feed: { readonly lineage: object; readonly revision: number } | undefined;
+        /** Where the objects of that build stand in their source's history, when it told; `size`: how many there were. */
+        readonly feed: { readonly lineage: object; readonly revision: number; readonly size: number } | undefined;
       }
     | undefined;
   /** How the changed objects of the last build were found: from the source's feed, or by comparing the lists. */
@@ -158,14 +158,15 @@ export class StateBuilder {
     const prevStaged = prev === undefined ? undefined : this.#prevStaged;
     this.#prevStaged = undefined;
     const inFeed = input.load.objectFeed;
-    const feed = inFeed === undefined ? undefined : { lineage: inFeed.lineage, revision: inFeed.revision };
+    const feed = inFeed === undefined ? undefined : { lineage: inFeed.lineage, revision: inFeed.revision, size: feedSize(input) };
     this.lastObjectChanges = undefined;
     const inventory = (): InventoryBuild => {
       if (prev !== undefined) {
         let change: ObjectChanges | undefined = fedChanges(prev, input);
         this.lastObjectChanges = change === undefined ? 'walk' : 'feed';
-        change ??= objectChanges(prev.inventory.index.objects, input.load.objects, objectChangeLimit);
-        const update = change === undefined ? undefined : updateChangedObjects(prev.inventory, input.load.objects, change);
+        change ??= objectChanges(prev.inventory.index.source.objects, input.load.objects, objectChangeLimit);
+        // input.load, not its list: a list the source makes only when read stays unmade on the feed's path.
+        const update = change === undefined ? undefined : updateChangedObjects(prev.inventory, input.load, change);
         if (update !== undefined) {
           built = update;
           objectEvents = update.nodes.map((node): ModelEvent => ({ kind: 'node', node }));
@@ -292,15 +293,20 @@ export class StateBuilder {
  * there. A count that does not add up (the feed and the lists disagree) is not trusted.
  */
 function fedChanges(
-  prev: { readonly inventory: { readonly index: ObjectIndex }; readonly feed: { readonly lineage: object; readonly revision: number } | undefined },
+  prev: { readonly feed: { readonly lineage: object; readonly revision: number; readonly size: number } | undefined },
   input: StateInput,
 ): ObjectChanges | undefined {
   const feed = input.load.objectFeed;
   if (feed === undefined || prev.feed === undefined || feed.lineage !== prev.feed.lineage) return undefined;
   const change = feed.since(prev.feed.revision);
   if (change === undefined || change.gone.length > objectChangeLimit || change.come.length > objectChangeLimit) return undefined;
-  if (prev.inventory.index.objects.length - change.gone.length + change.come.length !== input.load.objects.length) return undefined;
+  if (prev.feed.size - change.gone.length + change.come.length !== feedSize(input)) return undefined;
   return change;
+}
+
+/** How many objects the input's list holds: the feed's count when it gives one (no list made), else the list's length. */
+function feedSize(input: StateInput): number {
+  return input.load.objectFeed?.size ?? input.load.objects.length;
 }
 
 const configJsons = new WeakMap<NodewallConfig, string>();

@@ -171,3 +171,55 @@ test('madeIncrementally names the models of incremental builds only (the agent k
   t.false(builder.madeIncrementally(third), 'a full rebuild is a new object, hashed by content');
   t.deepEqual(third, second);
 });
+
+test('with a feed that counts its list, pod events the feed explains never read the list (a source may make it only when read); a count that does not add up reads it', (t) => {
+  const cluster = loadBaseCluster();
+  const config = caseConfig(loadConformanceCases()[0]!);
+  let reads = 0;
+  // The load as the Kubernetes source hands it out: the list behind a getter, the feed with its size.
+  const lazy = (objects: readonly KubeObject[], objectFeed: ObjectFeed): StateInput => ({
+    config,
+    load: {
+      policies: cluster.policies,
+      problems: cluster.problems,
+      get objects() {
+        reads++;
+        return [...objects];
+      },
+      objectFeed,
+    },
+    nodeName: CONFORMANCE_NODE,
+  });
+  const plain = (objects: readonly KubeObject[]): StateInput => ({ config, load: { ...cluster, objects: [...objects] }, nodeName: CONFORMANCE_NODE });
+  const pods = Array.from({ length: 12 }, (_, i) => pod(`p${i}`, i % 2 === 0 ? 'default' : 'kube-system', { app: i % 3 === 0 ? 'web' : 'db' }, `198.51.100.${100 + i}`));
+  const log = new ObjectChangeLog();
+  const builder = new StateBuilder();
+  let list: readonly KubeObject[] = cluster.objects;
+  builder.build(lazy(list, log.commit(1, undefined, list.length)));
+  t.is(builder.lastInventory, 'full');
+  let revision = 1;
+  const step = (next: readonly KubeObject[], what: string): void => {
+    const change = objectChanges(list, next, Infinity);
+    list = next;
+    reads = 0;
+    const input = lazy(list, log.commit(++revision, change, list.length));
+    const got = builder.build(input);
+    t.is(reads, 0, `${what}: the list was not read`);
+    t.is(builder.lastObjectChanges, 'feed', what);
+    t.is(builder.lastInventory, 'objects', what);
+    const want = buildState(plain(list));
+    t.deepEqual(got, want, what);
+    // Inventory.pods of an update is made when read: compared as a plain array too.
+    t.deepEqual([...got.inventory.pods], [...want.inventory.pods], `${what}: pods`);
+  };
+  for (const [i, p] of pods.entries()) step([...list, p], `pod ${i} added`);
+  step(list.map((o) => (o === pods[3] ? pod('p3', 'kube-system', { app: 'web' }, '198.51.100.200') : o)), 'p3 readdressed and relabelled');
+  step(list.filter((o) => o !== pods[4] && o !== pods[5]), 'two pods deleted');
+  // A feed whose count disagrees with the changes it reports: not trusted, the lists are compared.
+  reads = 0;
+  const liar = lazy([...list, pods[4]!], log.commit(++revision, { gone: [], come: [] }, list.length + 1));
+  const got = builder.build(liar);
+  t.true(reads > 0);
+  t.is(builder.lastObjectChanges, 'walk');
+  t.deepEqual(got, buildState(plain([...list, pods[4]!])));
+});

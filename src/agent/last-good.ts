@@ -107,9 +107,22 @@ export function mergeWithLastGood<S extends BuiltState>(
   const fileOf = new Map<string, LoadedFile>();
   // One file holding every object (the Kubernetes source's objects entry): its list as it is, not a
   // copy of 100k+ objects per pass. Nobody writes to a load's lists.
-  const withObjects = files.filter((f) => f.load.objects.length > 0);
-  const feed = withObjects.length === 1 ? withObjects[0]!.load.objectFeed : undefined;
-  const current: Loaded = { policies: [], objects: withObjects.length === 1 ? withObjects[0]!.load.objects : [], problems: [], ...(feed === undefined ? {} : { objectFeed: feed }) };
+  // Counted by the feed's size when it gives one: the Kubernetes source makes its list only when read.
+  const withObjects = files.filter((f) => (f.load.objectFeed?.size ?? f.load.objects.length) > 0);
+  const only = withObjects.length === 1 ? withObjects[0]! : undefined;
+  const feed = only?.load.objectFeed;
+  // A getter, not a spread (a spread would read the list at once).
+  const current: Loaded =
+    only === undefined
+      ? { policies: [], objects: [], problems: [] }
+      : {
+          policies: [],
+          get objects() {
+            return only.load.objects;
+          },
+          problems: [],
+          ...(feed === undefined ? {} : { objectFeed: feed }),
+        };
   for (const f of files) {
     // Loops, not push(...spread): one file may hold 100k+ objects.
     for (const x of f.load.policies) current.policies.push(x);
@@ -188,7 +201,9 @@ export function mergeWithLastGood<S extends BuiltState>(
         ...current.policies.filter((p) => !substitute.has(policyKey(p)) && !withheld.has(policyKey(p))),
         ...[...substitute.values()].map((g) => g.doc),
       ],
-      objects: current.objects,
+      get objects() {
+        return current.objects;
+      },
       ...(feed === undefined ? {} : { objectFeed: feed }),
       // Problems of a replaced version would mark its good version invalid too.
       problems: current.problems.filter((p) => p.policy === undefined || !substitute.has(p.policy)),

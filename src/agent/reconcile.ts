@@ -3,7 +3,7 @@
 // version (last-good.ts). No kernel access here; agent.ts applies the result.
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { InputError } from '../api/problem.js';
+import { InputError, type Problem } from '../api/problem.js';
 import type { ConfigOverrides } from '../inventory/config.js';
 import { hostName, localAddresses } from '../inventory/host-facts.js';
 import type { Labels } from '../inventory/types.js';
@@ -12,7 +12,7 @@ import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
 import { fileIssueProblem, ManifestFileCache } from '../inventory/load-manifest-files.js';
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
-import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type MergeResult } from './last-good.js';
+import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type Loaded, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
 import { ConfigMemo } from './config-memo.js';
 import { MergeMemo } from './merge-memo.js';
@@ -145,7 +145,7 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   const merge = mergeWithLastGood(files, held, memory.lastGood, (load) =>
     builder.build({
       config,
-      load: { ...load, problems: [...load.problems, ...fileProblems] },
+      load: withProblems(load, fileProblems),
       nodeName,
       ...(opts.nodeLabels === undefined ? {} : { nodeLabels: opts.nodeLabels }),
       ...(local === undefined ? {} : { localAddresses: local }),
@@ -157,6 +157,21 @@ export async function readDesired(opts: DesiredOptions, memory: Memory): Promise
   return {
     cfg, ...(configError === undefined ? {} : { configError }), sources, inputHash, merge, state: merge.state, nodeName, waitingForKubernetes,
     retried, ...(refusedLoadError === undefined ? {} : { refusedLoadError }),
+  };
+}
+
+/**
+ * `load` with more problems. Its objects through a getter, not a spread: the Kubernetes source makes
+ * its 100k-entry list only when read, and a pod event the object feed explains never reads it.
+ */
+function withProblems(load: Loaded, more: readonly Problem[]): Loaded {
+  return {
+    policies: load.policies,
+    get objects() {
+      return load.objects;
+    },
+    problems: [...load.problems, ...more],
+    ...(load.objectFeed === undefined ? {} : { objectFeed: load.objectFeed }),
   };
 }
 

@@ -2,6 +2,7 @@
 // Endpoints, EndpointSlice) + config -> the Inventory the policy stage reads.
 // Pure. Bad addresses become warnings and are left out.
 
+import { PodList } from './pod-list.js';
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
@@ -475,7 +476,8 @@ export function buildInventory(
     },
     problems: c.problems,
     index: {
-      objects,
+      source: { objects },
+      podList: PodList.of(podInfos),
       byKey: objectsByKey(all),
       selfName: opts.nodeName,
       selfExtra: { labels: opts.nodeLabels ?? {}, local },
@@ -520,8 +522,13 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
  * addresses pods are resolved against, and its warnings split by objectKey.
  */
 export interface ObjectIndex {
-  /** The objects of that build, as given. */
-  readonly objects: readonly KubeObject[];
+  /**
+   * The objects of that build, as given: a holder whose list may be made only when read (the Kubernetes
+   * source joins its per-namespace lists lazily; a pod event that the feed explains never needs it).
+   */
+  readonly source: ObjectSource;
+  /** The inventory's pods, in chunks shared from update to update (pod-list.ts). */
+  readonly podList: PodList;
   /** The objects of each key: one object alone (the usual case, kept without an array), or a list. */
   readonly byKey: ObjectsByKey;
   readonly selfName: string;
@@ -533,6 +540,11 @@ export interface ObjectIndex {
   readonly cfg: NodewallConfig;
   readonly problemsByKey: Map<string, readonly Problem[]>;
   readonly otherProblems: readonly Problem[];
+}
+
+/** Where a list of objects can be read (a LoadResult is one). */
+export interface ObjectSource {
+  readonly objects: readonly KubeObject[];
 }
 
 const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === 'CiliumEndpoint';
@@ -699,10 +711,23 @@ function walkChanges(prev: readonly KubeObject[], next: readonly KubeObject[], l
   return { gone: g, come: c };
 }
 
-function comparePodInfo(a: PodInfo, b: PodInfo): number {
-  const ka = podKey(a.namespace, a.name);
-  const kb = podKey(b.namespace, b.name);
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/**
+ * `prev` with another node, other remote nodes and the pods of `podList`; its `pods` made from the list
+ * when first read (no 100k-entry array per pod event; nobody on the incremental path reads it).
+ */
+function inventoryWith(prev: Inventory, self: NodeInfo, remoteNodes: readonly NodeInfo[], podList: PodList): Inventory {
+  // Every field by name, in buildInventory's order: a spread of `prev` would read its `pods` (made at once).
+  const next: { [K in keyof Inventory]-?: Inventory[K] } = {
+    clusterName: prev.clusterName,
+    self,
+    remoteNodes,
+    get pods() {
+      return podList.toArray();
+    },
+    apiServerAddresses: prev.apiServerAddresses,
+    clusterPodCIDRs: prev.clusterPodCIDRs,
+  };
+  return next;
 }
 
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -718,7 +743,7 @@ const sameList = (a: readonly string[], b: readonly string[]): boolean => a.leng
  */
 export function updateChangedObjects(
   prev: { readonly inventory: Inventory; readonly index: ObjectIndex },
-  objects: readonly KubeObject[],
+  source: ObjectSource,
   change: { readonly gone: readonly KubeObject[]; readonly come: readonly KubeObject[] },
 ): { inventory: Inventory; problems: Problem[]; index: ObjectIndex; pods: Map<string, PodInfo | undefined>; nodes: NodeInfo[]; self?: NodeInfo } | undefined {
   const idx = prev.index;
@@ -787,32 +812,14 @@ export function updateChangedObjects(
     if (found.length === 0) idx.problemsByKey.delete(k);
     else idx.problemsByKey.set(k, found);
   }
-  const pods = podInfos.size === 0 ? prev.inventory.pods : [...prev.inventory.pods];
-  for (const [k, info] of podInfos) {
-    const slash = k.indexOf('/');
-    const probe: PodInfo = info ?? { namespace: k.slice(0, slash), name: k.slice(slash + 1), labels: {}, addresses: [] };
-    let lo = 0;
-    let hi = pods.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (comparePodInfo(pods[mid] as PodInfo, probe) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    const arr = pods as PodInfo[];
-    const present = lo < arr.length && comparePodInfo(arr[lo] as PodInfo, probe) === 0;
-    if (info === undefined) {
-      if (present) arr.splice(lo, 1);
-    } else {
-      arr.splice(lo, present ? 1 : 0, info);
-    }
-  }
+  const podList = idx.podList.with(podInfos);
   const remoteNodes = nodeInfos.size === 0 ? prev.inventory.remoteNodes : prev.inventory.remoteNodes.map((n) => nodeInfos.get(n.name) ?? n);
   const all = [...idx.otherProblems];
   for (const list of idx.problemsByKey.values()) for (const p of list) all.push(p);
   return {
-    inventory: podInfos.size === 0 && nodeInfos.size === 0 && self === undefined ? prev.inventory : { ...prev.inventory, remoteNodes, pods, ...(self === undefined ? {} : { self }) },
+    inventory: podInfos.size === 0 && nodeInfos.size === 0 && self === undefined ? prev.inventory : inventoryWith(prev.inventory, self ?? prev.inventory.self, remoteNodes, podList),
     problems: all,
-    index: { ...idx, objects },
+    index: { ...idx, source, podList },
     pods: podInfos,
     nodes: [...nodeInfos.values()],
     ...(self === undefined ? {} : { self }),

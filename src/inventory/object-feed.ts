@@ -21,6 +21,11 @@ export interface ObjectFeed {
   /** One per list history (a source instance); revisions of different lineages are unrelated. */
   readonly lineage: object;
   readonly revision: number;
+  /**
+   * How many objects this snapshot's list holds, when the source told: a consumer checks counts with
+   * it without making a list that the source makes only when read (kubernetes.ts).
+   */
+  readonly size?: number;
   /** Objects gone and come from `revision` (same lineage) to this one; undefined when not known (any more). */
   since(revision: number): ObjectChanges | undefined;
 }
@@ -50,9 +55,9 @@ export class ObjectChangeLog {
 
   /**
    * Records the step to `revision` (revisions increase from step to step) and returns that snapshot's
-   * feed. `changes` undefined: the step is unknown.
+   * feed. `changes` undefined: the step is unknown. `size`: how many objects that snapshot's list holds.
    */
-  commit(revision: number, changes: ObjectChanges | undefined): ObjectFeed {
+  commit(revision: number, changes: ObjectChanges | undefined, size?: number): ObjectFeed {
     const last = this.#steps.at(-1);
     if (last !== undefined && revision <= last.revision) throw new RangeError(`ObjectChangeLog: revision ${revision} after ${last.revision}`);
     this.#steps.push({ revision, changes });
@@ -63,6 +68,7 @@ export class ObjectChangeLog {
     return {
       lineage,
       revision,
+      ...(size === undefined ? {} : { size }),
       // The steps array is replaced, never shortened in place, when trimmed: a feed keeps its own view.
       since: (from: number) => compose(steps, from, revision, limit),
     };

@@ -320,6 +320,22 @@ export class CoverHalf {
   private descendants(bits: bigint, len: number): Prefix[] {
     if (this.disjointInputs) return [];
     const out: Prefix[] = [];
+    // Few prefixes fit inside P at the lengths that hold inputs (P a small block: the usual case, a
+    // block merged up from pod addresses leaving a pool that feeds another): look each one up. A scan
+    // of every input made a tuple and a bigint per input (100k pod addresses: ~5 MB of garbage per
+    // merged block, most of what a pod add cost more than an IP change; issue 9).
+    let probes = 0;
+    for (let l = len + 1; l <= this.width && probes <= descendantProbeLimit; l++) if ((this.perLength[l] ?? 0) > 0) probes += 2 ** (l - len);
+    if (probes <= descendantProbeLimit) {
+      for (let l = len + 1; l <= this.width; l++) {
+        if ((this.perLength[l] ?? 0) === 0) continue;
+        const step = this.blockSize[l] ?? 0n;
+        const n = 1 << (l - len);
+        let b = bits;
+        for (let i = 0; i < n; i++, b += step) if (this.inputs.has(b, l)) out.push({ family: this.family, bits: b, len: l });
+      }
+      return out;
+    }
     const mask = this.netMask[len] ?? 0n;
     for (const [b, l] of this.inputs.entries()) {
       if (l <= len) continue;
@@ -328,6 +344,9 @@ export class CoverHalf {
     return out;
   }
 }
+
+/** Up to this many candidate prefixes inside a removed input are looked up one by one, not found by a scan of every input. */
+const descendantProbeLimit = 256;
 
 /** Both families of one address set. */
 export class CoverSet {

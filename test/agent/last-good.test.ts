@@ -122,3 +122,47 @@ test('held files: an unsettled or empty file keeps its policies with that reason
   // A new policy in an empty or unsettled file has no last good version: nothing to keep.
   t.deepEqual(mergeWithLastGood([], [{ file: '/p/n.yaml', reason: 'empty' }], new Map(), build).kept, []);
 });
+
+test('one objects file with a sized feed: its list is read by nobody but the builder, in the first build and in the merged one', async (t) => {
+  const { ObjectChangeLog } = await import('../../src/inventory/object-feed.js');
+  const list = [{ kind: 'Node', metadata: { name: 'n1' } }] as unknown as Loaded['objects'];
+  let reads = 0;
+  const feed = new ObjectChangeLog().commit(1, undefined, list.length);
+  const objectsFile: LoadedFile = {
+    file: 'k8s:cluster-objects',
+    textHash: 'k8s-objects@api#1',
+    load: {
+      policies: [],
+      get objects() {
+        reads++;
+        return list;
+      },
+      problems: [],
+      objectFeed: feed,
+    },
+  };
+  const old = doc('a', 'k8s:ccnp/a', 'h1');
+  const now = doc('a', 'k8s:ccnp/a', 'bad2');
+  const seen: { reads: number; objects: unknown; feed: unknown }[] = [];
+  const r = mergeWithLastGood([file('k8s:ccnp/a', 't2', [now]), objectsFile], [], new Map([['a', good(old, 't1')]]), (l) => {
+    const before = reads;
+    seen.push({ reads: before, objects: l.objects, feed: l.objectFeed });
+    return build(l);
+  });
+  t.is(seen.length, 2, 'first build, then the build with the last good version');
+  for (const s of seen) {
+    t.is(s.objects, list, 'the list itself, read through');
+    t.is(s.feed, feed);
+  }
+  t.is(seen[0]!.reads, 0, 'not read before the first build read it');
+  t.is(reads, 2, 'read only by the two builds');
+  t.deepEqual(r.kept, [{ policy: 'a', file: 'k8s:ccnp/a', reason: 'invalid' }]);
+  // An empty sized list counts as no objects file (as an empty list did): no feed handed on.
+  const emptyFeed = new ObjectChangeLog().commit(1, undefined, 0);
+  const r2 = mergeWithLastGood([{ ...objectsFile, load: { policies: [], objects: [], problems: [], objectFeed: emptyFeed } }], [], new Map(), (l) => {
+    t.is(l.objectFeed, undefined);
+    t.deepEqual(l.objects, []);
+    return build(l);
+  });
+  t.deepEqual(r2.kept, []);
+});

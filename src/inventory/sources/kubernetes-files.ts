@@ -24,7 +24,15 @@ export function snapshotFiles(s: KubernetesSnapshot): SnapshotFile[] {
   out.push({
     file: KUBERNETES_OBJECTS_FILE,
     textHash: `k8s-objects@${s.origin}#${s.revision}`,
-    load: { objects: s.objects, policies: [], problems: [], ...(s.objectFeed === undefined ? {} : { objectFeed: s.objectFeed }) },
+    // The snapshot's list is read only when needed (a getter: the source makes it on first read).
+    load: {
+      get objects() {
+        return s.objects;
+      },
+      policies: [],
+      problems: [],
+      ...(s.objectFeed === undefined ? {} : { objectFeed: s.objectFeed }),
+    },
   });
   return out;
 }

@@ -215,6 +215,14 @@ function runnerLists(r: Runner): (readonly KubeObject[])[] {
   return out;
 }
 
+/** The arrays one after the other, in one new array. */
+export function joinParts(parts: readonly (readonly KubeObject[])[]): KubeObject[] {
+  // concat copies arrays wholesale (a memcpy at 100k pods); in slices so that the argument count stays small.
+  let objects: KubeObject[] = [];
+  for (let i = 0; i < parts.length; i += 1024) objects = objects.concat(...parts.slice(i, i + 1024));
+  return objects;
+}
+
 /** Equal apart from metadata.resourceVersion (slim objects are built in a fixed key order). */
 function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (a === undefined) return false;
@@ -863,28 +871,51 @@ export class KubernetesSource {
     return { policies, problems, policyFiles };
   }
 
-  private currentObjects(): { objects: KubeObject[]; ccnps: KubeObject[] } {
+  /**
+   * The objects now, as the per-namespace arrays (never changed once made: a store change makes its
+   * namespace's array anew), and the CCNPs (only when `withCcnps`: the decoded lists are kept otherwise).
+   */
+  private currentParts(withCcnps: boolean): { parts: (readonly KubeObject[])[]; size: number; ccnps: KubeObject[] } {
     let ccnps: KubeObject[] = [];
     const parts: (readonly KubeObject[])[] = [];
+    let size = 0;
     for (const r of this.allRunners()) {
-      if (r.spec.id === 'ccnp') ccnps = [...(r.lw.list() as unknown as readonly KubeObject[])];
-      else for (const part of runnerLists(r)) parts.push(part);
+      if (r.spec.id === 'ccnp') {
+        if (withCcnps) ccnps = [...(r.lw.list() as unknown as readonly KubeObject[])];
+      } else {
+        for (const part of runnerLists(r)) {
+          parts.push(part);
+          size += part.length;
+        }
+      }
     }
-    // concat copies arrays wholesale (a memcpy at 100k pods); in slices so that the argument count stays small.
-    let objects: KubeObject[] = [];
-    for (let i = 0; i < parts.length; i += 1024) objects = objects.concat(...parts.slice(i, i + 1024));
-    return { objects, ccnps };
+    return { parts, size, ccnps };
   }
 
   private buildSnapshot(): KubernetesSnapshot {
     const changes = this.takeObjectChanges();
-    const { objects, ccnps } = this.currentObjects();
     // No CCNP changed since the last snapshot: its decoded lists again (the same objects: no sort, no decode).
+    const { parts, size, ccnps } = this.currentParts(this.decodedAll === undefined);
     const decoded = this.decodedAll ?? this.decodeAll(ccnps);
     this.decodedAll = decoded;
     const { policies, problems, policyFiles } = decoded;
     const revision = ++this.revision;
-    return { objects, policies, problems, origin: 'api', revision, policyFiles, objectFeed: this.changeLog.commit(revision, changes) };
+    const objectFeed = this.changeLog.commit(revision, changes, size);
+    // The one list of every object (100k+ entries: a large object for V8, and garbage at the next event)
+    // is made only when read: a pod event that the feed explains never reads it (pipeline.ts).
+    let objects: KubeObject[] | undefined;
+    return {
+      get objects(): KubeObject[] {
+        objects ??= joinParts(parts);
+        return objects;
+      },
+      policies,
+      problems,
+      origin: 'api',
+      revision,
+      policyFiles,
+      objectFeed,
+    };
   }
 
   // ---- disk cache ----
@@ -917,7 +948,8 @@ export class KubernetesSource {
     const dir = this.opts.stateDir;
     if (dir === undefined || !this.cacheDirty || !this.synced()) return;
     this.cacheDirty = false;
-    const { objects, ccnps } = this.currentObjects();
+    const { parts, ccnps } = this.currentParts(true);
+    const objects = joinParts(parts);
     const resourceVersions: Record<string, string> = {};
     for (const r of this.allRunners()) resourceVersions[r.spec.kind] = r.lw.latestResourceVersion();
     const write = writeCache(dir, { syncedAt: new Date().toISOString(), resourceVersions, objects, policies: ccnps })

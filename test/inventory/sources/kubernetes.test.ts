@@ -736,3 +736,34 @@ test('object feed: each snapshot tells what changed since earlier ones (watch ev
   t.true(src.synced());
   t.true(checkFeeds(t, h.snaps) >= 5);
 });
+
+test('a snapshot\'s objects, first read after later watch events, are those of its own time; its feed counts them', async (t) => {
+  const h = await harness(t);
+  await h.start();
+  await waitFor('first snapshot', () => h.snaps.length === 1);
+  await waitFor('watches open', () => h.server.openWatches() === 5);
+  // snaps[0].objects is not read before the end: the source makes that list only when read.
+  h.server.apply('nodes', node('node-x1', '192.0.2.41', '2001:db8::41'));
+  await waitFor('node-x1 in a snapshot', () => h.snaps.length >= 2 && find(last(h), 'Node', 'node-x1') !== undefined);
+  const mid = last(h);
+  h.server.apply('nodes', node('node-x2', '192.0.2.42', '2001:db8::42'));
+  h.server.remove('nodes', 'node-a');
+  await waitFor('node-x2 in, node-a out', () => find(last(h), 'Node', 'node-x2') !== undefined && find(last(h), 'Node', 'node-a') === undefined);
+  const first = h.snaps[0]!;
+  t.truthy(find(first, 'Node', 'node-a'));
+  t.is(find(first, 'Node', 'node-x1'), undefined);
+  t.is(find(first, 'Node', 'node-x2'), undefined);
+  t.truthy(find(mid, 'Node', 'node-x1'));
+  t.is(find(mid, 'Node', 'node-x2'), undefined);
+  t.is(first.objects, first.objects, 'made once per snapshot');
+  for (const s of h.snaps) {
+    t.is(s.objectFeed?.size, s.objects.length);
+    // The feed's step from the first snapshot is the difference of the two lists.
+    const fed = s.objectFeed?.since(first.revision);
+    const walked = objectChanges(first.objects, s.objects, Infinity);
+    if (fed !== undefined) t.deepEqual({ gone: new Set(fed.gone), come: new Set(fed.come) }, { gone: new Set(walked?.gone), come: new Set(walked?.come) });
+  }
+  // The snapshot files read the same list, through a getter (not copied when the entry is made).
+  const files = snapshotFiles(first);
+  t.is(files.find((f) => f.file === KUBERNETES_OBJECTS_FILE)?.load.objects, first.objects);
+});
