@@ -379,6 +379,24 @@ test('chunked lists: every page is read at one resourceVersion', async (t) => {
   t.true(src.synced());
 });
 
+test('chunked lists: a continue token that expires while the next page is already asked for fails that list; it is read again whole, nothing partial is handed out', async (t) => {
+  const h = await harness(t);
+  for (let i = 0; i < 7; i++) h.server.apply('nodes', node(`n${i}`, `192.0.2.${30 + i}`, `2001:db8::${30 + i}`));
+  // Slow node pages: the second is in flight (asked for as soon as the first arrived) when history is compacted.
+  h.server.setListDelay('nodes', 150);
+  await h.start({ pageSize: 2 });
+  const nodeLists = (): typeof h.server.requests => h.server.requests.filter((r) => r.resource === 'nodes' && r.query['watch'] === undefined);
+  await waitFor('first node page', () => nodeLists().some((r) => r.status === 200));
+  h.server.compact();
+  h.server.setListDelay('nodes', 0);
+  h.server.apply('nodes', node('n-late', '192.0.2.60', '2001:db8::60'));
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  t.true(nodeLists().some((r) => r.status === 410 && r.query['continue'] !== undefined), 'the expired page was answered 410');
+  const first = h.snaps[0];
+  t.is(first?.objects.filter((o) => o.kind === 'Node').length, 11, 'the first snapshot has every node, the late one included');
+  t.truthy(first === undefined ? undefined : find(first, 'Node', 'n-late'));
+});
+
 test('pods are watched only while a policy needs them (CiliumEndpoint where Cilium runs)', async (t) => {
   const h = await harness(t);
   h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
