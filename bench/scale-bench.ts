@@ -224,6 +224,8 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     const tap = new LogTap();
     const log = pino({ level: 'info' }, tap.stream);
     gcNow();
+    // NODEWALL_BENCH_CPUPROF: the start phase too (DIR/PODS-start.cpuprofile), up to the first pass done.
+    const startProf = await startProfile();
     const cpuStart = process.cpuUsage();
     const t0 = performance.now();
     agent = new Agent({ configFile, overrides: {}, log });
@@ -235,6 +237,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     progress(size, `enforced after ${Math.round(first.at - t0)} ms`);
     await passDone(stateDir, first.line);
     out['startCpuMs'] = cpuMs(process.cpuUsage(cpuStart));
+    await startProf?.stop(`${size.pods}-start`);
     const ds = first.line['durationsMs'] as Record<string, number> | undefined;
     out['firstApplyMs'] = Number(first.line['durationMs']);
     out['firstApplyCheckMs'] = Number(ds?.['check'] ?? NaN);

@@ -821,13 +821,14 @@ export class Agent {
     }
   }
 
-  #onSnapshot(generation: number, s: KubernetesSnapshot): void {
-    if (this.#stopping || generation !== this.#kubeGeneration) return;
+  /** Settles when the pass that enforces `s` is done (the source writes its first full cache after it). */
+  #onSnapshot(generation: number, s: KubernetesSnapshot): Promise<void> | undefined {
+    if (this.#stopping || generation !== this.#kubeGeneration) return undefined;
     // The disk cache only stands in until something better is known (a restarted source re-reads it).
-    if (s.origin === 'cache' && this.#kubeSnapshot !== undefined) return;
+    if (s.origin === 'cache' && this.#kubeSnapshot !== undefined) return undefined;
     this.#kubeSnapshot = { snapshot: s, generation };
     this.#metrics.kubernetesSnapshot(s.origin);
-    void this.reconcile('kubernetes');
+    return this.reconcile('kubernetes');
   }
 
   async #stopKubernetes(): Promise<void> {

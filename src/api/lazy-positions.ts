@@ -12,10 +12,13 @@ export class LazyDocumentPositions implements PositionLookup {
   private readonly file: string;
   private readonly firstLine: number;
 
-  /** `source`: one YAML document (fast-path subset) that starts on line `firstLine` of `file`. */
-  constructor(source: string, file: string, firstLine: number) {
+  /**
+   * `source`: one YAML document (fast-path subset) that starts on line `firstLine` of `file`.
+   * `whole`: source is a whole text of its own (not a slice of a larger one): kept as it is.
+   */
+  constructor(source: string, file: string, firstLine: number, whole = false) {
     // A flat copy: a slice would keep the whole file's text alive.
-    this.source = source.length < 16 ? source : (` ${source}`).slice(1);
+    this.source = whole || source.length < 16 ? source : (` ${source}`).slice(1);
     this.file = file;
     this.firstLine = firstLine;
   }

@@ -129,7 +129,10 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   }
   if (json !== undefined) {
     const out = newAcc();
-    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, undefined, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
+    // The whole text is the one document: a policy outside a List (a CCNP from the API server, a
+    // `kubectl get -o json` of one policy) gets its field positions from it when first asked for.
+    const doc: WholeDocument = { text, span: { start: 0, end: text.length, line: 1 } };
+    if (yield* fastNode(json.value, { file, ...json.rootPos }, json.itemPos, file, undefined, out, doc, { text, spans: json.itemSpans, entries: false })) commit(out, acc);
     else if (text.length > FULL_PARSER_MAX_DOCUMENT_CHARS) acc.problems.push(tooBigForFullParser(text, { start: 0, end: text.length, line: 1 }, file));
     else yield* loadStream(text, file, whole, false, acc);
     return;
@@ -407,7 +410,11 @@ function fastObject(js: unknown, pos: SourcePos | undefined, file: string, inher
       out.skipped++;
       return true;
     }
-    const positions = new LazyDocumentPositions(whole.text.slice(whole.span.start, whole.span.end), file, whole.span.line);
+    const { start, end, line } = whole.span;
+    // The whole text (a JSON document, which its caller keeps anyway) is shared, a part of it copied.
+    const positions = start === 0 && end === whole.text.length
+      ? new LazyDocumentPositions(whole.text, file, line, true)
+      : new LazyDocumentPositions(whole.text.slice(start, end), file, line);
     out.policies.push(decodePolicy({ kind: kind as PolicyKind, json: withKind(js, kind, apiVersion), pos, positions }));
     return true;
   }

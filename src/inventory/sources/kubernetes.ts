@@ -102,6 +102,13 @@ export interface PolicyFile {
   readonly load: LoadResult;
 }
 
+/** One page of a list: its items raw (not yet slimmed). */
+interface ListPage {
+  readonly items: readonly unknown[];
+  readonly resourceVersion: string | undefined;
+  readonly continue: string | undefined;
+}
+
 export interface KubernetesSnapshot {
   readonly objects: KubeObject[];
   readonly policies: PolicyDocument[];
@@ -115,6 +122,13 @@ export interface KubernetesSnapshot {
   /** What changed in `objects` since earlier snapshots of this source (object-feed.ts); absent: not known. */
   readonly objectFeed?: ObjectFeed;
 }
+
+/**
+ * Takes each snapshot. May return a promise that settles when the snapshot has been dealt with (the
+ * agent: its pass, i.e. enforced): the source defers its first full cache write until then. Any
+ * other return value: dealt with at once.
+ */
+export type SnapshotConsumer = (snapshot: KubernetesSnapshot) => unknown;
 
 export interface KubernetesSourceStatus {
   /** Every running watch is established. */
@@ -234,7 +248,7 @@ export class KubernetesSource {
   private readonly opts: KubernetesSourceOptions;
   private needPods: boolean | 'auto';
   private readonly log: SourceLogger;
-  private onChange: ((s: KubernetesSnapshot) => void) | undefined;
+  private onChange: SnapshotConsumer | undefined;
   private http: KubeHttp | undefined;
   /** The API server URL of the current kubeconfig cluster, once loaded (rollout probe `kube-apiserver`). */
   server: string | undefined;
@@ -272,6 +286,13 @@ export class KubernetesSource {
   private cacheWrite: Promise<void> | undefined;
   private cacheDirty = false;
   private cacheTimer: NodeJS.Timeout | undefined;
+  /**
+   * Settles once the first snapshot from the API has been handed out and its consumer is done with it
+   * (the agent: enforced). The first big cache write waits for it (see scheduleCacheWrite).
+   */
+  private readonly firstConsumed: Promise<void>;
+  private markFirstConsumed: () => void = () => undefined;
+  private firstApiDelivered = false;
   /** selectionKey of the last snapshot whose cache write was forced. */
   private cacheSelectionKey: string | undefined;
   /** Snapshots that wait for their cache write are delivered in order. */
@@ -284,6 +305,9 @@ export class KubernetesSource {
     this.needPods = opts.needPods ?? 'auto';
     this.log = opts.logger ?? noopLogger;
     this.coalescer = coalesce(() => this.flush(), opts.debounceMs ?? 200, opts.coalesceTimers);
+    this.firstConsumed = new Promise((resolve) => {
+      this.markFirstConsumed = resolve;
+    });
   }
 
   /**
@@ -291,7 +315,7 @@ export class KubernetesSource {
    * watching; `onChange` gets a full snapshot after every coalesced batch of
    * changes, and never before every watched kind has been listed.
    */
-  async start(onChange: (snapshot: KubernetesSnapshot) => void): Promise<void> {
+  async start(onChange: SnapshotConsumer): Promise<void> {
     if (this.started) throw new KubernetesSourceError('KubernetesSource already started');
     this.started = true;
     this.onChange = onChange;
@@ -425,17 +449,27 @@ export class KubernetesSource {
   /** One full list, page by page (one consistent resourceVersion), each page slimmed as it arrives. */
   private async listAll(r: Runner): Promise<ListResult> {
     const items: KubeObject[] = [];
+    const limit = this.opts.pageSize ?? 500;
     let cont: string | undefined;
     let rv = '';
+    let next: Promise<ListPage> | undefined = this.listPage(r.spec, undefined, limit);
     try {
-      do {
-        const page = await this.listPage(r.spec, cont, this.opts.pageSize ?? 500);
-        for (const o of page.items) items.push(stripObject(r.spec.id, o));
-        rv = page.resourceVersion ?? rv;
+      while (next !== undefined) {
+        const page: ListPage = await next;
+        next = undefined;
         // A server that hands back the token it was given would page forever.
         if (page.continue !== undefined && page.continue === cont) throw new KubernetesSourceError(`list of ${r.spec.kind}: the server repeated its continue token`);
         cont = page.continue;
-      } while (cont !== undefined && !r.stopped);
+        // The next page is asked for before this one is slimmed: the server prepares it meanwhile
+        // (one request in flight at a time, as before; only earlier). Its failure is seen at its await;
+        // if slimming throws first, it is dropped.
+        if (cont !== undefined && !r.stopped) {
+          next = this.listPage(r.spec, cont, limit);
+          next.catch(() => undefined);
+        }
+        for (const o of page.items) items.push(stripObject(r.spec.id, o));
+        rv = page.resourceVersion ?? rv;
+      }
     } catch (err) {
       if (r.spec.optional && errorStatusCode(err) === 404) {
         if (!r.absent) this.log.info({ kind: r.spec.kind }, 'kubernetes source: CRD not installed; treated as empty');
@@ -456,7 +490,7 @@ export class KubernetesSource {
    * One list page: the raw JSON, its items not yet slimmed. Aborted (an error, the list is retried)
    * when it takes longer than listPageTimeoutMs.
    */
-  private async listPage(spec: KindSpec, cont: string | undefined, limit: number): Promise<{ items: readonly unknown[]; resourceVersion: string | undefined; continue: string | undefined }> {
+  private async listPage(spec: KindSpec, cont: string | undefined, limit: number): Promise<ListPage> {
     const client = this.http;
     if (client === undefined) throw new KubernetesSourceError('not started');
     const ms = this.opts.listPageTimeoutMs ?? 60_000;
@@ -803,11 +837,18 @@ export class KubernetesSource {
   private deliver(snap: KubernetesSnapshot): void {
     this.log.debug({ revision: snap.revision, origin: snap.origin }, 'kubernetes source: snapshot handed out');
     this.lastSnapshot = snap;
+    const first = snap.origin === 'api' && !this.firstApiDelivered;
+    if (first) this.firstApiDelivered = true;
+    let consumed: unknown;
     try {
-      this.onChange?.(snap);
+      consumed = this.onChange?.(snap);
     } catch (err) {
       this.log.error({ err: describeError(err) }, 'kubernetes source: onChange failed');
     }
+    if (!first) return;
+    const mark = (): void => this.markFirstConsumed();
+    if (consumed instanceof Promise) consumed.then(mark, mark);
+    else mark();
   }
 
   /** A watch event is about to change `obj`'s key in r's store: keep what the key held at the last snapshot. */
@@ -937,11 +978,26 @@ export class KubernetesSource {
 
   private scheduleCacheWrite(): void {
     if (this.opts.stateDir === undefined || this.cacheWrite !== undefined || this.cacheTimer !== undefined || this.stopped) return;
-    const wait = this.cacheWrittenAt === 0 ? 0 : Math.max(0, this.cacheWrittenAt + (this.opts.cacheIntervalMs ?? 30_000) - Date.now());
-    this.cacheTimer = setTimeout(() => {
+    const interval = this.opts.cacheIntervalMs ?? 30_000;
+    const first = this.cacheWrittenAt === 0;
+    // The first big write (every pod: some 0.3 s of serialisation at 100k pods) waits until the first
+    // snapshot has been enforced, at most one cache interval: it would otherwise take that CPU from the
+    // start's own build and apply. The selection file (policies, this node) is on disk before that
+    // snapshot is handed out whatever this waits for (flush).
+    const wait = first ? interval : Math.max(0, this.cacheWrittenAt + interval - Date.now());
+    const timer = setTimeout(() => {
       this.cacheTimer = undefined;
       void this.writeCacheNow();
     }, wait);
+    this.cacheTimer = timer;
+    if (first) {
+      void this.firstConsumed.then(() => {
+        if (this.cacheTimer !== timer) return;
+        clearTimeout(timer);
+        this.cacheTimer = undefined;
+        void this.writeCacheNow();
+      });
+    }
   }
 
   private async writeCacheNow(): Promise<void> {

@@ -325,6 +325,47 @@ test('an absent CRD looked for again hands out no snapshot when nothing changed 
   t.is(h.snaps.length, 2);
 });
 
+test('the first full cache is written once the first API snapshot has been dealt with (the consumer\'s promise); the selection file before it is handed out', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  let release: () => void = () => undefined;
+  const enforced = new Promise<void>((r) => {
+    release = r;
+  });
+  let selectionAtDelivery: boolean | undefined;
+  h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, stateDir: h.dir, cacheIntervalMs: 600_000 });
+  await h.source.start((s) => {
+    h.snaps.push(s);
+    selectionAtDelivery ??= existsSync(selectionPath(h.dir));
+    return enforced;
+  });
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  t.true(selectionAtDelivery, 'the selection file is on disk before the first snapshot is handed out');
+  // Not before the consumer is done (here: never, until released; the interval bound is 10 minutes).
+  await sleep(300);
+  t.false(existsSync(cachePath(h.dir)), 'the full cache waits for the first snapshot to be dealt with');
+  release();
+  await waitFor('cache written', () => existsSync(cachePath(h.dir)));
+  const cached = await readCache(h.dir);
+  t.is(cached?.policies.length, 1);
+  t.is(cached?.objects.filter((o) => o.kind === 'Node').length, 3);
+});
+
+test('the first full cache is written within one cache interval when the consumer never settles, and at once when it fails or returns no promise', async (t) => {
+  for (const consumer of [() => new Promise<void>(() => undefined), () => Promise.reject(new Error('pass failed')), () => undefined]) {
+    const h = await harness(t);
+    h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+    h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, stateDir: h.dir, cacheIntervalMs: 200 });
+    await h.source.start((s) => {
+      h.snaps.push(s);
+      return consumer();
+    });
+    await waitFor('cache written', () => existsSync(cachePath(h.dir)));
+    t.is((await readCache(h.dir))?.policies.length, 1);
+    await h.source.stop();
+  }
+});
+
 test('chunked lists: every page is read at one resourceVersion', async (t) => {
   const h = await harness(t);
   for (let i = 0; i < 7; i++) h.server.apply('nodes', node(`n${i}`, `192.0.2.${30 + i}`, `2001:db8::${30 + i}`));
@@ -336,6 +377,24 @@ test('chunked lists: every page is read at one resourceVersion', async (t) => {
   t.true(lists.every((r) => r.query['limit'] === '2'));
   t.is(lists.filter((r) => r.query['continue'] !== undefined).length, 4);
   t.true(src.synced());
+});
+
+test('chunked lists: a continue token that expires while the next page is already asked for fails that list; it is read again whole, nothing partial is handed out', async (t) => {
+  const h = await harness(t);
+  for (let i = 0; i < 7; i++) h.server.apply('nodes', node(`n${i}`, `192.0.2.${30 + i}`, `2001:db8::${30 + i}`));
+  // Slow node pages: the second is in flight (asked for as soon as the first arrived) when history is compacted.
+  h.server.setListDelay('nodes', 150);
+  await h.start({ pageSize: 2 });
+  const nodeLists = (): typeof h.server.requests => h.server.requests.filter((r) => r.resource === 'nodes' && r.query['watch'] === undefined);
+  await waitFor('first node page', () => nodeLists().some((r) => r.status === 200));
+  h.server.compact();
+  h.server.setListDelay('nodes', 0);
+  h.server.apply('nodes', node('n-late', '192.0.2.60', '2001:db8::60'));
+  await waitFor('snapshot', () => h.snaps.length > 0);
+  t.true(nodeLists().some((r) => r.status === 410 && r.query['continue'] !== undefined), 'the expired page was answered 410');
+  const first = h.snaps[0];
+  t.is(first?.objects.filter((o) => o.kind === 'Node').length, 11, 'the first snapshot has every node, the late one included');
+  t.truthy(first === undefined ? undefined : find(first, 'Node', 'n-late'));
 });
 
 test('pods are watched only while a policy needs them (CiliumEndpoint where Cilium runs)', async (t) => {
