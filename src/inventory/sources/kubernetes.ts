@@ -283,6 +283,8 @@ export class KubernetesSource {
   /** selectionKey memo: its inputs (by identity) and the key. */
   private selectionMemo: { files: readonly PolicyFile[]; node: unknown; key: string } | undefined;
   private cacheWrittenAt = 0;
+  /** When a big cache write last failed: the next attempt waits a cache interval from then (a full disk is no busy loop). */
+  private cacheFailedAt = 0;
   private cacheWrite: Promise<void> | undefined;
   private cacheDirty = false;
   private cacheTimer: NodeJS.Timeout | undefined;
@@ -979,12 +981,13 @@ export class KubernetesSource {
   private scheduleCacheWrite(): void {
     if (this.opts.stateDir === undefined || this.cacheWrite !== undefined || this.cacheTimer !== undefined || this.stopped) return;
     const interval = this.opts.cacheIntervalMs ?? 30_000;
-    const first = this.cacheWrittenAt === 0;
+    const lastAttempt = Math.max(this.cacheWrittenAt, this.cacheFailedAt);
+    const first = lastAttempt === 0;
     // The first big write (every pod: some 0.3 s of serialisation at 100k pods) waits until the first
     // snapshot has been enforced, at most one cache interval: it would otherwise take that CPU from the
     // start's own build and apply. The selection file (policies, this node) is on disk before that
     // snapshot is handed out whatever this waits for (flush).
-    const wait = first ? interval : Math.max(0, this.cacheWrittenAt + interval - Date.now());
+    const wait = first ? interval : Math.max(0, lastAttempt + interval - Date.now());
     const timer = setTimeout(() => {
       this.cacheTimer = undefined;
       void this.writeCacheNow();
@@ -1015,7 +1018,8 @@ export class KubernetesSource {
       })
       .catch((err: unknown) => {
         this.cacheDirty = true;
-        this.log.warn({ err: describeError(err) }, 'kubernetes source: cannot write the cache');
+        this.cacheFailedAt = Date.now();
+        this.log.warn({ err: describeError(err), retryInMs: this.opts.cacheIntervalMs ?? 30_000 }, 'kubernetes source: cannot write the cache');
       })
       .finally(() => {
         this.cacheWrite = undefined;

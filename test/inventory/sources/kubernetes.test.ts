@@ -826,3 +826,19 @@ test('a snapshot\'s objects, first read after later watch events, are those of i
   const files = snapshotFiles(first);
   t.is(files.find((f) => f.file === KUBERNETES_OBJECTS_FILE)?.load.objects, first.objects);
 });
+
+test('a big cache write that fails (disk full, a directory in its way) is retried a cache interval later, not in a loop', async (t) => {
+  const h = await harness(t);
+  h.server.apply('ciliumclusterwidenetworkpolicies', sshPolicy('ssh'));
+  // The atomic write's temporary file cannot be created: every big cache write fails.
+  mkdirSync(`${cachePath(h.dir)}.tmp-${process.pid}`);
+  let failures = 0;
+  const logger = { debug() {}, info() {}, error() {}, warn(_o: object, msg: string) { if (msg === 'kubernetes source: cannot write the cache') failures++; } };
+  h.source = new KubernetesSource({ kubeconfig: h.kubeconfig, debounceMs: 50, stateDir: h.dir, cacheIntervalMs: 600_000, logger });
+  await h.source.start((s) => { h.snaps.push(s); });
+  await waitFor('the first write to fail', () => failures > 0);
+  // A retry loop writes (and fails) hundreds of times a second; a slow machine can only make fewer attempts.
+  await new Promise((r) => setTimeout(r, 3000));
+  t.is(failures, 1);
+  t.false(existsSync(cachePath(h.dir)));
+});
