@@ -22,6 +22,7 @@ import { seedPoolIndex } from './policy/pool-index.js';
 import type { HostModel } from './policy/model.js';
 import { attachStaged, partitionStaged, stagedView } from './policy/staged.js';
 import type { ObjectChanges, ObjectFeed } from './inventory/object-feed.js';
+import { jsonOnce } from './policy/json-once.js';
 
 export interface StateInput {
   readonly config: NodewallConfig;
@@ -148,7 +149,7 @@ export class StateBuilder {
   lastInventory: 'full' | 'objects' | undefined;
 
   build(input: StateInput): State {
-    const configKey = configJson(input.config);
+    const configKey = jsonOnce(input.config);
     const inputKey = JSON.stringify([input.nodeName, input.nodeLabels ?? null, input.localAddresses ?? null]);
     const prev = this.#prev !== undefined && this.#prev.configKey === configKey && this.#prev.inputKey === inputKey ? this.#prev : undefined;
     let built: { inventory: Inventory; problems: Problem[]; index: ObjectIndex } | undefined;
@@ -309,17 +310,6 @@ function feedSize(input: StateInput): number {
   return input.load.objectFeed?.size ?? input.load.objects.length;
 }
 
-const configJsons = new WeakMap<NodewallConfig, string>();
-
-/** JSON of a config, once per config object (configs are never modified; the agent keeps one while its file is unchanged). */
-function configJson(config: NodewallConfig): string {
-  let json = configJsons.get(config);
-  if (json === undefined) {
-    json = JSON.stringify(config);
-    configJsons.set(config, json);
-  }
-  return json;
-}
 
 /**
  * policyEvents, without its maps when the valid policies are the very same documents in the same order

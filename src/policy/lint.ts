@@ -15,6 +15,7 @@ import { poolIndex, type PoolIndex } from './pool-index.js';
 import { peerFieldName, presentPeerKinds } from './resolve-peers.js';
 import { isHostRule, nodeSelectorMatches } from './select-nodes.js';
 import { lintFailsafeOverrides } from './lint-failsafe.js';
+import { jsonOnce } from './json-once.js';
 
 const lists: readonly { list: RuleListName; dir: Direction; action: 'allow' | 'deny' }[] = [
   { list: 'ingress', dir: 'ingress', action: 'allow' },
@@ -401,17 +402,6 @@ function sameDocuments(a: readonly PolicyDocument[], b: readonly PolicyDocument[
   return true;
 }
 
-const configKeys = new WeakMap<object, string>();
-
-/** JSON of a config, once per config object (configs are never modified). */
-function configKey(cfg: EngineConfig): string {
-  let key = configKeys.get(cfg);
-  if (key === undefined) {
-    key = JSON.stringify(cfg);
-    configKeys.set(cfg, key);
-  }
-  return key;
-}
 
 function listLint(policies: readonly PolicyDocument[], inventory: Inventory, pools: PoolIndex, cfg: EngineConfig, key: readonly unknown[]): ListLint {
   const hit = listLintCache.find((c) => c.key.length === key.length && c.key.every((k, i) => k === key[i]) && sameDocuments(c.policies, policies));
@@ -454,7 +444,7 @@ function listLint(policies: readonly PolicyDocument[], inventory: Inventory, poo
  */
 export function lintPolicies(policies: readonly PolicyDocument[], inventory: Inventory, cfg: EngineConfig, model?: HostModel): Problem[] {
   const pools = poolIndex(inventory);
-  const key = [inventory.self, inventory.remoteNodes, configKey(cfg)] as const;
+  const key = [inventory.self, inventory.remoteNodes, jsonOnce(cfg)] as const;
   const out: Problem[] = [];
   const list = listLint(policies, inventory, pools, cfg, key);
   for (const seg of list.segments) {

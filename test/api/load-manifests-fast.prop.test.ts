@@ -12,22 +12,13 @@ import { loadManifestText, type LoadResult } from '../../src/api/load-manifests.
 import { decodeFastYamlDocument, resolvePlainScalar } from '../../src/api/fast-yaml.js';
 import { decodeFastJson } from '../../src/api/fast-json.js';
 import { generateCluster } from '../../bench/synthetic.js';
+import { comparableLoad } from '../helpers/load-comparable.js';
 
 const FILE = '/srv/manifests/cluster.yaml';
 
-/** Everything of a load, policies' locate() turned into the positions of every path it knows plus a few it does not. */
-function comparable(r: LoadResult): unknown {
-  return {
-    objects: r.objects,
-    problems: r.problems,
-    skipped: r.skipped,
-    policies: r.policies.map((p) => {
-      const { locate, ...rest } = p;
-      const paths = ['', 'metadata', 'metadata.name', 'spec', 'spec.nodeSelector', 'spec.ingress', 'spec.ingress[0]', 'spec.ingress[0].toPorts[0].ports[0].port', 'specs[1].egress', 'nope.deeper'];
-      return { ...rest, at: paths.map((f) => locate(f)) };
-    }),
-  };
-}
+const locatePaths = ['', 'metadata', 'metadata.name', 'spec', 'spec.nodeSelector', 'spec.ingress', 'spec.ingress[0]', 'spec.ingress[0].toPorts[0].ports[0].port', 'specs[1].egress', 'nope.deeper'];
+
+const comparable = (r: LoadResult): unknown => comparableLoad(r, locatePaths);
 
 function same(text: string): { equal: boolean; fast: unknown; slow: unknown } {
   const fast = comparable(loadManifestText(text, FILE));

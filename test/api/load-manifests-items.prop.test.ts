@@ -10,21 +10,13 @@ import { fc, testProp } from '@fast-check/ava';
 import { stringify } from 'yaml';
 import { isDeepStrictEqual } from 'node:util';
 import { loadManifestText, loaderCounts, type LoadResult } from '../../src/api/load-manifests.js';
+import { comparableLoad } from '../helpers/load-comparable.js';
 
 const FILE = '/srv/manifests/pods.yaml';
 
-function comparable(r: LoadResult): unknown {
-  return {
-    objects: r.objects,
-    problems: r.problems,
-    skipped: r.skipped,
-    policies: r.policies.map((p) => {
-      const { locate, ...rest } = p;
-      const paths = ['', 'metadata', 'metadata.name', 'spec', 'spec.nodeSelector', 'spec.ingress[0]', 'spec.ingress[0].fromEntities[0]', 'nope'];
-      return { ...rest, at: paths.map((f) => locate(f)) };
-    }),
-  };
-}
+const locatePaths = ['', 'metadata', 'metadata.name', 'spec', 'spec.nodeSelector', 'spec.ingress[0]', 'spec.ingress[0].fromEntities[0]', 'nope'];
+
+const comparable = (r: LoadResult): unknown => comparableLoad(r, locatePaths);
 
 function assertSame(t: { true: (v: boolean, m?: string) => void }, text: string): void {
   const fast = comparable(loadManifestText(text, FILE));

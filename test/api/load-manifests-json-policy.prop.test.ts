@@ -15,6 +15,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadManifestText, loaderCounts, type LoadResult } from '../../src/api/load-manifests.js';
 import { corpusFile, corpusFiles } from './corpus.js';
+import { comparableLoad } from '../helpers/load-comparable.js';
 
 const FILE = 'k8s:ccnp/example';
 
@@ -28,17 +29,7 @@ function fieldPaths(v: unknown, at = '', out: string[] = []): string[] {
   return out;
 }
 
-function comparable(r: LoadResult, paths: readonly string[]): unknown {
-  return {
-    objects: r.objects,
-    problems: r.problems,
-    skipped: r.skipped,
-    policies: r.policies.map((p) => {
-      const { locate, ...rest } = p;
-      return { ...rest, at: paths.map((f) => [f, locate(f)]) };
-    }),
-  };
-}
+const comparable = (r: LoadResult, paths: readonly string[]): unknown => comparableLoad(r, paths, true);
 
 function assertSame(t: { true: (v: boolean, m?: string) => void }, text: string): void {
   let value: unknown;
