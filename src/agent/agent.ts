@@ -251,6 +251,8 @@ export class Agent {
       this.#log.info({ table: cfg.nft.table }, 'ruleset left in force');
     }
     await this.#writeStatus(true).catch(() => undefined);
+    // Its shells would otherwise outlive the agent in a process that goes on (tests, the bench).
+    syncNftLauncher(false);
   }
 
   // --- one pass --------------------------------------------------------------
