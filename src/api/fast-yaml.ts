@@ -15,6 +15,7 @@
 // outside the subset stands as SLOW_ITEM, with its text span, and the caller
 // reads that item alone with the full parser (a 100k-pod dump with one odd pod).
 
+import { ownString } from './own-string.js';
 import type { SourcePos } from './types.js';
 
 export interface FastDocument {
@@ -57,11 +58,12 @@ export class StringTable {
   get(text: string, start: number, end: number): string {
     const len = end - start;
     if (len === 0) return '';
-    if (len > 48) return text.slice(start, end);
+    // Copies, not views: the decoded objects outlive the file's text (own-string.ts).
+    if (len > 48) return ownString(text.slice(start, end));
     const h = (len * 31 + text.charCodeAt(start) * 7 + text.charCodeAt(end - 1) * 13 + text.charCodeAt(start + (len >> 1)) * 3) & 4095;
     const hit = this.slots[h];
     if (hit !== undefined && hit.length === len && text.startsWith(hit, start)) return hit;
-    const s = text.slice(start, end);
+    const s = ownString(text.slice(start, end));
     this.slots[h] = s;
     return s;
   }
@@ -472,7 +474,7 @@ class Decoder {
           q = close + 2;
           continue;
         }
-        value = text.slice(p + 1, close).replaceAll("''", "'");
+        value = ownString(text.slice(p + 1, close).replaceAll("''", "'"));
         after = close + 1;
         break;
       }

@@ -13,6 +13,7 @@ import { LazyDocumentPositions } from './lazy-positions.js';
 import { childPath } from './field-path.js';
 import { metadataProblem } from './object-metadata.js';
 import { decodeFastYamlDocument, fastSubsetText, SLOW_ITEM, StringTable, type ItemSpan } from './fast-yaml.js';
+import { ownString } from './own-string.js';
 import { decodeFastJson, type FastJsonDuplicates } from './fast-json.js';
 import { splitDocuments, type DocumentSpan } from './split-documents.js';
 
@@ -152,7 +153,8 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
     slowFrom = undefined;
     const mapLineCol = (l: number, col: number): SourcePos => ({ file, line: l + line - 1, col });
     const out = newAcc();
-    if (yield* loadStream(text.slice(start, end), file, mapLineCol, false, out)) {
+    // A copy of the run: the policies read from it outlive the file's text (own-string.ts).
+    if (yield* loadStream(ownString(text.slice(start, end)), file, mapLineCol, false, out)) {
       commit(out, acc);
       return true;
     }
@@ -165,7 +167,8 @@ function* loadText(text: string, file: string, fast: boolean, acc: Acc): Generat
   // One scratch result reused for every document: what a document gives is kept only if it all went through.
   const out = newAcc();
   let fastDocs = 0;
-  for (const span of spans) {
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans.at(i);
     const doc = decodeFastYamlDocument(text, span.start, span.end, span.line, strings, textIsClean, true);
     let done = doc !== undefined && (doc.value === null || doc.rootPos === undefined);
     if (doc !== undefined && !done && doc.rootPos !== undefined) {
@@ -302,7 +305,7 @@ function* fastNode(js: unknown, pos: SourcePos | undefined, itemPos: readonly (O
 /** One document read by the full parser from text[span], positions mapped into the file; undefined unless exactly one document, without stream errors. */
 function readAlone(text: string, span: ItemSpan, file: string): { doc: Document; source: string; lc: LineCounter; toPos: (offset: number) => SourcePos } | undefined {
   loaderCounts.itemsReadAlone++;
-  const source = text.slice(span.start, span.end);
+  const source = ownString(text.slice(span.start, span.end));
   const lc = lineCounter(source);
   // The item's first line starts at span.col in the file (a JSON value mid-line); later lines at column 1.
   const toPos = (offset: number): SourcePos => {

@@ -23,7 +23,40 @@ function isEmpty(c: string | undefined): boolean {
   return c === undefined || c === ' ' || c === '\n' || c === '\r' || c === '\t';
 }
 
-export function splitDocuments(text: string): DocumentSpan[] | undefined {
+/**
+ * Where the documents of a stream start, held in two typed arrays rather than
+ * one object per document: a 100k-pod dump has 100k documents, and the list
+ * lives as long as the stream is read (about 7 MB of objects to promote and
+ * collect, against 0.8 MB here). `at(i)` makes the span of one document.
+ */
+export class DocumentSpans {
+  readonly #starts: Uint32Array;
+  readonly #lines: Uint32Array;
+  readonly #textLength: number;
+
+  constructor(starts: Uint32Array, lines: Uint32Array, textLength: number) {
+    this.#starts = starts;
+    this.#lines = lines;
+    this.#textLength = textLength;
+  }
+
+  get length(): number {
+    return this.#starts.length;
+  }
+
+  at(i: number): DocumentSpan {
+    const start = this.#starts[i];
+    const line = this.#lines[i];
+    if (start === undefined || line === undefined) throw new RangeError(`document ${i} of ${this.length}`);
+    return { start, end: this.#starts[i + 1] ?? this.#textLength, line };
+  }
+
+  *[Symbol.iterator](): Generator<DocumentSpan, void, void> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+}
+
+export function splitDocuments(text: string): DocumentSpans | undefined {
   const starts: number[] = [0];
   MARKER_LINE.lastIndex = 0;
   for (let m = MARKER_LINE.exec(text); m !== null; m = MARKER_LINE.exec(text)) {
@@ -34,14 +67,15 @@ export function splitDocuments(text: string): DocumentSpan[] | undefined {
     if (marker === '...') return undefined;
     if (at > 0) starts.push(at);
   }
-  const spans: DocumentSpan[] = [];
+  // Offsets and line numbers are below 2^32: a JS string is at most 2^29 characters.
+  const lines = new Uint32Array(starts.length);
   let line = 1;
   let counted = 0;
   for (let i = 0; i < starts.length; i++) {
     const start = starts[i] ?? 0;
     for (let nl = text.indexOf('\n', counted); nl >= 0 && nl < start; nl = text.indexOf('\n', nl + 1)) line++;
     counted = start;
-    spans.push({ start, end: starts[i + 1] ?? text.length, line });
+    lines[i] = line;
   }
-  return spans;
+  return new DocumentSpans(Uint32Array.from(starts), lines, text.length);
 }

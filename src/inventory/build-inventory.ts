@@ -166,7 +166,11 @@ interface PodAcc {
   name: string;
   labels: Labels;
   fromPod: boolean;
-  addresses: Set<string>;
+  /**
+   * Distinct, in the order first seen. A list, not a Set: one per pod lives until the build's end
+   * (promoted, at 100k pods some 10 MB more than these lists to collect), for one or two addresses.
+   */
+  addresses: string[];
   nodeName?: string;
   obj: KubeObject;
 }
@@ -221,15 +225,15 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
     ctx.skipped.add(podKey(namespaceOf(obj), obj.metadata.name));
     return;
   }
-  const addresses = new Set<string>();
+  const addresses: string[] = [];
   const podIPs = arr(status?.['podIPs']);
   podIPs.forEach((item, i) => {
     const ip = c.address(rec(item)?.['ip'], obj, `status.podIPs[${i}].ip`, describe(obj));
-    if (ip !== undefined) addresses.add(ip);
+    if (ip !== undefined) addDistinct(addresses, ip);
   });
   if (podIPs.length === 0) {
     const ip = c.address(status?.['podIP'], obj, 'status.podIP', describe(obj));
-    if (ip !== undefined) addresses.add(ip);
+    if (ip !== undefined) addDistinct(addresses, ip);
   }
   const namespace = namespaceOf(obj);
   const serviceAccount = str(spec?.['serviceAccountName']) ?? str(spec?.['serviceAccount']);
@@ -250,10 +254,22 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
     name: obj.metadata.name,
     labels,
     fromPod: true,
-    addresses: prev === undefined ? addresses : new Set([...prev.addresses, ...addresses]),
+    addresses: prev === undefined ? addresses.slice() : merged(prev.addresses, addresses),
     ...(nodeName === undefined ? {} : { nodeName }),
     obj,
   });
+}
+
+/** Appends `a` unless the list has it (pods have one or two addresses: a scan is cheaper than a Set). */
+function addDistinct(list: string[], a: string): void {
+  if (!list.includes(a)) list.push(a);
+}
+
+/** `a` then what of `b` is not in it, in order (what a Set of both would iterate). */
+function merged(a: readonly string[], b: readonly string[]): string[] {
+  const out = a.slice();
+  for (const x of b) addDistinct(out, x);
+  return out;
 }
 
 function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: ReadonlyMap<string, string>): void {
@@ -272,7 +288,7 @@ function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: Read
   if (ctx.skipped.has(key)) return;
   const prev = pods.get(key);
   if (prev !== undefined) {
-    for (const a of addresses) prev.addresses.add(a);
+    for (const a of addresses) addDistinct(prev.addresses, a);
     return;
   }
   const identity = arr(rec(status?.['identity'])?.['labels']).filter((v): v is string => typeof v === 'string');
@@ -284,7 +300,7 @@ function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: Read
   // status.networking.node is the hosting node's IP.
   const nodeIP = c.address(networking?.['node'], obj, 'status.networking.node', describe(obj));
   const nodeName = nodeIP === undefined ? undefined : nodeByAddress.get(nodeIP);
-  pods.set(key, { namespace, name: obj.metadata.name, labels, fromPod: false, addresses, ...(nodeName === undefined ? {} : { nodeName }), obj });
+  pods.set(key, { namespace, name: obj.metadata.name, labels, fromPod: false, addresses: [...addresses], ...(nodeName === undefined ? {} : { nodeName }), obj });
 }
 
 function apiServerFromEndpoints(c: Collector, obj: KubeObject, out: Set<string>): void {
