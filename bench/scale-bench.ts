@@ -243,6 +243,14 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     out['firstApplyCheckMs'] = Number(ds?.['check'] ?? NaN);
     out['elements'] = Number(first.line['elements']);
     out['rules'] = Number(first.line['rules']);
+    // Where the start time goes (from the agent's own log): when the pod list was asked for, when the first
+    // apply began (its durationMs counts from there), nft's part of it, and what follows nft inside the apply
+    // (the drift hash read back after a full replace, under the nft lock) before "ruleset applied".
+    const podsAsked = tap.seen.find((l) => l.line.msg === 'kubernetes source: a policy needs pod addresses; watching pods');
+    out['startPodsAskedMs'] = podsAsked === undefined ? NaN : podsAsked.at - t0;
+    out['startApplyBeganMs'] = first.at - t0 - out['firstApplyMs'];
+    out['startApplyModelMs'] = Number(ds?.['total'] ?? NaN);
+    out['startAfterNftMs'] = out['firstApplyMs'] - out['startApplyModelMs'];
     await sleep(500);
     gcNow();
     const mem = process.memoryUsage();
@@ -448,6 +456,8 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ...kinds.map((k): [string, (r: SizeResult) => string] => [`  of which user / system: ${k}  p50`, (r) => `${fmt(r[`${k}CpuUserP50Ms`], 1)} / ${fmt(r[`${k}CpuSysP50Ms`], 1)} ms`]),
     ['burst: 20 pod IP changes 10 ms apart, last -> kernel', (r) => `${fmt(r['burstLastToKernelMs'])} ms (${fmt(r['burstPasses'])} passes)`],
     ['start -> enforced (no cache)', (r) => `${fmt(r['startToEnforcedMs'])} ms (CPU ${fmt(r['startCpuMs'])} ms)`],
+    ['  start: pod list asked / first apply begins (ms after start)', (r) => `${fmt(r['startPodsAskedMs'])} / ${fmt(r['startApplyBeganMs'])} ms`],
+    ['  start: first apply = applyModel + rest (nft lock wait, drift hash read-back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
     ['RSS after first model', (r) => `${fmt(r['rssMB'])} MB`],
     ['ruleset: rules / set elements', (r) => `${fmt(r['rules'])} / ${fmt(r['elements'])}`],
