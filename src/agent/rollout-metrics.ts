@@ -75,26 +75,21 @@ export class RolloutMetrics {
         this.set(self.#status?.pause === undefined ? 0 : 1);
       },
     });
-    new Gauge({
-      name: 'nodewall_pause_start_timestamp_seconds', help: 'Unix time the pause in force started; absent when not paused. Label: the mode suspended meanwhile.',
-      labelNames: ['suspended_mode'], registers,
-      collect() {
-        this.reset();
-        const p = self.#status?.pause;
-        const t = p === undefined ? undefined : epochSeconds(p.pausedAt);
-        if (p !== undefined && t !== undefined) this.set({ suspended_mode: p.suspendedMode }, t);
-      },
-    });
-    new Gauge({
-      name: 'nodewall_pause_end_timestamp_seconds', help: 'Unix time the pause in force ends (enforcement comes back by itself); absent when not paused. Label: the mode suspended meanwhile.',
-      labelNames: ['suspended_mode'], registers,
-      collect() {
-        this.reset();
-        const p = self.#status?.pause;
-        const t = p === undefined ? undefined : epochSeconds(p.until);
-        if (p !== undefined && t !== undefined) this.set({ suspended_mode: p.suspendedMode }, t);
-      },
-    });
+    // The pause's start and end, each a timestamp labelled with the mode suspended meanwhile; absent when not paused.
+    const pauseTime = (name: string, help: string, at: (p: NonNullable<AgentStatus['pause']>) => string): void => {
+      new Gauge({
+        name, help: `${help}; absent when not paused. Label: the mode suspended meanwhile.`,
+        labelNames: ['suspended_mode'], registers,
+        collect() {
+          this.reset();
+          const p = self.#status?.pause;
+          const t = p === undefined ? undefined : epochSeconds(at(p));
+          if (p !== undefined && t !== undefined) this.set({ suspended_mode: p.suspendedMode }, t);
+        },
+      });
+    };
+    pauseTime('nodewall_pause_start_timestamp_seconds', 'Unix time the pause in force started', (p) => p.pausedAt);
+    pauseTime('nodewall_pause_end_timestamp_seconds', 'Unix time the pause in force ends (enforcement comes back by itself)', (p) => p.until);
     this.#rollbacks = new Counter({
       name: 'nodewall_rollbacks_total', help: 'Changes rolled back by the agent, by cause (probe: a rollout probe broke after the change; confirm_deadline: not confirmed by its commit-confirm deadline).',
       labelNames: ['cause'], registers,
