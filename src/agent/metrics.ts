@@ -120,22 +120,17 @@ export class PromMetrics implements AgentMetrics {
     const self = this;
     // Labelled (source="kubernetes") so that a node without that source has no series at all, not a 0 that
     // would read as "disconnected".
-    new Gauge({
-      name: 'nodewall_kubernetes_connected', help: '1 while every watch of the Kubernetes API source is established; 0 otherwise; absent without that source.',
-      labelNames: ['source'], registers,
-      collect() {
-        this.reset();
-        if (self.#kube !== undefined) this.set({ source: 'kubernetes' }, self.#kube.connected ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'nodewall_kubernetes_stale', help: '1 while the policies in force come from the disk cache of the Kubernetes source, not from the API.',
-      labelNames: ['source'], registers,
-      collect() {
-        this.reset();
-        if (self.#kube !== undefined) this.set({ source: 'kubernetes' }, self.#kube.stale ? 1 : 0);
-      },
-    });
+    const kubeFlag = (name: string, help: string, flag: 'connected' | 'stale'): void => {
+      new Gauge({
+        name, help, labelNames: ['source'], registers,
+        collect() {
+          this.reset();
+          if (self.#kube !== undefined) this.set({ source: 'kubernetes' }, self.#kube[flag] ? 1 : 0);
+        },
+      });
+    };
+    kubeFlag('nodewall_kubernetes_connected', '1 while every watch of the Kubernetes API source is established; 0 otherwise; absent without that source.', 'connected');
+    kubeFlag('nodewall_kubernetes_stale', '1 while the policies in force come from the disk cache of the Kubernetes source, not from the API.', 'stale');
     new Gauge({
       name: 'nodewall_drift_monitor_children', help: 'nft monitor children running for instant drift repair (0: disabled or all down; the periodic check still runs).', registers,
       collect() {
