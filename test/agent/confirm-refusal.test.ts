@@ -5,16 +5,11 @@ import test from 'ava';
 import type { PolicyDocument } from '../../src/api/types.js';
 import { newPending } from '../../src/agent/commit-confirm.js';
 import { confirmRefuser, confirmRefusalsInForce, inputRefusal, planConfirmRefusal, refuseUnconfirmed } from '../../src/agent/confirm-refusal.js';
-import type { GoodEntry } from '../../src/agent/last-good.js';
 import type { Desired } from '../../src/agent/reconcile.js';
 import { RefusedChanges } from '../../src/agent/refused-changes.js';
 import * as b from '../helpers/model-builders.js';
+import { goodEntry as good, policyDoc as doc } from './fixtures.js';
 
-function doc(name: string, hash: string): PolicyDocument {
-  const pos = { file: `/p/${name}.yaml`, line: 1, col: 1 };
-  return { kind: 'CiliumClusterwideNetworkPolicy', name, rules: [], pos, locate: () => pos, hash };
-}
-const good = (d: PolicyDocument): GoodEntry => ({ key: d.name, file: d.pos.file, textHash: 't', doc: d });
 const world = b.identity('world', ['0.0.0.0/0'], ['::/0'], { kind: 'entity' });
 const before = b.model({ sets: [world], ingress: b.enforced([b.allow('world', [b.tcp(22)], 'spec.ingress[0]', 'ssh')]) });
 const after = b.model({ sets: [world], ingress: b.enforced([b.allow('world', [b.tcp(2222)], 'spec.ingress[0]', 'ssh')]) });

@@ -1,5 +1,7 @@
 // Hand-built models and sockets for the agent's unit tests.
 
+import type { PolicyDocument } from '../../src/api/types.js';
+import type { GoodEntry } from '../../src/agent/last-good.js';
 import type { DirectionPolicy, HostModel, IdentitySet } from '../../src/policy/model.js';
 import type { ProcSocket } from '../../src/agent/proc-net.js';
 import { noFailsafes } from '../../src/policy/failsafe.js';
@@ -41,3 +43,12 @@ export function sock(over: Partial<ProcSocket>): ProcSocket {
     ...over,
   };
 }
+
+/** A rule-less CCNP with a given hash (its version), located at line 1 of `/p/<name>.yaml` unless told. */
+export function policyDoc(name: string, hash: string, file = `/p/${name}.yaml`): PolicyDocument {
+  const pos = { file, line: 1, col: 1 };
+  return { kind: 'CiliumClusterwideNetworkPolicy', name, rules: [], pos, locate: () => pos, hash };
+}
+
+/** The last good entry of a document (text hash "t"). */
+export const goodEntry = (d: PolicyDocument): GoodEntry => ({ key: d.name, file: d.pos.file, textHash: 't', doc: d });

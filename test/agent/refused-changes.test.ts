@@ -10,6 +10,7 @@ import type { PolicyDocument } from '../../src/api/types.js';
 import { mergeWithLastGood, keptMessage, type GoodEntry, type Loaded, type LoadedFile } from '../../src/agent/last-good.js';
 import { RefusedChanges, maxRefusals, refusalLine, refusedFileName, refusedMaxBytes } from '../../src/agent/refused-changes.js';
 import { restoreLastGood } from '../../src/agent/rollback.js';
+import { policyDoc as doc } from './fixtures.js';
 
 async function tmp(t: { teardown: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nwt-refused-'));
@@ -108,10 +109,6 @@ test('store: a huge file and a FIFO are refused without reading them whole or bl
 
 // --- the merge ---------------------------------------------------------------------------------------------
 
-function doc(name: string, hash: string): PolicyDocument {
-  const pos = { file: `/p/${name}.yaml`, line: 1, col: 1 };
-  return { kind: 'CiliumClusterwideNetworkPolicy', name, rules: [], pos, locate: () => pos, hash };
-}
 const build = (load: Loaded) => ({ policies: load.policies, valid: load.policies, problems: load.problems });
 const file = (d: PolicyDocument): LoadedFile => ({ file: d.pos.file, textHash: `t-${d.hash}`, load: { policies: [d], objects: [], problems: [] } });
 const good = (d: PolicyDocument): GoodEntry => ({ key: d.name, file: d.pos.file, textHash: `t-${d.hash}`, doc: d });
