@@ -2,7 +2,7 @@
 // and not applied again until the input changes, a confirmed change stays, and an agent restarted (with its
 // watchdog killed too) while a change is pending still rolls it back.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPending } from '../../src/agent/commit-confirm.js';
@@ -46,6 +46,18 @@ async function killAgentAndWatchdog(agent: AgentProcess, watchdogPid: number | u
     if (Date.now() > end) throw new Error(`watchdog pid ${watchdogPid} still alive 30 s after SIGKILL`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** An agent (manual confirm, 30 s) started on policy p allowing port 22, its first change confirmed. */
+async function startConfirmed(t: ExecutionContext, lab: Lab) {
+  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
+  const file = join(dirs.policies, 'p.yaml');
+  await writeFile(file, policyYaml('p', [22]));
+  const agent = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
+  await agent.waitFor(onProbation, 30_000, 0, 'first change on probation');
+  t.is((await confirm(lab, dirs)).code, 0);
+  await agent.waitFor(confirmed, 30_000, 0, 'confirmed');
+  return { dirs, file, agent };
 }
 
 async function pendingRecord(dirs: AgentDirs) {
@@ -114,13 +126,7 @@ test('manual confirm: an unconfirmed change is rolled back and not retried; a co
 
 test('an agent restarted while its change is pending (watchdog killed too) still rolls it back', async (t) => {
   const lab = await Lab.create(t, 'acc-rst');
-  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
-  const file = join(dirs.policies, 'p.yaml');
-  await writeFile(file, policyYaml('p', [22]));
-  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
-  await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
-  t.is((await confirm(lab, dirs)).code, 0);
-  await first.waitFor(confirmed, 30_000, 0, 'confirmed');
+  const { dirs, file, agent: first } = await startConfirmed(t, lab);
 
   // Long enough that both die before the deadline on a busy machine (else the watchdog rolls back, not the agent).
   await changeOnProbation(first, dirs, file, 20, [2222]);
@@ -148,13 +154,7 @@ async function writeConfigSeconds(dirs: AgentDirs, seconds: number): Promise<voi
 
 test('after a reboot an unconfirmed change is rolled back at once, never adopted, even long before its deadline', async (t) => {
   const lab = await Lab.create(t, 'acc-boot');
-  const dirs = await agentDirs(t, { mode: 'enforce', rollout: { confirm: 'manual', confirmSeconds: 30 } });
-  const file = join(dirs.policies, 'p.yaml');
-  await writeFile(file, policyYaml('p', [22]));
-  const first = AgentProcess.start(t, lab.nodeNs, ['--config', dirs.config]);
-  await first.waitFor(onProbation, 30_000, 0, 'first change on probation');
-  t.is((await confirm(lab, dirs)).code, 0);
-  await first.waitFor(confirmed, 30_000, 0, 'confirmed');
+  const { dirs, file, agent: first } = await startConfirmed(t, lab);
   await changeOnProbation(first, dirs, file, 3600, [2222]);
   const rec = await pendingRecord(dirs);
   await killAgentAndWatchdog(first, rec.watchdogPid);
