@@ -614,8 +614,7 @@ export class Agent {
   /** Drift check in enforce/audit; new connections in dry-run; new records in audit. */
   async #tick(): Promise<void> {
     if (this.#driftBusy || this.#stopping) return;
-    this.#driftBusy = true;
-    try {
+    await this.#driftExclusive('periodic check failed', async () => {
       // While a pass runs (a slow or big input), drift is still repaired from the last applied ruleset.
       if (this.#running !== undefined) {
         await this.#repairDrift();
@@ -640,12 +639,20 @@ export class Agent {
       if (recordsDrops(this.#pause.modeFor(cfg.mode), dropRecordsOf(cfg)) && this.#appliedModel !== undefined) {
         await this.#drops.tick({ nftPath: cfg.nft.path, table: cfg.nft.table, model: this.#appliedModel, log, evaluate });
       } else if (this.#pause.paused) this.#drops.paused(log);
+    });
+  }
+
+  /** Runs a drift-side check as the only one (#driftBusy); a monitor event queued meanwhile gets its own after. */
+  async #driftExclusive(failed: string, work: () => Promise<void>): Promise<void> {
+    this.#driftBusy = true;
+    try {
+      await work();
     } catch (err) {
-      this.#log.error({ err }, 'periodic check failed');
+      this.#log.error({ err }, failed);
     } finally {
       this.#driftBusy = false;
-      this.#runQueuedMonitorEvent();
     }
+    this.#runQueuedMonitorEvent();
   }
 
   /** A monitor event that arrived while a check ran still gets its own check. */
@@ -682,16 +689,10 @@ export class Agent {
       this.#monitorPending = true;
       return;
     }
-    this.#driftBusy = true;
-    try {
+    await this.#driftExclusive('drift check after a monitor event failed', async () => {
       this.#log.debug({ reason }, 'drift monitor: table event, checking');
       await this.#repairDrift('monitor');
-    } catch (err) {
-      this.#log.error({ err }, 'drift check after a monitor event failed');
-    } finally {
-      this.#driftBusy = false;
-    }
-    this.#runQueuedMonitorEvent();
+    });
   }
 
   /** The metrics endpoint bound or failed, a monitor child restarted: `nodewall status` shows it (after the restart's spawn). */
