@@ -21,7 +21,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { arrayOf, field, literal, loadStateFile, obj, str, type Check, type StateFileError } from '../inventory/state-files.js';
-import { writeJsonAtomic } from './status-file.js';
+import { refusalStatusCheck, writeJsonAtomic } from './status-file.js';
 
 export interface RefusedVersion {
   /** Policy key (last-good.ts policyKey: name, or namespace/name). */
@@ -54,17 +54,8 @@ interface StoredRefusals {
 }
 
 const refusalCheck: Check<Refusal> = (v, path) => {
-  const o = obj(v, path);
-  return {
-    policies: field(o, 'policies', arrayOf((p, pp) => {
-      const e = obj(p, pp);
-      return { policy: field(e, 'policy', str, pp), version: field(e, 'version', str, pp) };
-    }), path),
-    inputHash: field(o, 'inputHash', str, path),
-    by: field(o, 'by', str, path),
-    reason: field(o, 'reason', str, path),
-    at: field(o, 'at', str, path),
-  };
+  const { policies, by, reason, at } = refusalStatusCheck(v, path);
+  return { policies, inputHash: field(obj(v, path), 'inputHash', str, path), by, reason, at };
 };
 
 export function checkRefusals(v: unknown): StoredRefusals {

@@ -181,6 +181,20 @@ const kubeCheck: Check<KubernetesSourceStatus> = (v, path) => {
   return o as unknown as KubernetesSourceStatus;
 };
 
+/** A refusal as status.json shows it; refused-changes.ts checks its stored records with it too (plus inputHash). */
+export const refusalStatusCheck: Check<RefusalStatus> = (v, path) => {
+  const o = obj(v, path);
+  return {
+    policies: field(o, 'policies', arrayOf((p, pp) => {
+      const e = obj(p, pp);
+      return { policy: field(e, 'policy', str, pp), version: field(e, 'version', str, pp) };
+    }), path),
+    by: field(o, 'by', str, path),
+    reason: field(o, 'reason', str, path),
+    at: field(o, 'at', str, path),
+  };
+};
+
 /** Shape check of a parsed status file (throws ShapeError naming the field). */
 export function checkStatus(v: unknown): StatusFile {
   const o = obj(v, '');
@@ -224,19 +238,7 @@ export function checkStatus(v: unknown): StatusFile {
   optional(o, 'waitingForKubernetes', bool, '');
   optional(o, 'pause', pauseStatusCheck, '');
   optional(o, 'staged', arrayOf(str), '');
-  optional(o, 'refused', arrayOf((r, path) => {
-    const e = obj(r, path);
-    field(e, 'policies', arrayOf((p, pp) => {
-      const x = obj(p, pp);
-      field(x, 'policy', str, pp);
-      field(x, 'version', str, pp);
-      return x;
-    }), path);
-    field(e, 'by', str, path);
-    field(e, 'reason', str, path);
-    field(e, 'at', str, path);
-    return e;
-  }), '');
+  optional(o, 'refused', arrayOf(refusalStatusCheck), '');
   optional(o, 'driftMonitor', driftMonitorCheck, '');
   optional(o, 'metrics', metricsEndpointCheck, '');
   return o as unknown as AgentStatus;
