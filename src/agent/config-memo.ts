@@ -8,8 +8,7 @@
 
 import type { ConfigOverrides } from '../inventory/config.js';
 import { readConfigText } from '../inventory/config.js';
-import { parseAgentConfig, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
-import { sha256 } from '../inventory/read-manifest-files.js';
+import { agentConfigOf, readAgentConfig, withOverrides, type AgentConfig } from './read-config.js';
 
 export class ConfigMemo {
   #parsed: { readonly file: string; readonly text: string; readonly config: AgentConfig } | undefined;
@@ -24,7 +23,7 @@ export class ConfigMemo {
     const hit = this.#parsed;
     if (hit !== undefined && hit.file === file && hit.text === text) return hit.config;
     this.parses++;
-    const config: AgentConfig = { ...parseAgentConfig(text, file), file, text, hash: sha256(text) };
+    const config = agentConfigOf(file, text);
     this.#parsed = { file, text, config };
     return config;
   }

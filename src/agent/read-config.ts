@@ -32,7 +32,11 @@ export function parseAgentConfig(text: string, file: string): { config: Nodewall
 
 export async function readAgentConfig(file: string | undefined): Promise<AgentConfig> {
   if (file === undefined) return { config: defaultConfig, agent: defaultAgentSettings, text: '', hash: sha256('') };
-  const text = (await readConfigText(file)) ?? '';
+  return agentConfigOf(file, (await readConfigText(file)) ?? '');
+}
+
+/** The AgentConfig of a config file's text (parsed; throws InputError). */
+export function agentConfigOf(file: string, text: string): AgentConfig {
   return { ...parseAgentConfig(text, file), file, text, hash: sha256(text) };
 }
 
