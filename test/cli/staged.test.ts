@@ -57,5 +57,7 @@ test('an unknown stage value fails validate at the annotation', async (t) => {
   t.is(v.code, 1);
   t.true(v.stdout.includes(`${f}:16:5: error: policy staged-deny: metadata.annotations["nodewall.io/stage"]: unknown stage "Audit"`));
   const r = await runCli(['render', '--source', f, '--node', 'n1']);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /not rendering: fix the errors above/);
   t.is(r.stdout, '', 'no partial ruleset');
 });

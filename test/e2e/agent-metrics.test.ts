@@ -85,7 +85,7 @@ test('/metrics serves the Prometheus text format and rule counters move with rea
   t.is(typeof sampleValue(first, 'nodewall_rule_packets_total', ssh), 'number', 'a series per policy rule');
 
   // Real packets: an allowed connection (SYN hits the policy rule) and a denied one (default deny).
-  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 22 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'deny');
   const after = await waitMetrics(lab, (f) => (sampleValue(f, 'nodewall_rule_packets_total', ssh) ?? 0) > before.ok
     && (sampleValue(f, 'nodewall_rule_packets_total', defaultDeny) ?? 0) > before.deny, 'counters after packets');
@@ -160,11 +160,11 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   let mark = agent.lines.length;
   await atomicWrite(file, policyYaml('ssh', [22, 8080]));
   await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 30_000, mark, 'apply after change');
-  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }, 'allow'), 'allow');
   const beforeWeb = agent.lines.length;
   await writeFile(join(dirs.policies, 'web.yaml'), policyYaml('web', [9090]));
   await agent.waitFor((l) => l.msg === 'ruleset applied' && l['trigger'] === 'watch', 30_000, beforeWeb, 'apply of a new policy');
-  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 9090 }, 'allow'), 'allow');
 
   // 2. Someone flushes the whole ruleset: the monitor sees it and the table is back.
   const ownApplies = agent.lines.length;
@@ -173,7 +173,7 @@ test('nft monitor repairs a flushed ruleset at once; own applies trigger no repa
   t.deepEqual(agent.find(driftSeen, mark).slice(1), [], 'exactly one drift: the flush (own applies are not drift)');
   t.is(agent.find(driftSeen, mark).length, 1);
   t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 7070 }), 'deny');
-  t.is(await lab.probe({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }), 'allow');
+  t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 8080 }, 'allow'), 'allow');
 
   // 2b. A `systemctl reload nftables` style load: one transaction that flushes everything and loads another
   //     table. Repaired too, and the other table stays as loaded.

@@ -25,9 +25,12 @@ function lockApi(port?: number): JsonObject {
   };
 }
 
-/** A TCP connect from the node namespace (the forwarder already listens there, so not lab.probe). */
+/**
+ * A TCP connect from the node namespace (the forwarder already listens there, so not lab.probe). Every use
+ * expects it to connect: the bound is generous for a busy machine (15 s, under lab.exec's 20 s kill).
+ */
 async function reachable(lab: Lab, port: number): Promise<boolean> {
-  const script = `const s=require('node:net').connect(${port},'${apiAddress}');const t=setTimeout(()=>{console.log('timeout');process.exit(0)},3000);`
+  const script = `const s=require('node:net').connect(${port},'${apiAddress}');const t=setTimeout(()=>{console.log('timeout');process.exit(0)},15000);`
     + `s.on('connect',()=>{console.log('connected');s.destroy();clearTimeout(t)});s.on('error',(e)=>{console.log(e.code);clearTimeout(t)});`;
   return (await lab.exec('node', process.execPath, ['-e', script])).trim() === 'connected';
 }

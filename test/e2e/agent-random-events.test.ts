@@ -22,7 +22,7 @@ import { FakeApiServer, type JsonObject, type ResourceName } from '../helpers/fa
 import { apiServerSlice, ciliumEndpoint, ciliumNode, namespace, node, podPeerPolicy, sshPolicy } from '../helpers/fake-apiserver-cluster.js';
 import { AgentProcess, isApplied, kubernetesAgentDirs, type LogLine } from './agent-harness.js';
 import { Lab, nodeV4, nodeV6, type Probe } from './lab.js';
-import { canonTable } from './table-canon.js';
+import { canonReference, canonTable } from './table-canon.js';
 
 const table = 'nodewall';
 const refTable = 'nwref';
@@ -274,16 +274,11 @@ async function compareWithFreshRender(t: ExecutionContext, lab: Lab, configFile:
   const errors = state.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) throw new Error(`${what}: generated input has errors: ${errors.map((p) => p.message).join('; ')}`);
   const built = await canonTable(lab.nodeNs, table);
-  await lab.load(renderPlan(state.model, { table: refTable, mode: 'enforce', dropRecords: dropRecordsOf(state.config) }).script);
-  try {
-    const fresh = await canonTable(lab.nodeNs, refTable);
-    // Apart, so that a failure shows the part that differs (the structure marker's name covers the table name).
-    t.deepEqual(built.sets, fresh.sets, `${what}: sets and their elements`);
-    t.deepEqual(built.chains, fresh.chains, `${what}: chains`);
-    t.deepEqual(built.rules, fresh.rules, `${what}: rules`);
-  } finally {
-    await lab.nft(['delete', 'table', 'inet', refTable]);
-  }
+  const fresh = await canonReference(lab, renderPlan(state.model, { table: refTable, mode: 'enforce', dropRecords: dropRecordsOf(state.config) }).script, refTable);
+  // Apart, so that a failure shows the part that differs (the structure marker's name covers the table name).
+  t.deepEqual(built.sets, fresh.sets, `${what}: sets and their elements`);
+  t.deepEqual(built.chains, fresh.chains, `${what}: chains`);
+  t.deepEqual(built.rules, fresh.rules, `${what}: rules`);
   return state;
 }
 

@@ -18,7 +18,7 @@ import { evaluate } from '../../src/verdict/evaluate.js';
 import { buildCaseState, flowLabel, loadConformanceCases, runCaseOn, type ConformanceCase } from '../helpers/conformance.js';
 import * as b from '../helpers/model-builders.js';
 import { Lab, mapLimit, nftPath, unsendableReason, type Probe } from './lab.js';
-import { canonTable } from './table-canon.js';
+import { canonReference, canonTable } from './table-canon.js';
 
 const table = 'nodewall';
 
@@ -143,9 +143,7 @@ for (const [file, fileCases] of byFile) {
       // The table the deltas built is the one a full load of this model builds.
       const built = await canonTable(lab.nodeNs, table);
       const ref = `${table}_ref`;
-      await lab.load(renderPlan(state.model, { table: ref, mode: 'enforce' }).script);
-      const fresh = await canonTable(lab.nodeNs, ref);
-      await lab.nft(['delete', 'table', 'inet', ref]);
+      const fresh = await canonReference(lab, renderPlan(state.model, { table: ref, mode: 'enforce' }).script, ref);
       t.is(built.marker, r.structureHash);
       t.deepEqual({ ...built, marker: null }, { ...fresh, marker: null }, `${c.file}:${c.line} case "${c.name}" after a ${r.kind}`);
     }

@@ -15,7 +15,7 @@ import { renderPlan } from '../../src/nft/render.js';
 import type { HostModel } from '../../src/policy/model.js';
 import * as b from '../helpers/model-builders.js';
 import { Lab, nftPath, type Probe } from './lab.js';
-import { canonTable } from './table-canon.js';
+import { canonReference, canonTable } from './table-canon.js';
 
 const table = 'nodewall';
 const last = '203.0.113.77';
@@ -115,9 +115,7 @@ test('cold start in bounded transactions: no hooked chain before every set is wh
   // The staged table is the one a single transaction would have built.
   const built = await canonTable(lab.nodeNs, table);
   t.is(built.marker, r.structureHash);
-  await lab.load(renderPlan(model, { table: 'nwref', mode: 'enforce' }).script);
-  const ref = await canonTable(lab.nodeNs, 'nwref');
-  await lab.nft(['delete', 'table', 'inet', 'nwref']);
+  const ref = await canonReference(lab, renderPlan(model, { table: 'nwref', mode: 'enforce' }).script, 'nwref');
   t.deepEqual({ ...built, marker: null }, { ...ref, marker: null });
   // Enforcing now: the small policy's peer on another port is denied.
   t.is(await lab.probe({ direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 7009 }), 'deny');

@@ -51,7 +51,7 @@ test('default deny, an explicit deny and a datapath drop show up in `nodewall dr
     { kind: 'datapath', probe: { direction: 'ingress', peer: '2001:db8::5', proto: 'icmpv6', icmpType: 139 } },
   ] as const;
   for (const p of probes) t.is(await lab.probeSure(p.probe, 'deny'), 'deny', `${p.kind} probe is dropped`);
-  t.is(await lab.probe({ direction: 'ingress', peer: '203.0.113.5', proto: 'tcp', port: 22 }), 'allow', 'allowed traffic passes');
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.5', proto: 'tcp', port: 22 }, 'allow'), 'allow', 'allowed traffic passes');
 
   // The agent logs the explicit deny as a verdict line naming the policy and rule.
   const line = await agent.waitFor((l) => l['kind'] === 'drop' && l['peer'] === '198.51.100.66', 60_000, 0, 'drop verdict line');
@@ -116,7 +116,7 @@ test('a flood of 100k distinct denied peers fills the record set to its bound an
   t.true(flood.every((r) => r.decidedBy === 'default-deny' && r.port === 8080));
 
   // Recording stopped, filtering did not: allowed flows pass (held and new), denied ones are still dropped.
-  t.true(await lab.echo(held), 'an established allowed connection still passes');
+  t.true(await lab.echo(held, 10_000), 'an established allowed connection still passes');
   t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.9', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probeSure({ direction: 'ingress', peer: '2001:db8::1:77', proto: 'tcp', port: 22 }, 'allow'), 'allow');
   t.is(await lab.probeSure({ direction: 'ingress', peer: '2001:db8::1:78', proto: 'tcp', port: 8080 }, 'deny'), 'deny');

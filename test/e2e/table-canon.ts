@@ -4,7 +4,7 @@
 // record sets (kernel-written, like counters); rule order within a chain kept.
 
 import { parseNftJson, runNft } from '../../src/nft/nft-exec.js';
-import { nftPath } from './lab.js';
+import { nftPath, type Lab } from './lab.js';
 
 export interface CanonTable {
   /** The structure hash its marker set carries (it covers the table name, so it is compared apart). */
@@ -55,6 +55,19 @@ export async function canonTable(netns: string, table: string): Promise<CanonTab
     }
   }
   return { marker, sets: sets.sort(), chains: chains.sort(), rules };
+}
+
+/**
+ * The canonical form of the table a full load of `script` builds: `script` (a render into `refTable`) is
+ * loaded into the lab's node namespace, read back, and the reference table deleted again whatever happens.
+ */
+export async function canonReference(lab: Lab, script: string, refTable: string): Promise<CanonTable> {
+  await lab.load(script);
+  try {
+    return await canonTable(lab.nodeNs, refTable);
+  } finally {
+    await lab.nft(['delete', 'table', 'inet', refTable]);
+  }
 }
 
 /**

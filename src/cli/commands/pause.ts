@@ -58,6 +58,12 @@ async function waitStatus(stateDir: string, seconds: number, done: (s: AgentStat
   }
 }
 
+/** Remove the pause request `id` if it is still the one in force (another `pause` may have replaced it). */
+async function withdrawIfOurs(stateDir: string, id: string): Promise<void> {
+  const cur = await readPause(stateDir, Date.now());
+  if (cur.kind === 'active' && cur.record.id === id) await removePause(stateDir);
+}
+
 const common = (y: Argv) =>
   y
     .option('config', { type: 'string', describe: 'config file (for stateDir)' })
@@ -103,9 +109,8 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
     await writePause(stateDir, rec);
     const confirmed = await waitStatus(stateDir, argv.waitSeconds, (s) => s.pause?.id === rec.id);
     if (!confirmed) {
-      // Never leave a pause behind that nobody saw start: withdraw it (if it is still ours).
-      const cur = await readPause(stateDir, Date.now());
-      if (cur.kind === 'active' && cur.record.id === rec.id) await removePause(stateDir);
+      // Never leave a pause behind that nobody saw start.
+      await withdrawIfOurs(stateDir, rec.id);
       throw new PauseRefusedError(`the agent did not confirm the pause within ${argv.waitSeconds}s: pause withdrawn, enforcement stays (check \`nodewall status\` and the agent's log)`);
     }
     // Backstop for an agent that dies during the pause and is not restarted (pause-watchdog.ts). A pause
@@ -113,8 +118,7 @@ export const pauseCommand: CommandModule<object, PauseArgs> = {
     try {
       await startDetached({ what: 'the pause watchdog', args: watchdogArgs({ stateDir, nftPath: config.nft.path, table: config.nft.table, id: rec.id, config: config.file }), waitMs: 15_000 });
     } catch (err) {
-      const cur = await readPause(stateDir, Date.now());
-      if (cur.kind === 'active' && cur.record.id === rec.id) await removePause(stateDir);
+      await withdrawIfOurs(stateDir, rec.id);
       throw new PauseRefusedError(`${err instanceof Error ? err.message : String(err)}: pause withdrawn, enforcement is back`, { cause: err });
     }
     process.stdout.write(
