@@ -153,11 +153,18 @@ export const pauseWatchdogCommand: CommandModule<object, WatchdogArgs> = {
       .option('table', { type: 'string', demandOption: true })
       .option('id', { type: 'string', demandOption: true }) as unknown as Argv<WatchdogArgs>,
   handler: async (argv) => {
+    // No terminal, no session leader to follow: a hangup or ^C of the starter's terminal is not ours.
+    process.on('SIGHUP', () => undefined);
+    process.on('SIGINT', () => undefined);
     // The config is read again at the end: the mode to re-arm is the one configured then.
     const outcome = await runWatchdog({
       stateDir: argv.stateDir, nftPath: argv.nftPath, table: argv.table, id: argv.id, configMode: async () => (await loadConfig(argv.config)).mode,
       maxWaitMs: maxPauseMs + 60_000,
-    }, (pid) => process.stdout.write(`armed ${pid}\n`));
+    }, (pid) => {
+      process.stdout.write(`armed ${pid}\n`);
+      // Nothing holds the starter's pipe open: it may exit or be killed at once.
+      process.stdout.end();
+    });
     process.exitCode = outcome === 'rearmed' || outcome === 'agent-running' || outcome === 'replaced' || outcome === 'not-audit' ? exitCodes.ok : exitCodes.failure;
   },
 };
