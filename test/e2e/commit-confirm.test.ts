@@ -50,8 +50,9 @@ async function tableHash(lab: Lab): Promise<string | undefined> {
 }
 
 /**
- * A FIFO opened read-write and filled to capacity: a process given it as stdout blocks on its first
- * write, so it cannot end by itself before the test kills it.
+ * A FIFO opened read-write and filled to capacity: a process given it as stdout cannot finish its
+ * first write (the write blocks, or, the open file being non-blocking, stays queued in Node, which does
+ * not exit with a write pending), so it cannot end by itself before the test kills it.
  */
 async function fullPipe(t: ExecutionContext): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'nw-cc-pipe-'));
@@ -144,7 +145,7 @@ test('the rollback happens when apply is SIGKILLed right after loading (its whol
   t.is(first.code, 0, first.stderr);
   const before = await tableHash(lab);
 
-  // Its stdout is a full pipe: after "loaded on probation" it blocks writing its summary, so the kill
+  // Its stdout is a full pipe: after "loaded on probation" it cannot finish writing its summary, so the kill
   // below always lands while it is alive (it would otherwise often exit first on a loaded machine).
   const stdout = await fullPipe(t);
   const child = spawn('ip', ['netns', 'exec', lab.nodeNs, process.execPath, cliPath(), 'apply', '--config', s.config, '--source', s.closed,
