@@ -298,7 +298,7 @@ export class NftLauncher implements NftRunner {
     const p: Pending = { id, nftPath, args, opts, inFile, resolve, reject, pid: undefined, timer: undefined, ackTimer: undefined };
     s.pending = p;
     const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
-    p.timer = setTimeout(() => this.#onTimeout(s, p), timeoutMs);
+    p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
     // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
     // own event loop may have been busy) be read first.
     const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
@@ -398,9 +398,11 @@ export class NftLauncher implements NftRunner {
     else p.reject(r.error);
   }
 
-  #onTimeout(s: Shell, p: Pending): void {
+  async #onTimeout(s: Shell, p: Pending): Promise<void> {
     if (s.pending !== p) return;
-    // Same as a direct spawn: nft is killed (with the launcher's whole group) and the run reported as timed out.
+    // Same as a direct spawn: nft is killed (with the launcher's whole group) and the run reported as timed
+    // out only once it is gone (a direct spawn reports at its exit), so the caller's next nft (a retry, a
+    // full replace) cannot race a killed transaction still committing.
     let stderr = '';
     try {
       stderr = readFileSync(join(s.dir, 'err')).subarray(0, 64 << 10).toString('utf8');
@@ -411,6 +413,7 @@ export class NftLauncher implements NftRunner {
     s.dead = true;
     this.#kill(s);
     this.#forget(s);
+    if (!(await waitGone(p.pid))) this.#opts.log?.warn({ pid: p.pid }, 'nft launcher: the nft that timed out is still not gone 10 s after SIGKILL');
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code: null, signal: 'SIGKILL', stdout: '', stderr, killedFor: 'timeout' });
     p.reject('error' in r ? r.error : new Error('unreachable: a timed-out run settled as success'));
   }
