@@ -212,12 +212,17 @@ export class NftLauncher implements NftRunner {
     return new Promise((resolve, reject) => this.#send(shell, argv, nftPath, args, opts, resolve, reject));
   }
 
-  /** Stop the launcher (its group is killed, its directory removed); later calls spawn directly. */
+  /**
+   * Stop the launcher (its group is killed, its directory removed); later calls spawn directly, and so does
+   * a call in flight (its nft is killed with the group, so it runs again, as when the launcher dies).
+   */
   close(): void {
     this.#closed = true;
     for (const [i, s] of this.#shells.entries()) {
       this.#shells[i] = undefined;
-      if (s !== undefined) this.#kill(s);
+      if (s === undefined) continue;
+      if (s.pending !== undefined) void this.#fallBack(s, s.pending, 'died', 'the launcher was closed');
+      else this.#kill(s);
     }
   }
 

@@ -357,6 +357,21 @@ test('close() kills the launcher and removes its directory', async (t) => {
   t.is(l.stats.direct, 1);
 });
 
+test('close() with a command in flight: its nft is killed and the command runs again directly (it does not wait for the nft timeout)', async (t) => {
+  const l = launcher(t);
+  const dir = scratch(t);
+  const pidFile = join(dir, 'pid');
+  // The first run (the launcher's) hangs; the rerun answers.
+  const nft = program(t, `if [ -e '${pidFile}' ]; then echo rerun; exit 0; fi; echo $$ > '${pidFile}'; exec sleep 1000`);
+  const p = outcome(l.run(nft, ['list', 'tables'], { timeoutMs: 600_000 }));
+  const first = await readPid(pidFile);
+  l.close();
+  const settled = await Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 30_000))]);
+  t.deepEqual(settled, { ok: { stdout: 'rerun\n', stderr: '' } });
+  t.false(alive(first), 'the nft the launcher started is gone');
+  t.is(l.stats.fallbacks, 1);
+});
+
 test('an owner process killed by SIGKILL mid-command leaves no launcher, no nft and no directory behind', async (t) => {
   const dir = scratch(t);
   const pidFile = join(dir, 'nft-pid');
