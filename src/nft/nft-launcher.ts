@@ -212,12 +212,17 @@ export class NftLauncher implements NftRunner {
     return new Promise((resolve, reject) => this.#send(shell, argv, nftPath, args, opts, resolve, reject));
   }
 
-  /** Stop the launcher (its group is killed, its directory removed); later calls spawn directly. */
+  /**
+   * Stop the launcher (its group is killed, its directory removed); later calls spawn directly, and so does
+   * a call in flight (its nft is killed with the group, so it runs again, as when the launcher dies).
+   */
   close(): void {
     this.#closed = true;
     for (const [i, s] of this.#shells.entries()) {
       this.#shells[i] = undefined;
-      if (s !== undefined) this.#kill(s);
+      if (s === undefined) continue;
+      if (s.pending !== undefined) void this.#fallBack(s, s.pending, 'died', 'the launcher was closed');
+      else this.#kill(s);
     }
   }
 
@@ -298,7 +303,7 @@ export class NftLauncher implements NftRunner {
     const p: Pending = { id, nftPath, args, opts, inFile, resolve, reject, pid: undefined, timer: undefined, ackTimer: undefined };
     s.pending = p;
     const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
-    p.timer = setTimeout(() => this.#onTimeout(s, p), timeoutMs);
+    p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
     // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
     // own event loop may have been busy) be read first.
     const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
@@ -398,9 +403,11 @@ export class NftLauncher implements NftRunner {
     else p.reject(r.error);
   }
 
-  #onTimeout(s: Shell, p: Pending): void {
+  async #onTimeout(s: Shell, p: Pending): Promise<void> {
     if (s.pending !== p) return;
-    // Same as a direct spawn: nft is killed (with the launcher's whole group) and the run reported as timed out.
+    // Same as a direct spawn: nft is killed (with the launcher's whole group) and the run reported as timed
+    // out only once it is gone (a direct spawn reports at its exit), so the caller's next nft (a retry, a
+    // full replace) cannot race a killed transaction still committing.
     let stderr = '';
     try {
       stderr = readFileSync(join(s.dir, 'err')).subarray(0, 64 << 10).toString('utf8');
@@ -411,6 +418,7 @@ export class NftLauncher implements NftRunner {
     s.dead = true;
     this.#kill(s);
     this.#forget(s);
+    if (!(await waitGone(p.pid))) this.#opts.log?.warn({ pid: p.pid }, 'nft launcher: the nft that timed out is still not gone 10 s after SIGKILL');
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code: null, signal: 'SIGKILL', stdout: '', stderr, killedFor: 'timeout' });
     p.reject('error' in r ? r.error : new Error('unreachable: a timed-out run settled as success'));
   }

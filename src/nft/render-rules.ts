@@ -14,7 +14,7 @@ import { mergeRanges } from '../policy/resolve-l4.js';
 import { stagedRecordRules } from './render-staged.js';
 import { withDropLogs } from './render-drop-log.js';
 import { failsafeFamily, type FailsafeEntry } from '../policy/failsafe.js';
-import { RenderError, commentText, exclusionSetName, identitySetName, reservedPrefix } from './render-sets.js';
+import { RenderError, commentText, exclusionSetName, identitySetName, recordSetLines, reservedPrefix } from './render-sets.js';
 
 export const chainNames: Record<Direction, string> = { ingress: 'input', egress: 'output' };
 export const auditChainNames: Record<Direction, string> = { ingress: `${reservedPrefix}audit_in`, egress: `${reservedPrefix}audit_out` };
@@ -312,13 +312,5 @@ export function recordRules(
 }
 
 export function renderAuditSet(direction: Direction, family: Family): string[] {
-  return [
-    `\tset ${auditSetName(direction, family)} {`,
-    `\t\ttype ${family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`,
-    `\t\tsize ${auditSetSize}`,
-    '\t\tflags dynamic,timeout',
-    `\t\ttimeout ${auditTimeout}`,
-    `\t\tcomment "nodewall audit records ${direction}"`,
-    '\t}',
-  ];
+  return recordSetLines(auditSetName(direction, family), family, auditSetSize, auditTimeout, `nodewall audit records ${direction}`);
 }

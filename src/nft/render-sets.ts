@@ -167,6 +167,22 @@ export function elementText(cidr: string, family: Family): string {
  * line ends at a newline: all become `'` or `?`, whatever reached the renderer (defence in depth: names and
  * labels are validated long before). Comments are capped at 128 bytes by nft.
  */
+/**
+ * Declaration lines of a dynamic record set (audit and staged records: address . protocol . port, entries
+ * expire); `comment` is already escaped (commentText).
+ */
+export function recordSetLines(name: string, family: Family, size: number, timeout: string, comment: string): string[] {
+  return [
+    `\tset ${name} {`,
+    `\t\ttype ${family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`,
+    `\t\tsize ${size}`,
+    '\t\tflags dynamic,timeout',
+    `\t\ttimeout ${timeout}`,
+    `\t\tcomment "${comment}"`,
+    '\t}',
+  ];
+}
+
 export function commentText(text: string): string {
   const clean = replaceUnprintable(text.replace(/["\\]/g, "'"), '?');
   if (Buffer.byteLength(clean) <= 128) return clean;

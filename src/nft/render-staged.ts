@@ -11,7 +11,7 @@
 import type { Direction } from '../api/types.js';
 import type { Family, HostModel } from '../policy/model.js';
 import { stagedRecordDirections } from '../policy/staged.js';
-import { commentText, reservedPrefix } from './render-sets.js';
+import { commentText, recordSetLines, reservedPrefix } from './render-sets.js';
 
 /** Rule comment prefix (read-kernel treats it as nodewall's own, not a policy's). */
 export const stagedComment = 'nodewall staged record';
@@ -47,15 +47,7 @@ export function stagedSetLines(model: HostModel): string[] {
   const lines: string[] = [];
   for (const direction of dirs) {
     for (const family of ['ipv4', 'ipv6'] as const) {
-      lines.push(
-        `\tset ${stagedSetName(direction, family)} {`,
-        `\t\ttype ${family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`,
-        `\t\tsize ${stagedSetSize}`,
-        '\t\tflags dynamic,timeout',
-        `\t\ttimeout ${stagedTimeout}`,
-        `\t\tcomment "${commentText(`nodewall staged ${direction}: ${names.join(' ')}`)}"`,
-        '\t}',
-      );
+      lines.push(...recordSetLines(stagedSetName(direction, family), family, stagedSetSize, stagedTimeout, commentText(`nodewall staged ${direction}: ${names.join(' ')}`)));
     }
   }
   return lines;

@@ -236,13 +236,13 @@ test('a hung nft is killed at the timeout with the launcher, reported as a direc
   const firstShell = l.pid;
   t.truthy(firstShell);
   const via = await outcome(l.run(hung, ['-f', '-'], { stdin: 'flush ruleset\n', timeoutMs: 1500 }));
+  const nftPid = await readPid(pidFile);
+  t.false(alive(nftPid), 'the hung program is gone when the timeout is reported (a direct spawn reports at its exit)');
   t.true('error' in via && via.error.failure === 'timeout' && via.error.signal === 'SIGKILL');
   if ('error' in via) {
     t.regex(via.error.message, /timed out after 1\.5 s and was killed \(SIGKILL\); an nft transaction is all or nothing/);
     t.is(via.error.message, (await outcome(spawnNft(program(t, "echo 'partial complaint' >&2; exec sleep 1000"), ['-f', '-'], { stdin: 'flush ruleset\n', timeoutMs: 1500 })) as { error: { message: string } }).error.message.replace(/\(\/[^)]*\)/, `(${hung})`));
   }
-  const nftPid = await readPid(pidFile);
-  t.true(await eventually(() => !alive(nftPid)), 'the hung program is gone');
   t.true(await eventually(() => firstShell === undefined || !alive(firstShell)), 'the launcher shell is gone');
   t.deepEqual(await l.run(program(t, 'echo next'), ['list', 'tables']), { stdout: 'next\n', stderr: '' });
   t.is(l.stats.starts, 2);
@@ -355,6 +355,21 @@ test('close() kills the launcher and removes its directory', async (t) => {
   t.false(existsSync(dir));
   t.deepEqual(await l.run(program(t, 'echo after'), []), { stdout: 'after\n', stderr: '' });
   t.is(l.stats.direct, 1);
+});
+
+test('close() with a command in flight: its nft is killed and the command runs again directly (it does not wait for the nft timeout)', async (t) => {
+  const l = launcher(t);
+  const dir = scratch(t);
+  const pidFile = join(dir, 'pid');
+  // The first run (the launcher's) hangs; the rerun answers.
+  const nft = program(t, `if [ -e '${pidFile}' ]; then echo rerun; exit 0; fi; echo $$ > '${pidFile}'; exec sleep 1000`);
+  const p = outcome(l.run(nft, ['list', 'tables'], { timeoutMs: 600_000 }));
+  const first = await readPid(pidFile);
+  l.close();
+  const settled = await Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), 30_000))]);
+  t.deepEqual(settled, { ok: { stdout: 'rerun\n', stderr: '' } });
+  t.false(alive(first), 'the nft the launcher started is gone');
+  t.is(l.stats.fallbacks, 1);
 });
 
 test('an owner process killed by SIGKILL mid-command leaves no launcher, no nft and no directory behind', async (t) => {
