@@ -227,7 +227,14 @@ export class KubeHttp {
           finish(new KubeHttpError(`${what}: an event without a type`));
           return false;
         }
-        onEvent(e.type, e.object);
+        try {
+          onEvent(e.type, e.object);
+        } catch (err) {
+          // Thrown from a stream 'data' listener it would be an uncaught exception (the agent dies);
+          // the watch ends with it instead, and the caller retries as for any other failed watch.
+          finish(new KubeHttpError(`${what}: handling an event failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+          return false;
+        }
         return !finished;
       };
       res.on('data', (chunk: string) => {
