@@ -204,3 +204,13 @@ test('watch: an event handler that throws ends the watch with that error (no unc
   t.regex(String(err?.message), /handler failed/);
   t.true((err as Error & { cause?: unknown }).cause instanceof RangeError);
 });
+
+test('a request the HTTP layer refuses to send (a token with a newline) is an error of the list or watch, never a thrown or unhandled rejection', async (t) => {
+  const ep = await serve(t, (_req, res) => res.end('{}'));
+  const bad: KubeEndpoint = { server: ep.server, requestOptions: async () => ({ headers: { Authorization: 'Bearer a\nb' } }) };
+  const http = new KubeHttp(bad);
+  await t.throwsAsync(http.getJson('/l', {}));
+  const { events, err } = await watchAll(http);
+  t.deepEqual(events, []);
+  t.true(err instanceof KubeHttpError);
+});
