@@ -2,8 +2,6 @@
 // whose name holds a NUL is invalid with a printable error, a Node with an escape in a label is
 // skipped with a warning, and a label named `constructor` selects as any other label. The API
 // here is the loopback fake, which (unlike a real API server) stores whatever it is given.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { formatProblem } from '../../../src/api/problem.js';
@@ -11,18 +9,11 @@ import { readKubernetesOnce } from '../../../src/inventory/sources/kubernetes.js
 import { parseConfig } from '../../../src/inventory/config.js';
 import { buildState } from '../../../src/pipeline.js';
 import { FakeApiServer } from '../../helpers/fake-apiserver.js';
-import { node, seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
+import { node, seededFakeApi } from '../../helpers/fake-apiserver-cluster.js';
 
 /** The loopback fake with the base cluster, a temporary directory, both removed at the end. */
-async function seededApi(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
-  const server = await FakeApiServer.start();
-  const dir = await mkdtemp(join(tmpdir(), 'nw-k8s-hostile-'));
-  t.teardown(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  seedBaseCluster(server);
-  return { server, dir };
+function seededApi(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
+  return seededFakeApi(t, 'nw-k8s-hostile-');
 }
 
 /** node-a's state from one read of the API. */
