@@ -4,14 +4,11 @@
 // flows have been seen) and the best of the later rounds (steady state), in flows per second of CPU
 // time, which a loaded machine disturbs less than wall time.
 import { performance } from 'node:perf_hooks';
-import { loadManifestText } from '../src/api/load-manifests.js';
-import { parseConfig } from '../src/inventory/config.js';
-import { buildState } from '../src/pipeline.js';
 import type { HostModel } from '../src/policy/model.js';
 import { evaluate } from '../src/verdict/evaluate.js';
 import type { Flow } from '../src/verdict/types.js';
 import { benchFlows } from './model-bench.js';
-import { generateCluster, type SyntheticSize } from './synthetic.js';
+import { loadSynthetic, type SyntheticSize } from './synthetic.js';
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -46,11 +43,7 @@ export function evaluateThroughput(model: HostModel, flows: readonly Flow[], rou
 }
 
 export function runEvaluateBench(size: SyntheticSize): Promise<Record<string, number>> {
-  const cluster = generateCluster(size);
-  const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
-  const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
-  const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
-  const state = buildState({ config, load: { policies: policies.policies, objects: objects.objects, problems: [] }, nodeName: cluster.nodeName });
+  const { state } = loadSynthetic(size);
   const model = state.model;
   return Promise.resolve({
     identitySets: Object.keys(model.sets).length,

@@ -6,15 +6,13 @@
 // Run with --expose-gc for exact heap figures (npm run bench does not; see the README).
 
 import { performance } from 'node:perf_hooks';
-import { loadManifestText } from '../src/api/load-manifests.js';
 import type { KubeObject, PolicyDocument } from '../src/api/types.js';
-import { parseConfig } from '../src/inventory/config.js';
 import type { Inventory, PodInfo } from '../src/inventory/types.js';
 import { buildHostModel } from '../src/policy/build-model.js';
 import { IncrementalModel, type ModelEvent } from '../src/policy/incremental-model.js';
 import { inventoryEvents } from '../src/policy/inventory-events.js';
 import { buildState, StateBuilder, type StateInput } from '../src/pipeline.js';
-import { generateCluster, type SyntheticSize } from './synthetic.js';
+import { loadSynthetic, type SyntheticSize } from './synthetic.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -47,11 +45,7 @@ const freeV4 = (i: number): string => `100.66.${(i >> 8) & 255}.${i & 255}`;
 
 async function oneSize(size: SyntheticSize, out: Record<string, number>): Promise<void> {
   const tag = `pods${size.pods}_`;
-  const cluster = generateCluster(size);
-  const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
-  const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
-  const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
-  const state = buildState({ config, load: { policies: policies.policies, objects: objects.objects, problems: [] }, nodeName: cluster.nodeName });
+  const { cluster, objects, policies, config, state } = loadSynthetic(size);
   const inv = state.inventory;
   const valid = [...state.valid];
 

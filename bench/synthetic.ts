@@ -6,6 +6,10 @@
 // + 2001:db8:1::/48. They only ever become set elements; benchmarks send
 // packets only inside their own namespaces, to documentation addresses.
 
+import { loadManifestText } from '../src/api/load-manifests.js';
+import { parseConfig } from '../src/inventory/config.js';
+import { buildState } from '../src/pipeline.js';
+
 export interface SyntheticSize {
   readonly policies: number;
   readonly nodes: number;
@@ -76,4 +80,14 @@ function syntheticPolicy(i: number): string {
     default:
       return `${head}${selector}  ingressDeny:\n  - fromCIDR: [198.19.${i % 256}.0/24]\n  ingress:\n  - icmps:\n    - fields:\n      - type: EchoRequest\n      - type: 128\n        family: IPv6\n`;
   }
+}
+
+/** A synthetic cluster loaded and built as the agent would (enforce mode, the synthetic pod CIDRs). */
+export function loadSynthetic(size: SyntheticSize) {
+  const cluster = generateCluster(size);
+  const objects = loadManifestText(cluster.clusterYaml, 'cluster.yaml');
+  const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
+  const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
+  const state = buildState({ config, load: { policies: policies.policies, objects: objects.objects, problems: [] }, nodeName: cluster.nodeName });
+  return { cluster, objects, policies, config, state };
 }

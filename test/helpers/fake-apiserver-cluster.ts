@@ -2,7 +2,11 @@
 // (including fields the source must drop: managedFields, annotations, status).
 // Addresses follow the conformance base cluster (this node is node-a).
 
-import type { FakeApiServer, JsonObject } from './fake-apiserver.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { FakeApiServer, type JsonObject } from './fake-apiserver.js';
 
 const managedFields = [{ manager: 'kubelet', operation: 'Update', apiVersion: 'v1', time: '2026-01-01T00:00:00Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:status': {} } }];
 
@@ -107,4 +111,16 @@ export function seedBaseCluster(s: FakeApiServer): void {
   s.apply('ciliumnodes', ciliumNode('node-a', '192.0.2.1', '192.0.2.101'));
   s.apply('ciliumnodes', ciliumNode('node-b', '192.0.2.2', '192.0.2.102'));
   s.apply('ciliumnodes', ciliumNode('node-c', '192.0.2.3', '192.0.2.103'));
+}
+
+/** A started fake seeded with the base cluster and a temporary directory, both removed when the test ends. */
+export async function seededFakeApi(t: ExecutionContext, prefix: string): Promise<{ server: FakeApiServer; dir: string }> {
+  const server = await FakeApiServer.start();
+  seedBaseCluster(server);
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { server, dir };
 }

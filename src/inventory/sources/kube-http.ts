@@ -193,7 +193,15 @@ export class KubeHttp {
       return controller;
     }
     const what = `watch ${url.pathname}`;
-    const req = send(url, opts, controller.signal, () => finish(null));
+    let req: ClientRequest;
+    try {
+      req = send(url, opts, controller.signal, () => finish(null));
+    } catch (err) {
+      // Thrown synchronously, e.g. a header with a character HTTP forbids (a half-written token file):
+      // the watch fails like any other, never a rejection nobody awaits (the ListWatch restarts it with `void`).
+      finish(new KubeHttpError(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      return controller;
+    }
     // A server that takes the connection and never answers must not hold the watch (and its kind) forever.
     const noAnswer = setTimeout(() => finish(new KubeHttpError(`${what}: no answer within ${this.watchAnswerMs} ms`)), this.watchAnswerMs);
     void ready.then(() => clearTimeout(noAnswer));
@@ -227,7 +235,14 @@ export class KubeHttp {
           finish(new KubeHttpError(`${what}: an event without a type`));
           return false;
         }
-        onEvent(e.type, e.object);
+        try {
+          onEvent(e.type, e.object);
+        } catch (err) {
+          // Thrown from a stream 'data' listener it would be an uncaught exception (the agent dies);
+          // the watch ends with it instead, and the caller retries as for any other failed watch.
+          finish(new KubeHttpError(`${what}: handling an event failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+          return false;
+        }
         return !finished;
       };
       res.on('data', (chunk: string) => {

@@ -237,11 +237,19 @@ export function joinParts(parts: readonly (readonly KubeObject[])[]): KubeObject
   return objects;
 }
 
-/** Equal apart from metadata.resourceVersion (slim objects are built in a fixed key order). */
-function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
+/**
+ * Equal apart from metadata.resourceVersion (slim objects are built in a fixed key order). A CCNP
+ * spec nested too deeply for JSON.stringify (the API accepts it; the decoder reports it) counts as
+ * changed: the event is then handled in full instead of failing, and failing again on every retry.
+ */
+export function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (a === undefined) return false;
   const withoutRv = (o: KubeObject): string => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
-  return withoutRv(a) === withoutRv(b);
+  try {
+    return withoutRv(a) === withoutRv(b);
+  } catch {
+    return false;
+  }
 }
 
 export class KubernetesSource {

@@ -4,25 +4,17 @@
 // certificates), the library fallback for exec plugins and merged $KUBECONFIG lists, the
 // default lookup order, and errors that name the file and the field.
 
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Agent } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { KubeconfigError, openConnection, type Connection, type ConnectionRequest } from '../../../src/inventory/sources/kube-connection.js';
 import { KubeApiError, KubeHttp } from '../../../src/inventory/sources/kube-http.js';
 import { FakeApiServer } from '../../helpers/fake-apiserver.js';
-import { seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
+import { seededFakeApi } from '../../helpers/fake-apiserver-cluster.js';
 
-async function setup(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
-  const server = await FakeApiServer.start();
-  seedBaseCluster(server);
-  const dir = await mkdtemp(join(tmpdir(), 'nw-kconn-'));
-  t.teardown(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return { server, dir };
+function setup(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
+  return seededFakeApi(t, 'nw-kconn-');
 }
 
 /** Node names listed through `conn`. */

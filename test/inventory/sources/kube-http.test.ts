@@ -180,3 +180,37 @@ test('watch: a server that takes the request and never answers ends the watch wi
   t.true(r.err instanceof KubeHttpError);
   t.regex(r.err?.message ?? '', /watch \/w: no answer within 300 ms/);
 });
+
+test('watch: an event handler that throws ends the watch with that error (no uncaught exception); later lines are not delivered', async (t) => {
+  const ep = await serve(t, (_req, res) => {
+    res.writeHead(200);
+    res.write('{"type":"ADDED","object":{"n":1}}\n{"type":"ADDED","object":{"n":2}}\n{"type":"ADDED","object":{"n":3}}\n');
+  });
+  const http = new KubeHttp(ep);
+  const events: unknown[] = [];
+  const err = await new Promise<Error | null>((resolve) => {
+    void http.watch(
+      '/w',
+      {},
+      (_type, obj) => {
+        events.push(obj);
+        if (events.length === 2) throw new RangeError('handler failed');
+      },
+      resolve,
+    );
+  });
+  t.deepEqual(events, [{ n: 1 }, { n: 2 }]);
+  t.true(err instanceof KubeHttpError);
+  t.regex(String(err?.message), /handler failed/);
+  t.true((err as Error & { cause?: unknown }).cause instanceof RangeError);
+});
+
+test('a request the HTTP layer refuses to send (a token with a newline) is an error of the list or watch, never a thrown or unhandled rejection', async (t) => {
+  const ep = await serve(t, (_req, res) => res.end('{}'));
+  const bad: KubeEndpoint = { server: ep.server, requestOptions: async () => ({ headers: { Authorization: 'Bearer a\nb' } }) };
+  const http = new KubeHttp(bad);
+  await t.throwsAsync(http.getJson('/l', {}));
+  const { events, err } = await watchAll(http);
+  t.deepEqual(events, []);
+  t.true(err instanceof KubeHttpError);
+});

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { KubernetesSource, type KubernetesSnapshot, type KubernetesSourceOptions } from '../../../src/inventory/sources/kubernetes.js';
 import { FakeApiServer } from '../../helpers/fake-apiserver.js';
-import { node, seedBaseCluster } from '../../helpers/fake-apiserver-cluster.js';
+import { node, seededFakeApi } from '../../helpers/fake-apiserver-cluster.js';
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -27,15 +27,8 @@ async function run(t: ExecutionContext, opts: KubernetesSourceOptions): Promise<
   return { source, snaps };
 }
 
-async function setup(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
-  const server = await FakeApiServer.start();
-  seedBaseCluster(server);
-  const dir = await mkdtemp(join(tmpdir(), 'nw-kclient-'));
-  t.teardown(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return { server, dir };
+function setup(t: ExecutionContext): Promise<{ server: FakeApiServer; dir: string }> {
+  return seededFakeApi(t, 'nw-kclient-');
 }
 
 const nodeNames = (s: KubernetesSnapshot | undefined): string[] => (s?.objects ?? []).filter((o) => o.kind === 'Node').map((o) => o.metadata.name).sort();
