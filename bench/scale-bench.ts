@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { Agent } from '../src/agent/agent.js';
@@ -188,6 +189,29 @@ async function startHeapProfile(dir: string): Promise<{ stop(name: string): Prom
   };
 }
 
+/** The process's peak RSS so far (VmHWM), in MB. */
+async function vmHwmMB(): Promise<number> {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(await readFile('/proc/self/status', 'utf8'));
+  return m === null ? NaN : Number(m[1]) / 1024;
+}
+
+/** The largest RSS contributors by mapping (from /proc/self/smaps), for finding where memory is held. */
+async function rssByMapping(): Promise<string> {
+  const text = await readFile('/proc/self/smaps', 'utf8');
+  const by = new Map<string, number>();
+  let name = '';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      name = head[1] === '' ? '[anon]' : head[1]!;
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) by.set(name, (by.get(name) ?? 0) + Number(rss[1]));
+  }
+  return [...by].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n, kb]) => `${n}=${Math.round(kb / 1024)}MB`).join(' ');
+}
+
 /** Runs in the measuring child: the agent for one size, then the apply and evaluate measures. */
 async function measureSize(size: SyntheticSize, events: number): Promise<SizeResult> {
   const ns = await createNetns('nwt-scale-bench');
@@ -256,6 +280,27 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     const mem = process.memoryUsage();
     out['heapUsedMB'] = mem.heapUsed / 1e6;
     out['rssMB'] = mem.rss / 1e6;
+    // Where the RSS is: V8's committed heap, memory outside it (buffers, malloc), and the biggest mappings.
+    out['heapTotalMB'] = mem.heapTotal / 1e6;
+    out['externalMB'] = mem.external / 1e6;
+    if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `memory: ${JSON.stringify(mem)} ${await rssByMapping()}`);
+    // Settled: the first k8s-cache.json write (a transient of its own) is over and V8 has returned its free
+    // pages. The figure above is the one taken 0.5 s after enforcement, as in earlier stops.
+    for (let i = 0; i < 8; i++) {
+      await sleep(500);
+      gcNow();
+    }
+    const settled = process.memoryUsage();
+    out['settledHeapTotalMB'] = settled.heapTotal / 1e6;
+    out['settledRssMB'] = settled.rss / 1e6;
+    out['peakRssMB'] = await vmHwmMB();
+    if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `memory settled: ${JSON.stringify(settled)} ${await rssByMapping()}`);
+    // NODEWALL_BENCH_HEAPSNAP=DIR: a heap snapshot after the first model (DIR/PODS-first.heapsnapshot).
+    const snapDir = process.env['NODEWALL_BENCH_HEAPSNAP'];
+    if (snapDir !== undefined) {
+      await mkdir(snapDir, { recursive: true });
+      writeHeapSnapshot(join(snapDir, `${size.pods}-first.heapsnapshot`));
+    }
 
     // One kind of event, `events` times, each isolated (the previous pass done, the coalescing window over).
     const timed = async (kind: Kind, act: (i: number) => Promise<void>, expect: 'ruleset applied' | 'ruleset unchanged'): Promise<void> => {
@@ -417,7 +462,10 @@ function sizes(): SyntheticSize[] {
   const scale = Number(process.env['NODEWALL_BENCH_SCALE'] ?? '1');
   const policies = Math.max(20, Math.round(1000 * scale));
   const nodes = Math.max(10, Math.round(5000 * scale));
-  return [10_000, 100_000].map((pods) => ({ policies, nodes, pods: Math.max(20, Math.round(pods * scale)) }));
+  // NODEWALL_BENCH_PODS=100000 measures that size only.
+  const only = process.env['NODEWALL_BENCH_PODS'];
+  const pods = only === undefined ? [10_000, 100_000] : only.split(',').map(Number);
+  return pods.map((n) => ({ policies, nodes, pods: Math.max(20, Math.round(n * scale)) }));
 }
 
 function eventsFor(size: SyntheticSize): number {
@@ -459,7 +507,9 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['  start: pod list asked / first apply begins (ms after start)', (r) => `${fmt(r['startPodsAskedMs'])} / ${fmt(r['startApplyBeganMs'])} ms`],
     ['  start: first apply = applyModel + rest (nft lock wait, drift hash read-back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
-    ['RSS after first model', (r) => `${fmt(r['rssMB'])} MB`],
+    ['RSS after first model (0.5 s after enforced)', (r) => `${fmt(r['rssMB'])} MB`],
+    ['RSS settled (4 s later, first cache written) / V8 heap committed', (r) => `${fmt(r['settledRssMB'])} / ${fmt(r['settledHeapTotalMB'])} MB`],
+    ['peak RSS of the process (VmHWM, start included)', (r) => `${fmt(r['peakRssMB'])} MB`],
     ['ruleset: rules / set elements', (r) => `${fmt(r['rules'])} / ${fmt(r['elements'])}`],
     ["agent's first apply (nft -c step)", (r) => `${fmt(r['firstApplyMs'])} ms (${fmt(r['firstApplyCheckMs'])} ms)`],
     ['full apply / bare nft -f (ratio)', (r) => `${fmt(r['applyFullMs'])} / ${fmt(r['bareNftFMs'])} ms (${fmt(r['applyOverBareRatio'], 2)}x)`],
