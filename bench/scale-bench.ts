@@ -32,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { Agent } from '../src/agent/agent.js';
@@ -294,7 +294,10 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     out['settledHeapTotalMB'] = settled.heapTotal / 1e6;
     out['settledRssMB'] = settled.rss / 1e6;
     out['peakRssMB'] = await vmHwmMB();
-    if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `memory settled: ${JSON.stringify(settled)} ${await rssByMapping()}`);
+    if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) {
+      const spaces = getHeapSpaceStatistics().map((x) => `${x.space_name}=${Math.round(x.space_size / 1e6)}/${Math.round(x.space_used_size / 1e6)}`).join(' ');
+      progress(size, `memory settled: ${JSON.stringify(settled)} ${await rssByMapping()}; V8 spaces (committed/used MB): ${spaces}`);
+    }
     // NODEWALL_BENCH_HEAPSNAP=DIR: a heap snapshot after the first model (DIR/PODS-first.heapsnapshot).
     const snapDir = process.env['NODEWALL_BENCH_HEAPSNAP'];
     if (snapDir !== undefined) {
@@ -477,7 +480,7 @@ function eventsFor(size: SyntheticSize): number {
 /** Forks this module to measure one size in a fresh process. */
 function measureInChild(size: SyntheticSize, events: number): Promise<SizeResult> {
   return new Promise((resolveResult, reject) => {
-    const proc = fork(fileURLToPath(import.meta.url), ['--measure', JSON.stringify({ size, events })], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = fork(fileURLToPath(import.meta.url), ['--measure', JSON.stringify({ size, events })], { execArgv: ['--expose-gc', ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let result: SizeResult | undefined;
     let error: string | undefined;
     proc.on('message', (m: { result?: SizeResult; error?: string }) => {
