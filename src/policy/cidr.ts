@@ -200,6 +200,11 @@ let textLength = 0;
 /** Exact-length arrays for String.fromCharCode.apply, by length (an address with its length fits easily). */
 const codeArrays: number[][] = [];
 
+/** Starts a text (also after a call that threw half-way, e.g. given a number for an IPv6 bigint). */
+function textStart(): void {
+  textLength = 0;
+}
+
 function textDone(): string {
   const n = textLength;
   let codes = codeArrays[n];
@@ -208,7 +213,6 @@ function textDone(): string {
     codeArrays[n] = codes;
   }
   for (let i = 0; i < n; i++) codes[i] = textCodes[i]!;
-  textLength = 0;
   return String.fromCharCode.apply(null, codes);
 }
 
@@ -310,12 +314,14 @@ function writeAddress(family: Family, bits: bigint): void {
 
 /** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see writeV6). */
 export function formatAddress(family: Family, bits: bigint): string {
+  textStart();
   writeAddress(family, bits);
   return textDone();
 }
 
 /** Canonical "10.0.0.0/8", "2001:db8::/32". */
 export function formatPrefix(p: Prefix): string {
+  textStart();
   writeAddress(p.family, p.bits);
   writeChar(47);
   writeDecimal(p.len);
@@ -324,6 +330,7 @@ export function formatPrefix(p: Prefix): string {
 
 /** formatPrefix of the IPv4 prefix `n`/`len` (n: the address as a number). */
 function formatIPv4Prefix(n: number, len: number): string {
+  textStart();
   writeV4(n);
   writeChar(47);
   writeDecimal(len);
@@ -332,6 +339,7 @@ function formatIPv4Prefix(n: number, len: number): string {
 
 /** formatPrefix of the IPv6 prefix `bits`/`len`. */
 function formatIPv6Prefix(bits: bigint, len: number): string {
+  textStart();
   loadV6(bits);
   writeV6();
   writeChar(47);

@@ -58,3 +58,14 @@ test('formatting: boundaries and forms written out', (t) => {
   const b = formatPrefix({ family: 'ipv4', bits: 0x0a000000n, len: 8 });
   t.deepEqual([a, b, formatAddress('ipv4', 1n)], ['::1', '10.0.0.0/8', '0.0.0.1']);
 });
+
+test('a formatting call that throws half-way leaves no characters behind for the next one', (t) => {
+  // A symbol for a length throws (as the joined formatting did) after the address is written.
+  const bad = { family: 'ipv6', bits: 0x20010db8n << 96n, len: Symbol('len') as unknown as number } as const;
+  t.throws(() => formatPrefix(bad), { instanceOf: TypeError });
+  t.throws(() => formatPrefixReference(bad), { instanceOf: TypeError });
+  // And a number where an IPv6 bigint belongs.
+  t.throws(() => formatPrefix({ family: 'ipv6', bits: 5 as unknown as bigint, len: 128 }), { instanceOf: TypeError });
+  t.is(formatPrefix({ family: 'ipv4', bits: 0x0a000001n, len: 32 }), '10.0.0.1/32');
+  t.is(formatAddress('ipv6', 1n), '::1');
+});
