@@ -3,9 +3,13 @@
 // (loadManifestPaths) and the first model built, in a fresh child process so
 // its peak RSS is that of parse + first model alone (not of the generator).
 // `npm run bench fileparse`; `node dist/bench/file-source-bench.js DIR` runs
-// the measuring side alone (NODEWALL_BENCH_CPUPROF=DIR: a V8 profile of it).
+// the measuring side alone. NODEWALL_BENCH_CPUPROF=DIR writes V8 CPU profiles of
+// it, NODEWALL_BENCH_HEAPPROF=DIR sampling heap profiles (garbage included; with
+// NODEWALL_BENCH_HEAPPROF_SURVIVORS=1 only what minor GCs did not collect):
+// DIR/fileparse-parse.* and DIR/fileparse-model.*; the figures are then not comparable.
 import { fork } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +25,41 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1000;
 }
 
+interface Profile { stop(name: string): Promise<void> }
+
+/** A CPU or sampling heap profile of one phase when NODEWALL_BENCH_CPUPROF / NODEWALL_BENCH_HEAPPROF names a directory. */
+async function startProfile(): Promise<Profile | undefined> {
+  const heapDir = process.env['NODEWALL_BENCH_HEAPPROF'];
+  const cpuDir = process.env['NODEWALL_BENCH_CPUPROF'];
+  const dir = heapDir !== undefined && heapDir !== '' ? heapDir : cpuDir;
+  if (dir === undefined || dir === '') return undefined;
+  const heap = dir === heapDir;
+  const session = new Session();
+  session.connect();
+  if (heap) {
+    await session.post('HeapProfiler.enable');
+    // NODEWALL_BENCH_HEAPPROF_SURVIVORS=1: leave out what minor GCs collected, i.e. count only what was
+    // promoted or is still live: what makes up the old generation (and the peak) when no major GC runs.
+    const minor = process.env['NODEWALL_BENCH_HEAPPROF_SURVIVORS'] !== '1';
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: minor } as object);
+  } else {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 200 });
+    await session.post('Profiler.start');
+  }
+  return {
+    async stop(name: string): Promise<void> {
+      const { profile } = heap ? await session.post('HeapProfiler.stopSampling') : await session.post('Profiler.stop');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `fileparse-${name}.${heap ? 'heapprofile' : 'cpuprofile'}`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 async function measure(dir: string, nodeName: string): Promise<Measured> {
   const rss0 = process.memoryUsage().rss / 1e6;
+  let profile = await startProfile();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const load = await loadManifestPaths([dir], { maxFileBytes: 1 << 30, settleMs: 0, settleWaitMs: 1000 });
@@ -30,12 +67,16 @@ async function measure(dir: string, nodeName: string): Promise<Measured> {
   const parseCpu = cpuMs(c0);
   const heapParsed = process.memoryUsage().heapUsed / 1e6;
   const maxRssParse = process.resourceUsage().maxRSS / 1e3;
+  await profile?.stop('parse');
+  profile = await startProfile();
   const c1 = process.cpuUsage();
   const t1 = performance.now();
   const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
   const state = buildState({ config, load, nodeName });
   const modelWall = performance.now() - t1;
   const modelCpu = cpuMs(c1);
+  const heapModel = process.memoryUsage().heapUsed / 1e6;
+  await profile?.stop('model');
   return {
     objects: load.objects.length,
     policies: load.policies.length,
@@ -48,6 +89,7 @@ async function measure(dir: string, nodeName: string): Promise<Measured> {
     parseAndFirstModelCpuMs: parseCpu + modelCpu,
     rssStartMB: rss0,
     heapAfterParseMB: heapParsed,
+    heapAfterModelMB: heapModel,
     maxRssParseMB: maxRssParse,
     maxRssParseAndModelMB: process.resourceUsage().maxRSS / 1e3,
   };

@@ -130,10 +130,14 @@ export function plainIPv6(s: string): bigint | undefined {
     }
   }
   if (ellipsis < 0 ? count !== 8 : count > 7) return undefined;
-  // Four exact 32-bit numbers, then one bigint.
-  const word = (k: number): bigint => BigInt(groupAt(2 * k, count, ellipsis) * 65536 + groupAt(2 * k + 1, count, ellipsis));
-  return (word(0) << 96n) | (word(1) << 64n) | (word(2) << 32n) | word(3);
+  // The eight groups into the scratch view, then one bigint from its two 64-bit halves (four bigints
+  // made in all, not one per word and per shift).
+  for (let k = 0; k < 8; k++) wordView.setUint16(2 * k, groupAt(k, count, ellipsis));
+  return (wordView.getBigUint64(0) << 64n) | wordView.getBigUint64(8);
 }
+
+/** 128 bits as eight big-endian 16-bit groups: the scratch of plainIPv6 and the IPv6 formatting (never re-entered). */
+const wordView = new DataView(new ArrayBuffer(16));
 
 const scratchGroups: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
@@ -187,65 +191,160 @@ export function hostPrefix(addr: string): Prefix {
   return { family: a.family, bits: a.bits, len: familyWidth(a.family) };
 }
 
-function formatV4(bits: bigint): string {
-  return formatV4Number(Number(bits));
+// Address texts are written as character codes into `textCodes` and made into one flat string at the
+// end: no array per group, no string per group, no join. One flat string matters for set elements the
+// incremental model holds (a concatenation chain keeps tens of bytes per element), and pod sets of a
+// large cluster format 100k+ elements per full build. Not re-entered (no callbacks while writing).
+const textCodes = new Uint8Array(128);
+let textLength = 0;
+/** Exact-length arrays for String.fromCharCode.apply, by length (an address with its length fits easily). */
+const codeArrays: number[][] = [];
+
+/** Starts a text (also after a call that threw half-way, e.g. given a number for an IPv6 bigint). */
+function textStart(): void {
+  textLength = 0;
 }
 
-function formatV4Number(n: number): string {
-  // join: one flat string (see formatPrefix).
-  return [n >>> 24, '.', (n >>> 16) & 255, '.', (n >>> 8) & 255, '.', n & 255].join('');
+function textDone(): string {
+  const n = textLength;
+  let codes = codeArrays[n];
+  if (codes === undefined) {
+    codes = new Array<number>(n).fill(0);
+    codeArrays[n] = codes;
+  }
+  for (let i = 0; i < n; i++) codes[i] = textCodes[i]!;
+  return String.fromCharCode.apply(null, codes);
 }
 
-function formatV6(bits: bigint): string {
-  // Four 32-bit words as numbers: the groups come from number arithmetic, not one bigint shift each.
-  const w0 = Number(bits >> 96n);
-  const w1 = Number((bits >> 64n) & 0xffffffffn);
-  const w2 = Number((bits >> 32n) & 0xffffffffn);
-  const w3 = Number(bits & 0xffffffffn);
+function writeChar(c: number): void {
+  textCodes[textLength++] = c;
+}
+
+/** A number in decimal as String(n) prints it (octets and prefix lengths: 0-999 written digit by digit). */
+function writeDecimal(n: number): void {
+  if (!(n >= 0 && n <= 999 && Math.floor(n) === n)) {
+    // Not a length this module makes; printed as the joined text always printed it.
+    const text = String(n);
+    for (let i = 0; i < text.length; i++) writeChar(text.charCodeAt(i));
+    return;
+  }
+  if (n >= 100) writeChar(48 + Math.floor(n / 100));
+  if (n >= 10) writeChar(48 + (Math.floor(n / 10) % 10));
+  writeChar(48 + (n % 10));
+}
+
+/** A 16-bit group in lower-case hex without leading zeros. */
+function writeHexGroup(g: number): void {
+  for (let shift = g >= 0x1000 ? 12 : g >= 0x100 ? 8 : g >= 0x10 ? 4 : 0; shift >= 0; shift -= 4) {
+    const h = (g >>> shift) & 15;
+    writeChar(h < 10 ? 48 + h : 87 + h);
+  }
+}
+
+function writeV4(n: number): void {
+  writeDecimal(n >>> 24);
+  writeChar(46);
+  writeDecimal((n >>> 16) & 255);
+  writeChar(46);
+  writeDecimal((n >>> 8) & 255);
+  writeChar(46);
+  writeDecimal(n & 255);
+}
+
+/** The address in wordView (eight groups) as RFC 5952 text, with glibc's dotted tails. */
+function writeV6(): void {
+  const g = (k: number): number => wordView.getUint16(2 * k);
   // Dotted tail for IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, first 96 bits
   // zero, bits 96-111 not) addresses, exactly as glibc's inet_ntop prints them, so that the text
   // equals `nft list` output (and node:net's). Go prints the latter as ::102:304.
-  if (w0 === 0 && w1 === 0) {
-    if (w2 === 0xffff) return ['::ffff:', formatV4Number(w3)].join('');
-    if (w2 === 0 && w3 >>> 16 !== 0) return ['::', formatV4Number(w3)].join('');
+  if (g(0) === 0 && g(1) === 0 && g(2) === 0 && g(3) === 0 && g(4) === 0) {
+    const mapped = g(5) === 0xffff;
+    if (mapped || (g(5) === 0 && g(6) !== 0)) {
+      writeChar(58);
+      writeChar(58);
+      if (mapped) {
+        for (const c of [102, 102, 102, 102, 58]) writeChar(c); // "ffff:"
+      }
+      writeV4(wordView.getUint32(12));
+      return;
+    }
   }
-  const groups = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
+    if (g(i) !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && groups[j] === 0) j++;
+    while (j < 8 && g(j) === 0) j++;
     if (j - i > bestLen) {
       bestStart = i;
       bestLen = j - i;
     }
     i = j;
   }
-  // join: flat strings (see formatPrefix).
-  const hex = (from: number, to: number): string => {
-    const parts: string[] = [];
-    for (let k = from; k < to; k++) parts.push((groups[k] ?? 0).toString(16));
-    return parts.join(':');
-  };
-  if (bestStart < 0) return hex(0, 8);
-  return [hex(0, bestStart), '::', hex(bestStart + bestLen, 8)].join('');
+  for (let k = 0; k < 8; k++) {
+    if (k === bestStart) {
+      writeChar(58);
+      writeChar(58);
+      k += bestLen - 1;
+      continue;
+    }
+    if (k > 0 && k !== bestStart + bestLen) writeChar(58);
+    writeHexGroup(g(k));
+  }
 }
 
-/** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see formatV6). */
+/** Loads an IPv6 value into wordView (bits outside 0..2^128-1 wrap, as no parsed address has them). */
+function loadV6(bits: bigint): void {
+  wordView.setBigUint64(0, bits >> 64n);
+  wordView.setBigUint64(8, bits);
+}
+
+function writeAddress(family: Family, bits: bigint): void {
+  if (family === 'ipv4') {
+    writeV4(Number(bits));
+    return;
+  }
+  loadV6(bits);
+  writeV6();
+}
+
+/** Canonical text: dotted decimal for IPv4, RFC 5952 for IPv6 (with glibc's dotted tails, see writeV6). */
 export function formatAddress(family: Family, bits: bigint): string {
-  return family === 'ipv4' ? formatV4(bits) : formatV6(bits);
+  textStart();
+  writeAddress(family, bits);
+  return textDone();
 }
 
 /** Canonical "10.0.0.0/8", "2001:db8::/32". */
 export function formatPrefix(p: Prefix): string {
-  // join makes one flat string; a template literal a chain of concatenation nodes, which set
-  // elements held by the incremental model would keep (tens of bytes per element).
-  return [formatAddress(p.family, p.bits), '/', p.len].join('');
+  textStart();
+  writeAddress(p.family, p.bits);
+  writeChar(47);
+  writeDecimal(p.len);
+  return textDone();
+}
+
+/** formatPrefix of the IPv4 prefix `n`/`len` (n: the address as a number). */
+function formatIPv4Prefix(n: number, len: number): string {
+  textStart();
+  writeV4(n);
+  writeChar(47);
+  writeDecimal(len);
+  return textDone();
+}
+
+/** formatPrefix of the IPv6 prefix `bits`/`len`. */
+function formatIPv6Prefix(bits: bigint, len: number): string {
+  textStart();
+  loadV6(bits);
+  writeV6();
+  writeChar(47);
+  writeDecimal(len);
+  return textDone();
 }
 
 /** Canonical text of a bare address, e.g. "2001:DB8:0::1" -> "2001:db8::1". Throws CidrError. */
@@ -341,14 +440,62 @@ export function mergePrefixes(ps: readonly Prefix[]): Prefix[] {
     const p = ps[0] as Prefix;
     if (aligned(p)) return [{ family: p.family, bits: p.bits, len: p.len }];
   }
-  let v4 = 0;
-  for (const p of ps) if (p.family === 'ipv4') v4++;
-  const out = v4 === 0 ? [] : mergeIPv4(ps, v4);
-  const v6 = v4 === ps.length ? undefined : mergeIPv6(v4 === 0 ? ps : ps.filter((p) => p.family === 'ipv6'));
-  // A prefix with host bits set is not one this module makes; the range path gives what it always gave.
-  if (out === undefined || v6 === undefined && v4 < ps.length) return rangesToPrefixes(prefixesToRanges(ps));
-  if (v6 !== undefined) for (const p of v6) out.push(p);
+  return mergeHostPrefixes(ps, noHosts);
+}
+
+/**
+ * Host addresses held compactly, one entry per address and no Prefix object: IPv4 as numbers
+ * (0 to 2^32-1), IPv6 as bigints (0 to 2^128-1). The pod addresses of a large cluster, merged into
+ * pools and endpoint sets on every full build.
+ */
+export interface HostAddresses {
+  readonly v4: readonly number[];
+  readonly v6: readonly bigint[];
+}
+
+const noHosts: readonly HostAddresses[] = [];
+
+/** The host prefixes of `hosts` as Prefix objects after `prefixes` (the slow path's input). */
+function withHostPrefixes(prefixes: readonly Prefix[], hosts: readonly HostAddresses[]): Prefix[] {
+  const out = prefixes.slice();
+  for (const h of hosts) {
+    for (const n of h.v4) out.push({ family: 'ipv4', bits: BigInt(n), len: 32 });
+    for (const b of h.v6) out.push({ family: 'ipv6', bits: b, len: 128 });
+  }
   return out;
+}
+
+/** mergePrefixes of `prefixes` and the host prefixes of `hosts`, without a Prefix object per host. */
+export function mergeHostPrefixes(prefixes: readonly Prefix[], hosts: readonly HostAddresses[]): Prefix[] {
+  const out: Prefix[] = [];
+  const merged = mergeBlocks(prefixes, hosts, {
+    v4: (start, len) => void out.push({ family: 'ipv4', bits: BigInt(start), len }),
+    v6: (bits, len) => void out.push({ family: 'ipv6', bits, len }),
+  });
+  // A prefix with host bits set is not one this module makes; the range path gives what it always gave.
+  return merged ? out : rangesToPrefixes(prefixesToRanges(hosts.length === 0 ? prefixes : withHostPrefixes(prefixes, hosts)));
+}
+
+/** Canonical strings of a merged prefix list, split by family. */
+export function formatPrefixesByFamily(ps: readonly Prefix[]): { v4: string[]; v6: string[] } {
+  return formatHostPrefixesByFamily(ps, noHosts);
+}
+
+/**
+ * formatPrefixesByFamily of `prefixes` and the host prefixes of `hosts`: the merged blocks formatted
+ * as they come out of the merge, without a Prefix object per host or per block.
+ */
+export function formatHostPrefixesByFamily(prefixes: readonly Prefix[], hosts: readonly HostAddresses[]): { v4: string[]; v6: string[] } {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  const merged = mergeBlocks(prefixes, hosts, {
+    v4: (start, len) => void v4.push(formatIPv4Prefix(start, len)),
+    v6: (bits, len) => void v6.push(formatIPv6Prefix(bits, len)),
+  });
+  if (!merged) {
+    for (const p of mergeHostPrefixes(prefixes, hosts)) (p.family === 'ipv4' ? v4 : v6).push(formatPrefix(p));
+  }
+  return { v4, v6 };
 }
 
 /** No host bits set (every Prefix this module makes). */
@@ -356,55 +503,117 @@ function aligned(p: Prefix): boolean {
   return (p.bits & ((1n << BigInt(familyWidth(p.family) - p.len)) - 1n)) === 0n;
 }
 
+/** Receives the merged blocks in order: the IPv4 ones (address as a number), then the IPv6 ones. */
+interface BlockSink {
+  v4(start: number, len: number): void;
+  v6(bits: bigint, len: number): void;
+}
+
+const maxV6 = (1n << 128n) - 1n;
+
 /**
- * mergePrefixes of IPv6 prefixes: sorted as they are and swept once, without a range object per input
- * (test/policy/cidr-merge.test.ts checks it against the range path).
+ * The fewest prefixes covering exactly the union of `prefixes` and `hosts`, in mergePrefixes order,
+ * handed to `sink`; false (and nothing handed) when some input is not a valid prefix or host address,
+ * which the callers give to the bigint range path. IPv4 in doubles (one typed array sorted in place),
+ * IPv6 swept once over the sorted prefixes and sorted host bigints, without a range object per input.
+ * test/policy/cidr-merge.test.ts checks both against the bigint ranges (rangesToPrefixes(prefixesToRanges(ps))).
  */
-function mergeIPv6(ps: readonly Prefix[]): Prefix[] | undefined {
-  for (const p of ps) if (p.len !== 128 && !aligned(p)) return undefined;
-  const sorted = ps.slice().sort((a, b) => (a.bits < b.bits ? -1 : a.bits > b.bits ? 1 : a.len - b.len));
-  const ranges: AddressRange[] = [];
+function mergeBlocks(prefixes: readonly Prefix[], hosts: readonly HostAddresses[], sink: BlockSink): boolean {
+  let v4Count = 0;
+  let v6Count = 0;
+  for (const p of prefixes) {
+    if (p.family === 'ipv4') {
+      const start = Number(p.bits);
+      if (p.len < 0 || p.len > 32 || start < 0 || start % 2 ** (32 - p.len) !== 0 || start >= 2 ** 32) return false;
+      v4Count++;
+    } else {
+      if (p.len !== 128 && !aligned(p)) return false;
+      v6Count++;
+    }
+  }
+  let v4Hosts = 0;
+  let v6Hosts = 0;
+  for (const h of hosts) {
+    for (const n of h.v4) if (!(n >= 0 && n <= 0xffffffff && Math.floor(n) === n)) return false;
+    for (const b of h.v6) if (!(b >= 0n && b <= maxV6)) return false;
+    v4Hosts += h.v4.length;
+    v6Hosts += h.v6.length;
+  }
+  if (v4Count + v4Hosts > 0) mergeIPv4(prefixes, v4Count, hosts, v4Hosts, sink);
+  if (v6Count + v6Hosts > 0) mergeIPv6(v6Count === 0 ? [] : prefixes.filter((p) => p.family === 'ipv6'), hosts, v6Hosts, sink);
+  return true;
+}
+
+/** The IPv6 part of mergeBlocks. Exact: bigints throughout. */
+function mergeIPv6(ps: readonly Prefix[], hosts: readonly HostAddresses[], hostCount: number, sink: BlockSink): void {
+  const sorted = ps.length <= 1 ? ps : ps.slice().sort((a, b) => (a.bits < b.bits ? -1 : a.bits > b.bits ? 1 : a.len - b.len));
+  const hostBits: bigint[] = new Array<bigint>(hostCount);
+  let k = 0;
+  for (const h of hosts) for (const b of h.v6) hostBits[k++] = b;
+  hostBits.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   let start = 0n;
   let end = 0n;
   let next = 0n; // end + 1
   let open = false;
-  for (const p of sorted) {
-    const e = p.len === 128 ? p.bits : p.bits + (1n << BigInt(128 - p.len)) - 1n;
-    if (open && p.bits <= next) {
+  let pi = 0;
+  let hi = 0;
+  while (pi < sorted.length || hi < hostCount) {
+    const p = sorted[pi];
+    let s: bigint;
+    let e: bigint;
+    if (p === undefined || (hi < hostCount && hostBits[hi]! < p.bits)) {
+      s = hostBits[hi++]!;
+      e = s;
+    } else {
+      s = p.bits;
+      e = p.len === 128 ? p.bits : p.bits + (1n << BigInt(128 - p.len)) - 1n;
+      pi++;
+    }
+    if (open && s <= next) {
       if (e > end) {
         end = e;
         next = e + 1n;
       }
       continue;
     }
-    if (open) ranges.push({ family: 'ipv6', start, end });
-    start = p.bits;
+    if (open) pushIPv6Blocks(sink, start, end);
+    start = s;
     end = e;
     next = e + 1n;
     open = true;
   }
-  if (open) ranges.push({ family: 'ipv6', start, end });
-  return normalRangesToPrefixes(ranges);
+  if (open) pushIPv6Blocks(sink, start, end);
+}
+
+/** The fewest aligned IPv6 blocks covering [start, end] exactly, in order (normalRangesToPrefixes of one range). */
+function pushIPv6Blocks(sink: BlockSink, start: bigint, end: bigint): void {
+  if (start === end) {
+    // One address (most elements of a pod set): no bit lengths to find.
+    sink.v6(start, 128);
+    return;
+  }
+  let s = start;
+  while (s <= end) {
+    const align = s === 0n ? 128 : bitLength(s & -s) - 1;
+    const fit = bitLength(end - s + 1n) - 1;
+    const k = Math.min(align, fit);
+    sink.v6(s, 128 - k);
+    s += 1n << BigInt(k);
+  }
 }
 
 /**
- * mergePrefixes of the IPv4 prefixes of `ps` (`count` of them) in doubles instead of bigints: one typed
- * array sorted in place, no range objects. A pod set of a large cluster is 100k+ host prefixes, merged
- * on every full build. Exact: every value stays below 2^39. test/policy/cidr-merge.test.ts checks it
- * against the bigint ranges (rangesToPrefixes(prefixesToRanges(ps))).
+ * The IPv4 part of mergeBlocks in doubles instead of bigints: one typed array sorted in place, no range
+ * objects. A pod set of a large cluster is 100k+ host addresses, merged on every full build. Exact:
+ * every value stays below 2^39.
  */
-function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] | undefined {
+function mergeIPv4(ps: readonly Prefix[], count: number, hosts: readonly HostAddresses[], hostCount: number, sink: BlockSink): void {
   // start * 64 + len: sorted by start, then shorter (larger) first.
-  const keys = new Float64Array(count);
+  const keys = new Float64Array(count + hostCount);
   let n = 0;
-  for (const p of ps) {
-    if (p.family !== 'ipv4') continue;
-    const start = Number(p.bits);
-    if (p.len < 0 || p.len > 32 || start < 0 || start % 2 ** (32 - p.len) !== 0 || start >= 2 ** 32) return undefined; // not a valid prefix
-    keys[n++] = start * 64 + p.len;
-  }
+  for (const p of ps) if (p.family === 'ipv4') keys[n++] = Number(p.bits) * 64 + p.len;
+  for (const h of hosts) for (const a of h.v4) keys[n++] = a * 64 + 32;
   keys.sort();
-  const out: Prefix[] = [];
   let start = -1;
   let end = -1;
   for (let i = 0; i < n; i++) {
@@ -416,16 +625,15 @@ function mergeIPv4(ps: readonly Prefix[], count: number): Prefix[] | undefined {
       if (e > end) end = e;
       continue;
     }
-    if (start >= 0) pushIPv4Blocks(out, start, end);
+    if (start >= 0) pushIPv4Blocks(sink, start, end);
     start = s;
     end = e;
   }
-  if (start >= 0) pushIPv4Blocks(out, start, end);
-  return out;
+  if (start >= 0) pushIPv4Blocks(sink, start, end);
 }
 
 /** The fewest aligned IPv4 blocks covering [start, end] exactly, in order (rangesToPrefixes in doubles). */
-function pushIPv4Blocks(out: Prefix[], start: number, end: number): void {
+function pushIPv4Blocks(sink: BlockSink, start: number, end: number): void {
   let s = start;
   while (s <= end) {
     // Largest aligned block starting at s (trailing zeros of s) that does not pass end.
@@ -433,7 +641,7 @@ function pushIPv4Blocks(out: Prefix[], start: number, end: number): void {
     const size = end - s + 1;
     const fit = size >= 2 ** 32 ? 32 : 31 - Math.clz32(size);
     const k = Math.min(align, fit);
-    out.push({ family: 'ipv4', bits: BigInt(s), len: 32 - k });
+    sink.v4(s, 32 - k);
     s += 2 ** k;
   }
 }
@@ -463,14 +671,6 @@ export function subtractPrefixes(base: readonly Prefix[], minus: readonly Prefix
 function compareFamilyEnd(c: AddressRange, r: AddressRange): number {
   if (c.family !== r.family) return c.family === 'ipv4' ? -1 : 1;
   return c.end < r.start ? -1 : 0;
-}
-
-/** Canonical strings of a merged prefix list, split by family. */
-export function formatPrefixesByFamily(ps: readonly Prefix[]): { v4: string[]; v6: string[] } {
-  const v4: string[] = [];
-  const v6: string[] = [];
-  for (const p of mergePrefixes(ps)) (p.family === 'ipv4' ? v4 : v6).push(formatPrefix(p));
-  return { v4, v6 };
 }
 
 /**

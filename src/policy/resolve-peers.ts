@@ -16,13 +16,17 @@ import type { CIDRRule, Direction, LabelSelector, PeerRule, Requirement } from '
 import type { Inventory, EngineConfig, LabelFilter, Labels, NodeInfo, PodInfo } from '../inventory/types.js';
 import {
   canonicalIPv4,
+  formatHostPrefixesByFamily,
   formatPrefix,
   formatPrefixesByFamily,
-  hostPrefix,
+  mergeHostPrefixes,
   mergePrefixes,
+  parseAddress,
   parsePrefix,
   parsePrefixOrAddress,
+  plainIPv6,
   subtractPrefixes,
+  type HostAddresses,
   type Prefix,
 } from './cidr.js';
 import { filterLabels, hostEndpointLabels, type SourcedLabel } from './label-filter.js';
@@ -42,14 +46,40 @@ const worldV6: Prefix = { family: 'ipv6', bits: 0n, len: 0 };
 
 /** A node address may come with an interface prefix length ("192.0.2.1/24"): keep the address. */
 export function addressOf(s: string): Prefix | undefined {
-  // Canonical IPv4 (nearly every pod and node address): no exception frame, no intermediate object.
+  const v = addressValueOf(s);
+  if (v === undefined) return undefined;
+  return typeof v === 'number' ? { family: 'ipv4', bits: BigInt(v), len: 32 } : { family: 'ipv6', bits: v, len: 128 };
+}
+
+/**
+ * The address addressOf reads from `s`, as a number (IPv4) or a bigint (IPv6), or undefined: what the
+ * pools and pod identities hold per pod address instead of a Prefix object.
+ */
+export function addressValueOf(s: string): number | bigint | undefined {
+  // Canonical IPv4 and plain IPv6 (nearly every pod and node address): no exception frame, no object.
   const v4 = canonicalIPv4(s);
-  if (v4 !== undefined) return { family: 'ipv4', bits: BigInt(v4), len: 32 };
+  if (v4 !== undefined) return v4;
+  const slash = s.indexOf('/');
+  const text = slash < 0 ? s : s.slice(0, slash);
+  const v6 = plainIPv6(text);
+  if (v6 !== undefined) return v6;
   try {
-    const slash = s.indexOf('/');
-    return hostPrefix(slash < 0 ? s : s.slice(0, slash));
+    const a = parseAddress(text);
+    return a.family === 'ipv4' ? Number(a.bits) : a.bits;
   } catch {
     return undefined;
+  }
+}
+
+/** Host addresses gathered one text at a time (unparsable ones left out, as addressOf does). */
+class HostCollector implements HostAddresses {
+  readonly v4: number[] = [];
+  readonly v6: bigint[] = [];
+
+  add(text: string): void {
+    const v = addressValueOf(text);
+    if (typeof v === 'number') this.v4.push(v);
+    else if (v !== undefined) this.v6.push(v);
   }
 }
 
@@ -104,11 +134,11 @@ function computeAddressPools(inv: Inventory): AddressPools {
   const health = nodeAddrs(all, (n) => n.healthAddresses);
   const ingress = nodeAddrs(all, (n) => n.ingressAddresses);
   const apiServer = defined(inv.apiServerAddresses.map(addressOf));
-  const pods = [
-    ...defined(inv.clusterPodCIDRs.map(prefixOf)),
-    ...defined(all.flatMap((n) => n.podCIDRs.map(prefixOf))),
-    ...defined(inv.pods.flatMap((p) => p.addresses.map(addressOf))),
-  ];
+  // Pod addresses as numbers, merged with the pod CIDRs without a Prefix object each (100k+ at scale).
+  const podHosts = new HostCollector();
+  for (const p of inv.pods) for (const a of p.addresses) podHosts.add(a);
+  const pods = mergeHostPrefixes([...defined(inv.clusterPodCIDRs.map(prefixOf)), ...defined(all.flatMap((n) => n.podCIDRs.map(prefixOf)))], [podHosts]);
+  // Merging is canonical (the fewest prefixes covering the union), so the merged pod pool stands for its inputs.
   const cluster = mergePrefixes([...host, ...remoteNodes, ...health, ...ingress, ...pods]);
   return {
     host: mergePrefixes(host),
@@ -116,7 +146,7 @@ function computeAddressPools(inv: Inventory): AddressPools {
     health: mergePrefixes(health),
     ingress: mergePrefixes(ingress),
     apiServer: mergePrefixes(apiServer),
-    pods: mergePrefixes(pods),
+    pods,
     cluster,
     clusterNonNode: subtractPrefixes(cluster, [...host, ...remoteNodes]),
     clusterEntity: mergePrefixes([...cluster, ...apiServer]),
@@ -164,9 +194,10 @@ function makeSet(
   kind: IdentitySet['kind'],
   prefixes: readonly Prefix[],
   exclude?: ExclusionName,
+  hosts?: readonly HostAddresses[],
 ): string {
   if (!ctx.sets.has(name)) {
-    const { v4, v6 } = formatPrefixesByFamily(prefixes);
+    const { v4, v6 } = hosts === undefined ? formatPrefixesByFamily(prefixes) : formatHostPrefixesByFamily(prefixes, hosts);
     ctx.sets.set(name, exclude === undefined ? { name, label, kind, v4, v6 } : { name, label, kind, v4, v6, exclude });
   }
   return name;
@@ -215,10 +246,14 @@ function resolveEntity(ctx: ResolveContext, entity: string, notes: string[]): st
   }
 }
 
+/** A selector candidate's addresses: prefixes (a reserved identity's pool) or host addresses (a pod identity's). */
 interface Candidate {
   readonly labels: readonly SourcedLabel[];
-  readonly addresses: readonly Prefix[];
+  readonly prefixes: readonly Prefix[];
+  readonly hosts: HostAddresses;
 }
+
+const noHostAddresses: HostAddresses = { v4: [], v6: [] };
 
 export function reservedLabel(key: string): SourcedLabel {
   return { source: 'reserved', key, value: '' };
@@ -240,18 +275,16 @@ function podCandidates(ctx: ResolveContext): Candidate[] {
   }
   const cached = perFilter.get(ctx.cfg.labelFilter);
   if (cached !== undefined) return cached;
-  const byLabels = new Map<string, { labels: SourcedLabel[]; addresses: Prefix[] }>();
+  // Addresses as numbers (kept with the inventory while it lives: 8 bytes per IPv4 address, not a Prefix and a bigint).
+  const byLabels = new Map<string, { labels: SourcedLabel[]; prefixes: readonly Prefix[]; hosts: HostCollector }>();
   for (const pod of inv.pods) {
     const { labels, key } = podSelectorLabels(pod, inv.clusterName, ctx.cfg.labelFilter);
     let id = byLabels.get(key);
     if (id === undefined) {
-      id = { labels, addresses: [] };
+      id = { labels, prefixes: [], hosts: new HostCollector() };
       byLabels.set(key, id);
     }
-    for (const a of pod.addresses) {
-      const p = addressOf(a);
-      if (p !== undefined) id.addresses.push(p);
-    }
+    for (const a of pod.addresses) id.hosts.add(a);
   }
   const out = [...byLabels.values()];
   perFilter.set(ctx.cfg.labelFilter, out);
@@ -309,12 +342,13 @@ export function remoteNodeSelectorLabels(node: NodeInfo, filter: LabelFilter): S
 /** Reserved identities an endpoint selector with a `reserved:` key can select. */
 function reservedCandidates(ctx: ResolveContext): Candidate[] {
   const p = ctx.pools;
+  const reserved = (labels: readonly SourcedLabel[], prefixes: readonly Prefix[]): Candidate => ({ labels, prefixes, hosts: noHostAddresses });
   return [
-    { labels: hostEndpointLabels(ctx.inventory.self.labels, ctx.cfg.labelFilter), addresses: p.host },
-    { labels: [reservedLabel('remote-node')], addresses: p.remoteNodes },
-    { labels: [reservedLabel('health')], addresses: p.health },
-    { labels: [reservedLabel('ingress')], addresses: p.ingress },
-    { labels: [reservedLabel('kube-apiserver')], addresses: p.apiServer },
+    reserved(hostEndpointLabels(ctx.inventory.self.labels, ctx.cfg.labelFilter), p.host),
+    reserved([reservedLabel('remote-node')], p.remoteNodes),
+    reserved([reservedLabel('health')], p.health),
+    reserved([reservedLabel('ingress')], p.ingress),
+    reserved([reservedLabel('kube-apiserver')], p.apiServer),
   ];
 }
 
@@ -349,8 +383,14 @@ function resolveEndpoints(ctx: ResolveContext, sel: LabelSelector, notes: string
   }
   if (ctx.sets.has(name)) return name;
   const candidates = withReserved ? [...reservedCandidates(ctx), ...podCandidates(ctx)] : podCandidates(ctx);
-  const addrs = candidates.filter((c) => matchSelector(eff, c.labels)).flatMap((c) => c.addresses);
-  return makeSet(ctx, name, `endpoints:${canon}`, 'endpoints', addrs);
+  const prefixes: Prefix[] = [];
+  const hosts: HostAddresses[] = [];
+  for (const c of candidates) {
+    if (!matchSelector(eff, c.labels)) continue;
+    for (const x of c.prefixes) prefixes.push(x);
+    hosts.push(c.hosts);
+  }
+  return makeSet(ctx, name, `endpoints:${canon}`, 'endpoints', prefixes, undefined, hosts);
 }
 
 function resolveNodes(ctx: ResolveContext, sel: LabelSelector): string {
