@@ -38,6 +38,7 @@ import { hostEndpointLabels, type SourcedLabel } from './label-filter.js';
 import { canonicalSelector, matchSelector, parseSelectorKey, selectorKeys, selectorRequirements } from './match-selector.js';
 import type { Family, HostModel, IdentitySet } from './model.js';
 import { noFailsafes } from './failsafe.js';
+import { PodBag } from './pod-bag.js';
 import {
   addressOf,
   effectiveEndpointSelector,
@@ -124,7 +125,7 @@ const clusterKey = 'io.cilium.k8s.policy.cluster';
 interface Identity {
   readonly key: string;
   readonly labels: readonly SourcedLabel[];
-  readonly pods: Set<PodInfo>;
+  readonly pods: PodBag<PodInfo>;
   /** Endpoint sets selecting it. */
   readonly sets: Set<LiveSet>;
 }
@@ -486,7 +487,7 @@ export class IncrementalModel {
     const { labels, key } = podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter);
     let id = this.identities.get(key);
     if (id === undefined) {
-      id = { key, labels, pods: new Set(), sets: new Set() };
+      id = { key, labels, pods: new PodBag(), sets: new Set() };
       this.identities.set(key, id);
       if (live) for (const s of this.candidates(labels)) if (this.selectsIdentity(s, id)) id.sets.add(s);
     }
@@ -518,8 +519,7 @@ export class IncrementalModel {
     if (old !== undefined && sameStrings(old.addresses, pod.addresses)) {
       const id = this.identityOfKnown(old);
       if (podSelectorLabels(pod, this.clusterName, this.cfg.labelFilter).key === id.key) {
-        id.pods.delete(old);
-        id.pods.add(pod);
+        id.pods.replace(old, pod);
         this.pods.set(pod);
         return;
       }
