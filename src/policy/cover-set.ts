@@ -35,14 +35,31 @@ export interface ElementChanges {
   readonly remove: readonly string[];
 }
 
+/** Block sizes and network masks by prefix length for a family of `width` bits. */
+function lengthTables(width: number): { blockSize: readonly bigint[]; netMask: readonly bigint[] } {
+  const all = (1n << BigInt(width)) - 1n;
+  const blockSize: bigint[] = [];
+  const netMask: bigint[] = [];
+  for (let l = 0; l <= width; l++) {
+    const size = 1n << BigInt(width - l);
+    blockSize.push(size);
+    netMask.push(all ^ (size - 1n));
+  }
+  return { blockSize, netMask };
+}
+
+// A CoverHalf made its own (258 bigints an IPv6 half, ~10 KB); every endpoint set has two halves.
+const v4Tables = lengthTables(32);
+const v6Tables = lengthTables(128);
+
 /** One family of a CoverSet. */
 export class CoverHalf {
   readonly family: Family;
   private readonly width: number;
-  /** blockSize[l]: addresses in a block of length l. */
-  private readonly blockSize: bigint[] = [];
-  /** netMask[l]: network mask of length l. */
-  private readonly netMask: bigint[] = [];
+  /** blockSize[l]: addresses in a block of length l (one table per family, shared by every half). */
+  private readonly blockSize: readonly bigint[];
+  /** netMask[l]: network mask of length l (shared likewise). */
+  private readonly netMask: readonly bigint[];
   /** Inputs with their counts, keyed compactly (an IPv4 address is an int32, not a bigint). */
   private readonly inputs: PrefixCounts;
   /** Distinct inputs per prefix length: ancestor lookups skip the (many) empty lengths. */
@@ -62,13 +79,10 @@ export class CoverHalf {
     this.inputs = new PrefixCounts(family);
     this.out = new BlockList(family);
     this.width = family === 'ipv4' ? 32 : 128;
-    const all = (1n << BigInt(this.width)) - 1n;
-    for (let l = 0; l <= this.width; l++) {
-      this.perLength.push(0);
-      const size = 1n << BigInt(this.width - l);
-      this.blockSize.push(size);
-      this.netMask.push(all ^ (size - 1n));
-    }
+    const tables = family === 'ipv4' ? v4Tables : v6Tables;
+    this.blockSize = tables.blockSize;
+    this.netMask = tables.netMask;
+    for (let l = 0; l <= this.width; l++) this.perLength.push(0);
   }
 
   /** Replaces everything (no changes recorded): the output of a full merge. */
