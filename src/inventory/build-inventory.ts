@@ -2,7 +2,7 @@
 // Endpoints, EndpointSlice) + config -> the Inventory the policy stage reads.
 // Pure. Bad addresses become warnings and are left out.
 
-import { compareJoined, NameIndex } from './name-index.js';
+import { compareJoined, NameIndex, sortByKey } from './name-index.js';
 import { PodList } from './pod-list.js';
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
@@ -600,18 +600,9 @@ export class ObjectsByKey {
       if (isNodeObject(o)) out.add(o);
       else if (isPodObject(o)) pods.push(o);
     }
-    // One load (sorted once; a watch cache's list is mostly in key order already) instead of an insert
-    // per pod; objects of one key become one list in the order given (the sort is stable).
-    const byName = pods.length < 2 ? pods : [...pods].sort((a, b) => compareJoined(namespaceOf(a), a.metadata.name, namespaceOf(b), b.metadata.name));
-    const held: Held[] = [];
-    for (let i = 0; i < byName.length; ) {
-      const o = byName[i] as KubeObject;
-      let j = i + 1;
-      while (j < byName.length && compareJoined(namespaceOf(o), o.metadata.name, namespaceOf(byName[j] as KubeObject), (byName[j] as KubeObject).metadata.name) === 0) j++;
-      held.push(j === i + 1 ? o : byName.slice(i, j));
-      i = j;
-    }
-    out.pods.load(held);
+    // One load instead of an insert per pod; objects of one key become one list in the order given.
+    // A watch cache lists in key order: one pass groups them; else they are sorted first (stable).
+    out.pods.load(groupByKey(pods) ?? groupByKey(sortByKey(pods, namespaceOf, (o) => o.metadata.name)) ?? [], true);
     return out;
   }
 
@@ -653,6 +644,27 @@ export class ObjectsByKey {
     if (at.namespace === undefined) this.nodes.delete(at.name);
     else this.pods.delete(at.namespace, at.name);
   }
+}
+
+/**
+ * Objects in key order as one entry per key (an object alone, or the list of a key's objects in
+ * order), keys strictly ascending; undefined when `objects` are not in key order.
+ */
+function groupByKey(objects: readonly KubeObject[]): Held[] | undefined {
+  const out: Held[] = [];
+  let prev: KubeObject | undefined;
+  for (const o of objects) {
+    const c = prev === undefined ? -1 : compareJoined(namespaceOf(prev), prev.metadata.name, namespaceOf(o), o.metadata.name);
+    if (c > 0) return undefined;
+    if (c < 0) out.push(o);
+    else {
+      const last = out[out.length - 1] as Held;
+      if (Array.isArray(last)) (last as KubeObject[]).push(o);
+      else out[out.length - 1] = [last as KubeObject, o];
+    }
+    prev = o;
+  }
+  return out;
 }
 
 /** objectKey `k` as namespace and name ("node:NAME": no namespace), split at the first '/' after "pod:". */

@@ -36,6 +36,43 @@ export function compareJoined(a: string, b: string, c: string, d: string): numbe
   return l < r ? -1 : l > r ? 1 : 0;
 }
 
+/**
+ * `values` sorted by `${namespace}/${name}` (stable: equal keys keep their order). Already sorted (a
+ * watch cache's list, the inventory's pods) costs one pass. Else, when no namespace has a '/' in it,
+ * the namespaces order the joined keys whatever the names (the first difference, or the shorter one's
+ * '/', comes before any name): values are grouped by namespace and only names are compared within a
+ * group, which costs less than comparing joined keys throughout.
+ */
+export function sortByKey<T>(values: readonly T[], namespaceOf: (v: T) => string, nameOf: (v: T) => string): readonly T[] {
+  let sorted = true;
+  for (let i = 1; i < values.length && sorted; i++) {
+    const a = values[i - 1] as T;
+    const b = values[i] as T;
+    sorted = compareJoined(namespaceOf(a), nameOf(a), namespaceOf(b), nameOf(b)) <= 0;
+  }
+  if (sorted) return values;
+  const groups = new Map<string, T[]>();
+  for (const v of values) {
+    const ns = namespaceOf(v);
+    if (ns.includes('/')) return [...values].sort((x, y) => compareJoined(namespaceOf(x), nameOf(x), namespaceOf(y), nameOf(y)));
+    let g = groups.get(ns);
+    if (g === undefined) {
+      g = [];
+      groups.set(ns, g);
+    }
+    g.push(v);
+  }
+  const out: T[] = [];
+  for (const ns of [...groups.keys()].sort((a, b) => compareJoined(a, '', b, ''))) {
+    const g = groups.get(ns) as T[];
+    let inOrder = true;
+    for (let i = 1; i < g.length && inOrder; i++) inOrder = nameOf(g[i - 1] as T) <= nameOf(g[i] as T);
+    if (!inOrder) g.sort((x, y) => (nameOf(x) < nameOf(y) ? -1 : nameOf(x) > nameOf(y) ? 1 : 0));
+    for (const v of g) out.push(v);
+  }
+  return out;
+}
+
 export class NameIndex<T> {
   #chunks: T[][] = [];
   #size = 0;
@@ -63,12 +100,14 @@ export class NameIndex<T> {
   /**
    * Replaces the content by `values` in any order (already sorted, as the inventory's pods are, costs
    * one pass); of values with equal keys the last one stays, as successive set() calls would leave it.
+   * `strictlySorted`: the caller knows the keys ascend strictly (a PodList's array, a list it sorted
+   * itself), and no pass checks it.
    */
-  load(values: readonly T[]): void {
+  load(values: readonly T[], strictlySorted = false): void {
     let sorted = true;
-    for (let i = 1; i < values.length && sorted; i++) sorted = this.#compare(values[i - 1] as T, values[i] as T) < 0;
+    if (!strictlySorted) for (let i = 1; i < values.length && sorted; i++) sorted = this.#compare(values[i - 1] as T, values[i] as T) < 0;
     // Stable: equal keys keep their order, so the last of a run is the last given.
-    const list = sorted ? values : [...values].sort((x, y) => this.#compare(x, y));
+    const list = sorted ? values : sortByKey(values, this.#namespaceOf, this.#nameOf);
     const chunks: T[][] = [];
     let chunk: T[] = [];
     let size = 0;

@@ -20,6 +20,7 @@
 
 import type { Direction, LabelSelector, PolicyDocument, Rule } from '../api/types.js';
 import { NameIndex } from '../inventory/name-index.js';
+import { isPodListArray } from '../inventory/pod-list.js';
 import type { EngineConfig, Inventory, Labels, NodeInfo, PodInfo, RunMode } from '../inventory/types.js';
 import type { Prefix } from './cidr.js';
 import { CoverSet, type ElementChanges } from './cover-set.js';
@@ -224,9 +225,9 @@ class PodIndex {
     (p) => p.name,
   );
 
-  /** Replaces the content by `pods` (sorted as the inventory's are: one pass; else sorted here). */
+  /** Replaces the content by `pods` (a PodList's array, as the inventory's are: taken as sorted; else checked, sorted when not). */
   load(pods: readonly PodInfo[]): void {
-    this.index.load(pods);
+    this.index.load(pods, isPodListArray(pods));
   }
 
   get(namespace: string, name: string): PodInfo | undefined {

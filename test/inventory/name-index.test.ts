@@ -5,7 +5,7 @@
 // comparing the joined strings, namespaces and names with '/' in them included.
 import test from 'ava';
 import fc from 'fast-check';
-import { compareJoined, NameIndex } from '../../src/inventory/name-index.js';
+import { compareJoined, NameIndex, sortByKey } from '../../src/inventory/name-index.js';
 
 const part = fc.oneof(
   fc.constantFrom('', 'a', 'b', 'ab', 'a/b', 'a/', '/', '/a', 'a-', 'a.', 'a0', 'x/y/z', '\u00e9', '\ud83d\ude00', '\uffff', 'a\u0000'),
@@ -126,4 +126,20 @@ test('chunks split as they grow and go when emptied; 20k values set and deleted 
 
 test('a bad chunk size is a RangeError', (t) => {
   t.throws(() => new NameIndex<Item>((v) => v.ns, (v) => v.name, 0), { instanceOf: RangeError });
+});
+
+test('sortByKey equals a stable sort by the joined key, namespaces with a / in them included', (t) => {
+  fc.assert(
+    fc.property(fc.array(itemArb, { maxLength: 80 }), (items) => {
+      const got = sortByKey(items, (v) => v.ns, (v) => v.name);
+      const want = [...items].sort((x, y) => {
+        const a = joined(x.ns, x.name);
+        const b = joined(y.ns, y.name);
+        return a < b ? -1 : a > b ? 1 : 0;
+      });
+      return got.length === want.length && got.every((v, i) => v === want[i]);
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass();
 });
