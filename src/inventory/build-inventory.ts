@@ -2,6 +2,7 @@
 // Endpoints, EndpointSlice) + config -> the Inventory the policy stage reads.
 // Pure. Bad addresses become warnings and are left out.
 
+import { compareJoined, NameIndex, sortByKey } from './name-index.js';
 import { PodList } from './pod-list.js';
 import type { Problem } from '../api/problem.js';
 import type { KubeObject, SourcePos } from '../api/types.js';
@@ -494,7 +495,7 @@ export function buildInventory(
     index: {
       source: { objects },
       podList: PodList.of(podInfos),
-      byKey: objectsByKey(all),
+      byKey: ObjectsByKey.of(all),
       selfName: opts.nodeName,
       selfExtra: { labels: opts.nodeLabels ?? {}, local },
       nsLabels,
@@ -572,74 +573,107 @@ export function objectKey(o: KubeObject): string {
 
 type Held = KubeObject | readonly KubeObject[];
 
+const firstOf = (h: Held): KubeObject => (Array.isArray(h) ? ((h as readonly KubeObject[])[0] as KubeObject) : (h as KubeObject));
+
+export class ObjectsByKeyError extends Error {
+  override readonly name = 'ObjectsByKeyError';
+}
+
 /**
- * Pod and node objects by objectKey, stored by namespace and name: the inner keys are the objects' own
- * name strings, so the index keeps no "pod:NS/NAME" string per pod (100k pods: some 4 MB). Keys are
- * objectKey texts; a namespace or name with a '/' in it (invalid in Kubernetes) still finds its entry,
- * as the key is split the same way on every call.
+ * Pod and node objects by objectKey. Pods are held in a NameIndex (name-index.ts): sorted chunks keyed
+ * by the objects' own namespace and name, so the index keeps neither a "pod:NS/NAME" string nor a hash
+ * table entry per pod (100k pods: 4.6 MB of nested Maps before). Keys are objectKey texts; a namespace or
+ * name with a '/' in it (invalid in Kubernetes) still finds its entry, as keys compare as joined texts.
  */
 export class ObjectsByKey {
-  private readonly pods = new Map<string, Map<string, Held>>();
+  private readonly pods = new NameIndex<Held>(
+    (h) => namespaceOf(firstOf(h)),
+    (h) => firstOf(h).metadata.name,
+  );
   private readonly nodes = new Map<string, Held>();
+
+  /** The index of `objects` (pod and node objects; others are left out), as add() of each in order makes it. */
+  static of(objects: readonly KubeObject[]): ObjectsByKey {
+    const out = new ObjectsByKey();
+    const pods: KubeObject[] = [];
+    for (const o of objects) {
+      if (isNodeObject(o)) out.add(o);
+      else if (isPodObject(o)) pods.push(o);
+    }
+    // One load instead of an insert per pod; objects of one key become one list in the order given.
+    // A watch cache lists in key order: one pass groups them; else they are sorted first (stable).
+    out.pods.load(groupByKey(pods) ?? groupByKey(sortByKey(pods, namespaceOf, (o) => o.metadata.name)) ?? [], true);
+    return out;
+  }
 
   /** Indexes `o` under objectKey(o): the first object alone, more as a list. */
   add(o: KubeObject): void {
-    const ns = namespaceOf(o);
-    // Split as locate() splits objectKey(o): at the first '/' after "pod:".
-    const at = isNodeObject(o) || !ns.includes('/') ? undefined : this.locate(objectKey(o), true);
-    const names = at?.names ?? (isNodeObject(o) ? this.nodes : this.namespace(ns, true));
-    const name = at?.name ?? o.metadata.name;
-    const have = names.get(name);
+    if (isNodeObject(o)) {
+      const have = this.nodes.get(o.metadata.name);
+      if (have === undefined) this.nodes.set(o.metadata.name, o);
+      else if (Array.isArray(have)) (have as KubeObject[]).push(o);
+      else this.nodes.set(o.metadata.name, [have as KubeObject, o]);
+      return;
+    }
+    const have = this.pods.get(namespaceOf(o), o.metadata.name);
     // A lone object is kept as it is: one array fewer per pod (100k pods: some 5 MB).
-    if (have === undefined) names.set(name, o);
+    if (have === undefined) this.pods.set(o);
     else if (Array.isArray(have)) (have as KubeObject[]).push(o);
-    else names.set(name, [have as KubeObject, o]);
+    else this.pods.set([have as KubeObject, o]);
   }
 
   get(k: string): Held | undefined {
-    const at = this.locate(k, false);
-    return at?.names.get(at.name);
+    const at = split(k);
+    if (at === undefined) return undefined;
+    return at.namespace === undefined ? this.nodes.get(at.name) : this.pods.get(at.namespace, at.name);
   }
 
+  /** Holds `value` (objects whose objectKey is `k`, at least one) under `k`. */
   set(k: string, value: Held): void {
-    const at = this.locate(k, true);
+    const at = split(k);
     if (at === undefined) return;
     const first = Array.isArray(value) ? (value as readonly KubeObject[])[0] : (value as KubeObject);
-    // The object's own string when it is the key's name (always, but for names with a '/').
-    const name = first?.metadata.name === at.name ? first.metadata.name : at.name;
-    at.names.set(name, value);
+    if (first === undefined || objectKey(first) !== k) throw new ObjectsByKeyError(`objects set under ${k} are not of that key`);
+    if (at.namespace === undefined) this.nodes.set(first.metadata.name, value);
+    else this.pods.set(value);
   }
 
   delete(k: string): void {
-    const at = this.locate(k, false);
+    const at = split(k);
     if (at === undefined) return;
-    at.names.delete(at.name);
-    if (at.names !== this.nodes && at.names.size === 0) this.pods.delete(at.namespace);
-  }
-
-  private namespace(ns: string, create: boolean): Map<string, Held> {
-    let names = this.pods.get(ns);
-    if (names === undefined) {
-      names = new Map();
-      if (create) this.pods.set(ns, names);
-    }
-    return names;
-  }
-
-  private locate(k: string, create: boolean): { names: Map<string, Held>; namespace: string; name: string } | undefined {
-    if (k.startsWith('node:')) return { names: this.nodes, namespace: '', name: k.slice('node:'.length) };
-    if (!k.startsWith('pod:')) return undefined;
-    const slash = k.indexOf('/', 'pod:'.length);
-    if (slash < 0) return undefined;
-    const namespace = k.slice('pod:'.length, slash);
-    return { names: this.namespace(namespace, create), namespace, name: k.slice(slash + 1) };
+    if (at.namespace === undefined) this.nodes.delete(at.name);
+    else this.pods.delete(at.namespace, at.name);
   }
 }
 
-function objectsByKey(all: readonly KubeObject[]): ObjectsByKey {
-  const out = new ObjectsByKey();
-  for (const o of all) if (isPodObject(o) || isNodeObject(o)) out.add(o);
+/**
+ * Objects in key order as one entry per key (an object alone, or the list of a key's objects in
+ * order), keys strictly ascending; undefined when `objects` are not in key order.
+ */
+function groupByKey(objects: readonly KubeObject[]): Held[] | undefined {
+  const out: Held[] = [];
+  let prev: KubeObject | undefined;
+  for (const o of objects) {
+    const c = prev === undefined ? -1 : compareJoined(namespaceOf(prev), prev.metadata.name, namespaceOf(o), o.metadata.name);
+    if (c > 0) return undefined;
+    if (c < 0) out.push(o);
+    else {
+      const last = out[out.length - 1] as Held;
+      if (Array.isArray(last)) (last as KubeObject[]).push(o);
+      else out[out.length - 1] = [last as KubeObject, o];
+    }
+    prev = o;
+  }
   return out;
+}
+
+/** objectKey `k` as namespace and name ("node:NAME": no namespace), split at the first '/' after "pod:". */
+function split(k: string): { namespace: string | undefined; name: string } | undefined {
+  if (k.startsWith('node:')) return { namespace: undefined, name: k.slice('node:'.length) };
+  if (!k.startsWith('pod:')) return undefined;
+  const slash = k.indexOf('/', 'pod:'.length);
+  if (slash < 0) return undefined;
+  return { namespace: k.slice('pod:'.length, slash), name: k.slice(slash + 1) };
 }
 
 /** A copy of the objects of key `k` in the index (empty when none). */

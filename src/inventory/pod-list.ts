@@ -16,6 +16,17 @@ function compareKey(a: PodInfo, key: string): number {
   return k < key ? -1 : k > key ? 1 : 0;
 }
 
+/** Arrays known to be sorted by key without repeats: PodList.of's input and toArray()'s output. */
+const sortedArrays = new WeakSet<readonly PodInfo[]>();
+
+/**
+ * Is `pods` the array of a PodList (sorted by "namespace/name" without repeated keys)? Lets the
+ * incremental model index an inventory's pods without checking their order again.
+ */
+export function isPodListArray(pods: readonly PodInfo[]): boolean {
+  return sortedArrays.has(pods);
+}
+
 export class PodList {
   readonly #chunks: readonly (readonly PodInfo[])[];
   readonly length: number;
@@ -27,6 +38,7 @@ export class PodList {
     this.length = length;
     this.#chunkSize = chunkSize;
     this.#array = array;
+    if (array !== undefined) sortedArrays.add(array);
   }
 
   /**
@@ -52,6 +64,7 @@ export class PodList {
       let n = 0;
       for (const c of this.#chunks) for (const p of c) out[n++] = p;
       this.#array = out;
+      sortedArrays.add(out);
     }
     return this.#array;
   }

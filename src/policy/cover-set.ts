@@ -13,6 +13,7 @@
 // P, so only blocks that contain P or lie inside P change, and the blocks merged
 // up from P along its ancestors (each one's sibling must already be an output).
 
+import { BlockList } from './block-list.js';
 import { formatPrefix, mergePrefixes, subtractPrefixes, type Prefix } from './cidr.js';
 import type { Family } from './model.js';
 import { PrefixCounts } from './prefix-counts.js';
@@ -34,25 +35,39 @@ export interface ElementChanges {
   readonly remove: readonly string[];
 }
 
+/** Block sizes and network masks by prefix length for a family of `width` bits. */
+function lengthTables(width: number): { blockSize: readonly bigint[]; netMask: readonly bigint[] } {
+  const all = (1n << BigInt(width)) - 1n;
+  const blockSize: bigint[] = [];
+  const netMask: bigint[] = [];
+  for (let l = 0; l <= width; l++) {
+    const size = 1n << BigInt(width - l);
+    blockSize.push(size);
+    netMask.push(all ^ (size - 1n));
+  }
+  return { blockSize, netMask };
+}
+
+// A CoverHalf made its own (258 bigints an IPv6 half, ~10 KB); every endpoint set has two halves.
+const v4Tables = lengthTables(32);
+const v6Tables = lengthTables(128);
+
 /** One family of a CoverSet. */
 export class CoverHalf {
   readonly family: Family;
   private readonly width: number;
-  /** blockSize[l]: addresses in a block of length l. */
-  private readonly blockSize: bigint[] = [];
-  /** netMask[l]: network mask of length l. */
-  private readonly netMask: bigint[] = [];
+  /** blockSize[l]: addresses in a block of length l (one table per family, shared by every half). */
+  private readonly blockSize: readonly bigint[];
+  /** netMask[l]: network mask of length l (shared likewise). */
+  private readonly netMask: readonly bigint[];
   /** Inputs with their counts, keyed compactly (an IPv4 address is an int32, not a bigint). */
   private readonly inputs: PrefixCounts;
   /** Distinct inputs per prefix length: ancestor lookups skip the (many) empty lengths. */
   private readonly perLength: number[] = [];
   private readonly holeCounts = new Map<bigint, number>();
   private holes: bigint[] = [];
-  // Output blocks, sorted by start (they are disjoint), with their canonical text.
-  private starts: bigint[] = [];
-  private lens: number[] = [];
-  private texts: string[] = [];
-  private published: readonly string[] | null = [];
+  /** Output blocks, sorted by start (they are disjoint), with their canonical text (block-list.ts). */
+  private readonly out: BlockList;
   private blockList: readonly Prefix[] | null = null;
   private readonly changes = new Map<bigint, { d: 1 | -1; text: string }>();
   /** True when inputs never nest (they are another set's output blocks): no descendant scan on removal. */
@@ -62,14 +77,12 @@ export class CoverHalf {
   constructor(family: Family) {
     this.family = family;
     this.inputs = new PrefixCounts(family);
+    this.out = new BlockList(family);
     this.width = family === 'ipv4' ? 32 : 128;
-    const all = (1n << BigInt(this.width)) - 1n;
-    for (let l = 0; l <= this.width; l++) {
-      this.perLength.push(0);
-      const size = 1n << BigInt(this.width - l);
-      this.blockSize.push(size);
-      this.netMask.push(all ^ (size - 1n));
-    }
+    const tables = family === 'ipv4' ? v4Tables : v6Tables;
+    this.blockSize = tables.blockSize;
+    this.netMask = tables.netMask;
+    for (let l = 0; l <= this.width; l++) this.perLength.push(0);
   }
 
   /** Replaces everything (no changes recorded): the output of a full merge. */
@@ -84,27 +97,27 @@ export class CoverHalf {
     this.holes = [...this.holeCounts.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const merged = mergePrefixes(inputs);
     const blocks = this.holes.length === 0 ? merged : subtractPrefixes(merged, this.holes.map((h) => this.host(h)));
-    this.starts = blocks.map((b) => b.bits);
-    this.lens = blocks.map((b) => b.len);
-    this.texts = blocks.map(formatPrefix);
-    this.published = null;
+    this.out.load(blocks, blocks.map(formatPrefix));
     this.blockList = null;
     this.changes.clear();
   }
 
   /** The canonical elements, sorted; a new array after every change, so earlier results never change. */
   elements(): readonly string[] {
-    this.published ??= this.texts.slice();
-    return this.published;
+    return this.out.texts();
   }
 
   get size(): number {
-    return this.starts.length;
+    return this.out.length;
   }
 
   /** The output blocks; the same array until the next change. */
   blocks(): readonly Prefix[] {
-    if (this.blockList === null) this.blockList = this.starts.map((bits, i) => ({ family: this.family, bits, len: this.lens[i] ?? 0 }));
+    if (this.blockList === null) {
+      const list: Prefix[] = [];
+      for (let i = 0; i < this.out.length; i++) list.push({ family: this.family, bits: this.out.start(i), len: this.out.len(i) });
+      this.blockList = list;
+    }
     return this.blockList;
   }
 
@@ -112,9 +125,9 @@ export class CoverHalf {
   overlaps(bits: bigint, len: number): boolean {
     const end = bits + (this.blockSize[len] ?? 0n) - 1n;
     // The last block starting at or before P's end is the only one that can reach into P (blocks are disjoint).
-    const i = this.lowerBound(this.starts, end + 1n) - 1;
+    const i = this.out.lowerBound(end + 1n) - 1;
     if (i < 0) return false;
-    return (this.starts[i] ?? 0n) + (this.blockSize[this.lens[i] ?? 0] ?? 0n) - 1n >= bits;
+    return this.out.start(i) + (this.blockSize[this.out.len(i)] ?? 0n) - 1n >= bits;
   }
 
   get inputCount(): number {
@@ -155,7 +168,7 @@ export class CoverHalf {
     this.holes.splice(this.lowerBound(this.holes, h), 0, h);
     const i = this.containing(h);
     if (i < 0) return;
-    const bLen = this.lens[i] ?? 0;
+    const bLen = this.out.len(i);
     this.removeAt(i);
     this.addSiblings(h, this.width, bLen);
   }
@@ -198,37 +211,30 @@ export class CoverHalf {
 
   /** Index of the output block containing address `a`, or -1. */
   private containing(a: bigint): number {
-    const i = this.lowerBound(this.starts, a + 1n) - 1;
+    const i = this.out.lowerBound(a + 1n) - 1;
     if (i < 0) return -1;
-    const start = this.starts[i] ?? 0n;
-    return a - start < (this.blockSize[this.lens[i] ?? 0] ?? 0n) ? i : -1;
+    return a - this.out.start(i) < (this.blockSize[this.out.len(i)] ?? 0n) ? i : -1;
   }
 
   private hasBlock(bits: bigint, len: number): number {
-    const i = this.lowerBound(this.starts, bits);
-    return i < this.starts.length && this.starts[i] === bits && this.lens[i] === len ? i : -1;
+    const i = this.out.lowerBound(bits);
+    return i < this.out.length && this.out.len(i) === len && this.out.start(i) === bits ? i : -1;
   }
 
   private addBlock(bits: bigint, len: number): void {
-    const i = this.lowerBound(this.starts, bits);
+    const i = this.out.lowerBound(bits);
     const text = formatPrefix({ family: this.family, bits, len });
-    this.starts.splice(i, 0, bits);
-    this.lens.splice(i, 0, len);
-    this.texts.splice(i, 0, text);
-    this.published = null;
+    this.out.insert(i, bits, len, text);
     this.blockList = null;
     this.record(keyOf(bits, len), 1, text);
     for (const l of this.listeners) l.added(this.family, bits, len);
   }
 
   private removeAt(i: number): void {
-    const bits = this.starts[i] ?? 0n;
-    const len = this.lens[i] ?? 0;
-    const text = this.texts[i] ?? '';
-    this.starts.splice(i, 1);
-    this.lens.splice(i, 1);
-    this.texts.splice(i, 1);
-    this.published = null;
+    const bits = this.out.start(i);
+    const len = this.out.len(i);
+    const text = this.out.text(i);
+    this.out.removeAt(i);
     this.blockList = null;
     this.record(keyOf(bits, len), -1, text);
     for (const l of this.listeners) l.removed(this.family, bits, len);
@@ -262,8 +268,8 @@ export class CoverHalf {
 
   private removeInside(bits: bigint, len: number): void {
     const end = bits + (this.blockSize[len] ?? 0n);
-    const i = this.lowerBound(this.starts, bits);
-    while (i < this.starts.length && (this.starts[i] ?? 0n) < end) this.removeAt(i);
+    const i = this.out.lowerBound(bits);
+    while (i < this.out.length && this.out.start(i) < end) this.removeAt(i);
   }
 
   private holesInside(bits: bigint, len: number): bigint[] {
@@ -288,7 +294,7 @@ export class CoverHalf {
   /** P = (bits, len) became an input: make it covered. */
   private cover(bits: bigint, len: number): void {
     const i = this.containing(bits);
-    if (i >= 0 && (this.lens[i] ?? 0) <= len) return; // already inside an output block
+    if (i >= 0 && this.out.len(i) <= len) return; // already inside an output block
     if (len === this.width) {
       if (!this.holeCounts.has(bits)) this.mergeUp(bits, len);
       return;
@@ -302,7 +308,7 @@ export class CoverHalf {
     // An input containing P keeps all of P covered: nothing changes.
     if (this.coveredByInput(bits, len)) return;
     const i = this.containing(bits);
-    const bLen = i < 0 ? -1 : (this.lens[i] ?? 0);
+    const bLen = i < 0 ? -1 : this.out.len(i);
     if (i >= 0 && bLen < len) {
       // An output block B strictly contains P: B minus P stays.
       this.removeAt(i);

@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import fc from 'fast-check';
-import { PodList } from '../../src/inventory/pod-list.js';
+import { isPodListArray, PodList } from '../../src/inventory/pod-list.js';
 import type { PodInfo } from '../../src/inventory/types.js';
 
 const keyOf = (p: { namespace: string; name: string }): string => [p.namespace, '/', p.name].join('');
@@ -88,4 +88,16 @@ test('toArray is made once per list and the array of PodList.of is the one given
   t.is(next.toArray(), next.toArray());
   t.is(list.toArray(), pods, 'the earlier list is untouched');
   t.is(pods.length, 1);
+});
+
+test('isPodListArray: true for the array a list was made of and for toArray(), false for any other array', (t) => {
+  const pods: PodInfo[] = ['a', 'b', 'c'].map((name) => ({ namespace: 'ns', name, labels: {}, addresses: ['192.0.2.1'] }));
+  const list = PodList.of(pods, 2);
+  t.true(isPodListArray(pods));
+  t.false(isPodListArray([...pods]));
+  const next = list.with(new Map([['ns/b', undefined]]));
+  const arr = next.toArray();
+  t.true(isPodListArray(arr));
+  t.deepEqual(arr.map((p) => p.name), ['a', 'c']);
+  t.false(isPodListArray([...arr].reverse()));
 });

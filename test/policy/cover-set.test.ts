@@ -126,3 +126,27 @@ test('removing what was never added is a typed error', (t) => {
   t.true(err instanceof CoverSetError);
   t.regex(err?.message ?? '', /192\.0\.2\.0\/32 removed but never added/);
 });
+
+// The edges of each family (block-list.ts keeps starts as 32-bit words): /0, the first and the last
+// address, /1 halves, and IPv6 starts on either side of every 32-bit word boundary.
+function edgePrefix(family: 'ipv4' | 'ipv6'): fc.Arbitrary<Prefix> {
+  const width = family === 'ipv4' ? 32 : 128;
+  const max = (1n << BigInt(width)) - 1n;
+  const points = family === 'ipv4' ? [0n, 1n, max, max - 1n, 1n << 31n, (1n << 31n) - 1n] : [0n, 1n, max, max - 1n, 1n << 127n, 1n << 96n, (1n << 96n) - 1n, 1n << 64n, (1n << 64n) - 1n, 1n << 32n, (1n << 32n) - 1n];
+  const lens = family === 'ipv4' ? [0, 1, 31, 32, 32, 32, 24] : [0, 1, 32, 33, 64, 95, 96, 127, 128, 128, 128];
+  return fc.tuple(fc.constantFrom(...points), fc.constantFrom(...lens)).map(([bits, len]) => ({ family, bits: (bits >> BigInt(width - len)) << BigInt(width - len), len }));
+}
+const edgeHost = (family: 'ipv4' | 'ipv6'): fc.Arbitrary<Prefix> => edgePrefix(family).filter((p) => p.len === (family === 'ipv4' ? 32 : 128));
+
+for (const family of ['ipv4', 'ipv6'] as const) {
+  test(`${family}: /0, the first and last address and word-boundary starts give a full merge minus the holes`, (t) => {
+    const ops: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('add' as const), p: edgePrefix(family), pick: fc.nat() }),
+      fc.record({ op: fc.constant('remove' as const), p: edgePrefix(family), pick: fc.nat() }),
+      fc.record({ op: fc.constant('hole' as const), p: edgeHost(family), pick: fc.nat() }),
+      fc.record({ op: fc.constant('unhole' as const), p: edgeHost(family), pick: fc.nat() }),
+    );
+    againstFullMerge(edgePrefix(family), ops, 300);
+    t.pass();
+  });
+}
