@@ -1,9 +1,9 @@
 // The last cluster state fully read from the API, kept on disk so that a node
 // rebooted while the API is unreachable enforces its policies from it. Written
 // atomically (tmp file + fsync + rename) so a crash leaves the old or the new
-// file, never half of one.
+// file, never half of one, and in bounded pieces (no 100 MB string + buffer).
 
-import { open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/types.js';
 import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, ShapeError, str, type Check, type StateFileError } from '../state-files.js';
@@ -29,8 +29,57 @@ export function cachePath(stateDir: string): string {
   return join(stateDir, CACHE_FILE);
 }
 
-export async function writeCache(stateDir: string, state: CachedState): Promise<void> {
-  await writeAtomic(cachePath(stateDir), JSON.stringify({ format: FORMAT, ...state }));
+/** What writeCache writes: a CachedState whose object list may be any iterable (read once, in order). */
+export interface CachedStateToWrite extends Omit<CachedState, 'objects'> {
+  readonly objects: Iterable<KubeObject>;
+}
+
+/**
+ * Writes k8s-cache.json: the same bytes as `JSON.stringify({ format, ...state })` (with `objects` as an array),
+ * made and written in pieces of about `chunkChars` characters, so that a 100k-pod cache never exists as one
+ * string and one buffer (~100 MB at once). The objects must not change while it runs (the source's are never
+ * changed once made). Atomic as before: a failing write leaves the old file, a partial one is never visible.
+ */
+export async function writeCache(stateDir: string, state: CachedStateToWrite, chunkChars = cacheChunkChars): Promise<void> {
+  await writeAtomicPieces(cachePath(stateDir), jsonPieces({ format: FORMAT, ...state }, streamedKeys), chunkChars);
+}
+
+/** Characters per write of the big cache (bounds the transient string and buffer of a write). */
+export const cacheChunkChars = 1 << 20;
+
+/** Top-level keys whose arrays (or iterables) are written one element at a time. */
+const streamedKeys: ReadonlySet<string> = new Set(['objects', 'policies']);
+
+/**
+ * The JSON text of a plain object in pieces: each key in `streamed` whose value is iterable (not a string) as
+ * an array, one piece per element; every other value as JSON.stringify gives it (undefined, functions and
+ * symbols left out as JSON.stringify does; array elements JSON.stringify cannot give are `null`, as in an array).
+ */
+export function* jsonPieces(top: Readonly<Record<string, unknown>>, streamed: ReadonlySet<string>): Generator<string> {
+  yield '{';
+  let first = true;
+  for (const key of Object.keys(top)) {
+    const v = top[key];
+    const sep = first ? '' : ',';
+    if (streamed.has(key) && isIterable(v)) {
+      yield `${sep}${JSON.stringify(key)}:[`;
+      let i = 0;
+      for (const el of v) yield `${i++ === 0 ? '' : ','}${JSON.stringify(el) ?? 'null'}`;
+      yield ']';
+    } else {
+      const text = JSON.stringify(v) as string | undefined;
+      if (text === undefined) continue;
+      yield `${sep}${JSON.stringify(key)}:${text}`;
+    }
+    first = false;
+  }
+  yield '}';
+}
+
+function isIterable(v: unknown): v is Iterable<unknown> {
+  // An own toJSON would change what JSON.stringify writes: such a value is written whole.
+  return typeof v === 'object' && v !== null && typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+    && typeof (v as { toJSON?: unknown }).toJSON !== 'function' && (Array.isArray(v) || !(v instanceof Map || v instanceof Set));
 }
 
 /**
@@ -95,11 +144,31 @@ export function overlaySelection(cached: CachedState, sel: CachedSelection | und
 }
 
 async function writeAtomic(file: string, body: string): Promise<void> {
+  await writeAtomicPieces(file, [body], Infinity);
+}
+
+/**
+ * tmp file + fsync + rename: the old file or the new one, never half of one. The pieces are joined and
+ * written about `chunkChars` characters at a time; an error anywhere (a piece that cannot be made included)
+ * removes the tmp file and throws CacheError.
+ */
+async function writeAtomicPieces(file: string, pieces: Iterable<string>, chunkChars: number): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(body);
+      let batch: string[] = [];
+      let chars = 0;
+      for (const piece of pieces) {
+        batch.push(piece);
+        chars += piece.length;
+        if (chars >= chunkChars) {
+          await writeAll(fh, batch.join(''));
+          batch = [];
+          chars = 0;
+        }
+      }
+      if (batch.length > 0) await writeAll(fh, batch.join(''));
       await fh.sync();
     } finally {
       await fh.close();
@@ -108,6 +177,17 @@ async function writeAtomic(file: string, body: string): Promise<void> {
   } catch (err) {
     await rm(tmp, { force: true });
     throw new CacheError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Writes all of `text` (UTF-8) at the file's position, however many write calls that takes. */
+async function writeAll(fh: FileHandle, text: string): Promise<void> {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    if (bytesWritten <= 0) throw new Error('write made no progress');
+    off += bytesWritten;
   }
 }
 
