@@ -6,7 +6,8 @@
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/types.js';
-import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, ShapeError, str, type Check, type StateFileError } from '../state-files.js';
+import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, settleStateRead, ShapeError, str, type Check, type StateFileError, type StateRead } from '../state-files.js';
+import { readStreamedStateFile } from './json-stream-read.js';
 
 export const CACHE_FILE = 'k8s-cache.json';
 const FORMAT = 'nodewall/k8s-cache/v1';
@@ -217,13 +218,21 @@ export function checkCache(v: unknown): CachedState {
 }
 
 /**
+ * k8s-cache.json read in pieces, each object parsed alone (json-stream-read.ts): never its whole text and its
+ * whole parse at once (some 175 MB of transient at 100k pods). Same value and same refusals as readStateFile.
+ */
+function readBigCache(file: string): Promise<StateRead<CachedState>> {
+  return readStreamedStateFile(file, cacheMaxBytes, streamedKeys, checkCache);
+}
+
+/**
  * The cached state, or undefined when there is none. Throws CacheError for an
  * unusable file (non-regular, too big, truncated, foreign, malformed); the
  * file is left where it is (see loadCache).
  */
 export async function readCache(stateDir: string): Promise<CachedState | undefined> {
   const file = cachePath(stateDir);
-  const r = await readStateFile(file, cacheMaxBytes, checkCache);
+  const r = await readBigCache(file);
   if (r.kind === 'missing') return undefined;
   if (r.kind === 'corrupt') throw new CacheError(`${file}: ${r.reason}`);
   const selFile = selectionPath(stateDir);
@@ -238,7 +247,7 @@ export async function readCache(stateDir: string): Promise<CachedState | undefin
  * ones enforced.
  */
 export async function loadCache(stateDir: string): Promise<{ value?: CachedState; error?: StateFileError }> {
-  const big = await loadStateFile(cachePath(stateDir), cacheMaxBytes, checkCache);
+  const big = await settleStateRead(cachePath(stateDir), await readBigCache(cachePath(stateDir)));
   const sel = await loadStateFile(selectionPath(stateDir), selectionMaxBytes, checkSelection);
   if (big.error !== undefined) return { error: big.error };
   if (sel.error !== undefined) return { error: sel.error };
