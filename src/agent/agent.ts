@@ -459,7 +459,7 @@ export class Agent {
         ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
         ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous, modelDeltas: this.#memory.stateBuilder?.modelDeltas } : {}),
         // The drift hash of a full load predicted while it loads, instead of a read-back after it.
-        onFullLoad: (rendered) => void (prediction = startPrediction(config, rendered)),
+        onFullLoad: (rendered) => void (prediction = startPrediction({ nftPath: config.nft.path, table: config.nft.table, timeoutMs: config.nft.timeoutSeconds * 1000 }, rendered)),
       });
       const { hash: tableHash, source, skipped } = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r }, prediction);
       this.#log.debug({ source, skipped }, 'drift hash recorded');

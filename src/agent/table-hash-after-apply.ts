@@ -67,9 +67,9 @@ export async function tableHashAfterApply(before: AppliedRuleset | undefined, a:
 }
 
 /** Starts the prediction of a full load's hash (predicted-table-hash.ts); its promise never rejects. */
-export function startPrediction(config: { readonly nft: { readonly path: string; readonly table: string; readonly timeoutSeconds: number } }, rendered: RenderedRuleset): HashPrediction {
+export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction {
   return {
     structureHash: rendered.structureHash,
-    outcome: predictTableHash({ nftPath: config.nft.path, table: config.nft.table, structureScript: rendered.structureScript, timeoutMs: Math.min(config.nft.timeoutSeconds * 1000, 30_000) }),
+    outcome: predictTableHash({ nftPath: o.nftPath, table: o.table, structureScript: rendered.structureScript, timeoutMs: Math.min(o.timeoutMs ?? 30_000, 30_000) }),
   };
 }
