@@ -48,12 +48,15 @@ export async function writeCache(stateDir: string, state: CachedStateToWrite, ch
 /** Characters per write of the big cache (bounds the transient string and buffer of a write). */
 export const cacheChunkChars = 1 << 20;
 
-/** Top-level keys whose arrays (or iterables) are written one element at a time. */
+/** Elements of a streamed array made into one piece (~75 KB of slim pods). */
+const elementsPerPiece = 256;
+
+/** Top-level keys whose arrays (or iterables) are written a group of elements at a time. */
 const streamedKeys: ReadonlySet<string> = new Set(['objects', 'policies']);
 
 /**
  * The JSON text of a plain object in pieces: each key in `streamed` whose value is iterable (not a string) as
- * an array, one piece per element; every other value as JSON.stringify gives it (undefined, functions and
+ * an array, one piece per group of at most 256 elements; every other value as JSON.stringify gives it (undefined, functions and
  * symbols left out as JSON.stringify does; array elements JSON.stringify cannot give are `null`, as in an array).
  */
 export function* jsonPieces(top: Readonly<Record<string, unknown>>, streamed: ReadonlySet<string>): Generator<string> {
@@ -64,8 +67,21 @@ export function* jsonPieces(top: Readonly<Record<string, unknown>>, streamed: Re
     const sep = first ? '' : ',';
     if (streamed.has(key) && isIterable(v)) {
       yield `${sep}${JSON.stringify(key)}:[`;
-      let i = 0;
-      for (const el of v) yield `${i++ === 0 ? '' : ','}${JSON.stringify(el) ?? 'null'}`;
+      // Elements in groups: one JSON.stringify per group costs less than one per element, and an array's
+      // JSON is its elements' joined by commas (undefined and functions as null) whatever the grouping.
+      let group: unknown[] = [];
+      let firstGroup = true;
+      const flush = function* (): Generator<string> {
+        const text = JSON.stringify(group);
+        yield `${firstGroup ? '' : ','}${text.slice(1, -1)}`;
+        firstGroup = false;
+        group = [];
+      };
+      for (const el of v) {
+        group.push(el);
+        if (group.length === elementsPerPiece) yield* flush();
+      }
+      if (group.length > 0) yield* flush();
       yield ']';
     } else {
       const text = JSON.stringify(v) as string | undefined;

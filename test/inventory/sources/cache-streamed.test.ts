@@ -61,12 +61,16 @@ testProp('writeCache writes the bytes of JSON.stringify({ format, ...state }), a
   }
 }, { numRuns: 60 });
 
-test('pieces are bounded by the largest object, not by the state', (t) => {
-  const objects = Array.from({ length: 5000 }, (_, i) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${i}`, namespace: 'ns' } }) as KubeObject);
-  const pieces = [...jsonPieces({ format: FORMAT, syncedAt: 'x', resourceVersions: {}, objects, policies: [] }, new Set(['objects', 'policies']))];
+test('pieces are bounded by a group of objects, not by the state; groups join to the same text', (t) => {
+  const objects = Array.from({ length: 5000 }, (_, i) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${i}`, namespace: 'ns' }, ...(i % 7 === 0 ? { spec: undefined } : {}) }) as KubeObject);
+  const top = { format: FORMAT, syncedAt: 'x', resourceVersions: {}, objects, policies: [] };
+  const pieces = [...jsonPieces(top, new Set(['objects', 'policies']))];
   const longestObject = Math.max(...objects.map((o) => JSON.stringify(o).length));
-  t.true(pieces.length > 5000);
-  t.true(Math.max(...pieces.map((p) => p.length)) <= longestObject + 1);
+  t.true(pieces.length > 5000 / 256);
+  t.true(Math.max(...pieces.map((p) => p.length)) <= 256 * (longestObject + 1));
+  t.is(pieces.join(''), JSON.stringify(top));
+  const withHoles = [1, undefined, () => 2, ...Array.from({ length: 600 }, (_, i) => i)];
+  t.is([...jsonPieces({ objects: withHoles }, new Set(['objects']))].join(''), JSON.stringify({ objects: withHoles }));
 });
 
 const node = (name: string): KubeObject => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } }) as KubeObject;
