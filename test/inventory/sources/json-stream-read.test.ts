@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fc, testProp } from '@fast-check/ava';
 import test from 'ava';
-import { JsonStreamError, readStreamedStateFile, StreamedJsonObject } from '../../../src/inventory/sources/json-stream-read.js';
+import { isUtf8 } from 'node:buffer';
+import { JsonStreamError, readStreamedStateFile, StreamedJsonObject, Utf8Check } from '../../../src/inventory/sources/json-stream-read.js';
 import { obj, readStateFile } from '../../../src/inventory/state-files.js';
 
 const streamed = new Set(['objects', 'policies']);
@@ -70,6 +71,19 @@ testProp('a damaged text is refused exactly when JSON.parse refuses it (or gives
   if ('error' in whole) t.true('error' in mine, `accepted ${JSON.stringify(damaged)}`);
   else t.deepEqual(mine, { value: whole.value });
 });
+
+const podLike = fc.record({
+  kind: fc.constantFrom('Pod', 'Node'),
+  metadata: fc.record({ name: fc.string({ unit: 'binary' }), labels: fc.dictionary(fc.string(), fc.string({ unit: 'binary' })) }),
+  status: fc.record({ podIPs: fc.array(fc.record({ ip: fc.ipV4() }), { maxLength: 3 }) }),
+});
+
+testProp('the shape of the cache: arrays of many objects, in pieces that cut objects anywhere (batches and straddling objects)', [
+  fc.array(podLike, { minLength: 1, maxLength: 700 }), fc.array(podLike, { maxLength: 3 }), fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 4 }),
+], (t, objects, policies, ps) => {
+  const text = JSON.stringify({ format: 'f', syncedAt: 's', resourceVersions: { Pod: '1' }, objects, policies });
+  t.deepEqual(parsePieces(text, ps), { value: JSON.parse(text) });
+}, { numRuns: 40 });
 
 test('hostile and odd texts', (t) => {
   const refuses = (text: string, what: string) => t.true('error' in parsePieces(text, [3]), what);
@@ -141,6 +155,11 @@ test('file-level refusals: missing, empty, not UTF-8, too big, symlink, FIFO, di
   t.deepEqual(await read('empty'), { kind: 'corrupt', reason: 'not valid JSON (empty file)' });
   await writeFile(f('latin1'), Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]));
   t.deepEqual(await read('latin1'), { kind: 'corrupt', reason: 'is not valid UTF-8' });
+  await writeFile(f('bom'), Buffer.from('\uFEFF{"a":1}', 'utf8'));
+  t.is((await readStateFile(f('bom'), 1 << 20, check)).kind, 'corrupt');
+  t.like(await read('bom'), { kind: 'corrupt', reason: 'not valid JSON (unexpected "\uFEFF" at character 0, expected "{")' }, 'a byte order mark is kept and refused, as JSON.parse does');
+  await writeFile(f('cut'), Buffer.concat([Buffer.from('{"a":"x"}'), Buffer.from([0xe2, 0x82])]));
+  t.deepEqual(await read('cut'), { kind: 'corrupt', reason: 'is not valid UTF-8' }, 'a character cut off at the end of the file');
   await writeFile(f('split'), Buffer.from('{"a":"€€€€€€€€"}', 'utf8'));
   t.deepEqual(await read('split'), { kind: 'ok', value: { a: '€€€€€€€€' } });
   await writeFile(f('big'), `{"a":"${'x'.repeat(100)}"}`);
@@ -155,4 +174,22 @@ test('file-level refusals: missing, empty, not UTF-8, too big, symlink, FIFO, di
     throw new RangeError(`deep ${typeof v}`);
   });
   t.deepEqual(shape, { kind: 'corrupt', reason: 'cannot check: deep object' });
+});
+
+testProp('Utf8Check over pieces = isUtf8 of the whole, wherever the pieces are cut', [
+  fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }).map((x) => new Uint8Array(Buffer.from(x, 'utf8')))),
+  fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }),
+], (t, bytes, sizes) => {
+  const whole = Buffer.from(bytes);
+  const c = new Utf8Check();
+  let ok = true;
+  let i = 0;
+  let k = 0;
+  while (i < whole.length && ok) {
+    const n = sizes[k++ % sizes.length] ?? 1;
+    ok = c.valid(whole.subarray(i, i + n), false);
+    i += n;
+  }
+  if (ok) ok = c.valid(Buffer.alloc(0), true);
+  t.is(ok, isUtf8(whole));
 });
