@@ -66,10 +66,16 @@ export async function tableHashAfterApply(before: AppliedRuleset | undefined, a:
   return { hash: await tableHashNow(a.nftPath, a.table), source: 'read-back', ...(predicted === undefined ? {} : { skipped: predicted.skipped }) };
 }
 
+/**
+ * Longest wait for a prediction, as for a read-back (drift.ts tableState): the apply's lock is held meanwhile.
+ * It normally ends before the load does.
+ */
+const predictionTimeoutMs = 10_000;
+
 /** Starts the prediction of a full load's hash (predicted-table-hash.ts); its promise never rejects. */
 export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction {
   return {
     structureHash: rendered.structureHash,
-    outcome: predictTableHash({ nftPath: o.nftPath, table: o.table, structureScript: rendered.structureScript, timeoutMs: Math.min(o.timeoutMs ?? 30_000, 30_000) }),
+    outcome: predictTableHash({ nftPath: o.nftPath, table: o.table, structureScript: rendered.structureScript, timeoutMs: Math.min(o.timeoutMs ?? predictionTimeoutMs, predictionTimeoutMs) }),
   };
 }
