@@ -36,7 +36,7 @@ import { DriftRepair } from './drift-repair.js';
 import { DriftPollDepth } from './drift-poll-depth.js';
 import { ModelKeys } from './model-key.js';
 import { ProblemLogGate } from './problem-log.js';
-import { tableHashAfterApply } from './table-hash-after-apply.js';
+import { startPrediction, tableHashAfterApply, type HashPrediction } from './table-hash-after-apply.js';
 import { NftWriteLock } from './nft-lock.js';
 import { freshLines, snapshotConnections, summarize, verdictReport } from './dry-run.js';
 import { keptMessage, removedMessage } from './last-good.js';
@@ -449,6 +449,7 @@ export class Agent {
       await before?.();
       // After drift, or a mode switch, read the kernel instead of trusting memory.
       const fromMemory = !(this.#previous === undefined || readKernel);
+      let prediction: HashPrediction | undefined;
       const r = await applyModel(model, {
         nftPath: config.nft.path,
         table: config.nft.table,
@@ -457,8 +458,11 @@ export class Agent {
         timeoutMs: config.nft.timeoutSeconds * 1000,
         ...(config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: config.nft.maxElementsPerTransaction }),
         ...(fromMemory && this.#previous !== undefined ? { previous: this.#previous, modelDeltas: this.#memory.stateBuilder?.modelDeltas } : {}),
+        // The drift hash of a full load predicted while it loads, instead of a read-back after it.
+        onFullLoad: (rendered) => void (prediction = startPrediction({ nftPath: config.nft.path, table: config.nft.table, timeoutMs: config.nft.timeoutSeconds * 1000 }, rendered)),
       });
-      const tableHash = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r });
+      const { hash: tableHash, source, skipped } = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r }, prediction);
+      this.#log.debug({ source, skipped }, 'drift hash recorded');
       this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) });
       return r;
     });

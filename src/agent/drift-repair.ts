@@ -8,9 +8,11 @@
 import type { Logger } from 'pino';
 import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import { applyModel, type ApplyOptions, type ApplyResult } from '../nft/apply.js';
+import type { RenderedRuleset } from '../nft/render.js';
 import type { HostModel } from '../policy/model.js';
 import { structureState, tableState, type TableState } from './drift.js';
 import type { NftWriteLock } from './nft-lock.js';
+import { predictedFor, startPrediction, type HashPrediction } from './table-hash-after-apply.js';
 
 /** What is in the kernel because the agent put it there. */
 export interface AppliedRuleset {
@@ -48,9 +50,11 @@ export interface DriftKernel {
   applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult>;
   /** The cheap structural state; without it every check is a full one. */
   structureState?(nftPath: string, table: string): Promise<TableState>;
+  /** Predicts the drift hash of a full load while it loads (table-hash-after-apply.ts); without it a repair reads back. */
+  predict?(o: { nftPath: string; table: string; timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction;
 }
 
-const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel, structureState: (p, t) => structureState(p, t) };
+const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel, structureState: (p, t) => structureState(p, t), predict: startPrediction };
 
 export class DriftRepair {
   readonly #lock: NftWriteLock;
@@ -107,12 +111,15 @@ export class DriftRepair {
         ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
       const t0 = performance.now();
       let result: ApplyResult;
+      let prediction: HashPrediction | undefined;
+      const predict = this.#kernel.predict;
       try {
         // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
         // deleted rule, must not be planned as a noop).
         result = await this.#kernel.applyModel(a.model, {
           nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
           ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
+          ...(predict === undefined ? {} : { onFullLoad: (r: RenderedRuleset) => void (prediction = predict.call(this.#kernel, a, r)) }),
         });
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
@@ -120,13 +127,15 @@ export class DriftRepair {
         return { kind: 'failed', drift, error };
       }
       const durationMs = Math.round(performance.now() - t0);
-      // Logged before the read-back of the hash: the table is in force now, and that read lists every set
-      // element in nft 1.0.6 (seconds at 100k addresses on a loaded node), which is bookkeeping, not repair.
+      // Logged before the hash is taken: the table is in force now, and a read-back lists every set element
+      // in nft 1.0.6 (seconds at 100k addresses on a loaded node), which is bookkeeping, not repair.
       log.info({
         table: a.table, mode: a.mode, kind: result.kind, reason: result.reason, rules: result.rules, sets: result.sets,
         elements: result.elements, durationMs, restored: true,
       }, 'ruleset applied');
-      const after = await this.#kernel.tableState(a.nftPath, a.table);
+      // As after the pass's apply: the hash of what was loaded when it could be predicted, else read back.
+      const predicted = await predictedFor({ nftPath: a.nftPath, table: a.table, mode: a.mode, fromMemory: false, result }, prediction);
+      const after: TableState = predicted?.hash !== undefined ? { present: true, hash: predicted.hash } : await this.#kernel.tableState(a.nftPath, a.table);
       const { cheapHash: _learntAgain, ...rest } = a;
       this.#applied = { ...rest, tableHash: after.present ? after.hash : undefined };
       return { kind: 'restored', result, drift, durationMs };

@@ -10,11 +10,16 @@
 // drift on the next check. Anything else (a full replace, a chain delta, no
 // earlier hash, the kernel read instead of memory, another table, path or
 // mode) reads the table back, as before. Called inside the NftWriteLock.
+//
+// A full load in one transaction: the hash predicted from its script in a scratch namespace while it
+// loaded (predicted-table-hash.ts), when one could be made for exactly that structure; else read back.
 
 import type { RunMode } from '../inventory/types.js';
 import type { ApplyResult } from '../nft/apply.js';
 import type { AppliedRuleset } from './drift-repair.js';
 import { tableHashNow } from './drift.js';
+import type { RenderedRuleset } from '../nft/render.js';
+import { predictTableHash, type PredictionOutcome } from './predicted-table-hash.js';
 
 export interface AfterApply {
   readonly nftPath: string;
@@ -37,9 +42,40 @@ function structureOf(r: AppliedRuleset): string | undefined {
   return r.structureHash;
 }
 
-/** The hash to record after an apply: kept, or read back (undefined: the table is absent). */
-export async function tableHashAfterApply(before: AppliedRuleset | undefined, a: AfterApply): Promise<string | undefined> {
+/** A prediction started for the structure `structureHash` (ApplyOptions.onFullLoad). */
+export interface HashPrediction {
+  readonly structureHash: string;
+  readonly outcome: Promise<PredictionOutcome>;
+}
+
+/** How the recorded hash was obtained (debug log, tests). */
+export type HashSource = 'kept' | 'predicted' | 'read-back';
+
+/** The predicted hash when it describes this apply's result: one full load of the predicted structure. */
+export async function predictedFor(a: AfterApply, prediction: HashPrediction | undefined): Promise<PredictionOutcome | undefined> {
+  if (prediction === undefined || a.result.kind !== 'full' || a.result.transactions !== 1 || a.result.structureHash !== prediction.structureHash) return undefined;
+  return prediction.outcome;
+}
+
+/** The hash to record after an apply: kept, predicted, or read back (undefined: the table is absent). */
+export async function tableHashAfterApply(before: AppliedRuleset | undefined, a: AfterApply, prediction?: HashPrediction): Promise<{ hash: string | undefined; source: HashSource; skipped?: string }> {
   const kept = keptTableHash(before, a);
-  if (kept !== undefined) return kept;
-  return tableHashNow(a.nftPath, a.table);
+  if (kept !== undefined) return { hash: kept, source: 'kept' };
+  const predicted = await predictedFor(a, prediction);
+  if (predicted?.hash !== undefined) return { hash: predicted.hash, source: 'predicted' };
+  return { hash: await tableHashNow(a.nftPath, a.table), source: 'read-back', ...(predicted === undefined ? {} : { skipped: predicted.skipped }) };
+}
+
+/**
+ * Longest wait for a prediction, as for a read-back (drift.ts tableState): the apply's lock is held meanwhile.
+ * It normally ends before the load does.
+ */
+const predictionTimeoutMs = 10_000;
+
+/** Starts the prediction of a full load's hash (predicted-table-hash.ts); its promise never rejects. */
+export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction {
+  return {
+    structureHash: rendered.structureHash,
+    outcome: predictTableHash({ nftPath: o.nftPath, table: o.table, structureScript: rendered.structureScript, timeoutMs: Math.min(o.timeoutMs ?? predictionTimeoutMs, predictionTimeoutMs) }),
+  };
 }

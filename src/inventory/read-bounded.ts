@@ -88,7 +88,7 @@ export async function readBounded(path: string, maxBytes: number, opts: BoundedR
   }
 }
 
-async function openFailure(path: string, err: unknown, limit: number): Promise<BoundedReadError> {
+export async function openFailure(path: string, err: unknown, limit: number): Promise<BoundedReadError> {
   const code = errnoOf(err);
   if (code === 'ENOENT') return new BoundedReadError(path, 'missing', `does not exist (${messageOf(err)})`, { cause: err, code, limit });
   if (code === 'ELOOP') return new BoundedReadError(path, 'symlink', 'is a symbolic link, not a regular file', { cause: err, code, limit });

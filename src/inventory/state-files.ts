@@ -119,7 +119,11 @@ export async function quarantine(path: string): Promise<string> {
  * `error` (its message names the file, what is wrong and where it went).
  */
 export async function loadStateFile<T>(path: string, maxBytes: number, check: (v: unknown) => T): Promise<{ value?: T; error?: StateFileError }> {
-  const r = await readStateFile(path, maxBytes, check);
+  return settleStateRead(path, await readStateFile(path, maxBytes, check));
+}
+
+/** loadStateFile's outcome for a read made otherwise (k8s-cache.json is read in pieces): a corrupt file is moved aside. */
+export async function settleStateRead<T>(path: string, r: StateRead<T>): Promise<{ value?: T; error?: StateFileError }> {
   if (r.kind === 'missing') return {};
   if (r.kind === 'ok') return { value: r.value };
   try {

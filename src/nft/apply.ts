@@ -55,6 +55,11 @@ export interface ApplyOptions {
    * where that is provably the same (render-delta.ts); anything else renders and diffs as before.
    */
   readonly modelDeltas?: ModelDeltaLookup | undefined;
+  /**
+   * Called right before a full load in one transaction is sent, with what it loads (the agent predicts the
+   * drift hash from it meanwhile: predicted-table-hash.ts). Not for a staged cold start, a delta or a dry run.
+   */
+  readonly onFullLoad?: ((rendered: RenderedRuleset) => void) | undefined;
 }
 
 export interface ApplyResult {
@@ -192,6 +197,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
     } else {
+      opts.onFullLoad?.(rendered);
       await send(rendered.script);
     }
   }

@@ -3,6 +3,8 @@ import { pino, type Logger } from 'pino';
 import { DriftRepair, type DriftKernel } from '../../src/agent/drift-repair.js';
 import { NftWriteLock } from '../../src/agent/nft-lock.js';
 import type { ApplyOptions, ApplyResult } from '../../src/nft/apply.js';
+import type { RenderedRuleset } from '../../src/nft/render.js';
+import type { HashPrediction } from '../../src/agent/table-hash-after-apply.js';
 import type { HostModel } from '../../src/policy/model.js';
 
 /** A kernel with one table whose structure hash the test sets; apply puts the model's hash back. */
@@ -204,4 +206,46 @@ test('record keeps the learnt structural hash while the table hash is the same (
   r2.record(base);
   t.is((await r2.check(log, 'structure')).kind, 'in-sync');
   t.is(r2.applied?.cheapHash, undefined);
+});
+
+/** A kernel that predicts the hash of what it loads (as the real one does in a scratch namespace). */
+class PredictingKernel extends FakeKernel {
+  reads = 0;
+  predicted = 'hash-of-a';
+  structure = 's-a';
+  override async tableState(): Promise<{ present: false; error: string } | { present: true; hash: string }> {
+    this.reads++;
+    return super.tableState();
+  }
+  override async applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
+    const r = await super.applyModel(model, opts);
+    opts.onFullLoad?.({ structureHash: 's-a', structureScript: '' } as unknown as RenderedRuleset);
+    return { ...r, transactions: 1, structureHash: this.structure };
+  }
+  predict(_o: unknown, rendered: RenderedRuleset): HashPrediction {
+    return { structureHash: rendered.structureHash, outcome: Promise.resolve({ hash: this.predicted }) };
+  }
+}
+
+test('a repair records the predicted hash of what it loaded, with no read-back; a prediction of another structure is not used', async (t) => {
+  const k = new PredictingKernel();
+  const repair = new DriftRepair(new NftWriteLock(), k);
+  const { log } = logger();
+  repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
+  k.table = 'hand-edited';
+  t.like(await repair.check(log), { kind: 'restored', drift: 'changed' });
+  t.is(k.reads, 1, 'only the check read the table');
+  t.is(repair.applied?.tableHash, 'hash-of-a');
+  // The prediction differs from what the kernel lists: the next check sees a difference (it never adopts the kernel).
+  k.predicted = 'predicted-other';
+  k.table = 'hand-edited';
+  await repair.check(log);
+  t.is(repair.applied?.tableHash, 'predicted-other');
+  // A load of another structure than predicted: read back.
+  k.structure = 's-b';
+  k.table = 'hand-edited-2';
+  const reads = k.reads;
+  await repair.check(log);
+  t.is(k.reads, reads + 2, 'the check, then the read-back');
+  t.is(repair.applied?.tableHash, 'hash-of-a');
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { AppliedRuleset } from '../../src/agent/drift-repair.js';
-import { keptTableHash, type AfterApply } from '../../src/agent/table-hash-after-apply.js';
+import { keptTableHash, tableHashAfterApply, type AfterApply } from '../../src/agent/table-hash-after-apply.js';
 import type { ApplyResult } from '../../src/nft/apply.js';
 import type { HostModel } from '../../src/policy/model.js';
 
@@ -27,4 +27,34 @@ test('anything that can change the listing is read back', (t) => {
   t.is(keptTableHash(before, after({ kind: 'delta' }, { table: 'other' })), undefined, 'another table');
   t.is(keptTableHash(before, after({ kind: 'delta' }, { nftPath: '/sbin/nft' })), undefined, 'another nft');
   t.is(keptTableHash(before, after({ kind: 'delta' }, { mode: 'audit' })), undefined, 'another mode');
+});
+
+test('a full load in one transaction records the predicted hash of its own structure, nothing read back', async (t) => {
+  const prediction = { structureHash: 's2', outcome: Promise.resolve({ hash: 'predicted-2' }) };
+  const full = after({ kind: 'full', structureHash: 's2', transactions: 1 }, { nftPath: '/nonexistent/nft' });
+  t.deepEqual(await tableHashAfterApply(before, full, prediction), { hash: 'predicted-2', source: 'predicted' });
+  // The same after a drift (kernel read) or with nothing recorded before.
+  t.is((await tableHashAfterApply(undefined, { ...full, fromMemory: false }, prediction)).source, 'predicted');
+});
+
+test('a prediction that does not describe the result is not used: read back (here: nft missing -> absent)', async (t) => {
+  const prediction = { structureHash: 's2', outcome: Promise.resolve({ hash: 'predicted-2' }) };
+  const nft = { nftPath: '/nonexistent/nft' };
+  for (const [what, result] of [
+    ['another structure', { kind: 'full', structureHash: 's3', transactions: 1 }],
+    ['a staged cold start', { kind: 'full', structureHash: 's2', transactions: 3 }],
+    ['a chain delta', { kind: 'delta', structureHash: 's2', transactions: 1, chains: ['nw_p_x_in'] }],
+  ] as const) {
+    const r = await tableHashAfterApply(before, after(result, nft), prediction);
+    t.deepEqual(r, { hash: undefined, source: 'read-back' }, what);
+  }
+  t.deepEqual(await tableHashAfterApply(before, after({ kind: 'full', structureHash: 's2', transactions: 1 }, nft)), { hash: undefined, source: 'read-back' }, 'no prediction');
+  // Skipped (no unshare, a wrapper nft): read back, and why is kept for the debug log.
+  const skipped = { structureHash: 's2', outcome: Promise.resolve({ skipped: 'no unshare' }) };
+  t.deepEqual(await tableHashAfterApply(before, after({ kind: 'full', structureHash: 's2', transactions: 1 }, nft), skipped), { hash: undefined, source: 'read-back', skipped: 'no unshare' });
+});
+
+test('an element-only delta keeps the recorded hash even with a prediction at hand', async (t) => {
+  const prediction = { structureHash: 's1', outcome: Promise.resolve({ hash: 'predicted-1' }) };
+  t.deepEqual(await tableHashAfterApply(before, after({ kind: 'delta' }), prediction), { hash: 'terse-1', source: 'kept' });
 });

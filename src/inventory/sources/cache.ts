@@ -1,12 +1,13 @@
 // The last cluster state fully read from the API, kept on disk so that a node
 // rebooted while the API is unreachable enforces its policies from it. Written
 // atomically (tmp file + fsync + rename) so a crash leaves the old or the new
-// file, never half of one.
+// file, never half of one, and in bounded pieces (no 100 MB string + buffer).
 
-import { open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/types.js';
-import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, ShapeError, str, type Check, type StateFileError } from '../state-files.js';
+import { arrayOf, field, loadStateFile, obj, optional, readStateFile, recordOf, settleStateRead, ShapeError, str, type Check, type StateFileError, type StateRead } from '../state-files.js';
+import { readStreamedStateFile } from './json-stream-read.js';
 
 export const CACHE_FILE = 'k8s-cache.json';
 const FORMAT = 'nodewall/k8s-cache/v1';
@@ -29,8 +30,73 @@ export function cachePath(stateDir: string): string {
   return join(stateDir, CACHE_FILE);
 }
 
-export async function writeCache(stateDir: string, state: CachedState): Promise<void> {
-  await writeAtomic(cachePath(stateDir), JSON.stringify({ format: FORMAT, ...state }));
+/** What writeCache writes: a CachedState whose object list may be any iterable (read once, in order). */
+export interface CachedStateToWrite extends Omit<CachedState, 'objects'> {
+  readonly objects: Iterable<KubeObject>;
+}
+
+/**
+ * Writes k8s-cache.json: the same bytes as `JSON.stringify({ format, ...state })` (with `objects` as an array),
+ * made and written in pieces of about `chunkChars` characters, so that a 100k-pod cache never exists as one
+ * string and one buffer (~100 MB at once). The objects must not change while it runs (the source's are never
+ * changed once made). Atomic as before: a failing write leaves the old file, a partial one is never visible.
+ */
+export async function writeCache(stateDir: string, state: CachedStateToWrite, chunkChars = cacheChunkChars): Promise<void> {
+  await writeAtomicPieces(cachePath(stateDir), jsonPieces({ format: FORMAT, ...state }, streamedKeys), chunkChars);
+}
+
+/** Characters per write of the big cache (bounds the transient string and buffer of a write). */
+export const cacheChunkChars = 1 << 20;
+
+/** Elements of a streamed array made into one piece (~75 KB of slim pods). */
+const elementsPerPiece = 256;
+
+/** Top-level keys whose arrays (or iterables) are written a group of elements at a time. */
+const streamedKeys: ReadonlySet<string> = new Set(['objects', 'policies']);
+
+/**
+ * The JSON text of a plain object in pieces: each key in `streamed` whose value is iterable (not a string) as
+ * an array, one piece per group of at most 256 elements; every other value as JSON.stringify gives it (undefined, functions and
+ * symbols left out as JSON.stringify does; array elements JSON.stringify cannot give are `null`, as in an array).
+ */
+export function* jsonPieces(top: Readonly<Record<string, unknown>>, streamed: ReadonlySet<string>): Generator<string> {
+  yield '{';
+  let first = true;
+  for (const key of Object.keys(top)) {
+    const v = top[key];
+    const sep = first ? '' : ',';
+    if (streamed.has(key) && isIterable(v)) {
+      yield `${sep}${JSON.stringify(key)}:[`;
+      // Elements in groups: one JSON.stringify per group costs less than one per element, and an array's
+      // JSON is its elements' joined by commas (undefined and functions as null) whatever the grouping.
+      let group: unknown[] = [];
+      let firstGroup = true;
+      const flush = function* (): Generator<string> {
+        const text = JSON.stringify(group);
+        yield `${firstGroup ? '' : ','}${text.slice(1, -1)}`;
+        firstGroup = false;
+        group = [];
+      };
+      for (const el of v) {
+        group.push(el);
+        if (group.length === elementsPerPiece) yield* flush();
+      }
+      if (group.length > 0) yield* flush();
+      yield ']';
+    } else {
+      const text = JSON.stringify(v) as string | undefined;
+      if (text === undefined) continue;
+      yield `${sep}${JSON.stringify(key)}:${text}`;
+    }
+    first = false;
+  }
+  yield '}';
+}
+
+function isIterable(v: unknown): v is Iterable<unknown> {
+  // An own toJSON would change what JSON.stringify writes: such a value is written whole.
+  return typeof v === 'object' && v !== null && typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+    && typeof (v as { toJSON?: unknown }).toJSON !== 'function' && (Array.isArray(v) || !(v instanceof Map || v instanceof Set));
 }
 
 /**
@@ -95,11 +161,31 @@ export function overlaySelection(cached: CachedState, sel: CachedSelection | und
 }
 
 async function writeAtomic(file: string, body: string): Promise<void> {
+  await writeAtomicPieces(file, [body], Infinity);
+}
+
+/**
+ * tmp file + fsync + rename: the old file or the new one, never half of one. The pieces are joined and
+ * written about `chunkChars` characters at a time; an error anywhere (a piece that cannot be made included)
+ * removes the tmp file and throws CacheError.
+ */
+async function writeAtomicPieces(file: string, pieces: Iterable<string>, chunkChars: number): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(body);
+      let batch: string[] = [];
+      let chars = 0;
+      for (const piece of pieces) {
+        batch.push(piece);
+        chars += piece.length;
+        if (chars >= chunkChars) {
+          await writeAll(fh, batch.join(''));
+          batch = [];
+          chars = 0;
+        }
+      }
+      if (batch.length > 0) await writeAll(fh, batch.join(''));
       await fh.sync();
     } finally {
       await fh.close();
@@ -108,6 +194,17 @@ async function writeAtomic(file: string, body: string): Promise<void> {
   } catch (err) {
     await rm(tmp, { force: true });
     throw new CacheError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Writes all of `text` (UTF-8) at the file's position, however many write calls that takes. */
+async function writeAll(fh: FileHandle, text: string): Promise<void> {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    if (bytesWritten <= 0) throw new Error('write made no progress');
+    off += bytesWritten;
   }
 }
 
@@ -137,13 +234,21 @@ export function checkCache(v: unknown): CachedState {
 }
 
 /**
+ * k8s-cache.json read in pieces, each object parsed alone (json-stream-read.ts): never its whole text and its
+ * whole parse at once (some 175 MB of transient at 100k pods). Same value and same refusals as readStateFile.
+ */
+function readBigCache(file: string): Promise<StateRead<CachedState>> {
+  return readStreamedStateFile(file, cacheMaxBytes, streamedKeys, checkCache);
+}
+
+/**
  * The cached state, or undefined when there is none. Throws CacheError for an
  * unusable file (non-regular, too big, truncated, foreign, malformed); the
  * file is left where it is (see loadCache).
  */
 export async function readCache(stateDir: string): Promise<CachedState | undefined> {
   const file = cachePath(stateDir);
-  const r = await readStateFile(file, cacheMaxBytes, checkCache);
+  const r = await readBigCache(file);
   if (r.kind === 'missing') return undefined;
   if (r.kind === 'corrupt') throw new CacheError(`${file}: ${r.reason}`);
   const selFile = selectionPath(stateDir);
@@ -158,7 +263,7 @@ export async function readCache(stateDir: string): Promise<CachedState | undefin
  * ones enforced.
  */
 export async function loadCache(stateDir: string): Promise<{ value?: CachedState; error?: StateFileError }> {
-  const big = await loadStateFile(cachePath(stateDir), cacheMaxBytes, checkCache);
+  const big = await settleStateRead(cachePath(stateDir), await readBigCache(cachePath(stateDir)));
   const sel = await loadStateFile(selectionPath(stateDir), selectionMaxBytes, checkSelection);
   if (big.error !== undefined) return { error: big.error };
   if (sel.error !== undefined) return { error: sel.error };
