@@ -5,8 +5,10 @@
 // Each size is measured in a fresh child process (so heap and RSS are that
 // size's alone) running the real agent (src/agent/agent.ts, Kubernetes source)
 // against the fake API server (another child, bench/k8s-apiserver-child.ts),
-// with nft in a private network namespace: the agent's nft.path is a wrapper
-// that enters the namespace, as applyModel's `netns` option does.
+// with nft in a private network namespace: the measuring child runs inside it
+// (and with it the fake API server on its loopback), so the agent's nft.path is
+// the nft binary itself, as on a node (a wrapper would turn off the predicted
+// drift hash, src/agent/predicted-table-hash.ts).
 //
 // Measures, with p50/p99 over NODEWALL_BENCH_EVENTS events per kind (default 20
 // up to 20k pods, 10 above; nearest rank, so p99 of 10-20 samples is the max):
@@ -25,9 +27,10 @@
 // - the table read-back the agent does after every apply (drift check hash);
 // - `evaluate` throughput (bench/model-bench.ts flows).
 
-import { fork } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Session } from 'node:inspector/promises';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -213,8 +216,7 @@ async function rssByMapping(): Promise<string> {
 }
 
 /** Runs in the measuring child: the agent for one size, then the apply and evaluate measures. */
-async function measureSize(size: SyntheticSize, events: number): Promise<SizeResult> {
-  const ns = await createNetns('nwt-scale-bench');
+async function measureSize(size: SyntheticSize, events: number, netns: string): Promise<SizeResult> {
   const dir = await mkdtemp(join(tmpdir(), 'nw-scale-bench-'));
   let child: ApiServerChild | undefined;
   let agent: Agent | undefined;
@@ -224,9 +226,6 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     child = seeded.child;
     const api = child;
     const kubeconfig = await writeKubeconfig(dir, seeded.server);
-    const nftWrapper = join(dir, 'nft');
-    await writeFile(nftWrapper, `#!/bin/sh\nexec nsenter --net=/run/netns/${ns.name} /usr/sbin/nft "$@"\n`);
-    await chmod(nftWrapper, 0o755);
     const stateDir = join(dir, 'state');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const configFile = join(dir, 'nodewall.yaml');
@@ -237,7 +236,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       'sources:',
       `  - kubernetes: {kubeconfig: ${JSON.stringify(kubeconfig)}}`,
       `stateDir: ${JSON.stringify(stateDir)}`,
-      `nft: {path: ${JSON.stringify(nftWrapper)}, table: nodewall}`,
+      'nft: {path: /usr/sbin/nft, table: nodewall}',
       // No session checks against the host's sockets, no periodic passes: only the events drive passes.
       'lockoutGuard: off',
       'driftCheckSeconds: 0',
@@ -425,7 +424,7 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
       out[k] = cp[k] ?? Number.NaN;
     }
     out['deltaOverBareRatio'] = (cp['deltaOnePodMs'] ?? NaN) / (cp['deltaBareNftMs'] ?? NaN);
-    Object.assign(out, await readBackCost(model, nftWrapper, ns.name));
+    Object.assign(out, await readBackCost(model, '/usr/sbin/nft', netns));
     const flows = benchFlows(size);
     for (const f of flows.slice(0, 2000)) evaluate(model, f); // warm-up
     const e0 = performance.now();
@@ -436,7 +435,6 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
     await agent?.stop('bench').catch(() => undefined);
     await child?.stop();
     await rm(dir, { recursive: true, force: true });
-    await ns.remove();
   }
 }
 
@@ -444,13 +442,13 @@ async function measureSize(size: SyntheticSize, events: number): Promise<SizeRes
  * What the agent pays after every apply to note the table for its drift check (`nft -t list
  * table`, src/agent/drift.ts), against a full listing, with the model's ruleset loaded.
  */
-async function readBackCost(model: HostModel, nftWrapper: string, netns: string): Promise<Record<string, number>> {
+async function readBackCost(model: HostModel, nftPath: string, netns: string): Promise<Record<string, number>> {
   await loadScript('/usr/sbin/nft', renderPlan(model, { table: 'nodewall', mode: 'enforce' }).script, { netns });
   const terse: number[] = [];
   const full: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
-    const st = await tableState(nftWrapper, 'nodewall', 120_000);
+    const st = await tableState(nftPath, 'nodewall', 120_000);
     terse.push(performance.now() - t0);
     if (!st.present) throw new Error(`read-back: ${st.error ?? 'table missing'}`);
     const f0 = performance.now();
@@ -477,10 +475,22 @@ function eventsFor(size: SyntheticSize): number {
   return size.pods <= 20_000 ? 20 : 10;
 }
 
-/** Forks this module to measure one size in a fresh process. */
-function measureInChild(size: SyntheticSize, events: number): Promise<SizeResult> {
+/** Runs this module to measure one size in a fresh process, inside a network namespace of its own. */
+async function measureInChild(size: SyntheticSize, events: number): Promise<SizeResult> {
+  const ns = await createNetns('nwt-scale-bench');
+  try {
+    await promisify(execFile)('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
+    return await measureInNetns(size, events, ns.name);
+  } finally {
+    await ns.remove();
+  }
+}
+
+function measureInNetns(size: SyntheticSize, events: number, netns: string): Promise<SizeResult> {
   return new Promise((resolveResult, reject) => {
-    const proc = fork(fileURLToPath(import.meta.url), ['--measure', JSON.stringify({ size, events })], { execArgv: ['--expose-gc', ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const nodeFlags = ['--expose-gc', ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
+    const args = ['netns', 'exec', netns, process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--measure', JSON.stringify({ size, events, netns })];
+    const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let result: SizeResult | undefined;
     let error: string | undefined;
     proc.on('message', (m: { result?: SizeResult; error?: string }) => {
@@ -508,7 +518,7 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['burst: 20 pod IP changes 10 ms apart, last -> kernel', (r) => `${fmt(r['burstLastToKernelMs'])} ms (${fmt(r['burstPasses'])} passes)`],
     ['start -> enforced (no cache)', (r) => `${fmt(r['startToEnforcedMs'])} ms (CPU ${fmt(r['startCpuMs'])} ms)`],
     ['  start: pod list asked / first apply begins (ms after start)', (r) => `${fmt(r['startPodsAskedMs'])} / ${fmt(r['startApplyBeganMs'])} ms`],
-    ['  start: first apply = applyModel + rest (nft lock wait, drift hash read-back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
+    ['  start: first apply = applyModel + rest (nft lock wait, drift hash predicted or read back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
     ['RSS after first model (0.5 s after enforced)', (r) => `${fmt(r['rssMB'])} MB`],
     ['RSS settled (4 s later, first cache written) / V8 heap committed', (r) => `${fmt(r['settledRssMB'])} / ${fmt(r['settledHeapTotalMB'])} MB`],
@@ -553,10 +563,12 @@ export async function runScaleBench(): Promise<Record<string, number>> {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   const at = process.argv.indexOf('--measure');
   if (at >= 0) {
-    const { size, events } = JSON.parse(process.argv[at + 1] ?? '{}') as { size: SyntheticSize; events: number };
+    const { size, events, netns } = JSON.parse(process.argv[at + 1] ?? '{}') as { size: SyntheticSize; events: number; netns?: string };
     let message: { result?: SizeResult; error?: string };
     try {
-      message = { result: await measureSize(size, events) };
+      // The agent's nft runs unwrapped: never outside the namespace made for it.
+      if (netns === undefined) throw new Error('--measure needs the netns it runs in (run the bench through `npm run bench scale`)');
+      message = { result: await measureSize(size, events, netns) };
     } catch (err) {
       message = { error: err instanceof Error ? err.stack ?? err.message : String(err) };
     }
