@@ -8,6 +8,7 @@ import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
 import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
+import { objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
 export interface BuildInventoryOptions {
@@ -91,8 +92,8 @@ class Collector {
 }
 
 function describe(obj: KubeObject): string {
-  const ns = obj.metadata.namespace;
-  return `${obj.kind} ${ns === undefined ? '' : `${ns}/`}${obj.metadata.name}`;
+  const ns = objectNamespace(obj);
+  return `${obj.kind} ${ns === undefined ? '' : `${ns}/`}${objectName(obj)}`;
 }
 
 interface NodeAcc {
@@ -169,8 +170,9 @@ interface PodAcc {
   /**
    * Distinct, in the order first seen. A list, not a Set: one per pod lives until the build's end
    * (promoted, at 100k pods some 10 MB more than these lists to collect), for one or two addresses.
+   * Never changed in place: it may be a PodRecord's own list, which the PodInfo then shares.
    */
-  addresses: string[];
+  addresses: readonly string[];
   nodeName?: string;
   obj: KubeObject;
 }
@@ -180,7 +182,7 @@ interface PodAcc {
 const podKey = (ns: string, name: string): string => [ns, '/', name].join('');
 
 function namespaceOf(obj: KubeObject): string {
-  return obj.metadata.namespace ?? 'default';
+  return objectNamespace(obj) ?? 'default';
 }
 
 interface PodContext {
@@ -216,6 +218,10 @@ function sharedLabels(nsLabels: ReadonlyMap<string, Labels>, key: string, make: 
 }
 
 function addPod(ctx: PodContext, obj: KubeObject): void {
+  if (obj instanceof PodRecord) {
+    addPodRecord(ctx, obj);
+    return;
+  }
   const { c, pods, nsLabels, cfg } = ctx;
   const spec = rec(obj['spec']);
   const status = rec(obj['status']);
@@ -260,6 +266,58 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
   });
 }
 
+const podIPFields = ['status.podIPs[0].ip', 'status.podIPs[1].ip'];
+
+/**
+ * addPod of a PodRecord (the Kubernetes source's pods): the same steps on the record's fields, with no
+ * spec, status or metadata object built. Its address list is the record's own when every address is
+ * canonical and distinct (nearly always), shared on into the PodInfo (finishPod).
+ */
+function addPodRecord(ctx: PodContext, r: PodRecord): void {
+  const { c, pods, nsLabels, cfg } = ctx;
+  const namespace = r.namespace ?? 'default';
+  // Host-network pods have the host's identity: they are the host (reference §4.2).
+  if ((r.shape & podShape.hostNetworkTrue) !== 0 || r.phase === 'Succeeded' || r.phase === 'Failed') {
+    ctx.skipped.add(podKey(namespace, r.name));
+    return;
+  }
+  // r.ips are status.podIPs, or [status.podIP] when the pod has no podIPs (addPod reads podIP only then).
+  const fromList = (r.shape & podShape.podIPs) !== 0;
+  const ips = r.ips;
+  let addresses: string[] | undefined;
+  for (let i = 0; i < ips.length; i++) {
+    const text = ips[i] as string;
+    const field = fromList ? (podIPFields[i] ?? `status.podIPs[${i}].ip`) : 'status.podIP';
+    // c.address keeps a canonical IPv4 text as it is; checked here first so that no description is built.
+    const ip = canonicalIPv4(text) !== undefined ? text : c.address(text, r, field, describe(r));
+    if (addresses === undefined && (ip !== text || ips.indexOf(text) !== i)) addresses = ips.slice(0, i);
+    if (addresses !== undefined && ip !== undefined) addDistinct(addresses, ip);
+  }
+  const own: readonly string[] = addresses ?? ips;
+  const serviceAccount = r.serviceAccountName === '' ? undefined : r.serviceAccountName;
+  const labels = sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, r.labels ?? null]), () =>
+    podIdentityLabels({
+      namespace,
+      podLabels: labelsOf(r.labels),
+      serviceAccount,
+      namespaceLabels: nsLabels.get(namespace),
+      clusterName: cfg.clusterName,
+    }),
+  );
+  const key = podKey(namespace, r.name);
+  const prev = pods.get(key);
+  const nodeName = (r.nodeName === '' ? undefined : r.nodeName) ?? prev?.nodeName;
+  pods.set(key, {
+    namespace,
+    name: r.name,
+    labels,
+    fromPod: true,
+    addresses: prev === undefined ? own : merged(prev.addresses, own),
+    ...(nodeName === undefined ? {} : { nodeName }),
+    obj: r,
+  });
+}
+
 /** Appends `a` unless the list has it (pods have one or two addresses: a scan is cheaper than a Set). */
 function addDistinct(list: string[], a: string): void {
   if (!list.includes(a)) list.push(a);
@@ -288,7 +346,8 @@ function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: Read
   if (ctx.skipped.has(key)) return;
   const prev = pods.get(key);
   if (prev !== undefined) {
-    for (const a of addresses) addDistinct(prev.addresses, a);
+    // A new list, not the old one changed: it may be shared with a PodRecord.
+    prev.addresses = merged(prev.addresses, [...addresses]);
     return;
   }
   const identity = arr(rec(status?.['identity'])?.['labels']).filter((v): v is string => typeof v === 'string');
@@ -326,7 +385,8 @@ function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<stri
  * file loader already rejects those; this catches objects from the Kubernetes source and its cache.
  */
 function wellFormed(c: Collector, o: KubeObject): boolean {
-  const bad = metadataProblem(o.kind, o.metadata);
+  // A PodRecord has name, namespace and labels as fields: no metadata object built for it.
+  const bad = metadataProblem(o.kind, o instanceof PodRecord ? o : o.metadata);
   if (bad === undefined) return true;
   c.warn(o, bad.field, `${o.kind} ${o.metadata.name}: ${bad.message}; skipped`, 'inventory/bad-metadata');
   return false;
@@ -364,6 +424,12 @@ function sortedAddresses(xs: Iterable<string>): string[] {
   const parsed = distinct.map((text) => ({ text, a: parseAddress(text) }));
   parsed.sort(({ a: pa }, { a: pb }) => (pa.family !== pb.family ? (pa.family === 'ipv4' ? -1 : 1) : pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0));
   return parsed.map((p) => p.text);
+}
+
+/** Whether sortedAddresses(xs) would be xs (distinct canonical addresses): one address, or IPv4 then IPv6. */
+function sortedAlready(xs: readonly string[]): boolean {
+  if (xs.length === 1) return true;
+  return xs.length === 2 && !(xs[0] as string).includes(':') && (xs[1] as string).includes(':');
 }
 
 function toNodeInfo(n: NodeAcc, labels: Labels, extra: readonly string[] = []): NodeInfo {
@@ -523,11 +589,13 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
     }
   }
   if (kept.length === 0) return undefined; // no IP yet, or only node IPs: nothing a selector can match
+  // Every address kept and already in sortedAddresses' order: the pod's own list (a PodRecord's, shared).
+  const addresses = kept.length === p.addresses.length && sortedAlready(kept) ? p.addresses : sortedAddresses(kept);
   return {
     namespace: p.namespace,
     name: p.name,
     labels: p.labels,
-    addresses: sortedAddresses(kept),
+    addresses,
     ...(p.nodeName === undefined ? {} : { nodeName: p.nodeName }),
   };
 }
@@ -567,7 +635,7 @@ const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === '
 const isNodeObject = (o: KubeObject): boolean => o.kind === 'Node' || o.kind === 'CiliumNode';
 /** "pod:NS/NAME" for Pods and CiliumEndpoints, "node:NAME" for Nodes and CiliumNodes. */
 export function objectKey(o: KubeObject): string {
-  return isNodeObject(o) ? ['node:', o.metadata.name].join('') : ['pod:', namespaceOf(o), '/', o.metadata.name].join('');
+  return isNodeObject(o) ? ['node:', objectName(o)].join('') : ['pod:', namespaceOf(o), '/', objectName(o)].join('');
 }
 
 type Held = KubeObject | readonly KubeObject[];
@@ -588,7 +656,7 @@ export class ObjectsByKey {
     // Split as locate() splits objectKey(o): at the first '/' after "pod:".
     const at = isNodeObject(o) || !ns.includes('/') ? undefined : this.locate(objectKey(o), true);
     const names = at?.names ?? (isNodeObject(o) ? this.nodes : this.namespace(ns, true));
-    const name = at?.name ?? o.metadata.name;
+    const name = at?.name ?? objectName(o);
     const have = names.get(name);
     // A lone object is kept as it is: one array fewer per pod (100k pods: some 5 MB).
     if (have === undefined) names.set(name, o);

@@ -4,9 +4,12 @@
 // watching 100k pods keeps ~100k small objects instead of full API objects.
 // The kept shape is the API's own (same field names), so the inventory
 // builder reads an object from the API exactly like one from a manifest file.
+// Pods, the one kind kept by the 100k, are flat PodRecords (pod-record.ts) that
+// read as that shape and serialise to it.
 
 import { stageAnnotation } from '../../api/stage-annotation.js';
 import type { KubeObject } from '../../api/types.js';
+import { PodRecord, podShape } from './pod-record.js';
 
 export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
 
@@ -221,7 +224,12 @@ function stripCiliumNode(spec: KindSpec, o: Json): Json {
   return out;
 }
 
-function stripPod(spec: KindSpec, o: Json): Json {
+/**
+ * The slim Pod object: metadata, spec.{nodeName,hostNetwork,serviceAccountName}, status.{podIP,podIPs,phase}.
+ * Kept as it is for pods that are no regular PodRecord (podRecordOf), and the reference the records are
+ * tested against (their toJSON() is this object).
+ */
+export function slimPod(spec: KindSpec, o: Json): Json {
   const out = base(spec, o);
   const s = pick(obj(o['spec']), ['nodeName', 'hostNetwork', 'serviceAccountName']);
   if (s !== undefined) {
@@ -245,6 +253,75 @@ function stripPod(spec: KindSpec, o: Json): Json {
     out['status'] = kept;
   }
   return out;
+}
+
+/**
+ * The PodRecord of a raw Pod, or undefined when its kept fields do not fit one (pod-record.ts: a
+ * non-string nodeName or serviceAccountName, a non-boolean hostNetwork, a podIPs entry without a
+ * string ip, a podIP that is not podIPs[0]). Reads exactly what slimPod reads.
+ */
+export function podRecordOf(o: Json): PodRecord | undefined {
+  const s = obj(o['spec']);
+  let shape = 0;
+  let nodeName: string | undefined;
+  let serviceAccountName: string | undefined;
+  if (s !== undefined) {
+    const nn = s['nodeName'];
+    const hn = s['hostNetwork'];
+    const sa = s['serviceAccountName'];
+    if (nn !== undefined && nn !== null) {
+      if (typeof nn !== 'string') return undefined;
+      nodeName = intern(nn);
+      shape |= podShape.spec;
+    }
+    if (hn !== undefined && hn !== null) {
+      if (typeof hn !== 'boolean') return undefined;
+      shape |= podShape.spec | (hn ? podShape.hostNetworkTrue : podShape.hostNetworkFalse);
+    }
+    if (sa !== undefined && sa !== null) {
+      if (typeof sa !== 'string') return undefined;
+      serviceAccountName = intern(sa);
+      shape |= podShape.spec;
+    }
+  }
+  const st = obj(o['status']);
+  let ips: string[] = [];
+  let phase: string | undefined;
+  if (st !== undefined) {
+    shape |= podShape.status;
+    const podIP = str(st['podIP']);
+    if (podIP !== undefined) shape |= podShape.podIP;
+    const list = st['podIPs'];
+    if (Array.isArray(list)) {
+      shape |= podShape.podIPs;
+      for (const p of list as unknown[]) {
+        const ip = str(obj(p)?.['ip']);
+        if (ip === undefined) return undefined;
+        ips.push(ip === podIP ? podIP : ip);
+      }
+      if (podIP !== undefined && ips[0] !== podIP) return undefined;
+    } else if (podIP !== undefined) {
+      ips = [podIP];
+    }
+    phase = istr(st['phase']);
+  }
+  // The metadata last: a pod that is no record must not have interned its labels twice.
+  const md = obj(o['metadata']) ?? {};
+  return new PodRecord({
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
+    nodeName,
+    serviceAccountName,
+    ips,
+    phase,
+    shape,
+  });
+}
+
+function stripPod(spec: KindSpec, o: Json): Json | PodRecord {
+  return podRecordOf(o) ?? slimPod(spec, o);
 }
 
 function stripCiliumEndpoint(spec: KindSpec, o: Json): Json {
@@ -285,7 +362,7 @@ function stripNamespace(spec: KindSpec, o: Json): Json {
   return base(spec, o);
 }
 
-const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json>> = {
+const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord>> = {
   ccnp: stripPolicy,
   node: stripNode,
   namespace: stripNamespace,
