@@ -293,7 +293,8 @@ function addPodRecord(ctx: PodContext, r: PodRecord): void {
     if (addresses === undefined && (ip !== text || ips.indexOf(text) !== i)) addresses = ips.slice(0, i);
     if (addresses !== undefined && ip !== undefined) addDistinct(addresses, ip);
   }
-  const own: readonly string[] = addresses ?? ips;
+  // A list made here is copied to its length (pushed arrays keep spare room; the PodInfo may keep it).
+  const own: readonly string[] = addresses === undefined ? ips : addresses.slice();
   const serviceAccount = r.serviceAccountName === '' ? undefined : r.serviceAccountName;
   const labels = sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, r.labels ?? null]), () =>
     podIdentityLabels({
@@ -323,11 +324,17 @@ function addDistinct(list: string[], a: string): void {
   if (!list.includes(a)) list.push(a);
 }
 
-/** `a` then what of `b` is not in it, in order (what a Set of both would iterate). */
-function merged(a: readonly string[], b: readonly string[]): string[] {
-  const out = a.slice();
-  for (const x of b) addDistinct(out, x);
-  return out;
+/**
+ * `a` then what of `b` is not in it, in order (what a Set of both would iterate): `a` itself when that
+ * is nothing (lists are never changed in place), else a new array of exactly that length.
+ */
+function merged(a: readonly string[], b: readonly string[]): readonly string[] {
+  let extra: string[] | undefined;
+  for (const x of b) {
+    if (a.includes(x) || extra?.includes(x) === true) continue;
+    (extra ??= []).push(x);
+  }
+  return extra === undefined ? a : a.concat(extra);
 }
 
 function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: ReadonlyMap<string, string>): void {
@@ -850,9 +857,13 @@ export function updateChangedObjects(
   // Built only for a node change: a pod event must not index every node.
   let remoteByName: Map<string, NodeInfo> | undefined;
   let self: NodeInfo | undefined;
-  for (const [k, list] of after) {
+  for (const [k, all] of after) {
     const before = objectsOf(idx, k);
     const c = new Collector();
+    // As buildInventory reads them: an object with metadata no API server accepts is skipped, with its
+    // warning (the index holds only the others).
+    const list = all.filter((o) => wellFormed(c, o));
+    after.set(k, list);
     if (k.startsWith('pod:')) {
       // One object per pod before and after: its PodInfo depends on nothing else that changed.
       if (list.length > 1 || before.length > 1) return undefined;
