@@ -294,11 +294,12 @@ export function podRecordOf(o: Json): PodRecord | undefined {
     const list = st['podIPs'];
     if (Array.isArray(list)) {
       shape |= podShape.podIPs;
-      for (const p of list as unknown[]) {
-        const ip = str(obj(p)?.['ip']);
-        if (ip === undefined) return undefined;
-        ips.push(ip === podIP ? podIP : ip);
-      }
+      for (const p of list as unknown[]) if (str(obj(p)?.['ip']) === undefined) return undefined;
+      // map, not push: an array of exactly its length (a pushed one reserves room for 16 more).
+      ips = (list as unknown[]).map((p) => {
+        const ip = (p as Json)['ip'] as string;
+        return ip === podIP ? podIP : ip;
+      });
       if (podIP !== undefined && ips[0] !== podIP) return undefined;
     } else if (podIP !== undefined) {
       ips = [podIP];
