@@ -217,6 +217,29 @@ function sharedLabels(nsLabels: ReadonlyMap<string, Labels>, key: string, make: 
   return labels;
 }
 
+/**
+ * In front of sharedLabels for PodRecords: their label maps are the source's shared frozen ones
+ * (sharedStringMap), so a pod's Labels are found by that map object, namespace and service account,
+ * with no JSON key per pod. Each entry is what sharedLabels gave for those inputs (`miss`); kept per
+ * namespace-label map like sharedLabels' cache (one build and its updates: one config), and only as
+ * long as the label map lives.
+ */
+const recordLabelCaches = new WeakMap<ReadonlyMap<string, Labels>, WeakMap<object, Map<string, Map<string, Labels>>>>();
+const noPodLabels = {};
+
+function recordLabels(nsLabels: ReadonlyMap<string, Labels>, podLabels: object | undefined, namespace: string, serviceAccount: string, miss: () => Labels): Labels {
+  let byMap = recordLabelCaches.get(nsLabels);
+  if (byMap === undefined) recordLabelCaches.set(nsLabels, (byMap = new WeakMap()));
+  const mapKey = podLabels ?? noPodLabels;
+  let byNamespace = byMap.get(mapKey);
+  if (byNamespace === undefined) byMap.set(mapKey, (byNamespace = new Map()));
+  let bySa = byNamespace.get(namespace);
+  if (bySa === undefined) byNamespace.set(namespace, (bySa = new Map()));
+  let labels = bySa.get(serviceAccount);
+  if (labels === undefined) bySa.set(serviceAccount, (labels = miss()));
+  return labels;
+}
+
 function addPod(ctx: PodContext, obj: KubeObject): void {
   if (obj instanceof PodRecord) {
     addPodRecord(ctx, obj);
@@ -296,14 +319,16 @@ function addPodRecord(ctx: PodContext, r: PodRecord): void {
   // A list made here is copied to its length (pushed arrays keep spare room; the PodInfo may keep it).
   const own: readonly string[] = addresses === undefined ? ips : addresses.slice();
   const serviceAccount = r.serviceAccountName === '' ? undefined : r.serviceAccountName;
-  const labels = sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, r.labels ?? null]), () =>
-    podIdentityLabels({
-      namespace,
-      podLabels: labelsOf(r.labels),
-      serviceAccount,
-      namespaceLabels: nsLabels.get(namespace),
-      clusterName: cfg.clusterName,
-    }),
+  const labels = recordLabels(nsLabels, r.labels, namespace, serviceAccount ?? '', () =>
+    sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, r.labels ?? null]), () =>
+      podIdentityLabels({
+        namespace,
+        podLabels: labelsOf(r.labels),
+        serviceAccount,
+        namespaceLabels: nsLabels.get(namespace),
+        clusterName: cfg.clusterName,
+      }),
+    ),
   );
   const key = podKey(namespace, r.name);
   const prev = pods.get(key);

@@ -115,12 +115,20 @@ let labelSets = new Map<string, Readonly<Record<string, string>>>();
 
 /** stringMap(v), the one shared frozen copy of an equal map when there is one (same keys, values and order). */
 export function sharedStringMap(v: unknown): Record<string, string> | undefined {
-  const m = stringMap(v);
-  if (m === undefined) return undefined;
-  const key = JSON.stringify(Object.entries(m));
-  if (key.length > labelSetMaxKeyLength) return m;
+  const o = obj(v);
+  if (o === undefined) return undefined;
+  // The key from the object as given (its string entries in order, keys and values alternating, as
+  // JSON): a map shared already is found without making the copy first (100k pods at the first list).
+  const flat: string[] = [];
+  for (const k of Object.keys(o)) {
+    const x = o[k];
+    if (typeof x === 'string') flat.push(k, x);
+  }
+  const key = JSON.stringify(flat);
+  if (key.length > labelSetMaxKeyLength) return stringMap(o);
   const hit = labelSets.get(key);
   if (hit !== undefined) return hit as Record<string, string>;
+  const m = stringMap(o) as Record<string, string>;
   if (labelSets.size >= labelSetLimit) labelSets = new Map();
   labelSets.set(key, Object.freeze(m));
   return m;

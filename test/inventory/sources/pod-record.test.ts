@@ -317,3 +317,69 @@ test('a warning about a record names it as the slim object did: k8s:pod/NS/NAME 
   t.is(p?.field, 'status.podIPs[1].ip');
   t.true(p?.message.startsWith('Pod ns1/web-0: '));
 });
+
+test("records' identity labels (found by their shared label map): right per namespace and service account, and anew when namespace labels change", (t) => {
+  const rec = (name: string, ns: string, sa: string | undefined, app: string): KubeObject =>
+    stripObject('pod', { metadata: { name, namespace: ns, labels: { app } }, spec: sa === undefined ? {} : { serviceAccountName: sa }, status: { podIPs: [{ ip: `192.0.2.${name.length + ns.length}` }] } });
+  const pods = [rec('a', 'ns1', undefined, 'web'), rec('bb', 'ns1', 'robot', 'web'), rec('ccc', 'ns2', undefined, 'web'), rec('dddd', 'ns1', '', 'web'), rec('eeeee', 'ns1', undefined, 'db')];
+  // One shared label map for the four 'web' pods.
+  t.is(pods[0]?.metadata.labels, pods[2]?.metadata.labels);
+  const build = (team: string) => buildInventory([{ ...nsObj('ns1'), metadata: { name: 'ns1', labels: { team } } } as KubeObject, nsObj('ns2'), ...pods], cfg, { nodeName: 'n1' });
+  const slimBuild = (team: string) =>
+    buildInventory([{ ...nsObj('ns1'), metadata: { name: 'ns1', labels: { team } } } as KubeObject, nsObj('ns2'), ...pods.map((p) => JSON.parse(JSON.stringify(p)) as KubeObject)], cfg, { nodeName: 'n1' });
+  const x = build('x');
+  t.deepEqual(plain(x.inventory), plain(slimBuild('x').inventory));
+  const by = new Map(x.inventory.pods.map((p) => [p.name, p.labels]));
+  t.is(by.get('bb')?.['io.cilium.k8s.policy.serviceaccount'], 'robot');
+  t.is(by.get('a')?.['io.cilium.k8s.policy.serviceaccount'], 'default');
+  t.is(by.get('ccc')?.['io.kubernetes.pod.namespace'], 'ns2');
+  t.is(by.get('a'), by.get('dddd'), "no service account and '' are the same identity, one Labels object");
+  t.is(by.get('eeeee')?.['app'], 'db');
+  // Namespace labels changed: the next build must not reuse the earlier Labels.
+  const y = build('y');
+  t.deepEqual(plain(y.inventory), plain(slimBuild('y').inventory));
+  t.is(y.inventory.pods.find((p) => p.name === 'a')?.labels['io.cilium.k8s.namespace.labels.team'], 'y');
+  // A pod event after that build: its labels from that build's namespace labels.
+  const moved = rec('a', 'ns1', 'robot', 'web');
+  const step = updateChangedObjects(y, { objects: [] }, { gone: [pods[0] as KubeObject], come: [moved] });
+  const a = step?.pods.get('ns1/a');
+  t.is(a?.labels['io.cilium.k8s.policy.serviceaccount'], 'robot');
+  t.is(a?.labels['io.cilium.k8s.namespace.labels.team'], 'y');
+});
+
+test.serial('a first build of records and their list in the store read no getter of a record (no slim object is made)', async (t) => {
+  const proto = PodRecord.prototype as unknown as Record<string, unknown>;
+  const counted = ['metadata', 'spec', 'status', 'pos', 'apiVersion', 'toJSON'];
+  const saved = counted.map((k) => [k, Object.getOwnPropertyDescriptor(proto, k)] as const);
+  const reads = new Map<string, number>();
+  try {
+    for (const [k, d] of saved) {
+      if (d === undefined) throw new Error(`no ${k}`);
+      const count = (): void => void reads.set(k, (reads.get(k) ?? 0) + 1);
+      if (d.get !== undefined) {
+        const get = d.get;
+        Object.defineProperty(proto, k, { ...d, get(this: unknown) { count(); return get.call(this); } });
+      } else {
+        const fn = d.value as (...a: unknown[]) => unknown;
+        Object.defineProperty(proto, k, { ...d, value(this: unknown, ...a: unknown[]) { count(); return fn.apply(this, a); } });
+      }
+    }
+    const records = Array.from({ length: 200 }, (_, i) =>
+      stripObject('pod', { metadata: { name: `p${i}`, namespace: `ns${i % 2 + 1}`, labels: { app: 'web' }, resourceVersion: String(i) }, spec: { nodeName: 'n1', serviceAccountName: 'default' }, status: { podIP: `192.0.2.${i % 250}`, podIPs: [{ ip: `192.0.2.${i % 250}` }, { ip: `2001:db8::${i.toString(16)}` }], phase: 'Running' } }),
+    );
+    t.true(records.every((o) => o instanceof PodRecord));
+    const { KindListWatch } = await import('../../../src/inventory/sources/kube-list-watch.js');
+    const lw = new KindListWatch(async () => new AbortController(), async () => ({ items: records, resourceVersion: '1000' }));
+    await lw.start();
+    t.is(lw.list().length, 200);
+    const built = buildInventory([nsObj('ns1'), nsObj('ns2'), nodeObj('n1', '192.0.2.251'), ...lw.list()], cfg, { nodeName: 'n1' });
+    t.is(built.inventory.pods.length, 200);
+    t.deepEqual(built.problems, []);
+    t.deepEqual([...reads], []);
+    // The counting works: a read is seen.
+    void records[0]?.metadata;
+    t.is(reads.get('metadata'), 1);
+  } finally {
+    for (const [k, d] of saved) if (d !== undefined) Object.defineProperty(proto, k, d);
+  }
+});
