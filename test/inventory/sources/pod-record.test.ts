@@ -2,12 +2,16 @@
 // build the inventory exactly as the slim objects they replace (slimPod, kept as the reference):
 // k8s-cache.json byte for byte, every getter, sameContent, and buildInventory / updateChangedObjects.
 
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
 import type { KubeObject } from '../../../src/api/types.js';
 import { buildInventory, updateChangedObjects } from '../../../src/inventory/build-inventory.js';
 import { parseConfig } from '../../../src/inventory/config.js';
 import { kindSpecs, slimPod, stripObject } from '../../../src/inventory/sources/kube-kinds.js';
+import { cachePath, readCache, writeCache } from '../../../src/inventory/sources/cache.js';
 import { sameContent } from '../../../src/inventory/sources/kubernetes.js';
 import { objectName, objectNamespace, objectResourceVersion, PodRecord } from '../../../src/inventory/sources/pod-record.js';
 
@@ -382,4 +386,28 @@ test.serial('a first build of records and their list in the store read no getter
   } finally {
     for (const [k, d] of saved) if (d !== undefined) Object.defineProperty(proto, k, d);
   }
+});
+
+test('k8s-cache.json written from records is byte for byte the file written from the slim objects; read back, it builds the same inventory', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nw-pod-record-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const raws = fc.sample(fc.array(clusterPodArb, { maxLength: 30 }), { numRuns: 20, seed: 15 });
+  let records = 0;
+  for (const list of raws) {
+    const objs = list.map((r) => stripObject('pod', r));
+    records += objs.filter((o) => o instanceof PodRecord).length;
+    const state = { syncedAt: '2026-12-06T19:00:00.000Z', resourceVersions: { Pod: '77' }, objects: [nsObj('ns1'), ...objs], policies: [] };
+    await writeCache(dir, state);
+    const fromRecords = await readFile(cachePath(dir), 'utf8');
+    await writeCache(dir, { ...state, objects: [nsObj('ns1'), ...list.map((r) => slim(r) as unknown as KubeObject)] });
+    t.is(fromRecords, await readFile(cachePath(dir), 'utf8'));
+    const back = await readCache(dir);
+    if (back === undefined) return t.fail('cache not read back');
+    const a = buildInventory(state.objects, cfg, { nodeName: 'n1' });
+    const b = buildInventory(back.objects, cfg, { nodeName: 'n1' });
+    t.deepEqual(plain(a.inventory), plain(b.inventory));
+    t.deepEqual(plain(a.problems), plain(b.problems));
+  }
+  t.true(records > 50, `${records} records`);
+  return undefined;
 });
