@@ -8,7 +8,7 @@ import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
 import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
-import { objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
+import { EndpointRecord, objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
 export interface BuildInventoryOptions {
@@ -362,7 +362,55 @@ function merged(a: readonly string[], b: readonly string[]): readonly string[] {
   return extra === undefined ? a : a.concat(extra);
 }
 
+// Cilium identity labels of an EndpointRecord, by its shared identity label list (kube-kinds.ts):
+// endpoints of one identity get one Labels object. They depend on the list alone.
+const endpointLabels = new WeakMap<readonly string[], Labels>();
+
+/**
+ * addCiliumEndpoint of an EndpointRecord: the same steps on the record's fields, with no status or
+ * metadata object built, and one Labels object per identity label list.
+ */
+function addEndpointRecord(ctx: PodContext, r: EndpointRecord, nodeByAddress: ReadonlyMap<string, string>): void {
+  const { c, pods, nsLabels, cfg } = ctx;
+  const addresses = new Set<string>();
+  const pairs = r.addressing ?? [];
+  for (let j = 0; j < pairs.length; j++) {
+    const text = pairs[j];
+    if (text === undefined) continue;
+    // c.address keeps a canonical IPv4 text as it is; checked here first so that no description is built.
+    const ip = canonicalIPv4(text) !== undefined ? text : c.address(text, r, `status.networking.addressing[${j >> 1}].${(j & 1) === 0 ? 'ipv4' : 'ipv6'}`, describe(r));
+    if (ip !== undefined) addresses.add(ip);
+  }
+  const namespace = r.namespace ?? 'default';
+  const key = podKey(namespace, r.name);
+  if (ctx.skipped.has(key)) return;
+  const prev = pods.get(key);
+  if (prev !== undefined) {
+    // A new list, not the old one changed: it may be shared with a PodRecord.
+    prev.addresses = merged(prev.addresses, [...addresses]);
+    return;
+  }
+  const identity = r.identityLabels;
+  let labels: Labels;
+  if (identity !== undefined && identity.length > 0) {
+    const hit = endpointLabels.get(identity);
+    labels = hit ?? identityLabelsFromStrings(identity);
+    if (hit === undefined) endpointLabels.set(identity, labels);
+  } else {
+    labels = podIdentityLabels({ namespace, podLabels: {}, namespaceLabels: nsLabels.get(namespace), clusterName: cfg.clusterName });
+  }
+  // status.networking.node is the hosting node's IP.
+  const node = r.node;
+  const nodeIP = node === undefined ? undefined : canonicalIPv4(node) !== undefined ? node : c.address(node, r, 'status.networking.node', describe(r));
+  const nodeName = nodeIP === undefined ? undefined : nodeByAddress.get(nodeIP);
+  pods.set(key, { namespace, name: r.name, labels, fromPod: false, addresses: [...addresses], ...(nodeName === undefined ? {} : { nodeName }), obj: r });
+}
+
 function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: ReadonlyMap<string, string>): void {
+  if (obj instanceof EndpointRecord) {
+    addEndpointRecord(ctx, obj, nodeByAddress);
+    return;
+  }
   const { c, pods, nsLabels, cfg } = ctx;
   const status = rec(obj['status']);
   const networking = rec(status?.['networking']);
@@ -418,7 +466,7 @@ function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<stri
  */
 function wellFormed(c: Collector, o: KubeObject): boolean {
   // A PodRecord has name, namespace and labels as fields: no metadata object built for it.
-  const bad = metadataProblem(o.kind, o instanceof PodRecord ? o : o.metadata);
+  const bad = metadataProblem(o.kind, o instanceof PodRecord || o instanceof EndpointRecord ? o : o.metadata);
   if (bad === undefined) return true;
   c.warn(o, bad.field, `${o.kind} ${o.metadata.name}: ${bad.message}; skipped`, 'inventory/bad-metadata');
   return false;

@@ -9,7 +9,7 @@
 
 import { stageAnnotation } from '../../api/stage-annotation.js';
 import type { KubeObject } from '../../api/types.js';
-import { PodRecord, podShape } from './pod-record.js';
+import { EndpointRecord, endpointShape, PodRecord, podShape } from './pod-record.js';
 
 export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
 
@@ -333,7 +333,82 @@ function stripPod(spec: KindSpec, o: Json): Json | PodRecord {
   return podRecordOf(o) ?? slimPod(spec, o);
 }
 
-function stripCiliumEndpoint(spec: KindSpec, o: Json): Json {
+// Identity label lists many endpoints repeat (every endpoint of one identity): one frozen list each,
+// shared. Bounded like labelSets; a long list is not shared.
+let labelLists = new Map<string, readonly string[]>();
+
+/** `items` (interned strings), the one shared frozen copy of an equal list when there is one. */
+function sharedStringList(items: string[]): readonly string[] {
+  const key = JSON.stringify(items);
+  if (key.length > labelSetMaxKeyLength) return items.map(intern);
+  const hit = labelLists.get(key);
+  if (hit !== undefined) return hit;
+  if (labelLists.size >= labelSetLimit) labelLists = new Map();
+  const list = Object.freeze(items.map(intern));
+  labelLists.set(key, list);
+  return list;
+}
+
+/**
+ * The EndpointRecord of a raw CiliumEndpoint, or undefined when its identity id is neither a number
+ * nor null (nor absent): then the slim object is kept. Reads exactly what slimCiliumEndpoint reads.
+ */
+export function endpointRecordOf(o: Json): EndpointRecord | undefined {
+  const st = obj(o['status']);
+  let shape = 0;
+  let identityId: number | null | undefined;
+  let identityLabels: readonly string[] | undefined;
+  let node: string | undefined;
+  let addressing: (string | undefined)[] | undefined;
+  if (st !== undefined) {
+    shape |= endpointShape.status;
+    const identity = obj(st['identity']);
+    if (identity !== undefined) {
+      const id = identity['id'];
+      if (id !== undefined && id !== null && typeof id !== 'number') return undefined;
+      shape |= endpointShape.identity;
+      identityId = id;
+      const labels = strings(identity['labels']);
+      if (labels !== undefined) identityLabels = sharedStringList(labels);
+    }
+    const net = obj(st['networking']);
+    if (net !== undefined) {
+      shape |= endpointShape.networking;
+      node = istr(net['node']);
+      const list = net['addressing'];
+      if (Array.isArray(list)) {
+        addressing = new Array<string | undefined>(list.length * 2);
+        for (let i = 0; i < list.length; i++) {
+          const a = obj(list[i]);
+          addressing[2 * i] = str(a?.['ipv4']);
+          addressing[2 * i + 1] = str(a?.['ipv6']);
+        }
+      }
+    }
+  }
+  const md = obj(o['metadata']) ?? {};
+  return new EndpointRecord({
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
+    identityId,
+    identityLabels,
+    node,
+    addressing,
+    shape,
+  });
+}
+
+function stripCiliumEndpoint(spec: KindSpec, o: Json): Json | EndpointRecord {
+  return endpointRecordOf(o) ?? slimCiliumEndpoint(spec, o);
+}
+
+/**
+ * The slim CiliumEndpoint object: metadata, status.identity.{id,labels}, status.networking.{node,addressing}.
+ * Kept as it is for endpoints that are no EndpointRecord, and the reference the records are tested against.
+ */
+export function slimCiliumEndpoint(spec: KindSpec, o: Json): Json {
   const out = base(spec, o);
   const st = obj(o['status']);
   if (st !== undefined) {
@@ -371,7 +446,7 @@ function stripNamespace(spec: KindSpec, o: Json): Json {
   return base(spec, o);
 }
 
-const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord>> = {
+const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord | EndpointRecord>> = {
   ccnp: stripPolicy,
   node: stripNode,
   namespace: stripNamespace,

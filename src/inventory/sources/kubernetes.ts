@@ -35,7 +35,7 @@ import { selectedPoliciesNeedPods } from './pod-need.js';
 import { openConnection, type Connection } from './kube-connection.js';
 import { KubeHttp, type KubeHttpLimits } from './kube-http.js';
 import { KindListWatch, type ListResult, type WatchHandler } from './kube-list-watch.js';
-import { objectName, objectNamespace, PodRecord, samePodContent } from './pod-record.js';
+import { EndpointRecord, KubeRecord, objectName, objectNamespace, PodRecord, sameEndpointContent, samePodContent } from './pod-record.js';
 
 export interface SourceLogger {
   debug(obj: object, msg: string): void;
@@ -247,9 +247,10 @@ export function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (a === undefined) return false;
   // Two pod records (every regular pod): their fields, without building their slim objects.
   if (a instanceof PodRecord && b instanceof PodRecord) return samePodContent(a, b);
+  if (a instanceof EndpointRecord && b instanceof EndpointRecord) return sameEndpointContent(a, b);
   const withoutRv = (x: KubeObject): string => {
     // A record's slim object is its toJSON() (a spread would copy its fields, not that object).
-    const o = x instanceof PodRecord ? (x.toJSON() as unknown as KubeObject) : x;
+    const o = x instanceof KubeRecord ? (x.toJSON() as unknown as KubeObject) : x;
     return JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
   };
   try {

@@ -12,6 +12,9 @@
 // Only regular pods become records (kube-kinds.ts stripPod decides): string nodeName and
 // serviceAccountName, boolean hostNetwork, every podIPs entry with a string ip, and status.podIP,
 // when set, equal to podIPs[0]. Anything else stays the plain slim object, read by the generic path.
+//
+// Where Cilium runs, the source reads pod addresses from CiliumEndpoints instead: EndpointRecord
+// (below) is the same for them, its identity label list shared between endpoints of one identity.
 
 import type { KubeObject, SourcePos } from '../../api/types.js';
 
@@ -45,12 +48,48 @@ export interface PodRecordFields {
   readonly shape: number;
 }
 
-export class PodRecord implements KubeObject {
+/**
+ * What every compact record of the Kubernetes source holds of its metadata (name, namespace, the
+ * shared label map, resourceVersion), and builds the slim metadata and pos from when asked.
+ */
+export abstract class KubeRecord implements KubeObject {
   readonly [k: string]: unknown;
   readonly name: string;
   readonly namespace: string | undefined;
   readonly labels: Readonly<Record<string, string>> | undefined;
   readonly resourceVersion: string | undefined;
+
+  constructor(f: { readonly name: string; readonly namespace: string | undefined; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined }) {
+    // Every field assigned in the same order: one hidden class per kind, fields in the object itself.
+    this.name = f.name;
+    this.namespace = f.namespace;
+    this.labels = f.labels;
+    this.resourceVersion = f.resourceVersion;
+  }
+
+  abstract get kind(): string;
+  /** kube-kinds.ts KindSpec.posName of the kind. */
+  protected abstract get posName(): string;
+
+  get metadata(): KubeObject['metadata'] {
+    const m: { name: string; namespace?: string; labels?: Readonly<Record<string, string>>; resourceVersion?: string } = { name: this.name };
+    if (this.namespace !== undefined) m.namespace = this.namespace;
+    if (this.labels !== undefined) m.labels = this.labels;
+    if (this.resourceVersion !== undefined) m.resourceVersion = this.resourceVersion;
+    return m;
+  }
+
+  /** "k8s:KIND/NS/NAME", as kube-kinds.ts posFor names every object of the Kubernetes source. */
+  get pos(): SourcePos {
+    const file = this.namespace === undefined ? ['k8s:', this.posName, '/', this.name].join('') : ['k8s:', this.posName, '/', this.namespace, '/', this.name].join('');
+    return { file, line: 1, col: 1 };
+  }
+
+  /** The slim object stripObject made before records (same keys, same order): what k8s-cache.json holds. */
+  abstract toJSON(): Record<string, unknown>;
+}
+
+export class PodRecord extends KubeRecord {
   readonly nodeName: string | undefined;
   readonly serviceAccountName: string | undefined;
   readonly ips: readonly string[];
@@ -58,11 +97,7 @@ export class PodRecord implements KubeObject {
   readonly shape: number;
 
   constructor(f: PodRecordFields) {
-    // Every field assigned in the same order: one hidden class, fields in the object itself.
-    this.name = f.name;
-    this.namespace = f.namespace;
-    this.labels = f.labels;
-    this.resourceVersion = f.resourceVersion;
+    super(f);
     this.nodeName = f.nodeName;
     this.serviceAccountName = f.serviceAccountName;
     this.ips = f.ips.length === 0 ? noAddresses : f.ips;
@@ -78,23 +113,13 @@ export class PodRecord implements KubeObject {
     return 'Pod';
   }
 
+  protected get posName(): string {
+    return 'pod';
+  }
+
   /** status.spec.hostNetwork when it is set (always a boolean in a record). */
   get hostNetwork(): boolean | undefined {
     return (this.shape & podShape.hostNetworkTrue) !== 0 ? true : (this.shape & podShape.hostNetworkFalse) !== 0 ? false : undefined;
-  }
-
-  get metadata(): KubeObject['metadata'] {
-    const m: { name: string; namespace?: string; labels?: Readonly<Record<string, string>>; resourceVersion?: string } = { name: this.name };
-    if (this.namespace !== undefined) m.namespace = this.namespace;
-    if (this.labels !== undefined) m.labels = this.labels;
-    if (this.resourceVersion !== undefined) m.resourceVersion = this.resourceVersion;
-    return m;
-  }
-
-  /** "k8s:pod/NS/NAME", as kube-kinds.ts posFor names every object of the Kubernetes source. */
-  get pos(): SourcePos {
-    const file = this.namespace === undefined ? ['k8s:pod/', this.name].join('') : ['k8s:pod/', this.namespace, '/', this.name].join('');
-    return { file, line: 1, col: 1 };
   }
 
   get spec(): Record<string, unknown> | undefined {
@@ -116,7 +141,6 @@ export class PodRecord implements KubeObject {
     return s;
   }
 
-  /** The slim object stripObject made before records (same keys, same order): what k8s-cache.json holds. */
   toJSON(): Record<string, unknown> {
     const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
     const spec = this.spec;
@@ -129,17 +153,17 @@ export class PodRecord implements KubeObject {
 
 /** metadata.name of any object, without building a record's metadata. */
 export function objectName(o: KubeObject): string {
-  return o instanceof PodRecord ? o.name : o.metadata.name;
+  return o instanceof KubeRecord ? o.name : o.metadata.name;
 }
 
 /** metadata.namespace of any object, without building a record's metadata. */
 export function objectNamespace(o: KubeObject): string | undefined {
-  return o instanceof PodRecord ? o.namespace : o.metadata.namespace;
+  return o instanceof KubeRecord ? o.namespace : o.metadata.namespace;
 }
 
 /** metadata.resourceVersion when it is a string, else ''. */
 export function objectResourceVersion(o: unknown): string {
-  if (o instanceof PodRecord) return o.resourceVersion ?? '';
+  if (o instanceof KubeRecord) return o.resourceVersion ?? '';
   const md = (o as { metadata?: { resourceVersion?: unknown } } | null)?.metadata;
   return typeof md?.resourceVersion === 'string' ? md.resourceVersion : '';
 }
@@ -161,7 +185,120 @@ function sameLabels(a: Readonly<Record<string, string>> | undefined, b: Readonly
 /** Two records equal apart from resourceVersion: what sameContent says of their slim objects. */
 export function samePodContent(a: PodRecord, b: PodRecord): boolean {
   if (a.name !== b.name || a.namespace !== b.namespace || a.nodeName !== b.nodeName || a.serviceAccountName !== b.serviceAccountName) return false;
-  if (a.phase !== b.phase || a.shape !== b.shape || a.ips.length !== b.ips.length) return false;
-  for (let i = 0; i < a.ips.length; i++) if (a.ips[i] !== b.ips[i]) return false;
-  return sameLabels(a.labels, b.labels);
+  if (a.phase !== b.phase || a.shape !== b.shape) return false;
+  return sameList(a.ips, b.ips) && sameLabels(a.labels, b.labels);
+}
+
+/** Bits of EndpointRecord.shape: which of the optional slim fields are present. */
+export const endpointShape = {
+  /** `status` present (an object in the API object, even an empty one). */
+  status: 1,
+  /** status.identity present. */
+  identity: 2,
+  /** status.networking present. */
+  networking: 4,
+} as const;
+
+/** Fields of an EndpointRecord, as kube-kinds.ts stripCiliumEndpoint reads them from the API object. */
+export interface EndpointRecordFields {
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly labels: Readonly<Record<string, string>> | undefined;
+  readonly resourceVersion: string | undefined;
+  /** status.identity.id: a number, null, or absent. */
+  readonly identityId: number | null | undefined;
+  /** status.identity.labels (its strings), shared between endpoints of one identity; absent when not a list. */
+  readonly identityLabels: readonly string[] | undefined;
+  /** status.networking.node. */
+  readonly node: string | undefined;
+  /** status.networking.addressing as pairs: [ipv4, ipv6, ipv4, ipv6, ...] (undefined where absent). */
+  readonly addressing: readonly (string | undefined)[] | undefined;
+  readonly shape: number;
+}
+
+/**
+ * A CiliumEndpoint (where Cilium runs, the source's pods come from these instead of Pods) as one
+ * flat object: the same idea and the same contract as PodRecord. Only endpoints whose identity id is
+ * a number (or null, or absent) become records; anything else stays the plain slim object.
+ */
+export class EndpointRecord extends KubeRecord {
+  readonly identityId: number | null | undefined;
+  readonly identityLabels: readonly string[] | undefined;
+  readonly node: string | undefined;
+  readonly addressing: readonly (string | undefined)[] | undefined;
+  readonly shape: number;
+
+  constructor(f: EndpointRecordFields) {
+    super(f);
+    this.identityId = f.identityId;
+    this.identityLabels = f.identityLabels;
+    this.node = f.node;
+    this.addressing = f.addressing;
+    this.shape = f.shape;
+  }
+
+  get apiVersion(): string {
+    return 'cilium.io/v2';
+  }
+
+  get kind(): string {
+    return 'CiliumEndpoint';
+  }
+
+  protected get posName(): string {
+    return 'ciliumendpoint';
+  }
+
+  get status(): Record<string, unknown> | undefined {
+    if ((this.shape & endpointShape.status) === 0) return undefined;
+    const s: Record<string, unknown> = {};
+    if ((this.shape & endpointShape.identity) !== 0) {
+      const identity: Record<string, unknown> = {};
+      if (this.identityId !== undefined) identity['id'] = this.identityId;
+      // A copy: the list is shared with other endpoints.
+      if (this.identityLabels !== undefined) identity['labels'] = this.identityLabels.slice();
+      s['identity'] = identity;
+    }
+    if ((this.shape & endpointShape.networking) !== 0) {
+      const net: Record<string, unknown> = {};
+      if (this.node !== undefined) net['node'] = this.node;
+      const pairs = this.addressing;
+      if (pairs !== undefined) {
+        const list: Record<string, string>[] = [];
+        for (let i = 0; i + 1 < pairs.length; i += 2) {
+          const a: Record<string, string> = {};
+          const v4 = pairs[i];
+          const v6 = pairs[i + 1];
+          if (v4 !== undefined) a['ipv4'] = v4;
+          if (v6 !== undefined) a['ipv6'] = v6;
+          list.push(a);
+        }
+        net['addressing'] = list;
+      }
+      s['networking'] = net;
+    }
+    return s;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
+    const status = this.status;
+    if (status !== undefined) out['status'] = status;
+    return out;
+  }
+}
+
+function sameList(a: readonly (string | undefined)[] | undefined, b: readonly (string | undefined)[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Two endpoint records equal apart from resourceVersion: what sameContent says of their slim objects. */
+export function sameEndpointContent(a: EndpointRecord, b: EndpointRecord): boolean {
+  if (a.name !== b.name || a.namespace !== b.namespace || a.node !== b.node || a.shape !== b.shape) return false;
+  // As JSON compares them (an id is a number or null).
+  if (a.identityId !== b.identityId && JSON.stringify(a.identityId) !== JSON.stringify(b.identityId)) return false;
+  return sameList(a.identityLabels, b.identityLabels) && sameList(a.addressing, b.addressing) && sameLabels(a.labels, b.labels);
 }
