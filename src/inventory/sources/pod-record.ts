@@ -48,6 +48,8 @@ export interface PodRecordFields {
   readonly shape: number;
 }
 
+const smallDecimal = /^[1-9][0-9]{0,8}$/;
+
 /**
  * What every compact record of the Kubernetes source holds of its metadata (name, namespace, the
  * shared label map, resourceVersion), and builds the slim metadata and pos from when asked.
@@ -57,14 +59,22 @@ export abstract class KubeRecord implements KubeObject {
   readonly name: string;
   readonly namespace: string | undefined;
   readonly labels: Readonly<Record<string, string>> | undefined;
-  readonly resourceVersion: string | undefined;
+  /** metadata.resourceVersion: a small number when it is one's decimal text (no string per object), else the text. */
+  readonly #rv: string | number | undefined;
 
   constructor(f: { readonly name: string; readonly namespace: string | undefined; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined }) {
     // Every field assigned in the same order: one hidden class per kind, fields in the object itself.
     this.name = f.name;
     this.namespace = f.namespace;
     this.labels = f.labels;
-    this.resourceVersion = f.resourceVersion;
+    const rv = f.resourceVersion;
+    // At most 9 digits, no leading zero: a small integer whose String() is this text again.
+    this.#rv = rv !== undefined && smallDecimal.test(rv) ? Number(rv) : rv;
+  }
+
+  get resourceVersion(): string | undefined {
+    const rv = this.#rv;
+    return typeof rv === 'number' ? String(rv) : rv;
   }
 
   abstract get kind(): string;
@@ -149,19 +159,25 @@ export class PodRecord extends KubeRecord {
     // through the getters costs about twice the serialisation of plain objects.
     if (
       (shape | podShape.podIP) === (usual | podShape.podIP) && (shape & usual) === usual &&
-      this.namespace !== undefined && this.labels !== undefined && this.resourceVersion !== undefined && this.nodeName !== undefined && this.phase !== undefined
+      this.namespace !== undefined && this.labels !== undefined && this.nodeName !== undefined && this.phase !== undefined
     ) {
+      const resourceVersion = this.resourceVersion;
+      if (resourceVersion === undefined) return this.slimObject();
       const podIPs = this.ips.map((ip) => ({ ip }));
       return {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: this.name, namespace: this.namespace, labels: this.labels, resourceVersion: this.resourceVersion },
+        metadata: { name: this.name, namespace: this.namespace, labels: this.labels, resourceVersion },
         // Concatenation: the string only lives until it is serialised.
         pos: { file: 'k8s:pod/' + this.namespace + '/' + this.name, line: 1, col: 1 },
         spec: this.serviceAccountName === undefined ? { nodeName: this.nodeName } : { nodeName: this.nodeName, serviceAccountName: this.serviceAccountName },
         status: (shape & podShape.podIP) === 0 ? { podIPs, phase: this.phase } : { podIP: this.ips[0], podIPs, phase: this.phase },
       };
     }
+    return this.slimObject();
+  }
+
+  private slimObject(): Record<string, unknown> {
     const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
     const spec = this.spec;
     if (spec !== undefined) out['spec'] = spec;

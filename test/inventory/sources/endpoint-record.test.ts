@@ -27,7 +27,7 @@ const rawEndpointArb: fc.Arbitrary<Json> = fc
             name: fc.oneof(fc.constantFrom('p1', 'p2', 'web-0'), oddValue),
             namespace: fc.oneof(fc.constantFrom('ns1', 'ns2'), oddValue),
             labels: fc.oneof(fc.dictionary(fc.constantFrom('app', 'tier'), fc.oneof(fc.constantFrom('web', 'db'), fc.integer())), oddValue),
-            resourceVersion: fc.oneof(fc.constantFrom('1', '2'), oddValue),
+            resourceVersion: fc.oneof(fc.constantFrom('1', '2', '0', '01', '999999999', '1000000000', 'x1'), oddValue),
           },
           { requiredKeys: [] },
         ),
