@@ -191,3 +191,37 @@ test('endpoints of one identity get one Labels object, with the identity labels;
   t.is(by.get('dddd')?.['io.kubernetes.pod.namespace'], 'ns1');
   t.is(by.get('dddd')?.['io.cilium.k8s.namespace.labels.team'], 'ns1');
 });
+
+test.serial('a first build of endpoint records reads no getter of a record (no slim object is made)', (t) => {
+  const ownerOf = (k: string): object => {
+    for (let p: object | null = EndpointRecord.prototype; p !== null; p = Object.getPrototypeOf(p) as object | null) if (Object.hasOwn(p, k)) return p;
+    throw new Error(`no ${k}`);
+  };
+  const saved = ['metadata', 'status', 'pos', 'apiVersion', 'toJSON'].map((k) => [k, Object.getOwnPropertyDescriptor(ownerOf(k), k), ownerOf(k)] as const);
+  const reads: string[] = [];
+  try {
+    for (const [k, d, proto] of saved) {
+      if (d === undefined) throw new Error(`no ${k}`);
+      if (d.get !== undefined) {
+        const get = d.get;
+        Object.defineProperty(proto, k, { ...d, get(this: unknown) { reads.push(k); return get.call(this); } });
+      } else {
+        const fn = d.value as (...a: unknown[]) => unknown;
+        Object.defineProperty(proto, k, { ...d, value(this: unknown, ...a: unknown[]) { reads.push(k); return fn.apply(this, a); } });
+      }
+    }
+    const records = Array.from({ length: 100 }, (_, i) =>
+      stripObject('ciliumendpoint', { metadata: { name: `p${i}`, namespace: 'ns1', resourceVersion: String(i + 1) }, status: { identity: { id: i % 3, labels: [`k8s:app=a${i % 3}`] }, networking: { node: '192.0.2.1', addressing: [{ ipv4: `192.0.2.${i + 10}`, ipv6: `2001:db8::${i.toString(16)}` }] } } }),
+    );
+    t.true(records.every((o) => o instanceof EndpointRecord));
+    const built = buildInventory([nsObj('ns1'), nodeObj('n1', '192.0.2.1'), ...records], cfg, { nodeName: 'n1' });
+    t.is(built.inventory.pods.length, 100);
+    t.true(built.inventory.pods.every((p) => p.nodeName === 'n1'));
+    t.deepEqual(built.problems, []);
+    t.deepEqual(reads, []);
+    void records[0]?.pos;
+    t.deepEqual(reads, ['pos']);
+  } finally {
+    for (const [k, d, proto] of saved) if (d !== undefined) Object.defineProperty(proto, k, d);
+  }
+});
