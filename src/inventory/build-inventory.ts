@@ -9,6 +9,7 @@ import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
 import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
+import { EndpointRecord, objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
 export interface BuildInventoryOptions {
@@ -92,8 +93,8 @@ class Collector {
 }
 
 function describe(obj: KubeObject): string {
-  const ns = obj.metadata.namespace;
-  return `${obj.kind} ${ns === undefined ? '' : `${ns}/`}${obj.metadata.name}`;
+  const ns = objectNamespace(obj);
+  return `${obj.kind} ${ns === undefined ? '' : `${ns}/`}${objectName(obj)}`;
 }
 
 interface NodeAcc {
@@ -170,8 +171,9 @@ interface PodAcc {
   /**
    * Distinct, in the order first seen. A list, not a Set: one per pod lives until the build's end
    * (promoted, at 100k pods some 10 MB more than these lists to collect), for one or two addresses.
+   * Never changed in place: it may be a PodRecord's own list, which the PodInfo then shares.
    */
-  addresses: string[];
+  addresses: readonly string[];
   nodeName?: string;
   obj: KubeObject;
 }
@@ -181,7 +183,7 @@ interface PodAcc {
 const podKey = (ns: string, name: string): string => [ns, '/', name].join('');
 
 function namespaceOf(obj: KubeObject): string {
-  return obj.metadata.namespace ?? 'default';
+  return objectNamespace(obj) ?? 'default';
 }
 
 interface PodContext {
@@ -216,7 +218,34 @@ function sharedLabels(nsLabels: ReadonlyMap<string, Labels>, key: string, make: 
   return labels;
 }
 
+/**
+ * In front of sharedLabels for PodRecords: their label maps are the source's shared frozen ones
+ * (sharedStringMap), so a pod's Labels are found by that map object, namespace and service account,
+ * with no JSON key per pod. Each entry is what sharedLabels gave for those inputs (`miss`); kept per
+ * namespace-label map like sharedLabels' cache (one build and its updates: one config), and only as
+ * long as the label map lives.
+ */
+const recordLabelCaches = new WeakMap<ReadonlyMap<string, Labels>, WeakMap<object, Map<string, Map<string, Labels>>>>();
+const noPodLabels = {};
+
+function recordLabels(nsLabels: ReadonlyMap<string, Labels>, podLabels: object | undefined, namespace: string, serviceAccount: string, miss: () => Labels): Labels {
+  let byMap = recordLabelCaches.get(nsLabels);
+  if (byMap === undefined) recordLabelCaches.set(nsLabels, (byMap = new WeakMap()));
+  const mapKey = podLabels ?? noPodLabels;
+  let byNamespace = byMap.get(mapKey);
+  if (byNamespace === undefined) byMap.set(mapKey, (byNamespace = new Map()));
+  let bySa = byNamespace.get(namespace);
+  if (bySa === undefined) byNamespace.set(namespace, (bySa = new Map()));
+  let labels = bySa.get(serviceAccount);
+  if (labels === undefined) bySa.set(serviceAccount, (labels = miss()));
+  return labels;
+}
+
 function addPod(ctx: PodContext, obj: KubeObject): void {
+  if (obj instanceof PodRecord) {
+    addPodRecord(ctx, obj);
+    return;
+  }
   const { c, pods, nsLabels, cfg } = ctx;
   const spec = rec(obj['spec']);
   const status = rec(obj['status']);
@@ -261,19 +290,128 @@ function addPod(ctx: PodContext, obj: KubeObject): void {
   });
 }
 
+const podIPFields = ['status.podIPs[0].ip', 'status.podIPs[1].ip'];
+
+/**
+ * addPod of a PodRecord (the Kubernetes source's pods): the same steps on the record's fields, with no
+ * spec, status or metadata object built. Its address list is the record's own when every address is
+ * canonical and distinct (nearly always), shared on into the PodInfo (finishPod).
+ */
+function addPodRecord(ctx: PodContext, r: PodRecord): void {
+  const { c, pods, nsLabels, cfg } = ctx;
+  const namespace = r.namespace ?? 'default';
+  // Host-network pods have the host's identity: they are the host (reference §4.2).
+  if ((r.shape & podShape.hostNetworkTrue) !== 0 || r.phase === 'Succeeded' || r.phase === 'Failed') {
+    ctx.skipped.add(podKey(namespace, r.name));
+    return;
+  }
+  // r.ips are status.podIPs, or [status.podIP] when the pod has no podIPs (addPod reads podIP only then).
+  const fromList = (r.shape & podShape.podIPs) !== 0;
+  const ips = r.ips;
+  let addresses: string[] | undefined;
+  for (let i = 0; i < ips.length; i++) {
+    const text = ips[i] as string;
+    const field = fromList ? (podIPFields[i] ?? `status.podIPs[${i}].ip`) : 'status.podIP';
+    // c.address keeps a canonical IPv4 text as it is; checked here first so that no description is built.
+    const ip = canonicalIPv4(text) !== undefined ? text : c.address(text, r, field, describe(r));
+    if (addresses === undefined && (ip !== text || ips.indexOf(text) !== i)) addresses = ips.slice(0, i);
+    if (addresses !== undefined && ip !== undefined) addDistinct(addresses, ip);
+  }
+  // A list made here is copied to its length (pushed arrays keep spare room; the PodInfo may keep it).
+  const own: readonly string[] = addresses === undefined ? ips : addresses.slice();
+  const serviceAccount = r.serviceAccountName === '' ? undefined : r.serviceAccountName;
+  const labels = recordLabels(nsLabels, r.labels, namespace, serviceAccount ?? '', () =>
+    sharedLabels(nsLabels, JSON.stringify([namespace, serviceAccount ?? null, cfg.clusterName, r.labels ?? null]), () =>
+      podIdentityLabels({
+        namespace,
+        podLabels: labelsOf(r.labels),
+        serviceAccount,
+        namespaceLabels: nsLabels.get(namespace),
+        clusterName: cfg.clusterName,
+      }),
+    ),
+  );
+  const key = podKey(namespace, r.name);
+  const prev = pods.get(key);
+  const nodeName = (r.nodeName === '' ? undefined : r.nodeName) ?? prev?.nodeName;
+  pods.set(key, {
+    namespace,
+    name: r.name,
+    labels,
+    fromPod: true,
+    addresses: prev === undefined ? own : merged(prev.addresses, own),
+    ...(nodeName === undefined ? {} : { nodeName }),
+    obj: r,
+  });
+}
+
 /** Appends `a` unless the list has it (pods have one or two addresses: a scan is cheaper than a Set). */
 function addDistinct(list: string[], a: string): void {
   if (!list.includes(a)) list.push(a);
 }
 
-/** `a` then what of `b` is not in it, in order (what a Set of both would iterate). */
-function merged(a: readonly string[], b: readonly string[]): string[] {
-  const out = a.slice();
-  for (const x of b) addDistinct(out, x);
-  return out;
+/**
+ * `a` then what of `b` is not in it, in order (what a Set of both would iterate): `a` itself when that
+ * is nothing (lists are never changed in place), else a new array of exactly that length.
+ */
+function merged(a: readonly string[], b: readonly string[]): readonly string[] {
+  let extra: string[] | undefined;
+  for (const x of b) {
+    if (a.includes(x) || extra?.includes(x) === true) continue;
+    (extra ??= []).push(x);
+  }
+  return extra === undefined ? a : a.concat(extra);
+}
+
+// Cilium identity labels of an EndpointRecord, by its shared identity label list (kube-kinds.ts):
+// endpoints of one identity get one Labels object. They depend on the list alone.
+const endpointLabels = new WeakMap<readonly string[], Labels>();
+
+/**
+ * addCiliumEndpoint of an EndpointRecord: the same steps on the record's fields, with no status or
+ * metadata object built, and one Labels object per identity label list.
+ */
+function addEndpointRecord(ctx: PodContext, r: EndpointRecord, nodeByAddress: ReadonlyMap<string, string>): void {
+  const { c, pods, nsLabels, cfg } = ctx;
+  const addresses = new Set<string>();
+  const pairs = r.addressing ?? [];
+  for (let j = 0; j < pairs.length; j++) {
+    const text = pairs[j];
+    if (text === undefined) continue;
+    // c.address keeps a canonical IPv4 text as it is; checked here first so that no description is built.
+    const ip = canonicalIPv4(text) !== undefined ? text : c.address(text, r, `status.networking.addressing[${j >> 1}].${(j & 1) === 0 ? 'ipv4' : 'ipv6'}`, describe(r));
+    if (ip !== undefined) addresses.add(ip);
+  }
+  const namespace = r.namespace ?? 'default';
+  const key = podKey(namespace, r.name);
+  if (ctx.skipped.has(key)) return;
+  const prev = pods.get(key);
+  if (prev !== undefined) {
+    // A new list, not the old one changed: it may be shared with a PodRecord.
+    prev.addresses = merged(prev.addresses, [...addresses]);
+    return;
+  }
+  const identity = r.identityLabels;
+  let labels: Labels;
+  if (identity !== undefined && identity.length > 0) {
+    const hit = endpointLabels.get(identity);
+    labels = hit ?? identityLabelsFromStrings(identity);
+    if (hit === undefined) endpointLabels.set(identity, labels);
+  } else {
+    labels = podIdentityLabels({ namespace, podLabels: {}, namespaceLabels: nsLabels.get(namespace), clusterName: cfg.clusterName });
+  }
+  // status.networking.node is the hosting node's IP.
+  const node = r.node;
+  const nodeIP = node === undefined ? undefined : canonicalIPv4(node) !== undefined ? node : c.address(node, r, 'status.networking.node', describe(r));
+  const nodeName = nodeIP === undefined ? undefined : nodeByAddress.get(nodeIP);
+  pods.set(key, { namespace, name: r.name, labels, fromPod: false, addresses: [...addresses], ...(nodeName === undefined ? {} : { nodeName }), obj: r });
 }
 
 function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: ReadonlyMap<string, string>): void {
+  if (obj instanceof EndpointRecord) {
+    addEndpointRecord(ctx, obj, nodeByAddress);
+    return;
+  }
   const { c, pods, nsLabels, cfg } = ctx;
   const status = rec(obj['status']);
   const networking = rec(status?.['networking']);
@@ -289,7 +427,8 @@ function addCiliumEndpoint(ctx: PodContext, obj: KubeObject, nodeByAddress: Read
   if (ctx.skipped.has(key)) return;
   const prev = pods.get(key);
   if (prev !== undefined) {
-    for (const a of addresses) addDistinct(prev.addresses, a);
+    // A new list, not the old one changed: it may be shared with a PodRecord.
+    prev.addresses = merged(prev.addresses, [...addresses]);
     return;
   }
   const identity = arr(rec(status?.['identity'])?.['labels']).filter((v): v is string => typeof v === 'string');
@@ -327,7 +466,8 @@ function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<stri
  * file loader already rejects those; this catches objects from the Kubernetes source and its cache.
  */
 function wellFormed(c: Collector, o: KubeObject): boolean {
-  const bad = metadataProblem(o.kind, o.metadata);
+  // A PodRecord has name, namespace and labels as fields: no metadata object built for it.
+  const bad = metadataProblem(o.kind, o instanceof PodRecord || o instanceof EndpointRecord ? o : o.metadata);
   if (bad === undefined) return true;
   c.warn(o, bad.field, `${o.kind} ${o.metadata.name}: ${bad.message}; skipped`, 'inventory/bad-metadata');
   return false;
@@ -365,6 +505,12 @@ function sortedAddresses(xs: Iterable<string>): string[] {
   const parsed = distinct.map((text) => ({ text, a: parseAddress(text) }));
   parsed.sort(({ a: pa }, { a: pb }) => (pa.family !== pb.family ? (pa.family === 'ipv4' ? -1 : 1) : pa.bits < pb.bits ? -1 : pa.bits > pb.bits ? 1 : 0));
   return parsed.map((p) => p.text);
+}
+
+/** Whether sortedAddresses(xs) would be xs (distinct canonical addresses): one address, or IPv4 then IPv6. */
+function sortedAlready(xs: readonly string[]): boolean {
+  if (xs.length === 1) return true;
+  return xs.length === 2 && !(xs[0] as string).includes(':') && (xs[1] as string).includes(':');
 }
 
 function toNodeInfo(n: NodeAcc, labels: Labels, extra: readonly string[] = []): NodeInfo {
@@ -524,11 +670,13 @@ function finishPod(c: Collector, p: PodAcc, nodeOwner: ReadonlyMap<string, strin
     }
   }
   if (kept.length === 0) return undefined; // no IP yet, or only node IPs: nothing a selector can match
+  // Every address kept and already in sortedAddresses' order: the pod's own list (a PodRecord's, shared).
+  const addresses = kept.length === p.addresses.length && sortedAlready(kept) ? p.addresses : sortedAddresses(kept);
   return {
     namespace: p.namespace,
     name: p.name,
     labels: p.labels,
-    addresses: sortedAddresses(kept),
+    addresses,
     ...(p.nodeName === undefined ? {} : { nodeName: p.nodeName }),
   };
 }
@@ -568,7 +716,7 @@ const isPodObject = (o: KubeObject): boolean => o.kind === 'Pod' || o.kind === '
 const isNodeObject = (o: KubeObject): boolean => o.kind === 'Node' || o.kind === 'CiliumNode';
 /** "pod:NS/NAME" for Pods and CiliumEndpoints, "node:NAME" for Nodes and CiliumNodes. */
 export function objectKey(o: KubeObject): string {
-  return isNodeObject(o) ? ['node:', o.metadata.name].join('') : ['pod:', namespaceOf(o), '/', o.metadata.name].join('');
+  return isNodeObject(o) ? ['node:', objectName(o)].join('') : ['pod:', namespaceOf(o), '/', objectName(o)].join('');
 }
 
 type Held = KubeObject | readonly KubeObject[];
@@ -588,7 +736,7 @@ export class ObjectsByKeyError extends Error {
 export class ObjectsByKey {
   private readonly pods = new NameIndex<Held>(
     (h) => namespaceOf(firstOf(h)),
-    (h) => firstOf(h).metadata.name,
+    (h) => objectName(firstOf(h)),
   );
   private readonly nodes = new Map<string, Held>();
 
@@ -602,20 +750,20 @@ export class ObjectsByKey {
     }
     // One load instead of an insert per pod; objects of one key become one list in the order given.
     // A watch cache lists in key order: one pass groups them; else they are sorted first (stable).
-    out.pods.load(groupByKey(pods) ?? groupByKey(sortByKey(pods, namespaceOf, (o) => o.metadata.name)) ?? [], true);
+    out.pods.load(groupByKey(pods) ?? groupByKey(sortByKey(pods, namespaceOf, (o) => objectName(o))) ?? [], true);
     return out;
   }
 
   /** Indexes `o` under objectKey(o): the first object alone, more as a list. */
   add(o: KubeObject): void {
     if (isNodeObject(o)) {
-      const have = this.nodes.get(o.metadata.name);
-      if (have === undefined) this.nodes.set(o.metadata.name, o);
+      const have = this.nodes.get(objectName(o));
+      if (have === undefined) this.nodes.set(objectName(o), o);
       else if (Array.isArray(have)) (have as KubeObject[]).push(o);
-      else this.nodes.set(o.metadata.name, [have as KubeObject, o]);
+      else this.nodes.set(objectName(o), [have as KubeObject, o]);
       return;
     }
-    const have = this.pods.get(namespaceOf(o), o.metadata.name);
+    const have = this.pods.get(namespaceOf(o), objectName(o));
     // A lone object is kept as it is: one array fewer per pod (100k pods: some 5 MB).
     if (have === undefined) this.pods.set(o);
     else if (Array.isArray(have)) (have as KubeObject[]).push(o);
@@ -634,7 +782,7 @@ export class ObjectsByKey {
     if (at === undefined) return;
     const first = Array.isArray(value) ? (value as readonly KubeObject[])[0] : (value as KubeObject);
     if (first === undefined || objectKey(first) !== k) throw new ObjectsByKeyError(`objects set under ${k} are not of that key`);
-    if (at.namespace === undefined) this.nodes.set(first.metadata.name, value);
+    if (at.namespace === undefined) this.nodes.set(objectName(first), value);
     else this.pods.set(value);
   }
 
@@ -654,7 +802,7 @@ function groupByKey(objects: readonly KubeObject[]): Held[] | undefined {
   const out: Held[] = [];
   let prev: KubeObject | undefined;
   for (const o of objects) {
-    const c = prev === undefined ? -1 : compareJoined(namespaceOf(prev), prev.metadata.name, namespaceOf(o), o.metadata.name);
+    const c = prev === undefined ? -1 : compareJoined(namespaceOf(prev), objectName(prev), namespaceOf(o), objectName(o));
     if (c > 0) return undefined;
     if (c < 0) out.push(o);
     else {
@@ -816,9 +964,13 @@ export function updateChangedObjects(
   // Built only for a node change: a pod event must not index every node.
   let remoteByName: Map<string, NodeInfo> | undefined;
   let self: NodeInfo | undefined;
-  for (const [k, list] of after) {
+  for (const [k, all] of after) {
     const before = objectsOf(idx, k);
     const c = new Collector();
+    // As buildInventory reads them: an object with metadata no API server accepts is skipped, with its
+    // warning (the index holds only the others).
+    const list = all.filter((o) => wellFormed(c, o));
+    after.set(k, list);
     if (k.startsWith('pod:')) {
       // One object per pod before and after: its PodInfo depends on nothing else that changed.
       if (list.length > 1 || before.length > 1) return undefined;

@@ -4,9 +4,12 @@
 // watching 100k pods keeps ~100k small objects instead of full API objects.
 // The kept shape is the API's own (same field names), so the inventory
 // builder reads an object from the API exactly like one from a manifest file.
+// Pods, the one kind kept by the 100k, are flat PodRecords (pod-record.ts) that
+// read as that shape and serialise to it.
 
 import { stageAnnotation } from '../../api/stage-annotation.js';
 import type { KubeObject } from '../../api/types.js';
+import { EndpointRecord, endpointShape, PodRecord, podShape } from './pod-record.js';
 
 export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
 
@@ -112,12 +115,20 @@ let labelSets = new Map<string, Readonly<Record<string, string>>>();
 
 /** stringMap(v), the one shared frozen copy of an equal map when there is one (same keys, values and order). */
 export function sharedStringMap(v: unknown): Record<string, string> | undefined {
-  const m = stringMap(v);
-  if (m === undefined) return undefined;
-  const key = JSON.stringify(Object.entries(m));
-  if (key.length > labelSetMaxKeyLength) return m;
+  const o = obj(v);
+  if (o === undefined) return undefined;
+  // The key from the object as given (its string entries in order, keys and values alternating, as
+  // JSON): a map shared already is found without making the copy first (100k pods at the first list).
+  const flat: string[] = [];
+  for (const k of Object.keys(o)) {
+    const x = o[k];
+    if (typeof x === 'string') flat.push(k, x);
+  }
+  const key = JSON.stringify(flat);
+  if (key.length > labelSetMaxKeyLength) return stringMap(o);
   const hit = labelSets.get(key);
   if (hit !== undefined) return hit as Record<string, string>;
+  const m = stringMap(o) as Record<string, string>;
   if (labelSets.size >= labelSetLimit) labelSets = new Map();
   labelSets.set(key, Object.freeze(m));
   return m;
@@ -221,7 +232,12 @@ function stripCiliumNode(spec: KindSpec, o: Json): Json {
   return out;
 }
 
-function stripPod(spec: KindSpec, o: Json): Json {
+/**
+ * The slim Pod object: metadata, spec.{nodeName,hostNetwork,serviceAccountName}, status.{podIP,podIPs,phase}.
+ * Kept as it is for pods that are no regular PodRecord (podRecordOf), and the reference the records are
+ * tested against (their toJSON() is this object).
+ */
+export function slimPod(spec: KindSpec, o: Json): Json {
   const out = base(spec, o);
   const s = pick(obj(o['spec']), ['nodeName', 'hostNetwork', 'serviceAccountName']);
   if (s !== undefined) {
@@ -247,7 +263,152 @@ function stripPod(spec: KindSpec, o: Json): Json {
   return out;
 }
 
-function stripCiliumEndpoint(spec: KindSpec, o: Json): Json {
+/**
+ * The PodRecord of a raw Pod, or undefined when its kept fields do not fit one (pod-record.ts: a
+ * non-string nodeName or serviceAccountName, a non-boolean hostNetwork, a podIPs entry without a
+ * string ip, a podIP that is not podIPs[0]). Reads exactly what slimPod reads.
+ */
+export function podRecordOf(o: Json): PodRecord | undefined {
+  const s = obj(o['spec']);
+  let shape = 0;
+  let nodeName: string | undefined;
+  let serviceAccountName: string | undefined;
+  if (s !== undefined) {
+    const nn = s['nodeName'];
+    const hn = s['hostNetwork'];
+    const sa = s['serviceAccountName'];
+    if (nn !== undefined && nn !== null) {
+      if (typeof nn !== 'string') return undefined;
+      nodeName = intern(nn);
+      shape |= podShape.spec;
+    }
+    if (hn !== undefined && hn !== null) {
+      if (typeof hn !== 'boolean') return undefined;
+      shape |= podShape.spec | (hn ? podShape.hostNetworkTrue : podShape.hostNetworkFalse);
+    }
+    if (sa !== undefined && sa !== null) {
+      if (typeof sa !== 'string') return undefined;
+      serviceAccountName = intern(sa);
+      shape |= podShape.spec;
+    }
+  }
+  const st = obj(o['status']);
+  let ips: string[] = [];
+  let phase: string | undefined;
+  if (st !== undefined) {
+    shape |= podShape.status;
+    const podIP = str(st['podIP']);
+    if (podIP !== undefined) shape |= podShape.podIP;
+    const list = st['podIPs'];
+    if (Array.isArray(list)) {
+      shape |= podShape.podIPs;
+      for (const p of list as unknown[]) if (str(obj(p)?.['ip']) === undefined) return undefined;
+      // map, not push: an array of exactly its length (a pushed one reserves room for 16 more).
+      ips = (list as unknown[]).map((p) => {
+        const ip = (p as Json)['ip'] as string;
+        return ip === podIP ? podIP : ip;
+      });
+      if (podIP !== undefined && ips[0] !== podIP) return undefined;
+    } else if (podIP !== undefined) {
+      ips = [podIP];
+    }
+    phase = istr(st['phase']);
+  }
+  // The metadata last: a pod that is no record must not have interned its labels twice.
+  const md = obj(o['metadata']) ?? {};
+  return new PodRecord({
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
+    nodeName,
+    serviceAccountName,
+    ips,
+    phase,
+    shape,
+  });
+}
+
+function stripPod(spec: KindSpec, o: Json): Json | PodRecord {
+  return podRecordOf(o) ?? slimPod(spec, o);
+}
+
+// Identity label lists many endpoints repeat (every endpoint of one identity): one frozen list each,
+// shared. Bounded like labelSets; a long list is not shared.
+let labelLists = new Map<string, readonly string[]>();
+
+/** `items` (interned strings), the one shared frozen copy of an equal list when there is one. */
+function sharedStringList(items: string[]): readonly string[] {
+  const key = JSON.stringify(items);
+  if (key.length > labelSetMaxKeyLength) return items.map(intern);
+  const hit = labelLists.get(key);
+  if (hit !== undefined) return hit;
+  if (labelLists.size >= labelSetLimit) labelLists = new Map();
+  const list = Object.freeze(items.map(intern));
+  labelLists.set(key, list);
+  return list;
+}
+
+/**
+ * The EndpointRecord of a raw CiliumEndpoint, or undefined when its identity id is neither a number
+ * nor null (nor absent): then the slim object is kept. Reads exactly what slimCiliumEndpoint reads.
+ */
+export function endpointRecordOf(o: Json): EndpointRecord | undefined {
+  const st = obj(o['status']);
+  let shape = 0;
+  let identityId: number | null | undefined;
+  let identityLabels: readonly string[] | undefined;
+  let node: string | undefined;
+  let addressing: (string | undefined)[] | undefined;
+  if (st !== undefined) {
+    shape |= endpointShape.status;
+    const identity = obj(st['identity']);
+    if (identity !== undefined) {
+      const id = identity['id'];
+      if (id !== undefined && id !== null && typeof id !== 'number') return undefined;
+      shape |= endpointShape.identity;
+      identityId = id;
+      const labels = strings(identity['labels']);
+      if (labels !== undefined) identityLabels = sharedStringList(labels);
+    }
+    const net = obj(st['networking']);
+    if (net !== undefined) {
+      shape |= endpointShape.networking;
+      node = istr(net['node']);
+      const list = net['addressing'];
+      if (Array.isArray(list)) {
+        addressing = new Array<string | undefined>(list.length * 2);
+        for (let i = 0; i < list.length; i++) {
+          const a = obj(list[i]);
+          addressing[2 * i] = str(a?.['ipv4']);
+          addressing[2 * i + 1] = str(a?.['ipv6']);
+        }
+      }
+    }
+  }
+  const md = obj(o['metadata']) ?? {};
+  return new EndpointRecord({
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
+    identityId,
+    identityLabels,
+    node,
+    addressing,
+    shape,
+  });
+}
+
+function stripCiliumEndpoint(spec: KindSpec, o: Json): Json | EndpointRecord {
+  return endpointRecordOf(o) ?? slimCiliumEndpoint(spec, o);
+}
+
+/**
+ * The slim CiliumEndpoint object: metadata, status.identity.{id,labels}, status.networking.{node,addressing}.
+ * Kept as it is for endpoints that are no EndpointRecord, and the reference the records are tested against.
+ */
+export function slimCiliumEndpoint(spec: KindSpec, o: Json): Json {
   const out = base(spec, o);
   const st = obj(o['status']);
   if (st !== undefined) {
@@ -285,7 +446,7 @@ function stripNamespace(spec: KindSpec, o: Json): Json {
   return base(spec, o);
 }
 
-const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json>> = {
+const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord | EndpointRecord>> = {
   ccnp: stripPolicy,
   node: stripNode,
   namespace: stripNamespace,

@@ -16,6 +16,7 @@
 // the source can keep one array per namespace for its snapshots.
 
 import type { KubeObject } from '../../api/types.js';
+import { objectName, objectNamespace, objectResourceVersion } from './pod-record.js';
 
 export type WatchHandler = (phase: string, obj: unknown) => void;
 export type WatchFn = (query: Readonly<Record<string, string>>, cb: WatchHandler, done: (err: unknown) => void) => Promise<AbortController>;
@@ -33,10 +34,9 @@ function statusCode(err: unknown): number | undefined {
   return typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
 }
 
-function rvOf(o: unknown): string {
-  const md = (o as { metadata?: { resourceVersion?: unknown } } | null)?.metadata;
-  return typeof md?.resourceVersion === 'string' ? md.resourceVersion : '';
-}
+// Names, namespaces and versions are read through pod-record.ts: a pod record builds its metadata
+// object only when asked for it, which the store never needs.
+const rvOf = objectResourceVersion;
 
 export class KindListWatch {
   /** namespace ('' for cluster-scoped) -> name -> slim object. */
@@ -127,10 +127,10 @@ export class KindListWatch {
   private applyList(items: readonly KubeObject[]): void {
     const fresh = new Map<string, Set<string>>();
     for (const o of items) {
-      const ns = o.metadata.namespace ?? '';
+      const ns = objectNamespace(o) ?? '';
       let names = fresh.get(ns);
       if (names === undefined) fresh.set(ns, (names = new Set()));
-      names.add(o.metadata.name);
+      names.add(objectName(o));
     }
     for (const [ns, objs] of this.objects) {
       const names = fresh.get(ns);
@@ -145,15 +145,16 @@ export class KindListWatch {
   }
 
   private addOrUpdate(o: KubeObject): void {
-    const ns = o.metadata.namespace ?? '';
+    const ns = objectNamespace(o) ?? '';
     let objs = this.objects.get(ns);
     if (objs === undefined) this.objects.set(ns, (objs = new Map()));
-    const found = objs.get(o.metadata.name);
+    const name = objectName(o);
+    const found = objs.get(name);
     if (found === undefined) {
-      objs.set(o.metadata.name, o);
+      objs.set(name, o);
       this.emit('add', o);
     } else if (rvOf(found) === '' || rvOf(found) !== rvOf(o)) {
-      objs.set(o.metadata.name, o);
+      objs.set(name, o);
       this.emit('update', o);
     }
   }
@@ -170,9 +171,9 @@ export class KindListWatch {
         break;
       case 'DELETED': {
         const o = obj as KubeObject;
-        const ns = o.metadata.namespace ?? '';
+        const ns = objectNamespace(o) ?? '';
         const objs = this.objects.get(ns);
-        if (objs?.delete(o.metadata.name) === true) {
+        if (objs?.delete(objectName(o)) === true) {
           if (objs.size === 0) this.objects.delete(ns);
           this.emit('delete', o);
         }

@@ -35,6 +35,7 @@ import { selectedPoliciesNeedPods } from './pod-need.js';
 import { openConnection, type Connection } from './kube-connection.js';
 import { KubeHttp, type KubeHttpLimits } from './kube-http.js';
 import { KindListWatch, type ListResult, type WatchHandler } from './kube-list-watch.js';
+import { EndpointRecord, KubeRecord, objectName, objectNamespace, PodRecord, sameEndpointContent, samePodContent } from './pod-record.js';
 
 export interface SourceLogger {
   debug(obj: object, msg: string): void;
@@ -249,7 +250,14 @@ export function joinParts(parts: readonly (readonly KubeObject[])[]): KubeObject
  */
 export function sameContent(a: KubeObject | undefined, b: KubeObject): boolean {
   if (a === undefined) return false;
-  const withoutRv = (o: KubeObject): string => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  // Two pod records (every regular pod): their fields, without building their slim objects.
+  if (a instanceof PodRecord && b instanceof PodRecord) return samePodContent(a, b);
+  if (a instanceof EndpointRecord && b instanceof EndpointRecord) return sameEndpointContent(a, b);
+  const withoutRv = (x: KubeObject): string => {
+    // A record's slim object is its toJSON() (a spread would copy its fields, not that object).
+    const o = x instanceof KubeRecord ? (x.toJSON() as unknown as KubeObject) : x;
+    return JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  };
   try {
     return withoutRv(a) === withoutRv(b);
   } catch {
@@ -432,7 +440,7 @@ export class KubernetesSource {
     // Every store change: that namespace's array is made anew; a change not made by a watch event (a list
     // applied) cannot be followed by the object feed.
     const touched = (obj: KubeObject): void => {
-      r.nsLists.delete(obj.metadata.namespace ?? '');
+      r.nsLists.delete(objectNamespace(obj) ?? '');
       if (r.listApplied && r.spec.id !== 'ccnp') this.objectsUnknown = true;
       if (r.spec.id === 'ccnp') {
         this.decodedAll = undefined;
@@ -577,7 +585,7 @@ export class KubernetesSource {
           // (the kernel e2e test waits on it to know which pass enforces which API write).
           this.log.debug({ kind: r.spec.kind, phase, resourceVersion: (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? null, revision: this.revision }, 'kubernetes source: event');
           const slim = stripObject(r.spec.id, obj);
-          const before = r.lw.get(slim.metadata.name, slim.metadata.namespace) as unknown as KubeObject | undefined;
+          const before = r.lw.get(objectName(slim), objectNamespace(slim)) as unknown as KubeObject | undefined;
           this.noteBefore(r, slim, before);
           // Most MODIFIED events at scale are status heartbeats: same slim object, new resourceVersion.
           r.quiet = phase === 'MODIFIED' && sameContent(before, slim);
@@ -869,8 +877,10 @@ export class KubernetesSource {
   /** A watch event is about to change `obj`'s key in r's store: keep what the key held at the last snapshot. */
   private noteBefore(r: Runner, obj: KubeObject, before: KubeObject | undefined): void {
     if (r.spec.id === 'ccnp') return;
-    const key = `${r.spec.id}\0${obj.metadata.namespace ?? ''}\0${obj.metadata.name}`;
-    if (!this.pendingBefore.has(key)) this.pendingBefore.set(key, { r, name: obj.metadata.name, namespace: obj.metadata.namespace, before });
+    const name = objectName(obj);
+    const namespace = objectNamespace(obj);
+    const key = `${r.spec.id}\0${namespace ?? ''}\0${name}`;
+    if (!this.pendingBefore.has(key)) this.pendingBefore.set(key, { r, name, namespace, before });
   }
 
   /** The objects gone and come since the last snapshot, by identity; undefined when not known. Resets the record. */

@@ -7,6 +7,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import type { KubeObject } from '../../../src/api/types.js';
 import { KindListWatch, type ListResult, type WatchHandler } from '../../../src/inventory/sources/kube-list-watch.js';
+import { stripObject } from '../../../src/inventory/sources/kube-kinds.js';
+import { PodRecord } from '../../../src/inventory/sources/pod-record.js';
 
 function obj(ns: string, name: string, rv: number, v = 0): KubeObject {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name, ...(ns === '' ? {} : { namespace: ns }), resourceVersion: String(rv) }, v } as unknown as KubeObject;
@@ -127,7 +129,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.constant({ op: 'bookmark' as const }),
 );
 
-test('property: after any sequence of events and relists, the store holds exactly the server state, and the callbacks replayed give it too', async (t) => {
+type Make = (ns: string, name: string, rv: number, v: number) => KubeObject;
+
+/** The store property, for objects made by `make` (plain slim objects, or the source's pod records). */
+async function storeProperty(make: Make): Promise<void> {
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { maxLength: 40 }), async (ops) => {
       const { script, lw } = scripted();
@@ -146,7 +151,7 @@ test('property: after any sequence of events and relists, the store holds exactl
         rv++;
         const w = script.watches.at(-1)!;
         if (op.op === 'put') {
-          const o = obj(`ns${op.ns}`, `p${op.name}`, rv, rv);
+          const o = make(`ns${op.ns}`, `p${op.name}`, rv, rv);
           const had = server.has(key(o));
           server.set(key(o), o);
           w.cb(had ? 'MODIFIED' : 'ADDED', o);
@@ -155,7 +160,8 @@ test('property: after any sequence of events and relists, the store holds exactl
           const o = server.get(k);
           if (o === undefined) continue;
           server.delete(k);
-          w.cb('DELETED', { ...o, metadata: { ...o.metadata, resourceVersion: String(rv) } });
+          // The deleted object as the API sends it: its last state (made at its version) with a new resourceVersion.
+          w.cb('DELETED', make(o.metadata.namespace ?? '', o.metadata.name, rv, Number(o.metadata['resourceVersion'])));
         } else if (op.op === 'bookmark') {
           w.cb('BOOKMARK', { metadata: { resourceVersion: String(rv) } });
         } else {
@@ -173,5 +179,19 @@ test('property: after any sequence of events and relists, the store holds exactl
     }),
     { numRuns: 300 },
   );
+}
+
+test('property: after any sequence of events and relists, the store holds exactly the server state, and the callbacks replayed give it too', async (t) => {
+  await storeProperty(obj);
   t.pass();
+});
+
+test("property: the same with the Kubernetes source's pod records (stripObject)", async (t) => {
+  let records = 0;
+  await storeProperty((ns, name, rv, v) => {
+    const o = stripObject('pod', { metadata: { name, ...(ns === '' ? {} : { namespace: ns }), resourceVersion: String(rv) }, status: { podIPs: [{ ip: `192.0.2.${v % 250}` }] } });
+    if (o instanceof PodRecord) records++;
+    return o;
+  });
+  t.true(records > 0);
 });
