@@ -14,10 +14,10 @@
 // Fail safe: if the launcher dies, hangs (no "started" answer in time) or answers something malformed,
 // its process group is killed and waited for until no process of it is left (the nft it may have started,
 // even one whose pid it never announced: a killed nft cannot commit later). Then the command's own status
-// file decides: nft's exit status is written there (by a subshell beside nft, not by the launcher) as soon
-// as nft exits, so an nft that finished before the launcher failed is reported as it ended, from its own
-// output, and never run twice (a second run of an element delta that had committed would fail on "no such
-// element"). Only when nft did not finish is the command run again by a direct spawn; if that second run
+// file decides: the launcher writes nft's exit status there before it answers "R", so an nft whose end the
+// launcher saw is reported as it ended, from its own output, even if the answer never arrives, and never run
+// twice (a second run of an element delta that had committed would fail on "no such element"). Only when
+// that file is absent is the command run again by a direct spawn; if that second run
 // fails while the first one may have committed before it was killed, the error says so
 // (NftRerunError). Nothing is reported as loaded that did not load and no error is lost; a new launcher
 // is started on a later call, with exponential backoff. An nft
@@ -27,7 +27,7 @@
 // launcher's process group sees its pipe close, removes the directory and kills the group.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,15 +113,21 @@ export class AnswerLines {
 export function commandLine(id: number, argv: readonly string[], dir: string, inFile: string | undefined): string {
   const out = shellQuote(join(dir, 'out'));
   const err = shellQuote(join(dir, 'err'));
-  const st = shellQuote(join(dir, 'status'));
+  const st = shellQuote(statusFile(dir, id));
   const input = inFile === undefined ? '/dev/null' : shellQuote(inFile);
-  // A subshell runs nft and writes its status to the status file the moment it exits, then exits with it:
-  // `wait` gives that status, 128+N when a signal N ended nft (as the shell reports it; nft runs in the
-  // background of the subshell so that the shell prints no "Terminated" into nft's stderr file). The subshell
-  // does not hold the answer pipe: a launcher that dies must close it (that is how its death is seen). The status file
-  // outlives a launcher shell that dies (or is killed) after nft finished: see #fallBack.
-  return `if : >${out} && : >${err} && : >${st}; then ( ${argv.map(shellQuote).join(' ')} <${input} >${out} 2>${err} & wait $!; s=$?; echo $s >${st}; exit $s ) </dev/null >/dev/null & echo "S ${id} $!"; wait $!; echo "R ${id} $?"; else echo 'E ${id}'; fi\n`;
+  // `wait` gives nft's status, 128+N when a signal N ended it (as the shell reports it). It goes to this
+  // command's own status file before the answer: an answer lost with a launcher that fails right after is
+  // not a lost result (#fallBack). A file per command id: a stale one is never read as another command's.
+  return `if : >${out} && : >${err}; then ${argv.map(shellQuote).join(' ')} <${input} >${out} 2>${err} & echo "S ${id} $!"; wait $!; s=$?; echo $s >${st}; echo "R ${id} $s"; else echo 'E ${id}'; fi\n`;
 }
+
+/** Where the launcher writes the exit status of command `id`. */
+export function statusFile(dir: string, id: number): string {
+  return join(dir, `status.${id}`);
+}
+
+/** Scripts up to this many UTF-16 units are written synchronously (about a millisecond at most); bigger ones asynchronously, in pieces. */
+export const maxSyncScriptChars = 1 << 20;
 
 /** Script text in pieces of at most `size` UTF-16 units, never splitting a surrogate pair (same UTF-8 bytes). */
 export function* scriptChunks(text: string, size = 1 << 20): Generator<string> {
@@ -198,10 +204,10 @@ async function waitGroupGone(pgid: number | undefined): Promise<boolean> {
   return false;
 }
 
-/** nft's status as the command's subshell wrote it ("0\n"); undefined: nft had not finished (or nothing readable). */
-function readStatus(dir: string): number | undefined {
+/** nft's status as the launcher wrote it for command `id` ("0\n"); undefined: not written (nft's end unseen, or nothing readable). */
+function readStatus(dir: string, id: number): number | undefined {
   try {
-    const m = /^(\d{1,3})\n$/.exec(readFileSync(join(dir, 'status'), 'latin1'));
+    const m = /^(\d{1,3})\n$/.exec(readFileSync(statusFile(dir, id), 'latin1'));
     return m === null ? undefined : Number(m[1]);
   } catch {
     return undefined;
@@ -245,7 +251,7 @@ interface Pending {
   readonly inFile: string | undefined;
   readonly resolve: (o: NftOutput) => void;
   readonly reject: (e: unknown) => void;
-  /** pid of the subshell running nft, once the launcher said it started it. */
+  /** nft's pid once the launcher said it started it. */
   pid: number | undefined;
   /** The command line was written to the launcher (until then nft cannot have run). */
   sent: boolean;
@@ -385,9 +391,10 @@ export class NftLauncher implements NftRunner {
     // The shell is busy from now on (a concurrent call spawns directly), while the script is written.
     s.pending = p;
     const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
-    // From the call on, as a direct spawn's timeout covers writing nft's stdin.
-    p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
     const sendCommand = (): void => {
+      // nft's timeout runs from its start, as a direct spawn's does (not from the script write before it).
+      clearTimeout(p.timer);
+      p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
       // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
       // own event loop may have been busy) be read first.
       const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
@@ -401,22 +408,36 @@ export class NftLauncher implements NftRunner {
       sendCommand();
       return;
     }
-    // Written asynchronously, in pieces: a 40-100 MB cold-start script written (and UTF-8 encoded) in one
-    // synchronous call would stop the agent's event loop for tens of ms.
-    writeFile(inFile, scriptChunks(opts.stdin), { mode: 0o600 }).then(
-      () => {
-        // Settled meanwhile (timeout, close, a launcher that died): the command is not sent.
-        if (s.pending === p && !s.dead) sendCommand();
-      },
-      (err: unknown) => {
-        if (s.pending !== p) return;
-        // A full or vanished temp directory: this launcher cannot carry scripts. nft did not run.
-        this.#clear(s, p);
-        this.stats.fallbacks++;
-        this.#failed(s, 'files', `cannot write the script file: ${(err as Error).message}`);
-        spawnNft(nftPath, args, opts).then(resolve, reject);
-      },
-    );
+    const cannotWrite = (err: unknown): void => {
+      if (s.pending !== p) return;
+      // A full or vanished temp directory: this launcher cannot carry scripts. nft did not run.
+      this.#clear(s, p);
+      this.stats.fallbacks++;
+      this.#failed(s, 'files', `cannot write the script file: ${(err as Error).message}`);
+      spawnNft(nftPath, args, opts).then(resolve, reject);
+    };
+    if (opts.stdin.length <= maxSyncScriptChars) {
+      // A small script (a pod event's delta): written at once, well under a millisecond, no thread-pool round trips.
+      try {
+        writeFileSync(inFile, opts.stdin, { mode: 0o600 });
+      } catch (err) {
+        cannotWrite(err);
+        return;
+      }
+      sendCommand();
+      return;
+    }
+    // A script write that does not finish within the nft timeout (a stuck file system): nft never started, so
+    // it runs directly. setImmediate lets a write that already finished (a busy event loop) be seen first.
+    p.timer = setTimeout(() => setImmediate(() => {
+      if (s.pending === p && !p.sent) void this.#fallBack(s, p, 'files', `the script file was not written within ${timeoutMs} ms`);
+    }), timeoutMs);
+    // A big one asynchronously, in pieces: a 40-100 MB cold-start script written (and UTF-8 encoded) in one
+    // synchronous call would stop the agent's event loop for a hundred ms and more.
+    writeFile(inFile, scriptChunks(opts.stdin), { mode: 0o600 }).then(() => {
+      // Settled meanwhile (write guard, close, a launcher that died): the command is not sent.
+      if (s.pending === p && !s.dead) sendCommand();
+    }, cannotWrite);
   }
 
   #onData(s: Shell, chunk: string): void {
@@ -473,6 +494,7 @@ export class NftLauncher implements NftRunner {
     // exits so. The direct spawn reports that exactly as before (spawn error with its hint).
     if (status === 126 || status === 127) {
       this.stats.fallbacks++;
+      rmSync(statusFile(s.dir, p.id), { force: true });
       spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
       return;
     }
@@ -481,9 +503,9 @@ export class NftLauncher implements NftRunner {
     let removed = true;
     try {
       // Removed, not left for the shell to truncate: on ext4 a truncated-and-rewritten file is flushed on
-      // close (auto_da_alloc), which costs more than a new file. The status file too: a launcher that fails
-      // before its next command truncates it must not leave this command's status to be read as that one's.
-      for (const f of ['out', 'err', 'status']) unlinkSync(join(s.dir, f));
+      // close (auto_da_alloc), which costs more than a new file. The status file too (its name is this command's).
+      for (const f of ['out', 'err']) unlinkSync(join(s.dir, f));
+      unlinkSync(statusFile(s.dir, p.id));
     } catch {
       removed = false;
     }
@@ -497,7 +519,7 @@ export class NftLauncher implements NftRunner {
       else spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
       return;
     }
-    // A launcher whose files cannot be removed is not used again (a stale status file must never be read).
+    // A launcher whose files cannot be removed (its directory tampered with) is not used again.
     if (!removed) this.#failed(s, 'files', "cannot remove nft's output files");
     const r = settleNftRun(p.nftPath, p.args, p.opts, end);
     if ('ok' in r) p.resolve(r.ok);
@@ -540,7 +562,7 @@ export class NftLauncher implements NftRunner {
     const gone = await waitGroupGone(s.pgid);
     if (!gone) this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid }, 'nft launcher: the nft it started is still not gone 10 s after SIGKILL; running the command again anyway');
     // Not sent, or "E" (the shell could not create the files): nft did not run.
-    const status = gone && p.sent && kind !== 'files' ? readStatus(s.dir) : undefined;
+    const status = gone && p.sent && kind !== 'files' ? readStatus(s.dir, p.id) : undefined;
     if (status !== undefined && status !== 126 && status !== 127) {
       const end = this.#readOutput(s, status);
       rmSync(s.dir, { recursive: true, force: true });

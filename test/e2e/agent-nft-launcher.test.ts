@@ -2,8 +2,7 @@
 // two real agents, one with the launcher and one with `nft.launcher: false`, each in its own network
 // namespace with the same policies, must leave the same table in the kernel after every change; a load that
 // nft rejects changes nothing and is reported as failed; and a SIGKILLed agent leaves no launcher behind.
-// nft.path is a wrapper that logs its parent pid (the agent for a direct spawn) and its process group (a
-// launcher shell's, whose per-command subshell is nft's parent, when it came from the launcher) and,
+// nft.path is a wrapper that logs its parent pid (the launcher shell, or the agent for a direct spawn) and,
 // while a `fail` file exists, appends a line nft rejects to every script it loads.
 
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -29,8 +28,7 @@ async function wrapper(t: ExecutionContext): Promise<Wrapper> {
   const w = { path: join(dir, 'nft'), log: join(dir, 'log'), fail: join(dir, 'fail') };
   writeFileSync(w.path, [
     '#!/bin/sh',
-    // Field 5 of /proc/PID/stat (the 3rd after the command name): the process group.
-    `echo "$PPID $(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f3) $*" >> '${w.log}'`,
+    `echo "$PPID $*" >> '${w.log}'`,
     'load=',
     'for a in "$@"; do [ "$a" = -f ] && load=1; done',
     `if [ -n "$load" ] && [ -e '${w.fail}' ]; then`,
@@ -60,12 +58,12 @@ function launcherChildren(pid: number): number[] {
   return out;
 }
 
-/** [parent pid, args, process group] of every nft run the wrapper saw. */
-function runs(w: Wrapper): [number, string, number][] {
+/** [parent pid, args] of every nft run the wrapper saw. */
+function runs(w: Wrapper): [number, string][] {
   if (!existsSync(w.log)) return [];
   return readFileSync(w.log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => {
-    const [ppid = '', pgid = '', ...args] = l.split(' ');
-    return [Number(ppid), args.join(' '), Number(pgid)];
+    const sp = l.indexOf(' ');
+    return [Number(l.slice(0, sp)), l.slice(sp + 1)];
   });
 }
 
@@ -93,8 +91,7 @@ test('through the launcher the agent leaves the same kernel state as with direct
   const launchers = launcherChildren(a.pid);
   t.is(launchers.length, 2, 'the agent runs two launcher shells');
   t.deepEqual(launcherChildren(b.pid), [], 'nft.launcher: false: no launcher');
-  // A launcher shell leads its own process group; nft's parent is the subshell it runs each command in.
-  const viaLauncher = ([, , pgid]: [number, string, number]) => launchers.includes(pgid);
+  const viaLauncher = ([ppid]: [number, string]) => launchers.includes(ppid);
 
   // Changes: an element delta (a CIDR added and one removed), a new port (rules), a new policy.
   const steps = [
