@@ -566,12 +566,17 @@ export class NftLauncher implements NftRunner {
     if (status !== undefined && status !== 126 && status !== 127) {
       const end = this.#readOutput(s, status);
       rmSync(s.dir, { recursive: true, force: true });
+      this.stats.viaLauncher++;
+      this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before the launcher failed; its own result is reported (not run again)');
       if (end !== undefined) {
-        this.stats.viaLauncher++;
-        this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before the launcher failed; its own result is reported (not run again)');
         const r = settleNftRun(p.nftPath, p.args, p.opts, end);
         if ('ok' in r) p.resolve(r.ok);
         else p.reject(r.error);
+        return;
+      }
+      // Its output is gone: a change that exited 0 is loaded; anything else runs again (as in #finish).
+      if (status === 0 && mayCommit(p.args)) {
+        p.resolve({ stdout: '', stderr: '' });
         return;
       }
     }
