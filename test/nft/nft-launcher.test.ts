@@ -569,3 +569,20 @@ test('real nft through the launcher (netns): a load, a check, a listing and a re
   t.deepEqual(await outcome(l.run(nft, ['list', 'table', 'inet', 'nodewall'], { netns: ns })), listed, 'the rejected transaction changed nothing');
   t.is(l.stats.fallbacks, 0);
 });
+
+test('real nft (netns): an element delta through a launcher that dies after nft committed is reported loaded, and the kernel holds it; run a second time it would have failed', async (t) => {
+  const { throwawayNetns } = await import('./netns.js');
+  const ns = await throwawayNetns(t, 'ldie');
+  const nft = '/usr/sbin/nft';
+  await spawnNft(nft, ['-f', '-'], { netns: ns, stdin: 'table inet nodewall {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 198.51.100.1 }\n\t}\n}\n' });
+  // What an element delta loads: a delete and an add in one transaction.
+  const delta = 'delete element inet nodewall s { 198.51.100.1 }\nadd element inet nodewall s { 198.51.100.2 }\n';
+  const l = launcher(t, { shell: dyingAtReport(t) });
+  t.deepEqual(await outcome(l.run(nft, ['-f', '-'], { netns: ns, stdin: delta })), { ok: { stdout: '', stderr: '' } });
+  t.is(l.stats.failures, 1, 'the launcher failed after nft ended');
+  const listed = (await spawnNft(nft, ['list', 'set', 'inet', 'nodewall', 's'], { netns: ns })).stdout;
+  t.regex(listed, /elements = \{ 198\.51\.100\.2 \}/);
+  // The false error a second run would have reported: the element the first run deleted is gone.
+  const again = await outcome(spawnNft(nft, ['-f', '-'], { netns: ns, stdin: delta }));
+  t.true('error' in again && /No such file or directory/.test(again.error.message), JSON.stringify(again));
+});
