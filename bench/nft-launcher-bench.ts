@@ -2,6 +2,8 @@
 // small heap and with ~400 MB of live JS objects (the agent at 100k pods), in a throwaway network namespace.
 // Per call: process.cpuUsage() (user + system, all threads of this process) and main-thread wall time, for
 // `nft list tables` and a one-element `nft -f` delta (what a pod event loads). `npm run bench nftlaunch`.
+// Also the longest main-thread stall while one call hands a big script (a cold start's, default 80 MB,
+// NODEWALL_BENCH_SCRIPT_MB) to the launcher or to a direct spawn, whose program discards it.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -59,6 +61,31 @@ function ballast(mb: number): unknown[] {
   return keep;
 }
 
+/** Median over 3 calls of the longest gap between two turns of the event loop during one `run` of `mb` MB. */
+async function scriptStallMs(run: (stdin: string) => Promise<unknown>, mb: number): Promise<number> {
+  const line = 'add element inet nodewall pods_v4 { 198.51.100.17, 203.0.113.200, 192.0.2.33 }\n';
+  const script = line.repeat(Math.ceil((mb * 2 ** 20) / line.length));
+  const gaps: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    let last = performance.now();
+    let max = 0;
+    let on = true;
+    const tick = (): void => {
+      const now = performance.now();
+      max = Math.max(max, now - last);
+      last = now;
+      if (on) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await run(script);
+    // The turn right after the call counts too (a synchronous write ends there).
+    await new Promise((r) => setTimeout(r, 5));
+    on = false;
+    gaps.push(max);
+  }
+  return quantile(gaps, 0.5);
+}
+
 export async function runNftLauncherBench(): Promise<Record<string, number>> {
   const ns = `nwt-nft-bench-launch-${randomBytes(3).toString('hex')}`;
   await sh('ip', ['netns', 'add', ns]);
@@ -83,6 +110,10 @@ export async function runNftLauncherBench(): Promise<Record<string, number>> {
     add('bigSpawn', await measure(viaSpawn, n));
     add('bigLauncher', await measure(viaLauncher, n));
     result['ballastObjects'] = keep.length;
+    const mb = Number(process.env['NODEWALL_BENCH_SCRIPT_MB'] ?? '80');
+    result['scriptMb'] = mb;
+    result['scriptStallMsLauncher'] = await scriptStallMs((stdin) => launcher.run('/bin/sh', ['-c', 'cat >/dev/null'], { stdin }), mb);
+    result['scriptStallMsSpawn'] = await scriptStallMs((stdin) => spawnNft('/bin/sh', ['-c', 'cat >/dev/null'], { stdin }), mb);
     result['launcherFallbacks'] = launcher.stats.fallbacks;
     result['launcherDirect'] = launcher.stats.direct;
     return result;

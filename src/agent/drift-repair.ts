@@ -93,17 +93,21 @@ export class DriftRepair {
       const a = this.#applied;
       if (a === undefined) return { kind: 'nothing-applied' };
       const cheap = this.#kernel.structureState;
-      if (depth === 'structure' && cheap !== undefined && a.cheapHash !== undefined) {
+      // The structural listing the full check may learn from is taken BEFORE the full listing, never after
+      // it: the full listing then vouches for it. An outside change landing between the two shows in the
+      // full listing (drift, repaired now); one landing after both is a change of a state whose structural
+      // hash was learnt right, so the next cheap check sees it. (Taken after, such a change would have been
+      // learnt as the table in sync until the next full check.)
+      let learnFrom: TableState | undefined;
+      if (cheap !== undefined && (depth === 'structure' || a.cheapHash === undefined)) {
         const ss = await cheap.call(this.#kernel, a.nftPath, a.table);
-        if (ss.present && ss.hash === a.cheapHash) return { kind: 'in-sync' };
+        if (a.cheapHash === undefined) learnFrom = ss;
+        else if (ss.present && ss.hash === a.cheapHash) return { kind: 'in-sync' };
       }
       const ts = await this.#kernel.tableState(a.nftPath, a.table);
       if (ts.present && ts.hash === a.tableHash) {
         // Verified as applied: learn the structural hash for the cheap checks (kept until the layout changes).
-        if (cheap !== undefined && a.cheapHash === undefined) {
-          const ss = await cheap.call(this.#kernel, a.nftPath, a.table);
-          if (ss.present && this.#applied === a) this.#applied = { ...a, cheapHash: ss.hash };
-        }
+        if (learnFrom?.present === true && this.#applied === a) this.#applied = { ...a, cheapHash: learnFrom.hash };
         return { kind: 'in-sync' };
       }
       const drift = ts.present ? 'changed' : 'missing';

@@ -16,6 +16,10 @@
 //   at the deadline, nor refuse an input that was never (or no longer) loaded.
 // - check(t, { endNow }) ends a pending confirmation before its deadline (a pause began: the agent renders
 //   audit, and a rollback at the deadline must not put an enforce table back during the pause).
+// - A change of ours that ended before its deadline (confirmed, withdrawn, rolled back early) is looked at
+//   again when that deadline passes: the first check after it logs "deadline passed: nothing to roll back"
+//   with the change's outcome as recorded on disk then, so an operator (and a test) sees the deadline go by
+//   as an event instead of as silence.
 
 import type { Logger } from 'pino';
 import { quarantine } from '../inventory/state-files.js';
@@ -107,6 +111,8 @@ export class RolloutConfirm {
   #lastError: string | undefined;
   /** The pending record, re-read only when the file changed (check runs at every pass and tick). */
   readonly #readPending = changedPendingReader();
+  /** Our changes that ended before their deadline, by id, with the timer that wakes a check at it. */
+  readonly #ended = new Map<string, { readonly record: PendingConfirm; readonly how: string; readonly timer: NodeJS.Timeout }>();
 
   constructor(log: Logger, onDue: () => void) {
     this.#log = log;
@@ -223,7 +229,8 @@ export class RolloutConfirm {
     }
     if (this.#own?.record.id === record.id) this.#own = ticket.ownBefore;
     if (this.#own !== undefined) this.#arm(this.#own.record);
-    else this.stop();
+    else this.#disarm();
+    this.#noteEnded(record, 'withdrawn');
     this.#log.warn({ confirm: 'withdrawn', id: record.id, restored: replaced?.id, detail },
       replaced === undefined ? 'change on probation withdrawn: nothing to confirm' : `change on probation withdrawn: the unconfirmed change ${replaced.id} is pending again`);
     return true;
@@ -235,6 +242,7 @@ export class RolloutConfirm {
    */
   async check(t: ConfirmTarget, opts: { endNow?: string } = {}): Promise<ConfirmEvent | undefined> {
     await this.loadConfirmed(t.stateDir);
+    await this.#reportPassedDeadlines(t.stateDir);
     const target: KernelTarget = { nftPath: t.nftPath, table: t.table, exec: { timeoutMs: t.timeoutMs } };
     const by = `agent pid ${process.pid}`;
     await recoverClaims(t.stateDir);
@@ -280,6 +288,7 @@ export class RolloutConfirm {
       this.#confirmedInput = own.record.inputHash;
       this.#confirmedRuleset = own.modelHash;
       this.#log.info({ confirm: 'confirmed', id: own.record.id, by: o.by }, 'change confirmed: it stays in force');
+      this.#noteEnded(own.record, 'confirmed');
       return { kind: 'confirmed', record: own.record, by: o.by };
     }
     if (o?.outcome === 'rolled-back' || o?.outcome === 'cancelled') {
@@ -291,8 +300,34 @@ export class RolloutConfirm {
   }
 
   stop(): void {
+    this.#disarm();
+    for (const e of this.#ended.values()) clearTimeout(e.timer);
+    this.#ended.clear();
+  }
+
+  #disarm(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** Our change `record` ended before its deadline (`how`): look at it again when the deadline has passed. */
+  #noteEnded(record: PendingConfirm, how: string): void {
+    if (isDue(record) || this.#ended.has(record.id)) return;
+    const timer = setTimeout(() => this.#onDue(), Math.min(msLeft(record) + 50, 2 ** 31 - 1));
+    timer.unref();
+    this.#ended.set(record.id, { record, how, timer });
+  }
+
+  /** The deadlines of ended changes that have passed: logged once each, with the outcome recorded on disk now. */
+  async #reportPassedDeadlines(stateDir: string): Promise<void> {
+    for (const [id, e] of this.#ended) {
+      if (!isDue(e.record)) continue;
+      this.#ended.delete(id);
+      clearTimeout(e.timer);
+      const o = await outcomeOf(stateDir, id);
+      this.#log.info({ confirm: 'deadline-passed', id, deadline: e.record.deadline, ended: e.how, outcome: o?.outcome ?? null },
+        `commit-confirm deadline of change ${id} passed: nothing to roll back (it was ${e.how} before it)`);
+    }
   }
 
   #event(r: RollbackResult): ConfirmEvent | undefined {
@@ -314,6 +349,8 @@ export class RolloutConfirm {
     const own = this.#own !== undefined && (this.#own.record.id === record.id || (record.supersedes ?? []).includes(this.#own.record.id)) ? this.#own : undefined;
     // The caller refuses it (confirm-refusal.ts): by our plan, or an earlier run's change (restart, reboot) by its input.
     if (own !== undefined) this.#own = undefined;
+    // Before its deadline (a pause ended it, or someone rolled it back): nothing may happen at the deadline.
+    if (record.origin === 'agent') this.#noteEnded(record, 'rolled back before its deadline');
     this.#log.error({ confirm: 'rolled-back', id: record.id, origin: record.origin, deadline: record.deadline, by, detail, inputHash: record.inputHash },
       record.origin === 'agent'
         ? 'change not confirmed by its deadline: previous ruleset restored; the change is refused (see nodewall status) until it changes'

@@ -12,19 +12,26 @@
 // syntax, and hostile nft output cannot forge an answer. Anything else on that channel is a malformed reply.
 //
 // Fail safe: if the launcher dies, hangs (no "started" answer in time) or answers something malformed,
-// its process group is killed, the nft it may have started is waited for (a killed nft cannot commit
-// later), and the command runs again by a direct spawn, so nothing is reported as loaded that did not
-// load and no error is lost; a new launcher is started on a later call, with exponential backoff. An nft
+// its process group is killed and waited for until no process of it is left (the nft it may have started,
+// even one whose pid it never announced: a killed nft cannot commit later). Then the command's own status
+// file decides: the launcher writes nft's exit status there before it answers "R", so an nft whose end the
+// launcher saw is reported as it ended, from its own output, even if the answer never arrives, and never run
+// twice (a second run of an element delta that had committed would fail on "no such element"). Only when
+// that file is absent is the command run again by a direct spawn; if that second run
+// fails while the first one may have committed before it was killed, the error says so
+// (NftRerunError). Nothing is reported as loaded that did not load and no error is lost; a new launcher
+// is started on a later call, with exponential backoff. An nft
 // that runs past its timeout is killed with the launcher (same error as a direct spawn), and a fresh
 // launcher takes the next call. A busy launcher (two calls at once) sends the second to a direct spawn,
 // so calls never wait for each other (as before). When the agent dies, even by SIGKILL, a watchdog in the
 // launcher's process group sees its pipe close, removes the directory and kills the group.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
+import { NftError, effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
 
 /** The part of a pino logger the launcher uses. */
 export interface LauncherLog {
@@ -106,9 +113,33 @@ export class AnswerLines {
 export function commandLine(id: number, argv: readonly string[], dir: string, inFile: string | undefined): string {
   const out = shellQuote(join(dir, 'out'));
   const err = shellQuote(join(dir, 'err'));
+  const st = shellQuote(statusFile(dir, id));
   const input = inFile === undefined ? '/dev/null' : shellQuote(inFile);
-  // `wait` gives nft's status, 128+N when a signal N ended it (as the shell reports it).
-  return `if : >${out} && : >${err}; then ${argv.map(shellQuote).join(' ')} <${input} >${out} 2>${err} & echo "S ${id} $!"; wait $!; echo "R ${id} $?"; else echo 'E ${id}'; fi\n`;
+  // `wait` gives nft's status, 128+N when a signal N ended it (as the shell reports it). It goes to this
+  // command's own status file before the answer: an answer lost with a launcher that fails right after is
+  // not a lost result (#fallBack). A file per command id: a stale one is never read as another command's.
+  return `if : >${out} && : >${err}; then ${argv.map(shellQuote).join(' ')} <${input} >${out} 2>${err} & echo "S ${id} $!"; wait $!; s=$?; echo $s >${st}; echo "R ${id} $s"; else echo 'E ${id}'; fi\n`;
+}
+
+/** Where the launcher writes the exit status of command `id`. */
+export function statusFile(dir: string, id: number): string {
+  return join(dir, `status.${id}`);
+}
+
+/** Scripts up to this many UTF-16 units are written synchronously (about a millisecond at most); bigger ones asynchronously, in pieces. */
+export const maxSyncScriptChars = 1 << 20;
+
+/** Script text in pieces of at most `size` UTF-16 units, never splitting a surrogate pair (same UTF-8 bytes). */
+export function* scriptChunks(text: string, size = 1 << 20): Generator<string> {
+  for (let from = 0; from < text.length;) {
+    let to = Math.min(from + size, text.length);
+    // A high surrogate at the end of a piece would be encoded alone (U+FFFD): keep the pair together.
+    const last = text.charCodeAt(to - 1);
+    const next = text.charCodeAt(to); // NaN at the end
+    if (last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) to += to - from > 1 ? -1 : 1;
+    yield text.slice(from, to);
+    from = to;
+  }
 }
 
 /** A shell's status as the exit code and signal a direct spawn reports: 128+N is signal N. */
@@ -121,27 +152,93 @@ export function statusToExit(status: number): { code: number | null; signal: str
   return { code: status, signal: null };
 }
 
-/** True once `pid` is gone or a zombie: it can no longer commit anything. */
-function processGone(pid: number): boolean {
+/**
+ * Live (not zombie) processes of process group `pgid`, from /proc. A zombie can no longer commit anything
+ * (and one whose parent never reaps it, e.g. under a container's init, must not hold us up).
+ */
+export function liveGroupMembers(pgid: number): number[] {
+  const live: number[] = [];
+  let entries: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // The state follows the last ')' (the command name may contain anything).
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    entries = readdirSync('/proc');
   } catch {
-    return true;
+    return live;
   }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": the fields follow the last ')' (the command name may contain anything).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] !== 'Z' && Number(fields[2]) === pgid) live.push(Number(e));
+  }
+  return live;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Up to 10 s for a killed nft to be gone (SIGKILL is delivered at once; a commit in the kernel finishes first). */
-async function waitGone(pid: number | undefined): Promise<boolean> {
-  if (pid === undefined) return true;
-  for (let i = 0; i < 2000; i++) {
-    if (processGone(pid)) return true;
-    await sleep(5);
+/** Signal 0 to the group: false once no process of it (zombies included) is left; the /proc scan only after. */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Up to 10 s for a killed launcher's group to be gone: every process of it, so also an nft it started but
+ * never announced (a hung launcher). SIGKILL is delivered at once, but a commit in the kernel finishes first.
+ */
+async function waitGroupGone(pgid: number | undefined): Promise<boolean> {
+  if (pgid === undefined) return true;
+  for (let i = 0; i < 1000; i++) {
+    if (!groupExists(pgid) || liveGroupMembers(pgid).length === 0) return true;
+    await sleep(10);
   }
   return false;
+}
+
+/** nft's status as the launcher wrote it for command `id` ("0\n"); undefined: not written (nft's end unseen, or nothing readable). */
+function readStatus(dir: string, id: number): number | undefined {
+  try {
+    const m = /^(\d{1,3})\n$/.exec(readFileSync(statusFile(dir, id), 'latin1'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the command may change the ruleset (not a check, a listing or a monitor): a second run is not harmless. */
+export function mayCommit(args: readonly string[]): boolean {
+  if (args.includes('-c') || args.includes('--check')) return false;
+  const verb = args.find((a) => !a.startsWith('-'));
+  return verb !== 'list' && verb !== 'monitor' && verb !== 'describe';
+}
+
+/**
+ * The second run (a direct spawn) of a command failed, after the launcher failed while the first run was in
+ * flight and nft was killed before it reported: that first run may have committed. An element delta that had
+ * committed fails its second run ("No such file or directory" on a delete), so this error does not say the
+ * transaction was not loaded; the caller must read the kernel or replace the table (apply.ts replaces it).
+ */
+export class NftRerunError extends NftError {
+  /** Always true: what the kernel holds is unknown until it is read or replaced. */
+  readonly firstRunMayHaveCommitted = true;
+
+  constructor(rerun: NftError) {
+    super(
+      `${rerun.message}. This was a second run: the nft launcher failed while the first run was in flight and that nft was killed ` +
+        'before it reported, so the first run may have committed this transaction (a delta whose second run fails on a missing element most likely did)',
+      { argv: rerun.argv, exitCode: rerun.exitCode, stderr: rerun.stderr, line: rerun.line, scriptLine: rerun.scriptLine, failure: rerun.failure, signal: rerun.signal },
+      { cause: rerun },
+    );
+  }
 }
 
 type Failure = 'died' | 'hung' | 'malformed' | 'files';
@@ -156,6 +253,8 @@ interface Pending {
   readonly reject: (e: unknown) => void;
   /** nft's pid once the launcher said it started it. */
   pid: number | undefined;
+  /** The command line was written to the launcher (until then nft cannot have run). */
+  sent: boolean;
   timer: NodeJS.Timeout | undefined;
   ackTimer: NodeJS.Timeout | undefined;
 }
@@ -287,30 +386,58 @@ export class NftLauncher implements NftRunner {
 
   #send(s: Shell, argv: readonly string[], nftPath: string, args: readonly string[], opts: NftExecOptions, resolve: (o: NftOutput) => void, reject: (e: unknown) => void): void {
     const id = this.#nextId++;
-    let inFile: string | undefined;
-    if (opts.stdin !== undefined) {
-      inFile = join(s.dir, 'in');
+    const inFile = opts.stdin === undefined ? undefined : join(s.dir, 'in');
+    const p: Pending = { id, nftPath, args, opts, inFile, resolve, reject, pid: undefined, sent: false, timer: undefined, ackTimer: undefined };
+    // The shell is busy from now on (a concurrent call spawns directly), while the script is written.
+    s.pending = p;
+    const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
+    const sendCommand = (): void => {
+      // nft's timeout runs from its start, as a direct spawn's does (not from the script write before it).
+      clearTimeout(p.timer);
+      p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
+      // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
+      // own event loop may have been busy) be read first.
+      const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
+      p.ackTimer = setTimeout(() => setImmediate(() => {
+        if (s.pending === p && p.pid === undefined) void this.#fallBack(s, p, 'hung', `no answer ${ackMs} ms after the command`);
+      }), ackMs);
+      p.sent = true;
+      s.child.stdin?.write(commandLine(id, argv, s.dir, inFile));
+    };
+    if (opts.stdin === undefined || inFile === undefined) {
+      sendCommand();
+      return;
+    }
+    const cannotWrite = (err: unknown): void => {
+      if (s.pending !== p) return;
+      // A full or vanished temp directory: this launcher cannot carry scripts. nft did not run.
+      this.#clear(s, p);
+      this.stats.fallbacks++;
+      this.#failed(s, 'files', `cannot write the script file: ${(err as Error).message}`);
+      spawnNft(nftPath, args, opts).then(resolve, reject);
+    };
+    if (opts.stdin.length <= maxSyncScriptChars) {
+      // A small script (a pod event's delta): written at once, well under a millisecond, no thread-pool round trips.
       try {
         writeFileSync(inFile, opts.stdin, { mode: 0o600 });
       } catch (err) {
-        // A full or vanished temp directory: this launcher cannot carry scripts.
-        this.stats.fallbacks++;
-        this.#failed(s, 'files', `cannot write the script file: ${(err as Error).message}`);
-        spawnNft(nftPath, args, opts).then(resolve, reject);
+        cannotWrite(err);
         return;
       }
+      sendCommand();
+      return;
     }
-    const p: Pending = { id, nftPath, args, opts, inFile, resolve, reject, pid: undefined, timer: undefined, ackTimer: undefined };
-    s.pending = p;
-    const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
-    p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
-    // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
-    // own event loop may have been busy) be read first.
-    const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
-    p.ackTimer = setTimeout(() => setImmediate(() => {
-      if (s.pending === p && p.pid === undefined) void this.#fallBack(s, p, 'hung', `no answer ${ackMs} ms after the command`);
-    }), ackMs);
-    s.child.stdin?.write(commandLine(id, argv, s.dir, inFile));
+    // A script write that does not finish within the nft timeout (a stuck file system): nft never started, so
+    // it runs directly. setImmediate lets a write that already finished (a busy event loop) be seen first.
+    p.timer = setTimeout(() => setImmediate(() => {
+      if (s.pending === p && !p.sent) void this.#fallBack(s, p, 'files', `the script file was not written within ${timeoutMs} ms`);
+    }), timeoutMs);
+    // A big one asynchronously, in pieces: a 40-100 MB cold-start script written (and UTF-8 encoded) in one
+    // synchronous call would stop the agent's event loop for a hundred ms and more.
+    writeFile(inFile, scriptChunks(opts.stdin), { mode: 0o600 }).then(() => {
+      // Settled meanwhile (write guard, close, a launcher that died): the command is not sent.
+      if (s.pending === p && !s.dead) sendCommand();
+    }, cannotWrite);
   }
 
   #onData(s: Shell, chunk: string): void {
@@ -367,38 +494,34 @@ export class NftLauncher implements NftRunner {
     // exits so. The direct spawn reports that exactly as before (spawn error with its hint).
     if (status === 126 || status === 127) {
       this.stats.fallbacks++;
+      rmSync(statusFile(s.dir, p.id), { force: true });
       spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
       return;
     }
     this.#backoffMs = this.#opts.backoffMs?.first ?? 1000;
-    let stdout = '';
-    let stderr = '';
-    let killedFor: 'output' | undefined;
-    const fds: number[] = [];
+    const end = this.#readOutput(s, status);
+    let removed = true;
     try {
-      for (const f of ['out', 'err']) fds.push(openSync(join(s.dir, f), 'r'));
-      const [outFd, errFd] = fds as [number, number];
-      const [outBytes, errBytes] = [fstatSync(outFd).size, fstatSync(errFd).size];
-      // The shell's `ulimit -f` stops nft with SIGXFSZ at maxNftOutputBytes per file; together they may not exceed it either.
-      if (outBytes + errBytes > maxNftOutputBytes || status === 128 + osConstants.signals.SIGXFSZ) killedFor = 'output';
-      else {
-        stdout = readFileSync(outFd).toString('utf8');
-        stderr = readFileSync(errFd).toString('utf8');
-      }
       // Removed, not left for the shell to truncate: on ext4 a truncated-and-rewritten file is flushed on
-      // close (auto_da_alloc), which costs more than a new file.
+      // close (auto_da_alloc), which costs more than a new file. The status file too (its name is this command's).
       for (const f of ['out', 'err']) unlinkSync(join(s.dir, f));
-    } catch (err) {
-      // nft ran, but its output is gone: the status alone cannot be trusted for a listing; run it again directly.
-      this.stats.fallbacks++;
-      this.#failed(s, 'files', `cannot read nft's output: ${(err as Error).message}`);
-      spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
-      return;
-    } finally {
-      for (const fd of fds) closeSync(fd);
+      unlinkSync(statusFile(s.dir, p.id));
+    } catch {
+      removed = false;
     }
-    const { code, signal } = statusToExit(status);
-    const r = settleNftRun(p.nftPath, p.args, p.opts, { code, signal, stdout, stderr, killedFor });
+    if (end === undefined) {
+      this.stats.fallbacks++;
+      this.#failed(s, 'files', "cannot read nft's output");
+      // A change that exited 0 is loaded (its output is not needed; running it again could fail, e.g. an
+      // element delta on the elements it removed). Anything else: nft ran, but its output is gone; the status
+      // alone cannot be trusted for a listing, and a failed change committed nothing: run it again directly.
+      if (status === 0 && mayCommit(p.args)) p.resolve({ stdout: '', stderr: '' });
+      else spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
+      return;
+    }
+    // A launcher whose files cannot be removed (its directory tampered with) is not used again.
+    if (!removed) this.#failed(s, 'files', "cannot remove nft's output files");
+    const r = settleNftRun(p.nftPath, p.args, p.opts, end);
     if ('ok' in r) p.resolve(r.ok);
     else p.reject(r.error);
   }
@@ -418,22 +541,68 @@ export class NftLauncher implements NftRunner {
     s.dead = true;
     this.#kill(s);
     this.#forget(s);
-    if (!(await waitGone(p.pid))) this.#opts.log?.warn({ pid: p.pid }, 'nft launcher: the nft that timed out is still not gone 10 s after SIGKILL');
+    if (!(await waitGroupGone(s.pgid))) this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid }, 'nft launcher: the nft that timed out is still not gone 10 s after SIGKILL');
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code: null, signal: 'SIGKILL', stdout: '', stderr, killedFor: 'timeout' });
     p.reject('error' in r ? r.error : new Error('unreachable: a timed-out run settled as success'));
   }
 
-  /** The launcher failed during `p`: make sure what it started is dead, then run `p` by a direct spawn. */
+  /**
+   * The launcher failed during `p`: make sure everything it started is dead; then nft's own status file says
+   * whether it finished (its result is reported, from its output files), else `p` runs again by a direct spawn.
+   */
   async #fallBack(s: Shell, p: Pending, kind: Failure, why: string): Promise<void> {
     if (s.pending !== p) return;
     this.#clear(s, p);
     this.stats.fallbacks++;
-    this.#failed(s, kind, why);
-    // A killed nft either committed its transaction already or never will; wait until it is gone so the
-    // direct run cannot race it.
-    const gone = await waitGone(p.pid);
-    if (!gone) this.#opts.log?.warn({ pid: p.pid }, 'nft launcher: the nft it started is still not gone 10 s after SIGKILL; running the command again anyway');
-    spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, p.reject);
+    // Killed now; its directory is kept until the status file is read.
+    this.#failed(s, kind, why, true);
+    // A killed nft either committed its transaction already or never will; wait until no process of the
+    // group is left (also an nft whose pid was never announced) so that neither the status file nor the
+    // kernel can change behind the decision below, and a direct run cannot race it.
+    const gone = await waitGroupGone(s.pgid);
+    if (!gone) this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid }, 'nft launcher: the nft it started is still not gone 10 s after SIGKILL; running the command again anyway');
+    // Not sent, or "E" (the shell could not create the files): nft did not run.
+    const status = gone && p.sent && kind !== 'files' ? readStatus(s.dir, p.id) : undefined;
+    if (status !== undefined && status !== 126 && status !== 127) {
+      const end = this.#readOutput(s, status);
+      rmSync(s.dir, { recursive: true, force: true });
+      this.stats.viaLauncher++;
+      this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before the launcher failed; its own result is reported (not run again)');
+      if (end !== undefined) {
+        const r = settleNftRun(p.nftPath, p.args, p.opts, end);
+        if ('ok' in r) p.resolve(r.ok);
+        else p.reject(r.error);
+        return;
+      }
+      // Its output is gone: a change that exited 0 is loaded; anything else runs again (as in #finish).
+      if (status === 0 && mayCommit(p.args)) {
+        p.resolve({ stdout: '', stderr: '' });
+        return;
+      }
+    }
+    rmSync(s.dir, { recursive: true, force: true });
+    // nft did not finish: it did not run, or it was killed, possibly right after its commit (126/127: the
+    // program could not be executed, the direct run reports that).
+    const uncertain = p.sent && kind !== 'files' && status === undefined && mayCommit(p.args);
+    spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, (err: unknown) => p.reject(uncertain && err instanceof NftError ? new NftRerunError(err) : err));
+  }
+
+  /** nft's output files after it ended with `status`; undefined when they cannot be read (run it again). */
+  #readOutput(s: Shell, status: number): { code: number | null; signal: string | null; stdout: string; stderr: string; killedFor: 'output' | undefined } | undefined {
+    const fds: number[] = [];
+    try {
+      for (const f of ['out', 'err']) fds.push(openSync(join(s.dir, f), 'r'));
+      const [outFd, errFd] = fds as [number, number];
+      const [outBytes, errBytes] = [fstatSync(outFd).size, fstatSync(errFd).size];
+      const { code, signal } = statusToExit(status);
+      // The shell's `ulimit -f` stops nft with SIGXFSZ at maxNftOutputBytes per file; together they may not exceed it either.
+      if (outBytes + errBytes > maxNftOutputBytes || status === 128 + osConstants.signals.SIGXFSZ) return { code, signal, stdout: '', stderr: '', killedFor: 'output' };
+      return { code, signal, stdout: readFileSync(outFd).toString('utf8'), stderr: readFileSync(errFd).toString('utf8'), killedFor: undefined };
+    } catch {
+      return undefined;
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
   }
 
   #clear(s: Shell, p: Pending): void {
@@ -450,12 +619,12 @@ export class NftLauncher implements NftRunner {
     }
   }
 
-  /** A launcher failure: kill it, log, and back off before the next one. */
-  #failed(s: Shell | undefined, kind: Failure, why: string): void {
+  /** A launcher failure: kill it, log, and back off before the next one. `keepDir`: the caller removes its directory. */
+  #failed(s: Shell | undefined, kind: Failure, why: string, keepDir = false): void {
     if (s !== undefined) {
       if (s.dead && kind === 'died') return;
       s.dead = true;
-      this.#kill(s);
+      this.#kill(s, keepDir);
       this.#forget(s);
     }
     if (this.#closed) return;
@@ -470,7 +639,7 @@ export class NftLauncher implements NftRunner {
     if (i >= 0) this.#shells[i] = undefined;
   }
 
-  #kill(s: Shell): void {
+  #kill(s: Shell, keepDir = false): void {
     s.dead = true;
     if (s.pgid !== undefined) {
       try {
@@ -481,7 +650,7 @@ export class NftLauncher implements NftRunner {
     }
     s.child.stdin?.destroy();
     s.child.stdio[3]?.destroy();
-    rmSync(s.dir, { recursive: true, force: true });
+    if (!keepDir) rmSync(s.dir, { recursive: true, force: true });
   }
 }
 

@@ -195,7 +195,10 @@ test('API gone: enforcement untouched, status says disconnected; a restart with 
   const text = await runCli(['status', '--state-dir', r.dirs.state]);
   t.regex(text.stdout, /kubernetes: disconnected since /);
   t.regex(text.stdout, /last API error: \S+/);
-  await new Promise((res) => setTimeout(res, 1500));
+  // The source's positive event after the API went away: a kind's reconnect failed too (its second "keeping the
+  // last state, retrying" since then, kubernetes.ts). Bound: generous (the backoff's first delays are seconds).
+  const retrying = (l: LogLine): boolean => l.msg === 'kubernetes source: API error; keeping the last state, retrying';
+  await agent.waitFor((l) => retrying(l) && agent.find((x) => retrying(x) && x['kind'] === l['kind'], mark).indexOf(l) > 0, 90_000, mark, 'a failed reconnect');
   t.deepEqual(agent.find((l) => l.msg === 'ruleset applied', mark), [], 'nothing applied while the API is away');
   t.is(await ruleset(r.lab), before);
   t.is(await r.lab.probeSure(tcpFrom('203.0.113.7', 22), 'allow'), 'allow');

@@ -144,7 +144,7 @@ test('apply refuses to cut an established inbound session unless forced', async 
   ].join('\n'));
   t.is((await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', demo])).code, 0);
   const ssh = await lab.openIngress('203.0.113.7', 22);
-  t.true(await lab.echo(ssh, 2000));
+  t.true(await lab.echo(ssh, 20_000));
   const handles = withoutDropRecords((await lab.nft(['-a', 'list', 'table', 'inet', 'nodewall'])).stdout.replace(/packets \d+ bytes \d+/g, ''));
 
   const refused = await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', web]);
@@ -152,10 +152,15 @@ test('apply refuses to cut an established inbound session unless forced', async 
   t.regex(refused.stderr, /established session 203\.0\.113\.7:\d+ -> local port 22 would be cut \(default-deny\)/);
   t.regex(refused.stderr, /nothing was changed/);
   t.is(withoutDropRecords((await lab.nft(['-a', 'list', 'table', 'inet', 'nodewall'])).stdout.replace(/packets \d+ bytes \d+/g, '')), handles);
-  t.true(await lab.echo(ssh, 2000));
+  t.true(await lab.echo(ssh, 20_000));
 
   const forced = await cli(lab, ['apply', '--config', config, '--source', cluster, '--source', web, '--force']);
   t.is(forced.code, 0, forced.stderr);
   t.false(await lab.echo(ssh));
+  // Not slowness: a session the new ruleset allows (port 80) answers, and the cut one still does not.
+  const web80 = await lab.openIngress('203.0.113.8', 80);
+  t.true(await lab.echo(web80, 20_000), 'a session the new ruleset allows answers');
+  t.false(await lab.echo(ssh, 3000), 'still cut');
+  await lab.closeConn(web80);
   await lab.closeConn(ssh);
 });

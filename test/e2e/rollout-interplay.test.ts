@@ -28,10 +28,13 @@ async function statusJson(dirs: AgentDirs): Promise<StatusJson> {
   return JSON.parse(await readFile(join(dirs.state, 'status.json'), 'utf8')) as StatusJson;
 }
 
-/** Wait until the record's (wall-clock) deadline has passed by a few seconds, so a rollback would have happened. */
-async function pastDeadline(l: LogLine): Promise<void> {
-  const deadline = Date.parse(String(l['deadline']));
-  while (Date.now() < deadline + 4000) await new Promise((r) => setTimeout(r, 500));
+/**
+ * The agent's line for the record's deadline having passed (rollout-confirm.ts logs it at the first check after
+ * the deadline of a change that ended before it), with the outcome on disk then. Bound: the deadline plus a minute.
+ */
+async function pastDeadline(agent: AgentProcess, l: LogLine): Promise<LogLine> {
+  const ms = Math.max(0, Date.parse(String(l['deadline'])) - Date.now()) + 60_000;
+  return agent.waitFor((x) => x['confirm'] === 'deadline-passed' && x['id'] === l['id'], ms, 0, `deadline of ${String(l['id'])} passed`);
 }
 
 /** An agent in manual mode whose first ruleset (port 22) is confirmed. */
@@ -87,8 +90,8 @@ test('manual confirm: an apply that fails after its record was written withdraws
   await agent.waitFor(applied, 30_000, mark, 'retry applied');
   await confirm(lab, dirs);
   await agent.waitFor(confirmed, 30_000, mark, 'retry confirmed');
-  await pastDeadline(first);
-  await pastDeadline(second);
+  t.is((await pastDeadline(agent, first))['outcome'], 'cancelled');
+  t.is((await pastDeadline(agent, second))['outcome'], 'confirmed');
   t.is(agent.find(rolledBack).length, 0, 'the withdrawn records were never rolled back');
   for (const o of (await readOutcomes(dirs.state)).filter((x) => x.id !== second['id'] && x.outcome !== 'confirmed')) t.is(o.outcome, 'cancelled', JSON.stringify(o));
   t.is((await statusJson(dirs)).refused, undefined, 'nothing refused');
@@ -126,7 +129,7 @@ test('manual confirm + probes: a probe rolls the change back at once, its confir
   t.like((await readOutcomes(dirs.state)).find((o) => o.id === probation['id']), { outcome: 'cancelled' });
   t.is(await pre.probeSure({ direction: 'egress', peer: api, proto: 'tcp', port: 6443 }, 'allow'), 'allow');
 
-  await pastDeadline(probation);
+  t.is((await pastDeadline(agent, probation))['outcome'], 'cancelled');
   t.is(agent.find(rolledBack, mark).length, 0, 'no commit-confirm rollback at the deadline');
   const st = await statusJson(dirs);
   t.deepEqual(st.refused?.map((r) => [r.by, r.policies.map((p) => p.policy)]), [[`probe ${api}:6443`, ['lock-api']]]);
@@ -148,7 +151,7 @@ test('manual confirm + pause: a pause ends the pending change as not confirmed; 
   const back = await agent.waitFor(rolledBack, 30_000, mark, 'pending change ended by the pause');
   t.is(back['id'], probation['id']);
   // Audit: nothing dropped, including past the old deadline (no rollback into enforce).
-  await pastDeadline(probation);
+  t.like(await pastDeadline(agent, probation), { outcome: 'rolled-back', ended: 'rolled back before its deadline' });
   t.is(await lab.probeSure({ direction: 'ingress', peer, proto: 'tcp', port: 9999 }, 'allow'), 'allow', 'paused: nothing dropped');
   t.is(agent.find(rolledBack, mark).length, 1);
   const st = await statusJson(dirs);

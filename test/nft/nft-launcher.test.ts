@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { NftError, runNft, spawnNft, type NftExecOptions, type NftOutput } from '../../src/nft/nft-exec.js';
-import { AnswerLines, NftLauncher, commandLine, installedNftLauncher, parseReply, shellQuote, statusToExit, syncNftLauncher, tooLong, type NftLauncherOptions } from '../../src/nft/nft-launcher.js';
+import { AnswerLines, NftLauncher, NftRerunError, commandLine, installedNftLauncher, liveGroupMembers, mayCommit, parseReply, scriptChunks, shellQuote, statusToExit, syncNftLauncher, tooLong, type NftLauncherOptions } from '../../src/nft/nft-launcher.js';
 import { runningPid as alive } from '../helpers/proc.js';
 
 function scratch(t: ExecutionContext): string {
@@ -343,6 +343,136 @@ test('a vanished private directory: the command runs directly and a new launcher
   t.is(l.stats.viaLauncher, 1);
 });
 
+// --- scripts written asynchronously; the truth after a launcher failure -------------------------------------
+
+test('scriptChunks: the pieces join to the script and encode to its exact UTF-8 bytes, surrogate pairs never split (fast-check)', (t) => {
+  fc.assert(fc.property(fc.string({ unit: fc.constantFrom('a', '\n', 'é', '😀', '\ud800', '\udc00', '𝄞'), maxLength: 200 }), fc.integer({ min: 1, max: 9 }), (text, size) => {
+    const pieces = [...scriptChunks(text, size)];
+    if (pieces.join('') !== text) return false;
+    if (pieces.some((p) => p.length === 0 || p.length > Math.max(size, 2))) return false;
+    return Buffer.concat(pieces.map((p) => Buffer.from(p, 'utf8'))).equals(Buffer.from(text, 'utf8'));
+  }));
+  t.deepEqual([...scriptChunks('')], []);
+  t.pass();
+});
+
+// Serial (these run first): their writes would otherwise share the thread pool with the short timeouts of other tests.
+test.serial('a script is written asynchronously: run() returns before the script file holds it; the program gets it whole', async (t) => {
+  const l = launcher(t);
+  const dir = l.dir!;
+  const script = `${'add element inet nodewall s { 198.51.100.1 }\n'.repeat(50_000)}😀\n`;
+  const p = l.run(program(t, 'wc -c'), ['-f', '-'], { stdin: script });
+  // A synchronous write would have written all 2 MB before run() returned.
+  const size = existsSync(join(dir, 'in')) ? readFileSync(join(dir, 'in')).length : 0;
+  t.true(size < Buffer.byteLength(script), `${size} bytes written when run() returned`);
+  t.deepEqual(await p, { stdout: `${Buffer.byteLength(script)}\n`, stderr: '' });
+  t.is(l.stats.viaLauncher, 1);
+  t.false(existsSync(join(dir, 'in')), 'the script file is removed');
+});
+
+test.serial('close() while the script is being written: the command is never sent to the launcher; it runs once, directly', async (t) => {
+  const l = launcher(t);
+  const log = join(scratch(t), 'log');
+  const nft = program(t, `echo run >> '${log}'; wc -c`);
+  const script = 'x'.repeat(4 << 20);
+  const p = l.run(nft, ['-f', '-'], { stdin: script });
+  l.close();
+  t.deepEqual(await p, { stdout: `${script.length}\n`, stderr: '' });
+  t.deepEqual(readFileSync(log, 'utf8'), 'run\n');
+  t.is(l.stats.viaLauncher, 0);
+});
+
+test('mayCommit: loads and edits may change the ruleset; checks, listings and the monitor do not', (t) => {
+  t.true(mayCommit(['-f', '-']));
+  t.true(mayCommit(['delete', 'table', 'inet', 'nodewall']));
+  t.false(mayCommit(['-c', '-f', '-']));
+  t.false(mayCommit(['-t', 'list', 'table', 'inet', 'nodewall']));
+  t.false(mayCommit(['-j', 'list', 'ruleset']));
+  t.false(mayCommit(['monitor']));
+});
+
+test('liveGroupMembers lists the live processes of a group, not its zombies; empty once it is killed', async (t) => {
+  const child = spawn('/bin/sh', ['-c', 'sleep 1000 & sleep 1000 & wait'], { detached: true, stdio: 'ignore' });
+  const pgid = child.pid!;
+  t.teardown(() => {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  t.true(await eventually(() => liveGroupMembers(pgid).length === 3), 'the shell and its two sleeps');
+  t.false(liveGroupMembers(pgid).includes(process.pid));
+  process.kill(-pgid, 'SIGKILL');
+  t.true(await eventually(() => liveGroupMembers(pgid).length === 0));
+});
+
+/**
+ * A launcher shell (the real /bin/sh) whose answer channel dies at its first "R" answer: the launcher fails
+ * after nft has finished and before it could report, as when the shell is killed in between.
+ */
+function dyingAtReport(t: ExecutionContext): string {
+  // The pipeline runs in the background so that this shell can close its copy of the answer pipe: the
+  // filter's exit must close it (explicit stdin: a background list's stdin is /dev/null otherwise).
+  return program(t, `exec 6<&0; /bin/sh -s <&6 | { while IFS= read -r l; do case "$l" in R*) exit 0;; esac; printf '%s\\n' "$l"; done; } & exec >/dev/null 6<&-; wait`, 'sh');
+}
+
+test('a launcher that dies after nft finished: nft\'s own result is reported from its files, never a second run (a delta run twice fails on "no such element")', async (t) => {
+  const dir = scratch(t);
+  const log = join(dir, 'log');
+  // Like an element delta: the first run commits, a second one fails on the elements the first removed.
+  const delta = program(t, `cat >/dev/null; echo run >> '${log}'; if [ -e '${dir}/committed' ]; then echo 'Error: Could not process rule: No such file or directory' >&2; exit 1; fi; : > '${dir}/committed'; echo loaded`);
+  const l = launcher(t, { shell: dyingAtReport(t) });
+  t.deepEqual(await l.run(delta, ['-f', '-'], { stdin: 'delete element inet nodewall s { 192.0.2.1 }\n' }), { stdout: 'loaded\n', stderr: '' });
+  t.deepEqual(readFileSync(log, 'utf8'), 'run\n', 'run once');
+  t.is(l.stats.failures, 1);
+  // Its failure too is its own (exit status and stderr), not a rerun's.
+  const l2 = launcher(t, { shell: dyingAtReport(t) });
+  const failing = program(t, `cat >/dev/null; echo run >> '${log}.2'; echo '/dev/stdin:1:1-5: Error: syntax error' >&2; exit 1`);
+  const r = await outcome(l2.run(failing, ['-f', '-'], { stdin: 'bogus\n' }));
+  t.true('error' in r && r.error.exitCode === 1 && r.error.line === 1 && /script line 1: bogus/.test(r.error.message), JSON.stringify(r));
+  t.deepEqual(readFileSync(`${log}.2`, 'utf8'), 'run\n');
+});
+
+test('a hung launcher that started nft without announcing it: the rerun starts only once no process of its group is left', async (t) => {
+  const dir = scratch(t);
+  const seen = join(dir, 'seen');
+  // The fake launcher starts "nft" itself (never says "started"), then hangs; its group id is its pid.
+  const first = program(t, `echo $$ > '${dir}/first'; exec sleep 1000`, 'first');
+  const fakeShell = program(t, `echo $$ > '${dir}/pgid'; read a; read b; read c; read d; '${first}' & exec sleep 1000`, 'sh');
+  // The rerun records the live processes of the old group at its start (none may be left).
+  const rerun = program(t, `pg=$(cat '${dir}/pgid'); n=0; for f in /proc/[0-9]*/stat; do set -- $(sed 's/.*) //' "$f" 2>/dev/null); [ "$1" != Z ] && [ "$3" = "$pg" ] && n=$((n+1)); done; echo $n > '${seen}'; echo ran`);
+  const l = launcher(t, { shell: fakeShell, startAckMs: 300 });
+  t.deepEqual(await l.run(rerun, ['-f', '-'], { stdin: 'x\n', timeoutMs: 60_000 }), { stdout: 'ran\n', stderr: '' });
+  t.is(readFileSync(seen, 'utf8').trim(), '0', 'no process of the hung launcher\'s group was alive when the rerun started');
+  t.false(alive(await readPid(join(dir, 'first'))), 'the unannounced nft was killed');
+  t.is(l.stats.failures, 1);
+});
+
+test('launcher killed while nft runs, then the rerun fails: the error says the first run may have committed (NftRerunError); a listing\'s error does not', async (t) => {
+  const dir = scratch(t);
+  const gate = join(dir, 'gate');
+  const started = join(dir, 'started');
+  // First run: waits (killed with the launcher). Second run: fails like a delta whose elements are gone.
+  const nft = program(t, `cat >/dev/null; if [ -e '${started}' ]; then echo 'Error: Could not process rule: No such file or directory' >&2; exit 1; fi; : > '${started}'; while [ ! -e '${gate}' ]; do sleep 0.05; done`);
+  for (const [args, rerunError] of [[['-f', '-'], true], [['list', 'ruleset'], false]] as const) {
+    rmSync(started, { force: true });
+    const l = launcher(t);
+    const shell = l.pid!;
+    const p = l.run(nft, args, { stdin: 'x\n' }).then(() => undefined, (e: unknown) => e);
+    t.true(await eventually(() => existsSync(started)));
+    process.kill(shell, 'SIGKILL');
+    const err = await p;
+    t.true(err instanceof NftError, String(err));
+    t.is(err instanceof NftRerunError, rerunError, args.join(' '));
+    if (err instanceof NftRerunError) {
+      t.true(err.firstRunMayHaveCommitted);
+      t.regex(err.message, /No such file or directory.*second run.*may have committed/);
+      t.is(err.exitCode, 1);
+    }
+  }
+});
+
 // --- no processes left behind ---------------------------------------------------------------------------
 
 test('close() kills the launcher and removes its directory', async (t) => {
@@ -438,4 +568,21 @@ test('real nft through the launcher (netns): a load, a check, a listing and a re
   t.true('error' in rejected && rejected.error.exitCode === 1 && rejected.error.line === 2, JSON.stringify(rejected));
   t.deepEqual(await outcome(l.run(nft, ['list', 'table', 'inet', 'nodewall'], { netns: ns })), listed, 'the rejected transaction changed nothing');
   t.is(l.stats.fallbacks, 0);
+});
+
+test('real nft (netns): an element delta through a launcher that dies after nft committed is reported loaded, and the kernel holds it; run a second time it would have failed', async (t) => {
+  const { throwawayNetns } = await import('./netns.js');
+  const ns = await throwawayNetns(t, 'ldie');
+  const nft = '/usr/sbin/nft';
+  await spawnNft(nft, ['-f', '-'], { netns: ns, stdin: 'table inet nodewall {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 198.51.100.1 }\n\t}\n}\n' });
+  // What an element delta loads: a delete and an add in one transaction.
+  const delta = 'delete element inet nodewall s { 198.51.100.1 }\nadd element inet nodewall s { 198.51.100.2 }\n';
+  const l = launcher(t, { shell: dyingAtReport(t) });
+  t.deepEqual(await outcome(l.run(nft, ['-f', '-'], { netns: ns, stdin: delta })), { ok: { stdout: '', stderr: '' } });
+  t.is(l.stats.failures, 1, 'the launcher failed after nft ended');
+  const listed = (await spawnNft(nft, ['list', 'set', 'inet', 'nodewall', 's'], { netns: ns })).stdout;
+  t.regex(listed, /elements = \{ 198\.51\.100\.2 \}/);
+  // The false error a second run would have reported: the element the first run deleted is gone.
+  const again = await outcome(spawnNft(nft, ['-f', '-'], { netns: ns, stdin: delta }));
+  t.true('error' in again && /No such file or directory/.test(again.error.message), JSON.stringify(again));
 });

@@ -87,6 +87,10 @@ function readBody(res: IncomingMessage, max: number, what: string): Promise<Buff
       if (settled) return;
       settled = true;
       res.destroy();
+      // The gunzip stream too: `pipe` never ends it when `res` stops early (an aborted connection, a page over
+      // the bound), so it would stay open holding its zlib handle, its listeners and the chunks read so far,
+      // and a gzip bomb's input already written would still be inflated.
+      if (stream !== res) stream.destroy();
       reject(err);
     };
     stream.on('data', (c: Buffer) => {
@@ -104,6 +108,10 @@ function readBody(res: IncomingMessage, max: number, what: string): Promise<Buff
     });
     stream.on('error', (err) => fail(new KubeHttpError(`${what}: ${err.message}`, { cause: err })));
     res.on('aborted', () => fail(new KubeHttpError(`${what}: connection closed before the response was complete`)));
+    // The request destroyed by its caller (abort) ends `res` with 'close' alone, the body incomplete.
+    res.on('close', () => {
+      if (!res.complete) fail(new KubeHttpError(`${what}: connection closed before the response was complete`));
+    });
     res.on('error', (err) => fail(new KubeHttpError(`${what}: ${err.message}`, { cause: err })));
   });
 }

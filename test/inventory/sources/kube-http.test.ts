@@ -5,7 +5,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { gzipSync } from 'node:zlib';
+import { syncBuiltinESMExports } from 'node:module';
+import zlib, { type Gunzip, gzipSync } from 'node:zlib';
 import test, { type ExecutionContext } from 'ava';
 import { KubeApiError, KubeHttp, KubeHttpError, type KubeEndpoint } from '../../../src/inventory/sources/kube-http.js';
 
@@ -213,4 +214,64 @@ test('a request the HTTP layer refuses to send (a token with a newline) is an er
   const { events, err } = await watchAll(http);
   t.deepEqual(events, []);
   t.true(err instanceof KubeHttpError);
+});
+
+/** Records every gunzip stream node:zlib makes while `body` runs (kube-http imports createGunzip by name: live binding). */
+async function gunzipsMadeDuring(body: () => Promise<void>): Promise<Gunzip[]> {
+  const made: Gunzip[] = [];
+  const original = zlib.createGunzip;
+  // A read-only but configurable property of the builtin.
+  const set = (value: typeof original): void => {
+    Object.defineProperty(zlib, 'createGunzip', { value, writable: false, enumerable: true, configurable: true });
+    syncBuiltinESMExports();
+  };
+  set((...args: Parameters<typeof original>) => {
+    const g = original(...args);
+    made.push(g);
+    return g;
+  });
+  try {
+    await body();
+  } finally {
+    set(original);
+  }
+  return made;
+}
+
+// Serial: no other test of this file makes gunzip streams meanwhile.
+test.serial('an aborted gzip response, a gzip page over the bound and an aborted request leave no gunzip stream open', async (t) => {
+  const body = gzipSync(JSON.stringify({ items: Array.from({ length: 5000 }, (_, i) => ({ metadata: { name: `pod-${i}` } })) }));
+  const ep = await serve(t, (req, res) => {
+    res.writeHead(req.url === '/error' ? 500 : 200, { 'content-encoding': 'gzip' });
+    if (req.url === '/bomb') {
+      res.end(gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20)));
+      return;
+    }
+    // Half the compressed page, then the connection is cut (or, for /hang, held open until the client aborts).
+    res.write(body.subarray(0, body.length >> 1), () => {
+      if (req.url !== '/hang') setImmediate(() => res.socket?.destroy());
+    });
+  });
+  const http = new KubeHttp(ep, { maxListBytes: 4096 });
+  const made = await gunzipsMadeDuring(async () => {
+    await t.throwsAsync(new KubeHttp(ep).getJson('/cut', {}), { instanceOf: KubeHttpError, message: /GET \/cut: (connection closed before the response was complete|aborted)/ });
+    await t.throwsAsync(new KubeHttp(ep).getJson('/error', {}), { instanceOf: KubeApiError, message: /HTTP 500/ });
+    await t.throwsAsync(http.getJson('/bomb', {}), { instanceOf: KubeHttpError, message: /larger than 4096 bytes/ });
+    const ac = new AbortController();
+    const hung = new KubeHttp(ep).getJson('/hang', {}, ac.signal);
+    setTimeout(() => ac.abort(), 200);
+    await t.throwsAsync(hung, { instanceOf: KubeHttpError });
+  });
+  t.is(made.length, 4, 'every request answered with gzip');
+  // An abort rejects at once; the response ends (and its gunzip is destroyed) when the socket closes. A stream
+  // left open never closes: generous bound.
+  const closed = (g: Gunzip): Promise<boolean> => g.closed ? Promise.resolve(true)
+    : new Promise((r) => {
+      const timer = setTimeout(() => r(false), 20_000);
+      g.once('close', () => {
+        clearTimeout(timer);
+        r(true);
+      });
+    });
+  t.deepEqual(await Promise.all(made.map(closed)), [true, true, true, true], 'every gunzip stream was closed');
 });
