@@ -315,18 +315,20 @@ export function podRecordOf(o: Json): PodRecord | undefined {
     phase = istr(st['phase']);
   }
   // The metadata last: a pod that is no record must not have interned its labels twice.
-  const md = obj(o['metadata']) ?? {};
   return new PodRecord({
-    name: str(md['name']) ?? '',
-    namespace: istr(md['namespace']),
-    labels: sharedStringMap(md['labels']),
-    resourceVersion: str(md['resourceVersion']),
+    ...recordMetadata(o),
     nodeName,
     serviceAccountName,
     ips,
     phase,
     shape,
   });
+}
+
+/** The metadata a record keeps (name, namespace, shared labels, resourceVersion), read last by its callers. */
+function recordMetadata(o: Json): { name: string; namespace: string | undefined; labels: ReturnType<typeof sharedStringMap>; resourceVersion: string | undefined } {
+  const md = obj(o['metadata']) ?? {};
+  return { name: str(md['name']) ?? '', namespace: istr(md['namespace']), labels: sharedStringMap(md['labels']), resourceVersion: str(md['resourceVersion']) };
 }
 
 function stripPod(spec: KindSpec, o: Json): Json | PodRecord {
@@ -386,12 +388,8 @@ export function endpointRecordOf(o: Json): EndpointRecord | undefined {
       }
     }
   }
-  const md = obj(o['metadata']) ?? {};
   return new EndpointRecord({
-    name: str(md['name']) ?? '',
-    namespace: istr(md['namespace']),
-    labels: sharedStringMap(md['labels']),
-    resourceVersion: str(md['resourceVersion']),
+    ...recordMetadata(o),
     identityId,
     identityLabels,
     node,
