@@ -315,20 +315,18 @@ export function podRecordOf(o: Json): PodRecord | undefined {
     phase = istr(st['phase']);
   }
   // The metadata last: a pod that is no record must not have interned its labels twice.
+  const md = obj(o['metadata']) ?? {};
   return new PodRecord({
-    ...recordMetadata(o),
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
     nodeName,
     serviceAccountName,
     ips,
     phase,
     shape,
   });
-}
-
-/** The metadata a record keeps (name, namespace, shared labels, resourceVersion), read last by its callers. */
-function recordMetadata(o: Json): { name: string; namespace: string | undefined; labels: ReturnType<typeof sharedStringMap>; resourceVersion: string | undefined } {
-  const md = obj(o['metadata']) ?? {};
-  return { name: str(md['name']) ?? '', namespace: istr(md['namespace']), labels: sharedStringMap(md['labels']), resourceVersion: str(md['resourceVersion']) };
 }
 
 function stripPod(spec: KindSpec, o: Json): Json | PodRecord {
@@ -388,8 +386,12 @@ export function endpointRecordOf(o: Json): EndpointRecord | undefined {
       }
     }
   }
+  const md = obj(o['metadata']) ?? {};
   return new EndpointRecord({
-    ...recordMetadata(o),
+    name: str(md['name']) ?? '',
+    namespace: istr(md['namespace']),
+    labels: sharedStringMap(md['labels']),
+    resourceVersion: str(md['resourceVersion']),
     identityId,
     identityLabels,
     node,
