@@ -1,11 +1,12 @@
 // The predicted drift hash's guards without a kernel: which nft paths qualify, and that a path which does
 // not (a wrapper script) is never run, nor is anything loaded when the namespace helper fails.
 
-import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { isElfExecutable, predictTableHash } from '../../src/agent/predicted-table-hash.js';
+import { hasSysAdmin, isElfExecutable, predictTableHash, scratchShell } from '../../src/agent/predicted-table-hash.js';
 
 async function tmp(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nw-pth-'));
@@ -68,4 +69,43 @@ test('the namespace helper failing or printing something else gives no predictio
   await chmod(hang, 0o755);
   const c = await predictTableHash({ nftPath: process.execPath, table: 'nodewall', structureScript: '', unsharePath: hang, timeoutMs: 200 });
   t.is(c.hash, undefined);
+});
+
+/** Runs the scratch shell as the namespace helper would, with a fake nft that logs its arguments. */
+async function runScratchShell(t: { teardown(fn: () => Promise<void>): void }, fakeNft: string, nsArg: string): Promise<{ status: number | null; calls: string }> {
+  const dir = await tmp(t);
+  const log = join(dir, 'calls');
+  const nft = join(dir, 'nft');
+  await writeFile(nft, `#!/bin/sh\necho "$*" >> ${log}\n${fakeNft}\n`);
+  await chmod(nft, 0o755);
+  const r = spawnSync('/bin/sh', ['-c', scratchShell, nft, 'nodewall', nsArg], { input: 'table inet nodewall {}\n' });
+  return { status: r.status, calls: await readFile(log, 'utf8').catch(() => '') };
+}
+
+test('the scratch shell loads nothing in the network namespace the agent itself is in (a helper that did not unshare)', async (t) => {
+  const own = await readlink('/proc/self/ns/net');
+  const r = await runScratchShell(t, 'exit 0', own);
+  t.is(r.status, 4);
+  t.is(r.calls, '', 'nft not run at all');
+});
+
+test('the scratch shell loads nothing when listing the tables fails (not the same as no tables)', async (t) => {
+  const r = await runScratchShell(t, '[ "$1" = list ] && exit 1; exit 0', 'net:[0]');
+  t.is(r.status, 3);
+  t.is(r.calls, 'list tables\n', 'only the failed listing');
+});
+
+test('the scratch shell loads nothing where tables exist, and loads then lists where none do', async (t) => {
+  const busy = await runScratchShell(t, '[ "$1" = list ] && [ "$2" = tables ] && echo "table inet x"; exit 0', 'net:[0]');
+  t.is(busy.status, 3);
+  t.is(busy.calls, 'list tables\n');
+  const fresh = await runScratchShell(t, 'exit 0', 'net:[0]');
+  t.is(fresh.status, 0);
+  t.is(fresh.calls, 'list tables\n-f -\n-t list table inet nodewall\n');
+});
+
+test('hasSysAdmin agrees with CapEff bit 21 of this process (predictTableHash spawns nothing without it)', async (t) => {
+  // The test runs as root here: the capability is there, and the check agrees with /proc.
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  t.is(await hasSysAdmin(), (BigInt(`0x${capEff}`) & (1n << 21n)) !== 0n);
 });
