@@ -271,6 +271,18 @@ interface Shell {
   stderr: string;
 }
 
+/**
+ * Removes a launcher's private directory. Runs inside calls nobody awaits (#fallBack): a throw there would be
+ * an unhandled rejection that ends the agent and leaves the caller's nft call unsettled.
+ */
+function removeDir(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* left behind: a private 0700 directory under the temp dir */
+  }
+}
+
 export class NftLauncher implements NftRunner {
   readonly stats: NftLauncherStats = { viaLauncher: 0, direct: 0, fallbacks: 0, starts: 0, failures: 0 };
   readonly #opts: NftLauncherOptions;
@@ -565,7 +577,7 @@ export class NftLauncher implements NftRunner {
     const status = gone && p.sent && kind !== 'files' ? readStatus(s.dir, p.id) : undefined;
     if (status !== undefined && status !== 126 && status !== 127) {
       const end = this.#readOutput(s, status);
-      rmSync(s.dir, { recursive: true, force: true });
+      removeDir(s.dir);
       this.stats.viaLauncher++;
       this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before the launcher failed; its own result is reported (not run again)');
       if (end !== undefined) {
@@ -580,7 +592,7 @@ export class NftLauncher implements NftRunner {
         return;
       }
     }
-    rmSync(s.dir, { recursive: true, force: true });
+    removeDir(s.dir);
     // nft did not finish: it did not run, or it was killed, possibly right after its commit (126/127: the
     // program could not be executed, the direct run reports that).
     const uncertain = p.sent && kind !== 'files' && status === undefined && mayCommit(p.args);
