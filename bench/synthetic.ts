@@ -8,6 +8,7 @@
 
 import { loadManifestText } from '../src/api/load-manifests.js';
 import { parseConfig } from '../src/inventory/config.js';
+import { formatAddress, parseAddress } from '../src/policy/cidr.js';
 import { buildState } from '../src/pipeline.js';
 
 export interface SyntheticSize {
@@ -32,8 +33,11 @@ function v4(base: number, i: number): string {
   return `100.${base + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 }
 
+// In canonical (RFC 5952) form, as API servers hold pod and node addresses (kubelet and the CRI print
+// them with Go's netip String()); a non-canonical text would cost the inventory a canonical copy per pod.
 function v6(prefix: string, i: number): string {
-  return `${prefix}:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
+  const text = `${prefix}:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
+  return formatAddress('ipv6', parseAddress(text).bits);
 }
 
 export function generateCluster(size: SyntheticSize): SyntheticCluster {
