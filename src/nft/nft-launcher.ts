@@ -19,10 +19,12 @@
 // twice (a second run of an element delta that had committed would fail on "no such element"). Only when
 // that file is absent is the command run again by a direct spawn; if that second run
 // fails while the first one may have committed before it was killed, the error says so
-// (NftRerunError). Nothing is reported as loaded that did not load and no error is lost; a new launcher
-// is started on a later call, with exponential backoff. An nft
-// that runs past its timeout is killed with the launcher (same error as a direct spawn), and a fresh
-// launcher takes the next call. A busy launcher (two calls at once) sends the second to a direct spawn,
+// (NftRerunError). A group still not gone after 10 s (an nft stuck in the kernel may still commit) is
+// never run again: a change then fails with NftStillRunningError. Nothing is reported as loaded that did
+// not load and no error is lost; a new launcher is started on a later call, with exponential backoff. An
+// nft that runs past its timeout (script write included: one deadline) is killed with the launcher (same
+// error as a direct spawn), unless its status file shows it ended while the agent's event loop was busy
+// (then it is reported as it ended), and a fresh launcher takes the next call. A busy launcher (two calls at once) sends the second to a direct spawn,
 // so calls never wait for each other (as before). When the agent dies, even by SIGKILL, a watchdog in the
 // launcher's process group sees its pipe close, removes the directory and kills the group.
 
@@ -31,6 +33,7 @@ import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync,
 import { writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { NftError, effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
 
 /** The part of a pino logger the launcher uses. */
@@ -54,6 +57,13 @@ export interface NftLauncherOptions {
   readonly shells?: number;
   /** Backoff before a new launcher after a failed one: first, doubled up to max. Default 1 s .. 60 s. */
   readonly backoffMs?: { readonly first: number; readonly max: number };
+  /** How long a killed launcher's process group may take to be gone before the call fails (NftStillRunningError). Default 10 s. */
+  readonly groupGoneMs?: number;
+  /**
+   * Waits for a killed group to be gone (default waitGroupGone). Tests replace it to stand for a process that
+   * SIGKILL cannot end at once (an nft in uninterruptible sleep in the kernel), which no test can make.
+   */
+  readonly waitGroupGone?: (pgid: number | undefined, boundMs: number) => Promise<boolean>;
 }
 
 /** Counters, for tests, the bench and logs. */
@@ -155,8 +165,11 @@ export function statusToExit(status: number): { code: number | null; signal: str
 /**
  * Live (not zombie) processes of process group `pgid`, from /proc. A zombie can no longer commit anything
  * (and one whose parent never reaps it, e.g. under a container's init, must not hold us up).
+ * `until` (performance.now() time): a scan still running then is cut short and gives undefined (unknown).
  */
-export function liveGroupMembers(pgid: number): number[] {
+export function liveGroupMembers(pgid: number): number[];
+export function liveGroupMembers(pgid: number, until: number): number[] | undefined;
+export function liveGroupMembers(pgid: number, until = Number.POSITIVE_INFINITY): number[] | undefined {
   const live: number[] = [];
   let entries: string[];
   try {
@@ -164,8 +177,12 @@ export function liveGroupMembers(pgid: number): number[] {
   } catch {
     return live;
   }
+  let n = 0;
   for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
+    const c = e.charCodeAt(0);
+    if (c < 48 || c > 57) continue; // not a pid (self, sys, ...)
+    // A node with thousands of processes: the clock is read every 64 entries, not on each.
+    if ((++n & 63) === 0 && performance.now() > until) return undefined;
     let stat: string;
     try {
       stat = readFileSync(`/proc/${e}/stat`, 'latin1');
@@ -173,7 +190,7 @@ export function liveGroupMembers(pgid: number): number[] {
       continue; // gone meanwhile
     }
     // "pid (comm) state ppid pgrp ...": the fields follow the last ')' (the command name may contain anything).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
     if (fields[0] !== 'Z' && Number(fields[2]) === pgid) live.push(Number(e));
   }
   return live;
@@ -191,17 +208,28 @@ function groupExists(pgid: number): boolean {
   }
 }
 
+/** Default of NftLauncherOptions.groupGoneMs. */
+export const defaultGroupGoneMs = 10_000;
+
 /**
- * Up to 10 s for a killed launcher's group to be gone: every process of it, so also an nft it started but
- * never announced (a hung launcher). SIGKILL is delivered at once, but a commit in the kernel finishes first.
+ * Up to `boundMs` (by the clock, not a loop count) for a killed launcher's group to be gone: every process of
+ * it, so also an nft it started but never announced (a hung launcher). SIGKILL is delivered at once, but a
+ * commit in the kernel finishes first. The cheap signal-0 probe decides in the usual case (the processes were
+ * reaped); the /proc scan runs only while the group still has members (zombies nobody reaps, or a process
+ * that does not die), at growing intervals (10 ms doubling to 250 ms), so thousands of processes cost a few
+ * dozen scans at most.
  */
-async function waitGroupGone(pgid: number | undefined): Promise<boolean> {
+export async function waitGroupGone(pgid: number | undefined, boundMs = defaultGroupGoneMs): Promise<boolean> {
   if (pgid === undefined) return true;
-  for (let i = 0; i < 1000; i++) {
-    if (!groupExists(pgid) || liveGroupMembers(pgid).length === 0) return true;
-    await sleep(10);
+  const until = performance.now() + boundMs;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    if (!groupExists(pgid)) return true;
+    const live = liveGroupMembers(pgid, until);
+    if (live !== undefined && live.length === 0) return true;
+    const left = until - performance.now();
+    if (left <= 0) return false;
+    await sleep(Math.min(pause, left));
   }
-  return false;
 }
 
 /** nft's status as the launcher wrote it for command `id` ("0\n"); undefined: not written (nft's end unseen, or nothing readable). */
@@ -241,6 +269,26 @@ export class NftRerunError extends NftError {
   }
 }
 
+/**
+ * The launcher's process group (the nft it ran among it) was killed but is still not gone after
+ * NftLauncherOptions.groupGoneMs: an nft that was blocked on the nf_tables lock when SIGKILL came can still
+ * commit after it. A change is then not run again (two runs of one transaction could both commit, or the
+ * second could fail on the first's elements); the call fails, and the caller does what it does for any nft
+ * failure (the agent replaces the whole table on its next pass, which is idempotent).
+ */
+export class NftStillRunningError extends NftError {
+  /** Always true: the killed run may commit later; what the kernel holds is unknown until it is read or replaced. */
+  readonly mayStillCommit = true;
+
+  constructor(argv: readonly string[], args: readonly string[], why: string, waitedMs: number, pgid: number | undefined, stderr: string) {
+    super(
+      `\`nft ${args.join(' ')}\` ${why}; its process group (${pgid ?? '?'}) was killed (SIGKILL) but is still not gone ${waitedMs / 1000} s later, ` +
+        'so that nft may still commit (it may be blocked on the nf_tables lock); it is not run again. The table is replaced on the next pass',
+      { argv, exitCode: null, stderr, failure: 'timeout', signal: 'SIGKILL' },
+    );
+  }
+}
+
 type Failure = 'died' | 'hung' | 'malformed' | 'files';
 
 interface Pending {
@@ -269,6 +317,11 @@ interface Shell {
   dead: boolean;
   /** Last lines the shell wrote on its stderr (diagnostics only). */
   stderr: string;
+  /**
+   * A command settled from its status file at its timeout (the event loop was busy when its answers came):
+   * its "S" and "R" answers may still be in the pipe, and are not a protocol error.
+   */
+  lateId: number | undefined;
 }
 
 /**
@@ -367,7 +420,7 @@ export class NftLauncher implements NftRunner {
       return undefined;
     }
     this.stats.starts++;
-    const s: Shell = { child, pgid: child.pid, dir, answers: new AnswerLines(), pending: undefined, dead: false, stderr: '' };
+    const s: Shell = { child, pgid: child.pid, dir, answers: new AnswerLines(), pending: undefined, dead: false, stderr: '', lateId: undefined };
     // Not a reason to keep the process alive; a pending command's timer is.
     child.unref();
     for (const stream of child.stdio) (stream as { unref?: () => void } | null)?.unref?.();
@@ -403,10 +456,14 @@ export class NftLauncher implements NftRunner {
     // The shell is busy from now on (a concurrent call spawns directly), while the script is written.
     s.pending = p;
     const timeoutMs = effectiveTimeoutMs(opts.timeoutMs);
+    // One deadline for the script write and nft's run together, as for a direct spawn (its stdin is written
+    // while its timer runs): a slow write never buys nft a second timeout.
+    const deadline = performance.now() + timeoutMs;
     const sendCommand = (): void => {
-      // nft's timeout runs from its start, as a direct spawn's does (not from the script write before it).
       clearTimeout(p.timer);
-      p.timer = setTimeout(() => void this.#onTimeout(s, p), timeoutMs);
+      // setImmediate: when the agent's event loop was busy past the deadline, answers already in the pipe are
+      // read first (poll phase), and #onTimeout still reads the status file before it declares a timeout.
+      p.timer = setTimeout(() => setImmediate(() => void this.#onTimeout(s, p)), Math.max(0, deadline - performance.now()));
       // No "started" in time: a hung launcher. setImmediate lets an answer that already arrived (the agent's
       // own event loop may have been busy) be read first.
       const ackMs = Math.min(this.#opts.startAckMs ?? 5000, timeoutMs / 2);
@@ -439,10 +496,18 @@ export class NftLauncher implements NftRunner {
       sendCommand();
       return;
     }
-    // A script write that does not finish within the nft timeout (a stuck file system): nft never started, so
-    // it runs directly. setImmediate lets a write that already finished (a busy event loop) be seen first.
+    // A script write that does not finish by the deadline (a stuck file system): nft never started, and the
+    // call's time is up, so it fails as a timeout (nothing changed) instead of starting a direct run with a
+    // second full timeout. setImmediate lets a write that already finished (a busy event loop) be seen first.
     p.timer = setTimeout(() => setImmediate(() => {
-      if (s.pending === p && !p.sent) void this.#fallBack(s, p, 'files', `the script file was not written within ${timeoutMs} ms`);
+      if (s.pending !== p || p.sent) return;
+      this.#clear(s, p);
+      this.#failed(s, 'files', `the script file was not written within ${timeoutMs} ms`);
+      p.reject(new NftError(
+        `\`nft ${args.join(' ')}\` timed out after ${timeoutMs / 1000} s: its script could not be written to the nft launcher's file in ${s.dir} in that time ` +
+          '(a stuck or very slow temp file system), so nft was never started; nothing was changed',
+        { argv, exitCode: null, stderr: '', failure: 'timeout' },
+      ));
     }), timeoutMs);
     // A big one asynchronously, in pieces: a 40-100 MB cold-start script written (and UTF-8 encoded) in one
     // synchronous call would stop the agent's event loop for a hundred ms and more.
@@ -466,6 +531,11 @@ export class NftLauncher implements NftRunner {
   #onLine(s: Shell, line: string): void {
     const r = parseReply(line);
     const p = s.pending;
+    // The answers of a command already settled from its status file (#onTimeout): "R" is its last.
+    if (r !== undefined && r.kind !== 'E' && r.id === s.lateId && p?.id !== r.id) {
+      if (r.kind === 'R') s.lateId = undefined;
+      return;
+    }
     // An answer for no command, another command, or "finished" before "started" is not the launcher's protocol.
     if (r === undefined || p === undefined || r.id !== p.id || (r.kind === 'R' && p.pid === undefined)) {
       this.#onBad(s, line);
@@ -540,6 +610,15 @@ export class NftLauncher implements NftRunner {
 
   async #onTimeout(s: Shell, p: Pending): Promise<void> {
     if (s.pending !== p) return;
+    // nft may have finished while the agent's event loop was busy past the deadline (a long synchronous
+    // stretch): its status file, written before the "R" answer, says so. It committed: report what it did,
+    // not a timeout. Its answers still to come are skipped (lateId).
+    const finished = p.sent ? readStatus(s.dir, p.id) : undefined;
+    if (finished !== undefined) {
+      s.lateId = p.id;
+      this.#finish(s, p, finished);
+      return;
+    }
     // Same as a direct spawn: nft is killed (with the launcher's whole group) and the run reported as timed
     // out only once it is gone (a direct spawn reports at its exit), so the caller's next nft (a retry, a
     // full replace) cannot race a killed transaction still committing.
@@ -551,16 +630,54 @@ export class NftLauncher implements NftRunner {
     }
     this.#clear(s, p);
     s.dead = true;
-    this.#kill(s);
+    this.#kill(s, true);
     this.#forget(s);
-    if (!(await waitGroupGone(s.pgid))) this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid }, 'nft launcher: the nft that timed out is still not gone 10 s after SIGKILL');
+    const boundMs = this.#opts.groupGoneMs ?? defaultGroupGoneMs;
+    const gone = await (this.#opts.waitGroupGone ?? waitGroupGone)(s.pgid, boundMs);
+    if (!gone) {
+      removeDir(s.dir);
+      this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid, waitedMs: boundMs }, 'nft launcher: the nft that timed out is still not gone after SIGKILL');
+      if (mayCommit(p.args)) {
+        p.reject(new NftStillRunningError(netnsArgv(p.nftPath, p.args, p.opts.netns), p.args, `timed out after ${effectiveTimeoutMs(p.opts.timeoutMs) / 1000} s`, boundMs, s.pgid, stderr));
+        return;
+      }
+    } else if (this.#settleFromStatus(s, p, 'timeout')) {
+      // It finished right before the kill.
+      return;
+    }
+    removeDir(s.dir);
     const r = settleNftRun(p.nftPath, p.args, p.opts, { code: null, signal: 'SIGKILL', stdout: '', stderr, killedFor: 'timeout' });
     p.reject('error' in r ? r.error : new Error('unreachable: a timed-out run settled as success'));
   }
 
   /**
+   * After the group is gone: when nft's status file says it finished, settle `p` with its own result (from its
+   * output files) and remove the directory; false when it did not finish (or its result is unusable: run again).
+   */
+  #settleFromStatus(s: Shell, p: Pending, kind: Failure | 'timeout'): boolean {
+    // Not sent, or "E" (the shell could not create the files): nft did not run.
+    const status = p.sent && kind !== 'files' ? readStatus(s.dir, p.id) : undefined;
+    if (status === undefined || status === 126 || status === 127) return false;
+    const end = this.#readOutput(s, status);
+    if (end === undefined && !(status === 0 && mayCommit(p.args))) return false;
+    removeDir(s.dir);
+    this.stats.viaLauncher++;
+    this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before its launcher was killed; its own result is reported (not run again)');
+    if (end === undefined) {
+      // Its output is gone: a change that exited 0 is loaded (as in #finish).
+      p.resolve({ stdout: '', stderr: '' });
+      return true;
+    }
+    const r = settleNftRun(p.nftPath, p.args, p.opts, end);
+    if ('ok' in r) p.resolve(r.ok);
+    else p.reject(r.error);
+    return true;
+  }
+
+  /**
    * The launcher failed during `p`: make sure everything it started is dead; then nft's own status file says
-   * whether it finished (its result is reported, from its output files), else `p` runs again by a direct spawn.
+   * whether it finished (its result is reported, from its output files), else `p` runs again by a direct spawn
+   * (unless the group did not go away: a change then fails with NftStillRunningError).
    */
   async #fallBack(s: Shell, p: Pending, kind: Failure, why: string): Promise<void> {
     if (s.pending !== p) return;
@@ -571,31 +688,25 @@ export class NftLauncher implements NftRunner {
     // A killed nft either committed its transaction already or never will; wait until no process of the
     // group is left (also an nft whose pid was never announced) so that neither the status file nor the
     // kernel can change behind the decision below, and a direct run cannot race it.
-    const gone = await waitGroupGone(s.pgid);
-    if (!gone) this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid }, 'nft launcher: the nft it started is still not gone 10 s after SIGKILL; running the command again anyway');
-    // Not sent, or "E" (the shell could not create the files): nft did not run.
-    const status = gone && p.sent && kind !== 'files' ? readStatus(s.dir, p.id) : undefined;
-    if (status !== undefined && status !== 126 && status !== 127) {
-      const end = this.#readOutput(s, status);
-      removeDir(s.dir);
-      this.stats.viaLauncher++;
-      this.#opts.log?.info({ kind, status }, 'nft launcher: nft had finished before the launcher failed; its own result is reported (not run again)');
-      if (end !== undefined) {
-        const r = settleNftRun(p.nftPath, p.args, p.opts, end);
-        if ('ok' in r) p.resolve(r.ok);
-        else p.reject(r.error);
+    const boundMs = this.#opts.groupGoneMs ?? defaultGroupGoneMs;
+    const gone = await (this.#opts.waitGroupGone ?? waitGroupGone)(s.pgid, boundMs);
+    // Sent and started (not "E"): an nft of it may be among the processes still there.
+    const ran = p.sent && kind !== 'files';
+    if (!gone) {
+      this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid, waitedMs: boundMs }, 'nft launcher: the nft it started is still not gone after SIGKILL');
+      if (ran && mayCommit(p.args)) {
+        removeDir(s.dir);
+        p.reject(new NftStillRunningError(netnsArgv(p.nftPath, p.args, p.opts.netns), p.args, `was in flight when the nft launcher failed (${kind}: ${why})`, boundMs, s.pgid, ''));
         return;
       }
-      // Its output is gone: a change that exited 0 is loaded; anything else runs again (as in #finish).
-      if (status === 0 && mayCommit(p.args)) {
-        p.resolve({ stdout: '', stderr: '' });
-        return;
-      }
+      // Never started, or a listing: a run now cannot collide with a commit of it.
+    } else if (this.#settleFromStatus(s, p, kind)) {
+      return;
     }
-    removeDir(s.dir);
     // nft did not finish: it did not run, or it was killed, possibly right after its commit (126/127: the
     // program could not be executed, the direct run reports that).
-    const uncertain = p.sent && kind !== 'files' && status === undefined && mayCommit(p.args);
+    const uncertain = ran && gone && readStatus(s.dir, p.id) === undefined && mayCommit(p.args);
+    removeDir(s.dir);
     spawnNft(p.nftPath, p.args, p.opts).then(p.resolve, (err: unknown) => p.reject(uncertain && err instanceof NftError ? new NftRerunError(err) : err));
   }
 

@@ -3,13 +3,14 @@
 // Fake programs stand in for nft here (no kernel); test/e2e/nft-launcher.test.ts runs the real nft.
 
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, linkSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { NftError, runNft, spawnNft, type NftExecOptions, type NftOutput } from '../../src/nft/nft-exec.js';
-import { AnswerLines, NftLauncher, NftRerunError, commandLine, installedNftLauncher, liveGroupMembers, mayCommit, parseReply, scriptChunks, shellQuote, statusToExit, syncNftLauncher, tooLong, type NftLauncherOptions } from '../../src/nft/nft-launcher.js';
+import { AnswerLines, NftLauncher, NftRerunError, NftStillRunningError, maxSyncScriptChars, waitGroupGone, commandLine, installedNftLauncher, liveGroupMembers, mayCommit, parseReply, scriptChunks, shellQuote, statusToExit, syncNftLauncher, tooLong, type NftLauncherOptions } from '../../src/nft/nft-launcher.js';
 import { runningPid as alive } from '../helpers/proc.js';
 
 function scratch(t: ExecutionContext): string {
@@ -585,4 +586,135 @@ test('real nft (netns): an element delta through a launcher that dies after nft 
   // The false error a second run would have reported: the element the first run deleted is gone.
   const again = await outcome(spawnNft(nft, ['-f', '-'], { netns: ns, stdin: delta }));
   t.true('error' in again && /No such file or directory/.test(again.error.message), JSON.stringify(again));
+});
+
+// --- session 16: a busy event loop, a group that does not go away, a stuck script write ------------------
+
+/** Blocks this process's event loop (a synchronous busy loop) until `done()` or 60 s; true when `done()`. */
+function busyUntil(done: () => boolean): boolean {
+  const end = performance.now() + 60_000;
+  while (performance.now() < end) if (done()) return true;
+  return false;
+}
+
+test.serial('a command that finished while the event loop was blocked past its timeout is reported as it ended, not as timed out (nft did commit)', async (t) => {
+  const l = launcher(t);
+  const dir = l.dir!;
+  const shell = l.pid;
+  const log = join(scratch(t), 'log');
+  const nft = program(t, `cat >/dev/null; echo run >> '${log}'; echo loaded`);
+  for (const [i, stdin] of ['add element inet nodewall s { 192.0.2.1 }\n', 'x\n', 'y\n'].entries()) {
+    const timeoutMs = 200;
+    const p = outcome(l.run(nft, ['-f', '-'], { stdin, timeoutMs }));
+    // The event loop is blocked until nft has ended (its status file is written) and its timeout has passed:
+    // when the loop runs again, the timeout is due and the answers are in the pipe (or about to be).
+    const t0 = performance.now();
+    t.true(busyUntil(() => readdirSync(dir).some((f) => f.startsWith('status.'))), 'nft ended');
+    t.true(busyUntil(() => performance.now() - t0 > 3 * timeoutMs));
+    t.deepEqual(await p, { ok: { stdout: 'loaded\n', stderr: '' } }, `command ${i}`);
+  }
+  t.deepEqual(readFileSync(log, 'utf8'), 'run\nrun\nrun\n', 'each ran once (never run again, never reported timed out)');
+  t.is(l.stats.failures, 0, 'no malformed answer: the late "S" and "R" answers are skipped');
+  t.is(l.stats.viaLauncher, 3);
+  t.is(l.pid, shell, 'the same launcher shell carried all three');
+});
+
+/**
+ * A group that stays "not gone" whatever SIGKILL does: no test can make a process that survives SIGKILL (an
+ * nft in uninterruptible sleep in the kernel), so the wait is replaced; it still waits for the real group
+ * first (its real result is recorded) and then reports what such a process would leave.
+ */
+function neverGone(real: boolean[]): (pgid: number | undefined, boundMs: number) => Promise<boolean> {
+  return async (pgid, boundMs) => {
+    real.push(await waitGroupGone(pgid, 30_000));
+    await new Promise((r) => setTimeout(r, boundMs));
+    return false;
+  };
+}
+
+test('the group of a killed launcher still not gone after groupGoneMs: a change is not run again, the call fails with NftStillRunningError (timeout and launcher death)', async (t) => {
+  const dir = scratch(t);
+  const log = join(dir, 'log');
+  const started = join(dir, 'started');
+  // "nft": records its run, then hangs (killed with the launcher's group).
+  const nft = program(t, `cat >/dev/null; echo run >> '${log}'; : > '${started}'; exec sleep 1000`);
+  for (const how of ['timeout', 'launcher killed'] as const) {
+    rmSync(log, { force: true });
+    rmSync(started, { force: true });
+    const real: boolean[] = [];
+    const l = launcher(t, { groupGoneMs: 500, waitGroupGone: neverGone(real) });
+    const shell = l.pid!;
+    const p = l.run(nft, ['-f', '-'], { stdin: 'x\n', timeoutMs: how === 'timeout' ? 1000 : 60_000 }).then(() => undefined, (e: unknown) => e);
+    if (how === 'launcher killed') {
+      t.true(await eventually(() => existsSync(started)));
+      process.kill(shell, 'SIGKILL');
+    }
+    const err = await p;
+    t.deepEqual(real, [true], 'the real group was killed and waited for once');
+    t.true(err instanceof NftStillRunningError, `${how}: ${String(err)}`);
+    if (err instanceof NftStillRunningError) {
+      t.true(err.mayStillCommit);
+      t.is(err.failure, 'timeout');
+      t.regex(err.message, /still not gone 0\.5 s later, so that nft may still commit .* it is not run again/);
+    }
+    t.deepEqual(readFileSync(log, 'utf8'), 'run\n', `${how}: run once, never again while the first may still commit`);
+    t.false(existsSync(l.dir ?? '/nonexistent/x'), 'its directory is removed');
+  }
+});
+
+test('the group still not gone after a listing\'s launcher died: a listing (it commits nothing) runs again directly', async (t) => {
+  const dir = scratch(t);
+  const log = join(dir, 'log');
+  const started = join(dir, 'started');
+  const nft = program(t, `echo run >> '${log}'; if [ -e '${started}' ]; then echo listed; exit 0; fi; : > '${started}'; exec sleep 1000`);
+  const l = launcher(t, { groupGoneMs: 200, waitGroupGone: neverGone([]) });
+  const shell = l.pid!;
+  const p = l.run(nft, ['list', 'ruleset']);
+  t.true(await eventually(() => existsSync(started)));
+  process.kill(shell, 'SIGKILL');
+  t.deepEqual(await p, { stdout: 'listed\n', stderr: '' });
+  t.deepEqual(readFileSync(log, 'utf8'), 'run\nrun\n');
+});
+
+test('waitGroupGone is bounded by time, not by a count of scans: a live group is reported not gone after the bound; a killed one as gone', async (t) => {
+  const child = spawn('/bin/sh', ['-c', 'sleep 1000 & wait'], { detached: true, stdio: 'ignore' });
+  const pgid = child.pid!;
+  t.teardown(() => {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  t.true(await eventually(() => liveGroupMembers(pgid).length === 2));
+  const t0 = performance.now();
+  t.false(await waitGroupGone(pgid, 300));
+  // A lower bound only (the clock was waited for); no upper bound is asserted.
+  t.true(performance.now() - t0 >= 300, 'it waited its bound');
+  t.deepEqual(liveGroupMembers(pgid, performance.now() - 1), undefined, 'a scan past its deadline is unknown, not empty');
+  process.kill(-pgid, 'SIGKILL');
+  t.true(await waitGroupGone(pgid, 30_000));
+  t.true(await waitGroupGone(undefined, 0));
+});
+
+test.serial('a big script whose write does not finish by the deadline: the call fails as a timeout; nft never ran, and is not started for a second full timeout', async (t) => {
+  const l = launcher(t);
+  const dir = l.dir!;
+  const log = join(scratch(t), 'log');
+  const nft = program(t, `echo run >> '${log}'; wc -c`);
+  // The script file is a FIFO nobody reads: the write blocks (a stuck file system). A second name keeps it
+  // reachable to release the blocked writer afterwards.
+  const fifo = join(scratch(t), 'fifo');
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', [fifo], (e) => (e === null ? resolve() : reject(e))));
+  linkSync(fifo, join(dir, 'in'));
+  t.teardown(() => {
+    const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    closeSync(fd);
+  });
+  const err = await l.run(nft, ['-f', '-'], { stdin: 'x'.repeat(maxSyncScriptChars + 1), timeoutMs: 500 }).then(() => undefined, (e: unknown) => e);
+  t.true(err instanceof NftError && err.failure === 'timeout', String(err));
+  t.regex(String((err as Error).message), /timed out after 0\.5 s: its script could not be written .* nft was never started; nothing was changed/);
+  t.false(existsSync(log), 'nft never ran: not by the launcher, not by a direct spawn');
+  t.is(l.stats.failures, 1, 'this launcher is not used again');
+  t.deepEqual(await l.run(nft, ['list', 'tables']), { stdout: '0\n', stderr: '' }, 'the next call works (directly, or a new launcher)');
 });
