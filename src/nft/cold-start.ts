@@ -13,6 +13,7 @@
 //      by a flush of the (empty) ownership mark, so it fails if the table went away.
 //   3. One small transaction: the structure marker and the base chains with their
 //      hooks and rules. Only from its commit on do packets see the table, whole.
+//      It is idempotent (each base chain flushed before its rules): run twice, one copy.
 //
 // If any step fails, the half-built table (it has no hooked chain, so it filters
 // nothing) is deleted and the error is raised: the kernel is as before the apply.
@@ -76,10 +77,15 @@ export function coldStartScripts(r: RenderedRuleset, maxElements: number): strin
   const guard = `flush set inet ${t} ${ownerMarkSet}`;
   for (const f of fillScripts(t, [...r.sets.values()], limit, guard)) scripts.push(f);
 
+  // Idempotent: sent a second time (the nft launcher runs a change again when it failed without knowing whether
+  // nft finished, nft-launcher.ts), it leaves the same table. `add set` and `add chain` of what exists are
+  // no-ops; each base chain is flushed before its rules are added, in the same transaction, so a second run
+  // does not append a second copy of them, and no packet ever sees the chain empty (one atomic commit).
   const hook = [guard, `add set inet ${t} ${r.markerSet} { type inet_proto; comment "nodewall structure marker"; }`];
   for (const ch of r.chains.values()) {
     if (ch.hook === undefined) continue;
     hook.push(`add chain inet ${t} ${ch.name} { type filter hook ${ch.hook} priority filter; policy accept; }`);
+    hook.push(`flush chain inet ${t} ${ch.name}`);
     for (const rule of ch.rules) hook.push(`add rule inet ${t} ${ch.name} ${rule}`);
   }
   scripts.push(`${hook.join('\n')}\n`);

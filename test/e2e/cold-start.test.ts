@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { applyModel, type ApplyResult } from '../../src/nft/apply.js';
+import { coldStartScripts } from '../../src/nft/cold-start.js';
 import { NftError } from '../../src/nft/nft-exec.js';
 import { readTable } from '../../src/nft/read-kernel.js';
 import { renderPlan } from '../../src/nft/render.js';
 import type { HostModel } from '../../src/policy/model.js';
 import * as b from '../helpers/model-builders.js';
 import { Lab, nftPath, type Probe } from './lab.js';
-import { canonReference, canonTable } from './table-canon.js';
+import { type CanonTable, canonReference, canonTable } from './table-canon.js';
 
 const table = 'nodewall';
 const last = '203.0.113.77';
@@ -209,4 +210,34 @@ test('a chain delta bringing a large new set fills it first, unreferenced: no st
   await lab.load(renderPlan(denyModel(true), { table: 'nwref', mode: 'enforce' }).script);
   t.deepEqual({ ...built, marker: null }, { ...(await canonTable(lab.nodeNs, 'nwref')), marker: null });
   t.is(built.marker, r.structureHash);
+});
+
+test('the cold start\'s transactions are idempotent: each one sent a second time (a launcher rerun after its first run committed) leaves exactly the table one run builds, one copy of every rule', async (t) => {
+  const lab = await Lab.create(t, 'coldi');
+  const model = bigModel();
+  const rendered = renderPlan(model, { table, mode: 'enforce' });
+  const scripts = coldStartScripts(rendered, perTransaction);
+  t.true(scripts.length >= 3);
+  const once = async (): Promise<CanonTable> => {
+    for (const s of scripts) await lab.load(s);
+    const c = await canonTable(lab.nodeNs, table);
+    await lab.nft(['delete', 'table', 'inet', table]);
+    return c;
+  };
+  const reference = await once();
+  t.true(Object.values(reference.rules).some((r) => r.length > 0));
+  // The first (`create table`) fails a second time by design (the table exists); every later one is sent
+  // twice, each right after its first run, as the launcher's rerun would.
+  for (const [i, s] of scripts.entries()) {
+    await lab.load(s);
+    if (i > 0) await lab.load(s);
+  }
+  const twice = await canonTable(lab.nodeNs, table);
+  t.deepEqual(twice, reference);
+  // The hook transaction once more, on the finished table: still one copy of every rule.
+  await lab.load(scripts.at(-1) ?? '');
+  t.deepEqual(await canonTable(lab.nodeNs, table), reference);
+  await lab.addPeerAddress(last);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: last, proto: 'tcp', port: 7001 }, 'allow'), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer: last, proto: 'tcp', port: 7009 }), 'deny');
 });
