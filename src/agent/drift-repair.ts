@@ -12,7 +12,7 @@ import type { RenderedRuleset } from '../nft/render.js';
 import type { HostModel } from '../policy/model.js';
 import { structureState, tableState, type TableState } from './drift.js';
 import type { NftWriteLock } from './nft-lock.js';
-import { predictedFor, startPrediction, type HashPrediction } from './table-hash-after-apply.js';
+import { predictedFor, predictionSwitch, startPrediction, type HashPrediction, type HashSource, type PredictionSwitch } from './table-hash-after-apply.js';
 
 /** What is in the kernel because the agent put it there. */
 export interface AppliedRuleset {
@@ -59,16 +59,28 @@ const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyM
 export class DriftRepair {
   readonly #lock: NftWriteLock;
   readonly #kernel: DriftKernel;
+  readonly #switch: PredictionSwitch;
   #applied: AppliedRuleset | undefined;
+  /**
+   * The recorded table hash is a prediction (predicted-table-hash.ts) that no listing of the live table has
+   * confirmed yet. A check that finds the table different then cannot tell drift from a wrong prediction: it
+   * repairs without predicting and lets the read-back decide (see check).
+   */
+  #unverified = false;
 
-  constructor(lock: NftWriteLock, kernel: DriftKernel = realKernel) {
+  constructor(lock: NftWriteLock, kernel: DriftKernel = realKernel, sw: PredictionSwitch = predictionSwitch) {
     this.#lock = lock;
     this.#kernel = kernel;
+    this.#switch = sw;
   }
 
-  /** Called by the pass, inside the lock, right after its apply. */
-  record(applied: AppliedRuleset): void {
+  /**
+   * Called by the pass, inside the lock, right after its apply. `source`: how its tableHash was obtained
+   * (table-hash-after-apply.ts); a predicted one, or one kept from an unconfirmed prediction, is unconfirmed.
+   */
+  record(applied: AppliedRuleset, source?: HashSource): void {
     const before = this.#applied;
+    this.#unverified = source === 'predicted' || (source === 'kept' && this.#unverified && before?.tableHash === applied.tableHash);
     // The table hash kept (an element-only delta, a noop): the structural listing is unchanged too.
     const same = before !== undefined && before.tableHash !== undefined && before.tableHash === applied.tableHash && before.nftPath === applied.nftPath && before.table === applied.table;
     this.#applied = same && before.cheapHash !== undefined && applied.cheapHash === undefined ? { ...applied, cheapHash: before.cheapHash } : applied;
@@ -77,6 +89,7 @@ export class DriftRepair {
   /** Nothing to keep in force any more (dry-run, table removed on stop). */
   forget(): void {
     this.#applied = undefined;
+    this.#unverified = false;
   }
 
   get applied(): AppliedRuleset | undefined {
@@ -107,16 +120,20 @@ export class DriftRepair {
       const ts = await this.#kernel.tableState(a.nftPath, a.table);
       if (ts.present && ts.hash === a.tableHash) {
         // Verified as applied: learn the structural hash for the cheap checks (kept until the layout changes).
+        if (this.#applied === a) this.#unverified = false;
         if (learnFrom?.present === true && this.#applied === a) this.#applied = { ...a, cheapHash: learnFrom.hash };
         return { kind: 'in-sync' };
       }
+      // The recorded hash is an unconfirmed prediction: the difference may be the prediction's. The repair below
+      // is then read back (never predicted), and the read-back of our own fresh load says which it was.
+      const unconfirmed = this.#unverified && this.#applied === a && a.tableHash !== undefined ? a.tableHash : undefined;
       const drift = ts.present ? 'changed' : 'missing';
       log.warn({ table: a.table, drift, detail: ts.present ? undefined : ts.error },
         ts.present ? 'table changed outside nodewall: restoring' : 'table missing (flushed or deleted): restoring');
       const t0 = performance.now();
       let result: ApplyResult;
       let prediction: HashPrediction | undefined;
-      const predict = this.#kernel.predict;
+      const predict = unconfirmed === undefined && this.#switch.enabled ? this.#kernel.predict : undefined;
       try {
         // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
         // deleted rule, must not be planned as a noop).
@@ -140,6 +157,14 @@ export class DriftRepair {
       // As after the pass's apply: the hash of what was loaded when it could be predicted, else read back.
       const predicted = await predictedFor({ nftPath: a.nftPath, table: a.table, mode: a.mode, fromMemory: false, result }, prediction);
       const after: TableState = predicted?.hash !== undefined ? { present: true, hash: predicted.hash } : await this.#kernel.tableState(a.nftPath, a.table);
+      // The same load as the predicted one (one full transaction of the same model) lists something else than
+      // predicted: the prediction is wrong, not the table (a real drift was just replaced). Predicting stops
+      // for the rest of the process, so it can never make the checks repair in a loop; the read-back is kept.
+      if (unconfirmed !== undefined && after.present && after.hash !== unconfirmed && result.kind === 'full' && result.transactions === 1 && this.#switch.disable(unconfirmed, after.hash)) {
+        log.warn({ table: a.table, predicted: unconfirmed, readBack: after.hash },
+          'predicted drift hash differs from the live table after a fresh load: prediction turned off for this process (every full load is read back from now on)');
+      }
+      this.#unverified = predicted?.hash !== undefined;
       const { cheapHash: _learntAgain, ...rest } = a;
       this.#applied = { ...rest, tableHash: after.present ? after.hash : undefined };
       return { kind: 'restored', result, drift, durationMs };

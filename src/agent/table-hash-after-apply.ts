@@ -72,8 +72,38 @@ export async function tableHashAfterApply(before: AppliedRuleset | undefined, a:
  */
 const predictionTimeoutMs = 10_000;
 
+/**
+ * Whether predicting is allowed. A predicted hash that a read-back right after a repair contradicts
+ * (drift-repair.ts) turns it off for the rest of the process (sticky): every full load is read back from then
+ * on, so a prediction that does not match the live listing can never make the drift check repair in a loop.
+ */
+export class PredictionSwitch {
+  #off: { readonly predicted: string; readonly readBack: string } | undefined;
+
+  get enabled(): boolean {
+    return this.#off === undefined;
+  }
+
+  /** Why it is off (status, logs); undefined while on. */
+  get off(): { readonly predicted: string; readonly readBack: string } | undefined {
+    return this.#off;
+  }
+
+  /** Turns predicting off; true only the first time (the caller logs once). */
+  disable(predicted: string, readBack: string): boolean {
+    if (this.#off !== undefined) return false;
+    this.#off = { predicted, readBack };
+    return true;
+  }
+}
+
+/** The process's switch: the agent's pass and its drift repair share it. */
+export const predictionSwitch = new PredictionSwitch();
+
 /** Starts the prediction of a full load's hash (predicted-table-hash.ts); its promise never rejects. */
-export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction {
+export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset, sw: PredictionSwitch = predictionSwitch): HashPrediction {
+  // Turned off: nothing is spawned; the caller reads the table back.
+  if (!sw.enabled) return { structureHash: rendered.structureHash, outcome: Promise.resolve({ skipped: 'prediction turned off for this process: a predicted hash differed from the live table' }) };
   return {
     structureHash: rendered.structureHash,
     outcome: predictTableHash({ nftPath: o.nftPath, table: o.table, structureScript: rendered.structureScript, timeoutMs: Math.min(o.timeoutMs ?? predictionTimeoutMs, predictionTimeoutMs) }),

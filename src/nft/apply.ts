@@ -57,7 +57,9 @@ export interface ApplyOptions {
   readonly modelDeltas?: ModelDeltaLookup | undefined;
   /**
    * Called right before a full load in one transaction is sent, with what it loads (the agent predicts the
-   * drift hash from it meanwhile: predicted-table-hash.ts). Not for a staged cold start, a delta or a dry run.
+   * drift hash from it meanwhile: predicted-table-hash.ts). Not for a staged cold start, a delta, a full load
+   * after a failed delta (the apply's result is then of several transactions, which no prediction serves) or
+   * a dry run.
    */
   readonly onFullLoad?: ((rendered: RenderedRuleset) => void) | undefined;
 }
@@ -197,7 +199,9 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
     } else {
-      opts.onFullLoad?.(rendered);
+      // Only for a full load that is this apply's one transaction: the prediction describes no other result
+      // (a fallback after a failed delta sent others first: table-hash-after-apply.ts predictedFor).
+      if (transactions === 0) opts.onFullLoad?.(rendered);
       await send(rendered.script);
     }
   }

@@ -4,7 +4,7 @@ import { DriftRepair, type DriftKernel } from '../../src/agent/drift-repair.js';
 import { NftWriteLock } from '../../src/agent/nft-lock.js';
 import type { ApplyOptions, ApplyResult } from '../../src/nft/apply.js';
 import type { RenderedRuleset } from '../../src/nft/render.js';
-import type { HashPrediction } from '../../src/agent/table-hash-after-apply.js';
+import { PredictionSwitch, type HashPrediction } from '../../src/agent/table-hash-after-apply.js';
 import type { HostModel } from '../../src/policy/model.js';
 
 /** A kernel with one table whose structure hash the test sets; apply puts the model's hash back. */
@@ -229,18 +229,21 @@ class PredictingKernel extends FakeKernel {
 
 test('a repair records the predicted hash of what it loaded, with no read-back; a prediction of another structure is not used', async (t) => {
   const k = new PredictingKernel();
-  const repair = new DriftRepair(new NftWriteLock(), k);
+  const repair = new DriftRepair(new NftWriteLock(), k, new PredictionSwitch());
   const { log } = logger();
   repair.record({ nftPath: '/x/nft', table: 'nw', mode: 'enforce', model: model('a'), tableHash: 'hash-of-a' });
   k.table = 'hand-edited';
   t.like(await repair.check(log), { kind: 'restored', drift: 'changed' });
   t.is(k.reads, 1, 'only the check read the table');
   t.is(repair.applied?.tableHash, 'hash-of-a');
-  // The prediction differs from what the kernel lists: the next check sees a difference (it never adopts the kernel).
+  // Drift again while that predicted hash is unconfirmed (no check has listed it yet): this repair is read back,
+  // not predicted (the read-back equals the prediction: it was real drift, and predicting stays on).
   k.predicted = 'predicted-other';
   k.table = 'hand-edited';
+  const before = k.reads;
   await repair.check(log);
-  t.is(repair.applied?.tableHash, 'predicted-other');
+  t.is(k.reads, before + 2, 'the check, then the read-back');
+  t.is(repair.applied?.tableHash, 'hash-of-a');
   // A load of another structure than predicted: read back.
   k.structure = 's-b';
   k.table = 'hand-edited-2';
@@ -296,3 +299,82 @@ for (const depth of ['full', 'structure'] as const) {
     t.not(repair.applied?.cheapHash, 'chains-of-a-plus-one');
   });
 }
+
+// --- a predicted hash that is wrong: no repair loop ------------------------------------------------------
+
+const applied = { nftPath: '/x/nft', table: 'nw', mode: 'enforce' as const, model: model('a'), tableHash: 'hash-of-a', structureHash: 's-a' };
+
+test('a predicted hash that differs from the live listing: one repair read back, a warning with both hashes once, predicting off for good; never a repair loop', async (t) => {
+  const k = new PredictingKernel();
+  const sw = new PredictionSwitch();
+  const repair = new DriftRepair(new NftWriteLock(), k, sw);
+  const { log, lines } = logger();
+  // What a future render feature could do: the scratch namespace lists the table otherwise than the live one.
+  k.predicted = 'predicted-wrong';
+  k.table = 'hash-of-a';
+  // The pass's full load recorded the (wrong) prediction.
+  repair.record({ ...applied, tableHash: 'predicted-wrong' }, 'predicted');
+  const outcomes: string[] = [];
+  for (let i = 0; i < 8; i++) outcomes.push((await repair.check(log)).kind);
+  t.deepEqual(outcomes, ['restored', 'in-sync', 'in-sync', 'in-sync', 'in-sync', 'in-sync', 'in-sync', 'in-sync']);
+  t.is(k.applies.length, 1, 'one repair of our own table, then never again');
+  t.is(k.applies[0]?.opts.onFullLoad, undefined, 'that repair was not predicted: it was read back');
+  t.is(repair.applied?.tableHash, 'hash-of-a', 'the read-back is adopted');
+  t.false(sw.enabled);
+  t.deepEqual(sw.off, { predicted: 'predicted-wrong', readBack: 'hash-of-a' });
+  const warned = lines.filter((l) => /prediction turned off/.test(l.msg)) as unknown as { predicted: string; readBack: string }[];
+  t.is(warned.length, 1);
+  t.like(warned[0], { predicted: 'predicted-wrong', readBack: 'hash-of-a' });
+  // Real drift later: repaired, read back (no prediction any more), no second warning.
+  k.table = 'hand-edited';
+  const reads = k.reads;
+  t.like(await repair.check(log), { kind: 'restored' });
+  t.is(k.reads, reads + 2);
+  t.is(k.applies.at(-1)?.opts.onFullLoad, undefined);
+  t.is((await repair.check(log)).kind, 'in-sync');
+  t.is(lines.filter((l) => /prediction turned off/.test(l.msg)).length, 1);
+});
+
+test('a right prediction and an outside change right after the apply: the change is repaired (never adopted) and predicting stays on', async (t) => {
+  const k = new PredictingKernel();
+  const sw = new PredictionSwitch();
+  const repair = new DriftRepair(new NftWriteLock(), k, sw);
+  const { log } = logger();
+  repair.record(applied, 'predicted');
+  k.table = 'chain-added-right-after';
+  t.like(await repair.check(log), { kind: 'restored', drift: 'changed' });
+  t.is(k.table, 'hash-of-a', 'the outside change was replaced');
+  t.is(repair.applied?.tableHash, 'hash-of-a');
+  t.true(sw.enabled, 'the read-back after the repair matched the prediction');
+  t.is((await repair.check(log)).kind, 'in-sync');
+  // Confirmed: the next repair predicts again (only the check reads the table).
+  k.table = 'edited-again';
+  const reads = k.reads;
+  t.like(await repair.check(log), { kind: 'restored' });
+  t.is(k.reads, reads + 1);
+  t.not(k.applies.at(-1)?.opts.onFullLoad, undefined);
+});
+
+test('an unconfirmed prediction stays unconfirmed through a kept hash (element-only delta); a check that lists it confirms it', async (t) => {
+  const k = new PredictingKernel();
+  const sw = new PredictionSwitch();
+  const repair = new DriftRepair(new NftWriteLock(), k, sw);
+  const { log } = logger();
+  k.predicted = 'predicted-wrong';
+  k.table = 'hash-of-a';
+  repair.record({ ...applied, tableHash: 'predicted-wrong' }, 'predicted');
+  repair.record({ ...applied, model: model('a'), tableHash: 'predicted-wrong' }, 'kept');
+  t.like(await repair.check(log), { kind: 'restored' });
+  t.is(k.applies[0]?.opts.onFullLoad, undefined, 'still unconfirmed after the kept hash: read back');
+  t.false(sw.enabled);
+  // Confirmed by an in-sync check: a later drift is repaired with a prediction (a fresh switch).
+  const sw2 = new PredictionSwitch();
+  const r2 = new DriftRepair(new NftWriteLock(), k, sw2);
+  k.predicted = 'hash-of-a';
+  r2.record(applied, 'predicted');
+  t.is((await r2.check(log)).kind, 'in-sync');
+  k.table = 'edited';
+  t.like(await r2.check(log), { kind: 'restored' });
+  t.not(k.applies.at(-1)?.opts.onFullLoad, undefined, 'confirmed: predicted');
+  t.true(sw2.enabled);
+});

@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { AppliedRuleset } from '../../src/agent/drift-repair.js';
-import { keptTableHash, tableHashAfterApply, type AfterApply } from '../../src/agent/table-hash-after-apply.js';
+import { PredictionSwitch, keptTableHash, startPrediction, tableHashAfterApply, type AfterApply } from '../../src/agent/table-hash-after-apply.js';
+import type { RenderedRuleset } from '../../src/nft/render.js';
 import type { ApplyResult } from '../../src/nft/apply.js';
 import type { HostModel } from '../../src/policy/model.js';
 
@@ -57,4 +58,19 @@ test('a prediction that does not describe the result is not used: read back (her
 test('an element-only delta keeps the recorded hash even with a prediction at hand', async (t) => {
   const prediction = { structureHash: 's1', outcome: Promise.resolve({ hash: 'predicted-1' }) };
   t.deepEqual(await tableHashAfterApply(before, after({ kind: 'delta' }), prediction), { hash: 'terse-1', source: 'kept' });
+});
+
+test('the prediction switch: on until disabled once (true only then), and a disabled switch starts no prediction at all', async (t) => {
+  const sw = new PredictionSwitch();
+  t.true(sw.enabled);
+  t.true(sw.disable('p', 'r'));
+  t.false(sw.disable('p2', 'r2'), 'logged once');
+  t.deepEqual(sw.off, { predicted: 'p', readBack: 'r' });
+  // An nft that does not exist would fail if anything were run: the outcome says why nothing was.
+  const p = startPrediction({ nftPath: '/nonexistent/nft', table: 'nw' }, { structureHash: 's1', structureScript: 'x' } as unknown as RenderedRuleset, sw);
+  t.is(p.structureHash, 's1');
+  t.regex(String(((await p.outcome) as { skipped?: string }).skipped), /prediction turned off for this process/);
+  // Read back then (here: nft missing -> absent), with that reason.
+  const full = after({ kind: 'full', structureHash: 's1', transactions: 1 }, { nftPath: '/nonexistent/nft' });
+  t.like(await tableHashAfterApply(before, full, p), { source: 'read-back', skipped: 'prediction turned off for this process: a predicted hash differed from the live table' });
 });

@@ -148,3 +148,22 @@ test('other tables are left untouched by full replace, delta and failure', async
   const tables = (await lab.nft(['list', 'tables'])).stdout.trim().split('\n').sort();
   t.deepEqual(tables, ['table inet nodewall', 'table inet other', 'table ip legacy']);
 });
+
+test('onFullLoad (the drift hash prediction) starts only for a full load that is the apply\'s one transaction, not for the full replace after a failed delta', async (t) => {
+  const lab = await Lab.create(t, 'onfull');
+  const calls: string[] = [];
+  const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs, onFullLoad: (r: { structureHash: string }) => void calls.push(r.structureHash) } as const;
+  const a = await applyModel(podModel(['198.51.100.5/32']), opts);
+  t.like(a, { kind: 'full', transactions: 1 });
+  t.deepEqual(calls, [a.structureHash], 'a first full load: predicted');
+  // A stale previous state: the element delta fails, the full replace after it is a second transaction.
+  await lab.nft(['delete', 'element', 'inet', table, 'pods_v4', '{ 198.51.100.5 }']);
+  const r = await applyModel(podModel(['198.51.100.6/32']), { ...opts, previous: a.state });
+  t.like(r, { kind: 'full', transactions: 2 });
+  t.regex(r.reason, /element delta failed/);
+  t.deepEqual(calls, [a.structureHash], 'no prediction for the fallback (its result is of two transactions)');
+  // A full replace on its own (drift repair) is predicted again.
+  const full = await applyModel(podModel(['198.51.100.6/32']), { ...opts, replace: true });
+  t.like(full, { kind: 'full', transactions: 1 });
+  t.deepEqual(calls, [a.structureHash, full.structureHash]);
+});
