@@ -78,3 +78,18 @@ test('the DaemonSet: host network, NET_ADMIN only, the two host directories, the
   const hostPaths = (pod['volumes'] as { hostPath?: { path: string } }[]).flatMap((v) => (v.hostPath === undefined ? [] : [v.hostPath.path])).sort();
   t.deepEqual(hostPaths, ['/etc/nodewall', '/var/lib/nodewall']);
 });
+
+test('the DaemonSet shares the pod\'s process namespace: pause is PID 1 and reaps the orphans of a killed nft launcher (node as PID 1 does not); nothing else is shared', (t) => {
+  const [ds] = docs('daemonset.yaml');
+  const pod = (ds?.['spec'] as { template: { spec: Record<string, unknown> } }).template.spec;
+  t.is(pod['shareProcessNamespace'], true);
+  // The namespace holds only pause and this container: not the host's processes, no second container.
+  t.not(pod['hostPID'], true);
+  t.not(pod['hostIPC'], true);
+  t.is((pod['containers'] as unknown[]).length, 1);
+  t.is(pod['initContainers'], undefined);
+  const c = (pod['containers'] as { securityContext: Record<string, unknown> }[])[0];
+  t.deepEqual(c?.securityContext['capabilities'], { drop: ['ALL'], add: ['NET_ADMIN'] });
+  t.is(c?.securityContext['readOnlyRootFilesystem'], true);
+  t.deepEqual(c?.securityContext['seccompProfile'], { type: 'RuntimeDefault' });
+});
