@@ -29,7 +29,7 @@
 // launcher's process group sees its pipe close, removes the directory and kills the group.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,18 +162,45 @@ export function statusToExit(status: number): { code: number | null; signal: str
   return { code: status, signal: null };
 }
 
+/** One /proc/<pid>/stat head at a time: "pid (comm) state ppid pgrp" fits (comm is at most 64 bytes). */
+const statHead = Buffer.alloc(256);
+
+/** The state and process group of `pid` from /proc (one open, one read); undefined when it is gone. */
+function stateAndGroup(pid: string): { state: string; pgrp: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+  try {
+    const n = readSync(fd, statHead, 0, statHead.length, 0);
+    const stat = statHead.toString('latin1', 0, n);
+    // "pid (comm) state ppid pgrp ...": the fields follow the last ')' (the command name may contain anything).
+    const close = stat.lastIndexOf(')');
+    if (close < 0) return undefined;
+    const fields = stat.slice(close + 2).split(' ', 3);
+    return { state: fields[0] ?? '', pgrp: Number(fields[2]) };
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Live (not zombie) processes of process group `pgid`, from /proc. A zombie can no longer commit anything
  * (and one whose parent never reaps it, e.g. under a container's init, must not hold us up).
  * `until` (performance.now() time): a scan still running then is cut short and gives undefined (unknown).
+ * `among`: look only at these pids (a later look at a killed group, whose members can only go away).
  */
 export function liveGroupMembers(pgid: number): number[];
-export function liveGroupMembers(pgid: number, until: number): number[] | undefined;
-export function liveGroupMembers(pgid: number, until = Number.POSITIVE_INFINITY): number[] | undefined {
+export function liveGroupMembers(pgid: number, until: number, among?: readonly number[]): number[] | undefined;
+export function liveGroupMembers(pgid: number, until = Number.POSITIVE_INFINITY, among?: readonly number[]): number[] | undefined {
   const live: number[] = [];
-  let entries: string[];
+  let entries: readonly string[];
   try {
-    entries = readdirSync('/proc');
+    entries = among === undefined ? readdirSync('/proc') : among.map(String);
   } catch {
     return live;
   }
@@ -183,15 +210,8 @@ export function liveGroupMembers(pgid: number, until = Number.POSITIVE_INFINITY)
     if (c < 48 || c > 57) continue; // not a pid (self, sys, ...)
     // A node with thousands of processes: the clock is read every 64 entries, not on each.
     if ((++n & 63) === 0 && performance.now() > until) return undefined;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid pgrp ...": the fields follow the last ')' (the command name may contain anything).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
-    if (fields[0] !== 'Z' && Number(fields[2]) === pgid) live.push(Number(e));
+    const st = stateAndGroup(e);
+    if (st !== undefined && st.state !== 'Z' && st.pgrp === pgid) live.push(Number(e));
   }
   return live;
 }
@@ -216,16 +236,21 @@ export const defaultGroupGoneMs = 10_000;
  * it, so also an nft it started but never announced (a hung launcher). SIGKILL is delivered at once, but a
  * commit in the kernel finishes first. The cheap signal-0 probe decides in the usual case (the processes were
  * reaped); the /proc scan runs only while the group still has members (zombies nobody reaps, or a process
- * that does not die), at growing intervals (10 ms doubling to 250 ms), so thousands of processes cost a few
- * dozen scans at most.
+ * that does not die): one scan of every process, then only the live members it found, at growing intervals
+ * (10 ms doubling to 250 ms), so thousands of processes on the node cost one scan.
  */
 export async function waitGroupGone(pgid: number | undefined, boundMs = defaultGroupGoneMs): Promise<boolean> {
   if (pgid === undefined) return true;
   const until = performance.now() + boundMs;
+  // After the first full scan only the members it found are looked at again: after SIGKILL to the whole group
+  // none can enter it (a fork by a member with SIGKILL pending is refused by the kernel; joining by setpgid
+  // needs a process of the launcher's session outside its group, and a shell without job control makes none).
+  let among: number[] | undefined;
   for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
     if (!groupExists(pgid)) return true;
-    const live = liveGroupMembers(pgid, until);
+    const live = liveGroupMembers(pgid, until, among);
     if (live !== undefined && live.length === 0) return true;
+    if (live !== undefined) among = live;
     const left = until - performance.now();
     if (left <= 0) return false;
     await sleep(Math.min(pause, left));

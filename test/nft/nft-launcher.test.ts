@@ -692,6 +692,10 @@ test('waitGroupGone is bounded by time, not by a count of scans: a live group is
   // A lower bound only (the clock was waited for); no upper bound is asserted.
   t.true(performance.now() - t0 >= 300, 'it waited its bound');
   t.deepEqual(liveGroupMembers(pgid, performance.now() - 1), undefined, 'a scan past its deadline is unknown, not empty');
+  // A look among given pids only: the group's members found, this process (not of the group) not.
+  const members = liveGroupMembers(pgid);
+  t.deepEqual(liveGroupMembers(pgid, Number.POSITIVE_INFINITY, [...members, process.pid]), members);
+  t.deepEqual(liveGroupMembers(pgid, Number.POSITIVE_INFINITY, [process.pid]), []);
   process.kill(-pgid, 'SIGKILL');
   t.true(await waitGroupGone(pgid, 30_000));
   t.true(await waitGroupGone(undefined, 0));
