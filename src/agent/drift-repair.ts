@@ -76,11 +76,13 @@ export class DriftRepair {
 
   /**
    * Called by the pass, inside the lock, right after its apply. `source`: how its tableHash was obtained
-   * (table-hash-after-apply.ts); a predicted one, or one kept from an unconfirmed prediction, is unconfirmed.
+   * (table-hash-after-apply.ts); a new predicted one, or one kept from an unconfirmed prediction, is unconfirmed.
    */
   record(applied: AppliedRuleset, source?: HashSource): void {
     const before = this.#applied;
-    this.#unverified = source === 'predicted' || (source === 'kept' && this.#unverified && before?.tableHash === applied.tableHash);
+    // The same hash as before (kept, or predicted equal to it) is as confirmed as it was; a new predicted one is not.
+    const sameHash = before !== undefined && before.tableHash === applied.tableHash;
+    this.#unverified = source === 'predicted' || source === 'kept' ? (sameHash ? this.#unverified : source === 'predicted') : false;
     // The table hash kept (an element-only delta, a noop): the structural listing is unchanged too.
     const same = before !== undefined && before.tableHash !== undefined && before.tableHash === applied.tableHash && before.nftPath === applied.nftPath && before.table === applied.table;
     this.#applied = same && before.cheapHash !== undefined && applied.cheapHash === undefined ? { ...applied, cheapHash: before.cheapHash } : applied;

@@ -377,4 +377,16 @@ test('an unconfirmed prediction stays unconfirmed through a kept hash (element-o
   t.like(await r2.check(log), { kind: 'restored' });
   t.not(k.applies.at(-1)?.opts.onFullLoad, undefined, 'confirmed: predicted');
   t.true(sw2.enabled);
+  // A prediction equal to the confirmed hash recorded before is confirmed; a read-back record always is.
+  const r3 = new DriftRepair(new NftWriteLock(), k, new PredictionSwitch());
+  r3.record(applied);
+  r3.record(applied, 'predicted');
+  k.table = 'edited';
+  await r3.check(log);
+  t.not(k.applies.at(-1)?.opts.onFullLoad, undefined, 'predicted equal to a listed hash: confirmed');
+  r3.record({ ...applied, tableHash: 'predicted-new' }, 'predicted');
+  r3.record({ ...applied, tableHash: 'read-back' }, 'read-back');
+  k.table = 'edited';
+  await r3.check(log);
+  t.not(k.applies.at(-1)?.opts.onFullLoad, undefined, 'read back: confirmed');
 });
