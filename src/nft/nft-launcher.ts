@@ -34,7 +34,7 @@ import { writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { NftError, effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
+import { NftError, commandText, effectiveTimeoutMs, maxNftOutputBytes, netnsArgv, setNftRunner, settleNftRun, spawnNft, type NftExecOptions, type NftOutput, type NftRunner } from './nft-exec.js';
 
 /** The part of a pino logger the launcher uses. */
 export interface LauncherLog {
@@ -307,7 +307,7 @@ export class NftStillRunningError extends NftError {
 
   constructor(argv: readonly string[], args: readonly string[], why: string, waitedMs: number, pgid: number | undefined, stderr: string) {
     super(
-      `\`nft ${args.join(' ')}\` ${why}; its process group (${pgid ?? '?'}) was killed (SIGKILL) but is still not gone ${waitedMs / 1000} s later, ` +
+      `\`${commandText(args)}\` ${why}; its process group (${pgid ?? '?'}) was killed (SIGKILL) but is still not gone ${waitedMs / 1000} s later, ` +
         'so that nft may still commit (it may be blocked on the nf_tables lock); it is not run again. The table is replaced on the next pass',
       { argv, exitCode: null, stderr, failure: 'timeout', signal: 'SIGKILL' },
     );
@@ -529,7 +529,7 @@ export class NftLauncher implements NftRunner {
       this.#clear(s, p);
       this.#failed(s, 'files', `the script file was not written within ${timeoutMs} ms`);
       p.reject(new NftError(
-        `\`nft ${args.join(' ')}\` timed out after ${timeoutMs / 1000} s: its script could not be written to the nft launcher's file in ${s.dir} in that time ` +
+        `\`${commandText(args)}\` timed out after ${timeoutMs / 1000} s: its script could not be written to the nft launcher's file in ${s.dir} in that time ` +
           '(a stuck or very slow temp file system), so nft was never started; nothing was changed',
         { argv, exitCode: null, stderr: '', failure: 'timeout' },
       ));
