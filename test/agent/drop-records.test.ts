@@ -1,10 +1,13 @@
 import test from 'ava';
-import { DropLogLimiter, attributeDrop, dropKey, dropRows, lastSeenMs, readDropRecords, type DropRecordsRead } from '../../src/agent/drop-records.js';
+import { DropLogLimiter, DropRecordReporter, attributeDrop, dropKey, dropRows, lastSeenMs, readDropRecords, type DropRecordsRead } from '../../src/agent/drop-records.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRecordSet } from '../../src/agent/audit-records.js';
 import { evaluate } from '../../src/verdict/evaluate.js';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { existsSync } from 'node:fs';
 import * as b from '../helpers/model-builders.js';
 
 const world = b.identity('world', ['0.0.0.0/0'], ['::/0'], { kind: 'entity' });
@@ -58,7 +61,7 @@ test('each drop is attributed the way trace decides it: deny entry, default deny
 });
 
 test('rows are newest first and filtered by time and peer prefix', (t) => {
-  const read: DropRecordsRead = { records: parseRecordSet(setJson, 'ingress', 'proto-port-peer'), recordedPackets: 6, unrecordedPackets: 0, readAtMs: 1_000_000 };
+  const read: DropRecordsRead = { records: parseRecordSet(setJson, 'ingress', 'proto-port-peer'), recordedPackets: 6, unrecordedPackets: 0, readAtMs: 1_000_000, startedAtMs: 999_000 };
   const rows = dropRows(read, model, evaluate);
   t.deepEqual(rows.map((r) => r.peer), ['198.51.100.66', '203.0.113.5', '2001:db8::5']);
   t.is(rows[2]?.icmpType, 139);
@@ -106,4 +109,58 @@ test('readDropRecords: each set\'s expiries count from its own listing, so a slo
   const last = r === undefined ? undefined : lastSeenMs(r, read.readAtMs);
   t.true(last !== undefined && last >= t0 + 1500, `last seen ${String(last)} is at the set's listing, not at the start of the read (${t0})`);
   t.true(last !== undefined && last <= done, 'never in the future');
+});
+
+test('a drop landing in a set already listed while a slow read lists the others is logged by the next read', async (t) => {
+  // A fake nft taking 0.5 s per call (a loaded node). During the first read, right after it lists the ingress
+  // IPv4 record set (empty), a drop of 198.51.100.66 tcp/22 "happens": the set holds it from then on (expiry
+  // counted from that second) and the chains' counters rise. Seven more listings follow (>= 3.5 s), so the
+  // drop is well over a second older than the end of the first read: a next read that reaches back only to
+  // that end (less a second) never logged it.
+  const dir = await mkdtemp(join(tmpdir(), 'nwt-drop-race-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fake = join(dir, 'nft');
+  const state = join(dir, 'drop_at');
+  const setDoc = (name: string, elem: string) => `{"nftables":[{"set":{"family":"inet","name":"${name}","table":"nodewall","size":1024,"timeout":600,"elem":[${elem}]}}]}`;
+  const withDrop = setDoc('nw_drop_in_v4', '{"elem":{"val":{"concat":["tcp",22,"198.51.100.66"]},"expires":@E@,"counter":{"packets":1,"bytes":60}}}').split('@E@');
+  const counterDoc = '{"nftables":[{"rule":{"comment":"rec","expr":[{"counter":{"packets":@N@}}]}}]}'.split('@N@');
+  await writeFile(fake, [
+    '#!/bin/sh',
+    'sleep 0.5',
+    `state='${state}'`,
+    'name="$6"',
+    'if [ "$3" = chain ]; then',
+    '  n=0; [ -f "$state" ] && n=1',
+    `  printf '%s%s%s\\n' '${counterDoc[0]}' "$n" '${counterDoc[1]}'; exit 0`,
+    'fi',
+    'if [ "$name" = nw_drop_in_v4 ]; then',
+    '  if [ -f "$state" ]; then',
+    '    e=$((600 - $(date +%s) + $(cat "$state")))',
+    `    printf '%s%s%s\\n' '${withDrop[0]}' "$e" '${withDrop[1]}'`,
+    '  else',
+    `    echo '${setDoc('nw_drop_in_v4', '')}'`,
+    '    date +%s > "$state"',
+    '  fi',
+    '  exit 0',
+    'fi',
+    `echo '${setDoc('x', '')}'`,
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = pino({ level: 'debug' }, sink);
+  const reporter = new DropRecordReporter({ minListIntervalMs: 0, maxListShare: 1 });
+  const ctx = { nftPath: fake, table: 'nodewall', model, log, evaluate };
+  await reporter.tick(ctx);
+  t.deepEqual(lines.filter((l) => l['kind'] === 'drop'), [], 'the first read saw no drop');
+  t.true(existsSync(state), 'the drop happened during the first read');
+  await reporter.tick(ctx);
+  const drops = lines.filter((l) => l['kind'] === 'drop');
+  t.is(drops.length, 1, JSON.stringify(lines));
+  t.like(drops[0], { peer: '198.51.100.66', port: 22, policy: 'edge', rule: 'spec.ingressDeny[0]' });
 });
