@@ -13,7 +13,7 @@
 // Ownership: the answer the memo remembers is the answer it hands out, on the call that computed it
 // and on every hit, without copies (a copy of the 1k-entry containers per pod event was most of the
 // memo's cost and all of its garbage). So nobody may change it: its arrays are frozen and its last good
-// map is a SealedMap (set/delete/clear throw). The agent changes a last good map only on rare operator
+// map is a SealedMap (no set/delete/clear). The agent changes a last good map only on rare operator
 // events (a rollback, an unconfirmed change, the persisted store at start) and copies it first.
 
 import type { PolicyDocument } from '../api/types.js';
@@ -44,34 +44,52 @@ export interface MergeInputs {
   readonly same: boolean;
 }
 
-/** Thrown when code changes a last good map the memo handed out (a bug: copy it first). */
-export class SealedMapError extends Error {
-  override readonly name = 'SealedMapError';
-}
+/**
+ * A map that cannot be changed once made: the memo's answers are shared between passes. A wrapper, not a
+ * Map subclass: it has no set/delete/clear to call (a Map subclass overriding them was 10-100x slower to
+ * fill, and Map.prototype.set.call would still change it).
+ */
+export class SealedMap<K, V> implements ReadonlyMap<K, V> {
+  readonly #map: Map<K, V>;
 
-/** A Map that cannot be changed once made: the memo's answers are shared between passes. */
-export class SealedMap<K, V> extends Map<K, V> {
-  #open = true;
+  private constructor(map: Map<K, V>) {
+    this.#map = map;
+  }
 
   static of<K, V>(entries: Iterable<readonly [K, V]>): SealedMap<K, V> {
-    const m = new SealedMap<K, V>();
-    for (const [k, v] of entries) m.set(k, v);
-    m.#open = false;
-    return m;
+    return new SealedMap(new Map(entries));
   }
 
-  override set(key: K, value: V): this {
-    // The Map constructor calls set() before the fields exist: only `of` fills a SealedMap.
-    if (!(#open in this) || !this.#open) throw new SealedMapError('a last good map handed out by the merge memo is shared: copy it before changing it');
-    return super.set(key, value);
+  get size(): number {
+    return this.#map.size;
   }
 
-  override delete(_key: K): boolean {
-    throw new SealedMapError('a last good map handed out by the merge memo is shared: copy it before changing it');
+  get(key: K): V | undefined {
+    return this.#map.get(key);
   }
 
-  override clear(): void {
-    throw new SealedMapError('a last good map handed out by the merge memo is shared: copy it before changing it');
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    this.#map.forEach((v, k) => fn.call(thisArg, v, k, this));
+  }
+
+  entries(): MapIterator<[K, V]> {
+    return this.#map.entries();
+  }
+
+  keys(): MapIterator<K> {
+    return this.#map.keys();
+  }
+
+  values(): MapIterator<V> {
+    return this.#map.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.#map[Symbol.iterator]();
   }
 }
 

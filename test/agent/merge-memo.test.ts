@@ -5,7 +5,7 @@ import { fc } from '@fast-check/ava';
 import type { Problem } from '../../src/api/problem.js';
 import type { PolicyDocument } from '../../src/api/types.js';
 import { mergeWithLastGood, type GoodEntry, type HeldFile, type Kept, type LastGood, type Loaded, type LoadedFile, type MergeResult } from '../../src/agent/last-good.js';
-import { MergeMemo, SealedMap, SealedMapError } from '../../src/agent/merge-memo.js';
+import { MergeMemo, SealedMap } from '../../src/agent/merge-memo.js';
 import { restoreLastGood } from '../../src/agent/rollback.js';
 
 // A policy is valid for the fake builder unless its hash starts with "bad".
@@ -123,9 +123,10 @@ test('the memo notices a changed document, a changed last good map and a held fi
   const y = mergeWithLastGood([f(a2)], [], x.lastGood, build, undefined, memo);
   t.is(y.lastGood, x.lastGood, 'a hit hands out the remembered map itself');
   const sealed = y.lastGood as Map<string, GoodEntry>;
-  t.throws(() => sealed.clear(), { instanceOf: SealedMapError });
-  t.throws(() => sealed.delete(a2.name), { instanceOf: SealedMapError });
-  t.throws(() => sealed.set('x', sealed.get(a2.name)!), { instanceOf: SealedMapError });
+  t.throws(() => sealed.clear(), { instanceOf: TypeError });
+  t.throws(() => sealed.delete(a2.name), { instanceOf: TypeError });
+  t.throws(() => sealed.set('x', sealed.get(a2.name)!), { instanceOf: TypeError });
+  t.throws(() => Map.prototype.set.call(sealed, 'x', sealed.get(a2.name)!), { instanceOf: TypeError });
   t.throws(() => (y.kept as Kept[]).push({ policy: 'x', file: 'x', reason: 'invalid' }), { instanceOf: TypeError });
   const copy = new Map(y.lastGood);
   copy.clear();
@@ -134,15 +135,27 @@ test('the memo notices a changed document, a changed last good map and a held fi
   t.is(z.lastGood.get(a2.name)?.doc, a2);
 });
 
-test('SealedMap: filled only by SealedMap.of, reads like a Map, refuses every change', (t) => {
-  const m = SealedMap.of<string, number>([['a', 1], ['b', 2]]);
+test('SealedMap: reads like a Map, has nothing that changes it, and is not changed by its source map', (t) => {
+  const source = new Map<string, number>([['a', 1], ['b', 2]]);
+  const m = SealedMap.of(source);
+  source.set('c', 3);
+  source.delete('a');
   t.deepEqual([...m], [['a', 1], ['b', 2]]);
+  t.deepEqual([...m.entries()], [['a', 1], ['b', 2]]);
+  t.deepEqual([...m.keys()], ['a', 'b']);
+  t.deepEqual([...m.values()], [1, 2]);
+  t.deepEqual([...new Map(m)], [['a', 1], ['b', 2]]);
+  const seen: unknown[] = [];
+  m.forEach((v, k, map) => seen.push([k, v, map === m]));
+  t.deepEqual(seen, [['a', 1, true], ['b', 2, true]]);
   t.is(m.get('b'), 2);
+  t.is(m.get('c'), undefined);
   t.true(m.has('a'));
   t.is(m.size, 2);
-  t.throws(() => m.set('c', 1), { instanceOf: SealedMapError });
-  t.throws(() => new SealedMap([['a', 1]]), { instanceOf: SealedMapError });
-  t.deepEqual([...m.keys()], ['a', 'b']);
+  const loose = m as unknown as Map<string, number>;
+  t.throws(() => loose.set('c', 1), { instanceOf: TypeError });
+  t.throws(() => Map.prototype.set.call(loose, 'c', 1), { instanceOf: TypeError });
+  t.is(m.size, 2);
 });
 
 /** What the agent does to a last good map between passes, always on a copy (agent.ts: rollback, unconfirmed change, store). */
