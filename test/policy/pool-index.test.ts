@@ -118,6 +118,32 @@ testProp('sortedListHas on IPv4 lists of random whole-range prefixes answers as 
   }
 });
 
+testProp(
+  "a CoverSet's IPv4 overlaps (plain numbers) equals the subtraction over the whole IPv4 range",
+  [fc.array(fc.tuple(fc.boolean(), anyV4Prefix), { minLength: 1, maxLength: 30 }), fc.array(anyV4Prefix, { minLength: 1, maxLength: 10 })],
+  (t, ops, probes) => {
+    const c = new CoverSet();
+    const live: Prefix[] = [];
+    const edges: Prefix[] = [
+      { family: 'ipv4', bits: 0n, len: 0 },
+      { family: 'ipv4', bits: 0n, len: 32 },
+      { family: 'ipv4', bits: 0xffffffffn, len: 32 },
+      { family: 'ipv4', bits: 0x80000000n, len: 1 },
+    ];
+    for (const [add, p] of ops) {
+      const at = live.findIndex((q) => q.bits === p.bits && q.len === p.len);
+      if (add || at < 0) {
+        c.add(p);
+        live.push(p);
+      } else {
+        c.remove(p);
+        live.splice(at, 1);
+      }
+      for (const q of [...probes, ...edges]) t.is(c.overlaps(q), overlapsBySubtraction(q, live), `${formatPrefix(q)} after ${add ? 'adding' : 'removing'} ${formatPrefix(p)}`);
+    }
+  },
+);
+
 const states = loadConformanceCases().map((c) => ({ name: c.name, state: buildCaseState(c) }));
 
 test('the conformance states give the pool index something to answer', (t) => {
