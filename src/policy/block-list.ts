@@ -75,7 +75,18 @@ export class BlockList {
   /** The first index whose start is >= x (x may be one past the family's last address). */
   lowerBound(x: bigint): number {
     const n = this.count;
-    if (this.words === 1) return this.lowerBoundV4(Number(x));
+    const s = this.starts;
+    if (this.words === 1) {
+      const v = Number(x);
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((s[mid] as number) < v) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    }
     if (x >> 128n !== 0n) return n; // 2^128: after every start
     const k = this.key;
     k[0] = Number((x >> 96n) & 0xffffffffn);
@@ -90,24 +101,6 @@ export class BlockList {
       else hi = mid;
     }
     return lo;
-  }
-
-  /** lowerBound of an IPv4 list for a plain number (0 to 2^32): no bigint made. */
-  lowerBoundV4(v: number): number {
-    const s = this.starts;
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((s[mid] as number) < v) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** The start of block i of an IPv4 list as a plain number. */
-  startV4(i: number): number {
-    return this.starts[i] as number;
   }
 
   /** Inserts a block at index i (the caller keeps the order). */

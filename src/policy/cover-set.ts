@@ -123,12 +123,6 @@ export class CoverHalf {
 
   /** Does the output share an address with prefix (bits, len)? O(log n), allocates nothing but bigints. */
   overlaps(bits: bigint, len: number): boolean {
-    // IPv4 in plain numbers (lint asks this for every CIDR rule on every pass: bigint arithmetic allocates).
-    if (this.width === 32) {
-      const start = Number(bits);
-      const i = this.out.lowerBoundV4(start + 2 ** (32 - len)) - 1;
-      return i >= 0 && this.out.startV4(i) + 2 ** (32 - this.out.len(i)) - 1 >= start;
-    }
     const end = bits + (this.blockSize[len] ?? 0n) - 1n;
     // The last block starting at or before P's end is the only one that can reach into P (blocks are disjoint).
     const i = this.out.lowerBound(end + 1n) - 1;
