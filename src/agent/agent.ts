@@ -498,13 +498,15 @@ export class Agent {
     }
     refused.refuse(plan.refusal);
     this.#metrics.rolledBack('probe');
-    restoreLastGood(d.merge.lastGood, this.#memory.lastGood, plan.refusal.policies);
+    // A copy: the merge's map may be the merge memo's own (shared between passes).
+    const lastGood = new Map(d.merge.lastGood);
+    restoreLastGood(lastGood, this.#memory.lastGood, plan.refusal.policies);
     await refused.save(config.stateDir).catch((err: unknown) => log.error({ err }, 'cannot save the refused changes'));
     this.#noteError(plan.message);
     this.#lastApply = { at: new Date().toISOString(), outcome: restored ? 'rolled-back' : 'failed', trigger, error: plan.message };
     // The next pass builds the model with the refusal in force (the previous one, unless other inputs changed).
     this.#lastInputHash = undefined;
-    await this.#persist(d);
+    await this.#persist(d, lastGood);
   }
 
   async #lockoutGuard(model: HostModel, modelHash: string, log: Logger): Promise<boolean> {
@@ -747,7 +749,9 @@ export class Agent {
           this.#appliedMode = prev?.mode;
           this.#appliedByPause = false;
           const refused = (this.#memory.refused ??= new RefusedChanges());
-          const r = refuseUnconfirmed(refused, this.#memory.lastGood, ev.record, ev.plan, ev.detail);
+          const lastGood = new Map(this.#memory.lastGood); // copy on write: the map may be the merge memo's
+          const r = refuseUnconfirmed(refused, lastGood, ev.record, ev.plan, ev.detail);
+          this.#memory.lastGood = lastGood;
           if (r !== undefined) await refused.save(config.stateDir).catch((err: unknown) => this.#log.error({ err }, 'cannot save the refused changes'));
         }
         return ev;
@@ -896,19 +900,19 @@ export class Agent {
     if (firstError !== undefined) this.#noteError(formatProblem(firstError));
   }
 
-  async #persist(d: Desired): Promise<void> {
-    this.#memory.lastGood = d.merge.lastGood;
+  async #persist(d: Desired, lastGood = d.merge.lastGood): Promise<void> {
+    this.#memory.lastGood = lastGood;
     const stateDir = d.cfg.config.stateDir;
     try {
       // Kubernetes snapshots can come several times a second: rewrite the store only when its content changes.
       const configHash = this.#memory.lastGoodConfig?.hash ?? null;
-      if (this.#storeMemo.changed(stateDir, configHash, d.merge.lastGood)) {
-        await saveLastGood(stateDir, d.merge.lastGood, (h) => this.#memory.texts.get(h),
+      if (this.#storeMemo.changed(stateDir, configHash, lastGood)) {
+        await saveLastGood(stateDir, lastGood, (h) => this.#memory.texts.get(h),
           this.#memory.lastGoodConfig?.file === undefined ? undefined : { file: this.#memory.lastGoodConfig.file, text: this.#memory.lastGoodConfig.text });
-        this.#storeMemo.saved(stateDir, configHash, d.merge.lastGood);
+        this.#storeMemo.saved(stateDir, configHash, lastGood);
       }
       // Drop texts no policy refers to any more.
-      this.#storeMemo.prune(this.#memory.texts, d.merge.lastGood);
+      this.#storeMemo.prune(this.#memory.texts, lastGood);
     } catch (err) {
       this.#log.error({ err, stateDir }, 'cannot persist last good policies');
     }
@@ -917,7 +921,7 @@ export class Agent {
 
   async #restorePersisted(): Promise<void> {
     const r = await restorePersisted(this.#opts, this.#log);
-    for (const [k, g] of r.policies) this.#memory.lastGood.set(k, g);
+    if (r.policies.size > 0) this.#memory.lastGood = new Map([...this.#memory.lastGood, ...r.policies]);
     if (r.config !== undefined) this.#memory.lastGoodConfig = r.config;
     for (const w of r.warnings) this.#noteError(w);
   }

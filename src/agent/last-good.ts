@@ -65,7 +65,8 @@ export interface MergeResult<S> {
   readonly kept: readonly Kept[];
   /** Invalid policies with no last good version: not applied. */
   readonly rejected: readonly { policy: string; file: string }[];
-  readonly lastGood: Map<string, GoodEntry>;
+  /** Never changed once handed out (the merge memo shares it between passes): copy it to change it. */
+  readonly lastGood: LastGood;
   /** Problems of the current (bad) versions that were replaced: the final state no longer contains them. */
   readonly replacedProblems: readonly Problem[];
   /**
@@ -237,7 +238,7 @@ export function mergeWithLastGood<S extends BuiltState>(
     ...(withheld.size === 0 ? {} : { withheld: [...withheld].map(([policy, file]) => ({ policy, file })) }),
   };
   // Only a state built once from the input as it is (no substitutes) is remembered.
-  if (memoKey !== undefined && state === first) memo!.remember(memoKey, first, result);
+  if (memoKey !== undefined && state === first) return memo!.remember(memoKey, first, result);
   return result;
 }
 

@@ -12,7 +12,7 @@ import type { KubernetesSnapshot } from '../inventory/sources/kubernetes.js';
 import { snapshotFiles } from '../inventory/sources/kubernetes-files.js';
 import { fileIssueProblem, ManifestFileCache } from '../inventory/load-manifest-files.js';
 import { fileReadLimits, readManifestFiles, sha256, type ManifestFileRead } from '../inventory/read-manifest-files.js';
-import { mergeWithLastGood, policyKey, type GoodEntry, type HeldFile, type Loaded, type MergeResult } from './last-good.js';
+import { mergeWithLastGood, policyKey, type HeldFile, type LastGood, type Loaded, type MergeResult } from './last-good.js';
 import { RefusedChanges, type Refusal } from './refused-changes.js';
 import { ConfigMemo } from './config-memo.js';
 import { MergeMemo } from './merge-memo.js';
@@ -31,7 +31,8 @@ export interface DesiredOptions {
 export interface Memory {
   /** The last config that parsed (from this run or the persisted store). */
   lastGoodConfig?: AgentConfig;
-  lastGood: Map<string, GoodEntry>;
+  /** Never changed in place (the merge memo shares it between passes): replaced by a changed copy. */
+  lastGood: LastGood;
   /** Text store for lastGood (textHash -> file text), persisted with it. */
   readonly texts: Map<string, string>;
   /** Builds each pass's state from the previous model where it can (pipeline.ts); made on first use. */

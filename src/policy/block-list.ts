@@ -120,7 +120,13 @@ export class BlockList {
     this.write(i, bits);
     this.lens[i] = len;
     this.count++;
-    this.ownTexts().splice(i, 0, text);
+    if (this.shared) {
+      // One copy of the exact new size (a copy then a splice allocated it twice, the splice with room to grow).
+      this.textList = withInserted(this.textList, i, text);
+      this.shared = false;
+    } else {
+      this.textList.splice(i, 0, text);
+    }
   }
 
   removeAt(i: number): void {
@@ -128,21 +134,18 @@ export class BlockList {
     this.starts.copyWithin(i * w, (i + 1) * w, this.count * w);
     this.lens.copyWithin(i, i + 1, this.count);
     this.count--;
-    this.ownTexts().splice(i, 1);
+    if (this.shared) {
+      this.textList = withRemoved(this.textList, i);
+      this.shared = false;
+    } else {
+      this.textList.splice(i, 1);
+    }
     // Give memory back once far below capacity (a set that emptied).
     if (this.lens.length > minCapacity && this.count * 4 < this.lens.length) {
       const cap = Math.max(minCapacity, this.lens.length / 2);
       this.starts = this.starts.slice(0, cap * w);
       this.lens = this.lens.slice(0, cap);
     }
-  }
-
-  private ownTexts(): string[] {
-    if (this.shared) {
-      this.textList = this.textList.slice();
-      this.shared = false;
-    }
-    return this.textList;
   }
 
   private write(i: number, bits: bigint): void {
@@ -168,4 +171,21 @@ export class BlockList {
     }
     return false;
   }
+}
+
+/** `xs` with `x` inserted at i, as a new array of exactly that length. */
+function withInserted(xs: readonly string[], i: number, x: string): string[] {
+  const out = new Array<string>(xs.length + 1);
+  for (let k = 0; k < i; k++) out[k] = xs[k]!;
+  out[i] = x;
+  for (let k = i; k < xs.length; k++) out[k + 1] = xs[k]!;
+  return out;
+}
+
+/** `xs` without its element at i, as a new array of exactly that length. */
+function withRemoved(xs: readonly string[], i: number): string[] {
+  const out = new Array<string>(xs.length - 1);
+  for (let k = 0; k < i; k++) out[k] = xs[k]!;
+  for (let k = i + 1; k < xs.length; k++) out[k - 1] = xs[k]!;
+  return out;
 }
