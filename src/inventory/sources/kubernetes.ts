@@ -222,7 +222,8 @@ function runnerLists(r: Runner): (readonly KubeObject[])[] {
   for (const [ns, objects] of r.lw.objects) {
     let list = r.nsLists.get(ns);
     if (list === undefined) {
-      list = [...objects.values()];
+      // The store's own array (NameStore.list): no copy per namespace; the store copies before it changes.
+      list = objects.list();
       r.nsLists.set(ns, list);
     }
     out.push(list);
