@@ -104,3 +104,22 @@ test('the name hash depends on the seed and on every code unit', (t) => {
   // 10k names into 65536 buckets: a hash spreading them evenly leaves few shared buckets (~700 expected).
   t.true(hashes.size > 9_000, `${hashes.size} distinct low 16 bits`);
 });
+
+test('deletes and sets alternating at any size rebuild the table rarely (amortised O(1), no rebuild per change)', (t) => {
+  for (const size of [7, 100, 819, 820, 821, 1638, 5000]) {
+    const store = new NameStore<V>((v) => v.name);
+    for (let i = 0; i < size; i++) store.set({ name: `p${i}`, rev: 0 });
+    const before = store.rebuilds;
+    // 20k changes, the size staying within one of `size`: each delete leaves a deleted slot behind.
+    for (let i = 0; i < 10_000; i++) {
+      store.delete(`p${i}`);
+      store.set({ name: `p${i + size}`, rev: 0 });
+    }
+    t.is(store.size, size);
+    const rebuilds = store.rebuilds - before;
+    // A rebuild leaves at least a quarter of the size in free slots, and compacting the array
+    // needs half of it to be holes: some 20k / (size / 4) rebuilds at most, never one per change.
+    t.true(rebuilds <= 4 + (20_000 * 4) / size, `${rebuilds} rebuilds at size ${size}`);
+    t.true(store.slotCount <= Math.max(8, size * 5), `${store.slotCount} slots at size ${size}`);
+  }
+});
