@@ -18,6 +18,12 @@ export interface BuildInventoryOptions {
   readonly nodeLabels?: Labels;
   /** This machine's interface addresses, added to self when nodewall runs on that node. */
   readonly localAddresses?: readonly string[];
+  /**
+   * Where `objects` can be read again (ObjectIndex.source), when the caller has such a holder (a
+   * source's snapshot that makes its list only when read and keeps it only while it is held); absent:
+   * the array itself is kept.
+   */
+  readonly source?: ObjectSource;
 }
 
 type Json = Record<string, unknown>;
@@ -666,7 +672,7 @@ export function buildInventory(
     },
     problems: c.problems,
     index: {
-      source: { objects },
+      source: opts.source ?? { objects },
       podList: PodList.of(podInfos),
       byKey: ObjectsByKey.of(all),
       selfName: opts.nodeName,

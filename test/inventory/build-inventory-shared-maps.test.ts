@@ -92,3 +92,18 @@ test("a node's labels are the source's frozen label map itself when taken unchan
   t.deepEqual(twice.remoteNodes[0]?.labels, { zone: 'b', pool: 'p1', extra: 'x' });
   t.deepEqual(shared, { zone: 'a', pool: 'p1' });
 });
+
+test("the index keeps the caller's source holder when given one (a source that makes its list only when read), else the array", (t) => {
+  const objs = [nodeObject({ name: 'node-a', kind: 'Node', labels: undefined, addresses: ['192.0.2.1'] }, false)];
+  let reads = 0;
+  const holder = {
+    get objects() {
+      reads++;
+      return objs;
+    },
+  };
+  const withHolder = buildInventory(objs, cfg, { nodeName: 'node-a', source: holder });
+  t.is(withHolder.index.source, holder);
+  t.is(reads, 0, 'building does not read the holder');
+  t.is(buildInventory(objs, cfg, { nodeName: 'node-a' }).index.source.objects, objs);
+});

@@ -842,3 +842,29 @@ test('a big cache write that fails (disk full, a directory in its way) is retrie
   t.is(failures, 1);
   t.false(existsSync(cachePath(h.dir)));
 });
+
+test("a snapshot's list of every object is made when read and kept only while a reader holds it; read again, the same objects in the same order", async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const h = await harness(t);
+  await h.start();
+  await waitFor('first snapshot', () => h.snaps.length > 0);
+  const s = last(h);
+  let list: KubeObject[] | undefined = s.objects;
+  t.is(s.objects, list, 'while held: the same array');
+  const objects = [...list];
+  t.true(objects.length > 3, `${objects.length} objects`);
+  const ref = new WeakRef(list);
+  list = undefined;
+  // A weak reference keeps its target until the current job ends; then a full collection.
+  for (let i = 0; i < 20 && ref.deref() !== undefined; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  t.is(ref.deref(), undefined, 'the snapshot does not keep the joined list');
+  const again = s.objects;
+  t.is(again.length, objects.length);
+  t.true(again.every((o, i) => o === objects[i]), 'the same objects in the same order');
+});
