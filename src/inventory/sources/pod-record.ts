@@ -406,3 +406,103 @@ export function sameEndpointContent(a: EndpointRecord, b: EndpointRecord): boole
   if (a.identityId !== b.identityId && JSON.stringify(a.identityId) !== JSON.stringify(b.identityId)) return false;
   return sameList(a.identityLabels, b.identityLabels) && sameList(a.addressing, b.addressing) && sameLabels(a.labels, b.labels);
 }
+
+/** Bits of NodeRecord's shape: which of the optional slim fields are present. */
+export const nodeShape = {
+  /** `spec` present (podCIDR or podCIDRs set). */
+  spec: 1,
+  /** `status` present: status.addresses was a list. */
+  status: 2,
+} as const;
+
+/** Fields of a NodeRecord, as kube-kinds.ts nodeRecordOf reads them from the API object. */
+export interface NodeRecordFields {
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly labels: Readonly<Record<string, string>> | undefined;
+  readonly resourceVersion: string | undefined;
+  /** The kept annotations (Cilium's), when there are any. */
+  readonly annotations: Readonly<Record<string, string>> | undefined;
+  /** spec.podCIDR and spec.podCIDRs as the API gave them (any value but null; undefined when absent). */
+  readonly podCIDR: unknown;
+  readonly podCIDRs: unknown;
+  /** status.addresses as pairs: [type, address, type, address, ...] (undefined where not a string). */
+  readonly addresses: readonly (string | undefined)[] | undefined;
+  readonly shape: number;
+}
+
+/**
+ * A Node as one flat object (issue 9, memory): the same idea and contract as PodRecord. The slim Node
+ * was some 520 bytes in 10 heap objects (metadata, pos and its file string, spec, status, the address
+ * list and an object per address); a record is one object of 8 fields and its address pairs. Every Node
+ * becomes one (kube-kinds.ts nodeRecordOf): what the slim object keeps of spec is kept as given.
+ */
+export class NodeRecord extends KubeRecord {
+  readonly annotations: Readonly<Record<string, string>> | undefined;
+  readonly podCIDR: unknown;
+  readonly podCIDRs: unknown;
+  readonly addresses: readonly (string | undefined)[] | undefined;
+
+  constructor(f: NodeRecordFields) {
+    super(f, recordGroup(f.namespace, undefined, undefined, f.shape));
+    this.annotations = f.annotations;
+    this.podCIDR = f.podCIDR;
+    this.podCIDRs = f.podCIDRs;
+    this.addresses = f.addresses;
+  }
+
+  get apiVersion(): string {
+    return 'v1';
+  }
+
+  get kind(): string {
+    return 'Node';
+  }
+
+  protected get posName(): string {
+    return 'node';
+  }
+
+  /** nodeShape bits. */
+  get shape(): number {
+    return this.group.shape;
+  }
+
+  override get metadata(): KubeObject['metadata'] {
+    const m = super.metadata as { annotations?: Readonly<Record<string, string>> };
+    if (this.annotations !== undefined) m.annotations = this.annotations;
+    return m as KubeObject['metadata'];
+  }
+
+  get spec(): Record<string, unknown> | undefined {
+    if ((this.shape & nodeShape.spec) === 0) return undefined;
+    const s: Record<string, unknown> = {};
+    if (this.podCIDR !== undefined) s['podCIDR'] = this.podCIDR;
+    if (this.podCIDRs !== undefined) s['podCIDRs'] = this.podCIDRs;
+    return s;
+  }
+
+  get status(): Record<string, unknown> | undefined {
+    if ((this.shape & nodeShape.status) === 0) return undefined;
+    const pairs = this.addresses ?? [];
+    const addresses: Record<string, string>[] = [];
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const a: Record<string, string> = {};
+      const type = pairs[i];
+      const address = pairs[i + 1];
+      if (type !== undefined) a['type'] = type;
+      if (address !== undefined) a['address'] = address;
+      addresses.push(a);
+    }
+    return { addresses };
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
+    const spec = this.spec;
+    if (spec !== undefined) out['spec'] = spec;
+    const status = this.status;
+    if (status !== undefined) out['status'] = status;
+    return out;
+  }
+}
