@@ -6,7 +6,9 @@
 // an array of its own for its snapshots (0.8 MB more). Here the objects are one array in insertion
 // order, which the snapshots share (list(): copied before the next change, never changed once given
 // out), and the index is an Int32Array hash table of positions keyed by each object's own name (no key
-// string held): about 16-24 bytes an entry in all.
+// string held): about 16-24 bytes an entry in all. A delete leaves a hole in the array; list() (a
+// snapshot after the delete) and a store half holes make it dense again, moving the positions in the
+// table by a map from old to new ones (no name hashed again: a pod delete costs no table rebuild).
 //
 // Hashing: a per-process random seed, so that names chosen to collide (anyone who may create pods
 // chooses names) collide only by chance; a probe run found long all the same makes the table rebuild
@@ -79,7 +81,7 @@ export class NameStore<T> {
     }
     this.#items.push(value);
     this.#insert(name, this.#items.length);
-    if (this.#used * 2 > this.#slots.length) this.#rebuild(false);
+    if (this.#used * 2 > this.#slots.length) this.#rebuild();
   }
 
   /** Removes the value of `name`; returns it. */
@@ -92,8 +94,9 @@ export class NameStore<T> {
     this.#items[s - 1] = undefined;
     this.#holes++;
     this.#slots[at] = deleted;
-    // Half holes: the array is made dense again (positions change: the table is rebuilt).
-    if (this.#holes > 16 && this.#holes * 2 > this.#items.length) this.#rebuild(true);
+    // Half holes: the array is made dense again.
+    if (this.#holes > 16 && this.#holes * 2 > this.#items.length) this.#compact();
+    if (this.size * 5 < this.#slots.length && this.#slots.length > 8) this.#rebuild();
     return old;
   }
 
@@ -111,7 +114,7 @@ export class NameStore<T> {
    * next change (which copies first), so a snapshot holds no copy of its own. Never change it.
    */
   list(): readonly T[] {
-    if (this.#holes > 0) this.#rebuild(true);
+    if (this.#holes > 0) this.#compact();
     this.#shared = true;
     return this.#items as T[];
   }
@@ -160,39 +163,52 @@ export class NameStore<T> {
     if (steps > longProbe && this.#reseeds < maxReseeds) {
       this.#reseeds++;
       this.#seed = randomSeed();
-      this.#rebuild(false);
+      this.#rebuild();
     }
+  }
+
+  /** The array made dense (a new one: a list given out keeps its holes' neighbours as they were); the table's positions moved to match. */
+  #compact(): void {
+    const items = this.#items;
+    const dense: T[] = new Array<T>(this.size);
+    const moved = new Int32Array(items.length);
+    let n = 0;
+    for (let p = 0; p < items.length; p++) {
+      const v = items[p];
+      if (v === undefined) continue;
+      dense[n] = v;
+      moved[p] = ++n;
+    }
+    const slots = this.#slots;
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i] as number;
+      if (s > 0) slots[i] = moved[s - 1] as number;
+    }
+    this.#items = dense;
+    this.#holes = 0;
+    this.#shared = false;
   }
 
   /**
    * A new table for the live values (at least 8 slots, at most 40% full: at least a quarter of the
-   * values' count can be set or deleted before the next rebuild at half full); `compact`: the array
-   * made dense first.
+   * values' count can be set or deleted before the next rebuild at half full, or at a fifth when the
+   * store shrinks); the array made dense first.
    */
-  #rebuild(compact: boolean): void {
-    if (compact && this.#holes > 0) {
-      const dense: T[] = new Array<T>(this.size);
-      let n = 0;
-      for (const v of this.#items) if (v !== undefined) dense[n++] = v;
-      this.#items = dense;
-      this.#holes = 0;
-      this.#shared = false;
-    }
+  #rebuild(): void {
+    if (this.#holes > 0) this.#compact();
     this.rebuilds++;
     let cap = 8;
     while (cap * 2 < this.size * 5) cap *= 2;
     if (cap !== this.#slots.length) this.#reseeds = 0;
-    this.#slots = new Int32Array(cap);
-    this.#used = 0;
+    const slots = new Int32Array(cap);
     const items = this.#items;
     const mask = cap - 1;
     for (let p = 0; p < items.length; p++) {
-      const v = items[p];
-      if (v === undefined) continue;
-      let i = nameHash(this.#nameOf(v), this.#seed) & mask;
-      while (this.#slots[i] !== empty) i = (i + 1) & mask;
-      this.#slots[i] = p + 1;
-      this.#used++;
+      let i = nameHash(this.#nameOf(items[p] as T), this.#seed) & mask;
+      while (slots[i] !== empty) i = (i + 1) & mask;
+      slots[i] = p + 1;
     }
+    this.#slots = slots;
+    this.#used = items.length;
   }
 }

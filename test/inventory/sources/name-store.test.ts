@@ -123,3 +123,19 @@ test('deletes and sets alternating at any size rebuild the table rarely (amortis
     t.true(store.slotCount <= Math.max(8, size * 5), `${store.slotCount} slots at size ${size}`);
   }
 });
+
+test('a delete then a snapshot (list) moves positions without rebuilding the table; the lists before and after are right', (t) => {
+  const store = new NameStore<V>((v) => v.name);
+  for (let i = 0; i < 5000; i++) store.set({ name: `p${i}`, rev: 0 });
+  const before = store.list();
+  const rebuilds = store.rebuilds;
+  for (let k = 0; k < 50; k++) {
+    store.delete(`p${k * 97}`);
+    const now = store.list();
+    t.is(now.length, 5000 - k - 1);
+    t.false(now.includes(undefined as unknown as V), 'a list has no holes');
+  }
+  t.is(store.rebuilds, rebuilds, 'no table rebuild for deletes and snapshots');
+  t.is(before.length, 5000, 'the list given before the deletes is unchanged');
+  for (let i = 0; i < 5000; i++) t.is(store.get(`p${i}`)?.name, i % 97 === 0 && i / 97 < 50 ? undefined : `p${i}`);
+});
