@@ -183,6 +183,8 @@ export class StateBuilder {
       }
       built = buildInventory(input.load.objects, input.config, {
         nodeName: input.nodeName,
+        // The load, not its list: the index keeps no copy that the source makes only when read.
+        source: input.load,
         ...(input.nodeLabels === undefined ? {} : { nodeLabels: input.nodeLabels }),
         ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
       });

@@ -3,6 +3,8 @@
 // whole 100k-entry array (an object in V8's large-object space per event, which drives major GCs);
 // `with` copies the short array of chunks and the one chunk that changed. The plain array is made
 // only when someone reads Inventory.pods (a full model build, inventoryEvents), once per list.
+// A list made from an array (a full build) keeps only that array until its first update cuts it into
+// chunks: never both for every pod at once (100k pods: 0.8 MB less after a full build).
 
 import type { PodInfo } from './types.js';
 
@@ -28,12 +30,13 @@ export function isPodListArray(pods: readonly PodInfo[]): boolean {
 }
 
 export class PodList {
-  readonly #chunks: readonly (readonly PodInfo[])[];
+  /** Undefined until needed when the list was made from its array (PodList.of). */
+  #chunks: readonly (readonly PodInfo[])[] | undefined;
   readonly length: number;
   readonly #chunkSize: number;
   #array: readonly PodInfo[] | undefined;
 
-  private constructor(chunks: readonly (readonly PodInfo[])[], length: number, chunkSize: number, array?: readonly PodInfo[]) {
+  private constructor(chunks: readonly (readonly PodInfo[])[] | undefined, length: number, chunkSize: number, array?: readonly PodInfo[]) {
     this.#chunks = chunks;
     this.length = length;
     this.#chunkSize = chunkSize;
@@ -47,14 +50,28 @@ export class PodList {
    */
   static of(sorted: readonly PodInfo[], chunkSize = defaultChunkSize): PodList {
     if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`PodList: chunk size ${chunkSize}`);
-    const chunks: PodInfo[][] = [];
-    for (let i = 0; i < sorted.length; i += chunkSize) chunks.push(sorted.slice(i, i + chunkSize));
-    return new PodList(chunks, sorted.length, chunkSize, sorted);
+    return new PodList(undefined, sorted.length, chunkSize, sorted);
+  }
+
+  /** The chunks, cut from the array the first time they are needed. */
+  #chunked(): readonly (readonly PodInfo[])[] {
+    if (this.#chunks === undefined) {
+      const sorted = this.#array as readonly PodInfo[];
+      const chunks: PodInfo[][] = [];
+      for (let i = 0; i < sorted.length; i += this.#chunkSize) chunks.push(sorted.slice(i, i + this.#chunkSize));
+      this.#chunks = chunks;
+    }
+    return this.#chunks;
   }
 
   /** How many chunks hold the pods (tests). */
   get chunkCount(): number {
-    return this.#chunks.length;
+    return this.#chunked().length;
+  }
+
+  /** Whether the chunks are made yet (tests: a full build's list holds its array alone). */
+  get chunked(): boolean {
+    return this.#chunks !== undefined;
   }
 
   /** The pods as one sorted array (made once per list; never modify it). */
@@ -62,7 +79,7 @@ export class PodList {
     if (this.#array === undefined) {
       const out: PodInfo[] = new Array<PodInfo>(this.length);
       let n = 0;
-      for (const c of this.#chunks) for (const p of c) out[n++] = p;
+      for (const c of this.#chunked()) for (const p of c) out[n++] = p;
       this.#array = out;
       sortedArrays.add(out);
     }
@@ -75,7 +92,7 @@ export class PodList {
    */
   with(changes: ReadonlyMap<string, PodInfo | undefined>): PodList {
     if (changes.size === 0) return this;
-    const chunks = [...this.#chunks] as PodInfo[][];
+    const chunks = [...this.#chunked()] as PodInfo[][];
     // Chunks copied for this update: changed in place from then on.
     const owned = new Set<PodInfo[]>();
     let length = this.length;

@@ -101,3 +101,17 @@ test('isPodListArray: true for the array a list was made of and for toArray(), f
   t.deepEqual(arr.map((p) => p.name), ['a', 'c']);
   t.false(isPodListArray([...arr].reverse()));
 });
+
+test('a list made from its array holds only the array until its first update cuts the chunks; both lists then give their pods', (t) => {
+  const p = (name: string): PodInfo => ({ namespace: 'ns', name, labels: {}, addresses: ['192.0.2.1'] });
+  const sorted = ['a', 'b', 'c', 'd', 'e'].map(p);
+  const list = PodList.of(sorted, 2);
+  t.false(list.chunked, 'no chunks after PodList.of');
+  t.is(list.toArray(), sorted, 'the array itself, not a copy');
+  t.false(list.chunked, 'reading the array cuts no chunks');
+  const next = list.with(new Map([['ns/c', undefined], ['ns/f', p('f')]]));
+  t.true(list.chunked, 'the first update cuts the chunks');
+  t.deepEqual(next.toArray().map((x) => x.name), ['a', 'b', 'd', 'e', 'f']);
+  t.deepEqual(list.toArray().map((x) => x.name), ['a', 'b', 'c', 'd', 'e']);
+  t.is(list.chunkCount, 3);
+});

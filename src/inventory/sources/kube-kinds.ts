@@ -9,7 +9,7 @@
 
 import { stageAnnotation } from '../../api/stage-annotation.js';
 import type { KubeObject } from '../../api/types.js';
-import { EndpointRecord, endpointShape, PodRecord, podShape } from './pod-record.js';
+import { EndpointRecord, endpointShape, NodeRecord, nodeShape, PodRecord, podShape } from './pod-record.js';
 
 export type KindId = 'ccnp' | 'node' | 'namespace' | 'apiserver-endpointslice' | 'ciliumnode' | 'ciliumendpoint' | 'pod';
 
@@ -187,7 +187,11 @@ function base(spec: KindSpec, o: Json, keepAnnotations = false): Json {
   return { apiVersion: spec.apiVersion, kind: spec.kind, metadata, pos: posFor(spec, metadata) };
 }
 
-function stripNode(spec: KindSpec, o: Json): Json {
+/**
+ * The slim Node object: metadata (with Cilium's annotations), spec.{podCIDR,podCIDRs}, status.addresses.
+ * The reference NodeRecord is tested against (its toJSON() is this object).
+ */
+export function slimNode(spec: KindSpec, o: Json): Json {
   const out = base(spec, o, true);
   const s = pick(obj(o['spec']), ['podCIDR', 'podCIDRs']);
   if (s !== undefined) out['spec'] = s;
@@ -196,6 +200,43 @@ function stripNode(spec: KindSpec, o: Json): Json {
     : undefined;
   if (addresses !== undefined) out['status'] = { addresses };
   return out;
+}
+
+/** The NodeRecord of a raw Node: exactly what slimNode keeps, in one flat object. */
+export function nodeRecordOf(o: Json): NodeRecord {
+  const s = obj(o['spec']);
+  let shape = 0;
+  const podCIDR = s?.['podCIDR'] ?? undefined;
+  const podCIDRs = s?.['podCIDRs'] ?? undefined;
+  if (podCIDR !== undefined || podCIDRs !== undefined) shape |= nodeShape.spec;
+  const list = obj(o['status'])?.['addresses'];
+  let addresses: (string | undefined)[] | undefined;
+  if (Array.isArray(list)) {
+    shape |= nodeShape.status;
+    addresses = new Array<string | undefined>(list.length * 2);
+    for (let i = 0; i < list.length; i++) {
+      const a = obj(list[i]);
+      // The type is one of a few words: one string for every node.
+      addresses[2 * i] = istr(a?.['type']);
+      addresses[2 * i + 1] = str(a?.['address']);
+    }
+  }
+  const md = slimMetadata(o['metadata'], true);
+  return new NodeRecord({
+    name: md.name,
+    namespace: md.namespace,
+    labels: md.labels,
+    resourceVersion: md['resourceVersion'] as string | undefined,
+    annotations: md['annotations'] as Readonly<Record<string, string>> | undefined,
+    podCIDR,
+    podCIDRs,
+    addresses,
+    shape,
+  });
+}
+
+function stripNode(_spec: KindSpec, o: Json): NodeRecord {
+  return nodeRecordOf(o);
 }
 
 function stripEndpointSlice(spec: KindSpec, o: Json): Json {
@@ -446,7 +487,7 @@ function stripNamespace(spec: KindSpec, o: Json): Json {
   return base(spec, o);
 }
 
-const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord | EndpointRecord>> = {
+const strippers: Readonly<Record<KindId, (spec: KindSpec, o: Json) => Json | PodRecord | EndpointRecord | NodeRecord>> = {
   ccnp: stripPolicy,
   node: stripNode,
   namespace: stripNamespace,

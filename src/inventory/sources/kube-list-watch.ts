@@ -12,10 +12,12 @@
 //   forgotten); done(410): relist; done(other error): the error callbacks, and
 //   nothing more until start() is called again (the source's backoff).
 //
-// The store is a Map of namespaces, each a Map of names (insertion order), so that
-// the source can keep one array per namespace for its snapshots.
+// The store is a Map of namespaces, each a NameStore of names (insertion order,
+// name-store.ts: what a Map of names did, in less memory), so that the source can
+// take one array per namespace for its snapshots (NameStore.list()).
 
 import type { KubeObject } from '../../api/types.js';
+import { NameStore } from './name-store.js';
 import { objectName, objectNamespace, objectResourceVersion } from './pod-record.js';
 
 export type WatchHandler = (phase: string, obj: unknown) => void;
@@ -40,7 +42,7 @@ const rvOf = objectResourceVersion;
 
 export class KindListWatch {
   /** namespace ('' for cluster-scoped) -> name -> slim object. */
-  objects = new Map<string, Map<string, KubeObject>>();
+  objects = new Map<string, NameStore<KubeObject>>();
   private resourceVersion = '';
   private stopped = false;
   private request: AbortController | undefined;
@@ -134,9 +136,10 @@ export class KindListWatch {
     }
     for (const [ns, objs] of this.objects) {
       const names = fresh.get(ns);
-      for (const [name, o] of objs) {
-        if (names?.has(name) === true) continue;
-        objs.delete(name);
+      // Found first, then deleted: a store is not changed while it is iterated.
+      const gone = [...objs.values()].filter((o) => names?.has(objectName(o)) !== true);
+      for (const o of gone) {
+        objs.delete(objectName(o));
         this.emit('delete', o);
       }
       if (objs.size === 0) this.objects.delete(ns);
@@ -147,14 +150,14 @@ export class KindListWatch {
   private addOrUpdate(o: KubeObject): void {
     const ns = objectNamespace(o) ?? '';
     let objs = this.objects.get(ns);
-    if (objs === undefined) this.objects.set(ns, (objs = new Map()));
+    if (objs === undefined) this.objects.set(ns, (objs = new NameStore(objectName)));
     const name = objectName(o);
     const found = objs.get(name);
     if (found === undefined) {
-      objs.set(name, o);
+      objs.set(o);
       this.emit('add', o);
     } else if (rvOf(found) === '' || rvOf(found) !== rvOf(o)) {
-      objs.set(name, o);
+      objs.set(o);
       this.emit('update', o);
     }
   }
@@ -173,7 +176,7 @@ export class KindListWatch {
         const o = obj as KubeObject;
         const ns = objectNamespace(o) ?? '';
         const objs = this.objects.get(ns);
-        if (objs?.delete(objectName(o)) === true) {
+        if (objs?.delete(objectName(o)) !== undefined) {
           if (objs.size === 0) this.objects.delete(ns);
           this.emit('delete', o);
         }

@@ -1,8 +1,9 @@
 // A Pod as the Kubernetes source keeps it: one flat object of a handful of fields instead of the
 // nested slim API object (issue 9, memory). At 100k pods the slim objects were about 540 bytes and
 // 9 heap objects each ({apiVersion, kind, metadata, pos: {file}, spec, status: {podIPs: [{ip}]}}
-// plus a 45-byte pos.file string); a record is one object of 9 fields (~96 bytes) and the array
-// of its addresses, which the inventory's PodInfo shares.
+// plus a 45-byte pos.file string); a record is one object of 6 fields (72 bytes; namespace, service
+// account, phase and shape in a group shared with alike records) and the array of its addresses,
+// which the inventory's PodInfo shares.
 //
 // It still reads as a KubeObject: apiVersion, kind, metadata, spec, status and pos are getters on
 // the prototype that build today's slim shape when read (messages, the cache, tests), and toJSON()
@@ -51,25 +52,82 @@ export interface PodRecordFields {
 const smallDecimal = /^[1-9][0-9]{0,8}$/;
 
 /**
+ * What many records hold alike (issue 9, memory): the namespace and, for pods, service account, phase
+ * and shape. One frozen object per distinct combination, shared by the records that have it (at 100k
+ * pods a handful of groups; 24 bytes less per pod record than three fields of its own). The label map
+ * stays in the record: a StatefulSet's pods each have their own, and it is shared already where alike.
+ */
+export interface RecordGroup {
+  readonly namespace: string | undefined;
+  readonly serviceAccountName: string | undefined;
+  readonly phase: string | undefined;
+  readonly shape: number;
+}
+
+/**
+ * How many groups the cache holds before it starts over (a cluster with a service account per pod: the
+ * cache stays bounded; records keep their groups, only sharing with new records is lost).
+ */
+const groupCacheLimit = 10_000;
+
+// phase -> shape -> namespace -> service account -> group: the one key of many values (the service
+// account) innermost, so that a pod with a service account of its own adds one entry, not three maps.
+type GroupCache = Map<string | undefined, Map<number, Map<string | undefined, Map<string | undefined, RecordGroup>>>>;
+let groupCache: GroupCache = new Map();
+let groupCount = 0;
+
+/** The shared group of these values (a new one when the cache has none). */
+export function recordGroup(namespace: string | undefined, serviceAccountName: string | undefined, phase: string | undefined, shape: number): RecordGroup {
+  let byShape = groupCache.get(phase);
+  if (byShape === undefined) groupCache.set(phase, (byShape = new Map()));
+  let byNamespace = byShape.get(shape);
+  if (byNamespace === undefined) byShape.set(shape, (byNamespace = new Map()));
+  let bySa = byNamespace.get(namespace);
+  if (bySa === undefined) byNamespace.set(namespace, (bySa = new Map()));
+  let g = bySa.get(serviceAccountName);
+  if (g === undefined) {
+    g = Object.freeze({ namespace, serviceAccountName, phase, shape });
+    if (groupCount >= groupCacheLimit) {
+      groupCache = new Map();
+      groupCount = 0;
+      return g;
+    }
+    bySa.set(serviceAccountName, g);
+    groupCount++;
+  }
+  return g;
+}
+
+/** How many groups the cache holds now (tests: it stays bounded). */
+export function recordGroupCacheSize(): number {
+  return groupCount;
+}
+
+/**
  * What every compact record of the Kubernetes source holds of its metadata (name, namespace, the
  * shared label map, resourceVersion), and builds the slim metadata and pos from when asked.
  */
 export abstract class KubeRecord implements KubeObject {
   readonly [k: string]: unknown;
   readonly name: string;
-  readonly namespace: string | undefined;
+  /** Namespace and the kind's other low-variety fields, shared between records (recordGroup). */
+  protected readonly group: RecordGroup;
   readonly labels: Readonly<Record<string, string>> | undefined;
   /** metadata.resourceVersion: a small number when it is one's decimal text (no string per object), else the text. */
   readonly #rv: string | number | undefined;
 
-  constructor(f: { readonly name: string; readonly namespace: string | undefined; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined }) {
+  constructor(f: { readonly name: string; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined }, group: RecordGroup) {
     // Every field assigned in the same order: one hidden class per kind, fields in the object itself.
     this.name = f.name;
-    this.namespace = f.namespace;
+    this.group = group;
     this.labels = f.labels;
     const rv = f.resourceVersion;
     // At most 9 digits, no leading zero: a small integer whose String() is this text again.
     this.#rv = rv !== undefined && smallDecimal.test(rv) ? Number(rv) : rv;
+  }
+
+  get namespace(): string | undefined {
+    return this.group.namespace;
   }
 
   get resourceVersion(): string | undefined {
@@ -101,18 +159,25 @@ export abstract class KubeRecord implements KubeObject {
 
 export class PodRecord extends KubeRecord {
   readonly nodeName: string | undefined;
-  readonly serviceAccountName: string | undefined;
   readonly ips: readonly string[];
-  readonly phase: string | undefined;
-  readonly shape: number;
 
   constructor(f: PodRecordFields) {
-    super(f);
+    super(f, recordGroup(f.namespace, f.serviceAccountName, f.phase, f.shape));
     this.nodeName = f.nodeName;
-    this.serviceAccountName = f.serviceAccountName;
     this.ips = f.ips.length === 0 ? noAddresses : f.ips;
-    this.phase = f.phase;
-    this.shape = f.shape;
+  }
+
+  get serviceAccountName(): string | undefined {
+    return this.group.serviceAccountName;
+  }
+
+  get phase(): string | undefined {
+    return this.group.phase;
+  }
+
+  /** podShape bits. */
+  get shape(): number {
+    return this.group.shape;
   }
 
   get apiVersion(): string {
@@ -262,15 +327,18 @@ export class EndpointRecord extends KubeRecord {
   readonly identityLabels: readonly string[] | undefined;
   readonly node: string | undefined;
   readonly addressing: readonly (string | undefined)[] | undefined;
-  readonly shape: number;
 
   constructor(f: EndpointRecordFields) {
-    super(f);
+    super(f, recordGroup(f.namespace, undefined, undefined, f.shape));
     this.identityId = f.identityId;
     this.identityLabels = f.identityLabels;
     this.node = f.node;
     this.addressing = f.addressing;
-    this.shape = f.shape;
+  }
+
+  /** endpointShape bits. */
+  get shape(): number {
+    return this.group.shape;
   }
 
   get apiVersion(): string {
@@ -337,4 +405,104 @@ export function sameEndpointContent(a: EndpointRecord, b: EndpointRecord): boole
   // As JSON compares them (an id is a number or null).
   if (a.identityId !== b.identityId && JSON.stringify(a.identityId) !== JSON.stringify(b.identityId)) return false;
   return sameList(a.identityLabels, b.identityLabels) && sameList(a.addressing, b.addressing) && sameLabels(a.labels, b.labels);
+}
+
+/** Bits of NodeRecord's shape: which of the optional slim fields are present. */
+export const nodeShape = {
+  /** `spec` present (podCIDR or podCIDRs set). */
+  spec: 1,
+  /** `status` present: status.addresses was a list. */
+  status: 2,
+} as const;
+
+/** Fields of a NodeRecord, as kube-kinds.ts nodeRecordOf reads them from the API object. */
+export interface NodeRecordFields {
+  readonly name: string;
+  readonly namespace: string | undefined;
+  readonly labels: Readonly<Record<string, string>> | undefined;
+  readonly resourceVersion: string | undefined;
+  /** The kept annotations (Cilium's), when there are any. */
+  readonly annotations: Readonly<Record<string, string>> | undefined;
+  /** spec.podCIDR and spec.podCIDRs as the API gave them (any value but null; undefined when absent). */
+  readonly podCIDR: unknown;
+  readonly podCIDRs: unknown;
+  /** status.addresses as pairs: [type, address, type, address, ...] (undefined where not a string). */
+  readonly addresses: readonly (string | undefined)[] | undefined;
+  readonly shape: number;
+}
+
+/**
+ * A Node as one flat object (issue 9, memory): the same idea and contract as PodRecord. The slim Node
+ * was some 520 bytes in 10 heap objects (metadata, pos and its file string, spec, status, the address
+ * list and an object per address); a record is one object of 8 fields and its address pairs. Every Node
+ * becomes one (kube-kinds.ts nodeRecordOf): what the slim object keeps of spec is kept as given.
+ */
+export class NodeRecord extends KubeRecord {
+  readonly annotations: Readonly<Record<string, string>> | undefined;
+  readonly podCIDR: unknown;
+  readonly podCIDRs: unknown;
+  readonly addresses: readonly (string | undefined)[] | undefined;
+
+  constructor(f: NodeRecordFields) {
+    super(f, recordGroup(f.namespace, undefined, undefined, f.shape));
+    this.annotations = f.annotations;
+    this.podCIDR = f.podCIDR;
+    this.podCIDRs = f.podCIDRs;
+    this.addresses = f.addresses;
+  }
+
+  get apiVersion(): string {
+    return 'v1';
+  }
+
+  get kind(): string {
+    return 'Node';
+  }
+
+  protected get posName(): string {
+    return 'node';
+  }
+
+  /** nodeShape bits. */
+  get shape(): number {
+    return this.group.shape;
+  }
+
+  override get metadata(): KubeObject['metadata'] {
+    const m = super.metadata as { annotations?: Readonly<Record<string, string>> };
+    if (this.annotations !== undefined) m.annotations = this.annotations;
+    return m as KubeObject['metadata'];
+  }
+
+  get spec(): Record<string, unknown> | undefined {
+    if ((this.shape & nodeShape.spec) === 0) return undefined;
+    const s: Record<string, unknown> = {};
+    if (this.podCIDR !== undefined) s['podCIDR'] = this.podCIDR;
+    if (this.podCIDRs !== undefined) s['podCIDRs'] = this.podCIDRs;
+    return s;
+  }
+
+  get status(): Record<string, unknown> | undefined {
+    if ((this.shape & nodeShape.status) === 0) return undefined;
+    const pairs = this.addresses ?? [];
+    const addresses: Record<string, string>[] = [];
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const a: Record<string, string> = {};
+      const type = pairs[i];
+      const address = pairs[i + 1];
+      if (type !== undefined) a['type'] = type;
+      if (address !== undefined) a['address'] = address;
+      addresses.push(a);
+    }
+    return { addresses };
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
+    const spec = this.spec;
+    if (spec !== undefined) out['spec'] = spec;
+    const status = this.status;
+    if (status !== undefined) out['status'] = status;
+    return out;
+  }
 }

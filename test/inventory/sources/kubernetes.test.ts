@@ -473,7 +473,8 @@ test('the last good state is cached on disk and enforced from there while the AP
   t.is(h.snaps.length, 1, 'the cache is handed out during start()');
   const s = last(h);
   t.is(s.origin, 'cache');
-  t.deepEqual(s.objects, live.objects);
+  // The same objects as JSON: the live Nodes are NodeRecords, the cache holds their slim JSON.
+  t.deepEqual(JSON.parse(JSON.stringify(s.objects)), JSON.parse(JSON.stringify(live.objects)));
   t.is(s.policies[0]?.name, 'ssh');
   t.is(s.policies[0]?.hash, live.policies[0]?.hash);
   t.true(second.status().stale);
@@ -841,4 +842,30 @@ test('a big cache write that fails (disk full, a directory in its way) is retrie
   await new Promise((r) => setTimeout(r, 3000));
   t.is(failures, 1);
   t.false(existsSync(cachePath(h.dir)));
+});
+
+test("a snapshot's list of every object is made when read and kept only while a reader holds it; read again, the same objects in the same order", async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const h = await harness(t);
+  await h.start();
+  await waitFor('first snapshot', () => h.snaps.length > 0);
+  const s = last(h);
+  let list: KubeObject[] | undefined = s.objects;
+  t.is(s.objects, list, 'while held: the same array');
+  const objects = [...list];
+  t.true(objects.length > 3, `${objects.length} objects`);
+  const ref = new WeakRef(list);
+  list = undefined;
+  // A weak reference keeps its target until the current job ends; then a full collection.
+  for (let i = 0; i < 20 && ref.deref() !== undefined; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  t.is(ref.deref(), undefined, 'the snapshot does not keep the joined list');
+  const again = s.objects;
+  t.is(again.length, objects.length);
+  t.true(again.every((o, i) => o === objects[i]), 'the same objects in the same order');
 });

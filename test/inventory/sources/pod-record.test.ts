@@ -13,7 +13,7 @@ import { parseConfig } from '../../../src/inventory/config.js';
 import { kindSpecs, slimPod, stripObject } from '../../../src/inventory/sources/kube-kinds.js';
 import { cachePath, readCache, writeCache } from '../../../src/inventory/sources/cache.js';
 import { sameContent } from '../../../src/inventory/sources/kubernetes.js';
-import { objectName, objectNamespace, objectResourceVersion, PodRecord } from '../../../src/inventory/sources/pod-record.js';
+import { EndpointRecord, objectName, objectNamespace, objectResourceVersion, PodRecord, podShape, recordGroupCacheSize } from '../../../src/inventory/sources/pod-record.js';
 
 type Json = Record<string, unknown>;
 
@@ -414,4 +414,73 @@ test('k8s-cache.json written from records is byte for byte the file written from
   }
   t.true(records > 50, `${records} records`);
   return undefined;
+});
+
+// Records share their namespace, service account, phase and shape through one group object per distinct
+// combination (memory): each record must still read its own values, alike records share the object and
+// records that differ in any of the four never do.
+const groupOf = (r: PodRecord | EndpointRecord): object => (r as unknown as { group: object }).group;
+
+const recordFieldsArb = fc.record({
+  name: fc.constantFrom('p1', 'p2'),
+  namespace: fc.option(fc.constantFrom('ns1', 'ns2', ''), { nil: undefined }),
+  labels: fc.option(fc.constant({ app: 'web' }), { nil: undefined }),
+  resourceVersion: fc.option(fc.constantFrom('1', '042'), { nil: undefined }),
+  nodeName: fc.option(fc.constantFrom('node-a'), { nil: undefined }),
+  serviceAccountName: fc.option(fc.constantFrom('default', 'robot', ''), { nil: undefined }),
+  ips: fc.constantFrom([], ['192.0.2.1']),
+  phase: fc.option(fc.constantFrom('Running', 'Pending', 'odd phase'), { nil: undefined }),
+  shape: fc.constantFrom(0, podShape.spec, podShape.spec | podShape.status | podShape.podIPs, podShape.status | podShape.podIP),
+});
+
+test('property: a pod record reads back every field it was made of; alike records share their group, others never', (t) => {
+  fc.assert(
+    fc.property(recordFieldsArb, recordFieldsArb, (fa, fb) => {
+      const a = new PodRecord(fa);
+      const b = new PodRecord(fb);
+      for (const [r, f] of [[a, fa], [b, fb]] as const) {
+        t.is(r.namespace, f.namespace);
+        t.is(r.serviceAccountName, f.serviceAccountName);
+        t.is(r.phase, f.phase);
+        t.is(r.shape, f.shape);
+        t.is(r.name, f.name);
+        t.is(r.labels, f.labels);
+        t.is(r.resourceVersion, f.resourceVersion);
+      }
+      const alike = fa.namespace === fb.namespace && fa.serviceAccountName === fb.serviceAccountName && fa.phase === fb.phase && fa.shape === fb.shape;
+      if (!alike) t.not(groupOf(a), groupOf(b));
+      // Few combinations here: the cache never starts over in this test, so alike records share.
+      else t.is(groupOf(a), groupOf(b));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('an endpoint record reads its namespace and shape through the group; pods and endpoints of one namespace do not mix shapes', (t) => {
+  const e = new EndpointRecord({ name: 'e', namespace: 'ns1', labels: undefined, resourceVersion: '5', identityId: 7, identityLabels: undefined, node: undefined, addressing: undefined, shape: 3 });
+  t.is(e.namespace, 'ns1');
+  t.is(e.shape, 3);
+  const p = new PodRecord({ name: 'e', namespace: 'ns1', labels: undefined, resourceVersion: '5', nodeName: undefined, serviceAccountName: undefined, ips: [], phase: undefined, shape: 3 });
+  t.is(groupOf(p), groupOf(e), 'the same four values: one group, whatever the kind');
+  const q = new PodRecord({ name: 'e', namespace: 'ns1', labels: undefined, resourceVersion: '5', nodeName: undefined, serviceAccountName: undefined, ips: [], phase: undefined, shape: 1 });
+  t.not(groupOf(q), groupOf(e));
+  t.true(Object.isFrozen(groupOf(p)), 'a shared group cannot be changed through one record');
+});
+
+test('the group cache stays bounded when every pod has a service account of its own; each record keeps its values', (t) => {
+  const records: PodRecord[] = [];
+  for (let i = 0; i < 25_000; i++) {
+    records.push(new PodRecord({ name: `p${i}`, namespace: 'ns', labels: undefined, resourceVersion: String(i + 1), nodeName: 'n', serviceAccountName: `sa-${i}`, ips: ['192.0.2.1'], phase: 'Running', shape: podShape.spec | podShape.status | podShape.podIPs }));
+  }
+  t.true(recordGroupCacheSize() <= 10_000, `${recordGroupCacheSize()} groups cached`);
+  for (let i = 0; i < records.length; i += 997) {
+    const r = records[i] as PodRecord;
+    t.is(r.serviceAccountName, `sa-${i}`);
+    t.is(r.namespace, 'ns');
+    t.is(r.phase, 'Running');
+    t.is(JSON.stringify(r.toJSON()), JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'ns', resourceVersion: String(i + 1) }, pos: { file: `k8s:pod/ns/p${i}`, line: 1, col: 1 }, spec: { nodeName: 'n', serviceAccountName: `sa-${i}` }, status: { podIPs: [{ ip: '192.0.2.1' }], phase: 'Running' } }));
+  }
+  // After the cache started over, alike records share again.
+  const f = { name: 'x', namespace: 'ns', labels: undefined, resourceVersion: '1', nodeName: 'n', serviceAccountName: 'late', ips: [], phase: 'Running', shape: 0 };
+  t.is(groupOf(new PodRecord(f)), groupOf(new PodRecord({ ...f, name: 'y' })));
 });
