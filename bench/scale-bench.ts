@@ -51,6 +51,7 @@ import { ApiServerChild, createNetns, percentile, writeKubeconfig, type ApiObjec
 import { benchFlows } from './model-bench.js';
 import { controlPlane } from './nft-bench.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
+import { rssSplitLine } from './rss-split.js';
 
 type Line = Record<string, unknown> & { msg: string; time: number };
 interface Seen {
@@ -293,6 +294,12 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     out['settledHeapTotalMB'] = settled.heapTotal / 1e6;
     out['settledRssMB'] = settled.rss / 1e6;
     out['peakRssMB'] = await vmHwmMB();
+    // NODEWALL_BENCH_SMAPS=1: the settled RSS split by mapping class (bench/rss-split.ts).
+    if (process.env['NODEWALL_BENCH_SMAPS'] !== undefined) {
+      const split = await rssSplitLine();
+      progress(size, split.line);
+      for (const [k, v] of Object.entries(split.mb)) out[`smaps.${k}MB`] = v;
+    }
     if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) {
       const spaces = getHeapSpaceStatistics().map((x) => `${x.space_name}=${Math.round(x.space_size / 1e6)}/${Math.round(x.space_used_size / 1e6)}`).join(' ');
       progress(size, `memory settled: ${JSON.stringify(settled)} ${await rssByMapping()}; V8 spaces (committed/used MB): ${spaces}`);
@@ -523,6 +530,10 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['RSS after first model (0.5 s after enforced)', (r) => `${fmt(r['rssMB'])} MB`],
     ['RSS settled (4 s later, first cache written) / V8 heap committed', (r) => `${fmt(r['settledRssMB'])} / ${fmt(r['settledHeapTotalMB'])} MB`],
     ['peak RSS of the process (VmHWM, start included)', (r) => `${fmt(r['peakRssMB'])} MB`],
+    ...(results.some((r) => r['smaps.totalMB'] !== undefined)
+      ? [['  settled RSS split: node binary / other files / malloc (main + threads) / stacks / other anon (V8 resident)', (r: SizeResult) =>
+          `${fmt((r['smaps.nodeTextMB'] ?? NaN) + (r['smaps.nodeDataMB'] ?? NaN))} / ${fmt(r['smaps.filesMB'])} / ${fmt(r['smaps.mallocMainMB'])} + ${fmt(r['smaps.mallocThreadArenasMB'])} / ${fmt((r['smaps.mainStackMB'] ?? NaN) + (r['smaps.threadStacksMB'] ?? NaN))} / ${fmt(r['smaps.anonOtherMB'])} (${fmt(r['smaps.v8ResidentMB'])}) MB`] as [string, (r: SizeResult) => string]]
+      : []),
     ['ruleset: rules / set elements', (r) => `${fmt(r['rules'])} / ${fmt(r['elements'])}`],
     ["agent's first apply (nft -c step)", (r) => `${fmt(r['firstApplyMs'])} ms (${fmt(r['firstApplyCheckMs'])} ms)`],
     ['full apply / bare nft -f (ratio)', (r) => `${fmt(r['applyFullMs'])} / ${fmt(r['bareNftFMs'])} ms (${fmt(r['applyOverBareRatio'], 2)}x)`],
