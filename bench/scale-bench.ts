@@ -52,6 +52,7 @@ import { benchFlows } from './model-bench.js';
 import { controlPlane } from './nft-bench.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
 import { rssSplitLine } from './rss-split.js';
+import { agentEnv, agentNodeFlags } from '../src/bin/runtime-settings.js';
 
 type Line = Record<string, unknown> & { msg: string; time: number };
 interface Seen {
@@ -495,9 +496,13 @@ async function measureInChild(size: SyntheticSize, events: number): Promise<Size
 
 function measureInNetns(size: SyntheticSize, events: number, netns: string): Promise<SizeResult> {
   return new Promise((resolveResult, reject) => {
-    const nodeFlags = ['--expose-gc', ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
+    // The agent runs with the shipped runtime settings (src/bin/runtime-settings.ts: the systemd unit's and
+    // the DaemonSet's); NODEWALL_BENCH_RUNTIME=none measures without them, NODEWALL_BENCH_NODE_FLAGS adds flags.
+    const shipped = process.env['NODEWALL_BENCH_RUNTIME'] !== 'none';
+    const nodeFlags = ['--expose-gc', ...(shipped ? agentNodeFlags : []), ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
     const args = ['netns', 'exec', netns, process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--measure', JSON.stringify({ size, events, netns })];
-    const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const env = shipped ? { ...process.env, ...agentEnv } : process.env;
+    const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     let result: SizeResult | undefined;
     let error: string | undefined;
     proc.on('message', (m: { result?: SizeResult; error?: string }) => {
