@@ -92,3 +92,51 @@ test('every flag is one node allows in NODE_OPTIONS (node refuses to start other
   const refused = await run(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: '--single-threaded-gc' }, timeout: 60_000 }).then(() => '', (err: { stderr?: string }) => err.stderr ?? '');
   t.regex(refused, /not allowed in NODE_OPTIONS/);
 });
+
+/**
+ * The malloc arenas of threads other than the main one in a child that runs eight pbkdf2 jobs on
+ * libuv's pool (each pool thread mallocs): glibc maps each such arena as a 64 MiB-aligned run of
+ * 64 MiB (its unused part PROT_NONE).
+ */
+async function threadArenas(env: NodeJS.ProcessEnv): Promise<number> {
+  const script = [
+    "const crypto = require('node:crypto');",
+    "const fs = require('node:fs');",
+    'let left = 8;',
+    "for (let i = 0; i < 8; i++) crypto.pbkdf2('secret', 'salt' + i, 50000, 64, 'sha512', () => { if (--left === 0) report(); });",
+    'function report() {',
+    '  const maps = [];',
+    "  for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {",
+    '    const m = /^([0-9a-f]+)-([0-9a-f]+) (\\S+) \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);',
+    "    if (m) maps.push({ s: BigInt('0x' + m[1]), e: BigInt('0x' + m[2]), p: m[3], path: m[4] });",
+    '  }',
+    '  const A = 64n << 20n;',
+    '  let n = 0;',
+    '  for (let i = 0; i < maps.length; i++) {',
+    '    const m = maps[i];',
+    "    if (m.path !== '' || !m.p.startsWith('rw') || m.s % A !== 0n) continue;",
+    '    const nx = maps[i + 1];',
+    "    const end = nx && nx.s === m.e && nx.path === '' && nx.p.startsWith('---') ? nx.e : m.e;",
+    '    if (end - m.s === A) n++;',
+    '  }',
+    '  process.stdout.write(String(n));',
+    '}',
+  ].join('\n');
+  const r = await run(process.execPath, ['-e', script], { env, timeout: 120_000 });
+  return Number(r.stdout);
+}
+
+test('MALLOC_ARENA_MAX bounds the malloc arenas of the agent process (glibc)', async (t) => {
+  const max = Number(agentEnv['MALLOC_ARENA_MAX']);
+  if (!Number.isInteger(max) || max < 1) {
+    t.pass('no arena bound shipped');
+    return;
+  }
+  const base: NodeJS.ProcessEnv = { ...process.env, UV_THREADPOOL_SIZE: '4' };
+  for (const k of Object.keys(base)) if (k.startsWith('MALLOC_')) delete base[k];
+  const shipped = await threadArenas({ ...base, ...agentEnv });
+  t.true(shipped <= max - 1, `${shipped} thread arenas with ${JSON.stringify(agentEnv)}`);
+  // Control: without the bound the pool threads get arenas of their own.
+  const unbounded = await threadArenas(base);
+  t.true(unbounded > max - 1, `${unbounded} thread arenas without the bound`);
+});
