@@ -51,6 +51,8 @@ import { ApiServerChild, createNetns, percentile, writeKubeconfig, type ApiObjec
 import { benchFlows } from './model-bench.js';
 import { controlPlane } from './nft-bench.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
+import { rssSplitLine } from './rss-split.js';
+import { agentEnv, agentNodeFlags } from '../src/bin/runtime-settings.js';
 
 type Line = Record<string, unknown> & { msg: string; time: number };
 interface Seen {
@@ -293,6 +295,12 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     out['settledHeapTotalMB'] = settled.heapTotal / 1e6;
     out['settledRssMB'] = settled.rss / 1e6;
     out['peakRssMB'] = await vmHwmMB();
+    // NODEWALL_BENCH_SMAPS=1: the settled RSS split by mapping class (bench/rss-split.ts).
+    if (process.env['NODEWALL_BENCH_SMAPS'] !== undefined) {
+      const split = await rssSplitLine();
+      progress(size, split.line);
+      for (const [k, v] of Object.entries(split.mb)) out[`smaps.${k}MB`] = v;
+    }
     if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) {
       const spaces = getHeapSpaceStatistics().map((x) => `${x.space_name}=${Math.round(x.space_size / 1e6)}/${Math.round(x.space_used_size / 1e6)}`).join(' ');
       progress(size, `memory settled: ${JSON.stringify(settled)} ${await rssByMapping()}; V8 spaces (committed/used MB): ${spaces}`);
@@ -488,9 +496,13 @@ async function measureInChild(size: SyntheticSize, events: number): Promise<Size
 
 function measureInNetns(size: SyntheticSize, events: number, netns: string): Promise<SizeResult> {
   return new Promise((resolveResult, reject) => {
-    const nodeFlags = ['--expose-gc', ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
+    // The agent runs with the shipped runtime settings (src/bin/runtime-settings.ts: the systemd unit's and
+    // the DaemonSet's); NODEWALL_BENCH_RUNTIME=none measures without them, NODEWALL_BENCH_NODE_FLAGS adds flags.
+    const shipped = process.env['NODEWALL_BENCH_RUNTIME'] !== 'none';
+    const nodeFlags = ['--expose-gc', ...(shipped ? agentNodeFlags : []), ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
     const args = ['netns', 'exec', netns, process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--measure', JSON.stringify({ size, events, netns })];
-    const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const env = shipped ? { ...process.env, ...agentEnv } : process.env;
+    const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     let result: SizeResult | undefined;
     let error: string | undefined;
     proc.on('message', (m: { result?: SizeResult; error?: string }) => {
@@ -523,6 +535,10 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['RSS after first model (0.5 s after enforced)', (r) => `${fmt(r['rssMB'])} MB`],
     ['RSS settled (4 s later, first cache written) / V8 heap committed', (r) => `${fmt(r['settledRssMB'])} / ${fmt(r['settledHeapTotalMB'])} MB`],
     ['peak RSS of the process (VmHWM, start included)', (r) => `${fmt(r['peakRssMB'])} MB`],
+    ...(results.some((r) => r['smaps.totalMB'] !== undefined)
+      ? [['  settled RSS split: node binary / other files / malloc (main + threads) / stacks / other anon (V8 resident)', (r: SizeResult) =>
+          `${fmt((r['smaps.nodeTextMB'] ?? NaN) + (r['smaps.nodeDataMB'] ?? NaN))} / ${fmt(r['smaps.filesMB'])} / ${fmt(r['smaps.mallocMainMB'])} + ${fmt(r['smaps.mallocThreadArenasMB'])} / ${fmt((r['smaps.mainStackMB'] ?? NaN) + (r['smaps.threadStacksMB'] ?? NaN))} / ${fmt(r['smaps.anonOtherMB'])} (${fmt(r['smaps.v8ResidentMB'])}) MB`] as [string, (r: SizeResult) => string]]
+      : []),
     ['ruleset: rules / set elements', (r) => `${fmt(r['rules'])} / ${fmt(r['elements'])}`],
     ["agent's first apply (nft -c step)", (r) => `${fmt(r['firstApplyMs'])} ms (${fmt(r['firstApplyCheckMs'])} ms)`],
     ['full apply / bare nft -f (ratio)', (r) => `${fmt(r['applyFullMs'])} / ${fmt(r['bareNftFMs'])} ms (${fmt(r['applyOverBareRatio'], 2)}x)`],
