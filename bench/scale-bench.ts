@@ -276,6 +276,18 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     out['startApplyBeganMs'] = first.at - t0 - out['firstApplyMs'];
     out['startApplyModelMs'] = Number(ds?.['total'] ?? NaN);
     out['startAfterNftMs'] = out['firstApplyMs'] - out['startApplyModelMs'];
+    // NODEWALL_BENCH_IDLE_S=N: first N seconds of idling with no forced GC (as a node runs: only V8's own
+    // collections, its memory reducer included), RSS sampled every 5 s; the figures below come after that.
+    const idleS = Number(process.env['NODEWALL_BENCH_IDLE_S'] ?? 0);
+    if (idleS > 0) {
+      const samples: number[] = [];
+      for (let s = 1; s <= idleS; s++) {
+        await sleep(1000);
+        if (s % 5 === 0 || s === idleS) samples.push(Math.round(process.memoryUsage().rss / 1e6));
+      }
+      out['idleRssMB'] = process.memoryUsage().rss / 1e6;
+      progress(size, `RSS while idle, no forced GC, every 5 s: ${samples.join(' ')} MB`);
+    }
     await sleep(500);
     gcNow();
     const mem = process.memoryUsage();
@@ -532,6 +544,9 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['  start: pod list asked / first apply begins (ms after start)', (r) => `${fmt(r['startPodsAskedMs'])} / ${fmt(r['startApplyBeganMs'])} ms`],
     ['  start: first apply = applyModel + rest (nft lock wait, drift hash predicted or read back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
+    ...(Number(process.env['NODEWALL_BENCH_IDLE_S'] ?? 0) > 0
+      ? [[`RSS ${process.env['NODEWALL_BENCH_IDLE_S']} s after enforced, idle, no forced GC`, (r: SizeResult) => `${fmt(r['idleRssMB'])} MB`] as [string, (r: SizeResult) => string]]
+      : []),
     ['RSS after first model (0.5 s after enforced)', (r) => `${fmt(r['rssMB'])} MB`],
     ['RSS settled (4 s later, first cache written) / V8 heap committed', (r) => `${fmt(r['settledRssMB'])} / ${fmt(r['settledHeapTotalMB'])} MB`],
     ['peak RSS of the process (VmHWM, start included)', (r) => `${fmt(r['peakRssMB'])} MB`],
