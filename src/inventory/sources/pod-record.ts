@@ -116,7 +116,11 @@ export abstract class KubeRecord implements KubeObject {
   /** metadata.resourceVersion: a small number when it is one's decimal text (no string per object), else the text. */
   readonly #rv: string | number | undefined;
 
-  constructor(f: { readonly name: string; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined }, group: RecordGroup) {
+  /** `group`: the record's shared group; by default one of its namespace and shape alone (no pod fields). */
+  constructor(
+    f: { readonly name: string; readonly namespace: string | undefined; readonly labels: Readonly<Record<string, string>> | undefined; readonly resourceVersion: string | undefined; readonly shape: number },
+    group: RecordGroup = recordGroup(f.namespace, undefined, undefined, f.shape),
+  ) {
     // Every field assigned in the same order: one hidden class per kind, fields in the object itself.
     this.name = f.name;
     this.group = group;
@@ -128,6 +132,11 @@ export abstract class KubeRecord implements KubeObject {
 
   get namespace(): string | undefined {
     return this.group.namespace;
+  }
+
+  /** The kind's shape bits (podShape, endpointShape, nodeShape): which optional slim fields are present. */
+  get shape(): number {
+    return this.group.shape;
   }
 
   get resourceVersion(): string | undefined {
@@ -173,11 +182,6 @@ export class PodRecord extends KubeRecord {
 
   get phase(): string | undefined {
     return this.group.phase;
-  }
-
-  /** podShape bits. */
-  get shape(): number {
-    return this.group.shape;
   }
 
   get apiVersion(): string {
@@ -329,16 +333,11 @@ export class EndpointRecord extends KubeRecord {
   readonly addressing: readonly (string | undefined)[] | undefined;
 
   constructor(f: EndpointRecordFields) {
-    super(f, recordGroup(f.namespace, undefined, undefined, f.shape));
+    super(f);
     this.identityId = f.identityId;
     this.identityLabels = f.identityLabels;
     this.node = f.node;
     this.addressing = f.addressing;
-  }
-
-  /** endpointShape bits. */
-  get shape(): number {
-    return this.group.shape;
   }
 
   get apiVersion(): string {
@@ -444,7 +443,7 @@ export class NodeRecord extends KubeRecord {
   readonly addresses: readonly (string | undefined)[] | undefined;
 
   constructor(f: NodeRecordFields) {
-    super(f, recordGroup(f.namespace, undefined, undefined, f.shape));
+    super(f);
     this.annotations = f.annotations;
     this.podCIDR = f.podCIDR;
     this.podCIDRs = f.podCIDRs;
@@ -461,11 +460,6 @@ export class NodeRecord extends KubeRecord {
 
   protected get posName(): string {
     return 'node';
-  }
-
-  /** nodeShape bits. */
-  get shape(): number {
-    return this.group.shape;
   }
 
   override get metadata(): KubeObject['metadata'] {
