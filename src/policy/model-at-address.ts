@@ -11,6 +11,7 @@
 // (models are immutable; an incremental update keeps the lists it did not change).
 
 import { addressInPrefix, formatPrefix, hostPrefix, parsePrefix, type Address } from './cidr.js';
+import { lastAtOrBefore } from './last-at-or-before.js';
 import type { HostModel, IdentitySet } from './model.js';
 
 type Lists = { readonly v4: readonly string[]; readonly v6: readonly string[] };
@@ -23,20 +24,13 @@ const membership = new WeakMap<readonly string[], Map<string, boolean>>();
  * model.ts IdentitySet)? The only candidate is the last prefix starting at or before the address.
  */
 export function sortedListHas(list: readonly string[], addr: Address): boolean {
-  if (addr.family === 'ipv4') return sortedV4ListHas(list, addr);
-  let lo = 0;
-  let hi = list.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (parsePrefix(list[mid]!).bits <= addr.bits) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
+  const found = addr.family === 'ipv4' ? lastAtOrBefore(list, addr.bits, Number(addr.bits), v4StartsAtOrBefore) : lastAtOrBefore(list, addr.bits, 0, startsAtOrBefore);
   return found >= 0 && addressInPrefix(addr, parsePrefix(list[found]!));
+}
+
+/** Does the prefix `text` start at or before the address `bits`? */
+function startsAtOrBefore(text: string, bits: bigint, _unused: number): boolean {
+  return parsePrefix(text).bits <= bits;
 }
 
 /**
@@ -79,27 +73,10 @@ export function ipv4PrefixStart(text: string): number {
   return bits - (bits % size);
 }
 
-/** Does the prefix `text` start at or before the IPv4 address `bits` (`num`: the same as a number)? */
-function startsAtOrBefore(text: string, bits: bigint, num: number): boolean {
+/** Does the IPv4 prefix `text` start at or before the address `bits` (`num`: the same as a number)? */
+function v4StartsAtOrBefore(text: string, bits: bigint, num: number): boolean {
   const fast = ipv4PrefixStart(text);
   return fast >= 0 ? fast <= num : parsePrefix(text).bits <= bits;
-}
-
-function sortedV4ListHas(list: readonly string[], addr: Address): boolean {
-  const num = Number(addr.bits);
-  let lo = 0;
-  let hi = list.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (startsAtOrBefore(list[mid]!, addr.bits, num)) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  return found >= 0 && addressInPrefix(addr, parsePrefix(list[found]!));
 }
 
 function listHas(lists: Lists, addr: Address, key: string): boolean {

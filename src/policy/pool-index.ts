@@ -12,6 +12,7 @@
 
 import type { Inventory } from '../inventory/types.js';
 import { familyWidth, type Prefix } from './cidr.js';
+import { lastAtOrBefore } from './last-at-or-before.js';
 import { addressPools, type AddressPools } from './resolve-peers.js';
 
 /** The pools lint asks about. */
@@ -34,18 +35,7 @@ function before(a: Prefix, family: Prefix['family'], bits: bigint): boolean {
 export function mergedListOverlaps(list: readonly Prefix[], p: Prefix): boolean {
   const end = lastAddress(p);
   // Last block whose start is <= end (in the list's order).
-  let lo = 0;
-  let hi = list.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (before(list[mid]!, p.family, end)) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
+  const found = lastAtOrBefore(list, p.family, end, before);
   if (found < 0) return false;
   const b = list[found]!;
   return b.family === p.family && lastAddress(b) >= p.bits;
