@@ -144,6 +144,7 @@ export abstract class KubeRecord implements KubeObject {
     return typeof rv === 'number' ? String(rv) : rv;
   }
 
+  abstract get apiVersion(): string;
   abstract get kind(): string;
   /** kube-kinds.ts KindSpec.posName of the kind. */
   protected abstract get posName(): string;
@@ -163,7 +164,19 @@ export abstract class KubeRecord implements KubeObject {
   }
 
   /** The slim object stripObject made before records (same keys, same order): what k8s-cache.json holds. */
-  abstract toJSON(): Record<string, unknown>;
+  toJSON(): Record<string, unknown> {
+    return this.slimObject();
+  }
+
+  /** The slim object from the getters: apiVersion, kind, metadata, pos, then spec and status where the kind has them. */
+  protected slimObject(): Record<string, unknown> {
+    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
+    const spec = this['spec'];
+    if (spec !== undefined) out['spec'] = spec;
+    const status = this['status'];
+    if (status !== undefined) out['status'] = status;
+    return out;
+  }
 }
 
 export class PodRecord extends KubeRecord {
@@ -220,7 +233,7 @@ export class PodRecord extends KubeRecord {
     return s;
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     const shape = this.shape;
     const usual = podShape.spec | podShape.status | podShape.podIPs;
     // The usual pod (namespace, labels, version; spec.nodeName and maybe serviceAccountName; status
@@ -244,15 +257,6 @@ export class PodRecord extends KubeRecord {
       };
     }
     return this.slimObject();
-  }
-
-  private slimObject(): Record<string, unknown> {
-    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
-    const spec = this.spec;
-    if (spec !== undefined) out['spec'] = spec;
-    const status = this.status;
-    if (status !== undefined) out['status'] = status;
-    return out;
   }
 }
 
@@ -365,30 +369,25 @@ export class EndpointRecord extends KubeRecord {
     if ((this.shape & endpointShape.networking) !== 0) {
       const net: Record<string, unknown> = {};
       if (this.node !== undefined) net['node'] = this.node;
-      const pairs = this.addressing;
-      if (pairs !== undefined) {
-        const list: Record<string, string>[] = [];
-        for (let i = 0; i + 1 < pairs.length; i += 2) {
-          const a: Record<string, string> = {};
-          const v4 = pairs[i];
-          const v6 = pairs[i + 1];
-          if (v4 !== undefined) a['ipv4'] = v4;
-          if (v6 !== undefined) a['ipv6'] = v6;
-          list.push(a);
-        }
-        net['addressing'] = list;
-      }
+      if (this.addressing !== undefined) net['addressing'] = pairObjects(this.addressing, 'ipv4', 'ipv6');
       s['networking'] = net;
     }
     return s;
   }
+}
 
-  toJSON(): Record<string, unknown> {
-    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
-    const status = this.status;
-    if (status !== undefined) out['status'] = status;
-    return out;
+/** A list kept as pairs [a, b, a, b, ...] as the API's list of objects {[ka]: a, [kb]: b} (undefined values left out). */
+function pairObjects(pairs: readonly (string | undefined)[], ka: string, kb: string): Record<string, string>[] {
+  const list: Record<string, string>[] = [];
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const o: Record<string, string> = {};
+    const a = pairs[i];
+    const b = pairs[i + 1];
+    if (a !== undefined) o[ka] = a;
+    if (b !== undefined) o[kb] = b;
+    list.push(o);
   }
+  return list;
 }
 
 function sameList(a: readonly (string | undefined)[] | undefined, b: readonly (string | undefined)[] | undefined): boolean {
@@ -478,25 +477,6 @@ export class NodeRecord extends KubeRecord {
 
   get status(): Record<string, unknown> | undefined {
     if ((this.shape & nodeShape.status) === 0) return undefined;
-    const pairs = this.addresses ?? [];
-    const addresses: Record<string, string>[] = [];
-    for (let i = 0; i + 1 < pairs.length; i += 2) {
-      const a: Record<string, string> = {};
-      const type = pairs[i];
-      const address = pairs[i + 1];
-      if (type !== undefined) a['type'] = type;
-      if (address !== undefined) a['address'] = address;
-      addresses.push(a);
-    }
-    return { addresses };
-  }
-
-  toJSON(): Record<string, unknown> {
-    const out: Record<string, unknown> = { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, pos: this.pos };
-    const spec = this.spec;
-    if (spec !== undefined) out['spec'] = spec;
-    const status = this.status;
-    if (status !== undefined) out['status'] = status;
-    return out;
+    return { addresses: pairObjects(this.addresses ?? [], 'type', 'address') };
   }
 }
