@@ -139,3 +139,32 @@ test('a delete then a snapshot (list) moves positions without rebuilding the tab
   t.is(before.length, 5000, 'the list given before the deletes is unchanged');
   for (let i = 0; i < 5000; i++) t.is(store.get(`p${i}`)?.name, i % 97 === 0 && i / 97 < 50 ? undefined : `p${i}`);
 });
+
+test('hostile names that all share one slot (the seed known, so a new seed is no help): the store still answers as a Map; the reseeds stop at their bound', (t) => {
+  // Names whose hashes under seed 0 agree in their low 12 bits: one probe run at every table size up to 4096 slots.
+  const names: string[] = [];
+  for (let i = 0; names.length < 120; i++) if ((nameHash(`p-${i}`, 0) & 0xfff) === 0) names.push(`p-${i}`);
+  const random = Math.random;
+  Math.random = () => 0;
+  try {
+    const plain = new NameStore<V>((v) => v.name);
+    for (let i = 0; i < names.length; i++) plain.set({ name: `q-${i}`, rev: i });
+    const store = new NameStore<V>((v) => v.name);
+    const ref = new Map<string, V>();
+    for (const [i, name] of names.entries()) {
+      const v = { name, rev: i };
+      store.set(v);
+      ref.set(name, v);
+    }
+    t.true(store.rebuilds > plain.rebuilds, `a probe run past the bound rebuilds with a new seed (${store.rebuilds} rebuilds, ${plain.rebuilds} for spread names)`);
+    t.true(store.rebuilds <= plain.rebuilds + 3 * 10, `at most 3 reseeds per table size (${store.rebuilds} rebuilds)`);
+    for (const name of names.slice(0, 60)) {
+      t.is(store.delete(name), ref.get(name));
+      ref.delete(name);
+    }
+    for (const name of [...names, 'never']) t.is(store.get(name), ref.get(name));
+    t.deepEqual([...store.list()], [...ref.values()]);
+  } finally {
+    Math.random = random;
+  }
+});
