@@ -7,6 +7,7 @@
 // so an array handed out never changes and an unchanged list keeps one text array, not two.
 // test/policy/block-list.test.ts checks it against sorted bigint arrays.
 
+import { withInserted, withRemoved } from '../exact-arrays.js';
 import type { Family } from './model.js';
 
 const minCapacity = 4;
@@ -171,21 +172,4 @@ export class BlockList {
     }
     return false;
   }
-}
-
-/** `xs` with `x` inserted at i, as a new array of exactly that length. */
-function withInserted(xs: readonly string[], i: number, x: string): string[] {
-  const out = new Array<string>(xs.length + 1);
-  for (let k = 0; k < i; k++) out[k] = xs[k]!;
-  out[i] = x;
-  for (let k = i; k < xs.length; k++) out[k + 1] = xs[k]!;
-  return out;
-}
-
-/** `xs` without its element at i, as a new array of exactly that length. */
-function withRemoved(xs: readonly string[], i: number): string[] {
-  const out = new Array<string>(xs.length - 1);
-  for (let k = 0; k < i; k++) out[k] = xs[k]!;
-  for (let k = i + 1; k < xs.length; k++) out[k - 1] = xs[k]!;
-  return out;
 }

@@ -8,12 +8,15 @@
 // out), and the index is an Int32Array hash table of positions keyed by each object's own name (no key
 // string held): about 16-24 bytes an entry in all. A delete leaves a hole in the array; list() (a
 // snapshot after the delete) and a store half holes make it dense again, moving the positions in the
-// table by a map from old to new ones (no name hashed again: a pod delete costs no table rebuild).
+// table by a map from old to new ones (no name hashed again: a pod delete costs no table rebuild). A
+// delete from an array given out copies it without the value at once (positions after it one less).
 //
 // Hashing: a per-process random seed, so that names chosen to collide (anyone who may create pods
 // chooses names) collide only by chance; a probe run found long all the same makes the table rebuild
 // with a new seed (a few times at most: the answers never depend on it, only the time).
 // test/inventory/sources/name-store.test.ts checks it against a Map.
+
+import { withRemoved } from '../../exact-arrays.js';
 
 /** Slot values: 0 = empty, -1 = deleted, else the item's position + 1. */
 const empty = 0;
@@ -89,13 +92,24 @@ export class NameStore<T> {
     const at = this.#find(name);
     const s = this.#slots[at] as number;
     if (s <= 0) return undefined;
-    this.#own();
     const old = this.#items[s - 1];
-    this.#items[s - 1] = undefined;
-    this.#holes++;
     this.#slots[at] = deleted;
-    // Half holes: the array is made dense again.
-    if (this.#holes > 16 && this.#holes * 2 > this.#items.length) this.#compact();
+    if (this.#shared) {
+      // The array is a snapshot's (list() gave it out dense): one dense copy without the value, and the
+      // positions after it one less, instead of a copy with a hole that the next list() compacts again.
+      this.#items = withRemoved(this.#items, s - 1);
+      this.#shared = false;
+      const slots = this.#slots;
+      for (let i = 0; i < slots.length; i++) {
+        const v = slots[i] as number;
+        if (v > s) slots[i] = v - 1;
+      }
+    } else {
+      this.#items[s - 1] = undefined;
+      this.#holes++;
+      // Half holes: the array is made dense again.
+      if (this.#holes > 16 && this.#holes * 2 > this.#items.length) this.#compact();
+    }
     if (this.size * 5 < this.#slots.length && this.#slots.length > 8) this.#rebuild();
     return old;
   }
