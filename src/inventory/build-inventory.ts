@@ -9,7 +9,7 @@ import type { KubeObject, SourcePos } from '../api/types.js';
 import { metadataProblem } from '../api/object-metadata.js';
 import { canonicalIPv4, CidrError, mergePrefixes, parseAddress, parsePrefix, formatAddress, formatPrefix, type Prefix } from '../policy/cidr.js';
 import { identityLabelsFromStrings, podIdentityLabels } from './pod-labels.js';
-import { EndpointRecord, objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
+import { EndpointRecord, KubeRecord, objectName, objectNamespace, PodRecord, podShape } from './sources/pod-record.js';
 import type { Inventory, Labels, NodeInfo, NodewallConfig, PodInfo } from './types.js';
 
 export interface BuildInventoryOptions {
@@ -496,8 +496,8 @@ function apiServerFromEndpointSlice(c: Collector, obj: KubeObject, out: Set<stri
  * file loader already rejects those; this catches objects from the Kubernetes source and its cache.
  */
 function wellFormed(c: Collector, o: KubeObject): boolean {
-  // A PodRecord has name, namespace and labels as fields: no metadata object built for it.
-  const bad = metadataProblem(o.kind, o instanceof PodRecord || o instanceof EndpointRecord ? o : o.metadata);
+  // A record (Pod, CiliumEndpoint, Node) has name, namespace and labels as fields: no metadata object built for it.
+  const bad = metadataProblem(o.kind, o instanceof KubeRecord ? o : o.metadata);
   if (bad === undefined) return true;
   c.warn(o, bad.field, `${o.kind} ${o.metadata.name}: ${bad.message}; skipped`, 'inventory/bad-metadata');
   return false;
