@@ -18,7 +18,7 @@ import type { KubernetesSnapshot, KubernetesSource, KubernetesSourceStatus } fro
 import { applyModel, type ApplyResult } from '../nft/apply.js';
 import type { PreviousState } from '../nft/set-delta.js';
 import { renderPlan } from '../nft/render.js';
-import { syncNftLauncher } from '../nft/nft-launcher.js';
+import { NftStillRunningError, syncNftLauncher } from '../nft/nft-launcher.js';
 import type { State } from '../pipeline.js';
 import type { HostModel } from '../policy/model.js';
 import { evaluate } from '../verdict/evaluate.js';
@@ -396,7 +396,11 @@ export class Agent {
         this.#previous = undefined;
         // Put on probation by this pass, never loaded: withdrawn, not rolled back (and refused) at its deadline.
         const ticket = probation.ticket;
-        if (ticket !== undefined) {
+        if (ticket !== undefined && err instanceof NftStillRunningError) {
+          // Its nft was killed but never went away: it may still load this change after any check of the table
+          // now, so the record is not withdrawn; the deadline rolls back whatever got loaded.
+          log.warn({ confirm: 'pending', id: ticket.probation.record.id }, 'the failed apply\'s nft may still commit: the change stays on probation, and is rolled back at its deadline');
+        } else if (ticket !== undefined) {
           await this.#nftLock.run(() => this.#rollout.withdraw(this.#confirmTarget(config), ticket, `not loaded: ${message}`, { kernelUnchanged: true }))
             .catch((e: unknown) => log.error({ err: e }, 'cannot withdraw the pending confirmation of the failed apply: it is rolled back at its deadline'));
         }

@@ -12,6 +12,7 @@ import type { HostModel } from '../policy/model.js';
 import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start.js';
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
+import { NftRerunError } from './nft-launcher.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
 import { type ModelDeltaLookup, elementDelta, noteApplied } from './render-delta.js';
@@ -194,7 +195,9 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
       } catch (err) {
         // Nothing is hooked before the last transaction commits: the half-built table filters nothing, remove
         // it. Only when we made it: the first transaction (`create table`) fails if the table appeared meanwhile.
-        if (created) await runNft(opts.nftPath, ['delete', 'table', 'inet', opts.table], exec).catch(() => undefined);
+        if (created || (err instanceof NftRerunError && (await halfBuiltByUs(opts.nftPath, opts.table, exec)))) {
+          await runNft(opts.nftPath, ['delete', 'table', 'inet', opts.table], exec).catch(() => undefined);
+        }
         throw err;
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
@@ -229,4 +232,15 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     state: dryRun ? (previous ?? { structureHash: null, sets: new Map() }) : rendered,
     ...(dryRun ? { changes: describeChanges(previous, rendered) } : {}),
   };
+}
+
+/**
+ * The table is what the first cold-start transaction makes and nothing more: our ownership mark, no structure
+ * marker, no hooked chain (it filters nothing, so removing it never opens anything). A rerun of that transaction
+ * (NftRerunError: the nft launcher ran it again after its first run may have committed) fails on the table its
+ * first run made: without this, that half-built table would stay until the next pass replaced it.
+ */
+async function halfBuiltByUs(nftPath: string, table: string, exec: { netns?: string; timeoutMs?: number }): Promise<boolean> {
+  const k = await readTable(nftPath, table, exec).catch(() => null);
+  return k !== null && k.ownership === 'mark' && k.structureHash === null && k.chains.every((c) => c.hook === undefined);
 }

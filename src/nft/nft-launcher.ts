@@ -660,9 +660,9 @@ export class NftLauncher implements NftRunner {
     const boundMs = this.#opts.groupGoneMs ?? defaultGroupGoneMs;
     const gone = await (this.#opts.waitGroupGone ?? waitGroupGone)(s.pgid, boundMs);
     if (!gone) {
-      removeDir(s.dir);
       this.#opts.log?.warn({ pid: p.pid, pgid: s.pgid, waitedMs: boundMs }, 'nft launcher: the nft that timed out is still not gone after SIGKILL');
       if (mayCommit(p.args)) {
+        removeDir(s.dir);
         p.reject(new NftStillRunningError(netnsArgv(p.nftPath, p.args, p.opts.netns), p.args, `timed out after ${effectiveTimeoutMs(p.opts.timeoutMs) / 1000} s`, boundMs, s.pgid, stderr));
         return;
       }

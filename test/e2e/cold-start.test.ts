@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { applyModel, type ApplyResult } from '../../src/nft/apply.js';
 import { coldStartScripts } from '../../src/nft/cold-start.js';
-import { NftError } from '../../src/nft/nft-exec.js';
+import { NftError, setNftRunner, spawnNft } from '../../src/nft/nft-exec.js';
+import { NftRerunError } from '../../src/nft/nft-launcher.js';
 import { readTable } from '../../src/nft/read-kernel.js';
 import { renderPlan } from '../../src/nft/render.js';
 import type { HostModel } from '../../src/policy/model.js';
@@ -238,6 +239,39 @@ test('the cold start\'s transactions are idempotent: each one sent a second time
   await lab.load(scripts.at(-1) ?? '');
   t.deepEqual(await canonTable(lab.nodeNs, table), reference);
   await lab.addPeerAddress(last);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: last, proto: 'tcp', port: 7001 }, 'allow'), 'allow');
+  t.is(await lab.probe({ direction: 'ingress', peer: last, proto: 'tcp', port: 7009 }), 'deny');
+});
+
+test('a cold start whose first transaction failed as a launcher rerun (its first run committed it) removes the half-built table it left; a complete table is never removed so', async (t) => {
+  const lab = await Lab.create(t, 'coldr');
+  // The process's nft runner, for this test's namespace only: the `create table` transaction runs, and runs
+  // again (as the launcher does after it failed with that nft in flight); the second run's error is the
+  // launcher's NftRerunError. `appear`: a complete table appears right before it (another writer). Every other
+  // call (and every other namespace) is a plain spawn.
+  let reruns = 0;
+  let appear: string | undefined;
+  setNftRunner({
+    async run(path, args, opts) {
+      if (opts.netns !== lab.nodeNs || opts.stdin?.includes('create table') !== true) return spawnNft(path, args, opts);
+      reruns++;
+      if (appear !== undefined) await spawnNft(path, ['-f', '-'], { netns: lab.nodeNs, stdin: appear });
+      await spawnNft(path, args, opts).catch(() => undefined);
+      return spawnNft(path, args, opts).catch((err: unknown) => {
+        throw err instanceof NftError ? new NftRerunError(err) : err;
+      });
+    },
+  });
+  t.teardown(() => setNftRunner(undefined));
+  const opts = { nftPath, table, mode: 'enforce' as const, netns: lab.nodeNs, maxElementsPerTransaction: perTransaction };
+  await t.throwsAsync(applyModel(bigModel(), opts), { instanceOf: NftRerunError });
+  t.is(reruns, 1);
+  t.is((await lab.nft(['list', 'tables'])).stdout.trim(), '', 'the half-built table its first run made was removed');
+  // Control: a complete (hooked) table that appeared meanwhile is not taken for a half-built one: it stays.
+  appear = renderPlan(bigModel(), { table, mode: 'enforce' }).script;
+  await t.throwsAsync(applyModel(bigModel(), opts), { instanceOf: NftRerunError });
+  t.is(reruns, 2);
+  t.true((await lab.nft(['list', 'tables'])).stdout.includes(`inet ${table}`), 'the complete table stays');
   t.is(await lab.probeSure({ direction: 'ingress', peer: last, proto: 'tcp', port: 7001 }, 'allow'), 'allow');
   t.is(await lab.probe({ direction: 'ingress', peer: last, proto: 'tcp', port: 7009 }), 'deny');
 });
