@@ -31,3 +31,15 @@ export const agentEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2
 export function agentNodeOptions(): string {
   return agentNodeFlags.join(' ');
 }
+
+/**
+ * Which of the shipped settings this process does not run with: flags missing from node's arguments and
+ * NODE_OPTIONS, env entries missing or different. Empty under the shipped unit and DaemonSet. The agent
+ * logs it once at start, so an operator running it some other way sees why its memory is higher.
+ */
+export function missingRuntimeSettings(execArgv: readonly string[], env: Readonly<Record<string, string | undefined>>): string[] {
+  const given = new Set([...execArgv, ...(env['NODE_OPTIONS'] ?? '').split(/\s+/).filter((f) => f !== '')]);
+  const missing = agentNodeFlags.filter((f) => !given.has(f));
+  for (const [k, v] of Object.entries(agentEnv)) if (env[k] !== v) missing.push(`${k}=${v}`);
+  return missing;
+}

@@ -3,12 +3,13 @@
 // NODE_OPTIONS, and they take effect there.
 
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { agentEnv, agentNodeFlags, agentNodeOptions } from '../../src/bin/runtime-settings.js';
+import { agentEnv, agentNodeFlags, agentNodeOptions, missingRuntimeSettings } from '../../src/bin/runtime-settings.js';
 import { repoRoot } from '../agent/paths.js';
 
 const run = promisify(execFile);
@@ -139,4 +140,42 @@ test('MALLOC_ARENA_MAX bounds the malloc arenas of the agent process (glibc)', a
   // Control: without the bound the pool threads get arenas of their own.
   const unbounded = await threadArenas(base);
   t.true(unbounded > max - 1, `${unbounded} thread arenas without the bound`);
+});
+
+test('missingRuntimeSettings: none under the shipped settings (arguments or NODE_OPTIONS), each one missing or different named', (t) => {
+  t.deepEqual(missingRuntimeSettings(agentNodeFlags, { ...agentEnv }), []);
+  t.deepEqual(missingRuntimeSettings([], { ...agentEnv, NODE_OPTIONS: ` ${agentNodeOptions()}  --trace-gc` }), []);
+  t.deepEqual(missingRuntimeSettings([], {}), [...agentNodeFlags, ...Object.entries(agentEnv).map(([k, v]) => `${k}=${v}`)]);
+  t.deepEqual(missingRuntimeSettings(['--max-semi-space-size=16'], { ...agentEnv, MALLOC_ARENA_MAX: '8' }), [...agentNodeFlags, `MALLOC_ARENA_MAX=${agentEnv['MALLOC_ARENA_MAX'] ?? ''}`]);
+});
+
+test('the agent says at start when it runs without the shipped settings, and says nothing under them', async (t) => {
+  const bin = join(repoRoot(), 'dist/src/bin/nodewall.js');
+  const stateDir = await mkdtemp(join(tmpdir(), 'nwt-runtime-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  // Output up to the agent's 'agent starting' line (logged after the check), then the agent is stopped.
+  const startLines = (args: string[], env: Record<string, string>) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [...args, bin, 'agent', '--config', join(stateDir, 'none.yaml'), '--state-dir', stateDir], {
+        env: { PATH: process.env['PATH'] ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      const bound = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('"agent starting"')) child.kill('SIGKILL');
+      });
+      child.on('error', reject);
+      child.on('close', () => {
+        clearTimeout(bound);
+        resolve(out);
+      });
+    });
+  const without = await startLines([], {});
+  t.regex(without, /agent starting/);
+  t.regex(without, /not running with the shipped runtime settings \(--max-semi-space-size=4, MALLOC_ARENA_MAX=2, MALLOC_TRIM_THRESHOLD_=131072\)/);
+  const shipped = await startLines([...agentNodeFlags], { ...agentEnv });
+  t.regex(shipped, /agent starting/, 'the agent ran and logged');
+  t.notRegex(shipped, /shipped runtime settings/);
 });

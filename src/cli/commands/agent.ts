@@ -3,6 +3,7 @@ import { Agent } from '../../agent/agent.js';
 import { configPathFor } from '../../agent/read-config.js';
 import { createAgentLogger, type LogLevel } from '../../agent/log.js';
 import { exitOnUncaught, startOrDie } from '../../agent/fatal.js';
+import { missingRuntimeSettings } from '../../bin/runtime-settings.js';
 import type { RunMode } from '../../inventory/types.js';
 import type { StateArgs } from '../options.js';
 import { parseLabelList, parseNodeName, stateOptions } from '../options.js';
@@ -40,6 +41,11 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       nodeLabels: argv.nodeLabels === undefined ? undefined : parseLabelList(argv.nodeLabels),
       log,
     });
+    const missing = missingRuntimeSettings(process.execArgv, process.env);
+    if (missing.length > 0) {
+      log.info({ runtimeSettingsMissing: missing },
+        `not running with the shipped runtime settings (${missing.join(', ')}): resident memory at cluster scale is higher (README: Performance at cluster scale)`);
+    }
     // Input never crashes the agent; anything reaching here is a bug or a broken system: log it and exit non-zero for systemd to restart.
     exitOnUncaught(log);
     const stop = (signal: string) => {
