@@ -5,11 +5,12 @@
 // that node accepts the flags in NODE_OPTIONS and that they take effect.
 //
 // Why (README "Performance at cluster scale", measured at 100k pods with NODEWALL_BENCH_SMAPS=1):
-// - --max-semi-space-size=4: V8's young generation grows to 2 x 16 MiB during the first build and
-//   stays committed (and resident) afterwards although a scavenge leaves it empty (it did not
-//   shrink in 40 s of idling either). 2 x 4 MiB keeps ~25 MB less resident at the same start CPU;
-//   1 MiB would keep another ~7 MB less but costs the 100k-pod start ~15% more CPU (more of the
-//   first build promoted) and raises the peak.
+// - No V8 flag. --max-semi-space-size=4 was tried in session 16 (measured, then dropped): it keeps the
+//   young generation at 2 x 4 MiB, but V8's memory reducer shrinks the default 2 x 16 MiB young
+//   generation anyway once the agent idles ~15 s after a burst (100k pods: settled RSS 147 MB without
+//   any setting, 133-134 with the malloc settings below, with or without the flag), while the small
+//   young generation costs every pass CPU (100k pods, quiet: pod add p50 15 -> 19-21 ms, CCNP change ->
+//   kernel 208 -> 264-311 ms: what a pass allocates survives more scavenges and is promoted).
 // - MALLOC_ARENA_MAX: glibc gives each thread that mallocs (V8's GC helpers, libuv's pool) an
 //   arena of its own, up to 8 per core, whose freed pages mostly stay resident.
 // - MALLOC_TRIM_THRESHOLD_ (glibc's default value, 128 KiB, but set): setting it turns off glibc's
@@ -18,11 +19,11 @@
 //   main arena and stay resident after free; set, blocks of 128 KiB and more are mapped and
 //   returned on free, and the arena's top is trimmed above 128 KiB.
 // glibc only (musl ignores MALLOC_*).
-// Both only take effect when node starts: v8.setFlagsFromString() after start does not shrink
-// the young generation (measured), and glibc reads MALLOC_* once.
+// They only take effect when node starts: glibc reads MALLOC_* once (V8 flags likewise belong on
+// node's command line or in NODE_OPTIONS: v8.setFlagsFromString() after start does not resize the heap).
 
 /** V8 / node flags, given to node before the script (systemd) or in NODE_OPTIONS (DaemonSet). */
-export const agentNodeFlags: readonly string[] = ['--max-semi-space-size=4'];
+export const agentNodeFlags: readonly string[] = [];
 
 /** Environment of the agent's process (glibc malloc tuning). */
 export const agentEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };

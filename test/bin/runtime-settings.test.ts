@@ -42,7 +42,7 @@ test('the systemd unit starts node with exactly the flags and environment of run
   t.false(env.has('NODE_OPTIONS'));
 });
 
-test('the DaemonSet container has NODE_OPTIONS and the environment of runtime-settings', async (t) => {
+test('the DaemonSet container has the node flags (NODE_OPTIONS) and the environment of runtime-settings', async (t) => {
   const docs = parseAllDocuments(await readFile(join(repoRoot(), 'deploy', 'daemonset.yaml'), 'utf8'));
   if (!Array.isArray(docs)) {
     t.fail('not a YAML stream');
@@ -52,46 +52,9 @@ test('the DaemonSet container has NODE_OPTIONS and the environment of runtime-se
   const containers = ds?.spec?.template?.spec?.containers ?? [];
   t.is(containers.length, 1);
   const env = new Map((containers[0]?.env ?? []).map((e) => [e.name, e.value]));
-  t.is(env.get('NODE_OPTIONS'), agentNodeOptions());
+  if (agentNodeFlags.length === 0) t.false(env.has('NODE_OPTIONS'), 'no flags shipped: no NODE_OPTIONS');
+  else t.is(env.get('NODE_OPTIONS'), agentNodeOptions());
   for (const [k, v] of Object.entries(agentEnv)) t.is(env.get(k), v, k);
-});
-
-/** The young generation's size after a child allocated enough to grow it to its maximum. */
-async function newSpaceBytes(env: NodeJS.ProcessEnv): Promise<number> {
-  const script = [
-    "const v8 = require('node:v8');",
-    'const keep = [];',
-    'for (let i = 0; i < 2e6; i++) { const o = { a: i, b: [i] }; if (i % 3 === 0) keep.push(o); }',
-    "process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size));",
-  ].join('\n');
-  const r = await run(process.execPath, ['-e', script], { env, timeout: 120_000 });
-  return Number(r.stdout);
-}
-
-test('node accepts the flags in NODE_OPTIONS and they bound the young generation', async (t) => {
-  const semi = agentNodeFlags.map((f) => /^--max-semi-space-size=(\d+)$/.exec(f)).find((m) => m !== null);
-  if (semi == null) {
-    t.pass('no young-generation bound shipped');
-    return;
-  }
-  const bound = 2 * Number(semi[1]) * 2 ** 20; // two semi-spaces
-  const base = { ...process.env };
-  delete base['NODE_OPTIONS'];
-  const shipped = await newSpaceBytes({ ...base, ...agentEnv, NODE_OPTIONS: agentNodeOptions() });
-  t.true(shipped > 0 && shipped <= bound, `new space ${shipped} bytes with ${agentNodeOptions()}`);
-  // Control: the same allocation without the flags grows the young generation past the bound.
-  const unbounded = await newSpaceBytes(base);
-  t.true(unbounded > bound, `new space ${unbounded} bytes without flags`);
-});
-
-test('every flag is one node allows in NODE_OPTIONS (node refuses to start otherwise)', async (t) => {
-  for (const flag of agentNodeFlags) {
-    const r = await run(process.execPath, ['-e', 'process.stdout.write("ok")'], { env: { ...process.env, NODE_OPTIONS: flag }, timeout: 60_000 }).catch((err: { stderr?: string }) => ({ stdout: '', stderr: err.stderr ?? String(err) }));
-    t.is(r.stdout, 'ok', `${flag}: ${r.stderr}`);
-  }
-  // Control: node does refuse a V8 flag it does not allow there.
-  const refused = await run(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: '--single-threaded-gc' }, timeout: 60_000 }).then(() => '', (err: { stderr?: string }) => err.stderr ?? '');
-  t.regex(refused, /not allowed in NODE_OPTIONS/);
 });
 
 /**
@@ -174,7 +137,7 @@ test('the agent says at start when it runs without the shipped settings, and say
     });
   const without = await startLines([], {});
   t.regex(without, /agent starting/);
-  t.regex(without, /not running with the shipped runtime settings \(--max-semi-space-size=4, MALLOC_ARENA_MAX=2, MALLOC_TRIM_THRESHOLD_=131072\)/);
+  t.regex(without, /not running with the shipped runtime settings \(MALLOC_ARENA_MAX=2, MALLOC_TRIM_THRESHOLD_=131072\)/);
   const shipped = await startLines([...agentNodeFlags], { ...agentEnv });
   t.regex(shipped, /agent starting/, 'the agent ran and logged');
   t.notRegex(shipped, /shipped runtime settings/);
