@@ -273,6 +273,15 @@ export interface ReporterOptions {
 }
 
 /**
+ * How long to pause listing, per unit of time a listing took, to spend at most `share` of the time on it.
+ * A share that is not a number in (0, 1] is the default's: never a pause that stops listing for good.
+ */
+export function listPauseFactor(share: number | undefined): number {
+  const s = share !== undefined && share > 0 && share <= 1 ? share : 0.05;
+  return 1 / s - 1;
+}
+
+/**
  * The agent's hook (called from its timer in enforce mode): when the drop-record chains counted new packets,
  * list the maps and log the drops seen since the last read as verdict lines
  * `{verdictLine: true, kind: "drop", direction, peer, proto, port, packets, firstSeen, lastSeen, policy, rule, decidedBy, reason}`.
@@ -295,8 +304,7 @@ export class DropRecordReporter {
     this.#limiter = new DropLogLimiter(opts.perKeyIntervalMs, opts.maxKeys);
     this.#maxLines = opts.maxLinesPerRead ?? 100;
     this.#minListMs = opts.minListIntervalMs ?? 10_000;
-    const share = opts.maxListShare ?? 0.05;
-    this.#listPauseFactor = share >= 1 ? 0 : 1 / share - 1;
+    this.#listPauseFactor = listPauseFactor(opts.maxListShare);
   }
 
   /**

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DropLogLimiter, DropRecordReporter, attributeDrop, dropKey, dropRows, lastSeenMs, readDropRecords, type DropRecordsRead } from '../../src/agent/drop-records.js';
+import { DropLogLimiter, DropRecordReporter, attributeDrop, listPauseFactor, dropKey, dropRows, lastSeenMs, readDropRecords, type DropRecordsRead } from '../../src/agent/drop-records.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,4 +163,11 @@ test('a drop landing in a set already listed while a slow read lists the others 
   const drops = lines.filter((l) => l['kind'] === 'drop');
   t.is(drops.length, 1, JSON.stringify(lines));
   t.like(drops[0], { peer: '198.51.100.66', port: 22, policy: 'edge', rule: 'spec.ingressDeny[0]' });
+});
+
+test('the listing pause factor: 19 for the default 5%, 0 for a share of 1, and the default for a share that would stop listing', (t) => {
+  t.is(listPauseFactor(undefined), 19);
+  t.is(listPauseFactor(1), 0);
+  t.is(listPauseFactor(0.5), 1);
+  for (const bad of [0, -1, Number.NaN, 2, Number.POSITIVE_INFINITY]) t.is(listPauseFactor(bad), 19, String(bad));
 });
