@@ -145,6 +145,17 @@ async function passDone(stateDir: string, line: Line, timeoutMs = 300_000): Prom
 const progress = (size: SyntheticSize, msg: string): void => void process.stderr.write(`scale bench, ${size.pods} pods: ${msg}\n`);
 
 const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+const verbose = process.env['NODEWALL_BENCH_VERBOSE'] !== undefined;
+/** Bytes used in V8's old space and large-object space (NODEWALL_BENCH_VERBOSE, per event). */
+function oldSpaces(): { old: number; lo: number } {
+  let old = 0;
+  let lo = 0;
+  for (const x of getHeapSpaceStatistics()) {
+    if (x.space_name === 'old_space') old = x.space_used_size;
+    if (x.space_name === 'large_object_space') lo = x.space_used_size;
+  }
+  return { old, lo };
+}
 
 function gcNow(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -337,6 +348,7 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
       const profile = await startProfile();
       for (let i = 0; i < events; i++) {
         const mark = tap.seen.length;
+        const space0 = verbose ? oldSpaces() : undefined;
         const c0 = process.cpuUsage();
         const a = performance.now();
         await act(i);
@@ -346,9 +358,13 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
         if (l.line.msg !== expect) throw new Error(`${kind} #${i}: expected "${expect}", got "${l.line.msg}" (${String(l.line['reason'] ?? '')})`);
         skipped += tap.seen.slice(mark).filter((x) => x.at < l.at && x.line.msg === 'ruleset unchanged').length;
         lat.push(l.at - a);
-        if (process.env['NODEWALL_BENCH_VERBOSE'] !== undefined) progress(size, `${kind} #${i}: ${l.line.msg} rev ${String(l.line['rev'])} after ${Math.round(l.at - a)} ms`);
         await passDone(stateDir, l.line);
         const used = process.cpuUsage(c0);
+        if (space0 !== undefined) {
+          // Old and large-object space growth over the pass (KB): what brings the next full GC nearer.
+          const s1 = oldSpaces();
+          progress(size, `${kind} #${i}: ${l.line.msg} rev ${String(l.line['rev'])} after ${Math.round(l.at - a)} ms, CPU ${cpuMs(used).toFixed(1)} ms, old +${Math.round((s1.old - space0.old) / 1e3)} KB, large objects +${Math.round((s1.lo - space0.lo) / 1e3)} KB`);
+        }
         cpu.push(cpuMs(used));
         cpuUser.push(used.user / 1000);
         cpuSys.push(used.system / 1000);

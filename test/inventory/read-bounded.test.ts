@@ -34,6 +34,34 @@ test('reads a regular file, with the fstat before and after', async (t) => {
   t.is(r.after.ino, r.before.ino);
 });
 
+test('a small file under a large limit is read into small buffers (no 1 MiB buffer per read: V8 counts them against its heap)', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'small'), 'x'.repeat(300));
+  writeFileSync(join(dir, 'big'), 'y'.repeat(3 * 1024 * 1024 + 5));
+  const asked: number[] = [];
+  const real = Buffer.allocUnsafe;
+  Buffer.allocUnsafe = (size: number) => {
+    asked.push(size);
+    return real(size);
+  };
+  try {
+    const r = await readBounded(join(dir, 'small'), 64 * 1024 * 1024);
+    t.is(r.bytes.toString(), 'x'.repeat(300));
+    // Every buffer from Node's shared pool (below half of Buffer.poolSize).
+    t.true(asked.length > 0);
+    t.true(asked.every((n) => n < Buffer.poolSize / 2), `asked for ${asked.join(', ')} bytes`);
+    asked.length = 0;
+    // A file bigger than one chunk is still read whole, in chunks of at most 1 MiB.
+    const b = await readBounded(join(dir, 'big'), 64 * 1024 * 1024);
+    t.is(b.bytes.length, 3 * 1024 * 1024 + 5);
+    t.true(b.bytes.every((c) => c === 0x79));
+    // (Buffer.concat's result is the one allocation of the whole size.)
+    t.true(asked.filter((n) => n !== b.bytes.length).every((n) => n <= 1024 * 1024), `asked for ${asked.join(', ')} bytes`);
+  } finally {
+    Buffer.allocUnsafe = real;
+  }
+});
+
 test('missing, FIFO, /dev/zero (directly and through a symlink), directory, over the limit: typed failures, no hang', async (t) => {
   const dir = tempDir(t);
   t.is((await failure(t, readBounded(join(dir, 'nope'), 10))).kind, 'missing');
