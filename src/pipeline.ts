@@ -147,6 +147,8 @@ export class StateBuilder {
   lastModel: 'full' | 'incremental' | undefined;
   /** How the last inventory was made: in full, or from the objects that changed. */
   lastInventory: 'full' | 'objects' | undefined;
+  /** Inventories and models built from scratch so far (the agent collects garbage after one: heap-compaction.ts). */
+  fullBuilds = 0;
 
   build(input: StateInput): State {
     const configKey = jsonOnce(input.config);
@@ -189,6 +191,7 @@ export class StateBuilder {
         ...(input.localAddresses === undefined ? {} : { localAddresses: input.localAddresses }),
       });
       this.lastInventory = 'full';
+      this.fullBuilds++;
       return built;
     };
     const model = (valid: readonly PolicyDocument[], inv: Inventory): HostModel => {
@@ -219,6 +222,7 @@ export class StateBuilder {
       const fresh = new IncrementalModel(valid, inv, input.config, input.config.mode);
       this.#prev = { configKey, inputKey, inventory: { inventory: inv, index }, valid, model: fresh, feed };
       this.lastModel = 'full';
+      this.fullBuilds++;
       const pools = fresh.poolIndex();
       seedPoolIndex(inv, pools.index, pools.current);
       return fresh.model;

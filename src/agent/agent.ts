@@ -58,6 +58,7 @@ import { dirsToWatch, watchDirs, type DirWatcher } from './watch.js';
 import { PromMetrics, type DriftDetector } from './metrics.js';
 import { rolloutSource } from './rollout-metrics.js';
 import { observerStatus } from './observer-status.js';
+import { HeapCompaction } from './heap-compaction.js';
 import { MetricsServer } from './metrics-server.js';
 import { monitorKinds, NftMonitor } from './nft-monitor.js';
 
@@ -155,6 +156,8 @@ export class Agent {
   #monitorPending = false;
   /** Break-glass pause (pause.ts): enforce is rendered as audit until the pause ends. */
   readonly #pause: PauseControl;
+  /** One garbage collection when idle after a model built from scratch (heap-compaction.ts). */
+  readonly #compaction: HeapCompaction;
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -177,6 +180,7 @@ export class Agent {
     }));
     this.#metrics.setRolloutSource(rolloutSource(() => this.#desired?.cfg.config, () => this.#appliedModel));
     this.#rollout = new RolloutConfirm(opts.log, () => void this.#confirmCheck());
+    this.#compaction = new HeapCompaction({ onCollected: (c) => this.#log.debug(c, 'heap collected after a full build') });
     this.#pause = new PauseControl({ log: opts.log, stateDir: () => this.#desired?.cfg.config.stateDir, onChange: () => void this.reconcile('pause') });
   }
 
@@ -202,6 +206,8 @@ export class Agent {
       return this.#running;
     }
     const run = async (t: Trigger): Promise<void> => {
+      const fullBuilds = this.#memory.stateBuilder?.fullBuilds ?? 0;
+      this.#compaction.passStarting();
       try {
         await this.#pass(t);
       } catch (err) {
@@ -210,6 +216,7 @@ export class Agent {
         this.#log.error({ err, trigger: t }, 'reconcile failed');
         if (t === 'start') this.#startFailure = err;
       }
+      this.#compaction.passEnded((this.#memory.stateBuilder?.fullBuilds ?? 0) !== fullBuilds);
       // Passes run one at a time, so #rev is still this pass's.
       this.#log.debug({ rev: this.#rev, trigger: t }, 'pass done');
       const next = this.#queued;
@@ -230,6 +237,7 @@ export class Agent {
     this.#timers = [];
     this.#rollout.stop();
     this.#pause.stop();
+    this.#compaction.stop();
     this.#debouncer?.cancel();
     this.#watcher?.close();
     this.#monitor.stop();
