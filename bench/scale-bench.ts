@@ -441,9 +441,12 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     }
 
     // The kernel-side observer from here on (not during the start: the first apply's 100k element lines).
-    kmon = await KernelObserver.start('/usr/sbin/nft');
+    // NODEWALL_BENCH_NFTMON=off: none (the kernel rows n/a), to see what the observer costs the other figures.
+    if (process.env['NODEWALL_BENCH_NFTMON'] !== 'off') {
+      kmon = await KernelObserver.start('/usr/sbin/nft');
+      progress(size, 'nft monitor observer ready');
+    }
     const observer = kmon;
-    progress(size, 'nft monitor observer ready');
 
     // One kind of event, `events` times, each isolated (the previous pass done, the coalescing window over).
     // `marker`: the monitor line that says event i's change is in the kernel (none: the log line only).
@@ -461,7 +464,7 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
       const profile = await startProfile();
       for (let i = 0; i < events; i++) {
         const mark = tap.seen.length;
-        const monMark = observer.log.lines.length;
+        const monMark = observer?.log.lines.length ?? 0;
         const space0 = verbose ? oldSpaces() : undefined;
         const c0 = process.cpuUsage();
         const a = performance.now();
@@ -476,7 +479,7 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
         await passDone(stateDir, l.line);
         const used = process.cpuUsage(c0);
         let seen: ObservedLine | undefined;
-        if (marker !== undefined) {
+        if (marker !== undefined && observer !== undefined) {
           const m = marker(i);
           seen = await observer.log.waitFor(m.match, monMark, 60_000, `${kind} #${i}: ${m.what}`);
           kernelTx.push(nanosToMs(w, seen.txNanos));
@@ -563,7 +566,7 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     // A burst: 20 IP changes of one pod, 10 ms apart. The final state is in the kernel at the last
     // "ruleset applied" after the last write (later passes, if any, find nothing to change).
     const burstMark = tap.seen.length;
-    const burstMonMark = observer.log.lines.length;
+    const burstMonMark = observer?.log.lines.length ?? 0;
     let lastWrite = 0;
     let lastWriteNanos = 0n;
     for (let i = 0; i < 20; i++) {
@@ -583,11 +586,11 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     if (lastApplied === undefined) throw new Error('burst: nothing applied');
     out['burstLastToKernelMs'] = lastApplied.at - lastWrite;
     // The same seen by the nft monitor: the last address's element in the kernel, from just before its write.
-    const lastIn = await observer.log.waitFor(elementMarker('add', '100.67.201.20'), burstMonMark, 60_000, 'burst: add element 100.67.201.20');
-    out['burstLastToKernelMonitorMs'] = nanosToMs(lastWriteNanos, lastIn.txNanos);
+    const lastIn = await observer?.log.waitFor(elementMarker('add', '100.67.201.20'), burstMonMark, 60_000, 'burst: add element 100.67.201.20');
+    if (lastIn !== undefined) out['burstLastToKernelMonitorMs'] = nanosToMs(lastWriteNanos, lastIn.txNanos);
     out['burstPasses'] = tap.seen.slice(burstMark).filter((s) => isApplyLine(s.line)).length;
 
-    await kmon.stop();
+    await kmon?.stop();
     kmon = undefined;
     await agent.stop('bench');
     agent = undefined;
