@@ -75,6 +75,7 @@ test.serial('objects loaded by the fast path do not keep the file text alive', (
   t.deepEqual(kept.problems, []);
   t.is(kept.objects[n - 1]?.metadata.name, `a-pod-with-a-long-name-${n - 1}`);
   t.true(textLength > 8 * MB);
-  // What is decoded (2000 small objects) is well under a quarter of the text; the text itself would be all of it.
-  t.true(bytes < textLength / 4, `the load retained ${bytes} bytes of a ${textLength}-character text`);
+  // What is decoded (2000 small objects) is 1.8-2.2 MB, about a quarter of the text (so a quarter was a flaky
+  // bound: it failed once in a full run at 2.15 MB); the text itself would be all of it and more.
+  t.true(bytes < textLength / 2, `the load retained ${bytes} bytes of a ${textLength}-character text`);
 });
