@@ -13,8 +13,8 @@
 // the unfiltered monitor: that one prints one line per set element, 100k
 // lines for a cold start of a large policy, and the element churn of other
 // tables (kube-proxy's nftables mode) besides. Element edits are not drift
-// for nodewall (sets are replaced whole on every structural apply and the
-// poll's hash leaves elements out, too).
+// for nodewall: the poll's hash leaves elements out too (a full load replaces
+// every set; chain and element deltas change only the sets they name).
 //
 // A child that exits is restarted with jittered exponential backoff (capped);
 // after a restart the agent checks once, since events may have been missed.
