@@ -11,9 +11,10 @@
 //   node nft-monitor-child.js NFT_PATH [KEEP_REGEX]
 //
 // KEEP_REGEX: only lines matching it are passed on (the `# new generation`
-// lines always are), so that the measuring process does not parse the tens of
-// thousands of element lines a structural apply at 100k pods brings (its CPU
-// per event is measured). Exits, stopping nft, when its stdin closes (the
+// lines always are, and so is the first line of each transaction: the bench
+// takes a transaction's stamp from it, bench/nft-monitor-marks.ts), so that
+// the measuring process does not parse the tens of thousands of element lines
+// a structural apply at 100k pods brings (its CPU per event is measured). Exits, stopping nft, when its stdin closes (the
 // measuring process ended or closed it) or on SIGTERM; exits with nft.
 
 import { spawn } from 'node:child_process';
@@ -45,8 +46,12 @@ const stop = (): void => {
 
 let out: string[] = [];
 let stamp = 0n;
+/** The next line opens a transaction: passed on whatever the filter says, so that its stamp is the transaction's. */
+let opensTransaction = true;
 const splitter = new LineSplitter(1 << 20, (line) => {
-  if (keep === undefined || isGenerationLine(line) || keep.test(line)) out.push(formatStamped(stamp, line));
+  const generation = isGenerationLine(line);
+  if (keep === undefined || generation || opensTransaction || keep.test(line)) out.push(formatStamped(stamp, line));
+  opensTransaction = generation;
 });
 nft.stdout.on('data', (chunk: Buffer) => {
   stamp = process.hrtime.bigint();

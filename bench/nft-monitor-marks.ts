@@ -45,6 +45,12 @@ export const formatStamped = (nanos: bigint, text: string): string => `${nanos}\
 /** The line nft prints after each committed transaction. */
 export const isGenerationLine = (text: string): boolean => text.startsWith('# new generation ');
 
+/**
+ * The scale bench's filter (the child's KEEP_REGEX): element lines only for the bench's own addresses
+ * (100.67.0.0/16), no `delete rule` lines; everything else.
+ */
+export const benchKeepPattern = String.raw`^(?!(?:add|delete) element |delete rule )|^(?:add|delete) element .*(?<![0-9A-Za-z.:/-])100\.67\.`;
+
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**

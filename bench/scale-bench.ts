@@ -74,7 +74,7 @@ import { generateCluster, type SyntheticSize } from './synthetic.js';
 import { rssSplitLine } from './rss-split.js';
 import { agentEnv, agentNodeFlags } from '../src/bin/runtime-settings.js';
 import { LineSplitter } from '../src/agent/line-splitter.js';
-import { chainMarker, elementMarker, MonitorLog, nanosToMs, ruleWithPortMarker, type ObservedLine } from './nft-monitor-marks.js';
+import { benchKeepPattern, chainMarker, elementMarker, MonitorLog, nanosToMs, ruleWithPortMarker, type ObservedLine } from './nft-monitor-marks.js';
 
 type Line = Record<string, unknown> & { msg: string; time: number };
 interface Seen {
@@ -185,7 +185,8 @@ async function passDone(stateDir: string, line: Line, timeoutMs = 300_000): Prom
  * The kernel-side observer: bench/nft-monitor-child.js (`nft monitor` in this process's network
  * namespace, each line stamped with CLOCK_MONOTONIC when read) as a child process, its lines collected.
  * Element lines are passed on only for the bench's own addresses (100.67.0.0/16), and `delete rule` lines
- * not at all, so that the churn of structural applies costs this process (whose CPU is measured) little.
+ * not at all (but the first line of every transaction, whatever it is: the transaction's stamp), so that the
+ * churn of structural applies costs this process (whose CPU is measured) little.
  * NODEWALL_BENCH_NFTMON_DUMP=FILE: every line passed on, none filtered, written to FILE at the end.
  */
 class KernelObserver {
@@ -196,7 +197,7 @@ class KernelObserver {
 
   private constructor(nftPath: string) {
     this.#dump = process.env['NODEWALL_BENCH_NFTMON_DUMP'];
-    const keep = this.#dump === undefined ? String.raw`^(?!(?:add|delete) element |delete rule )|^(?:add|delete) element .*(?<![0-9A-Za-z.:/-])100\.67\.` : '';
+    const keep = this.#dump === undefined ? benchKeepPattern : '';
     const child = fileURLToPath(new URL('./nft-monitor-child.js', import.meta.url));
     this.#proc = spawn(process.execPath, [child, nftPath, keep], { stdio: ['pipe', 'pipe', 'inherit'] });
     const splitter = new LineSplitter(1 << 20, (l) => this.log.push(l));
