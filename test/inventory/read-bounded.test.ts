@@ -3,8 +3,8 @@
 // there can neither hang nor exhaust the agent or the CLI.
 
 import test, { type ExecutionContext } from 'ava';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../../src/api/problem.js';
@@ -61,6 +61,40 @@ test.serial('a small file under a large limit is read into small buffers (no 1 M
   } finally {
     Buffer.allocUnsafe = real;
   }
+});
+
+// Serial: replaces Buffer.allocUnsafe too.
+test.serial('a file whose fstat size lies (procfs: 0) is read whole, and never more than limit + 1 bytes of it', async (t) => {
+  // /proc/PID/environ: size 0 in fstat, a content fixed at exec (here > 20 KB: many reads past the first).
+  const sleeper = spawn('sleep', ['60'], { env: { NWT_BIG: 'e'.repeat(20_000), PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, stdio: 'ignore' });
+  t.teardown(() => sleeper.kill());
+  await new Promise<void>((r) => sleeper.once('spawn', () => r()));
+  const file = `/proc/${sleeper.pid}/environ`;
+  // exec may not have replaced the environment yet: wait until the file shows the one given.
+  for (let i = 0; i < 1000 && !readFileSync(file).includes('NWT_BIG='); i++) await new Promise((r) => setTimeout(r, 10));
+  const whole = readFileSync(file);
+  t.true(whole.length > 20_000);
+  const r = await readBounded(file, 1024 * 1024);
+  t.is(r.before.size, 0n);
+  t.true(r.bytes.equals(whole));
+  // Exactly at the limit: read; one byte less: refused, and no more than limit + 1 bytes asked for.
+  t.true((await readBounded(file, whole.length)).bytes.equals(whole));
+  const asked: number[] = [];
+  const real = Buffer.allocUnsafe;
+  Buffer.allocUnsafe = (size: number) => {
+    asked.push(size);
+    return real(size);
+  };
+  let err: BoundedReadError | undefined;
+  try {
+    err = await failure(t, readBounded(file, whole.length - 1));
+  } finally {
+    Buffer.allocUnsafe = real;
+  }
+  t.is(err.kind, 'too-large');
+  t.is(err.size, undefined);
+  t.regex(err.message, /grew past/);
+  t.true(asked.reduce((a, b) => a + b, 0) <= whole.length, `asked for ${asked.join(', ')} bytes`);
 });
 
 test('missing, FIFO, /dev/zero (directly and through a symlink), directory, over the limit: typed failures, no hang', async (t) => {
