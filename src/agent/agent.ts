@@ -215,8 +215,9 @@ export class Agent {
         this.#noteError(err instanceof Error ? err.message : String(err));
         this.#log.error({ err, trigger: t }, 'reconcile failed');
         if (t === 'start') this.#startFailure = err;
+      } finally {
+        this.#compaction.passEnded((this.#memory.stateBuilder?.fullBuilds ?? 0) !== fullBuilds);
       }
-      this.#compaction.passEnded((this.#memory.stateBuilder?.fullBuilds ?? 0) !== fullBuilds);
       // Passes run one at a time, so #rev is still this pass's.
       this.#log.debug({ rev: this.#rev, trigger: t }, 'pass done');
       const next = this.#queued;
