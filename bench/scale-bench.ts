@@ -73,6 +73,7 @@ import { controlPlane } from './nft-bench.js';
 import { generateCluster, type SyntheticSize } from './synthetic.js';
 import { rssSplitLine } from './rss-split.js';
 import { agentEnv, agentNodeFlags } from '../src/bin/runtime-settings.js';
+import { hasSysAdmin } from '../src/agent/predicted-table-hash.js';
 import { LineSplitter } from '../src/agent/line-splitter.js';
 import { benchKeepPattern, chainMarker, elementMarker, MonitorLog, nanosToMs, ruleWithPortMarker, type ObservedLine } from './nft-monitor-marks.js';
 
@@ -393,6 +394,8 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     out['startApplyBeganMs'] = first.at - t0 - out['firstApplyMs'];
     out['startApplyModelMs'] = Number(ds?.['total'] ?? NaN);
     out['startAfterNftMs'] = out['firstApplyMs'] - out['startApplyModelMs'];
+    // Whether the agent may predict the drift hash (CAP_SYS_ADMIN; NODEWALL_BENCH_CAPS=shipped drops it).
+    out['agentHasSysAdmin'] = (await hasSysAdmin()) ? 1 : 0;
     // NODEWALL_BENCH_IDLE_S=N: first N seconds of idling with no forced GC (as a node runs: only V8's own
     // collections, its memory reducer included), RSS sampled every 5 s; the figures below come after that.
     const idleS = Number(process.env['NODEWALL_BENCH_IDLE_S'] ?? 0);
@@ -604,12 +607,16 @@ async function measureSize(size: SyntheticSize, events: number, netns: string): 
     const policies = loadManifestText(cluster.policiesYaml, 'policies.yaml');
     const config = parseConfig('mode: enforce\nclusterPodCIDRs: [100.65.0.0/16, "2001:db8:1::/48"]\n', 'bench.yaml');
     const model = buildState({ config, load: { policies: policies.policies, objects: objects.objects, problems: [] }, nodeName: cluster.nodeName }).model;
-    const cp = await controlPlane(model);
-    for (const k of ['bareNftFMs', 'applyFullMs', 'applyFullCheckMs', 'applyOverBareRatio', 'applyNoCheckOverBareRatio', 'deltaOnePodMs', 'deltaBareNftMs', 'nftStartMs', 'deltaFromKernelReadMs']) {
-      out[k] = cp[k] ?? Number.NaN;
+    // Both make network namespaces of their own (`ip netns add` / `exec` need CAP_SYS_ADMIN): not measured
+    // with NODEWALL_BENCH_CAPS=shipped (n/a in the table).
+    if (out['agentHasSysAdmin'] === 1) {
+      const cp = await controlPlane(model);
+      for (const k of ['bareNftFMs', 'applyFullMs', 'applyFullCheckMs', 'applyOverBareRatio', 'applyNoCheckOverBareRatio', 'deltaOnePodMs', 'deltaBareNftMs', 'nftStartMs', 'deltaFromKernelReadMs']) {
+        out[k] = cp[k] ?? Number.NaN;
+      }
+      out['deltaOverBareRatio'] = (cp['deltaOnePodMs'] ?? NaN) / (cp['deltaBareNftMs'] ?? NaN);
+      Object.assign(out, await readBackCost(model, '/usr/sbin/nft', netns));
     }
-    out['deltaOverBareRatio'] = (cp['deltaOnePodMs'] ?? NaN) / (cp['deltaBareNftMs'] ?? NaN);
-    Object.assign(out, await readBackCost(model, '/usr/sbin/nft', netns));
     // As `npm run bench evaluate`: the best of five rounds (the first pays the compilation), per CPU second.
     const ev = evaluateThroughput(model, benchFlows(size));
     out['evaluateFlowsPerCpuSec'] = ev['evaluateFlowsPerCpuSec'] ?? Number.NaN;
@@ -677,7 +684,12 @@ function measureInNetns(size: SyntheticSize, events: number, netns: string): Pro
     // the DaemonSet's); NODEWALL_BENCH_RUNTIME=none measures without them, NODEWALL_BENCH_NODE_FLAGS adds flags.
     const shipped = process.env['NODEWALL_BENCH_RUNTIME'] !== 'none';
     const nodeFlags = ['--expose-gc', ...(shipped ? agentNodeFlags : []), ...(process.env['NODEWALL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
-    const args = ['netns', 'exec', netns, process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--measure', JSON.stringify({ size, events, netns })];
+    // NODEWALL_BENCH_CAPS=shipped: the measuring child (and so the agent) without CAP_SYS_ADMIN, as under the
+    // shipped unit and DaemonSet: the drift hash of a full load is then read back, not predicted
+    // (src/agent/predicted-table-hash.ts). Dropped from the bounding set, so root's exec does not get it back.
+    const capsShipped = process.env['NODEWALL_BENCH_CAPS'] === 'shipped';
+    const wrap = capsShipped ? ['/usr/bin/setpriv', '--bounding-set=-sys_admin', '--'] : [];
+    const args = ['netns', 'exec', netns, ...wrap, process.execPath, ...nodeFlags, fileURLToPath(import.meta.url), '--measure', JSON.stringify({ size, events, netns })];
     const env = shipped ? { ...process.env, ...agentEnv } : process.env;
     const proc = spawn('ip', args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     let result: SizeResult | undefined;
@@ -709,6 +721,7 @@ export function scaleTable(results: readonly SizeResult[]): string {
     ['start -> enforced (no cache)', (r) => `${fmt(r['startToEnforcedMs'])} ms (CPU ${fmt(r['startCpuMs'])} ms)`],
     ['  start: pod list asked / first apply begins (ms after start)', (r) => `${fmt(r['startPodsAskedMs'])} / ${fmt(r['startApplyBeganMs'])} ms`],
     ['  start: first apply = applyModel + rest (nft lock wait, drift hash predicted or read back)', (r) => `${fmt(r['startApplyModelMs'])} + ${fmt(r['startAfterNftMs'])} ms`],
+    ['  agent has CAP_SYS_ADMIN (drift hash of a full load predicted; the shipped unit has not: read back)', (r) => (r['agentHasSysAdmin'] === undefined ? 'n/a' : r['agentHasSysAdmin'] === 1 ? 'yes' : 'no')],
     ['heap used after first model (after GC)', (r) => `${fmt(r['heapUsedMB'])} MB`],
     ...(Number(process.env['NODEWALL_BENCH_IDLE_S'] ?? 0) > 0
       ? [[`RSS ${process.env['NODEWALL_BENCH_IDLE_S']} s after enforced, idle, no forced GC`, (r: SizeResult) => `${fmt(r['idleRssMB'])} MB`] as [string, (r: SizeResult) => string]]
