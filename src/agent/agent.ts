@@ -156,7 +156,7 @@ export class Agent {
   #monitorPending = false;
   /** Break-glass pause (pause.ts): enforce is rendered as audit until the pause ends. */
   readonly #pause: PauseControl;
-  /** One garbage collection when idle after a model built from scratch (heap-compaction.ts). */
+  /** Two garbage collections when idle after a model built from scratch (heap-compaction.ts). */
   readonly #compaction: HeapCompaction;
 
   constructor(opts: AgentOptions) {

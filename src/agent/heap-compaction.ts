@@ -98,12 +98,18 @@ export class HeapCompaction {
   #collect(): void {
     this.#timer = undefined;
     if (this.#passes > 0 || this.#stopped || this.#gc === undefined) return;
-    const before = process.memoryUsage().heapUsed;
-    const t0 = performance.now();
-    this.#gc();
-    this.collections++;
-    const after = process.memoryUsage();
-    this.#onCollected?.({ step: this.#step + 1, heapBeforeMB: mb(before), heapAfterMB: mb(after.heapUsed), rssAfterMB: mb(after.rss), ms: Math.round(performance.now() - t0) });
+    // A timer callback: anything thrown here would be uncaught and end the agent (process.memoryUsage() reads
+    // /proc and throws on EMFILE). A collection that fails is skipped; the next step still comes.
+    try {
+      const before = process.memoryUsage().heapUsed;
+      const t0 = performance.now();
+      this.#gc();
+      this.collections++;
+      const after = process.memoryUsage();
+      this.#onCollected?.({ step: this.#step + 1, heapBeforeMB: mb(before), heapAfterMB: mb(after.heapUsed), rssAfterMB: mb(after.rss), ms: Math.round(performance.now() - t0) });
+    } catch {
+      // nothing to undo: memory stays as V8 keeps it
+    }
     this.#step++;
     this.#arm();
   }

@@ -91,6 +91,22 @@ test('stop cancels a pending collection; gc null never collects', async (t) => {
   t.is(never.collections, 0);
 });
 
+test('a collection that throws (gc, or process.memoryUsage on EMFILE) is skipped without an uncaught exception; the next step still runs', async (t) => {
+  let calls = 0;
+  const h = new HeapCompaction({
+    gc: () => {
+      calls++;
+      if (calls === 1) throw new Error('boom');
+    },
+    delaysMs,
+  });
+  t.teardown(() => h.stop());
+  h.passStarting();
+  h.passEnded(true);
+  await until(() => calls === 2, 'the second step after the first threw');
+  t.is(h.collections, 1);
+});
+
 test('obtainGc gives V8\'s full collection: an object only a WeakRef holds is gone after it', async (t) => {
   const gc = obtainGc();
   t.is(typeof gc, 'function');
