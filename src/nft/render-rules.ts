@@ -59,13 +59,29 @@ function valueList(values: readonly string[]): string {
   return values.length === 1 ? (values[0] ?? '') : `{ ${values.join(', ')} }`;
 }
 
-/** Number list -> "5" / "{ 1-4, 130 }" with runs collapsed. */
+/**
+ * Number list -> "5" / "{ 1, 2, 130 }", sorted, no duplicates, never a range. An anonymous set with a range
+ * is an interval set, and the kernel (6.18, rbtree) publishes a new interval set's elements only after the
+ * transaction has made the rules that use it visible: for a moment such a rule matches nothing (measured with
+ * packets, README "Transactions and the kernel"). Plain anonymous sets (hash, bitmap) do not have that window.
+ */
 export function numberList(numbers: readonly number[]): string {
-  const ranges = mergeRanges(numbers.map((n) => [n, n] as const));
-  return valueList(ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)));
+  return valueList([...new Set(numbers)].sort((a, b) => a - b).map(String));
 }
 
-/** The L4 matches of an entry, grouped so that one rule covers each protocol (ports as anonymous sets). */
+/** Port ranges -> the texts of the matches that cover them: the single ports as one plain value or set, each run
+ *  of two or more ports as a range expression of its own (no interval set, see numberList). */
+function portMatches(ranges: readonly Range[]): string[] {
+  const singles: number[] = [];
+  const runs: string[] = [];
+  for (const [lo, hi] of ranges) {
+    if (lo === hi) singles.push(lo);
+    else runs.push(`${lo}-${hi}`);
+  }
+  return [...(singles.length > 0 ? [numberList(singles)] : []), ...runs];
+}
+
+/** The L4 matches of an entry, grouped so that one rule covers each protocol (single ports as plain anonymous sets, runs as range expressions). */
 export function l4Parts(l4: readonly L4Match[]): L4Part[] {
   if (l4.some((m) => m.kind === 'all')) return [{ text: '' }];
   const ports = new Map<string, Range[]>();
@@ -80,16 +96,19 @@ export function l4Parts(l4: readonly L4Match[]): L4Part[] {
   // Protocols with the same ports share one rule (`protocol: ANY` gives tcp, udp and sctp the same ranges):
   // th dport sits at the same offset in all three.
   const groups = new Map<string, ('tcp' | 'udp' | 'sctp')[]>();
+  const portRanges = new Map<string, Range[]>();
   for (const proto of ['tcp', 'udp', 'sctp'] as const) {
     const ranges = ports.get(proto);
     if (ranges === undefined) continue;
     const merged = mergeRanges(ranges);
-    const key = merged.some(([lo, hi]) => lo <= 0 && hi >= 65535) ? '' : valueList(merged.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)));
+    const key = merged.some(([lo, hi]) => lo <= 0 && hi >= 65535) ? '' : merged.map(([lo, hi]) => `${lo}-${hi}`).join(',');
+    portRanges.set(key, merged);
     groups.set(key, [...(groups.get(key) ?? []), proto]);
   }
-  for (const [portList, protos] of groups) {
-    if (protos.length === 1) out.push({ text: portList === '' ? `meta l4proto ${protos[0]}` : `${protos[0]} dport ${portList}` });
-    else out.push({ text: `meta l4proto ${valueList(protos)}${portList === '' ? '' : ` th dport ${portList}`}` });
+  for (const [key, protos] of groups) {
+    const head = protos.length === 1 ? `${protos[0]} dport` : `meta l4proto ${valueList(protos)} th dport`;
+    if (key === '') out.push({ text: protos.length === 1 ? `meta l4proto ${protos[0]}` : `meta l4proto ${valueList(protos)}` });
+    else for (const m of portMatches(portRanges.get(key) ?? [])) out.push({ text: `${head} ${m}` });
   }
   const v4 = icmp.get('ipv4');
   if (v4 !== undefined) out.push({ family: 'ipv4', text: `icmp type ${numberList(v4)}` });

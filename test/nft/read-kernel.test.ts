@@ -52,8 +52,11 @@ test('a missing table reads as null; a loaded one reads back rules, counters, se
   ]);
   const ssh = k.rules.filter((r) => r.policy === 'p1' && r.rule === 'spec.ingress[0]');
   t.deepEqual(ssh.map((r) => [r.family, r.sets, r.excludedSets, r.l4, r.verdict]), [
-    ['ipv4', ['world_v4'], ['nw_excl_cluster_v4'], 'tcp/22,8000-8080', 'accept'],
-    ['ipv6', ['world_v6'], ['nw_excl_cluster_v6'], 'tcp/22,8000-8080', 'accept'],
+    // The single port and the range are two rules (render-rules.ts numberList: no anonymous interval sets).
+    ['ipv4', ['world_v4'], ['nw_excl_cluster_v4'], 'tcp/22', 'accept'],
+    ['ipv6', ['world_v6'], ['nw_excl_cluster_v6'], 'tcp/22', 'accept'],
+    ['ipv4', ['world_v4'], ['nw_excl_cluster_v4'], 'tcp/8000-8080', 'accept'],
+    ['ipv6', ['world_v6'], ['nw_excl_cluster_v6'], 'tcp/8000-8080', 'accept'],
   ]);
   t.deepEqual(k.rules.filter((r) => r.rule === 'spec.ingressDeny[0]').map((r) => r.verdict), ['drop', 'drop']);
   t.true(k.rules.every((r) => r.comment !== undefined && r.packets >= 0));
