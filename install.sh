@@ -46,15 +46,19 @@ uninstall() {
   if [ -f "$PREFIX/dist/src/inventory/config.js" ] && [ -f "$ETC/nodewall.yaml" ]; then
     table=$(node -e "import('$PREFIX/dist/src/inventory/config.js').then(async (m) => console.log((await m.loadConfig('$ETC/nodewall.yaml')).nft.table)).catch(() => console.log('nodewall'))")
   fi
-  if [ -x "$NFT" ] && "$NFT" list table inet "$table" >/dev/null 2>&1; then
-    # Only a table nodewall made (its ownership mark, or an older version's structure marker): never someone else's.
-    if "$NFT" -t list table inet "$table" | grep -Eq 'comment "nodewall (ownership mark|structure marker)'; then
-      "$NFT" delete table inet "$table"
-      say "deleted nft table inet $table"
-    else
-      say "left table inet $table alone: it has no nodewall ownership mark, so nodewall did not create it"
+  # The table and the temporary tables of a full replace that did not finish (src/nft/make-before-break.ts).
+  local t
+  for t in "$table" "${table}_next0" "${table}_next1" "${table}_next2" "${table}_next3"; do
+    if [ -x "$NFT" ] && "$NFT" list table inet "$t" >/dev/null 2>&1; then
+      # Only a table nodewall made (its ownership mark, or an older version's structure marker): never someone else's.
+      if "$NFT" -t list table inet "$t" | grep -Eq 'comment "nodewall (ownership mark|structure marker)'; then
+        "$NFT" delete table inet "$t"
+        say "deleted nft table inet $t"
+      else
+        say "left table inet $t alone: it has no nodewall ownership mark, so nodewall did not create it"
+      fi
     fi
-  fi
+  done
   rm -f "$BIN" "$UNIT"
   have_systemd && systemctl daemon-reload || true
   rm -rf "$PREFIX" "$STATE" /var/lib/private/nodewall

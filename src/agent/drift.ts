@@ -6,6 +6,7 @@
 
 import { sha256 } from '../inventory/read-manifest-files.js';
 import { NftError, runNft } from '../nft/nft-exec.js';
+import { removeTemporaryTables } from '../nft/make-before-break.js';
 import { ForeignTableError, readOwnership } from '../nft/ownership.js';
 
 export type TableState = { readonly present: false; readonly error: string } | { readonly present: true; readonly hash: string };
@@ -71,11 +72,16 @@ export async function deleteTable(nftPath: string, table: string, timeoutMs = 10
   } catch (err) {
     return { deleted: false, error: err instanceof Error ? err.message : String(err) };
   }
+  // Temporary tables a full replace left (make-before-break.ts) filter too: they go first, with the mark only.
+  const leftovers = await removeTemporaryTables(nftPath, table, { timeoutMs }).then(
+    () => undefined,
+    (err: unknown) => (err instanceof Error ? err.message : String(err)),
+  );
   try {
     await runNft(nftPath, ['delete', 'table', 'inet', table], { timeoutMs });
-    return { deleted: true };
+    return leftovers === undefined ? { deleted: true } : { deleted: true, error: `temporary tables: ${leftovers}` };
   } catch (err) {
-    if (err instanceof NftError && /No such file or directory/.test(err.stderr)) return { deleted: false };
+    if (err instanceof NftError && /No such file or directory/.test(err.stderr)) return leftovers === undefined ? { deleted: false } : { deleted: false, error: `temporary tables: ${leftovers}` };
     return { deleted: false, error: err instanceof Error ? err.message : String(err) };
   }
 }

@@ -13,6 +13,7 @@ import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
 import { NftRerunError } from './nft-launcher.js';
+import { findTemporaryTables, makeBeforeBreakScripts, removeTemporaryTables, temporaryTableNames } from './make-before-break.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
 import { type ModelDeltaLookup, elementDelta, noteApplied } from './render-delta.js';
@@ -201,13 +202,19 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
         throw err;
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
-    } else {
+    } else if (kernel === null) {
+      // Cold start in one transaction. The kernel's commit window (make-before-break.ts) can only make it stricter
+      // than the moment before, when nodewall filtered nothing: new allow sets read empty for that moment.
       // Only for a full load that is this apply's one transaction: the prediction describes no other result
       // (a fallback after a failed delta sent others first: table-hash-after-apply.ts predictedFor).
       if (transactions === 0) opts.onFullLoad?.(rendered);
       await send(rendered.script);
+    } else {
+      const n = await replaceMakingBeforeBreaking(rendered, limit, opts.nftPath, exec, send);
+      reason = `${reason}; made before break: the new ruleset filtered from a temporary table first (${n} transactions)`;
     }
   }
+  if (!dryRun && plan.kind !== 'noop') await cleanUpTemporaryTables(opts.nftPath, opts.table, exec);
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
   const elements = fast?.elements ?? elementCount(rendered);
@@ -232,6 +239,64 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     state: dryRun ? (previous ?? { structureHash: null, sets: new Map() }) : rendered,
     ...(dryRun ? { changes: describeChanges(previous, rendered) } : {}),
   };
+}
+
+/**
+ * Full replace of an existing table by the scripts of make-before-break.ts; returns how many transactions it sent.
+ * Throws when it fails: before the table itself was touched the temporary table is removed and the old ruleset
+ * stays; after, the temporary table stays and filters with the new ruleset until a later full apply replaces it.
+ */
+async function replaceMakingBeforeBreaking(
+  rendered: RenderedRuleset,
+  limit: number,
+  nftPath: string,
+  exec: { netns?: string; timeoutMs?: number },
+  send: (script: string) => Promise<void>,
+): Promise<number> {
+  const found = await findTemporaryTables(nftPath, rendered.table, exec);
+  if (found.free === undefined) {
+    throw new Error(
+      `cannot replace table inet ${rendered.table}: every temporary table name (${temporaryTableNames(rendered.table).join(', ')}) is taken; ` +
+        'the old ruleset stays in force. Delete the ones that are not needed.',
+    );
+  }
+  const scripts = makeBeforeBreakScripts(rendered, limit, found.free, found.ours);
+  let touched = false;
+  try {
+    for (const s of scripts.temporary) await send(s);
+    for (const s of scripts.table) {
+      await send(s);
+      touched = true;
+    }
+  } catch (err) {
+    if (!touched) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
+    tablesCleaned.delete(cleanKey(rendered.table, exec));
+    throw err;
+  }
+  return scripts.temporary.length + scripts.table.length;
+}
+
+/** Tables (per namespace) whose temporary tables this process has checked for since it last left one. */
+const tablesCleaned = new Set<string>();
+
+function cleanKey(table: string, exec: { netns?: string }): string {
+  return `${exec.netns ?? ''}\u0000${table}`;
+}
+
+/**
+ * After the first full or delta apply of this process (the table is whole then: a full apply built it, a delta's
+ * marker check found it), and after one that failed halfway: delete temporary tables an earlier run left
+ * (make-before-break.ts). A failure here is no apply failure: it is tried again after the next apply.
+ */
+async function cleanUpTemporaryTables(nftPath: string, table: string, exec: { netns?: string; timeoutMs?: number }): Promise<void> {
+  const key = cleanKey(table, exec);
+  if (tablesCleaned.has(key)) return;
+  try {
+    await removeTemporaryTables(nftPath, table, exec);
+    tablesCleaned.add(key);
+  } catch {
+    // Left for the next apply.
+  }
 }
 
 /**

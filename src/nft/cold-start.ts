@@ -22,8 +22,8 @@
 // uses fillScripts the same way (set-delta.ts prefillScripts): the new sets are
 // declared and filled first, unreferenced, and the delta that adds the rules
 // referring to them commits last. An existing table replaced as a whole (a
-// structural change, a mode switch) stays one transaction: it must swap the old
-// ruleset for the new one atomically.
+// structural change, a mode switch) is built twice with these scripts, make
+// before break (make-before-break.ts).
 
 import type { RenderedRuleset } from './render.js';
 import { chainLines } from './render.js';
@@ -65,14 +65,27 @@ export function fillScripts(table: string, sets: readonly SetSpec[], maxElements
   return scripts;
 }
 
+export interface StagedOptions {
+  /** Build the ruleset in this table instead of r.table (make-before-break.ts: the temporary table). */
+  readonly table?: string;
+  /**
+   * The first transaction replaces a table of that name (`table {}` + `delete table`, then the unhooked copy)
+   * instead of `create table`, which fails when it exists. Used only where something else enforces meanwhile.
+   */
+  readonly replace?: boolean;
+  /** Commands added to the end of the last (hook) transaction: they commit together with the hooks. */
+  readonly withHook?: readonly string[];
+}
+
 /** The scripts of a staged cold start, in order: create, fills, hook. */
-export function coldStartScripts(r: RenderedRuleset, maxElements: number): string[] {
+export function coldStartScripts(r: RenderedRuleset, maxElements: number, o: StagedOptions = {}): string[] {
   const limit = Math.max(1, Math.floor(maxElements));
-  const t = r.table;
+  const t = o.table ?? r.table;
   const body = [...r.skeletonLines];
   for (const s of r.sets.values()) for (const l of renderSet(s, false)) body.push(l);
   for (const ch of r.chains.values()) if (ch.hook === undefined) for (const l of chainLines(ch)) body.push(l);
-  const scripts = [[r.header, `create table inet ${t}`, `table inet ${t} {`, ...body, '}', ''].join('\n')];
+  const start = o.replace === true ? [`table inet ${t} {}`, `delete table inet ${t}`] : [`create table inet ${t}`];
+  const scripts = [[r.header, ...start, `table inet ${t} {`, ...body, '}', ''].join('\n')];
 
   const guard = `flush set inet ${t} ${ownerMarkSet}`;
   for (const f of fillScripts(t, [...r.sets.values()], limit, guard)) scripts.push(f);
@@ -88,6 +101,7 @@ export function coldStartScripts(r: RenderedRuleset, maxElements: number): strin
     hook.push(`flush chain inet ${t} ${ch.name}`);
     for (const rule of ch.rules) hook.push(`add rule inet ${t} ${ch.name} ${rule}`);
   }
+  for (const l of o.withHook ?? []) hook.push(l);
   scripts.push(`${hook.join('\n')}\n`);
   return scripts;
 }

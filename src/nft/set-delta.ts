@@ -232,18 +232,22 @@ export function renderChainDelta(
 }
 
 /**
- * When the new sets of a chain delta hold more than `maxElements` elements: transactions that declare and
- * fill them beforehand, at most `maxElements` elements each, so that no transaction holds the nf_tables
- * lock for long. No rule refers to these sets until the chain delta itself commits, so no packet meets a
- * partly filled one. Each transaction first flushes the old structure marker: it fails unless the kernel
- * still holds the structure the delta was computed against.
+ * When the chain delta brings new sets with elements: transactions that declare and fill them beforehand, at
+ * most `maxElements` elements each (no transaction holds the nf_tables lock for long). The kernel publishes a
+ * set's elements only after its transaction made the rules visible (make-before-break.ts): a new set filled in
+ * the delta itself would read as empty to the delta's new rules for a moment. Filled earlier, unreferenced,
+ * it is whole when they appear. Each transaction first flushes the old structure marker: it fails unless the
+ * kernel still holds the structure the delta was computed against.
  */
 export function prefillScripts(prev: LayoutState, next: RenderedRuleset, maxElements: number): { scripts: string[]; sets: Set<string> } {
   const fresh = [...next.sets.values()].filter((s) => !prev.sets.has(s.name));
-  if (fresh.reduce((n, s) => n + s.elements.length, 0) <= maxElements) return { scripts: [], sets: new Set() };
   const guard = `flush set inet ${next.table} ${markerSetName(prev.structureHash)}`;
+  const fills = fillScripts(next.table, fresh, maxElements, guard);
+  const first = fills[0];
+  if (first === undefined) return { scripts: [], sets: new Set() };
+  // The declarations go with the first fill: after the guard, before the first element.
   const declare = [guard, ...fresh.map((s) => setDeclaration(next.table, s))].join('\n');
-  return { scripts: [`${declare}\n`, ...fillScripts(next.table, fresh, maxElements, guard)], sets: new Set(fresh.map((s) => s.name)) };
+  return { scripts: [`${declare}\n${first.slice(guard.length + 1)}`, ...fills.slice(1)], sets: new Set(fresh.map((s) => s.name)) };
 }
 
 export interface PlanOptions {
