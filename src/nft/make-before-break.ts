@@ -76,7 +76,8 @@ export function makeBeforeBreakScripts(
   temporary: string,
   stale: readonly string[],
 ): { readonly temporary: string[]; readonly table: string[] } {
-  const drop = [temporary, ...stale].map((name) => `delete table inet ${name}`);
+  // `table {}` first: the hook transaction stays idempotent (the nft launcher may run it a second time).
+  const drop = [temporary, ...stale].flatMap((name) => [`table inet ${name} {}`, `delete table inet ${name}`]);
   return {
     temporary: coldStartScripts(r, maxElements, { table: temporary }),
     table: coldStartScripts(r, maxElements, { replace: true, withHook: drop }),

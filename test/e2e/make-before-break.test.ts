@@ -1,0 +1,122 @@
+// A full replace of an existing table, made before break (src/nft/make-before-break.ts), against the real
+// kernel: the transactions' order, what is left after a failure at each stage, and the cleanup of leftovers.
+// That no packet meets a set in its commit window is test/e2e/commit-window.test.ts.
+
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { applyModel } from '../../src/nft/apply.js';
+import { runNft } from '../../src/nft/nft-exec.js';
+import { readTable } from '../../src/nft/read-kernel.js';
+import * as b from '../helpers/model-builders.js';
+import { Lab, nftPath } from './lab.js';
+
+const table = 'nodewall';
+
+function podModel(port: number, pods: readonly string[] = ['198.51.100.5/32']) {
+  return b.model({
+    sets: [b.identity('pods', pods, ['2001:db8:100::5/128'], { kind: 'endpoints' })],
+    ingress: b.enforced([b.allow('pods', [b.tcp(port)], 'spec.ingress[0]')]),
+  });
+}
+
+async function inetTables(lab: Lab): Promise<string[]> {
+  const { stdout } = await runNft(nftPath, ['list', 'tables', 'inet'], { netns: lab.nodeNs });
+  return stdout.split('\n').map((l) => l.trim().replace(/^table inet /, '')).filter((l) => l !== '').sort();
+}
+
+async function hookedChains(lab: Lab, name: string): Promise<string[]> {
+  const k = await readTable(nftPath, name, { netns: lab.nodeNs });
+  return (k?.chains ?? []).filter((c) => c.hook !== undefined).map((c) => c.name);
+}
+
+/** An nft that fails every script containing `needle` while `flag` exists; anything else goes to the real nft. */
+async function failingNft(dir: string, needle: string, flag: string): Promise<string> {
+  const path = join(dir, 'nft');
+  await writeFile(
+    path,
+    [
+      '#!/bin/sh',
+      'if [ "$1" = "-f" ] && [ "$2" = "-" ]; then',
+      `  s=$(cat); case "$s" in *'${needle}'*) if [ -e '${flag}' ]; then echo "Error: injected failure" >&2; exit 1; fi;; esac`,
+      `  printf '%s\\n' "$s" | exec ${nftPath} -f -`,
+      'fi',
+      `exec ${nftPath} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  await chmod(path, 0o755);
+  return path;
+}
+
+const ssh = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 } as const;
+const web = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 80 } as const;
+
+test('a full replace of an existing table: temporary table first, hooks last, nothing left over', async (t) => {
+  const lab = await Lab.create(t, 'mbb');
+  const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  t.is((await applyModel(podModel(22), opts)).kind, 'full');
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow');
+  const r = await applyModel(podModel(80), { ...opts, replace: true });
+  t.is(r.kind, 'full');
+  t.regex(r.reason, /made before break/);
+  // Temporary: create, fill, hook; the table: replace, fill, hook (each fill one transaction here).
+  t.is(r.transactions, 6);
+  t.deepEqual(await inetTables(lab), [table]);
+  t.deepEqual(await hookedChains(lab, table), ['input', 'output']);
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+});
+
+test('a failure before the table is touched: the temporary table goes, the old ruleset stays', async (t) => {
+  const lab = await Lab.create(t, 'mbbfail1');
+  const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  const before = await readTable(nftPath, table, { netns: lab.nodeNs });
+  // A bad element fails the temporary table's fill.
+  await t.throwsAsync(applyModel(podModel(80, ['198.51.100.5/32', 'not-an-address/32']), { ...opts, replace: true }), { message: /not-an-address/ });
+  t.deepEqual(await inetTables(lab), [table]);
+  t.is((await readTable(nftPath, table, { netns: lab.nodeNs }))?.structureHash, before?.structureHash);
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow');
+  t.is(await lab.probeSure(web, 'deny'), 'deny');
+});
+
+test('a failure after the table was touched: the temporary table filters with the new ruleset; the next full apply removes it', async (t) => {
+  const lab = await Lab.create(t, 'mbbfail2');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  // The table's hook transaction is the one that deletes the temporary table.
+  const nft = await failingNft(dir, `delete table inet ${table}_next0`, flag);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
+  t.deepEqual(await hookedChains(lab, table), [], 'the table is the unhooked copy');
+  t.deepEqual(await hookedChains(lab, `${table}_next0`), ['input', 'output']);
+  // The temporary table alone filters, with the new ruleset.
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+
+  await rm(flag);
+  const r = await applyModel(podModel(80), { ...opts, replace: true });
+  t.regex(r.reason, /made before break/);
+  t.deepEqual(await inetTables(lab), [table]);
+  t.deepEqual(await hookedChains(lab, table), ['input', 'output']);
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+});
+
+test('a table of a temporary name without nodewall\'s mark is never touched; the next name is used', async (t) => {
+  const lab = await Lab.create(t, 'mbbforeign');
+  const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  await runNft(nftPath, ['-f', '-'], { netns: lab.nodeNs, stdin: `table inet ${table}_next0 {\n\tset keep { type inet_proto; }\n}\n` });
+  await applyModel(podModel(80), { ...opts, replace: true });
+  t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
+  const foreign = await readTable(nftPath, `${table}_next0`, { netns: lab.nodeNs });
+  t.deepEqual([...(foreign?.sets.keys() ?? [])], ['keep']);
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+});
