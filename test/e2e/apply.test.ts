@@ -149,21 +149,26 @@ test('other tables are left untouched by full replace, delta and failure', async
   t.deepEqual(tables, ['table inet nodewall', 'table inet other', 'table ip legacy']);
 });
 
-test('onFullLoad (the drift hash prediction) starts only for a full load that is the apply\'s one transaction, not for the full replace after a failed delta', async (t) => {
+test('onFullLoad (the drift hash prediction) starts only for a full load that is the apply\'s one transaction (a cold start), not for a full replace of an existing table', async (t) => {
   const lab = await Lab.create(t, 'onfull');
   const calls: string[] = [];
   const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs, onFullLoad: (r: { structureHash: string }) => void calls.push(r.structureHash) } as const;
   const a = await applyModel(podModel(['198.51.100.5/32']), opts);
   t.like(a, { kind: 'full', transactions: 1 });
   t.deepEqual(calls, [a.structureHash], 'a first full load: predicted');
-  // A stale previous state: the element delta fails, the full replace after it is a second transaction.
+  // A stale previous state: the element delta fails, the full replace after it is made before break (6 more).
   await lab.nft(['delete', 'element', 'inet', table, 'pods_v4', '{ 198.51.100.5 }']);
   const r = await applyModel(podModel(['198.51.100.6/32']), { ...opts, previous: a.state });
-  t.like(r, { kind: 'full', transactions: 2 });
+  t.like(r, { kind: 'full', transactions: 7 });
   t.regex(r.reason, /element delta failed/);
-  t.deepEqual(calls, [a.structureHash], 'no prediction for the fallback (its result is of two transactions)');
-  // A full replace on its own (drift repair) is predicted again.
+  t.deepEqual(calls, [a.structureHash], 'no prediction for the fallback (its result is of several transactions)');
+  // A full replace on its own (drift repair) is made before break too: no prediction.
   const full = await applyModel(podModel(['198.51.100.6/32']), { ...opts, replace: true });
-  t.like(full, { kind: 'full', transactions: 1 });
-  t.deepEqual(calls, [a.structureHash, full.structureHash]);
+  t.like(full, { kind: 'full', transactions: 6 });
+  t.deepEqual(calls, [a.structureHash]);
+  // A cold start again is one transaction, predicted.
+  await lab.nft(['delete', 'table', 'inet', table]);
+  const cold = await applyModel(podModel(['198.51.100.6/32']), { ...opts, replace: true });
+  t.like(cold, { kind: 'full', transactions: 1 });
+  t.deepEqual(calls, [a.structureHash, cold.structureHash]);
 });
