@@ -7,8 +7,7 @@
 
 import type { Logger } from 'pino';
 import type { DropRecordSettings, RunMode } from '../inventory/types.js';
-import { applyModel, type ApplyOptions, type ApplyResult } from '../nft/apply.js';
-import type { RenderedRuleset } from '../nft/render.js';
+import { applyModel, type ApplyOptions, type ApplyResult, type PredictableLoad } from '../nft/apply.js';
 import type { HostModel } from '../policy/model.js';
 import { structureState, tableState, type TableState } from './drift.js';
 import type { NftWriteLock } from './nft-lock.js';
@@ -51,7 +50,7 @@ export interface DriftKernel {
   /** The cheap structural state; without it every check is a full one. */
   structureState?(nftPath: string, table: string): Promise<TableState>;
   /** Predicts the drift hash of a full load while it loads (table-hash-after-apply.ts); without it a repair reads back. */
-  predict?(o: { nftPath: string; table: string; timeoutMs?: number | undefined }, rendered: RenderedRuleset): HashPrediction;
+  predict?(o: { nftPath: string; table: string; timeoutMs?: number | undefined }, rendered: PredictableLoad): HashPrediction;
 }
 
 const realKernel: DriftKernel = { tableState: (p, t) => tableState(p, t), applyModel, structureState: (p, t) => structureState(p, t), predict: startPrediction };
@@ -142,7 +141,7 @@ export class DriftRepair {
         result = await this.#kernel.applyModel(a.model, {
           nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
           ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
-          ...(predict === undefined ? {} : { onFullLoad: (r: RenderedRuleset) => void (prediction = predict.call(this.#kernel, a, r)) }),
+          ...(predict === undefined ? {} : { onFullLoad: (r: PredictableLoad) => void (prediction = predict.call(this.#kernel, a, r)) }),
         });
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);

@@ -15,10 +15,9 @@
 // loaded (predicted-table-hash.ts), when one could be made for exactly that structure; else read back.
 
 import type { RunMode } from '../inventory/types.js';
-import type { ApplyResult } from '../nft/apply.js';
+import type { ApplyResult, PredictableLoad } from '../nft/apply.js';
 import type { AppliedRuleset } from './drift-repair.js';
 import { tableHashNow } from './drift.js';
-import type { RenderedRuleset } from '../nft/render.js';
 import { predictTableHash, type PredictionOutcome } from './predicted-table-hash.js';
 
 export interface AfterApply {
@@ -51,9 +50,9 @@ export interface HashPrediction {
 /** How the recorded hash was obtained (debug log, tests). */
 export type HashSource = 'kept' | 'predicted' | 'read-back';
 
-/** The predicted hash when it describes this apply's result: one full load of the predicted structure. */
+/** The predicted hash when it describes this apply's result: a cold start of the predicted structure (ApplyResult.predictable). */
 export async function predictedFor(a: AfterApply, prediction: HashPrediction | undefined): Promise<PredictionOutcome | undefined> {
-  if (prediction === undefined || a.result.kind !== 'full' || a.result.transactions !== 1 || a.result.structureHash !== prediction.structureHash) return undefined;
+  if (prediction === undefined || a.result.kind !== 'full' || !a.result.predictable || a.result.structureHash !== prediction.structureHash) return undefined;
   return prediction.outcome;
 }
 
@@ -101,7 +100,7 @@ export class PredictionSwitch {
 export const predictionSwitch = new PredictionSwitch();
 
 /** Starts the prediction of a full load's hash (predicted-table-hash.ts); its promise never rejects. */
-export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: RenderedRuleset, sw: PredictionSwitch = predictionSwitch): HashPrediction {
+export function startPrediction(o: { readonly nftPath: string; readonly table: string; readonly timeoutMs?: number | undefined }, rendered: PredictableLoad, sw: PredictionSwitch = predictionSwitch): HashPrediction {
   // Turned off: nothing is spawned; the caller reads the table back.
   if (!sw.enabled) return { structureHash: rendered.structureHash, outcome: Promise.resolve({ skipped: 'prediction turned off for this process: a predicted hash differed from the live table' }) };
   return {

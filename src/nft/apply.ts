@@ -1,6 +1,9 @@
 // Render and load: the only path by which nodewall changes the kernel.
-// Every change is one `nft -f` transaction, so on any failure the kernel keeps
-// the previous ruleset and the NftError says why. There is no separate
+// An element delta is one `nft -f` transaction; a chain delta, a cold start and a
+// full replace are several, ordered so that no transaction shows packets a rule
+// together with a set it fills (make-before-break.ts says why), and each failure
+// leaves a ruleset in force that the old or the new one defines (the old one,
+// except where make-before-break.ts says otherwise). The NftError says why. There is no separate
 // `nft -c` step: nft evaluates the whole script before it sends the batch, and
 // the kernel commits the batch all or nothing, so a check would only repeat
 // the work (test/e2e/apply.test.ts proves a script failing late changes
@@ -9,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { DropRecordSettings, RunMode } from '../inventory/types.js';
 import type { HostModel } from '../policy/model.js';
-import { defaultMaxElementsPerTransaction, coldStartScripts } from './cold-start.js';
+import { defaultMaxElementsPerTransaction, coldStartScripts, coldStartStructureScript } from './cold-start.js';
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
 import { NftRerunError } from './nft-launcher.js';
@@ -40,8 +43,9 @@ export interface ApplyOptions {
    */
   readonly adopt?: boolean;
   /**
-   * Cold start (no nodewall table in the kernel) with more set elements than this: staged in bounded
-   * transactions, the base chains hooked last (cold-start.ts). Config nft.maxElementsPerTransaction.
+   * Set elements per transaction of a staged build: a cold start (always staged when there are elements, base
+   * chains hooked last: cold-start.ts), the two builds of a make-before-break replace and a chain delta's new
+   * sets. Config nft.maxElementsPerTransaction.
    */
   readonly maxElementsPerTransaction?: number;
   /**
@@ -58,12 +62,20 @@ export interface ApplyOptions {
    */
   readonly modelDeltas?: ModelDeltaLookup | undefined;
   /**
-   * Called right before a full load in one transaction is sent, with what it loads (the agent predicts the
-   * drift hash from it meanwhile: predicted-table-hash.ts). Not for a staged cold start, a delta, a full load
-   * after a failed delta (the apply's result is then of several transactions, which no prediction serves) or
-   * a dry run.
+   * Called right before a cold start is sent (the table is built from nothing), with its structure hash and a
+   * script that builds the same structure in an empty namespace (the agent predicts the drift hash from it
+   * meanwhile: predicted-table-hash.ts). Not for a delta, a make-before-break replace, a cold start after a
+   * failed delta (the apply's result is then of other transactions too, which no prediction serves) or a dry
+   * run. ApplyResult.predictable says whether it was called.
    */
-  readonly onFullLoad?: ((rendered: RenderedRuleset) => void) | undefined;
+  readonly onFullLoad?: ((load: PredictableLoad) => void) | undefined;
+}
+
+/** What the drift hash of a cold start is predicted from. */
+export interface PredictableLoad {
+  readonly structureHash: string;
+  /** Loaded into an empty namespace, it builds the structure (no elements) the cold start builds. */
+  readonly structureScript: string;
 }
 
 export interface ApplyResult {
@@ -79,6 +91,8 @@ export interface ApplyResult {
   readonly removed: number;
   /** nft transactions sent (a staged cold start sends several; 0 for a noop or a dry run). */
   readonly transactions: number;
+  /** The table was built from nothing by this apply alone and onFullLoad was called for it. */
+  readonly predictable: boolean;
   /** Wall time of the longest of them: an upper bound of how long it held the nf_tables commit lock. */
   readonly maxTransactionMs: number;
   /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
@@ -146,6 +160,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     plan = { kind: 'full', script: rendered.script, reason: 'table of an older nodewall without the ownership mark' };
   }
   let check = 0;
+  let predictable = false;
   let load = 0;
   let transactions = 0;
   let maxTransactionMs = 0;
@@ -185,8 +200,14 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     await ensureOwned();
     if (adopted) reason = `adopted table inet ${opts.table}, which had no nodewall ownership mark (--adopt); ${reason}`;
     const elements = fast?.elements ?? elementCount(rendered);
-    if (kernel === null && elements > limit) {
+    if (kernel === null && elements > 0) {
+      // Staged, hooks last, whatever the size: a set filled in the transaction that hooks the chains reading it
+      // reads as empty for a moment (make-before-break.ts), which would drop allowed traffic at start.
       const scripts = coldStartScripts(rendered, limit);
+      if (transactions === 0) {
+        opts.onFullLoad?.({ structureHash: rendered.structureHash, structureScript: coldStartStructureScript(rendered) });
+        predictable = opts.onFullLoad !== undefined;
+      }
       let created = false;
       try {
         for (const script of scripts) {
@@ -203,11 +224,13 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
     } else if (kernel === null) {
-      // Cold start in one transaction. The kernel's commit window (make-before-break.ts) can only make it stricter
-      // than the moment before, when nodewall filtered nothing: new allow sets read empty for that moment.
+      // No set elements: one transaction, nothing can read as half filled.
       // Only for a full load that is this apply's one transaction: the prediction describes no other result
       // (a fallback after a failed delta sent others first: table-hash-after-apply.ts predictedFor).
-      if (transactions === 0) opts.onFullLoad?.(rendered);
+      if (transactions === 0) {
+        opts.onFullLoad?.(rendered);
+        predictable = opts.onFullLoad !== undefined;
+      }
       await send(rendered.script);
     } else {
       const n = await replaceMakingBeforeBreaking(rendered, limit, opts.nftPath, exec, send);
@@ -232,6 +255,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     removed: delta?.removed ?? 0,
     chains: delta?.chains ?? [],
     transactions,
+    predictable,
     maxTransactionMs,
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,

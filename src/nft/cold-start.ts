@@ -1,9 +1,12 @@
-// Cold start with very large sets: several bounded transactions instead of one
-// that holds the nf_tables commit lock for seconds (kube-proxy's nftables mode
-// had the same problem: kubernetes#139328). Used only when nodewall's table does
-// not exist, so nothing of nodewall enforces yet and there is no old ruleset to
-// keep. The invariant: no packet is ever evaluated against a partly filled set,
-// because no chain of the table is hooked until every set is complete.
+// Cold start: several bounded transactions instead of one that holds the
+// nf_tables commit lock for seconds with very large sets (kube-proxy's nftables
+// mode had the same problem: kubernetes#139328), and hooks last whatever the
+// size: the kernel publishes a set's elements after its transaction made the
+// rules visible (make-before-break.ts), so sets filled with the hooks would read
+// as empty for a moment. Used when nodewall's table does not exist (and, twice,
+// by make-before-break.ts). The invariant: no packet is ever evaluated against a
+// partly filled set, because no chain of the table is hooked until every set is
+// complete.
 //
 //   1. `create table` (fails if the table appeared meanwhile: nothing is merged into
 //      someone else's table) with the ownership mark, every set declared empty, the
@@ -81,20 +84,34 @@ export interface StagedOptions {
 export function coldStartScripts(r: RenderedRuleset, maxElements: number, o: StagedOptions = {}): string[] {
   const limit = Math.max(1, Math.floor(maxElements));
   const t = o.table ?? r.table;
+  const { create, hook } = stagedEnds(r, o);
+  return [create, ...fillScripts(t, [...r.sets.values()], limit, `flush set inet ${t} ${ownerMarkSet}`), hook];
+}
+
+/**
+ * One script that builds, in an empty namespace, the structure a staged cold start builds: its first and last
+ * transactions, the fills left out (they add elements, no objects). Objects are listed in the order they were
+ * made, so a single-transaction load (RenderedRuleset.structureScript) would list differently: this is what the
+ * drift hash of a staged cold start is predicted from (predicted-table-hash.ts).
+ */
+export function coldStartStructureScript(r: RenderedRuleset): string {
+  const { create, hook } = stagedEnds(r, {});
+  return `${create}${hook}`;
+}
+
+function stagedEnds(r: RenderedRuleset, o: StagedOptions): { create: string; hook: string } {
+  const t = o.table ?? r.table;
   const body = [...r.skeletonLines];
   for (const s of r.sets.values()) for (const l of renderSet(s, false)) body.push(l);
   for (const ch of r.chains.values()) if (ch.hook === undefined) for (const l of chainLines(ch)) body.push(l);
   const start = o.replace === true ? [`table inet ${t} {}`, `delete table inet ${t}`] : [`create table inet ${t}`];
-  const scripts = [[r.header, ...start, `table inet ${t} {`, ...body, '}', ''].join('\n')];
-
-  const guard = `flush set inet ${t} ${ownerMarkSet}`;
-  for (const f of fillScripts(t, [...r.sets.values()], limit, guard)) scripts.push(f);
+  const create = [r.header, ...start, `table inet ${t} {`, ...body, '}', ''].join('\n');
 
   // Idempotent: sent a second time (the nft launcher runs a change again when it failed without knowing whether
   // nft finished, nft-launcher.ts), it leaves the same table. `add set` and `add chain` of what exists are
   // no-ops; each base chain is flushed before its rules are added, in the same transaction, so a second run
   // does not append a second copy of them, and no packet ever sees the chain empty (one atomic commit).
-  const hook = [guard, `add set inet ${t} ${r.markerSet} { type inet_proto; comment "nodewall structure marker"; }`];
+  const hook = [`flush set inet ${t} ${ownerMarkSet}`, `add set inet ${t} ${r.markerSet} { type inet_proto; comment "nodewall structure marker"; }`];
   for (const ch of r.chains.values()) {
     if (ch.hook === undefined) continue;
     hook.push(`add chain inet ${t} ${ch.name} { type filter hook ${ch.hook} priority filter; policy accept; }`);
@@ -102,6 +119,5 @@ export function coldStartScripts(r: RenderedRuleset, maxElements: number, o: Sta
     for (const rule of ch.rules) hook.push(`add rule inet ${t} ${ch.name} ${rule}`);
   }
   for (const l of o.withHook ?? []) hook.push(l);
-  scripts.push(`${hook.join('\n')}\n`);
-  return scripts;
+  return { create, hook: `${hook.join('\n')}\n` };
 }

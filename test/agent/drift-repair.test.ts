@@ -2,8 +2,7 @@ import test from 'ava';
 import { pino, type Logger } from 'pino';
 import { DriftRepair, type DriftKernel } from '../../src/agent/drift-repair.js';
 import { NftWriteLock } from '../../src/agent/nft-lock.js';
-import type { ApplyOptions, ApplyResult } from '../../src/nft/apply.js';
-import type { RenderedRuleset } from '../../src/nft/render.js';
+import type { ApplyOptions, ApplyResult, PredictableLoad } from '../../src/nft/apply.js';
 import { PredictionSwitch, type HashPrediction } from '../../src/agent/table-hash-after-apply.js';
 import type { HostModel } from '../../src/policy/model.js';
 
@@ -219,10 +218,10 @@ class PredictingKernel extends FakeKernel {
   }
   override async applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
     const r = await super.applyModel(model, opts);
-    opts.onFullLoad?.({ structureHash: 's-a', structureScript: '' } as unknown as RenderedRuleset);
-    return { ...r, transactions: 1, structureHash: this.structure };
+    opts.onFullLoad?.({ structureHash: 's-a', structureScript: '' });
+    return { ...r, transactions: 1, predictable: opts.onFullLoad !== undefined, structureHash: this.structure };
   }
-  predict(_o: unknown, rendered: RenderedRuleset): HashPrediction {
+  predict(_o: unknown, rendered: PredictableLoad): HashPrediction {
     return { structureHash: rendered.structureHash, outcome: Promise.resolve({ hash: this.predicted }) };
   }
 }

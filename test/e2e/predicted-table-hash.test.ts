@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { LoadResult } from '../../src/api/load-manifests.js';
 import { tableState } from '../../src/agent/drift.js';
+import { applyModel, type PredictableLoad } from '../../src/nft/apply.js';
 import { predictTableHash } from '../../src/agent/predicted-table-hash.js';
 import { loadManifestPaths } from '../../src/inventory/load-manifest-files.js';
 import type { DropRecordSettings, RunMode } from '../../src/inventory/types.js';
@@ -69,6 +70,37 @@ test('predicted hash = hash of the live table read back after the full load, cor
   t.is(compared, 3 * files.length, `compared ${compared}`);
   // Different rulesets give different hashes (the prediction is not a constant).
   t.true(seen.size > compared / 3, `${seen.size} distinct hashes`);
+});
+
+test('a staged cold start (applyModel, hooks last) lists as predicted from the structure script it hands onFullLoad, corpus x modes', async (t) => {
+  const lab = await Lab.create(t, 'pthc');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-pthc-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const nftInLab = join(dir, 'nft');
+  await writeFile(nftInLab, `#!/bin/sh\nexec ip netns exec ${lab.nodeNs} ${nftPath} "$@"\n`);
+  await chmod(nftInLab, 0o755);
+  let compared = 0;
+  let staged = 0;
+  for (const file of files) {
+    const model = await corpusModel(file);
+    for (const v of variants) {
+      await lab.nft(['delete', 'table', 'inet', 'nodewall']).catch(() => undefined);
+      let load: PredictableLoad | undefined;
+      const r = await applyModel(model, {
+        nftPath, table: 'nodewall', mode: v.mode, netns: lab.nodeNs, ...(v.dropRecords === undefined ? {} : { dropRecords: v.dropRecords }),
+        onFullLoad: (l) => void (load = l),
+      });
+      if (load === undefined) return t.fail(`${file}: no onFullLoad for a cold start`);
+      t.true(r.predictable);
+      if (r.transactions > 1) staged++;
+      const live = await tableState(nftInLab, 'nodewall');
+      const predicted = await predictTableHash({ nftPath, table: 'nodewall', structureScript: load.structureScript });
+      t.is(predicted.hash, live.present ? live.hash : 'absent', `${file} ${JSON.stringify(v)}: ${'skipped' in predicted ? predicted.skipped : ''}`);
+      compared++;
+    }
+  }
+  t.is(compared, 3 * files.length);
+  t.true(staged > 0, `${staged} staged cold starts`);
 });
 
 test('a scratch namespace that already holds tables gets nothing loaded (no prediction, the table untouched)', async (t) => {
