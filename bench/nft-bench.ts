@@ -328,20 +328,24 @@ function spacedCidr(i: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/30`;
 }
 
+/**
+ * The policy as JSON (kubectl's form): a YAML document this big must be plain block YAML or JSON to be read at all
+ * (the position-tracking parser stops at 2 MiB per document: load/document-too-big).
+ */
 function cidrPolicyYaml(count: number): string {
-  const lines = [
-    'apiVersion: cilium.io/v2',
-    'kind: CiliumClusterwideNetworkPolicy',
-    'metadata: {name: big-cidr-list}',
-    'spec:',
-    '  nodeSelector: {}',
-    '  ingress:',
-    '  - toPorts: [{ports: [{port: "22", protocol: TCP}]}]',
-    '  - fromCIDR:',
-  ];
-  for (let i = 0; i < count; i++) lines.push(`    - ${spacedCidr(i)}`);
-  lines.push('    toPorts: [{ports: [{port: "443", protocol: TCP}]}]', '');
-  return lines.join('\n');
+  const policy = {
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumClusterwideNetworkPolicy',
+    metadata: { name: 'big-cidr-list' },
+    spec: {
+      nodeSelector: {},
+      ingress: [
+        { toPorts: [{ ports: [{ port: '22', protocol: 'TCP' }] }] },
+        { fromCIDR: Array.from({ length: count }, (_, i) => spacedCidr(i)), toPorts: [{ ports: [{ port: '443', protocol: 'TCP' }] }] },
+      ],
+    },
+  };
+  return `${JSON.stringify(policy, null, 2)}\n`;
 }
 
 /** One fromCIDR rule of `count` CIDRs: YAML -> model -> script -> kernel, vs a bare set of as many elements. */
