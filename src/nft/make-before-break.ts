@@ -27,9 +27,9 @@
 // existing table pay it (structural changes a chain delta cannot make, mode
 // switches, drift repair); element and chain deltas and cold starts do not.
 
-import { runNft } from './nft-exec.js';
+import { parseNftJson, runNft } from './nft-exec.js';
 import { coldStartScripts } from './cold-start.js';
-import { readOwnership } from './ownership.js';
+import { isMissingTableError, ownershipOfJson, type Ownership } from './ownership.js';
 import type { RenderedRuleset } from './render.js';
 
 type Exec = { readonly netns?: string; readonly timeoutMs?: number };
@@ -49,20 +49,27 @@ export interface TemporaryTables {
   readonly free: string | undefined;
 }
 
-/** The temporary tables in the kernel. A table of such a name without nodewall's mark is neither ours nor free. */
+/**
+ * The temporary tables in the kernel. A table of such a name without nodewall's mark is neither ours nor free.
+ * One terse listing of each name's sets, all at once: `nft list tables` would cost seconds at 1M elements
+ * (nft 1.0.6 fetches every element for it), a set listing without elements some milliseconds.
+ */
 export async function findTemporaryTables(nftPath: string, table: string, exec: Exec): Promise<TemporaryTables> {
-  const { stdout } = await runNft(nftPath, ['list', 'tables', 'inet'], exec);
-  const present = new Set(stdout.split('\n').map((l) => /^table inet (\S+)$/.exec(l.trim())?.[1]).filter((n) => n !== undefined));
-  const ours: string[] = [];
-  let free: string | undefined;
-  for (const name of temporaryTableNames(table)) {
-    if (!present.has(name)) {
-      free ??= name;
-      continue;
-    }
-    if ((await readOwnership(nftPath, name, exec)) === 'mark') ours.push(name);
+  const names = temporaryTableNames(table);
+  const owners = await Promise.all(names.map((name) => ownershipBySets(nftPath, name, exec)));
+  const ours = names.filter((_, i) => owners[i] === 'mark');
+  return { ours, free: names.find((_, i) => owners[i] === 'absent') };
+}
+
+async function ownershipBySets(nftPath: string, name: string, exec: Exec): Promise<Ownership> {
+  const args = ['-j', '-t', 'list', 'sets', 'table', 'inet', name];
+  try {
+    const { stdout } = await runNft(nftPath, args, exec);
+    return ownershipOfJson(parseNftJson(stdout, nftPath, args));
+  } catch (err) {
+    if (isMissingTableError(err)) return 'absent';
+    throw err;
   }
-  return { ours, free };
 }
 
 /**
