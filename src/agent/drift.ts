@@ -58,8 +58,9 @@ export async function structureState(nftPath: string, table: string, timeoutMs =
   try {
     const chains = tableBlock((await runNft(nftPath, ['list', 'chains', 'inet'], { timeoutMs })).stdout, table);
     if (chains === undefined) return { present: false, error: `table inet ${table} is not listed` };
+    // nft 1.0.6 lists the sets of every inet table for `list sets table inet T`: only ours count.
     const { stdout: sets } = await runNft(nftPath, ['-t', 'list', 'sets', 'table', 'inet', table], { timeoutMs });
-    return { present: true, hash: structureHash(`${chains}\n${sets}`) };
+    return { present: true, hash: structureHash(`${chains}\n${tableBlock(sets, table) ?? ''}`) };
   } catch (err) {
     return { present: false, error: err instanceof Error ? err.message : String(err) };
   }

@@ -65,7 +65,11 @@ async function ownershipBySets(nftPath: string, name: string, exec: Exec): Promi
   const args = ['-j', '-t', 'list', 'sets', 'table', 'inet', name];
   try {
     const { stdout } = await runNft(nftPath, args, exec);
-    return ownershipOfJson(parseNftJson(stdout, nftPath, args));
+    // nft 1.0.6 lists the sets of every inet table here (it only fails when `name` does not exist): the other
+    // tables' sets, nodewall's own mark among them, must not count.
+    const items = (parseNftJson(stdout, nftPath, args) as { nftables?: unknown }).nftables;
+    const own = Array.isArray(items) ? items.filter((i) => (i as { set?: { table?: unknown } } | null)?.set?.table === name) : [];
+    return ownershipOfJson({ nftables: own });
   } catch (err) {
     if (isMissingTableError(err)) return 'absent';
     throw err;
