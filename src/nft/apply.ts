@@ -15,8 +15,8 @@ import type { HostModel } from '../policy/model.js';
 import { defaultMaxElementsPerTransaction, coldStartScripts, coldStartStructureScript } from './cold-start.js';
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
-import { NftRerunError } from './nft-launcher.js';
-import { findTemporaryTables, makeBeforeBreakScripts, removeTemporaryTables, temporaryTableNames } from './make-before-break.js';
+import { NftRerunError, NftStillRunningError } from './nft-launcher.js';
+import { findTemporaryTables, makeBeforeBreakScripts, removeTemporaryTables, stillWhole, temporaryTableNames } from './make-before-break.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
 import { type ModelDeltaLookup, elementDelta, noteApplied } from './render-delta.js';
@@ -267,8 +267,13 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
 
 /**
  * Full replace of an existing table by the scripts of make-before-break.ts; returns how many transactions it sent.
- * Throws when it fails: before the table itself was touched the temporary table is removed and the old ruleset
- * stays; after, the temporary table stays and filters with the new ruleset until a later full apply replaces it.
+ * Throws when it fails: while the temporary table was being built it is removed and the old ruleset stays; once
+ * the table's own rebuild may have begun, the temporary table stays and filters with the new ruleset until a later
+ * full apply replaces it. "May have begun": a transaction that failed can still have committed (nft killed after
+ * the commit by a timeout, or still blocked on the nf_tables lock: NftStillRunningError), and deleting the
+ * temporary table next to the unhooked copy would leave the node with no nodewall filtering at all. So after a
+ * failure of the table's first transaction the temporary table goes only when no nft of it can still commit and
+ * the table still holds its structure marker and hooks (make-before-break.ts stillWhole).
  */
 async function replaceMakingBeforeBreaking(
   rendered: RenderedRuleset,
@@ -285,15 +290,18 @@ async function replaceMakingBeforeBreaking(
     );
   }
   const scripts = makeBeforeBreakScripts(rendered, limit, found.free, found.ours);
-  let touched = false;
+  let stage: 'temporary' | 'table' | 'touched' = 'temporary';
   try {
     for (const s of scripts.temporary) await send(s);
+    stage = 'table';
     for (const s of scripts.table) {
       await send(s);
-      touched = true;
+      stage = 'touched';
     }
   } catch (err) {
-    if (!touched) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
+    const untouched = stage === 'temporary'
+      || (stage === 'table' && !(err instanceof NftStillRunningError) && (await stillWhole(nftPath, rendered.table, exec)));
+    if (untouched) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
     tablesCleaned.delete(cleanKey(rendered.table, exec));
     throw err;
   }

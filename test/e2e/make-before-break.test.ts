@@ -31,15 +31,22 @@ async function hookedChains(lab: Lab, name: string): Promise<string[]> {
   return (k?.chains ?? []).filter((c) => c.hook !== undefined).map((c) => c.name);
 }
 
-/** An nft that fails every script containing `needle` while `flag` exists; anything else goes to the real nft. */
-async function failingNft(dir: string, needle: string, flag: string): Promise<string> {
+/**
+ * An nft that fails every script containing `needle` while `flag` exists; anything else goes to the real nft.
+ * `after`: the script is loaded (committed) first, then the run fails as if nft had been killed before it
+ * reported (a timeout after the commit): SIGKILL to itself.
+ */
+async function failingNft(dir: string, needle: string, flag: string, when: 'before' | 'after' = 'before'): Promise<string> {
   const path = join(dir, 'nft');
+  const fail = when === 'before'
+    ? 'echo "Error: injected failure" >&2; exit 1'
+    : `printf '%s\\n' "$s" | ${nftPath} -f - || exit 1; echo "Error: injected failure after the commit" >&2; kill -KILL $$`;
   await writeFile(
     path,
     [
       '#!/bin/sh',
       'if [ "$1" = "-f" ] && [ "$2" = "-" ]; then',
-      `  s=$(cat); case "$s" in *'${needle}'*) if [ -e '${flag}' ]; then echo "Error: injected failure" >&2; exit 1; fi;; esac`,
+      `  s=$(cat); case "$s" in *'${needle}'*) if [ -e '${flag}' ]; then ${fail}; fi;; esac`,
       `  printf '%s\\n' "$s" | exec ${nftPath} -f -`,
       'fi',
       `exec ${nftPath} "$@"`,
@@ -119,4 +126,65 @@ test('a table of a temporary name without nodewall\'s mark is never touched; the
   const foreign = await readTable(nftPath, `${table}_next0`, { netns: lab.nodeNs });
   t.deepEqual([...(foreign?.sets.keys() ?? [])], ['keep']);
   t.is(await lab.probeSure(web, 'allow'), 'allow');
+});
+
+test('the table\'s first transaction commits but its nft is killed before it reports: the temporary table is kept, the node stays filtered', async (t) => {
+  const lab = await Lab.create(t, 'mbbkill');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  // Only the table's first transaction replaces it (`table inet T {}` then `delete table inet T`).
+  const nft = await failingNft(dir, `table inet ${table} {}`, flag, 'after');
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /SIGKILL/ });
+  t.deepEqual(await hookedChains(lab, table), [], 'the first transaction committed: the table is the unhooked copy');
+  // Deleting the temporary table now would leave nothing filtering (ssh would pass).
+  t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
+  t.deepEqual(await hookedChains(lab, `${table}_next0`), ['input', 'output']);
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+
+  await rm(flag);
+  await applyModel(podModel(80), { ...opts, replace: true });
+  t.deepEqual(await inetTables(lab), [table]);
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+});
+
+test('the table\'s first transaction fails without committing: the table still holds the old ruleset, the temporary table goes', async (t) => {
+  const lab = await Lab.create(t, 'mbbfail0');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  const nft = await failingNft(dir, `table inet ${table} {}`, flag);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  t.deepEqual(await inetTables(lab), [table]);
+  t.deepEqual(await hookedChains(lab, table), ['input', 'output']);
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow');
+  t.is(await lab.probeSure(web, 'deny'), 'deny');
+});
+
+test('two replaces failing after the table was touched: the second temporary table deletes the first when hooked (no intersection of two rulesets)', async (t) => {
+  const lab = await Lab.create(t, 'mbbtwice');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  // The table's own hook transaction (it deletes the temporary table) fails; a temporary table's does not.
+  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  const https = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 443 } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
+  await t.throwsAsync(applyModel(podModel(443), { ...opts, replace: true }), { message: /injected failure/ });
+  // The port-80 ruleset no longer filters next to the port-443 one.
+  t.deepEqual(await inetTables(lab), [table, `${table}_next1`]);
+  t.is(await lab.probeSure(https, 'allow'), 'allow');
+  t.is(await lab.probeSure(web, 'deny'), 'deny');
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
 });

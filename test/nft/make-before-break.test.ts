@@ -27,6 +27,12 @@ test('no transaction both fills a set and hooks a chain; the temporary table is 
   t.false(s.temporary.slice(0, -1).some(hooks));
   t.true(hooks(s.temporary.at(-1) ?? ''));
   t.true(s.temporary.length >= 4);
+  // The stale temporary table goes when the new one is hooked (never two rulesets intersected), not before.
+  const tempHook = s.temporary.at(-1) ?? '';
+  t.regex(tempHook, /^delete table inet nodewall_next0$/m);
+  t.notRegex(tempHook, /^delete table inet nodewall_next1$/m);
+  t.true(tempHook.indexOf('delete table inet nodewall_next0') > tempHook.lastIndexOf('add rule inet nodewall_next1 input'));
+  t.false(s.temporary.slice(0, -1).some((x) => x.includes('delete table inet nodewall_next0')));
   // The table: replaced by an unhooked copy first; its hook transaction also deletes every temporary table.
   t.regex(s.table[0] ?? '', /^table inet nodewall \{\}\ndelete table inet nodewall\ntable inet nodewall \{$/m);
   t.false(hooks(s.table[0] ?? ''));
