@@ -237,7 +237,11 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
       reason = `${reason}; made before break: the new ruleset filtered from a temporary table first (${n} transactions)`;
     }
   }
-  if (!dryRun && plan.kind !== 'noop') await cleanUpTemporaryTables(opts.nftPath, opts.table, exec);
+  // Also after a noop planned against the table as read now (its structure marker matched: whole, hooked): the
+  // first apply of a process is often one (a restart with unchanged input), and a temporary table left by a
+  // crash would otherwise keep filtering next to it, intersecting its ruleset, until some later change. A noop
+  // against remembered state says nothing of the kernel: no cleanup then.
+  if (!dryRun && (plan.kind !== 'noop' || (kernel !== undefined && kernel !== null))) await cleanUpTemporaryTables(opts.nftPath, opts.table, exec);
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
   const elements = fast?.elements ?? elementCount(rendered);
@@ -317,7 +321,8 @@ function cleanKey(table: string, exec: { netns?: string }): string {
 
 /**
  * After the first full or delta apply of this process (the table is whole then: a full apply built it, a delta's
- * marker check found it), and after one that failed halfway: delete temporary tables an earlier run left
+ * marker check found it), or its first noop planned from a fresh read of the table, and after one that failed
+ * halfway: delete temporary tables an earlier run left
  * (make-before-break.ts). A failure here is no apply failure: it is tried again after the next apply.
  */
 async function cleanUpTemporaryTables(nftPath: string, table: string, exec: { netns?: string; timeoutMs?: number }): Promise<void> {

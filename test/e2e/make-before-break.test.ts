@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { applyModel } from '../../src/nft/apply.js';
+import { coldStartScripts } from '../../src/nft/cold-start.js';
+import { renderPlan } from '../../src/nft/render.js';
 import { runNft } from '../../src/nft/nft-exec.js';
 import { readTable } from '../../src/nft/read-kernel.js';
 import * as b from '../helpers/model-builders.js';
@@ -187,4 +189,22 @@ test('two replaces failing after the table was touched: the second temporary tab
   t.is(await lab.probeSure(https, 'allow'), 'allow');
   t.is(await lab.probeSure(web, 'deny'), 'deny');
   t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+});
+
+test('a process whose first apply is a noop still removes a temporary table a crash left hooked next to the table', async (t) => {
+  const lab = await Lab.create(t, 'mbbnoop');
+  const exec = { netns: lab.nodeNs };
+  // What an agent killed between the temporary table's hook and the table's rebuild leaves: the old ruleset
+  // (ssh) in the table, the new one (web) hooked in nodewall_next0. Loaded by hand: no apply of this process
+  // has seen this table yet, as after a restart.
+  await runNft(nftPath, ['-f', '-'], { ...exec, stdin: renderPlan(podModel(22), { table, mode: 'enforce' }).script });
+  for (const s of coldStartScripts(renderPlan(podModel(80), { table, mode: 'enforce' }), 100_000, { table: `${table}_next0` })) {
+    await runNft(nftPath, ['-f', '-'], { ...exec, stdin: s });
+  }
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny', 'the intersection: the left-over table denies ssh');
+  // The restarted process's input is the ruleset in the table: a noop.
+  const r = await applyModel(podModel(22), { nftPath, table, mode: 'enforce', netns: lab.nodeNs });
+  t.is(r.kind, 'noop');
+  t.deepEqual(await inetTables(lab), [table]);
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow');
 });
