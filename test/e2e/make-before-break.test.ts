@@ -9,6 +9,7 @@ import test from 'ava';
 import { applyModel } from '../../src/nft/apply.js';
 import { coldStartScripts } from '../../src/nft/cold-start.js';
 import { renderPlan } from '../../src/nft/render.js';
+import { restoreTable, snapshotTable } from '../../src/nft/table-snapshot.js';
 import { runNft } from '../../src/nft/nft-exec.js';
 import { readTable } from '../../src/nft/read-kernel.js';
 import * as b from '../helpers/model-builders.js';
@@ -207,4 +208,30 @@ test('a process whose first apply is a noop still removes a temporary table a cr
   t.is(r.kind, 'noop');
   t.deepEqual(await inetTables(lab), [table]);
   t.is(await lab.probeSure(ssh, 'allow'), 'allow');
+});
+
+test('a commit-confirm rollback also deletes the temporary table of a replace that did not finish (it held the change rolled back)', async (t) => {
+  const lab = await Lab.create(t, 'mbbrestore');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  const exec = { netns: lab.nodeNs };
+  await applyModel(podModel(22), opts);
+  const before = await snapshotTable(nftPath, table, exec);
+  // The change on probation (ssh closed) fails halfway: its temporary table filters with it.
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+  t.is(await restoreTable(before, nftPath, table, exec), 'restored');
+  t.deepEqual(await inetTables(lab), [table]);
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow', 'the rolled-back change no longer filters');
+  t.is(await lab.probeSure(web, 'deny'), 'deny');
+
+  // A rollback to "no table" deletes both as well.
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
+  t.is(await restoreTable({ kind: 'absent' }, nftPath, table, exec), 'deleted');
+  t.deepEqual(await inetTables(lab), []);
 });
