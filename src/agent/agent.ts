@@ -338,7 +338,7 @@ export class Agent {
       await this.#dryRunReport(model, log, true);
       this.#lastApply = { at: new Date().toISOString(), outcome: 'dry-run', trigger };
       if (this.#appliedModelHash !== undefined) {
-        log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '`');
+        log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '` (and any `' + config.nft.table + '_next0`..`_next3` that `nft list tables inet` shows: a full replace that did not finish)');
       }
     } else {
       // A change rolled back before (a rollout probe, commit-confirm) whose inputs are still exactly the same:

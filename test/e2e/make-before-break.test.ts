@@ -14,6 +14,7 @@ import { runNft } from '../../src/nft/nft-exec.js';
 import { readTable } from '../../src/nft/read-kernel.js';
 import * as b from '../helpers/model-builders.js';
 import { Lab, nftPath } from './lab.js';
+import { runCli } from '../helpers/run-cli.js';
 
 const table = 'nodewall';
 
@@ -234,4 +235,29 @@ test('a commit-confirm rollback also deletes the temporary table of a replace th
   t.deepEqual(await inetTables(lab), [table, `${table}_next0`]);
   t.is(await restoreTable({ kind: 'absent' }, nftPath, table, exec), 'deleted');
   t.deepEqual(await inetTables(lab), []);
+});
+
+test('`nodewall list` names a left-over temporary table, and never says "not enforcing" while one filters', async (t) => {
+  const lab = await Lab.create(t, 'mbblist');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const config = join(dir, 'nodewall.yaml');
+  await writeFile(config, `nodeName: node-a\nmode: enforce\nstateDir: ${join(dir, 'state')}\nnft: { path: ${nftPath}, table: ${table} }\n`);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  const listed = await runCli(['list', '--config', config], { netns: lab.nodeNs });
+  t.regex(listed.stdout, new RegExp(`WARNING: temporary table\\(s\\) inet ${table}_next0 `));
+  const json = await runCli(['list', '--config', config, '--output', 'json'], { netns: lab.nodeNs });
+  t.deepEqual((JSON.parse(json.stdout) as { temporaryTables?: string[] }).temporaryTables, [`${table}_next0`]);
+  // The table deleted by hand: the temporary table still filters (web allowed, ssh denied).
+  await lab.nft(['delete', 'table', 'inet', table]);
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny');
+  const gone = await runCli(['list', '--config', config], { netns: lab.nodeNs });
+  t.notRegex(gone.stdout, /not enforcing/);
+  t.regex(gone.stdout, new RegExp(`no table inet ${table}, but temporary table\\(s\\) inet ${table}_next0 `));
+  t.is(gone.code, 3, "exit code: failure");
 });
