@@ -476,7 +476,7 @@ export class Agent {
       });
       const { hash: tableHash, source, skipped } = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r }, prediction);
       this.#log.debug({ source, skipped }, 'drift hash recorded');
-      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) }, source);
+      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config), build: r.build }, source);
       return r;
     });
   }

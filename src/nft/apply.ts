@@ -93,6 +93,12 @@ export interface ApplyResult {
   readonly transactions: number;
   /** The table was built from nothing by this apply alone and onFullLoad was called for it. */
   readonly predictable: boolean;
+  /**
+   * How a full apply made the table's objects, which sets the order its listing (and so the drift hash) shows
+   * them in: in one transaction (a cold start without set elements) or staged, base chains and structure marker
+   * last (a cold start with elements, a make-before-break replace). Undefined for a delta, a noop, a dry run.
+   */
+  readonly build?: 'one-transaction' | 'staged';
   /** Wall time of the longest of them: an upper bound of how long it held the nf_tables commit lock. */
   readonly maxTransactionMs: number;
   /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
@@ -161,6 +167,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   }
   let check = 0;
   let predictable = false;
+  let build: 'one-transaction' | 'staged' | undefined;
   let load = 0;
   let transactions = 0;
   let maxTransactionMs = 0;
@@ -223,6 +230,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
         throw err;
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
+      build = 'staged';
     } else if (kernel === null) {
       // No set elements: one transaction, nothing can read as half filled.
       // Only for a full load that is this apply's one transaction: the prediction describes no other result
@@ -232,9 +240,11 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
         predictable = opts.onFullLoad !== undefined;
       }
       await send(rendered.script);
+      build = 'one-transaction';
     } else {
       const n = await replaceMakingBeforeBreaking(rendered, limit, opts.nftPath, exec, send);
       reason = `${reason}; made before break: the new ruleset filtered from a temporary table first (${n} transactions)`;
+      build = 'staged';
     }
   }
   // Also after a noop planned against the table as read now (its structure marker matched: whole, hooked): the
@@ -260,6 +270,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     chains: delta?.chains ?? [],
     transactions,
     predictable,
+    ...(build === undefined ? {} : { build }),
     maxTransactionMs,
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,

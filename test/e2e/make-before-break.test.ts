@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { applyModel } from '../../src/nft/apply.js';
+import { structureHash } from '../../src/agent/drift.js';
 import { coldStartScripts } from '../../src/nft/cold-start.js';
 import { renderPlan } from '../../src/nft/render.js';
 import { restoreTable, snapshotTable } from '../../src/nft/table-snapshot.js';
@@ -260,4 +261,21 @@ test('`nodewall list` names a left-over temporary table, and never says "not enf
   t.notRegex(gone.stdout, /not enforcing/);
   t.regex(gone.stdout, new RegExp(`no table inet ${table}, but temporary table\\(s\\) inet ${table}_next0 `));
   t.is(gone.code, 3, "exit code: failure");
+});
+
+test('a make-before-break replace lists the table as a staged cold start does (the drift repair compares the two builds)', async (t) => {
+  const lab = await Lab.create(t, 'mbbhash');
+  const opts = { nftPath, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  const listing = async () => structureHash((await lab.nft(['-t', 'list', 'table', 'inet', table])).stdout);
+  const cold = await applyModel(podModel(80), opts);
+  t.like(cold, { kind: 'full', build: 'staged' });
+  const coldHash = await listing();
+  t.regex((await lab.nft(['list', 'table', 'inet', table])).stdout, /comment "nodewall node=/, 'a cold start keeps the table comment');
+  await applyModel(podModel(22), { ...opts, replace: true });
+  const replaced = await applyModel(podModel(80), { ...opts, replace: true });
+  t.like(replaced, { kind: 'full', build: 'staged' });
+  t.is(await listing(), coldHash);
+  // Without set elements a cold start is one transaction: another build, listed in another order.
+  await lab.nft(['delete', 'table', 'inet', table]);
+  t.like(await applyModel(b.model({ ingress: b.enforced([]) }), opts), { kind: 'full', build: 'one-transaction' });
 });

@@ -23,7 +23,7 @@ test('no transaction both fills a set and hooks a chain; the temporary table is 
   const s = makeBeforeBreakScripts(r, 2, 'nodewall_next1', ['nodewall_next0']);
   for (const script of [...s.temporary, ...s.table]) t.false(fills(script) && hooks(script), script);
   // Temporary: created (fails if the name is taken), filled in transactions of at most 2 elements, hooked last.
-  t.regex(s.temporary[0] ?? '', /^create table inet nodewall_next1$/m);
+  t.regex(s.temporary[0] ?? '', /^create table inet nodewall_next1 \{ comment "nodewall node=[^"]*"; \}$/m);
   t.false(s.temporary.slice(0, -1).some(hooks));
   t.true(hooks(s.temporary.at(-1) ?? ''));
   t.true(s.temporary.length >= 4);
