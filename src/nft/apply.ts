@@ -288,7 +288,9 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
  * the commit by a timeout, or still blocked on the nf_tables lock: NftStillRunningError), and deleting the
  * temporary table next to the unhooked copy would leave the node with no nodewall filtering at all. So after a
  * failure of the table's first transaction the temporary table goes only when no nft of it can still commit and
- * the table still holds its structure marker and hooks (make-before-break.ts stillWhole).
+ * the table still holds its structure marker and hooks (make-before-break.ts stillWhole). The same holds for a
+ * failure while the temporary table is built when stale temporary tables existed: its hook transaction deletes
+ * them, and may have committed; if the table is not whole (a replace that failed before), they filtered alone.
  */
 async function replaceMakingBeforeBreaking(
   rendered: RenderedRuleset,
@@ -314,9 +316,14 @@ async function replaceMakingBeforeBreaking(
       stage = 'touched';
     }
   } catch (err) {
-    const untouched = stage === 'temporary'
-      || (stage === 'table' && !(err instanceof NftStillRunningError) && (await stillWhole(nftPath, rendered.table, exec)));
-    if (untouched) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
+    // Without stale temporary tables, a failure while the temporary one is built leaves the table as it was:
+    // deleting the temporary one restores the state before the apply. Otherwise (its hook transaction deletes
+    // the stale ones; the table's own rebuild may have begun) it goes only while the table is whole, hooked,
+    // and no nft of this apply can still commit.
+    const restoresBefore = stage === 'temporary' && found.ours.length === 0;
+    const drop = restoresBefore
+      || (stage !== 'touched' && !(err instanceof NftStillRunningError) && (await stillWhole(nftPath, rendered.table, exec)));
+    if (drop) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
     tablesCleaned.delete(cleanKey(rendered.table, exec));
     throw err;
   }

@@ -20,7 +20,9 @@
 //      with an unhooked copy (the temporary table alone filters: the new ruleset),
 //      its last one hooks its base chains and deletes the temporary table(s).
 // A failure while the temporary table is built changes nothing (it is deleted,
-// the old ruleset stays). A failure once the table's own rebuild may have begun
+// the old ruleset stays), unless its hook transaction, which deletes stale
+// temporary tables, may have committed while the table is not whole (a replace
+// failed before): then it is kept. A failure once the table's own rebuild may have begun
 // leaves the temporary table filtering with the new ruleset (also when nft was
 // killed and may have committed: then the table may be the unhooked copy, and
 // the temporary table is all that filters). The next full apply builds anew

@@ -2,7 +2,7 @@
 // kernel: the transactions' order, what is left after a failure at each stage, and the cleanup of leftovers.
 // That no packet meets a set in its commit window is test/e2e/commit-window.test.ts.
 
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -278,4 +278,26 @@ test('a make-before-break replace lists the table as a staged cold start does (t
   // Without set elements a cold start is one transaction: another build, listed in another order.
   await lab.nft(['delete', 'table', 'inet', table]);
   t.like(await applyModel(b.model({ ingress: b.enforced([]) }), opts), { kind: 'full', build: 'one-transaction' });
+});
+
+test('a temporary table whose hook (it deletes a stale one) commits but is reported failed is kept when the table is not whole: the node stays filtered', async (t) => {
+  const lab = await Lab.create(t, 'mbbstale');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'a'));
+  await mkdir(join(dir, 'b'));
+  const flag = join(dir, 'fail');
+  const https = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 443 } as const;
+  // A replace failing at the table's hook: the table is the unhooked copy, nodewall_next0 (web) filters alone.
+  const first = await failingNft(join(dir, 'a'), `add chain inet ${table} input {`, flag);
+  await applyModel(podModel(22), { nftPath: first, table, mode: 'enforce', netns: lab.nodeNs });
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { nftPath: first, table, mode: 'enforce', netns: lab.nodeNs, replace: true }), { message: /injected failure/ });
+  // The next replace: nodewall_next1's hook commits (deleting nodewall_next0), then its nft is killed.
+  const second = await failingNft(join(dir, 'b'), `add chain inet ${table}_next1 input {`, flag, 'after');
+  await t.throwsAsync(applyModel(podModel(443), { nftPath: second, table, mode: 'enforce', netns: lab.nodeNs, replace: true }), { message: /SIGKILL/ });
+  t.deepEqual(await inetTables(lab), [table, `${table}_next1`]);
+  t.deepEqual(await hookedChains(lab, `${table}_next1`), ['input', 'output']);
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny', 'never unfiltered');
+  t.is(await lab.probeSure(https, 'allow'), 'allow');
 });
