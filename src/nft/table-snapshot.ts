@@ -42,12 +42,37 @@ export async function snapshotTable(nftPath: string, table: string, exec: Snapsh
     const { stdout } = await runNft(nftPath, ['list', 'table', 'inet', table], exec);
     const problem = snapshotProblem(stdout, table);
     if (problem !== undefined) throw new RestoreError(`the listing of table inet ${table} cannot be kept for a rollback: ${problem}`);
-    return { kind: 'table', ownership, script: stdout };
+    // The table unhooked (the copy a full replace that did not finish left): what filters is the temporary table
+    // beside it. Kept under the table's name, a rollback puts that ruleset back; the unhooked copy would restore
+    // a node with no nodewall filtering at all (restoreTable deletes the temporary tables).
+    const filtering = hooked(stdout) ? undefined : await filteringTemporaryTable(nftPath, table, exec);
+    return { kind: 'table', ownership, script: filtering ?? stdout };
   } catch (err) {
     // Deleted between the two reads.
     if (isMissingTableError(err)) return { kind: 'absent' };
     throw err;
   }
+}
+
+/** A listing with a base chain (`type filter hook input priority ...`): the table filters. */
+function hooked(listing: string): boolean {
+  return /\btype \w+ hook \w+/.test(listing);
+}
+
+/**
+ * The listing, renamed to `table`, of the one hooked temporary table of nodewall's for `table`, or undefined when
+ * there is none. Two hooked ones filter the intersection of two rulesets, which no single table can be.
+ */
+async function filteringTemporaryTable(nftPath: string, table: string, exec: SnapshotExec): Promise<string | undefined> {
+  const listings: string[] = [];
+  for (const name of (await findTemporaryTables(nftPath, table, exec)).ours) {
+    const { stdout } = await runNft(nftPath, ['list', 'table', 'inet', name], exec);
+    if (hooked(stdout) && snapshotProblem(stdout, name) === undefined) listings.push(stdout.replace(`table inet ${name} {`, `table inet ${table} {`));
+  }
+  if (listings.length > 1) {
+    throw new RestoreError(`table inet ${table} is unhooked and ${listings.length} temporary tables of it filter: no single table restores that; a plain apply or drift repair rebuilds it first`);
+  }
+  return listings[0];
 }
 
 const forbiddenWords = /(^|[\s;{}])(include|define|redefine|undefine)\b/;

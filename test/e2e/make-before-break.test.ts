@@ -301,3 +301,28 @@ test('a temporary table whose hook (it deletes a stale one) commits but is repor
   t.is(await lab.probeSure(ssh, 'deny'), 'deny', 'never unfiltered');
   t.is(await lab.probeSure(https, 'allow'), 'allow');
 });
+
+test('a rollback target taken while a replace that did not finish filters from a temporary table restores that ruleset, not the unhooked copy', async (t) => {
+  const lab = await Lab.create(t, 'mbbsnap');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
+  const exec = { netns: lab.nodeNs };
+  const https = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 443 } as const;
+  await applyModel(podModel(22), opts);
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { ...opts, replace: true }), { message: /injected failure/ });
+  await rm(flag);
+  // What filters now: nodewall_next0 (web). A change goes on probation from here, and is rolled back.
+  const before = await snapshotTable(nftPath, table, exec);
+  await applyModel(podModel(443), { ...opts, replace: true });
+  t.is(await lab.probeSure(https, 'allow'), 'allow');
+  t.is(await restoreTable(before, nftPath, table, exec), 'restored');
+  t.deepEqual(await inetTables(lab), [table]);
+  t.deepEqual(await hookedChains(lab, table), ['input', 'output']);
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny', 'never unfiltered');
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
+  t.is(await lab.probeSure(https, 'deny'), 'deny');
+});
