@@ -5,7 +5,8 @@
 // the Kubernetes API source when `sources` has a `kubernetes` entry. Passes run
 // one at a time; a trigger during a pass queues exactly one more pass.
 // Failure rules: bad input keeps the last good version (reconcile.ts), an nft
-// failure leaves the previous ruleset in the kernel (one transaction), and
+// failure leaves the previous ruleset in the kernel, or, when a full replace
+// failed halfway, the new one filtering from a temporary table (make-before-break.ts), and
 // nothing on the input side stops the loop.
 
 import { performance } from 'node:perf_hooks';

@@ -140,7 +140,7 @@ export class DriftRepair {
       let prediction: HashPrediction | undefined;
       const predict = unconfirmed === undefined && this.#switch.enabled ? this.#kernel.predict : undefined;
       try {
-        // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
+        // The whole table replaced, made before break (`replace`: an edit the structure marker does not show, a
         // deleted rule, must not be planned as a noop).
         result = await this.#kernel.applyModel(a.model, {
           nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
