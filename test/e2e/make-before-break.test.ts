@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { applyModel } from '../../src/nft/apply.js';
 import { structureHash } from '../../src/agent/drift.js';
+import { rearmKernel } from '../../src/agent/pause-watchdog.js';
 import { coldStartScripts } from '../../src/nft/cold-start.js';
 import { renderPlan } from '../../src/nft/render.js';
 import { restoreTable, snapshotTable } from '../../src/nft/table-snapshot.js';
@@ -325,4 +326,24 @@ test('a rollback target taken while a replace that did not finish filters from a
   t.is(await lab.probeSure(ssh, 'deny'), 'deny', 'never unfiltered');
   t.is(await lab.probeSure(web, 'allow'), 'allow');
   t.is(await lab.probeSure(https, 'deny'), 'deny');
+});
+
+test('the pause watchdog re-arms the audit ruleset also where it filters from a temporary table (an agent died switching to audit)', async (t) => {
+  const lab = await Lab.create(t, 'mbbrearm');
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  await applyModel(podModel(80), { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs });
+  // The pause's switch to audit stops after the table's first transaction: audit filters from nodewall_next0.
+  await writeFile(flag, '');
+  await t.throwsAsync(applyModel(podModel(80), { nftPath: nft, table, mode: 'audit', netns: lab.nodeNs, replace: true }), { message: /injected failure/ });
+  t.is(await lab.probeSure(ssh, 'allow'), 'allow', 'audit: the would-drop passes');
+  // The watchdog's nft runs in the lab's namespace.
+  const inLab = join(dir, 'nft-in-lab');
+  await writeFile(inLab, `#!/bin/sh\nexec ip netns exec ${lab.nodeNs} ${nftPath} "$@"\n`);
+  await chmod(inLab, 0o755);
+  t.true(await rearmKernel(inLab, table));
+  t.is(await lab.probeSure(ssh, 'deny'), 'deny', 're-armed where it filters');
+  t.is(await lab.probeSure(web, 'allow'), 'allow');
 });
