@@ -5,7 +5,8 @@
 // the Kubernetes API source when `sources` has a `kubernetes` entry. Passes run
 // one at a time; a trigger during a pass queues exactly one more pass.
 // Failure rules: bad input keeps the last good version (reconcile.ts), an nft
-// failure leaves the previous ruleset in the kernel (one transaction), and
+// failure leaves the previous ruleset in the kernel, or, when a full replace
+// failed halfway, the new one filtering from a temporary table (make-before-break.ts), and
 // nothing on the input side stops the loop.
 
 import { performance } from 'node:perf_hooks';
@@ -338,7 +339,7 @@ export class Agent {
       await this.#dryRunReport(model, log, true);
       this.#lastApply = { at: new Date().toISOString(), outcome: 'dry-run', trigger };
       if (this.#appliedModelHash !== undefined) {
-        log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '`');
+        log.warn({ table: config.nft.table }, 'mode is dry-run but the table applied earlier is still in the kernel (dry-run never writes); remove it with `nft delete table inet ' + config.nft.table + '` (and any `' + config.nft.table + '_next0`..`_next3` that `nft list tables inet` shows: a full replace that did not finish)');
       }
     } else {
       // A change rolled back before (a rollout probe, commit-confirm) whose inputs are still exactly the same:
@@ -476,7 +477,7 @@ export class Agent {
       });
       const { hash: tableHash, source, skipped } = await tableHashAfterApply(this.#drift.applied, { nftPath: config.nft.path, table: config.nft.table, mode, fromMemory, result: r }, prediction);
       this.#log.debug({ source, skipped }, 'drift hash recorded');
-      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config) }, source);
+      this.#drift.record({ nftPath: config.nft.path, table: config.nft.table, mode, timeoutMs: config.nft.timeoutSeconds * 1000, model, tableHash, structureHash: r.structureHash, dropRecords: dropRecordsOf(config), build: r.build }, source);
       return r;
     });
   }

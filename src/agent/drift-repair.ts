@@ -32,6 +32,8 @@ export interface AppliedRuleset {
    * table as applied; undefined: not known yet (the next structural check is a full one).
    */
   readonly cheapHash?: string;
+  /** How the full apply whose listing tableHash is made the table (ApplyResult.build): listings of the two builds differ in order. */
+  readonly build?: 'one-transaction' | 'staged' | undefined;
 }
 
 /** How deep a check looks: the full terse listing, or the cheap structural one (when its hash is known). */
@@ -84,7 +86,9 @@ export class DriftRepair {
     this.#unverified = source === 'predicted' || source === 'kept' ? (sameHash ? this.#unverified : source === 'predicted') : false;
     // The table hash kept (an element-only delta, a noop): the structural listing is unchanged too.
     const same = before !== undefined && before.tableHash !== undefined && before.tableHash === applied.tableHash && before.nftPath === applied.nftPath && before.table === applied.table;
-    this.#applied = same && before.cheapHash !== undefined && applied.cheapHash === undefined ? { ...applied, cheapHash: before.cheapHash } : applied;
+    // An element delta keeps the hash, and so the build that listing came from.
+    const withBuild = same && applied.build === undefined && before.build !== undefined ? { ...applied, build: before.build } : applied;
+    this.#applied = same && before.cheapHash !== undefined && withBuild.cheapHash === undefined ? { ...withBuild, cheapHash: before.cheapHash } : withBuild;
   }
 
   /** Nothing to keep in force any more (dry-run, table removed on stop). */
@@ -136,7 +140,7 @@ export class DriftRepair {
       let prediction: HashPrediction | undefined;
       const predict = unconfirmed === undefined && this.#switch.enabled ? this.#kernel.predict : undefined;
       try {
-        // The whole table replaced in one transaction (`replace`: an edit the structure marker does not show, a
+        // The whole table replaced, made before break (`replace`: an edit the structure marker does not show, a
         // deleted rule, must not be planned as a noop).
         result = await this.#kernel.applyModel(a.model, {
           nftPath: a.nftPath, table: a.table, mode: a.mode, replace: true, ...(a.dropRecords === undefined ? {} : { dropRecords: a.dropRecords }),
@@ -161,13 +165,16 @@ export class DriftRepair {
       // The same load as the predicted one (one full transaction of the same model) lists something else than
       // predicted: the prediction is wrong, not the table (a real drift was just replaced). Predicting stops
       // for the rest of the process, so it can never make the checks repair in a loop; the read-back is kept.
-      if (unconfirmed !== undefined && after.present && after.hash !== unconfirmed && result.kind === 'full' && result.transactions === 1 && this.#switch.disable(unconfirmed, after.hash)) {
+      // "The same load": built the same way (ApplyResult.build), since that sets the listing's order. A repair of a
+      // table that is there is made before break (staged), so it is compared with a staged cold start's prediction.
+      const sameBuild = result.kind === 'full' && result.build !== undefined && result.build === a.build;
+      if (unconfirmed !== undefined && after.present && after.hash !== unconfirmed && sameBuild && this.#switch.disable(unconfirmed, after.hash)) {
         log.warn({ table: a.table, predicted: unconfirmed, readBack: after.hash },
           'predicted drift hash differs from the live table after a fresh load: prediction turned off for this process (every full load is read back from now on)');
       }
       this.#unverified = predicted?.hash !== undefined;
       const { cheapHash: _learntAgain, ...rest } = a;
-      this.#applied = { ...rest, tableHash: after.present ? after.hash : undefined };
+      this.#applied = { ...rest, tableHash: after.present ? after.hash : undefined, build: result.build };
       return { kind: 'restored', result, drift, durationMs };
     });
   }

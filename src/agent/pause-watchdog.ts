@@ -10,7 +10,8 @@ import { pidAlive, readStatus } from './status-file.js';
 import { readPause } from './pause.js';
 import { auditChainNames } from '../nft/render-rules.js';
 import { loadScript } from '../nft/nft-exec.js';
-import { readTable } from '../nft/read-kernel.js';
+import { type KernelTable, readTable } from '../nft/read-kernel.js';
+import { findTemporaryTables } from '../nft/make-before-break.js';
 
 export interface WatchdogOptions {
   readonly stateDir: string;
@@ -28,13 +29,29 @@ export type WatchdogOutcome = 'replaced' | 'agent-running' | 'not-audit' | 'rear
 
 export const rearmComment = 'nodewall pause re-armed by the watchdog';
 
-/** Turn a loaded audit ruleset into an enforcing one. False when the table is not nodewall's audit ruleset. */
+/**
+ * Turn a loaded audit ruleset into an enforcing one. False when the table is not nodewall's audit ruleset. The
+ * temporary tables of a full replace that did not finish (make-before-break.ts: an agent that died switching
+ * modes leaves the table unhooked and the audit ruleset filtering from one of them) are re-armed in the same
+ * transaction: re-arming only the unhooked table would change nothing a packet meets.
+ */
 export async function rearmKernel(nftPath: string, table: string, timeoutMs = 60_000): Promise<boolean> {
+  // An audit ruleset: its rules go to the audit chains (a hooked table), or it has them (the unhooked copy).
+  const audit = new Set<string>(Object.values(auditChainNames));
+  const isAudit = (t: KernelTable | null): boolean =>
+    t !== null && t.ownership !== 'foreign' && (t.rules.some((r) => r.verdict.startsWith('goto nw_audit')) || t.chains.some((c) => audit.has(c.name)));
   const t = await readTable(nftPath, table, { timeoutMs });
-  if (t === null || t.ownership === 'foreign' || !t.rules.some((r) => r.verdict.startsWith('goto nw_audit'))) return false;
+  if (t === null || t.ownership === 'foreign') return false;
+  const names = isAudit(t) ? [table] : [];
+  for (const name of (await findTemporaryTables(nftPath, table, { timeoutMs }).catch(() => ({ ours: [] as string[] }))).ours) {
+    if (isAudit(await readTable(nftPath, name, { timeoutMs }).catch(() => null))) names.push(name);
+  }
+  if (names.length === 0) return false;
   const lines: string[] = [];
-  for (const chain of Object.values(auditChainNames)) {
-    lines.push(`flush chain inet ${table} ${chain}`, `add rule inet ${table} ${chain} counter drop comment "${rearmComment}"`);
+  for (const name of names) {
+    for (const chain of Object.values(auditChainNames)) {
+      lines.push(`flush chain inet ${name} ${chain}`, `add rule inet ${name} ${chain} counter drop comment "${rearmComment}"`);
+    }
   }
   await loadScript(nftPath, `${lines.join('\n')}\n`, { timeoutMs });
   return true;

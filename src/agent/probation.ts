@@ -7,7 +7,10 @@
 // If any step fails nothing new may be loaded: the caller gets the error and
 // a record that nothing will follow is withdrawn.
 
+import { randomBytes } from 'node:crypto';
+import { findTemporaryTables } from '../nft/make-before-break.js';
 import { snapshotTable } from '../nft/table-snapshot.js';
+import { tableState } from './drift.js';
 import { cancelPending, newPending, rollbackTarget, writePending, type ConfirmOrigin, type PendingConfirm } from './commit-confirm.js';
 import { startSystemdWatchdog, startWatchdog } from './confirm-watchdog.js';
 
@@ -48,7 +51,24 @@ export async function putOnProbation(
   return { record, replaced: target.replaced };
 }
 
-/** The load failed (one transaction: nothing changed): withdraw the record, or restore the one it replaced. */
+/**
+ * What a load can change, as one comparable string: the table's terse listing and nodewall's temporary tables of
+ * it (a full replace is several transactions, make-before-break.ts: one that fails may leave the new ruleset
+ * filtering from a temporary table, the table itself changed or not). A read that fails gives a value equal to
+ * no other, so that "unchanged" is never concluded from it.
+ */
+export async function kernelFingerprint(nftPath: string, table: string, timeoutMs: number): Promise<string> {
+  const unknown = () => `unknown ${randomBytes(8).toString('hex')}`;
+  const st = await tableState(nftPath, table, timeoutMs);
+  const hash = st.present ? st.hash : /No such file or directory/.test(st.error) ? 'absent' : unknown();
+  const temporary = await findTemporaryTables(nftPath, table, { timeoutMs }).then((f) => f.ours.join(','), unknown);
+  return `${hash} | ${temporary}`;
+}
+
+/**
+ * The load failed and, as `kernelFingerprint` before and after it shows, changed nothing: withdraw the record, or
+ * restore the one it replaced. (A load that changed something keeps its record: its deadline rolls it back.)
+ */
 export async function abandonProbation(t: ProbationTarget, p: Probation, by: string, reason: string): Promise<void> {
   if (p.replaced === undefined) await cancelPending(t.stateDir, p.record, by, `not loaded: ${reason}`);
   else await writePending(t.stateDir, p.replaced);

@@ -29,11 +29,10 @@ import {
   rollbackPending, writePending, type KernelTarget, type PendingConfirm, type RollbackResult,
 } from './commit-confirm.js';
 import { startWatchdog } from './confirm-watchdog.js';
-import { putOnProbation, type Probation } from './probation.js';
+import { kernelFingerprint, putOnProbation, type Probation } from './probation.js';
 import { pidAlive } from './status-file.js';
 import type { AppliedRuleset } from './drift-repair.js';
 import type { ConfirmRefusalPlan } from './confirm-refusal.js';
-import { tableState } from './drift.js';
 import type { LastGood } from './last-good.js';
 import type { HostModel } from '../policy/model.js';
 
@@ -76,8 +75,8 @@ export interface ProbationTicket {
   readonly probation: Probation;
   /** Our pending change this one replaced (restored on withdrawal). */
   readonly ownBefore: OwnPending | undefined;
-  /** The table's structure hash just before the apply (undefined: no table). */
-  readonly tableHash: string | undefined;
+  /** The kernel just before the apply (probation.ts kernelFingerprint: the table and its temporary tables). */
+  readonly kernel: string;
 }
 
 export type ConfirmEvent =
@@ -197,10 +196,10 @@ export class RolloutConfirm {
     };
     this.#arm(record);
     // What withdraw() compares: an apply that failed without touching the table leaves exactly this.
-    const st = await tableState(t.nftPath, t.table, t.timeoutMs);
+    const kernel = await kernelFingerprint(t.nftPath, t.table, t.timeoutMs);
     this.#log.warn({ confirm: 'pending', id: record.id, deadline: record.deadline, seconds: c.seconds, watchdogPid: record.watchdogPid, supersedes: record.supersedes },
       `change on probation: run \`nodewall confirm\` before ${record.deadline}, or the previous ruleset is restored`);
-    return { probation, ownBefore: keep === undefined ? undefined : ownBefore, tableHash: st.present ? st.hash : undefined };
+    return { probation, ownBefore: keep === undefined ? undefined : ownBefore, kernel };
   }
 
   /**
@@ -214,9 +213,7 @@ export class RolloutConfirm {
     const by = `agent pid ${process.pid}`;
     const record = ticket.probation.record;
     if (opts.kernelUnchanged === true) {
-      const st = await tableState(t.nftPath, t.table, t.timeoutMs);
-      const now = st.present ? st.hash : undefined;
-      if (now !== ticket.tableHash) {
+      if ((await kernelFingerprint(t.nftPath, t.table, t.timeoutMs)) !== ticket.kernel) {
         this.#log.warn({ confirm: 'pending', id: record.id }, 'the failed apply may have changed the table: the change stays on probation, and is rolled back at its deadline');
         return false;
       }

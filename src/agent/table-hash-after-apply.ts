@@ -11,7 +11,7 @@
 // earlier hash, the kernel read instead of memory, another table, path or
 // mode) reads the table back, as before. Called inside the NftWriteLock.
 //
-// A full load in one transaction: the hash predicted from its script in a scratch namespace while it
+// A cold start (ApplyResult.predictable): the hash predicted from its structure script in a scratch namespace while it
 // loaded (predicted-table-hash.ts), when one could be made for exactly that structure; else read back.
 
 import type { RunMode } from '../inventory/types.js';

@@ -15,8 +15,8 @@ import type { HostModel } from '../policy/model.js';
 import { defaultMaxElementsPerTransaction, coldStartScripts, coldStartStructureScript } from './cold-start.js';
 import { NftError, checkScript, loadScript, runNft } from './nft-exec.js';
 import { ForeignTableError, type Ownership, readOwnership } from './ownership.js';
-import { NftRerunError } from './nft-launcher.js';
-import { findTemporaryTables, makeBeforeBreakScripts, removeTemporaryTables, temporaryTableNames } from './make-before-break.js';
+import { NftRerunError, NftStillRunningError } from './nft-launcher.js';
+import { findTemporaryTables, makeBeforeBreakScripts, removeTemporaryTables, stillWhole, temporaryTableNames } from './make-before-break.js';
 import { type KernelTable, readTable } from './read-kernel.js';
 import { type RenderedRuleset, renderPlan } from './render.js';
 import { type ModelDeltaLookup, elementDelta, noteApplied } from './render-delta.js';
@@ -93,6 +93,12 @@ export interface ApplyResult {
   readonly transactions: number;
   /** The table was built from nothing by this apply alone and onFullLoad was called for it. */
   readonly predictable: boolean;
+  /**
+   * How a full apply made the table's objects, which sets the order its listing (and so the drift hash) shows
+   * them in: in one transaction (a cold start without set elements) or staged, base chains and structure marker
+   * last (a cold start with elements, a make-before-break replace). Undefined for a delta, a noop, a dry run.
+   */
+  readonly build?: 'one-transaction' | 'staged';
   /** Wall time of the longest of them: an upper bound of how long it held the nf_tables commit lock. */
   readonly maxTransactionMs: number;
   /** Chains a delta created, flushed and refilled, or deleted (empty for a full replace or an element-only delta). */
@@ -161,6 +167,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
   }
   let check = 0;
   let predictable = false;
+  let build: 'one-transaction' | 'staged' | undefined;
   let load = 0;
   let transactions = 0;
   let maxTransactionMs = 0;
@@ -223,6 +230,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
         throw err;
       }
       reason = `${reason}; cold start of ${elements} elements in ${scripts.length} transactions (at most ${limit} elements each, hooks last)`;
+      build = 'staged';
     } else if (kernel === null) {
       // No set elements: one transaction, nothing can read as half filled.
       // Only for a full load that is this apply's one transaction: the prediction describes no other result
@@ -232,12 +240,18 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
         predictable = opts.onFullLoad !== undefined;
       }
       await send(rendered.script);
+      build = 'one-transaction';
     } else {
       const n = await replaceMakingBeforeBreaking(rendered, limit, opts.nftPath, exec, send);
       reason = `${reason}; made before break: the new ruleset filtered from a temporary table first (${n} transactions)`;
+      build = 'staged';
     }
   }
-  if (!dryRun && plan.kind !== 'noop') await cleanUpTemporaryTables(opts.nftPath, opts.table, exec);
+  // Also after a noop planned against the table as read now (its structure marker matched: whole, hooked): the
+  // first apply of a process is often one (a restart with unchanged input), and a temporary table left by a
+  // crash would otherwise keep filtering next to it, intersecting its ruleset, until some later change. A noop
+  // against remembered state says nothing of the kernel: no cleanup then.
+  if (!dryRun && (plan.kind !== 'noop' || (kernel !== undefined && kernel !== null))) await cleanUpTemporaryTables(opts.nftPath, opts.table, exec);
   const t3 = performance.now();
   const delta = plan.kind === 'delta' ? plan : undefined;
   const elements = fast?.elements ?? elementCount(rendered);
@@ -256,6 +270,7 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
     chains: delta?.chains ?? [],
     transactions,
     predictable,
+    ...(build === undefined ? {} : { build }),
     maxTransactionMs,
     script: plan.kind === 'noop' ? '' : plan.script,
     adopted,
@@ -267,8 +282,15 @@ export async function applyModel(model: HostModel, opts: ApplyOptions): Promise<
 
 /**
  * Full replace of an existing table by the scripts of make-before-break.ts; returns how many transactions it sent.
- * Throws when it fails: before the table itself was touched the temporary table is removed and the old ruleset
- * stays; after, the temporary table stays and filters with the new ruleset until a later full apply replaces it.
+ * Throws when it fails: while the temporary table was being built it is removed and the old ruleset stays; once
+ * the table's own rebuild may have begun, the temporary table stays and filters with the new ruleset until a later
+ * full apply replaces it. "May have begun": a transaction that failed can still have committed (nft killed after
+ * the commit by a timeout, or still blocked on the nf_tables lock: NftStillRunningError), and deleting the
+ * temporary table next to the unhooked copy would leave the node with no nodewall filtering at all. So after a
+ * failure of the table's first transaction the temporary table goes only when no nft of it can still commit and
+ * the table still holds its structure marker and hooks (make-before-break.ts stillWhole). The same holds for a
+ * failure while the temporary table is built when stale temporary tables existed: its hook transaction deletes
+ * them, and may have committed; if the table is not whole (a replace that failed before), they filtered alone.
  */
 async function replaceMakingBeforeBreaking(
   rendered: RenderedRuleset,
@@ -285,15 +307,23 @@ async function replaceMakingBeforeBreaking(
     );
   }
   const scripts = makeBeforeBreakScripts(rendered, limit, found.free, found.ours);
-  let touched = false;
+  let stage: 'temporary' | 'table' | 'touched' = 'temporary';
   try {
     for (const s of scripts.temporary) await send(s);
+    stage = 'table';
     for (const s of scripts.table) {
       await send(s);
-      touched = true;
+      stage = 'touched';
     }
   } catch (err) {
-    if (!touched) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
+    // Without stale temporary tables, a failure while the temporary one is built leaves the table as it was:
+    // deleting the temporary one restores the state before the apply. Otherwise (its hook transaction deletes
+    // the stale ones; the table's own rebuild may have begun) it goes only while the table is whole, hooked,
+    // and no nft of this apply can still commit.
+    const restoresBefore = stage === 'temporary' && found.ours.length === 0;
+    const drop = restoresBefore
+      || (stage !== 'touched' && !(err instanceof NftStillRunningError) && (await stillWhole(nftPath, rendered.table, exec)));
+    if (drop) await runNft(nftPath, ['delete', 'table', 'inet', found.free], exec).catch(() => undefined);
     tablesCleaned.delete(cleanKey(rendered.table, exec));
     throw err;
   }
@@ -309,7 +339,8 @@ function cleanKey(table: string, exec: { netns?: string }): string {
 
 /**
  * After the first full or delta apply of this process (the table is whole then: a full apply built it, a delta's
- * marker check found it), and after one that failed halfway: delete temporary tables an earlier run left
+ * marker check found it), or its first noop planned from a fresh read of the table, and after one that failed
+ * halfway: delete temporary tables an earlier run left
  * (make-before-break.ts). A failure here is no apply failure: it is tried again after the next apply.
  */
 async function cleanUpTemporaryTables(nftPath: string, table: string, exec: { netns?: string; timeoutMs?: number }): Promise<void> {

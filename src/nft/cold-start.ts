@@ -104,7 +104,12 @@ function stagedEnds(r: RenderedRuleset, o: StagedOptions): { create: string; hoo
   const body = [...r.skeletonLines];
   for (const s of r.sets.values()) for (const l of renderSet(s, false)) body.push(l);
   for (const ch of r.chains.values()) if (ch.hook === undefined) for (const l of chainLines(ch)) body.push(l);
-  const start = o.replace === true ? [`table inet ${t} {}`, `delete table inet ${t}`] : [`create table inet ${t}`];
+  // The table's comment (node, mode) goes with `create`: nft 1.0.6 drops a comment given by a later `table` block
+  // of the same transaction, so a cold start would list without it, and otherwise than the same table replaced.
+  const comment = body.find((l) => /^\tcomment "/.test(l));
+  const start = o.replace === true
+    ? [`table inet ${t} {}`, `delete table inet ${t}`]
+    : [comment === undefined ? `create table inet ${t}` : `create table inet ${t} { ${comment.trim()}; }`];
   const create = [r.header, ...start, `table inet ${t} {`, ...body, '}', ''].join('\n');
 
   // Idempotent: sent a second time (the nft launcher runs a change again when it failed without knowing whether

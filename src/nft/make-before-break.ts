@@ -19,18 +19,26 @@
 //   2. the table itself is rebuilt the same way: its first transaction replaces it
 //      with an unhooked copy (the temporary table alone filters: the new ruleset),
 //      its last one hooks its base chains and deletes the temporary table(s).
-// A failure before step 2 changes nothing (the temporary table is deleted, the
-// old ruleset stays). A failure inside step 2 leaves the temporary table
-// filtering with the new ruleset; the next full apply builds anew beside it (under
-// another temporary name) and deletes it with its own hooks.
+// A failure while the temporary table is built changes nothing (it is deleted,
+// the old ruleset stays), unless its hook transaction, which deletes stale
+// temporary tables, may have committed while the table is not whole (a replace
+// failed before): then it is kept. A failure once the table's own rebuild may have begun
+// leaves the temporary table filtering with the new ruleset (also when nft was
+// killed and may have committed: then the table may be the unhooked copy, and
+// the temporary table is all that filters). The next full apply builds anew
+// beside it (under another temporary name); the hook transaction of that new
+// temporary table deletes the old one, so at most one left-over temporary table
+// ever filters next to the table (two would filter the intersection of two
+// rulesets).
 // The price: the elements go to the kernel twice. Only full replaces of an
 // existing table pay it (structural changes a chain delta cannot make, mode
 // switches, drift repair); element and chain deltas and cold starts do not.
 
 import { parseNftJson, runNft } from './nft-exec.js';
 import { coldStartScripts } from './cold-start.js';
-import { isMissingTableError, ownershipOfJson, type Ownership } from './ownership.js';
+import { isMissingTableError, legacyMarkerComment, ownershipOfJson, type Ownership } from './ownership.js';
 import type { RenderedRuleset } from './render.js';
+import { reservedPrefix } from './render-sets.js';
 
 type Exec = { readonly netns?: string; readonly timeoutMs?: number };
 
@@ -78,8 +86,10 @@ async function ownershipBySets(nftPath: string, name: string, exec: Exec): Promi
 
 /**
  * The transactions of a make-before-break replace of `r.table` (see the top of this file): first those that build
- * the ruleset in `temporary`, then those that rebuild the table itself, the last of which deletes `temporary` and
- * the `stale` temporary tables.
+ * the ruleset in `temporary`, then those that rebuild the table itself. The `stale` temporary tables (left by an
+ * earlier replace that failed) go with the hook transaction of `temporary`: from that commit on the new ruleset
+ * filters whole, so the ruleset a stale table holds is not intersected with it any longer. The table's own hook
+ * transaction deletes `temporary` (and, idempotently, the stale ones again).
  */
 export function makeBeforeBreakScripts(
   r: RenderedRuleset,
@@ -87,12 +97,42 @@ export function makeBeforeBreakScripts(
   temporary: string,
   stale: readonly string[],
 ): { readonly temporary: string[]; readonly table: string[] } {
-  // `table {}` first: the hook transaction stays idempotent (the nft launcher may run it a second time).
-  const drop = [temporary, ...stale].flatMap((name) => [`table inet ${name} {}`, `delete table inet ${name}`]);
+  // `table {}` first: the hook transactions stay idempotent (the nft launcher may run one a second time).
+  const drop = (names: readonly string[]) => names.flatMap((name) => [`table inet ${name} {}`, `delete table inet ${name}`]);
   return {
-    temporary: coldStartScripts(r, maxElements, { table: temporary }),
-    table: coldStartScripts(r, maxElements, { replace: true, withHook: drop }),
+    temporary: coldStartScripts(r, maxElements, { table: temporary, withHook: drop(stale) }),
+    table: coldStartScripts(r, maxElements, { replace: true, withHook: drop([temporary, ...stale]) }),
   };
+}
+
+const structureMarkerName = new RegExp(`^${reservedPrefix}structure_[0-9a-f]{16}$`);
+
+/**
+ * True when `table` still carries a structure marker and a hooked base chain: a whole ruleset that filters. The
+ * first transaction of the table's rebuild replaces it with an unhooked copy without a marker (the marker comes
+ * with the hooks, in the transaction that also deletes the temporary table), so this says whether that first
+ * transaction has committed. Any doubt (the listing fails) is false.
+ */
+export async function stillWhole(nftPath: string, table: string, exec: Exec): Promise<boolean> {
+  const args = ['-j', '-t', 'list', 'table', 'inet', table];
+  let doc: unknown;
+  try {
+    doc = parseNftJson((await runNft(nftPath, args, exec)).stdout, nftPath, args);
+  } catch {
+    return false;
+  }
+  const items = (doc as { nftables?: unknown }).nftables;
+  if (!Array.isArray(items)) return false;
+  let marker = false;
+  let hooked = false;
+  for (const item of items as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue;
+    const set = (item as Record<string, unknown>)['set'] as Record<string, unknown> | undefined;
+    if (set !== undefined && typeof set['name'] === 'string' && structureMarkerName.test(set['name']) && set['comment'] === legacyMarkerComment) marker = true;
+    const chain = (item as Record<string, unknown>)['chain'] as Record<string, unknown> | undefined;
+    if (chain !== undefined && typeof chain['hook'] === 'string') hooked = true;
+  }
+  return marker && hooked;
 }
 
 /** Delete the temporary tables nodewall left (after a crash, or a failed apply). Never a table without the mark. */

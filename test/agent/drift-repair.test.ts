@@ -219,7 +219,7 @@ class PredictingKernel extends FakeKernel {
   override async applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
     const r = await super.applyModel(model, opts);
     opts.onFullLoad?.({ structureHash: 's-a', structureScript: '' });
-    return { ...r, transactions: 1, predictable: opts.onFullLoad !== undefined, structureHash: this.structure };
+    return { ...r, transactions: 1, predictable: opts.onFullLoad !== undefined, build: 'one-transaction', structureHash: this.structure };
   }
   predict(_o: unknown, rendered: PredictableLoad): HashPrediction {
     return { structureHash: rendered.structureHash, outcome: Promise.resolve({ hash: this.predicted }) };
@@ -301,7 +301,7 @@ for (const depth of ['full', 'structure'] as const) {
 
 // --- a predicted hash that is wrong: no repair loop ------------------------------------------------------
 
-const applied = { nftPath: '/x/nft', table: 'nw', mode: 'enforce' as const, model: model('a'), tableHash: 'hash-of-a', structureHash: 's-a' };
+const applied = { nftPath: '/x/nft', table: 'nw', mode: 'enforce' as const, model: model('a'), tableHash: 'hash-of-a', structureHash: 's-a', build: 'one-transaction' as const };
 
 test('a predicted hash that differs from the live listing: one repair read back, a warning with both hashes once, predicting off for good; never a repair loop', async (t) => {
   const k = new PredictingKernel();
@@ -388,4 +388,52 @@ test('an unconfirmed prediction stays unconfirmed through a kept hash (element-o
   k.table = 'edited';
   await r3.check(log);
   t.not(k.applies.at(-1)?.opts.onFullLoad, undefined, 'read back: confirmed');
+});
+
+/**
+ * The real apply since make-before-break: a table that is there is replaced staged in several transactions and
+ * never predicted (onFullLoad is for cold starts); a missing one is cold-started, staged when it has elements.
+ */
+class StagedKernel extends PredictingKernel {
+  elements = true;
+  override async applyModel(model: HostModel, opts: ApplyOptions): Promise<ApplyResult> {
+    const cold = this.table === undefined;
+    this.applies.push({ model, opts });
+    this.table = `hash-of-${(model as unknown as { id: string }).id}`;
+    const base = { kind: 'full', reason: 'test', rules: 1, sets: 0, elements: 0, structureHash: this.structure } as unknown as ApplyResult;
+    if (!cold) return { ...base, transactions: 6, predictable: false, build: 'staged' };
+    opts.onFullLoad?.({ structureHash: this.structure, structureScript: '' });
+    return { ...base, transactions: this.elements ? 3 : 1, predictable: opts.onFullLoad !== undefined, build: this.elements ? 'staged' : 'one-transaction' };
+  }
+}
+
+test('a wrong prediction of a staged cold start is found by the (staged, read back) repair of the table: predicting off, one warning', async (t) => {
+  const k = new StagedKernel();
+  const sw = new PredictionSwitch();
+  const repair = new DriftRepair(new NftWriteLock(), k, sw);
+  const { log, lines } = logger();
+  k.table = 'hash-of-a';
+  // The pass's staged cold start recorded a wrong prediction; the repair replaces the table made before break.
+  repair.record({ ...applied, tableHash: 'predicted-wrong', build: 'staged' }, 'predicted');
+  const outcomes: string[] = [];
+  for (let i = 0; i < 4; i++) outcomes.push((await repair.check(log)).kind);
+  t.deepEqual(outcomes, ['restored', 'in-sync', 'in-sync', 'in-sync']);
+  t.false(sw.enabled, 'the read-back of a staged build differs from the prediction of a staged build: the prediction is wrong');
+  t.deepEqual(sw.off, { predicted: 'predicted-wrong', readBack: 'hash-of-a' });
+  t.is(lines.filter((l) => /prediction turned off/.test(l.msg)).length, 1);
+});
+
+test('a one-transaction cold start\'s prediction is not judged by a staged repair (their listings differ in order)', async (t) => {
+  const k = new StagedKernel();
+  const sw = new PredictionSwitch();
+  const repair = new DriftRepair(new NftWriteLock(), k, sw);
+  const { log } = logger();
+  k.table = 'hash-of-a';
+  repair.record({ ...applied, tableHash: 'predicted-one-transaction', build: 'one-transaction' }, 'predicted');
+  t.like(await repair.check(log), { kind: 'restored' });
+  t.true(sw.enabled);
+  // An element delta afterwards keeps the hash and the build it came from.
+  repair.record({ ...applied, tableHash: 'x', build: 'staged' }, 'predicted');
+  repair.record({ ...applied, tableHash: 'x', build: undefined }, 'kept');
+  t.is(repair.applied?.build, 'staged');
 });

@@ -167,7 +167,7 @@ test('onFullLoad (the drift hash prediction) starts only for a full load that is
   const full = await applyModel(podModel(['198.51.100.6/32']), { ...opts, replace: true });
   t.like(full, { kind: 'full', transactions: 6, predictable: false });
   t.deepEqual(calls, [a.structureHash]);
-  // A cold start again is one transaction, predicted.
+  // A cold start again (staged: create, fill, hook) is predicted.
   await lab.nft(['delete', 'table', 'inet', table]);
   const cold = await applyModel(podModel(['198.51.100.6/32']), { ...opts, replace: true });
   t.like(cold, { kind: 'full', transactions: 3, predictable: true });

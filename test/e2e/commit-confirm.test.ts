@@ -5,6 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,4 +275,35 @@ test('the watchdog and the agent race at the deadline: one rolls back, the other
   else t.regex(log, /ended: rolled-back/);
   t.deepEqual((await readdir(s.state)).filter((n) => n.startsWith('pending-confirm')), [], 'no record or claim left behind');
   t.is(await agent.stop(), 0);
+});
+
+test('an apply on probation that fails after changing the kernel (a full replace killed after its first commit) is rolled back at its deadline, not withdrawn', async (t) => {
+  const lab = await Lab.create(t, 'cc-half');
+  const s = await setup(t);
+  const first = await cli(lab, ['apply', '--config', s.config, '--source', s.open]);
+  t.is(first.code, 0, first.stderr);
+  const before = await tableHash(lab);
+  // From now on the table's own first transaction of a replace (`table inet nodewall {}` ...) commits, then its
+  // nft dies before it reports: the table is the unhooked copy, the new ruleset filters from nodewall_next0.
+  const fake = join(s.dir, 'nft');
+  await writeFile(fake, [
+    '#!/bin/sh',
+    'if [ "$1" = "-f" ] && [ "$2" = "-" ]; then',
+    `  s=$(cat); case "$s" in *'table inet nodewall {}'*) printf '%s\\n' "$s" | ${nftPath} -f - || exit 1; kill -KILL $$;; esac`,
+    `  printf '%s\\n' "$s" | exec ${nftPath} -f -`,
+    'fi',
+    `exec ${nftPath} "$@"`,
+    '',
+  ].join('\n'));
+  await chmod(fake, 0o755);
+  await writeFile(s.config, (await readFile(s.config, 'utf8')).replace(`path: ${nftPath}`, `path: ${fake}`));
+  const r = await cli(lab, ['apply', '--config', s.config, '--source', s.closed, '--confirm-within', '3s', '--force']);
+  t.not(r.code, 0, 'the apply failed');
+  t.regex(r.stderr, /stays on probation/);
+  const { id } = await pendingId(s.state).catch(async () => ({ id: (await readOutcomes(s.state)).at(-1)?.id ?? '' }));
+  const o = await outcome(s.state, id);
+  t.is(o.outcome, 'rolled-back', 'not withdrawn: the failed apply had changed what filters');
+  t.is(await tableHash(lab), before);
+  t.notRegex((await lab.nft(['list', 'tables', 'inet'])).stdout, /nodewall_next/);
+  t.is(await lab.probeSure({ direction: 'ingress', peer: '203.0.113.6', proto: 'tcp', port: 22 }, 'allow'), 'allow');
 });

@@ -23,10 +23,16 @@ test('no transaction both fills a set and hooks a chain; the temporary table is 
   const s = makeBeforeBreakScripts(r, 2, 'nodewall_next1', ['nodewall_next0']);
   for (const script of [...s.temporary, ...s.table]) t.false(fills(script) && hooks(script), script);
   // Temporary: created (fails if the name is taken), filled in transactions of at most 2 elements, hooked last.
-  t.regex(s.temporary[0] ?? '', /^create table inet nodewall_next1$/m);
+  t.regex(s.temporary[0] ?? '', /^create table inet nodewall_next1 \{ comment "nodewall node=[^"]*"; \}$/m);
   t.false(s.temporary.slice(0, -1).some(hooks));
   t.true(hooks(s.temporary.at(-1) ?? ''));
   t.true(s.temporary.length >= 4);
+  // The stale temporary table goes when the new one is hooked (never two rulesets intersected), not before.
+  const tempHook = s.temporary.at(-1) ?? '';
+  t.regex(tempHook, /^delete table inet nodewall_next0$/m);
+  t.notRegex(tempHook, /^delete table inet nodewall_next1$/m);
+  t.true(tempHook.indexOf('delete table inet nodewall_next0') > tempHook.lastIndexOf('add rule inet nodewall_next1 input'));
+  t.false(s.temporary.slice(0, -1).some((x) => x.includes('delete table inet nodewall_next0')));
   // The table: replaced by an unhooked copy first; its hook transaction also deletes every temporary table.
   t.regex(s.table[0] ?? '', /^table inet nodewall \{\}\ndelete table inet nodewall\ntable inet nodewall \{$/m);
   t.false(hooks(s.table[0] ?? ''));

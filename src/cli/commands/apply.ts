@@ -12,7 +12,7 @@ import { exitCodes, stateOptions } from '../options.js';
 import { loadStateFromArgs, refuseInvalid } from '../state-args.js';
 import { nftMode } from './nft-mode.js';
 import { cliActor, readPending } from '../../agent/commit-confirm.js';
-import { abandonProbation, putOnProbation, type Probation, type ProbationTarget } from '../../agent/probation.js';
+import { abandonProbation, kernelFingerprint, putOnProbation, type Probation, type ProbationTarget } from '../../agent/probation.js';
 import { parseDuration } from '../duration.js';
 
 interface ApplyArgs extends StateArgs {
@@ -116,6 +116,8 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     const probation: Probation | undefined = confirmSeconds === undefined || dryRun
       ? undefined
       : await putOnProbation(target, { origin: 'cli', by: cliActor(), seconds: confirmSeconds });
+    // A failed load withdraws its probation only if it changed nothing (a full replace is several transactions).
+    const before = probation === undefined ? undefined : await kernelFingerprint(target.nftPath, target.table, target.timeoutMs);
     const result = await applyModel(state.model, {
       nftPath: state.config.nft.path,
       table: state.config.nft.table,
@@ -126,7 +128,15 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       timeoutMs: state.config.nft.timeoutSeconds * 1000,
       ...(state.config.nft.maxElementsPerTransaction === undefined ? {} : { maxElementsPerTransaction: state.config.nft.maxElementsPerTransaction }),
     }).catch(async (err: unknown) => {
-      if (probation !== undefined) await abandonProbation(target, probation, cliActor(), err instanceof Error ? err.message : String(err)).catch(() => undefined);
+      if (probation !== undefined) {
+        const after = await kernelFingerprint(target.nftPath, target.table, target.timeoutMs).catch(() => undefined);
+        if (after !== undefined && after === before) {
+          await abandonProbation(target, probation, cliActor(), err instanceof Error ? err.message : String(err)).catch(() => undefined);
+        } else {
+          const r = probation.record;
+          process.stderr.write(`nodewall: the failed apply may have changed table inet ${r.table} (or left a temporary table of it): change ${r.id} stays on probation, and unless confirmed the previous ruleset is restored by the watchdog at ${r.deadline}\n`);
+        }
+      }
       throw err;
     });
     if (probation !== undefined) {

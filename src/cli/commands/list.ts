@@ -4,6 +4,7 @@ import { loadConfig } from '../../inventory/config.js';
 import { type KernelRule, type KernelTable, readTable } from '../../nft/read-kernel.js';
 import { baseChainOf, fixedComments } from '../../nft/render-rules.js';
 import { ownerMarkSet } from '../../nft/ownership.js';
+import { findTemporaryTables } from '../../nft/make-before-break.js';
 import { stagedComment, stagedFromKernel } from '../../nft/render-staged.js';
 import { exitCodes } from '../options.js';
 
@@ -147,11 +148,25 @@ export const listCommand: CommandModule<object, ListArgs> = {
       .option('sets', { type: 'boolean', default: false, describe: 'also show the elements of every set' }) as unknown as Argv<ListArgs>,
   handler: async (argv) => {
     const config = await loadConfig(argv.config);
-    const t = await readTable(config.nft.path, config.nft.table, { timeoutMs: config.nft.timeoutSeconds * 1000 });
+    const exec = { timeoutMs: config.nft.timeoutSeconds * 1000 };
+    const t = await readTable(config.nft.path, config.nft.table, exec);
+    // A full replace that did not finish leaves a temporary table of nodewall's that filters too (make-before-break.ts).
+    const temporary = await findTemporaryTables(config.nft.path, config.nft.table, exec).then((f) => f.ours, () => [] as readonly string[]);
+    const temporaryNote = temporary.length === 0
+      ? undefined
+      : `temporary table(s) ${temporary.map((n) => `inet ${n}`).join(', ')} of a full replace that did not finish also filter(s) with nodewall's rules (the next apply removes them; by hand: \`nft delete table inet NAME\`)`;
     if (t !== null && t.ownership === 'foreign') {
       // Someone else's table under nodewall's configured name: not nodewall's rules, so not listed as such.
       const message = `table inet ${config.nft.table} exists but was not created by nodewall (no ${ownerMarkSet} ownership mark); nodewall is not enforcing with it. Set nft.table to a table of nodewall's own, or take it over with \`nodewall apply --adopt\``;
       if (argv.output !== 'table') process.stdout.write(formatDoc({ table: config.nft.table, enforcing: false, foreign: true, message }, argv.output));
+      else process.stdout.write(`nodewall: ${message}\n`);
+      process.exitCode = exitCodes.failure;
+      return;
+    }
+    if (t === null && temporaryNote !== undefined) {
+      // No table, but not unfiltered either.
+      const message = `there is no table inet ${config.nft.table}, but ${temporaryNote}`;
+      if (argv.output !== 'table') process.stdout.write(formatDoc({ table: config.nft.table, enforcing: true, temporaryTables: temporary, message }, argv.output));
       else process.stdout.write(`nodewall: ${message}\n`);
       process.exitCode = exitCodes.failure;
       return;
@@ -175,10 +190,12 @@ export const listCommand: CommandModule<object, ListArgs> = {
         sets: [...t.sets.values()]
           .filter((s) => !isMarkerSet(s.name))
           .map((s) => ({ name: s.name, comment: s.comment ?? null, elements: s.elements.length, ...(argv.sets ? { members: s.elements } : {}) })),
+        ...(temporaryNote === undefined ? {} : { temporaryTables: temporary, warning: temporaryNote }),
       };
       process.stdout.write(formatDoc(doc, argv.output));
     } else {
       process.stdout.write(renderListText(t, argv.sets));
+      if (temporaryNote !== undefined) process.stdout.write(`\nWARNING: ${temporaryNote}\n`);
     }
     process.exitCode = exitCodes.ok;
   },
