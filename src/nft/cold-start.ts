@@ -14,6 +14,7 @@
 //      reaches without a jump from a base chain.
 //   2. The elements, at most `maxElements` per transaction, each transaction guarded
 //      by a flush of the (empty) ownership mark, so it fails if the table went away.
+//      When all of them fit in one transaction they go with the declarations in 1.
 //   3. One small transaction: the structure marker and the base chains with their
 //      hooks and rules. Only from its commit on do packets see the table, whole.
 //      It is idempotent (each base chain flushed before its rules): run twice, one copy.
@@ -84,8 +85,13 @@ export interface StagedOptions {
 export function coldStartScripts(r: RenderedRuleset, maxElements: number, o: StagedOptions = {}): string[] {
   const limit = Math.max(1, Math.floor(maxElements));
   const t = o.table ?? r.table;
-  const { create, hook } = stagedEnds(r, o);
-  return [create, ...fillScripts(t, [...r.sets.values()], limit, `flush set inet ${t} ${ownerMarkSet}`), hook];
+  let total = 0;
+  for (const s of r.sets.values()) total += s.elements.length;
+  // Within the limit the elements go with the sets' declarations: nothing is hooked yet, and nft loads them
+  // as fast as a bare `nft -f` of the whole table (a separate fill costs 5-25 % more: `add element` statements).
+  const inline = total <= limit;
+  const { create, hook } = stagedEnds(r, o, inline);
+  return inline ? [create, hook] : [create, ...fillScripts(t, [...r.sets.values()], limit, `flush set inet ${t} ${ownerMarkSet}`), hook];
 }
 
 /**
@@ -95,14 +101,14 @@ export function coldStartScripts(r: RenderedRuleset, maxElements: number, o: Sta
  * drift hash of a staged cold start is predicted from (predicted-table-hash.ts).
  */
 export function coldStartStructureScript(r: RenderedRuleset): string {
-  const { create, hook } = stagedEnds(r, {});
+  const { create, hook } = stagedEnds(r, {}, false);
   return `${create}${hook}`;
 }
 
-function stagedEnds(r: RenderedRuleset, o: StagedOptions): { create: string; hook: string } {
+function stagedEnds(r: RenderedRuleset, o: StagedOptions, withElements: boolean): { create: string; hook: string } {
   const t = o.table ?? r.table;
   const body = [...r.skeletonLines];
-  for (const s of r.sets.values()) for (const l of renderSet(s, false)) body.push(l);
+  for (const s of r.sets.values()) for (const l of renderSet(s, withElements)) body.push(l);
   for (const ch of r.chains.values()) if (ch.hook === undefined) for (const l of chainLines(ch)) body.push(l);
   // The table's comment (node, mode) goes with `create`: nft 1.0.6 drops a comment given by a later `table` block
   // of the same transaction, so a cold start would list without it, and otherwise than the same table replaced.
