@@ -5,7 +5,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { applyModel } from '../../src/nft/apply.js';
 import { structureHash } from '../../src/agent/drift.js';
 import { rearmKernel } from '../../src/agent/pause-watchdog.js';
@@ -63,6 +63,14 @@ async function failingNft(dir: string, needle: string, flag: string, when: 'befo
   return path;
 }
 
+/** A temporary directory (removed after the test) with a failingNft in it and its flag's path (not created). */
+async function failingSetup(t: ExecutionContext, needle: string, when: 'before' | 'after' = 'before'): Promise<{ dir: string; flag: string; nft: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'fail');
+  return { dir, flag, nft: await failingNft(dir, needle, flag, when) };
+}
+
 const ssh = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 22 } as const;
 const web = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 80 } as const;
 
@@ -97,11 +105,8 @@ test('a failure before the table is touched: the temporary table goes, the old r
 
 test('a failure after the table was touched: the temporary table filters with the new ruleset; the next full apply removes it', async (t) => {
   const lab = await Lab.create(t, 'mbbfail2');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
   // The table's hook transaction is the one that deletes the temporary table.
-  const nft = await failingNft(dir, `delete table inet ${table}_next0`, flag);
+  const { flag, nft } = await failingSetup(t, `delete table inet ${table}_next0`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   await applyModel(podModel(22), opts);
   await writeFile(flag, '');
@@ -136,11 +141,8 @@ test('a table of a temporary name without nodewall\'s mark is never touched; the
 
 test('the table\'s first transaction commits but its nft is killed before it reports: the temporary table is kept, the node stays filtered', async (t) => {
   const lab = await Lab.create(t, 'mbbkill');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
   // Only the table's first transaction replaces it (`table inet T {}` then `delete table inet T`).
-  const nft = await failingNft(dir, `table inet ${table} {}`, flag, 'after');
+  const { flag, nft } = await failingSetup(t, `table inet ${table} {}`, 'after');
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   await applyModel(podModel(22), opts);
   await writeFile(flag, '');
@@ -160,10 +162,7 @@ test('the table\'s first transaction commits but its nft is killed before it rep
 
 test('the table\'s first transaction fails without committing: the table still holds the old ruleset, the temporary table goes', async (t) => {
   const lab = await Lab.create(t, 'mbbfail0');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
-  const nft = await failingNft(dir, `table inet ${table} {}`, flag);
+  const { flag, nft } = await failingSetup(t, `table inet ${table} {}`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   await applyModel(podModel(22), opts);
   await writeFile(flag, '');
@@ -176,11 +175,8 @@ test('the table\'s first transaction fails without committing: the table still h
 
 test('two replaces failing after the table was touched: the second temporary table deletes the first when hooked (no intersection of two rulesets)', async (t) => {
   const lab = await Lab.create(t, 'mbbtwice');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
   // The table's own hook transaction (it deletes the temporary table) fails; a temporary table's does not.
-  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const { flag, nft } = await failingSetup(t, `add chain inet ${table} input {`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   const https = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 443 } as const;
   await applyModel(podModel(22), opts);
@@ -215,10 +211,7 @@ test('a process whose first apply is a noop still removes a temporary table a cr
 
 test('a commit-confirm rollback also deletes the temporary table of a replace that did not finish (it held the change rolled back)', async (t) => {
   const lab = await Lab.create(t, 'mbbrestore');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
-  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const { flag, nft } = await failingSetup(t, `add chain inet ${table} input {`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   const exec = { netns: lab.nodeNs };
   await applyModel(podModel(22), opts);
@@ -241,10 +234,7 @@ test('a commit-confirm rollback also deletes the temporary table of a replace th
 
 test('`nodewall list` names a left-over temporary table, and never says "not enforcing" while one filters', async (t) => {
   const lab = await Lab.create(t, 'mbblist');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
-  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const { dir, flag, nft } = await failingSetup(t, `add chain inet ${table} input {`);
   const config = join(dir, 'nodewall.yaml');
   await writeFile(config, `nodeName: node-a\nmode: enforce\nstateDir: ${join(dir, 'state')}\nnft: { path: ${nftPath}, table: ${table} }\n`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
@@ -305,10 +295,7 @@ test('a temporary table whose hook (it deletes a stale one) commits but is repor
 
 test('a rollback target taken while a replace that did not finish filters from a temporary table restores that ruleset, not the unhooked copy', async (t) => {
   const lab = await Lab.create(t, 'mbbsnap');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
-  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const { flag, nft } = await failingSetup(t, `add chain inet ${table} input {`);
   const opts = { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs } as const;
   const exec = { netns: lab.nodeNs };
   const https = { direction: 'ingress', peer: '198.51.100.5', proto: 'tcp', port: 443 } as const;
@@ -330,10 +317,7 @@ test('a rollback target taken while a replace that did not finish filters from a
 
 test('the pause watchdog re-arms the audit ruleset also where it filters from a temporary table (an agent died switching to audit)', async (t) => {
   const lab = await Lab.create(t, 'mbbrearm');
-  const dir = await mkdtemp(join(tmpdir(), 'nw-mbb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const flag = join(dir, 'fail');
-  const nft = await failingNft(dir, `add chain inet ${table} input {`, flag);
+  const { dir, flag, nft } = await failingSetup(t, `add chain inet ${table} input {`);
   await applyModel(podModel(80), { nftPath: nft, table, mode: 'enforce', netns: lab.nodeNs });
   // The pause's switch to audit stops after the table's first transaction: audit filters from nodewall_next0.
   await writeFile(flag, '');
