@@ -36,9 +36,9 @@
 
 import { parseNftJson, runNft } from './nft-exec.js';
 import { coldStartScripts } from './cold-start.js';
-import { isMissingTableError, legacyMarkerComment, ownershipOfJson, type Ownership } from './ownership.js';
+import { isMissingTableError, ownershipOfJson, type Ownership } from './ownership.js';
+import { parseTableDoc } from './read-kernel.js';
 import type { RenderedRuleset } from './render.js';
-import { reservedPrefix } from './render-sets.js';
 
 type Exec = { readonly netns?: string; readonly timeoutMs?: number };
 
@@ -105,34 +105,20 @@ export function makeBeforeBreakScripts(
   };
 }
 
-const structureMarkerName = new RegExp(`^${reservedPrefix}structure_[0-9a-f]{16}$`);
-
 /**
  * True when `table` still carries a structure marker and a hooked base chain: a whole ruleset that filters. The
  * first transaction of the table's rebuild replaces it with an unhooked copy without a marker (the marker comes
  * with the hooks, in the transaction that also deletes the temporary table), so this says whether that first
- * transaction has committed. Any doubt (the listing fails) is false.
+ * transaction has committed. Any doubt (the listing fails) is false. Terse: no elements are fetched.
  */
 export async function stillWhole(nftPath: string, table: string, exec: Exec): Promise<boolean> {
   const args = ['-j', '-t', 'list', 'table', 'inet', table];
-  let doc: unknown;
   try {
-    doc = parseNftJson((await runNft(nftPath, args, exec)).stdout, nftPath, args);
+    const k = parseTableDoc(parseNftJson((await runNft(nftPath, args, exec)).stdout, nftPath, args), table);
+    return k.structureHash !== null && k.chains.some((c) => c.hook !== undefined);
   } catch {
     return false;
   }
-  const items = (doc as { nftables?: unknown }).nftables;
-  if (!Array.isArray(items)) return false;
-  let marker = false;
-  let hooked = false;
-  for (const item of items as unknown[]) {
-    if (typeof item !== 'object' || item === null) continue;
-    const set = (item as Record<string, unknown>)['set'] as Record<string, unknown> | undefined;
-    if (set !== undefined && typeof set['name'] === 'string' && structureMarkerName.test(set['name']) && set['comment'] === legacyMarkerComment) marker = true;
-    const chain = (item as Record<string, unknown>)['chain'] as Record<string, unknown> | undefined;
-    if (chain !== undefined && typeof chain['hook'] === 'string') hooked = true;
-  }
-  return marker && hooked;
 }
 
 /** Delete the temporary tables nodewall left (after a crash, or a failed apply). Never a table without the mark. */
