@@ -19,7 +19,7 @@ const table = 'nodewall';
 
 /** The address the UDP sender targets: in every big set below, and their highest element. */
 const target = '2001:db8:ff::1';
-const udpTarget: SendTarget = { kind: 'udp', dst: target, port: 9 };
+const udpTarget = { kind: 'udp', dst: target, port: 9 } as const satisfies SendTarget;
 const mldTarget: SendTarget = { kind: 'mld', ifname: 'nw0' };
 
 /**
@@ -160,6 +160,19 @@ async function chainDelta(lab: Lab, model: HostModel, previous: ApplyResult): Pr
   return applyModel(model, { ...applyOptions(lab), previous: previous.state });
 }
 
+/** The apply was a chain delta (one that replaced at least one chain). */
+function assertChainDelta(t: ExecutionContext, r: ApplyResult): void {
+  t.is(r.kind, 'delta', r.reason);
+  t.true(r.chains.length > 0, 'a chain delta');
+}
+
+/** A second UDP target on the node's link, outside every big set, with a permanent neighbour entry like udpTarget's. */
+async function routeOtherTarget(lab: Lab): Promise<SendTarget> {
+  const other: SendTarget = { ...udpTarget, dst: '2001:db8:ff::2' };
+  await lab.exec('node', 'ip', ['-6', 'neigh', 'replace', other.dst, 'lladdr', '02:00:00:00:00:01', 'dev', 'nw0', 'nud', 'permanent']);
+  return other;
+}
+
 test.serial('datapath ICMPv6: an MLD report out of nw0 is never dropped while the table is replaced or cold-started', async (t) => {
   const lab = await Lab.create(t, 'cwdp');
   await proveDetection(t, lab, mldTarget);
@@ -204,15 +217,13 @@ test.serial('a peer allowed by a big interval set is never dropped: full replace
   // pa's port list alternates: its chain is replaced, the big set stays.
   const deltas = await duringApplies(t, lab, udpTarget, 'allowed peer, chain delta (port list)', 20, async (i) => {
     last = await chainDelta(lab, allowedPeerModel(i % 2 === 0 ? [9, 7001] : [9]), last);
-    t.is(last.kind, 'delta', last.reason);
-    t.true(last.chains.length > 0, 'a chain delta');
+    assertChainDelta(t, last);
   });
   // pa's peer alternates between two big sets with the same addresses: every delta brings a new big set and
   // a rule referring to it, and drops the old rule and set, which allowed the packet until then.
   const newSets = await duringApplies(t, lab, udpTarget, 'allowed peer, chain delta bringing a new big set', 10, async (i) => {
     last = await chainDelta(lab, allowedPeerModel([9], i % 2 === 0 ? 'peers_b' : 'peers'), last);
-    t.is(last.kind, 'delta', last.reason);
-    t.true(last.chains.length > 0, 'a chain delta');
+    assertChainDelta(t, last);
   });
   assertAllPassed(t, replaces, 'full replaces');
   assertAllPassed(t, cold, 'cold starts');
@@ -226,8 +237,7 @@ test.serial('a peer denied by a big interval set never passes: full replaces, ch
   await proveDetection(t, lab, udpTarget);
   let last = await applyModel(deniedPeerModel([b.anyL4]), applyOptions(lab));
   // Not denied: another address of the same link passes by the allow-all entry.
-  const other: SendTarget = { ...udpTarget, dst: '2001:db8:ff::2' };
-  await lab.exec('node', 'ip', ['-6', 'neigh', 'replace', other.dst, 'lladdr', '02:00:00:00:00:01', 'dev', 'nw0', 'nud', 'permanent']);
+  const other = await routeOtherTarget(lab);
   t.is((await sendPackets(t, lab.nodeNs, other, 1000)).eperm, 0, 'a peer outside the deny set is allowed');
 
   const replaces = await duringApplies(t, lab, udpTarget, 'denied peer, full replace of the existing table', 20, async () => {
@@ -237,13 +247,11 @@ test.serial('a peer denied by a big interval set never passes: full replaces, ch
   // pd's rule alternates between any protocol and udp/9: its chain is replaced, the big set stays.
   const deltas = await duringApplies(t, lab, udpTarget, 'denied peer, chain delta (deny rule)', 20, async (i) => {
     last = await chainDelta(lab, deniedPeerModel(i % 2 === 0 ? [b.udp(9)] : [b.anyL4]), last);
-    t.is(last.kind, 'delta', last.reason);
-    t.true(last.chains.length > 0, 'a chain delta');
+    assertChainDelta(t, last);
   });
   const newSets = await duringApplies(t, lab, udpTarget, 'denied peer, chain delta bringing a new big set', 10, async (i) => {
     last = await chainDelta(lab, deniedPeerModel([b.anyL4], i % 2 === 0 ? 'blocked_b' : 'blocked'), last);
-    t.is(last.kind, 'delta', last.reason);
-    t.true(last.chains.length > 0, 'a chain delta');
+    assertChainDelta(t, last);
   });
   assertNonePassed(t, replaces, 'full replaces');
   assertNonePassed(t, deltas, 'chain deltas');
@@ -256,8 +264,7 @@ test.serial('a peer in a big exclusion set (ip6 daddr != @excl in an allow rule)
   await proveDetection(t, lab, udpTarget);
   let last = await applyModel(excludedPeerModel([9]), applyOptions(lab));
   // Not excluded: another address of 2001:db8::/32 is allowed by pw.
-  const other: SendTarget = { ...udpTarget, dst: '2001:db8:ff::2' };
-  await lab.exec('node', 'ip', ['-6', 'neigh', 'replace', other.dst, 'lladdr', '02:00:00:00:00:01', 'dev', 'nw0', 'nud', 'permanent']);
+  const other = await routeOtherTarget(lab);
   t.is((await sendPackets(t, lab.nodeNs, other, 1000)).eperm, 0, 'a peer outside the exclusion is allowed');
 
   const replaces = await duringApplies(t, lab, udpTarget, 'excluded peer, full replace of the existing table', 20, async () => {
@@ -266,8 +273,7 @@ test.serial('a peer in a big exclusion set (ip6 daddr != @excl in an allow rule)
   });
   const deltas = await duringApplies(t, lab, udpTarget, 'excluded peer, chain delta (port list)', 20, async (i) => {
     last = await chainDelta(lab, excludedPeerModel(i % 2 === 0 ? [9, 7001] : [9]), last);
-    t.is(last.kind, 'delta', last.reason);
-    t.true(last.chains.length > 0, 'a chain delta');
+    assertChainDelta(t, last);
   });
   assertNonePassed(t, replaces, 'full replaces');
   assertNonePassed(t, deltas, 'chain deltas');
