@@ -42,12 +42,13 @@ const perStatement = 5000;
 
 /**
  * `add element` transactions for `sets` of at most `maxElements` elements each, every one starting with
- * `guard` (a command that fails unless the table is still the one we are filling).
+ * `guard` (a command that fails unless the table is still the one we are filling); the first one then has
+ * `firstHead` (set declarations) before its elements.
  */
-export function fillScripts(table: string, sets: readonly SetSpec[], maxElements: number, guard: string): string[] {
+export function fillScripts(table: string, sets: readonly SetSpec[], maxElements: number, guard: string, firstHead: readonly string[] = []): string[] {
   const limit = Math.max(1, Math.floor(maxElements));
   const scripts: string[] = [];
-  let lines: string[] = [guard];
+  let lines: string[] = [guard, ...firstHead];
   let inTransaction = 0;
   const flush = () => {
     if (inTransaction > 0) scripts.push(`${lines.join('\n')}\n`);

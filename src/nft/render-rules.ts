@@ -95,20 +95,22 @@ export function l4Parts(l4: readonly L4Match[]): L4Part[] {
   const out: L4Part[] = [];
   // Protocols with the same ports share one rule (`protocol: ANY` gives tcp, udp and sctp the same ranges):
   // th dport sits at the same offset in all three.
-  const groups = new Map<string, ('tcp' | 'udp' | 'sctp')[]>();
-  const portRanges = new Map<string, Range[]>();
+  // Keyed by the merged ranges ('' = every port): protocols with the same ports share the rules.
+  const groups = new Map<string, { readonly ranges: readonly Range[]; readonly protos: ('tcp' | 'udp' | 'sctp')[] }>();
   for (const proto of ['tcp', 'udp', 'sctp'] as const) {
     const ranges = ports.get(proto);
     if (ranges === undefined) continue;
     const merged = mergeRanges(ranges);
-    const key = merged.some(([lo, hi]) => lo <= 0 && hi >= 65535) ? '' : merged.map(([lo, hi]) => `${lo}-${hi}`).join(',');
-    portRanges.set(key, merged);
-    groups.set(key, [...(groups.get(key) ?? []), proto]);
+    const all = merged.some(([lo, hi]) => lo <= 0 && hi >= 65535);
+    const key = all ? '' : merged.map(([lo, hi]) => `${lo}-${hi}`).join(',');
+    const g = groups.get(key);
+    if (g === undefined) groups.set(key, { ranges: all ? [] : merged, protos: [proto] });
+    else g.protos.push(proto);
   }
-  for (const [key, protos] of groups) {
-    const head = protos.length === 1 ? `${protos[0]} dport` : `meta l4proto ${valueList(protos)} th dport`;
-    if (key === '') out.push({ text: protos.length === 1 ? `meta l4proto ${protos[0]}` : `meta l4proto ${valueList(protos)}` });
-    else for (const m of portMatches(portRanges.get(key) ?? [])) out.push({ text: `${head} ${m}` });
+  for (const { ranges, protos } of groups.values()) {
+    const match = protos.length === 1 ? `meta l4proto ${protos[0]}` : `meta l4proto ${valueList(protos)}`;
+    if (ranges.length === 0) out.push({ text: match });
+    else for (const m of portMatches(ranges)) out.push({ text: `${protos.length === 1 ? `${protos[0]} dport` : `${match} th dport`} ${m}` });
   }
   const v4 = icmp.get('ipv4');
   if (v4 !== undefined) out.push({ family: 'ipv4', text: `icmp type ${numberList(v4)}` });

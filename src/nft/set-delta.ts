@@ -242,12 +242,9 @@ export function renderChainDelta(
 export function prefillScripts(prev: LayoutState, next: RenderedRuleset, maxElements: number): { scripts: string[]; sets: Set<string> } {
   const fresh = [...next.sets.values()].filter((s) => !prev.sets.has(s.name));
   const guard = `flush set inet ${next.table} ${markerSetName(prev.structureHash)}`;
-  const fills = fillScripts(next.table, fresh, maxElements, guard);
-  const first = fills[0];
-  if (first === undefined) return { scripts: [], sets: new Set() };
   // The declarations go with the first fill: after the guard, before the first element.
-  const declare = [guard, ...fresh.map((s) => setDeclaration(next.table, s))].join('\n');
-  return { scripts: [`${declare}\n${first.slice(guard.length + 1)}`, ...fills.slice(1)], sets: new Set(fresh.map((s) => s.name)) };
+  const scripts = fillScripts(next.table, fresh, maxElements, guard, fresh.map((s) => setDeclaration(next.table, s)));
+  return scripts.length === 0 ? { scripts, sets: new Set() } : { scripts, sets: new Set(fresh.map((s) => s.name)) };
 }
 
 export interface PlanOptions {
